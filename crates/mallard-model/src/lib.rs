@@ -1,1 +1,162 @@
-//! mallard-model
+//! One model-file format and one trait for every mallard classifier.
+//!
+//! `train`, `eval` and `scan` see models only through [`Model`]: class probabilities,
+//! reasons for a score, and a [`ModelFile`] to save. [`load`] picks the implementation from
+//! the file's metadata.
+
+mod file;
+
+pub use file::{ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
+pub use mallard_tokenizer::Tokenizer;
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("not a mallard model: {0}")]
+    Foreign(String),
+    #[error("corrupt mallard model: {0}")]
+    Corrupt(String),
+    #[error("model file format version {found} is newer than this mallard supports ({supported}); upgrade mallard")]
+    Newer { found: u32, supported: u32 },
+    #[error("invalid model: {0}")]
+    Invalid(String),
+    #[error("unknown model kind {0:?}")]
+    UnknownKind(String),
+    #[error("this model reads {expected}, not {got}")]
+    WrongInput { expected: &'static str, got: &'static str },
+    #[error("{0}")]
+    Compute(String),
+}
+
+/// What a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// A sequence of API-call names.
+    ApiSequence,
+    /// A fixed-length feature vector.
+    Features,
+}
+
+/// One input to a model.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Apis(&'a [String]),
+    Features(&'a [f32]),
+}
+
+impl Input<'_> {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Input::Apis(_) => "API-call sequences",
+            Input::Features(_) => "feature vectors",
+        }
+    }
+}
+
+/// Everything about a model except its weights; stored as JSON in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub mallard_version: String,
+    /// Implementation tag, e.g. `lstm`, `gru`, `bilstm`, `ngram`, `ensemble`.
+    pub kind: String,
+    pub input: InputKind,
+    /// Class names in output order.
+    pub labels: Vec<String>,
+    /// Index of the malicious class for binary models; `None` for family-only models.
+    pub positive: Option<usize>,
+    /// Decision threshold on P(positive).
+    pub threshold: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<Tokenizer>,
+    /// Kind-specific settings needed to rebuild the model.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// How it was trained: data, options, per-epoch losses, time.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Held-out metrics measured at training time, if any.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+impl Meta {
+    pub fn new(kind: &str, input: InputKind, labels: Vec<String>) -> Self {
+        let positive = positive_index(&labels);
+        Meta {
+            mallard_version: env!("CARGO_PKG_VERSION").to_string(),
+            kind: kind.to_string(),
+            input,
+            labels,
+            positive,
+            threshold: 0.5,
+            tokenizer: None,
+            config: serde_json::Value::Null,
+            training: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        }
+    }
+}
+
+/// The malicious class of a two-class label set: the label that is not `benign`
+/// (`clean`, `goodware` and `0` count as benign too).
+pub fn positive_index(labels: &[String]) -> Option<usize> {
+    if labels.len() != 2 {
+        return None;
+    }
+    let benign = |s: &str| matches!(s.to_ascii_lowercase().as_str(), "benign" | "clean" | "cleanware" | "goodware" | "0");
+    match (benign(&labels[0]), benign(&labels[1])) {
+        (true, false) => Some(1),
+        (false, true) => Some(0),
+        _ => Some(1),
+    }
+}
+
+/// Why a model scored an input as it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// `api`, `ngram`, `feature`, `rule`...
+    pub kind: String,
+    pub name: String,
+    /// Contribution toward the malicious (or predicted) class; larger is more suspicious.
+    pub weight: f32,
+}
+
+/// A trained classifier.
+pub trait Model: Send + Sync {
+    fn meta(&self) -> &Meta;
+
+    /// Class probabilities, row-major `[inputs.len(), labels.len()]`.
+    fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError>;
+
+    /// The inputs' parts that drove the score most, strongest first.
+    fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
+
+    /// Weights and metadata, ready to write.
+    fn to_file(&self) -> Result<ModelFile, ModelError>;
+
+    fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.to_file()?.write(path)
+    }
+}
+
+/// Builds the model a file describes.
+pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
+    match file.meta.kind.as_str() {
+        other => Err(ModelError::UnknownKind(other.to_string())),
+    }
+}
+
+/// Reads a model file from disk.
+pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
+    from_file(ModelFile::read(path)?)
+}
+
+/// Reads a model file from memory (the built-in defaults).
+pub fn load_bytes(bytes: &[u8]) -> Result<Box<dyn Model>, ModelError> {
+    from_file(ModelFile::from_bytes(bytes)?)
+}

@@ -1,0 +1,134 @@
+//! The model file: a plain safetensors file whose header metadata carries mallard's JSON.
+//!
+//! Any safetensors reader can open it; mallard recognises its own files by the metadata keys
+//! `format = "mallard-model"` and `format_version`, and refuses newer versions instead of
+//! misreading them.
+
+use crate::{Meta, ModelError};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Identifies a mallard model inside the safetensors metadata.
+pub const FORMAT: &str = "mallard-model";
+/// Bumped on any change old readers would misread.
+pub const FORMAT_VERSION: u32 = 1;
+/// Larger files are refused before reading: no mallard model comes near this.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// A named f32 tensor in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Tensor { name: name.into(), shape, data }
+    }
+}
+
+/// Metadata plus tensors, as stored on disk.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub meta: Meta,
+    pub tensors: Vec<Tensor>,
+}
+
+impl ModelFile {
+    pub fn tensor(&self, name: &str) -> Result<&Tensor, ModelError> {
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ModelError::Invalid(format!("missing tensor {name:?}")))
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        for t in &self.tensors {
+            if t.shape.iter().product::<usize>() != t.data.len() {
+                return Err(ModelError::Invalid(format!(
+                    "tensor {:?}: shape {:?} does not hold {} values",
+                    t.name,
+                    t.shape,
+                    t.data.len()
+                )));
+            }
+        }
+        let bytes: Vec<Vec<u8>> = self
+            .tensors
+            .iter()
+            .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+            .collect();
+        let mut views = Vec::with_capacity(self.tensors.len());
+        for (t, b) in self.tensors.iter().zip(&bytes) {
+            let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| ModelError::Invalid(format!("tensor {:?}: {e}", t.name)))?;
+            views.push((t.name.as_str(), v));
+        }
+        let meta = serde_json::to_string(&self.meta)
+            .map_err(|e| ModelError::Invalid(format!("metadata: {e}")))?;
+        let info = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("format_version".to_string(), FORMAT_VERSION.to_string()),
+            ("mallard".to_string(), meta),
+        ]);
+        safetensors::tensor::serialize(views, Some(info))
+            .map_err(|e| ModelError::Invalid(format!("serialize: {e}")))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
+        let info = header
+            .metadata()
+            .as_ref()
+            .ok_or_else(|| ModelError::Foreign("safetensors file without mallard metadata".into()))?;
+        match info.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(ModelError::Foreign(format!("safetensors file of format {other:?}"))),
+            None => return Err(ModelError::Foreign("safetensors file without mallard metadata".into())),
+        }
+        let version: u32 = info
+            .get("format_version")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ModelError::Corrupt("format_version missing or not a number".into()))?;
+        if version > FORMAT_VERSION {
+            return Err(ModelError::Newer { found: version, supported: FORMAT_VERSION });
+        }
+        let meta_json = info.get("mallard").ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?;
+        let meta: Meta = serde_json::from_str(meta_json)
+            .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let mut tensors = Vec::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(ModelError::Corrupt(format!("tensor {name:?} is {:?}, expected F32", view.dtype())));
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.push(Tensor { name, shape: view.shape().to_vec(), data });
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ModelFile { meta, tensors })
+    }
+
+    pub fn read(path: &Path) -> Result<Self, ModelError> {
+        let io = |e: std::io::Error| ModelError::Io(path.display().to_string(), e);
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_FILE_BYTES {
+            return Err(ModelError::Foreign(format!("{len} bytes is too large for a mallard model")));
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), ModelError> {
+        let bytes = self.to_bytes()?;
+        std::fs::write(path, bytes).map_err(|e| ModelError::Io(path.display().to_string(), e))
+    }
+}
