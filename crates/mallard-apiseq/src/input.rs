@@ -1,0 +1,118 @@
+//! Opening inputs: gzip is detected by its magic bytes, never by the file name, and an
+//! optional byte cap applies to the decompressed stream (so a gzip bomb stops early).
+
+use crate::ReadError;
+use flate2::bufread::MultiGzDecoder;
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+const BUF: usize = 256 * 1024;
+
+/// A buffered, decompressed view of a file, plus a flag raised when the byte cap was hit.
+pub(crate) struct Input {
+    pub reader: Box<dyn BufRead>,
+    pub over_limit: Rc<Cell<bool>>,
+    pub limit: Option<u64>,
+}
+
+impl Input {
+    /// Turns an I/O error into [`ReadError::TooLarge`] when it was caused by the byte cap.
+    pub fn error(&self, path: &Path, e: io::Error) -> ReadError {
+        match self.limit {
+            Some(limit) if self.over_limit.get() => ReadError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            },
+            _ => ReadError::io(path, e),
+        }
+    }
+}
+
+pub(crate) fn open(path: &Path, max_bytes: Option<u64>) -> Result<Input, ReadError> {
+    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+    from_reader(Box::new(file), path, max_bytes)
+}
+
+/// Wraps any byte source: buffers it, inflates gzip, applies the byte cap.
+pub(crate) fn from_reader(
+    source: Box<dyn Read>,
+    path: &Path,
+    max_bytes: Option<u64>,
+) -> Result<Input, ReadError> {
+    let mut raw = BufReader::with_capacity(BUF, source);
+    let head = raw.fill_buf().map_err(|e| ReadError::io(path, e))?;
+    let gz = head.starts_with(&[0x1f, 0x8b]);
+    let over_limit = Rc::new(Cell::new(false));
+    let reader: Box<dyn BufRead> = match (gz, max_bytes) {
+        (false, None) => Box::new(raw),
+        (true, None) => Box::new(BufReader::with_capacity(BUF, MultiGzDecoder::new(raw))),
+        (gz, Some(limit)) => {
+            let inner: Box<dyn Read> = if gz {
+                Box::new(MultiGzDecoder::new(raw))
+            } else {
+                Box::new(raw)
+            };
+            Box::new(BufReader::with_capacity(
+                BUF,
+                Capped {
+                    inner,
+                    left: limit,
+                    hit: over_limit.clone(),
+                },
+            ))
+        }
+    };
+    Ok(Input {
+        reader,
+        over_limit,
+        limit: max_bytes,
+    })
+}
+
+/// Fails with an I/O error once more than `left` bytes have been read.
+struct Capped {
+    inner: Box<dyn Read>,
+    left: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.hit.set(true);
+            return Err(io::Error::other("input exceeds max_bytes"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads one line (without `\n` / `\r\n`) into `buf`; false at end of input.
+pub(crate) fn next_line(
+    input: &mut Input,
+    path: &Path,
+    buf: &mut Vec<u8>,
+) -> Result<bool, ReadError> {
+    buf.clear();
+    let n = match input.reader.read_until(b'\n', buf) {
+        Ok(n) => n,
+        Err(e) => return Err(input.error(path, e)),
+    };
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(true)
+}

@@ -1,0 +1,971 @@
+//! Streaming reader for Cuckoo 2.x, Cuckoo 1.2 and CAPEv2 `report.json`.
+//!
+//! Reports can be gigabytes, almost all of it call arguments, screenshots, strings and
+//! memory dumps. The parser walks the JSON once with hand-written serde visitors, keeps
+//! only API names (interned to `u32`), one time per call and a few metadata strings, and
+//! skips everything else with [`IgnoredAny`], which allocates nothing for skipped values.
+//! Values of an unexpected type are ignored instead of failing the report: only broken
+//! JSON, I/O errors and reports without behaviour data are errors.
+
+use crate::input;
+use crate::{ReadError, Sample};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Which sandbox wrote a report; the call schema differs between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// Cuckoo 2.x: `pid`, float `time`, `behavior.apistats`.
+    Cuckoo,
+    /// CAPEv2: `process_id`, string `timestamp`, family in `detections`.
+    Cape,
+    /// Cuckoo 1.x: the schema CAPE inherited, without CAPE's extra sections.
+    Cuckoo1,
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flavor::Cuckoo => "Cuckoo 2.x",
+            Flavor::Cape => "CAPE",
+            Flavor::Cuckoo1 => "Cuckoo 1.x",
+        })
+    }
+}
+
+/// Where a report's API sequence came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSource {
+    /// `behavior.processes[].calls`: the real trace, in order.
+    Calls,
+    /// `behavior.apistats` counts, used only when no call was logged: order is lost.
+    ApiStats,
+}
+
+/// Limits and hints for [`read_report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// Keep at most this many calls per report (the first ones in file order); a warning
+    /// says how many were dropped. Bounds memory on pathological traces.
+    pub max_calls: usize,
+    /// Refuse reports whose (decompressed) JSON is larger than this.
+    pub max_bytes: Option<u64>,
+    /// The flavor the caller expects. Used when the report does not identify itself;
+    /// a report that clearly is another flavor is still read, with a warning.
+    pub expect: Option<Flavor>,
+    /// Cuckoo 1.x and CAPE collapse identical consecutive calls into one record with a
+    /// `repeated` count. By default one record gives one API (as the sandbox shows it);
+    /// set this to repeat it `1 + repeated` times, as the process actually called it.
+    pub expand_repeated: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            max_calls: 5_000_000,
+            max_bytes: None,
+            expect: None,
+            expand_repeated: false,
+        }
+    }
+}
+
+/// One monitored process and its API calls in the order the sandbox logged them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessCalls {
+    /// `pid` (Cuckoo 2) or `process_id` (Cuckoo 1, CAPE); 0 when the report has none.
+    pub pid: u64,
+    /// `process_name`.
+    pub name: Option<String>,
+    /// `process_path` (Cuckoo 2) or `module_path` (CAPE).
+    pub path: Option<String>,
+    pub apis: Vec<String>,
+}
+
+/// What mallard keeps of a sandbox report.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub path: PathBuf,
+    pub flavor: Flavor,
+    /// `info.version`, e.g. "2.0.7", "1.2", "2.4-CAPE".
+    pub version: Option<String>,
+    /// `target.file.sha256`.
+    pub sha256: Option<String>,
+    /// `target.file.name`.
+    pub target_name: Option<String>,
+    /// Malware family named by the sandbox itself (CAPE `detections`, else `malfamily`).
+    /// CAPE's `malfamily_tag` is not used: it names the detecting engine ("Yara"), not a family.
+    pub family_hint: Option<String>,
+    /// Every process in `behavior.processes`, also those without calls, in report order.
+    pub processes: Vec<ProcessCalls>,
+    pub source: CallSource,
+    /// Things a user should know (truncation, fallback to apistats, skipped records).
+    pub warnings: Vec<String>,
+    /// Per process, per call: time in seconds (NaN when unknown). Parallel to `processes`.
+    times: Vec<Vec<f64>>,
+}
+
+impl Report {
+    /// The whole sample's trace: all processes' calls merged by time. Each process keeps
+    /// its own order; calls with equal times come in process order; a call without a
+    /// usable time stays right after the call before it in its process.
+    pub fn sequence(&self) -> Vec<String> {
+        self.merged_order()
+            .into_iter()
+            .filter_map(|(p, i)| self.processes.get(p).and_then(|pc| pc.apis.get(i)).cloned())
+            .collect()
+    }
+
+    /// Number of calls kept over all processes.
+    pub fn call_count(&self) -> usize {
+        self.processes.iter().map(|p| p.apis.len()).sum()
+    }
+
+    /// The report as a dataset sample: [`Report::sequence`] with the target's sha256.
+    pub fn to_sample(&self, id: String, label: Option<String>) -> Sample {
+        Sample {
+            id,
+            label,
+            apis: self.sequence(),
+            sha256: self.sha256.clone(),
+        }
+    }
+
+    /// (process index, call index) pairs in merged time order (k-way merge).
+    fn merged_order(&self) -> Vec<(usize, usize)> {
+        let n = self.processes.len();
+        let time_of = |p: usize, i: usize, prev: f64| -> f64 {
+            let t = self
+                .times
+                .get(p)
+                .and_then(|ts| ts.get(i))
+                .copied()
+                .unwrap_or(f64::NAN);
+            if t.is_nan() {
+                prev
+            } else {
+                t
+            }
+        };
+        let mut out = Vec::with_capacity(self.call_count());
+        let mut heap: BinaryHeap<Reverse<(TotalF64, usize, usize)>> = BinaryHeap::with_capacity(n);
+        for (p, pc) in self.processes.iter().enumerate() {
+            if !pc.apis.is_empty() {
+                heap.push(Reverse((TotalF64(time_of(p, 0, f64::NEG_INFINITY)), p, 0)));
+            }
+        }
+        while let Some(Reverse((TotalF64(t), p, i))) = heap.pop() {
+            out.push((p, i));
+            let next = i + 1;
+            if self.processes.get(p).is_some_and(|pc| next < pc.apis.len()) {
+                heap.push(Reverse((TotalF64(time_of(p, next, t)), p, next)));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TotalF64(f64);
+impl PartialEq for TotalF64 {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.total_cmp(&o.0) == Ordering::Equal
+    }
+}
+impl Eq for TotalF64 {}
+impl PartialOrd for TotalF64 {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TotalF64 {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Reads a Cuckoo or CAPE `report.json` (plain or gzip) in one streaming pass.
+///
+/// When no call was logged but Cuckoo 2's `behavior.apistats` exists, each process gets
+/// its APIs from the counts: every API repeated `count` times, most frequent first (ties
+/// by name). This keeps the API histogram exact for count-based models; the order is
+/// invented, which [`Report::source`] and a warning make explicit.
+pub fn read_report(path: &Path, opts: &ReportOptions) -> Result<Report, ReadError> {
+    parse(input::open(path, opts.max_bytes)?, path, opts)
+}
+
+/// [`read_report`] from any byte source (stdin, an archive member); `name` is used in
+/// messages and as [`Report::path`].
+pub fn read_report_from<R: std::io::Read + 'static>(
+    reader: R,
+    name: &Path,
+    opts: &ReportOptions,
+) -> Result<Report, ReadError> {
+    parse(
+        input::from_reader(Box::new(reader), name, opts.max_bytes)?,
+        name,
+        opts,
+    )
+}
+
+fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Report, ReadError> {
+    let over = input.over_limit.clone();
+    let limit = input.limit;
+    let mut st = State::new(opts);
+    let mut de = serde_json::Deserializer::from_reader(input.reader);
+    let json_err = |e: serde_json::Error| -> ReadError {
+        if e.is_io() {
+            match limit {
+                Some(limit) if over.get() => ReadError::TooLarge {
+                    path: path.to_path_buf(),
+                    limit,
+                },
+                _ => ReadError::io(path, e.into()),
+            }
+        } else {
+            let full = e.to_string();
+            let msg = full
+                .rsplit_once(" at line ")
+                .map_or(full.as_str(), |(m, _)| m)
+                .to_string();
+            ReadError::Json {
+                path: path.to_path_buf(),
+                line: e.line(),
+                column: e.column(),
+                msg,
+            }
+        }
+    };
+    let was_object = Lenient(Top(&mut st))
+        .deserialize(&mut de)
+        .map_err(json_err)?;
+    de.end().map_err(json_err)?;
+    if !was_object {
+        return Err(ReadError::invalid(
+            path,
+            "top level is not a JSON object, so not a sandbox report",
+        ));
+    }
+    st.finish(path, opts)
+}
+
+// ---------------------------------------------------------------------------------------
+// Lenient visitors: a Handler says what to do with the JSON types it cares about; every
+// other type is consumed and answered with `fallback()`.
+
+trait Handler<'de>: Sized {
+    type Out;
+    fn fallback(self) -> Self::Out;
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(self.fallback())
+    }
+    fn on_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.fallback())
+    }
+    fn on_str(self, _s: &str) -> Self::Out {
+        self.fallback()
+    }
+    fn on_f64(self, _v: f64) -> Self::Out {
+        self.fallback()
+    }
+    fn on_u64(self, v: u64) -> Self::Out {
+        self.on_f64(v as f64)
+    }
+    fn on_i64(self, v: i64) -> Self::Out {
+        self.on_f64(v as f64)
+    }
+}
+
+struct Lenient<H>(H);
+
+impl<'de, H: Handler<'de>> Visitor<'de> for Lenient<H> {
+    type Value = H::Out;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _v: bool) -> Result<H::Out, E> {
+        Ok(self.0.fallback())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<H::Out, E> {
+        Ok(self.0.on_i64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<H::Out, E> {
+        Ok(self.0.on_u64(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<H::Out, E> {
+        Ok(self.0.on_f64(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<H::Out, E> {
+        Ok(self.0.on_str(v))
+    }
+    fn visit_bytes<E>(self, _v: &[u8]) -> Result<H::Out, E> {
+        Ok(self.0.fallback())
+    }
+    fn visit_unit<E>(self) -> Result<H::Out, E> {
+        Ok(self.0.fallback())
+    }
+    fn visit_none<E>(self) -> Result<H::Out, E> {
+        Ok(self.0.fallback())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<H::Out, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<H::Out, A::Error> {
+        self.0.on_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<H::Out, A::Error> {
+        self.0.on_map(map)
+    }
+}
+
+impl<'de, H: Handler<'de>> DeserializeSeed<'de> for Lenient<H> {
+    type Value = H::Out;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<H::Out, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A map key, looked up in a fixed table without allocating.
+struct Key(&'static [&'static str]);
+impl Handler<'_> for Key {
+    type Out = Option<usize>;
+    fn fallback(self) -> Option<usize> {
+        None
+    }
+    fn on_str(self, s: &str) -> Option<usize> {
+        self.0.iter().position(|k| *k == s)
+    }
+}
+
+/// Skips a value.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(|_| ())
+}
+
+struct Text;
+impl Handler<'_> for Text {
+    type Out = Option<String>;
+    fn fallback(self) -> Option<String> {
+        None
+    }
+    fn on_str(self, s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+}
+
+struct Uint;
+impl Handler<'_> for Uint {
+    type Out = Option<u64>;
+    fn fallback(self) -> Option<u64> {
+        None
+    }
+    fn on_u64(self, v: u64) -> Option<u64> {
+        Some(v)
+    }
+    fn on_i64(self, v: i64) -> Option<u64> {
+        u64::try_from(v).ok()
+    }
+    fn on_f64(self, v: f64) -> Option<u64> {
+        (v >= 0.0 && v.fract() == 0.0 && v < 1.8e19).then_some(v as u64)
+    }
+    fn on_str(self, s: &str) -> Option<u64> {
+        s.trim().parse().ok()
+    }
+}
+
+/// A call time: float epoch seconds, or a "YYYY-mm-dd HH:MM:SS,mmm" string. NaN if unknown.
+struct Time;
+impl Handler<'_> for Time {
+    type Out = f64;
+    fn fallback(self) -> f64 {
+        f64::NAN
+    }
+    fn on_f64(self, v: f64) -> f64 {
+        v
+    }
+    fn on_str(self, s: &str) -> f64 {
+        parse_timestamp(s)
+            .or_else(|| s.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Seconds since 1970 for "YYYY-mm-dd HH:MM:SS[,.]fff" (the sandbox's local clock).
+pub(crate) fn parse_timestamp(s: &str) -> Option<f64> {
+    let (date, time) = s.trim().split_once([' ', 'T'])?;
+    let mut d = date.splitn(3, '-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let m: i64 = d.next()?.parse().ok()?;
+    let day: i64 = d.next()?.parse().ok()?;
+    let (hms, frac) = match time.find([',', '.']) {
+        Some(i) => (time.get(..i)?, time.get(i + 1..)?),
+        None => (time, ""),
+    };
+    let mut t = hms.splitn(3, ':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let sec: i64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&mi)
+        || !(0..=60).contains(&sec)
+        || !(-9999..=9999).contains(&y)
+    {
+        return None;
+    }
+    let frac = if frac.is_empty() {
+        0.0
+    } else {
+        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        frac.parse::<f64>().ok()? / 10f64.powi(frac.len() as i32)
+    };
+    // Days from 1970-01-01 in the proleptic Gregorian calendar (civil-from-days inverse).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) as f64 + frac)
+}
+
+// ---------------------------------------------------------------------------------------
+// Parse state.
+
+#[derive(Default)]
+struct ProcBuf {
+    pid: Option<u64>,
+    name: Option<String>,
+    path: Option<String>,
+    ids: Vec<u32>,
+    times: Vec<f64>,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(s.to_owned(), id);
+        self.names.push(s.to_owned());
+        id
+    }
+}
+
+#[derive(Default)]
+struct State {
+    max_calls: usize,
+    expand_repeated: bool,
+    names: Interner,
+    procs: Vec<ProcBuf>,
+    apistats: Vec<(String, Vec<(u32, u64)>)>,
+    behavior_seen: bool,
+    behavior_object: bool,
+    version: Option<String>,
+    sha256: Option<String>,
+    target_name: Option<String>,
+    detections: Option<String>,
+    malfamily: Option<String>,
+    cape_sections: bool,
+    time_float: bool,
+    time_string: bool,
+    /// Call records with an API name, and how many API occurrences they stand for.
+    records: u64,
+    wanted: u64,
+    kept: usize,
+    no_api: u64,
+    bad_processes: u64,
+}
+
+impl State {
+    fn new(opts: &ReportOptions) -> Self {
+        State {
+            max_calls: opts.max_calls,
+            expand_repeated: opts.expand_repeated,
+            ..State::default()
+        }
+    }
+
+    fn detect_flavor(&self, opts: &ReportOptions, warnings: &mut Vec<String>) -> Flavor {
+        let v = self.version.as_deref().map(str::trim).unwrap_or("");
+        let detected = if v.to_ascii_uppercase().contains("CAPE") || self.cape_sections {
+            Some(Flavor::Cape)
+        } else if v.starts_with("1.") || v.starts_with("0.") {
+            Some(Flavor::Cuckoo1)
+        } else if v.starts_with("2.") || (self.time_float && !self.time_string) {
+            Some(Flavor::Cuckoo)
+        } else if self.time_string && !self.time_float && opts.expect != Some(Flavor::Cape) {
+            Some(Flavor::Cuckoo1)
+        } else {
+            None
+        };
+        match (detected, opts.expect) {
+            (Some(d), Some(e)) if !compatible(e, d) => {
+                warnings.push(format!("expected a {e} report but this looks like {d} (info.version {v:?}); read anyway"));
+                d
+            }
+            (Some(d), _) => d,
+            (None, Some(e)) => e,
+            (None, None) => Flavor::Cuckoo,
+        }
+    }
+
+    fn finish(mut self, path: &Path, opts: &ReportOptions) -> Result<Report, ReadError> {
+        if !self.behavior_seen || !self.behavior_object {
+            return Err(ReadError::NoBehavior {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut warnings = Vec::new();
+        let flavor = self.detect_flavor(opts, &mut warnings);
+        let mut source = CallSource::Calls;
+        if self.records == 0 {
+            let stats_total: u64 = self
+                .apistats
+                .iter()
+                .flat_map(|(_, c)| c.iter().map(|&(_, n)| n))
+                .fold(0, u64::saturating_add);
+            if stats_total == 0 {
+                return Err(ReadError::NoCalls {
+                    path: path.to_path_buf(),
+                });
+            }
+            self.fill_from_apistats(&mut warnings);
+            source = CallSource::ApiStats;
+            warnings.insert(
+                0,
+                "calls not logged; using behavior.apistats (order lost)".to_string(),
+            );
+        }
+        if self.wanted > self.kept as u64 {
+            warnings.push(format!(
+                "kept the first {} of {} API calls (max_calls = {})",
+                self.kept, self.wanted, self.max_calls
+            ));
+        }
+        if self.no_api > 0 {
+            warnings.push(format!(
+                "skipped {} call records without an 'api' name",
+                self.no_api
+            ));
+        }
+        if self.bad_processes > 0 {
+            warnings.push(format!(
+                "skipped {} entries of behavior.processes that are not objects",
+                self.bad_processes
+            ));
+        }
+        let missing_pid = self.procs.iter().filter(|p| p.pid.is_none()).count();
+        if missing_pid > 0 {
+            warnings.push(format!(
+                "{missing_pid} processes have no pid; reported as pid 0"
+            ));
+        }
+        let names = self.names.names;
+        let mut processes = Vec::with_capacity(self.procs.len());
+        let mut times = Vec::with_capacity(self.procs.len());
+        for p in self.procs {
+            let apis = p
+                .ids
+                .iter()
+                .map(|&id| names.get(id as usize).cloned().unwrap_or_default())
+                .collect();
+            processes.push(ProcessCalls {
+                pid: p.pid.unwrap_or(0),
+                name: p.name,
+                path: p.path,
+                apis,
+            });
+            times.push(p.times);
+        }
+        Ok(Report {
+            path: path.to_path_buf(),
+            flavor,
+            version: self.version,
+            sha256: self.sha256,
+            target_name: self.target_name,
+            family_hint: self.detections.or(self.malfamily),
+            processes,
+            source,
+            warnings,
+            times,
+        })
+    }
+
+    fn fill_from_apistats(&mut self, warnings: &mut Vec<String>) {
+        let stats = std::mem::take(&mut self.apistats);
+        for (key, mut counts) in stats {
+            let pid = key.trim().parse::<u64>().ok();
+            if pid.is_none() {
+                warnings.push(format!(
+                    "behavior.apistats key {key:?} is not a pid; reported as pid 0"
+                ));
+            }
+            let names = &self.names.names;
+            counts.sort_by(|a, b| {
+                b.1.cmp(&a.1)
+                    .then_with(|| names.get(a.0 as usize).cmp(&names.get(b.0 as usize)))
+            });
+            let idx = match self
+                .procs
+                .iter()
+                .position(|p| p.pid.is_some() && p.pid == pid && p.ids.is_empty())
+            {
+                Some(i) => i,
+                None => {
+                    self.procs.push(ProcBuf {
+                        pid,
+                        ..ProcBuf::default()
+                    });
+                    self.procs.len() - 1
+                }
+            };
+            let Some(proc_buf) = self.procs.get_mut(idx) else {
+                continue;
+            };
+            for (id, n) in counts {
+                self.wanted = self.wanted.saturating_add(n);
+                let room = self.max_calls.saturating_sub(self.kept);
+                let take = usize::try_from(n).unwrap_or(usize::MAX).min(room);
+                proc_buf.ids.extend(std::iter::repeat_n(id, take));
+                proc_buf.times.extend(std::iter::repeat_n(f64::NAN, take));
+                self.kept += take;
+            }
+        }
+    }
+}
+
+fn compatible(expect: Flavor, got: Flavor) -> bool {
+    expect == got || (expect == Flavor::Cuckoo && got == Flavor::Cuckoo1)
+}
+
+// ---------------------------------------------------------------------------------------
+// The report's shape.
+
+struct Top<'a>(&'a mut State);
+impl<'de> Handler<'de> for Top<'_> {
+    type Out = bool;
+    fn fallback(self) -> bool {
+        false
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        const KEYS: &[&str] = &[
+            "behavior",
+            "target",
+            "info",
+            "detections",
+            "malfamily",
+            "CAPE",
+            "malscore",
+        ];
+        let st = self.0;
+        while let Some(k) = map.next_key_seed(Lenient(Key(KEYS)))? {
+            match k {
+                Some(0) => {
+                    st.behavior_seen = true;
+                    if map.next_value_seed(Lenient(Behavior(&mut *st)))? {
+                        st.behavior_object = true;
+                    }
+                }
+                Some(1) => map.next_value_seed(Lenient(Target(&mut *st)))?,
+                Some(2) => map.next_value_seed(Lenient(Info(&mut *st)))?,
+                Some(3) => {
+                    let d = map.next_value_seed(Lenient(Detections))?;
+                    st.detections = st.detections.take().or(d);
+                }
+                Some(4) => {
+                    st.malfamily = map
+                        .next_value_seed(Lenient(Text))?
+                        .filter(|s| !s.trim().is_empty())
+                }
+                Some(5) | Some(6) => {
+                    st.cape_sections = true;
+                    skip(&mut map)?;
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct Target<'a>(&'a mut State);
+impl<'de> Handler<'de> for Target<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key_seed(Lenient(Key(&["file"])))? {
+            match k {
+                Some(0) => map.next_value_seed(Lenient(TargetFile(&mut *self.0)))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct TargetFile<'a>(&'a mut State);
+impl<'de> Handler<'de> for TargetFile<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key_seed(Lenient(Key(&["name", "sha256"])))? {
+            match k {
+                Some(0) => self.0.target_name = map.next_value_seed(Lenient(Text))?,
+                Some(1) => self.0.sha256 = map.next_value_seed(Lenient(Text))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Info<'a>(&'a mut State);
+impl<'de> Handler<'de> for Info<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key_seed(Lenient(Key(&["version"])))? {
+            match k {
+                Some(0) => self.0.version = map.next_value_seed(Lenient(Text))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CAPE `detections`: "QakBot" (2.2) or `[{"family": "SunCrypt", "details": [...]}, ...]` (2.4).
+/// The first family named wins.
+struct Detections;
+impl<'de> Handler<'de> for Detections {
+    type Out = Option<String>;
+    fn fallback(self) -> Option<String> {
+        None
+    }
+    fn on_str(self, s: &str) -> Option<String> {
+        Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut family = None;
+        while let Some(k) = map.next_key_seed(Lenient(Key(&["family"])))? {
+            match k {
+                Some(0) => {
+                    let f = map.next_value_seed(Lenient(Detections))?;
+                    family = family.or(f);
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(family)
+    }
+    fn on_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+        let mut family = None;
+        while let Some(f) = seq.next_element_seed(Lenient(Detections))? {
+            family = family.or(f);
+        }
+        Ok(family)
+    }
+}
+
+/// `behavior`; answers whether it was an object.
+struct Behavior<'a>(&'a mut State);
+impl<'de> Handler<'de> for Behavior<'_> {
+    type Out = bool;
+    fn fallback(self) -> bool {
+        false
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let st = self.0;
+        while let Some(k) = map.next_key_seed(Lenient(Key(&["processes", "apistats"])))? {
+            match k {
+                Some(0) => map.next_value_seed(Lenient(Processes(&mut *st)))?,
+                Some(1) => map.next_value_seed(Lenient(ApiStats(&mut *st)))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct Processes<'a>(&'a mut State);
+impl<'de> Handler<'de> for Processes<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(was_object) = seq.next_element_seed(Lenient(Process(&mut *self.0)))? {
+            if !was_object {
+                self.0.bad_processes += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Process<'a>(&'a mut State);
+impl<'de> Handler<'de> for Process<'_> {
+    type Out = bool;
+    fn fallback(self) -> bool {
+        false
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        const KEYS: &[&str] = &[
+            "pid",
+            "process_id",
+            "process_name",
+            "process_path",
+            "module_path",
+            "calls",
+        ];
+        let st = self.0;
+        let mut p = ProcBuf::default();
+        while let Some(k) = map.next_key_seed(Lenient(Key(KEYS)))? {
+            match k {
+                Some(0) | Some(1) => {
+                    let v = map.next_value_seed(Lenient(Uint))?;
+                    p.pid = p.pid.or(v);
+                }
+                Some(2) => p.name = map.next_value_seed(Lenient(Text))?.or(p.name),
+                Some(3) | Some(4) => p.path = map.next_value_seed(Lenient(Text))?.or(p.path),
+                Some(5) => map.next_value_seed(Lenient(Calls {
+                    st: &mut *st,
+                    p: &mut p,
+                }))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        st.procs.push(p);
+        Ok(true)
+    }
+}
+
+struct Calls<'a> {
+    st: &'a mut State,
+    p: &'a mut ProcBuf,
+}
+impl<'de> Handler<'de> for Calls<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Lenient(Call {
+                st: &mut *self.st,
+                p: &mut *self.p,
+            }))?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+struct Call<'a> {
+    st: &'a mut State,
+    p: &'a mut ProcBuf,
+}
+impl<'de> Handler<'de> for Call<'_> {
+    type Out = ();
+    fn fallback(self) {
+        self.st.no_api += 1;
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let st = self.st;
+        let mut api = None;
+        let mut time = f64::NAN;
+        let mut repeated = 0u64;
+        while let Some(k) =
+            map.next_key_seed(Lenient(Key(&["api", "time", "timestamp", "repeated"])))?
+        {
+            match k {
+                Some(0) => api = map.next_value_seed(Lenient(ApiName(&mut st.names)))?,
+                Some(1) => {
+                    time = map.next_value_seed(Lenient(Time))?;
+                    st.time_float = true;
+                }
+                Some(2) => {
+                    time = map.next_value_seed(Lenient(Time))?;
+                    st.time_string = true;
+                }
+                Some(3) => repeated = map.next_value_seed(Lenient(Uint))?.unwrap_or(0),
+                _ => skip(&mut map)?,
+            }
+        }
+        let Some(id) = api else {
+            st.no_api += 1;
+            return Ok(());
+        };
+        st.records += 1;
+        let want = if st.expand_repeated {
+            repeated.saturating_add(1)
+        } else {
+            1
+        };
+        st.wanted = st.wanted.saturating_add(want);
+        let room = st.max_calls.saturating_sub(st.kept);
+        let take = usize::try_from(want).unwrap_or(usize::MAX).min(room);
+        for _ in 0..take {
+            self.p.ids.push(id);
+            self.p.times.push(time);
+        }
+        st.kept += take;
+        Ok(())
+    }
+}
+
+struct ApiName<'a>(&'a mut Interner);
+impl Handler<'_> for ApiName<'_> {
+    type Out = Option<u32>;
+    fn fallback(self) -> Option<u32> {
+        None
+    }
+    fn on_str(self, s: &str) -> Option<u32> {
+        (!s.is_empty()).then(|| self.0.get(s))
+    }
+}
+
+/// Cuckoo 2 `behavior.apistats`: `{"<pid>": {"<api>": count}}`.
+struct ApiStats<'a>(&'a mut State);
+impl<'de> Handler<'de> for ApiStats<'_> {
+    type Out = ();
+    fn fallback(self) {}
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(pid) = map.next_key::<String>()? {
+            let counts = map.next_value_seed(Lenient(ApiCounts(&mut self.0.names)))?;
+            self.0.apistats.push((pid, counts));
+        }
+        Ok(())
+    }
+}
+
+struct ApiCounts<'a>(&'a mut Interner);
+impl<'de> Handler<'de> for ApiCounts<'_> {
+    type Out = Vec<(u32, u64)>;
+    fn fallback(self) -> Vec<(u32, u64)> {
+        Vec::new()
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<(u32, u64)>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(api) = map.next_key_seed(Lenient(ApiName(&mut *self.0)))? {
+            let n = map.next_value_seed(Lenient(Uint))?;
+            if let (Some(id), Some(n)) = (api, n) {
+                out.push((id, n));
+            }
+        }
+        Ok(out)
+    }
+}
