@@ -1,1 +1,72 @@
-fn main() {}
+//! The `mallard` command line.
+
+mod dataset;
+mod eval_cmd;
+mod scan_cmd;
+mod train_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Machine-learning detection of Windows malware from sandbox reports and API-call datasets.
+#[derive(Parser)]
+#[command(name = "mallard", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// No progress bars or per-epoch lines on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on a labelled dataset and write it to a file.
+    Train(train_cmd::TrainArgs),
+    /// Score a labelled dataset with a model (default: the built-in one) and report metrics.
+    Eval(eval_cmd::EvalArgs),
+    /// Estimate a model kind's quality by de-duplicated, stratified k-fold cross-validation.
+    Cv(eval_cmd::CvArgs),
+    /// Give a verdict, a score and reasons for sandbox reports (files or folders).
+    Scan(scan_cmd::ScanArgs),
+}
+
+pub struct Global {
+    pub quiet: bool,
+    pub threads: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    // Ignore the error: a pool may exist already in tests that call main twice.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    let g = Global { quiet: cli.quiet, threads };
+    let result = match cli.command {
+        Command::Train(a) => train_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
+        Command::Eval(a) => eval_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
+        Command::Cv(a) => eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS),
+        Command::Scan(a) => scan_cmd::run(a, &g),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The model built into the binary: trained on MalBehavD-V1 (see models/README.md).
+pub const DEFAULT_API_MODEL: &[u8] = include_bytes!("../../../models/default-api.mallard");
+
+pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
+    use anyhow::Context;
+    match path {
+        Some(p) => mallard_model::load(p).with_context(|| format!("{}", p.display())),
+        None => mallard_model::load_bytes(DEFAULT_API_MODEL).context("built-in default model"),
+    }
+}

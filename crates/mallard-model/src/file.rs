@@ -5,8 +5,7 @@
 //! misreading them.
 
 use crate::{Meta, ModelError};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::{Dtype, SafeTensors};
 use std::path::Path;
 
 /// Identifies a mallard model inside the safetensors metadata.
@@ -56,26 +55,45 @@ impl ModelFile {
                 )));
             }
         }
-        let bytes: Vec<Vec<u8>> = self
-            .tensors
-            .iter()
-            .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-            .collect();
-        let mut views = Vec::with_capacity(self.tensors.len());
-        for (t, b) in self.tensors.iter().zip(&bytes) {
-            let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| ModelError::Invalid(format!("tensor {:?}: {e}", t.name)))?;
-            views.push((t.name.as_str(), v));
-        }
         let meta = serde_json::to_string(&self.meta)
             .map_err(|e| ModelError::Invalid(format!("metadata: {e}")))?;
-        let info = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("format_version".to_string(), FORMAT_VERSION.to_string()),
-            ("mallard".to_string(), meta),
-        ]);
-        safetensors::tensor::serialize(views, Some(info))
-            .map_err(|e| ModelError::Invalid(format!("serialize: {e}")))
+        // Written by hand rather than with safetensors::serialize so that the header's keys
+        // come out sorted: the same model always gives the same bytes.
+        let mut header = serde_json::Map::new();
+        let mut info = serde_json::Map::new();
+        info.insert("format".into(), FORMAT.into());
+        info.insert("format_version".into(), FORMAT_VERSION.to_string().into());
+        info.insert("mallard".into(), meta.into());
+        header.insert("__metadata__".into(), info.into());
+        let mut sorted: Vec<&Tensor> = self.tensors.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut offset = 0usize;
+        for t in &sorted {
+            if header.contains_key(&t.name) {
+                return Err(ModelError::Invalid(format!("tensor {:?} given twice", t.name)));
+            }
+            let end = offset + 4 * t.data.len();
+            header.insert(
+                t.name.clone(),
+                serde_json::json!({ "dtype": "F32", "shape": t.shape, "data_offsets": [offset, end] }),
+            );
+            offset = end;
+        }
+        let mut head = serde_json::to_vec(&serde_json::Value::Object(header))
+            .map_err(|e| ModelError::Invalid(format!("header: {e}")))?;
+        // Pad the header with spaces so the data starts 8-byte aligned, as the format recommends.
+        while (8 + head.len()) % 8 != 0 {
+            head.push(b' ');
+        }
+        let mut out = Vec::with_capacity(8 + head.len() + offset);
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        for t in sorted {
+            for v in &t.data {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {

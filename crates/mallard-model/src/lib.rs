@@ -4,10 +4,17 @@
 //! reasons for a score, and a [`ModelFile`] to save. [`load`] picks the implementation from
 //! the file's metadata.
 
+mod ensemble;
 mod file;
+mod ngram;
+mod sequence;
+pub mod train;
 
 pub use file::{ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
+pub use ensemble::Ensemble;
 pub use mallard_tokenizer::Tokenizer;
+pub use ngram::NgramSeqModel;
+pub use sequence::{RnnModel, SeqInput};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -71,6 +78,10 @@ pub struct Meta {
     pub positive: Option<usize>,
     /// Decision threshold on P(positive).
     pub threshold: f32,
+    /// The training sequences listed each API once, in order of first use (MalBehavD's
+    /// form); inputs are brought to that form before scoring, so raw traces match.
+    #[serde(default)]
+    pub distinct_calls: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<Tokenizer>,
     /// Kind-specific settings needed to rebuild the model.
@@ -94,6 +105,7 @@ impl Meta {
             labels,
             positive,
             threshold: 0.5,
+            distinct_calls: false,
             tokenizer: None,
             config: serde_json::Value::Null,
             training: serde_json::Value::Null,
@@ -116,6 +128,21 @@ pub fn positive_index(labels: &[String]) -> Option<usize> {
     }
 }
 
+/// Keeps the first occurrence of each API, in order.
+pub fn distinct_in_order(apis: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(apis.len().min(4096));
+    apis.iter().filter(|a| seen.insert(a.as_str())).cloned().collect()
+}
+
+/// The sequence a model with `meta` should see.
+pub(crate) fn model_view<'a>(meta: &Meta, apis: &'a [String]) -> std::borrow::Cow<'a, [String]> {
+    if meta.distinct_calls {
+        std::borrow::Cow::Owned(distinct_in_order(apis))
+    } else {
+        std::borrow::Cow::Borrowed(apis)
+    }
+}
+
 /// Why a model scored an input as it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
@@ -133,7 +160,8 @@ pub trait Model: Send + Sync {
     /// Class probabilities, row-major `[inputs.len(), labels.len()]`.
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError>;
 
-    /// The inputs' parts that drove the score most, strongest first.
+    /// The input's parts that moved the score most, by absolute weight, strongest first.
+    /// Positive weights push toward the malicious (or predicted) class.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
 
     /// Weights and metadata, ready to write.
@@ -147,6 +175,9 @@ pub trait Model: Send + Sync {
 /// Builds the model a file describes.
 pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
     match file.meta.kind.as_str() {
+        "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file)?)),
+        "ngram" => Ok(Box::new(NgramSeqModel::from_file(file)?)),
+        "ensemble" => Ok(Box::new(Ensemble::from_file(file)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
 }

@@ -1,1 +1,202 @@
-//! mallard-scan
+//! Verdicts for inputs, each with the reasons behind it.
+//!
+//! The engine reads an input, asks the model for class probabilities and explanations, and
+//! never fails as a whole: an input that cannot be read or scored becomes a result with
+//! verdict [`Verdict::Error`] and a one-line message naming the problem.
+
+use mallard_apiseq::{read_report, ReportOptions};
+use mallard_model::{Input, Model, Reason};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Malicious,
+    Benign,
+    Error,
+}
+
+/// One scanned input.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    pub path: String,
+    pub verdict: Verdict,
+    /// P(malicious) for binary models, the top family's probability for family models.
+    pub score: Option<f32>,
+    /// Predicted family, for models trained on families.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// What decided: `model` or `error`.
+    pub decided_by: &'static str,
+    pub reasons: Vec<Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Number of API calls the model saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<usize>,
+}
+
+impl ScanResult {
+    pub fn error(path: &Path, message: String) -> Self {
+        ScanResult {
+            path: path.display().to_string(),
+            verdict: Verdict::Error,
+            score: None,
+            family: None,
+            decided_by: "error",
+            reasons: Vec::new(),
+            error: Some(message),
+            warnings: Vec::new(),
+            calls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// How many reasons to give per verdict (0: none, and no time spent on them).
+    pub top: usize,
+    /// Overrides the model's decision threshold.
+    pub threshold: Option<f32>,
+    pub report: ReportOptions,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { top: 5, threshold: None, report: ReportOptions::default() }
+    }
+}
+
+pub struct Scanner {
+    model: Box<dyn Model>,
+    opts: ScanOptions,
+}
+
+impl Scanner {
+    pub fn new(model: Box<dyn Model>, opts: ScanOptions) -> Self {
+        Scanner { model, opts }
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+
+    /// Scans one sandbox report (Cuckoo or CAPE, plain or gzip).
+    pub fn scan_report(&self, path: &Path) -> ScanResult {
+        let report = match read_report(path, &self.opts.report) {
+            Ok(r) => r,
+            Err(e) => return ScanResult::error(path, e.to_string()),
+        };
+        let apis = report.sequence();
+        let mut r = self.scan_sequence(path, &apis);
+        r.warnings.extend(report.warnings);
+        r
+    }
+
+    /// Scans an API-call sequence already in memory.
+    pub fn scan_sequence(&self, path: &Path, apis: &[String]) -> ScanResult {
+        if apis.is_empty() {
+            return ScanResult::error(path, format!("{}: no API calls to score", path.display()));
+        }
+        let input = Input::Apis(apis);
+        let meta = self.model.meta();
+        let probs = match self.model.predict_proba(&[input]) {
+            Ok(p) => p,
+            Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
+        };
+        let (verdict, score, family) = match meta.positive {
+            Some(pos) => {
+                let s = probs.get(pos).copied().unwrap_or(f32::NAN);
+                let t = self.opts.threshold.unwrap_or(meta.threshold);
+                (if s >= t { Verdict::Malicious } else { Verdict::Benign }, s, None)
+            }
+            None => {
+                // A family model knows only malware: the verdict is its best family.
+                let best = (0..probs.len()).fold(0, |b, j| if probs[j] > probs[b] { j } else { b });
+                (Verdict::Malicious, probs.get(best).copied().unwrap_or(f32::NAN), meta.labels.get(best).cloned())
+            }
+        };
+        let mut warnings = Vec::new();
+        let reasons = if self.opts.top == 0 {
+            Vec::new()
+        } else {
+            // Reasons in the verdict's direction: what pushed toward malicious for a
+            // malicious verdict, toward benign for a benign one.
+            match self.model.explain(&input, self.opts.top.saturating_mul(4)) {
+                Ok(mut r) => {
+                    r.retain(|x| if verdict == Verdict::Benign { x.weight < 0.0 } else { x.weight > 0.0 });
+                    r.truncate(self.opts.top);
+                    r
+                }
+                Err(e) => {
+                    warnings.push(format!("no explanation: {e}"));
+                    Vec::new()
+                }
+            }
+        };
+        ScanResult {
+            path: path.display().to_string(),
+            verdict,
+            score: Some(score),
+            family,
+            decided_by: "model",
+            reasons,
+            error: None,
+            warnings,
+            calls: Some(apis.len()),
+        }
+    }
+
+    /// Scans many reports in parallel; results come back in input order.
+    pub fn scan_reports(&self, paths: &[PathBuf], on_done: &(dyn Fn(&ScanResult) + Sync)) -> Vec<ScanResult> {
+        paths
+            .par_iter()
+            .map(|p| {
+                let r = self.scan_report(p);
+                on_done(&r);
+                r
+            })
+            .collect()
+    }
+}
+
+/// Expands folders (recursively, sorted) into the report files below them
+/// (`*.json`, `*.json.gz`); files are kept as given. Unreadable folders become errors.
+pub fn expand_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanResult>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut files, &mut errors);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    (files, errors)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ScanResult>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(ScanResult::error(dir, format!("{}: {e}", dir.display())));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, files, errors);
+        } else {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+            if name.ends_with(".json") || name.ends_with(".json.gz") {
+                files.push(p);
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `mallard eval` and `mallard cv`.
+
+use crate::dataset::{load_labelled, DatasetArg};
+use crate::train_cmd::{ModelArgs, Progress};
+use crate::{load_model, Global};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use mallard_eval::{confusion_svg, evaluate, render_table, roc_svg, Evaluation, RocSeries};
+use mallard_model::train::{label_set, train};
+use mallard_model::Input;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Labelled data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub dataset: DatasetArg,
+    /// Model file (default: the built-in MalBehavD model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// Write the metrics as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    pub report: Option<PathBuf>,
+    /// Draw roc.svg and confusion.svg into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Decision threshold on P(malicious) (default: the model's).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Keep only the first N calls of each sample when reading.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
+}
+
+pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
+    let model = load_model(a.model.as_deref())?;
+    let meta = model.meta().clone();
+    let (samples, labels) = load_labelled(&a.dataset, a.max_calls, g.quiet)?;
+    let mut y = Vec::with_capacity(labels.len());
+    for l in &labels {
+        match meta.labels.iter().position(|m| m == l) {
+            Some(i) => y.push(i),
+            None => bail!("{}: label {l:?} is not one the model knows ({:?})", a.dataset.path.display(), meta.labels),
+        }
+    }
+    let t = Instant::now();
+    let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
+    let probs = model.predict_proba(&inputs).context("scoring")?;
+    let secs = t.elapsed().as_secs_f64();
+    let threshold = a.threshold.unwrap_or(meta.threshold);
+    let ev = evaluate(&meta.labels, &y, &probs, meta.positive, meta.positive.map(|_| threshold))
+        .context("computing metrics")?;
+    if !g.quiet {
+        eprintln!(
+            "scored {} samples in {:.3} s ({:.3} ms per sample)",
+            samples.len(),
+            secs,
+            secs * 1e3 / samples.len() as f64
+        );
+    }
+    print!("{}", render_table(&ev));
+    let name = format!("{} on {}", meta.kind, file_name(&a.dataset.path));
+    finish(&ev, &name, a.report.as_deref(), a.plots.as_deref(), serde_json::json!({ "model": meta.kind, "dataset": a.dataset.path, "seconds": secs }))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn finish(ev: &Evaluation, title: &str, report: Option<&Path>, plots: Option<&Path>, extra: serde_json::Value) -> Result<()> {
+    if let Some(out) = report {
+        let mut j = serde_json::to_value(ev)?;
+        if let (Some(o), serde_json::Value::Object(x)) = (j.as_object_mut(), extra) {
+            o.extend(x);
+        }
+        std::fs::write(out, serde_json::to_string_pretty(&j)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    }
+    if let Some(dir) = plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if let Some(points) = ev.roc() {
+            let s = [RocSeries { name: title, points, auc: ev.roc_auc }];
+            let p = dir.join("roc.svg");
+            std::fs::write(&p, roc_svg(&s, &format!("ROC: {title}"), true)).with_context(|| format!("writing {}", p.display()))?;
+        }
+        let p = dir.join("confusion.svg");
+        std::fs::write(&p, confusion_svg(&ev.labels, &ev.confusion_matrix, &format!("Confusion matrix: {title}")))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct CvArgs {
+    /// Labelled data as FORMAT:PATH.
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub dataset: DatasetArg,
+    /// Number of folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Write pooled and per-fold metrics as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    pub report: Option<PathBuf>,
+    /// Draw roc.svg and confusion.svg (pooled out-of-fold) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+}
+
+/// Folds never split identical sequences or samples with the same sha256; out-of-fold
+/// predictions are pooled and evaluated once (per-fold spread reported beside).
+pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
+    let opts = a.model.options(g.threads)?;
+    let (samples, labels) = load_labelled(&a.dataset, a.model.max_calls, g.quiet)?;
+    let names = label_set(&labels);
+    let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
+    let seqs: Vec<Vec<String>> = samples.iter().map(|s| s.apis.clone()).collect();
+    let sha: Vec<Option<String>> = samples.iter().map(|s| s.sha256.clone()).collect();
+    let groups = mallard_eval::groups_union(&seqs, &sha)?;
+    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
+    let mut fold_y: Vec<Vec<usize>> = Vec::new();
+    let mut fold_p: Vec<Vec<f32>> = Vec::new();
+    let mut positive = None;
+    let t = Instant::now();
+    for (f, test) in folds.iter().enumerate() {
+        let train_idx = mallard_eval::complement(seqs.len(), test);
+        if !g.quiet {
+            eprintln!("fold {}/{}: {} train, {} test", f + 1, folds.len(), train_idx.len(), test.len());
+        }
+        let tr_x: Vec<Vec<String>> = train_idx.iter().map(|&i| seqs[i].clone()).collect();
+        let tr_y: Vec<String> = train_idx.iter().map(|&i| labels[i].clone()).collect();
+        let mut progress = Progress::new(g.quiet);
+        let model = train(&tr_x, &tr_y, &opts, &mut progress)?;
+        drop(progress);
+        if model.meta().labels != names {
+            bail!("fold {} lacks a class: its model has labels {:?}", f + 1, model.meta().labels);
+        }
+        positive = model.meta().positive;
+        let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
+        fold_p.push(model.predict_proba(&inputs)?);
+        fold_y.push(test.iter().map(|&i| y[i]).collect());
+    }
+    let fp: Vec<mallard_eval::FoldPredictions> =
+        fold_y.iter().zip(&fold_p).map(|(y, p)| mallard_eval::FoldPredictions { y_true: y, probs: p }).collect();
+    let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
+    print!("{}", render_table(&cv.pooled));
+    if !g.quiet {
+        eprintln!("{}-fold cross-validation of {} in {:.1} s", folds.len(), opts.kind.name(), t.elapsed().as_secs_f64());
+    }
+    let title = format!("{} {}-fold CV on {}", opts.kind.name(), folds.len(), file_name(&a.dataset.path));
+    finish(
+        &cv.pooled,
+        &title,
+        a.report.as_deref(),
+        a.plots.as_deref(),
+        serde_json::json!({ "model": opts.kind.name(), "folds": folds.len(), "per_fold": cv.per_fold, "seconds": t.elapsed().as_secs_f64() }),
+    )
+}

@@ -1,0 +1,175 @@
+//! `mallard train`.
+
+use crate::dataset::{load_labelled, DatasetArg};
+use crate::Global;
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mallard_model::train::{train, EpochReport, ModelKind, Observer, Preset, TrainOptions};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Training data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub dataset: DatasetArg,
+    /// Where to write the model file.
+    #[arg(long, value_name = "MODEL")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Model choice and training settings, shared by `train` and `cv`.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model kind: lstm, gru, bilstm, ngram, or ensemble (BiLSTM + n-grams).
+    #[arg(long = "model", value_name = "KIND", default_value = "ngram")]
+    pub kind: String,
+    /// Settings to start from: `default` (mallard's) or `published` (the Keras pipeline of the
+    /// literature: Keras tokenizer, pre-padding, Embedding 32, LSTM 100, mse, RMSprop, batch 64, 5 epochs).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// adam or rmsprop.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    #[arg(long = "lr")]
+    pub learning_rate: Option<f32>,
+    /// Embedding width.
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Recurrent units (per direction).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// What the dense layer sees of the recurrent states: last, mean or max (pooling over time).
+    #[arg(long)]
+    pub head: Option<String>,
+    /// Longest token sequence the recurrent net reads.
+    #[arg(long)]
+    pub maxlen: Option<usize>,
+    /// Fraction of the training data held out for early stopping.
+    #[arg(long)]
+    pub validation_split: Option<f32>,
+    /// Epochs without a better validation loss before stopping.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Do not weight classes by inverse frequency.
+    #[arg(long)]
+    pub no_class_weights: bool,
+    /// Seed for initialisation, shuffling and splits: same seed, same model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Keep only the first N calls of each sample when reading.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn options(&self, threads: usize) -> Result<TrainOptions> {
+        let kind = ModelKind::parse(&self.kind)
+            .ok_or_else(|| anyhow!("unknown model kind {:?} (lstm, gru, bilstm, ngram, ensemble)", self.kind))?;
+        let preset = Preset::parse(&self.preset).ok_or_else(|| anyhow!("unknown preset {:?} (default, published)", self.preset))?;
+        let mut o = TrainOptions::new(kind, preset);
+        o.epochs = self.epochs;
+        o.batch_size = self.batch_size;
+        o.optimizer = self.optimizer.clone();
+        o.learning_rate = self.learning_rate;
+        o.embed = self.embed;
+        o.hidden = self.hidden;
+        o.head = self.head.clone();
+        o.maxlen = self.maxlen;
+        o.validation_split = self.validation_split;
+        o.patience = self.patience;
+        o.class_weights = if self.no_class_weights { Some(false) } else { None };
+        o.seed = self.seed;
+        o.threads = threads;
+        Ok(o)
+    }
+}
+
+/// Progress on stderr: a bar per epoch on a terminal, one line per epoch otherwise.
+pub struct Progress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    epochs: usize,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress { quiet, bar: None, epochs: 0 }
+    }
+}
+
+impl Observer for Progress {
+    fn stage(&mut self, what: &str) {
+        if !self.quiet {
+            eprintln!("{what}...");
+        }
+    }
+    fn epoch_start(&mut self, _epoch: usize, epochs: usize, _batches: usize) {
+        self.epochs = epochs;
+        if !self.quiet {
+            let bar = ProgressBar::new(epochs as u64);
+            bar.set_style(
+                ProgressStyle::with_template("training {bar:30} epoch {pos}/{len} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
+    }
+    fn epoch_end(&mut self, r: &EpochReport) {
+        if self.quiet {
+            return;
+        }
+        let val = match (r.val_loss, r.val_accuracy) {
+            (Some(l), Some(a)) => format!(" val_loss {l:.4} val_acc {a:.4}"),
+            _ => String::new(),
+        };
+        let line = format!("epoch {}/{}: loss {:.4}{val} ({:.2} s)", r.epoch, self.epochs, r.loss, r.seconds);
+        match &self.bar {
+            Some(b) if !b.is_hidden() => {
+                b.set_position(r.epoch as u64);
+                b.set_message(format!("loss {:.4}{val}", r.loss));
+                b.println(line);
+            }
+            _ => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
+    let opts = a.model.options(g.threads)?;
+    let t = Instant::now();
+    let (samples, labels) = load_labelled(&a.dataset, a.model.max_calls, g.quiet)?;
+    if !g.quiet {
+        eprintln!("read {} samples from {} in {:.2} s", samples.len(), a.dataset.path.display(), t.elapsed().as_secs_f64());
+    }
+    let seqs: Vec<Vec<String>> = samples.into_iter().map(|s| s.apis).collect();
+    let mut progress = Progress::new(g.quiet);
+    let model = train(&seqs, &labels, &opts, &mut progress).context("training")?;
+    drop(progress);
+    model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    if !g.quiet {
+        eprintln!(
+            "wrote {} ({} model, labels {:?}) in {:.1} s",
+            a.out.display(),
+            model.meta().kind,
+            model.meta().labels,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

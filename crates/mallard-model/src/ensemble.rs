@@ -1,0 +1,111 @@
+//! A weighted average of member models' class probabilities.
+
+use crate::{from_file, Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct StoredMember {
+    weight: f32,
+    meta: Meta,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    members: Vec<StoredMember>,
+}
+
+pub struct Ensemble {
+    meta: Meta,
+    members: Vec<(f32, Box<dyn Model>)>,
+}
+
+impl Ensemble {
+    /// Members must share labels; weights are normalised to sum to 1.
+    pub fn new(mut meta: Meta, members: Vec<(f32, Box<dyn Model>)>) -> Result<Self, ModelError> {
+        if members.is_empty() {
+            return Err(ModelError::Invalid("an ensemble needs members".into()));
+        }
+        for (_, m) in &members {
+            if m.meta().labels != meta.labels {
+                return Err(ModelError::Invalid(format!(
+                    "member {} has labels {:?}, the ensemble {:?}",
+                    m.meta().kind,
+                    m.meta().labels,
+                    meta.labels
+                )));
+            }
+        }
+        let total: f32 = members.iter().map(|(w, _)| *w).sum();
+        if !(total > 0.0) || members.iter().any(|(w, _)| !(*w >= 0.0)) {
+            return Err(ModelError::Invalid("ensemble weights must be non-negative with a positive sum".into()));
+        }
+        meta.kind = "ensemble".into();
+        let members = members.into_iter().map(|(w, m)| (w / total, m)).collect();
+        Ok(Ensemble { meta, members })
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = (f32, &dyn Model)> {
+        self.members.iter().map(|(w, m)| (*w, m.as_ref()))
+    }
+
+    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+        let stored: Stored = serde_json::from_value(file.meta.config.clone())
+            .map_err(|e| ModelError::Corrupt(format!("ensemble config: {e}")))?;
+        let mut members = Vec::new();
+        for (i, m) in stored.members.into_iter().enumerate() {
+            if m.meta.kind == "ensemble" {
+                return Err(ModelError::Corrupt("nested ensembles are not supported".into()));
+            }
+            let prefix = format!("m{i}/");
+            let tensors = file
+                .tensors
+                .iter()
+                .filter_map(|t| t.name.strip_prefix(&prefix).map(|n| Tensor::new(n, t.shape.clone(), t.data.clone())))
+                .collect();
+            members.push((m.weight, from_file(ModelFile { meta: m.meta, tensors })?));
+        }
+        Ensemble::new(file.meta, members)
+    }
+}
+
+impl Model for Ensemble {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
+        let mut out = vec![0.0f32; inputs.len() * self.meta.labels.len()];
+        for (w, m) in &self.members {
+            for (o, p) in out.iter_mut().zip(m.predict_proba(inputs)?) {
+                *o += w * p;
+            }
+        }
+        Ok(out)
+    }
+
+    fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        let mut all = Vec::new();
+        for (w, m) in &self.members {
+            all.extend(m.explain(input, top)?.into_iter().map(|mut r| {
+                r.weight *= w;
+                r
+            }));
+        }
+        all.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+        all.truncate(top);
+        Ok(all)
+    }
+
+    fn to_file(&self) -> Result<ModelFile, ModelError> {
+        let mut meta = self.meta.clone();
+        let mut tensors = Vec::new();
+        let mut stored = Vec::new();
+        for (i, (w, m)) in self.members.iter().enumerate() {
+            let f = m.to_file()?;
+            tensors.extend(f.tensors.into_iter().map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)));
+            stored.push(StoredMember { weight: *w, meta: f.meta });
+        }
+        meta.config = serde_json::to_value(Stored { members: stored }).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        Ok(ModelFile { meta, tensors })
+    }
+}

@@ -1,0 +1,72 @@
+//! The classical baseline: n-gram TF-IDF + logistic regression over API names.
+
+use crate::{model_view, Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use mallard_ngram::{NgramConfig, NgramModel};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    ngram: NgramConfig,
+    vocab: Vec<String>,
+}
+
+pub struct NgramSeqModel {
+    meta: Meta,
+    model: NgramModel,
+}
+
+impl NgramSeqModel {
+    pub fn new(meta: Meta, model: NgramModel) -> Self {
+        NgramSeqModel { meta, model }
+    }
+
+    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+        let stored: Stored = serde_json::from_value(file.meta.config.clone())
+            .map_err(|e| ModelError::Corrupt(format!("ngram config: {e}")))?;
+        let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
+        let model = NgramModel::from_parts(stored.ngram, file.meta.labels.len(), stored.vocab, &tensors)
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        Ok(NgramSeqModel { meta: file.meta, model })
+    }
+}
+
+fn apis<'a>(input: &Input<'a>) -> Result<&'a [String], ModelError> {
+    match input {
+        Input::Apis(a) => Ok(a),
+        other => Err(ModelError::WrongInput { expected: "API-call sequences", got: other.kind_name() }),
+    }
+}
+
+impl Model for NgramSeqModel {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
+        let seqs = inputs
+            .iter()
+            .map(|i| apis(i).map(|a| model_view(&self.meta, a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.model.predict_proba(&seqs))
+    }
+
+    fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        // The n-gram model explains the positive logit for two classes, else the argmax,
+        // already sorted by absolute contribution.
+        let seq = model_view(&self.meta, apis(input)?);
+        Ok(self
+            .model
+            .explain(&seq, top)
+            .into_iter()
+            .map(|(name, weight)| Reason { kind: "ngram".into(), name, weight })
+            .collect())
+    }
+
+    fn to_file(&self) -> Result<ModelFile, ModelError> {
+        let mut meta = self.meta.clone();
+        meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone(), vocab: self.model.vocab().to_vec() })
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let tensors = self.model.to_tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
+        Ok(ModelFile { meta, tensors })
+    }
+}

@@ -1,0 +1,337 @@
+//! Training any sequence model from labelled API-call sequences, with named presets.
+
+use crate::sequence::{head_of, output_for, RnnModel, SeqInput};
+use crate::{Ensemble, InputKind, Meta, Model, ModelError, NgramSeqModel};
+use mallard_ngram::{ClassWeight, NgramConfig, NgramModel};
+pub use mallard_rnn::EpochReport;
+use mallard_rnn::{Cell, Head, Loss, Net, NetConfig, Optimizer, TrainConfig};
+use mallard_tokenizer::{Side, TextMode, Tokenizer, TokenizerConfig};
+use serde::Serialize;
+
+/// Model families `train` can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    Lstm,
+    Gru,
+    BiLstm,
+    Ngram,
+    /// BiLSTM and n-gram model, probabilities averaged.
+    Ensemble,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Lstm => "lstm",
+            ModelKind::Gru => "gru",
+            ModelKind::BiLstm => "bilstm",
+            ModelKind::Ngram => "ngram",
+            ModelKind::Ensemble => "ensemble",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ModelKind::Lstm, ModelKind::Gru, ModelKind::BiLstm, ModelKind::Ngram, ModelKind::Ensemble]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+    }
+
+    fn cell(self) -> Option<Cell> {
+        match self {
+            ModelKind::Lstm => Some(Cell::Lstm),
+            ModelKind::Gru => Some(Cell::Gru),
+            ModelKind::BiLstm | ModelKind::Ensemble => Some(Cell::BiLstm),
+            ModelKind::Ngram => None,
+        }
+    }
+}
+
+/// Starting points for the recurrent settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The published pipeline: Keras default tokenizer, pre-padding to the longest training
+    /// sequence with no masking, Embedding 32, 100 units, sigmoid, mse, RMSprop, batch 64,
+    /// 5 epochs, no validation split.
+    Published,
+    /// mallard's defaults: exact API names, no work on padding, cross-entropy, Adam,
+    /// class weights, a validation split with early stopping.
+    Default,
+}
+
+impl Preset {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "published" | "keras" => Some(Preset::Published),
+            "default" => Some(Preset::Default),
+            _ => None,
+        }
+    }
+}
+
+/// Everything `train` needs besides data. `None` fields take the preset's value.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub kind: ModelKind,
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// `adam` or `rmsprop`.
+    pub optimizer: Option<String>,
+    pub learning_rate: Option<f32>,
+    pub embed: Option<usize>,
+    pub hidden: Option<usize>,
+    /// `last`, `mean` or `max` pooling of the hidden states.
+    pub head: Option<String>,
+    pub maxlen: Option<usize>,
+    pub validation_split: Option<f32>,
+    pub patience: Option<usize>,
+    pub class_weights: Option<bool>,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+impl TrainOptions {
+    pub fn new(kind: ModelKind, preset: Preset) -> Self {
+        TrainOptions {
+            kind,
+            preset,
+            epochs: None,
+            batch_size: None,
+            optimizer: None,
+            learning_rate: None,
+            embed: None,
+            hidden: None,
+            head: None,
+            maxlen: None,
+            validation_split: None,
+            patience: None,
+            class_weights: None,
+            seed: 42,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Training events, for progress bars.
+pub trait Observer {
+    fn stage(&mut self, _what: &str) {}
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    fn batch(&mut self, _done: usize, _total: usize, _loss: f32) {}
+    fn epoch_end(&mut self, _report: &EpochReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Label names in model order: sorted, with a benign class first in two-class sets so
+/// that the sigmoid output is P(malicious).
+pub fn label_set(labels: &[String]) -> Vec<String> {
+    let mut set: Vec<String> = labels.to_vec();
+    set.sort();
+    set.dedup();
+    if set.len() == 2 && crate::positive_index(&set) == Some(0) {
+        set.swap(0, 1);
+    }
+    set
+}
+
+#[derive(Serialize)]
+struct EpochJson {
+    epoch: usize,
+    loss: f32,
+    val_loss: Option<f32>,
+    val_accuracy: Option<f32>,
+}
+
+/// Trains a model of `opts.kind` on sequences with string labels.
+pub fn train(
+    seqs: &[Vec<String>],
+    labels: &[String],
+    opts: &TrainOptions,
+    obs: &mut dyn Observer,
+) -> Result<Box<dyn Model>, ModelError> {
+    if seqs.len() != labels.len() {
+        return Err(ModelError::Invalid(format!("{} sequences but {} labels", seqs.len(), labels.len())));
+    }
+    let names = label_set(labels);
+    if names.len() < 2 {
+        return Err(ModelError::Invalid(format!(
+            "training needs at least two classes; the data has {:?}",
+            names
+        )));
+    }
+    let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
+    let distinct = seqs.iter().all(|s| crate::distinct_in_order(s).len() == s.len());
+    match opts.kind {
+        ModelKind::Ngram => Ok(Box::new(train_ngram(seqs, &y, &names, distinct, obs)?)),
+        ModelKind::Lstm | ModelKind::Gru | ModelKind::BiLstm => {
+            Ok(Box::new(train_rnn(seqs, &y, &names, distinct, opts, obs)?))
+        }
+        ModelKind::Ensemble => {
+            let rnn = train_rnn(seqs, &y, &names, distinct, opts, obs)?;
+            let ngram = train_ngram(seqs, &y, &names, distinct, obs)?;
+            let mut meta = Meta::new("ensemble", InputKind::ApiSequence, names);
+            meta.distinct_calls = distinct;
+            meta.training = serde_json::json!({
+                "samples": seqs.len(),
+                "members": [rnn.meta().training.clone(), ngram.meta().training.clone()],
+            });
+            Ok(Box::new(Ensemble::new(meta, vec![(0.5, Box::new(rnn)), (0.5, Box::new(ngram))])?))
+        }
+    }
+}
+
+fn train_ngram(
+    seqs: &[Vec<String>],
+    y: &[usize],
+    names: &[String],
+    distinct: bool,
+    obs: &mut dyn Observer,
+) -> Result<NgramSeqModel, ModelError> {
+    obs.stage("fitting n-gram model");
+    let mut cfg = NgramConfig::tuned();
+    cfg.logreg.class_weight = ClassWeight::Balanced;
+    let model = NgramModel::fit(seqs, y, names.len(), &cfg).map_err(|e| ModelError::Compute(e.to_string()))?;
+    let mut meta = Meta::new("ngram", InputKind::ApiSequence, names.to_vec());
+    meta.distinct_calls = distinct;
+    meta.training = serde_json::json!({
+        "samples": seqs.len(),
+        "features": model.vocab().len(),
+    });
+    Ok(NgramSeqModel::new(meta, model))
+}
+
+fn train_rnn(
+    seqs: &[Vec<String>],
+    y: &[usize],
+    names: &[String],
+    distinct: bool,
+    opts: &TrainOptions,
+    obs: &mut dyn Observer,
+) -> Result<RnnModel, ModelError> {
+    let published = opts.preset == Preset::Published;
+    let cell = opts.kind.cell().unwrap_or(Cell::BiLstm);
+    let tok_cfg = TokenizerConfig {
+        text: if published { TextMode::keras_default() } else { TextMode::Exact },
+        num_words: None,
+        oov_token: None,
+    };
+    obs.stage("tokenizing");
+    let tokenizer = Tokenizer::fit(tok_cfg, seqs.iter());
+    let ids: Vec<Vec<u32>> = seqs.iter().map(|s| tokenizer.encode(s)).collect();
+    let longest = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let input = if published {
+        SeqInput { maxlen: opts.maxlen.unwrap_or(longest), truncating: Side::Pre, pad_to_maxlen: true }
+    } else {
+        SeqInput { maxlen: opts.maxlen.unwrap_or(2000).min(longest.max(1)).max(1), truncating: Side::Post, pad_to_maxlen: false }
+    };
+    let rows: Vec<Vec<u32>> = ids.iter().map(|s| input.prepare(s)).collect();
+
+    let ncfg = NetConfig {
+        vocab: tokenizer.vocab_size(),
+        embed: opts.embed.unwrap_or(32),
+        hidden: opts.hidden.unwrap_or(if published { 100 } else { 64 }),
+        cell,
+        output: output_for(names.len()),
+        head: match opts.head.as_deref() {
+            Some(h) => head_of(h).ok_or_else(|| ModelError::Invalid(format!("unknown head {h:?} (last, mean, max)")))?,
+            None if published => Head::Last,
+            None => Head::Last,
+        },
+    };
+    let mut net = Net::new(ncfg.clone(), opts.seed).map_err(|e| ModelError::Invalid(e.to_string()))?;
+    let optimizer = match opts.optimizer.as_deref().unwrap_or(if published { "rmsprop" } else { "adam" }) {
+        "rmsprop" => Optimizer::rmsprop(),
+        "adam" => Optimizer::adam(),
+        other => return Err(ModelError::Invalid(format!("unknown optimizer {other:?} (adam, rmsprop)"))),
+    };
+    let optimizer = match (optimizer, opts.learning_rate) {
+        (Optimizer::Adam { beta1, beta2, eps, .. }, Some(lr)) => Optimizer::Adam { lr, beta1, beta2, eps },
+        (Optimizer::RmsProp { rho, eps, .. }, Some(lr)) => Optimizer::RmsProp { lr, rho, eps },
+        (o, None) => o,
+    };
+    let class_weights = if opts.class_weights.unwrap_or(!published) {
+        let k = names.len();
+        let mut counts = vec![0usize; k];
+        y.iter().for_each(|&c| counts[c] += 1);
+        Some(counts.iter().map(|&c| if c == 0 { 0.0 } else { y.len() as f32 / (k as f32 * c as f32) }).collect())
+    } else {
+        None
+    };
+    let cfg = TrainConfig {
+        epochs: opts.epochs.unwrap_or(if published { 5 } else { 20 }),
+        batch_size: opts.batch_size.unwrap_or(if published { 64 } else { 32 }),
+        optimizer,
+        loss: if published { Loss::Mse } else { Loss::CrossEntropy },
+        validation_split: opts.validation_split.unwrap_or(if published { 0.0 } else { 0.1 }),
+        early_stopping_patience: opts.patience.or(if published { None } else { Some(3) }),
+        class_weights,
+        seed: opts.seed,
+        shuffle: true,
+        threads: opts.threads.max(1),
+        clip_norm: if published { None } else { Some(5.0) },
+    };
+
+    // Keras takes the validation rows from the end: shuffle first so they are a fair sample.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    shuffle(&mut order, opts.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let rows: Vec<Vec<u32>> = order.iter().map(|&i| rows[i].clone()).collect();
+    let y: Vec<usize> = order.iter().map(|&i| y[i]).collect();
+
+    let n_train = rows.len() - (rows.len() as f32 * cfg.validation_split) as usize;
+    let batches = n_train.div_ceil(cfg.batch_size.max(1));
+    let mut history = Vec::new();
+    obs.epoch_start(1, cfg.epochs, batches);
+    // Both callbacks report to the observer; a RefCell lets the two closures share it.
+    let obs = std::cell::RefCell::new(obs);
+    let summary = mallard_rnn::train(
+        &mut net,
+        &rows,
+        &y,
+        &cfg,
+        &mut |r: &EpochReport| {
+            obs.borrow_mut().epoch_end(r);
+            history.push(EpochJson { epoch: r.epoch, loss: r.loss, val_loss: r.val_loss, val_accuracy: r.val_accuracy });
+        },
+        &mut |done, total, loss| obs.borrow_mut().batch(done, total, loss),
+    )
+    .map_err(|e| ModelError::Compute(e.to_string()))?;
+
+    let mut meta = Meta::new(opts.kind.cell().map_or("bilstm", |c| match c {
+        Cell::Lstm => "lstm",
+        Cell::Gru => "gru",
+        Cell::BiLstm => "bilstm",
+    }), InputKind::ApiSequence, names.to_vec());
+    meta.distinct_calls = distinct;
+    meta.training = serde_json::json!({
+        "preset": if published { "published" } else { "default" },
+        "samples": rows.len(),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "optimizer": format!("{:?}", cfg.optimizer),
+        "loss": format!("{:?}", cfg.loss),
+        "validation_split": cfg.validation_split,
+        "best_epoch": summary.best_epoch,
+        "stopped_early": summary.stopped_early,
+        "seed": opts.seed,
+        "history": history,
+    });
+    Ok(RnnModel::new(meta, tokenizer, input, net))
+}
+
+/// Fisher-Yates with SplitMix64: deterministic for a seed on every platform.
+pub fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..v.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}

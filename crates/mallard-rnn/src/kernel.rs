@@ -1,0 +1,974 @@
+//! Forward and backward passes over packed variable-length batches.
+//!
+//! Rows are sorted by length (descending) so the rows still running at step `t` are a prefix
+//! `0..n_t`; step `t`'s values live in a packed block starting at `off_t = n_0 + .. + n_{t-1}`.
+//! Each step costs one GEMM `h[0..n_t] · U` over exactly the live rows. The input projection is
+//! a table `E·W + b` (one row per vocabulary entry), so a step gathers rows instead of
+//! multiplying, and the backward pass scatters gate gradients into that table's gradient.
+
+use crate::packed::Packed;
+use crate::params::{Head, Kind, NetConfig, Output, Params};
+use crate::real::{gemm, rm, tr, Real};
+use crate::Loss;
+
+/// Rows of one chunk sorted by length, with the live-prefix size of every step.
+pub(crate) struct Layout {
+    /// Batch row indices, longest first (ties by index).
+    pub rows: Vec<usize>,
+    pub lens: Vec<usize>,
+    /// (packed offset, live rows) per step.
+    pub steps: Vec<(usize, usize)>,
+    pub ntok: usize,
+}
+
+impl Layout {
+    /// `rows` must already be sorted by length, longest first.
+    pub(crate) fn new(rows: Vec<usize>, batch: &[&[u32]]) -> Layout {
+        let lens: Vec<usize> = rows.iter().map(|&r| batch[r].len()).collect();
+        let tmax = lens.first().copied().unwrap_or(0);
+        let mut steps = Vec::with_capacity(tmax);
+        let mut off = 0;
+        let mut n = lens.len();
+        for t in 0..tmax {
+            while n > 0 && lens[n - 1] <= t {
+                n -= 1;
+            }
+            steps.push((off, n));
+            off += n;
+        }
+        Layout {
+            rows,
+            lens,
+            steps,
+            ntok: off,
+        }
+    }
+}
+
+/// Sort rows longest first and deal them round-robin into `parts` chunks of similar work.
+pub(crate) fn split_rows(batch: &[&[u32]], parts: usize) -> Vec<Vec<usize>> {
+    let n = batch.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| batch[b].len().cmp(&batch[a].len()).then(a.cmp(&b)));
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|c| order.iter().skip(c).step_by(parts).copied().collect())
+        .collect()
+}
+
+/// Run `f` on every chunk, chunk 0 on the calling thread; results in chunk order.
+pub(crate) fn run_parallel<R, F>(chunks: &[Vec<usize>], f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(&[usize]) -> R + Sync,
+{
+    if chunks.len() <= 1 {
+        return chunks.iter().map(|c| f(c)).collect();
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = chunks[1..].iter().map(|c| s.spawn(move || f(c))).collect();
+        let mut out = vec![f(&chunks[0])];
+        for h in handles {
+            match h.join() {
+                Ok(r) => out.push(r),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        out
+    })
+}
+
+/// Saved activations of one direction over one chunk.
+pub(crate) struct DirCache<T> {
+    /// Activated gates per packed token: LSTM [i, f, g, o]; GRU [z, r, n].
+    acts: Vec<T>,
+    /// Previous hidden state per packed token.
+    hp: Vec<T>,
+    /// LSTM: previous cell state; GRU: recurrent candidate term `h·U_h + b'_h`.
+    aux: Vec<T>,
+    /// LSTM: tanh of the new cell state; GRU: unused.
+    aux2: Vec<T>,
+    /// Table row used by each packed token.
+    idx: Vec<u32>,
+    /// Final hidden state per sorted row [n0, H].
+    pub h: Vec<T>,
+    /// Head::Mean: sum of states; Head::Max: running max [n0, H] (empty for Head::Last).
+    pool: Vec<T>,
+    /// Head::Max: step of each maximum [n0, H].
+    argmax: Vec<u32>,
+}
+
+/// Per-parameter-set precomputation shared by all chunks (and cached by `Net` for inference).
+pub(crate) struct Prepared<T> {
+    /// Input projection table per direction.
+    tables: Vec<Vec<T>>,
+    /// U [H, G] per direction.
+    u: Vec<Packed<T>>,
+    /// U^T [G, H] per direction (backward only).
+    ut: Vec<Packed<T>>,
+}
+
+pub(crate) fn prepare<T: Real>(cfg: &NetConfig, p: &Params<T>, backward: bool) -> Prepared<T> {
+    let (hd, g) = (cfg.hidden, cfg.g());
+    let dirs = 0..cfg.dirs();
+    Prepared {
+        tables: dirs.clone().map(|d| input_table(cfg, p, d)).collect(),
+        u: dirs
+            .clone()
+            .map(|d| Packed::new(rm(&p.dirs[d].u, g), hd, g))
+            .collect(),
+        ut: if backward {
+            dirs.map(|d| Packed::new(tr(&p.dirs[d].u, g), g, hd))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Input projection table `E·W + b_in` [V, G] for direction `d`.
+pub(crate) fn input_table<T: Real>(cfg: &NetConfig, p: &Params<T>, d: usize) -> Vec<T> {
+    let (v, e, g) = (cfg.vocab, cfg.embed, cfg.g());
+    let dp = &p.dirs[d];
+    let mut t = Vec::with_capacity(v * g);
+    for _ in 0..v {
+        t.extend_from_slice(&dp.b[..g]);
+    }
+    gemm(
+        v,
+        e,
+        g,
+        T::ONE,
+        rm(&p.emb, e),
+        rm(&dp.w, g),
+        T::ONE,
+        &mut t,
+        g,
+    );
+    t
+}
+
+#[inline]
+fn token_at(seq: &[u32], len: usize, t: usize, reverse: bool) -> usize {
+    (if reverse { seq[len - 1 - t] } else { seq[t] }) as usize
+}
+
+/// Dispatch: on AVX2/FMA CPUs the whole step loop (gathers, activations, elementwise
+/// gate maths) is compiled for AVX2; elsewhere the portable build runs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_dir<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    table: &[T],
+    u: &Packed<T>,
+    brec: &[T],
+    lay: &Layout,
+    batch: &[&[u32]],
+    reverse: bool,
+    save: bool,
+) -> DirCache<T> {
+    #[cfg(target_arch = "x86_64")]
+    if T::packed_kernel() {
+        // SAFETY: packed_kernel() is true only when the CPU has AVX2 and FMA.
+        return unsafe {
+            forward_dir_avx2(kind, head, hd, table, u, brec, lay, batch, reverse, save)
+        };
+    }
+    forward_dir_body(kind, head, hd, table, u, brec, lay, batch, reverse, save)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_dir_avx2<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    table: &[T],
+    u: &Packed<T>,
+    brec: &[T],
+    lay: &Layout,
+    batch: &[&[u32]],
+    reverse: bool,
+    save: bool,
+) -> DirCache<T> {
+    forward_dir_body(kind, head, hd, table, u, brec, lay, batch, reverse, save)
+}
+
+/// Run one direction. With `save`, every step's values are kept for the backward pass;
+/// without, one step's worth of scratch is reused (inference).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_dir_body<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    table: &[T],
+    u: &Packed<T>,
+    brec: &[T],
+    lay: &Layout,
+    batch: &[&[u32]],
+    reverse: bool,
+    save: bool,
+) -> DirCache<T> {
+    let g = kind.gates() * hd;
+    let n0 = lay.rows.len();
+    let slots = if save { lay.ntok } else { n0 };
+    let mut acts = vec![T::ZERO; slots * g];
+    let mut hp = vec![T::ZERO; slots * hd];
+    let mut aux = vec![T::ZERO; slots * hd];
+    let mut aux2 = if kind == Kind::Lstm {
+        vec![T::ZERO; slots * hd]
+    } else {
+        Vec::new()
+    };
+    let mut rec = if kind == Kind::Gru {
+        vec![T::ZERO; n0 * g]
+    } else {
+        Vec::new()
+    };
+    let mut idx = Vec::with_capacity(if save { lay.ntok } else { 0 });
+    let mut h = vec![T::ZERO; n0 * hd];
+    let mut c = if kind == Kind::Lstm {
+        vec![T::ZERO; n0 * hd]
+    } else {
+        Vec::new()
+    };
+    let mut pool = if head == Head::Last {
+        Vec::new()
+    } else {
+        vec![T::ZERO; n0 * hd]
+    };
+    let mut argmax = if head == Head::Max {
+        vec![0u32; n0 * hd]
+    } else {
+        Vec::new()
+    };
+
+    for (t, &(off, n)) in lay.steps.iter().enumerate() {
+        let base = if save { off } else { 0 };
+        let a = &mut acts[base * g..(base + n) * g];
+        for r in 0..n {
+            let tok = token_at(batch[lay.rows[r]], lay.lens[r], t, reverse);
+            a[r * g..(r + 1) * g].copy_from_slice(&table[tok * g..(tok + 1) * g]);
+            if save {
+                idx.push(tok as u32);
+            }
+        }
+        let hpb = &mut hp[base * hd..(base + n) * hd];
+        hpb.copy_from_slice(&h[..n * hd]);
+        let auxb = &mut aux[base * hd..(base + n) * hd];
+        match kind {
+            Kind::Lstm => {
+                u.matmul(n, hpb, hd, true, a, g);
+                let tcb = &mut aux2[base * hd..(base + n) * hd];
+                for r in 0..n {
+                    let s = r * hd..(r + 1) * hd;
+                    lstm_cell(
+                        &mut a[r * g..(r + 1) * g],
+                        &mut c[s.clone()],
+                        &mut h[s.clone()],
+                        &mut auxb[s.clone()],
+                        &mut tcb[s],
+                    );
+                }
+            }
+            Kind::Gru => {
+                let rb = &mut rec[..n * g];
+                for r in 0..n {
+                    rb[r * g..(r + 1) * g].copy_from_slice(brec);
+                }
+                u.matmul(n, hpb, hd, true, rb, g);
+                for r in 0..n {
+                    let s = r * hd..(r + 1) * hd;
+                    gru_cell(
+                        &mut a[r * g..(r + 1) * g],
+                        &rb[r * g..(r + 1) * g],
+                        &mut h[s.clone()],
+                        &mut auxb[s],
+                    );
+                }
+            }
+        }
+        // Every non-empty row is live at step 0, so step 0 initialises the running max.
+        match head {
+            Head::Last => {}
+            Head::Mean => {
+                for (s, &v) in pool[..n * hd].iter_mut().zip(&h[..n * hd]) {
+                    *s += v;
+                }
+            }
+            Head::Max => {
+                let am = &mut argmax[..n * hd];
+                for (j, (s, &v)) in pool[..n * hd].iter_mut().zip(&h[..n * hd]).enumerate() {
+                    if t == 0 || v > *s {
+                        *s = v;
+                        am[j] = t as u32;
+                    }
+                }
+            }
+        }
+    }
+    DirCache {
+        acts,
+        hp,
+        aux,
+        aux2,
+        idx,
+        h,
+        pool,
+        argmax,
+    }
+}
+
+/// One LSTM row: `a` holds pre-activations [i, f, g, o] and is overwritten with activations.
+#[inline]
+fn lstm_cell<T: Real>(a: &mut [T], c: &mut [T], h: &mut [T], cp: &mut [T], tc: &mut [T]) {
+    let hd = c.len();
+    T::sigmoid_slice(&mut a[..2 * hd]);
+    T::tanh_slice(&mut a[2 * hd..3 * hd]);
+    T::sigmoid_slice(&mut a[3 * hd..]);
+    let (ai, rest) = a.split_at(hd);
+    let (af, rest) = rest.split_at(hd);
+    let (ag, ao) = rest.split_at(hd);
+    for j in 0..hd {
+        let cprev = c[j];
+        cp[j] = cprev;
+        c[j] = af[j] * cprev + ai[j] * ag[j];
+    }
+    tc.copy_from_slice(c);
+    T::tanh_slice(tc);
+    for j in 0..hd {
+        h[j] = ao[j] * tc[j];
+    }
+}
+
+/// One GRU row: `a` holds the input projections [x_z, x_r, x_h] (overwritten with [z, r, n]),
+/// `rec` the recurrent projections with bias; `h` is updated in place; `hh` saves rec_h.
+#[inline]
+fn gru_cell<T: Real>(a: &mut [T], rec: &[T], h: &mut [T], hh: &mut [T]) {
+    let hd = h.len();
+    for j in 0..2 * hd {
+        a[j] += rec[j];
+    }
+    T::sigmoid_slice(&mut a[..2 * hd]);
+    hh.copy_from_slice(&rec[2 * hd..]);
+    let (zr, an) = a.split_at_mut(2 * hd);
+    for j in 0..hd {
+        an[j] += zr[hd + j] * hh[j];
+    }
+    T::tanh_slice(an);
+    for j in 0..hd {
+        let z = zr[j];
+        h[j] = z * h[j] + (T::ONE - z) * an[j];
+    }
+}
+
+/// Dispatch: on AVX2/FMA CPUs the whole step loop (gathers, activations, elementwise
+/// gate maths) is compiled for AVX2; elsewhere the portable build runs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_dir<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    ut: &Packed<T>,
+    lay: &Layout,
+    cache: &DirCache<T>,
+    dfinal: &[T],
+    dtable: &mut [T],
+    du: &mut [T],
+    dbrec: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if T::packed_kernel() {
+        // SAFETY: packed_kernel() is true only when the CPU has AVX2 and FMA.
+        return unsafe {
+            backward_dir_avx2(kind, head, hd, ut, lay, cache, dfinal, dtable, du, dbrec)
+        };
+    }
+    backward_dir_body(kind, head, hd, ut, lay, cache, dfinal, dtable, du, dbrec)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_dir_avx2<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    ut: &Packed<T>,
+    lay: &Layout,
+    cache: &DirCache<T>,
+    dfinal: &[T],
+    dtable: &mut [T],
+    du: &mut [T],
+    dbrec: &mut [T],
+) {
+    backward_dir_body(kind, head, hd, ut, lay, cache, dfinal, dtable, du, dbrec)
+}
+
+/// Gradients of one direction over one chunk, accumulated into `dtable` [V, G], `du` [H, G]
+/// and (GRU) `dbrec` [G]. `dfinal` [n0, H] is dLoss/d(final hidden state) per sorted row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_dir_body<T: Real>(
+    kind: Kind,
+    head: Head,
+    hd: usize,
+    ut: &Packed<T>,
+    lay: &Layout,
+    cache: &DirCache<T>,
+    dfinal: &[T],
+    dtable: &mut [T],
+    du: &mut [T],
+    dbrec: &mut [T],
+) {
+    let g = kind.gates() * hd;
+    let n0 = lay.rows.len();
+    let mut dh = vec![T::ZERO; n0 * hd];
+    let mut dc = if kind == Kind::Lstm {
+        vec![T::ZERO; n0 * hd]
+    } else {
+        Vec::new()
+    };
+    // Gate-input gradients per packed token (LSTM: also the recurrent-side gradients).
+    let mut dx = vec![T::ZERO; lay.ntok * g];
+    // GRU only: recurrent-side gradients (differ from dx in the candidate block).
+    let mut drec = if kind == Kind::Gru {
+        vec![T::ZERO; lay.ntok * g]
+    } else {
+        Vec::new()
+    };
+    let nsteps = lay.steps.len();
+    for t in (0..nsteps).rev() {
+        let (off, n) = lay.steps[t];
+        let nnext = if t + 1 < nsteps {
+            lay.steps[t + 1].1
+        } else {
+            0
+        };
+        match head {
+            // Rows whose last token is at step t receive the head's gradient here.
+            Head::Last => dh[nnext * hd..n * hd].copy_from_slice(&dfinal[nnext * hd..n * hd]),
+            // Pooling heads feed every step (`dfinal` is pre-divided by length for Mean).
+            Head::Mean => {
+                for (d, &v) in dh[..n * hd].iter_mut().zip(&dfinal[..n * hd]) {
+                    *d += v;
+                }
+            }
+            Head::Max => {
+                let am = &cache.argmax[..n * hd];
+                for (j, (d, &v)) in dh[..n * hd].iter_mut().zip(&dfinal[..n * hd]).enumerate() {
+                    if am[j] as usize == t {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        match kind {
+            Kind::Lstm => {
+                for r in 0..n {
+                    let k = off + r;
+                    let acts = &cache.acts[k * g..(k + 1) * g];
+                    let cp = &cache.aux[k * hd..(k + 1) * hd];
+                    let tc = &cache.aux2[k * hd..(k + 1) * hd];
+                    let da = &mut dx[k * g..(k + 1) * g];
+                    let dhr = &dh[r * hd..(r + 1) * hd];
+                    let dcr = &mut dc[r * hd..(r + 1) * hd];
+                    lstm_cell_back(acts, cp, tc, dhr, dcr, da);
+                }
+                ut.matmul(n, &dx[off * g..(off + n) * g], g, false, &mut dh, hd);
+            }
+            Kind::Gru => {
+                for r in 0..n {
+                    let k = off + r;
+                    let acts = &cache.acts[k * g..(k + 1) * g];
+                    let hh = &cache.aux[k * hd..(k + 1) * hd];
+                    let hp = &cache.hp[k * hd..(k + 1) * hd];
+                    let dxr = &mut dx[k * g..(k + 1) * g];
+                    let drr = &mut drec[k * g..(k + 1) * g];
+                    let dhr = &mut dh[r * hd..(r + 1) * hd];
+                    gru_cell_back(acts, hh, hp, dhr, dxr, drr);
+                }
+                ut.matmul(n, &drec[off * g..(off + n) * g], g, true, &mut dh, hd);
+            }
+        }
+    }
+    let dr: &[T] = if kind == Kind::Gru { &drec } else { &dx };
+    // dU = sum over tokens of h_prev^T · dgates: one GEMM over the whole packed batch.
+    gemm(
+        hd,
+        lay.ntok,
+        g,
+        T::ONE,
+        tr(&cache.hp, hd),
+        rm(dr, g),
+        T::ONE,
+        du,
+        g,
+    );
+    if kind == Kind::Gru {
+        for row in drec.chunks_exact(g) {
+            for (b, v) in dbrec.iter_mut().zip(row) {
+                *b += *v;
+            }
+        }
+    }
+    for (k, &tok) in cache.idx.iter().enumerate() {
+        let dst = &mut dtable[tok as usize * g..(tok as usize + 1) * g];
+        for (d, v) in dst.iter_mut().zip(&dx[k * g..(k + 1) * g]) {
+            *d += *v;
+        }
+    }
+}
+
+#[inline]
+fn lstm_cell_back<T: Real>(acts: &[T], cp: &[T], tc: &[T], dh: &[T], dc: &mut [T], da: &mut [T]) {
+    let hd = dh.len();
+    let one = T::ONE;
+    for j in 0..hd {
+        let i = acts[j];
+        let f = acts[hd + j];
+        let gg = acts[2 * hd + j];
+        let o = acts[3 * hd + j];
+        let t = tc[j];
+        let dcv = dc[j] + dh[j] * o * (one - t * t);
+        da[j] = dcv * gg * i * (one - i);
+        da[hd + j] = dcv * cp[j] * f * (one - f);
+        da[2 * hd + j] = dcv * i * (one - gg * gg);
+        da[3 * hd + j] = dh[j] * t * o * (one - o);
+        dc[j] = dcv * f;
+    }
+}
+
+#[inline]
+fn gru_cell_back<T: Real>(
+    acts: &[T],
+    hh: &[T],
+    hp: &[T],
+    dh: &mut [T],
+    dx: &mut [T],
+    drec: &mut [T],
+) {
+    let hd = dh.len();
+    let one = T::ONE;
+    for j in 0..hd {
+        let z = acts[j];
+        let r = acts[hd + j];
+        let nn = acts[2 * hd + j];
+        let d = dh[j];
+        let dz = d * (hp[j] - nn);
+        let dan = d * (one - z) * (one - nn * nn);
+        let daz = dz * z * (one - z);
+        let dar = dan * hh[j] * r * (one - r);
+        dx[j] = daz;
+        dx[hd + j] = dar;
+        dx[2 * hd + j] = dan;
+        drec[j] = daz;
+        drec[hd + j] = dar;
+        drec[2 * hd + j] = dan * r;
+        dh[j] = d * z;
+    }
+}
+
+/// Forward pass of one chunk up to the logits.
+pub(crate) struct ChunkForward<T> {
+    pub lay: Layout,
+    caches: Vec<DirCache<T>>,
+    /// Recurrent features fed to the dense layer [n, hout], sorted-row order.
+    feat: Vec<T>,
+    /// [n, n_out], sorted-row order.
+    pub logits: Vec<T>,
+}
+
+pub(crate) fn forward_chunk<T: Real>(
+    cfg: &NetConfig,
+    p: &Params<T>,
+    prep: &Prepared<T>,
+    batch: &[&[u32]],
+    rows: Vec<usize>,
+    save: bool,
+) -> ChunkForward<T> {
+    let lay = Layout::new(rows, batch);
+    let (hd, g, hout, k) = (cfg.hidden, cfg.g(), cfg.hout(), cfg.n_out());
+    let nc = lay.rows.len();
+    let kind = cfg.kind();
+    let mut feat = vec![T::ZERO; nc * hout];
+    let mut caches = Vec::new();
+    for (d, table) in prep.tables.iter().enumerate() {
+        let brec: &[T] = if kind == Kind::Gru {
+            &p.dirs[d].b[g..2 * g]
+        } else {
+            &[]
+        };
+        let cache = forward_dir(
+            kind,
+            cfg.head,
+            hd,
+            table,
+            &prep.u[d],
+            brec,
+            &lay,
+            batch,
+            d == 1,
+            save,
+        );
+        for r in 0..nc {
+            let dst = &mut feat[r * hout + d * hd..r * hout + (d + 1) * hd];
+            match cfg.head {
+                Head::Last => dst.copy_from_slice(&cache.h[r * hd..(r + 1) * hd]),
+                Head::Max => dst.copy_from_slice(&cache.pool[r * hd..(r + 1) * hd]),
+                Head::Mean => {
+                    let inv = T::from_f64(1.0 / lay.lens[r].max(1) as f64);
+                    for (o, &s) in dst.iter_mut().zip(&cache.pool[r * hd..(r + 1) * hd]) {
+                        *o = s * inv;
+                    }
+                }
+            }
+        }
+        if save {
+            caches.push(cache);
+        }
+    }
+    let mut logits = Vec::with_capacity(nc * k);
+    for _ in 0..nc {
+        logits.extend_from_slice(&p.dense_b);
+    }
+    gemm(
+        nc,
+        hout,
+        k,
+        T::ONE,
+        rm(&feat, hout),
+        rm(&p.dense_w, k),
+        T::ONE,
+        &mut logits,
+        k,
+    );
+    ChunkForward {
+        lay,
+        caches,
+        feat,
+        logits,
+    }
+}
+
+#[inline]
+fn sigmoid<T: Real>(z: T) -> T {
+    if z >= T::ZERO {
+        T::ONE / (T::ONE + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (T::ONE + e)
+    }
+}
+
+/// Probabilities of one row from its logits.
+pub(crate) fn probs_row<T: Real>(output: Output, z: &[T], out: &mut [T]) {
+    match output {
+        Output::Sigmoid => out[0] = sigmoid(z[0]),
+        Output::Softmax(_) => {
+            let m = z
+                .iter()
+                .copied()
+                .fold(z[0], |a, b| if b > a { b } else { a });
+            let mut s = T::ZERO;
+            for (o, &v) in out.iter_mut().zip(z) {
+                *o = (v - m).exp();
+                s += *o;
+            }
+            for o in out.iter_mut() {
+                *o = *o / s;
+            }
+        }
+    }
+}
+
+/// Unweighted loss of one row; with `dz`, also writes dloss/dlogits.
+pub(crate) fn row_loss<T: Real>(
+    output: Output,
+    loss: Loss,
+    z: &[T],
+    y: &[T],
+    dz: Option<&mut [T]>,
+) -> f64 {
+    let k = z.len();
+    let mut p = vec![T::ZERO; k];
+    probs_row(output, z, &mut p);
+    match (loss, output) {
+        (Loss::CrossEntropy, Output::Sigmoid) => {
+            let (zv, yv) = (z[0].to_f64(), y[0].to_f64());
+            if let Some(dz) = dz {
+                dz[0] = p[0] - y[0];
+            }
+            zv.max(0.0) - yv * zv + (-zv.abs()).exp().ln_1p()
+        }
+        (Loss::CrossEntropy, Output::Softmax(_)) => {
+            let m = z
+                .iter()
+                .map(|v| v.to_f64())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|v| (v.to_f64() - m).exp()).sum::<f64>().ln();
+            let ysum: T = y.iter().fold(T::ZERO, |a, &b| a + b);
+            if let Some(dz) = dz {
+                for j in 0..k {
+                    dz[j] = p[j] * ysum - y[j];
+                }
+            }
+            z.iter()
+                .zip(y)
+                .map(|(zv, yv)| yv.to_f64() * (lse - zv.to_f64()))
+                .sum()
+        }
+        (Loss::Mse, _) => {
+            let kf = T::from_f64(k as f64);
+            let l: f64 = p
+                .iter()
+                .zip(y)
+                .map(|(a, b)| (a.to_f64() - b.to_f64()).powi(2))
+                .sum::<f64>()
+                / k as f64;
+            if let Some(dz) = dz {
+                let two = T::from_f64(2.0);
+                let gp: Vec<T> = p.iter().zip(y).map(|(&a, &b)| two * (a - b) / kf).collect();
+                match output {
+                    Output::Sigmoid => dz[0] = gp[0] * p[0] * (T::ONE - p[0]),
+                    Output::Softmax(_) => {
+                        let s = gp.iter().zip(&p).fold(T::ZERO, |a, (&x, &q)| a + x * q);
+                        for j in 0..k {
+                            dz[j] = p[j] * (gp[j] - s);
+                        }
+                    }
+                }
+            }
+            l
+        }
+    }
+}
+
+struct ChunkGrads<T> {
+    loss: f64,
+    dtables: Vec<Vec<T>>,
+    du: Vec<Vec<T>>,
+    dbrec: Vec<Vec<T>>,
+    dwd: Vec<T>,
+    dbd: Vec<T>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chunk_grad<T: Real>(
+    cfg: &NetConfig,
+    p: &Params<T>,
+    prep: &Prepared<T>,
+    batch: &[&[u32]],
+    rows: &[usize],
+    targets: &[T],
+    weights: Option<&[T]>,
+    loss: Loss,
+) -> ChunkGrads<T> {
+    let fwd = forward_chunk(cfg, p, prep, batch, rows.to_vec(), true);
+    let (hd, g, hout, k, v) = (cfg.hidden, cfg.g(), cfg.hout(), cfg.n_out(), cfg.vocab);
+    let nc = fwd.lay.rows.len();
+    let inv_n = T::from_f64(1.0 / batch.len() as f64);
+    let mut dz = vec![T::ZERO; nc * k];
+    let mut loss_sum = 0.0;
+    for r in 0..nc {
+        let gi = fwd.lay.rows[r];
+        let dzr = &mut dz[r * k..(r + 1) * k];
+        let l = row_loss(
+            cfg.output,
+            loss,
+            &fwd.logits[r * k..(r + 1) * k],
+            &targets[gi * k..(gi + 1) * k],
+            Some(dzr),
+        );
+        let w = weights.map_or(T::ONE, |w| w[gi]);
+        loss_sum += w.to_f64() * l;
+        let s = w * inv_n;
+        dzr.iter_mut().for_each(|x| *x *= s);
+    }
+    let mut dwd = vec![T::ZERO; hout * k];
+    gemm(
+        hout,
+        nc,
+        k,
+        T::ONE,
+        tr(&fwd.feat, hout),
+        rm(&dz, k),
+        T::ZERO,
+        &mut dwd,
+        k,
+    );
+    let mut dbd = vec![T::ZERO; k];
+    for row in dz.chunks_exact(k) {
+        for (b, x) in dbd.iter_mut().zip(row) {
+            *b += *x;
+        }
+    }
+    let mut dfeat = vec![T::ZERO; nc * hout];
+    gemm(
+        nc,
+        k,
+        hout,
+        T::ONE,
+        rm(&dz, k),
+        tr(&p.dense_w, k),
+        T::ZERO,
+        &mut dfeat,
+        hout,
+    );
+    let mut out = ChunkGrads {
+        loss: loss_sum,
+        dtables: vec![],
+        du: vec![],
+        dbrec: vec![],
+        dwd,
+        dbd,
+    };
+    for (d, cache) in fwd.caches.iter().enumerate() {
+        let mut dfinal = vec![T::ZERO; nc * hd];
+        for r in 0..nc {
+            let src = &dfeat[r * hout + d * hd..r * hout + (d + 1) * hd];
+            let scale = if cfg.head == Head::Mean {
+                T::from_f64(1.0 / fwd.lay.lens[r].max(1) as f64)
+            } else {
+                T::ONE
+            };
+            for (o, &v) in dfinal[r * hd..(r + 1) * hd].iter_mut().zip(src) {
+                *o = v * scale;
+            }
+        }
+        let mut dtable = vec![T::ZERO; v * g];
+        let mut du = vec![T::ZERO; hd * g];
+        let mut dbrec = vec![T::ZERO; if cfg.kind() == Kind::Gru { g } else { 0 }];
+        backward_dir(
+            cfg.kind(),
+            cfg.head,
+            hd,
+            &prep.ut[d],
+            &fwd.lay,
+            cache,
+            &dfinal,
+            &mut dtable,
+            &mut du,
+            &mut dbrec,
+        );
+        out.dtables.push(dtable);
+        out.du.push(du);
+        out.dbrec.push(dbrec);
+    }
+    out
+}
+
+fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
+    for (a, b) in dst.iter_mut().zip(src) {
+        *a += *b;
+    }
+}
+
+/// Loss (weighted sum over rows / n, as Keras) and gradients of all parameters.
+/// Inputs must already be validated.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn loss_grad_impl<T: Real>(
+    cfg: &NetConfig,
+    p: &Params<T>,
+    batch: &[&[u32]],
+    targets: &[T],
+    weights: Option<&[T]>,
+    loss: Loss,
+    threads: usize,
+) -> (f64, Params<T>) {
+    let (e, g, v) = (cfg.embed, cfg.g(), cfg.vocab);
+    let mut grads = Params::<T>::zeros(cfg);
+    if batch.is_empty() {
+        return (0.0, grads);
+    }
+    let prep = prepare(cfg, p, true);
+    let chunks = split_rows(batch, threads);
+    let mut outs = run_parallel(&chunks, |rows| {
+        chunk_grad(cfg, p, &prep, batch, rows, targets, weights, loss)
+    });
+    let mut total = outs.remove(0);
+    for o in &outs {
+        total.loss += o.loss;
+        add_into(&mut total.dwd, &o.dwd);
+        add_into(&mut total.dbd, &o.dbd);
+        for d in 0..cfg.dirs() {
+            add_into(&mut total.dtables[d], &o.dtables[d]);
+            add_into(&mut total.du[d], &o.du[d]);
+            add_into(&mut total.dbrec[d], &o.dbrec[d]);
+        }
+    }
+    grads.dense_w = total.dwd;
+    grads.dense_b = total.dbd;
+    for d in 0..cfg.dirs() {
+        let dt = &total.dtables[d];
+        let gd = &mut grads.dirs[d];
+        // table = E·W + b  =>  dW = E^T·dT, dE += dT·W^T, db = column sums of dT.
+        gemm(
+            e,
+            v,
+            g,
+            T::ONE,
+            tr(&p.emb, e),
+            rm(dt, g),
+            T::ZERO,
+            &mut gd.w,
+            g,
+        );
+        gemm(
+            v,
+            g,
+            e,
+            T::ONE,
+            rm(dt, g),
+            tr(&p.dirs[d].w, g),
+            T::ONE,
+            &mut grads.emb,
+            e,
+        );
+        for row in dt.chunks_exact(g) {
+            add_into(&mut gd.b[..g], row);
+        }
+        gd.u = std::mem::take(&mut total.du[d]);
+        if cfg.kind() == Kind::Gru {
+            gd.b[g..].copy_from_slice(&total.dbrec[d]);
+        }
+    }
+    (total.loss / batch.len() as f64, grads)
+}
+
+/// Logits [n, n_out] in input order. Rows are processed in blocks of similar length.
+pub(crate) fn logits_impl<T: Real>(
+    cfg: &NetConfig,
+    p: &Params<T>,
+    prep: &Prepared<T>,
+    batch: &[&[u32]],
+    threads: usize,
+) -> Vec<T> {
+    let k = cfg.n_out();
+    let n = batch.len();
+    let mut out = vec![T::ZERO; n * k];
+    if n == 0 {
+        return out;
+    }
+    const BLOCK: usize = 1024;
+    let order = split_rows(batch, 1).remove(0);
+    for block in order.chunks(BLOCK) {
+        let parts = threads.clamp(1, block.len().div_ceil(16).max(1));
+        let chunks: Vec<Vec<usize>> = (0..parts)
+            .map(|c| block.iter().skip(c).step_by(parts).copied().collect())
+            .collect();
+        let res = run_parallel(&chunks, |rows| {
+            forward_chunk(cfg, p, prep, batch, rows.to_vec(), false)
+        });
+        for f in res {
+            for (r, &gi) in f.lay.rows.iter().enumerate() {
+                out[gi * k..(gi + 1) * k].copy_from_slice(&f.logits[r * k..(r + 1) * k]);
+            }
+        }
+    }
+    out
+}
