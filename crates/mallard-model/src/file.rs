@@ -97,7 +97,7 @@ impl ModelFile {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
+        let (header_len, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
         let info = header
             .metadata()
@@ -118,18 +118,18 @@ impl ModelFile {
         let meta_json = info.get("mallard").ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?;
         let meta: Meta = serde_json::from_str(meta_json)
             .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        // read_metadata has validated the offsets against the buffer; take the data from it
+        // directly instead of parsing the header a second time.
+        let body = bytes.get(8 + header_len..).ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
         let mut tensors = Vec::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
-                return Err(ModelError::Corrupt(format!("tensor {name:?} is {:?}, expected F32", view.dtype())));
+        for (name, info) in header.tensors() {
+            if info.dtype != Dtype::F32 {
+                return Err(ModelError::Corrupt(format!("tensor {name:?} is {:?}, expected F32", info.dtype)));
             }
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.push(Tensor { name, shape: view.shape().to_vec(), data });
+            let (a, b) = info.data_offsets;
+            let raw = body.get(a..b).ok_or_else(|| ModelError::Corrupt(format!("tensor {name:?} lies outside the file")))?;
+            let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            tensors.push(Tensor { name, shape: info.shape.clone(), data });
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(ModelFile { meta, tensors })

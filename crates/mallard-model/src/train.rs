@@ -15,7 +15,7 @@ pub enum ModelKind {
     Gru,
     BiLstm,
     Ngram,
-    /// BiLSTM and n-gram model, probabilities averaged.
+    /// LSTM and n-gram model, probabilities averaged.
     Ensemble,
 }
 
@@ -40,7 +40,8 @@ impl ModelKind {
         match self {
             ModelKind::Lstm => Some(Cell::Lstm),
             ModelKind::Gru => Some(Cell::Gru),
-            ModelKind::BiLstm | ModelKind::Ensemble => Some(Cell::BiLstm),
+            ModelKind::BiLstm => Some(Cell::BiLstm),
+            ModelKind::Ensemble => Some(Cell::Lstm),
             ModelKind::Ngram => None,
         }
     }
