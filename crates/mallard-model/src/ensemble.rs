@@ -62,7 +62,12 @@ impl Ensemble {
                 .iter()
                 .filter_map(|t| t.name.strip_prefix(&prefix).map(|n| Tensor::new(n, t.shape.clone(), t.data.clone())))
                 .collect();
-            members.push((m.weight, from_file(ModelFile { meta: m.meta, tensors })?));
+            let blobs = file
+                .blobs
+                .iter()
+                .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
+                .collect();
+            members.push((m.weight, from_file(ModelFile { meta: m.meta, tensors, blobs })?));
         }
         Ensemble::new(file.meta, members)
     }
@@ -99,13 +104,15 @@ impl Model for Ensemble {
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let mut meta = self.meta.clone();
         let mut tensors = Vec::new();
+        let mut blobs = Vec::new();
         let mut stored = Vec::new();
         for (i, (w, m)) in self.members.iter().enumerate() {
             let f = m.to_file()?;
             tensors.extend(f.tensors.into_iter().map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)));
+            blobs.extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
             stored.push(StoredMember { weight: *w, meta: f.meta });
         }
         meta.config = serde_json::to_value(Stored { members: stored }).map_err(|e| ModelError::Invalid(e.to_string()))?;
-        Ok(ModelFile { meta, tensors })
+        Ok(ModelFile { meta, tensors, blobs })
     }
 }

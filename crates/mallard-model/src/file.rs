@@ -34,6 +34,33 @@ impl Tensor {
 pub struct ModelFile {
     pub meta: Meta,
     pub tensors: Vec<Tensor>,
+    /// Named byte strings (stored as `U8` tensors): large string tables such as an n-gram
+    /// vocabulary, which would be slow to parse as escaped JSON inside the header.
+    pub blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// Packs strings as (u32 little-endian length, UTF-8 bytes) records.
+pub fn pack_strings(items: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|s| s.len() + 4).sum());
+    for s in items {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out
+}
+
+/// Inverse of [`pack_strings`]; any inconsistency is an error, never a panic.
+pub fn unpack_strings(bytes: &[u8]) -> Result<Vec<String>, ModelError> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at_checked(4).ok_or_else(|| ModelError::Corrupt("string table: truncated length".into()))?;
+        let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (s, tail) = tail.split_at_checked(n).ok_or_else(|| ModelError::Corrupt("string table: truncated string".into()))?;
+        out.push(String::from_utf8(s.to_vec()).map_err(|_| ModelError::Corrupt("string table: not UTF-8".into()))?);
+        rest = tail;
+    }
+    Ok(out)
 }
 
 impl ModelFile {
@@ -42,6 +69,14 @@ impl ModelFile {
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ModelError::Invalid(format!("missing tensor {name:?}")))
+    }
+
+    pub fn blob(&self, name: &str) -> Result<&[u8], ModelError> {
+        self.blobs
+            .iter()
+            .find(|b| b.0 == name)
+            .map(|b| b.1.as_slice())
+            .ok_or_else(|| ModelError::Invalid(format!("missing table {name:?}")))
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
@@ -65,17 +100,24 @@ impl ModelFile {
         info.insert("format_version".into(), FORMAT_VERSION.to_string().into());
         info.insert("mallard".into(), meta.into());
         header.insert("__metadata__".into(), info.into());
-        let mut sorted: Vec<&Tensor> = self.tensors.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        // Tensors and blobs in name order, each with its little-endian bytes.
+        let mut parts: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = Vec::new();
+        for t in &self.tensors {
+            parts.push((&t.name, "F32", t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        }
+        for (name, b) in &self.blobs {
+            parts.push((name, "U8", vec![b.len()], b.clone()));
+        }
+        parts.sort_by(|a, b| a.0.cmp(b.0));
         let mut offset = 0usize;
-        for t in &sorted {
-            if header.contains_key(&t.name) {
-                return Err(ModelError::Invalid(format!("tensor {:?} given twice", t.name)));
+        for (name, dtype, shape, data) in &parts {
+            if header.contains_key(*name) {
+                return Err(ModelError::Invalid(format!("tensor {name:?} given twice")));
             }
-            let end = offset + 4 * t.data.len();
+            let end = offset + data.len();
             header.insert(
-                t.name.clone(),
-                serde_json::json!({ "dtype": "F32", "shape": t.shape, "data_offsets": [offset, end] }),
+                name.to_string(),
+                serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [offset, end] }),
             );
             offset = end;
         }
@@ -88,10 +130,8 @@ impl ModelFile {
         let mut out = Vec::with_capacity(8 + head.len() + offset);
         out.extend_from_slice(&(head.len() as u64).to_le_bytes());
         out.extend_from_slice(&head);
-        for t in sorted {
-            for v in &t.data {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
+        for (_, _, _, data) in parts {
+            out.extend_from_slice(&data);
         }
         Ok(out)
     }
@@ -122,17 +162,22 @@ impl ModelFile {
         // directly instead of parsing the header a second time.
         let body = bytes.get(8 + header_len..).ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
         let mut tensors = Vec::new();
+        let mut blobs = Vec::new();
         for (name, info) in header.tensors() {
-            if info.dtype != Dtype::F32 {
-                return Err(ModelError::Corrupt(format!("tensor {name:?} is {:?}, expected F32", info.dtype)));
-            }
             let (a, b) = info.data_offsets;
             let raw = body.get(a..b).ok_or_else(|| ModelError::Corrupt(format!("tensor {name:?} lies outside the file")))?;
-            let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            tensors.push(Tensor { name, shape: info.shape.clone(), data });
+            match info.dtype {
+                Dtype::F32 => {
+                    let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    tensors.push(Tensor { name, shape: info.shape.clone(), data });
+                }
+                Dtype::U8 => blobs.push((name, raw.to_vec())),
+                other => return Err(ModelError::Corrupt(format!("tensor {name:?} is {other:?}, expected F32 or U8"))),
+            }
         }
+        blobs.sort();
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(ModelFile { meta, tensors })
+        Ok(ModelFile { meta, tensors, blobs })
     }
 
     pub fn read(path: &Path) -> Result<Self, ModelError> {

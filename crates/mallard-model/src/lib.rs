@@ -10,7 +10,7 @@ mod ngram;
 mod sequence;
 pub mod train;
 
-pub use file::{ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
+pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
 pub use ensemble::Ensemble;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 struct Stored {
     ngram: NgramConfig,
-    vocab: Vec<String>,
 }
+
+/// The n-gram names, in column order, as a packed string table.
+const VOCAB: &str = "vocab";
 
 pub struct NgramSeqModel {
     meta: Meta,
@@ -23,8 +25,9 @@ impl NgramSeqModel {
     pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
         let stored: Stored = serde_json::from_value(file.meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("ngram config: {e}")))?;
+        let vocab = crate::file::unpack_strings(file.blob(VOCAB)?)?;
         let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
-        let model = NgramModel::from_parts(stored.ngram, file.meta.labels.len(), stored.vocab, &tensors)
+        let model = NgramModel::from_parts(stored.ngram, file.meta.labels.len(), vocab, &tensors)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         Ok(NgramSeqModel { meta: file.meta, model })
     }
@@ -64,9 +67,10 @@ impl Model for NgramSeqModel {
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let mut meta = self.meta.clone();
-        meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone(), vocab: self.model.vocab().to_vec() })
+        meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone() })
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
         let tensors = self.model.to_tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
-        Ok(ModelFile { meta, tensors })
+        let blobs = vec![(VOCAB.to_string(), crate::file::pack_strings(self.model.vocab()))];
+        Ok(ModelFile { meta, tensors, blobs })
     }
 }

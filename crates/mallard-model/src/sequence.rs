@@ -200,6 +200,6 @@ impl Model for RnnModel {
         meta.config = serde_json::to_value(RnnConfig { embed: cfg.embed, hidden: cfg.hidden, head: head_name(cfg.head).into(), input: self.input.clone() })
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
         let tensors = self.net.tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
-        Ok(ModelFile { meta, tensors })
+        Ok(ModelFile { meta, tensors, blobs: Vec::new() })
     }
 }

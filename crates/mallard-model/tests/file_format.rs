@@ -10,6 +10,7 @@ fn sample() -> ModelFile {
             Tensor::new("a", vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]),
             Tensor::new("b", vec![1], vec![0.125]),
         ],
+        blobs: vec![("names".into(), mallard_model::pack_strings(&["NtClose".into(), "".into(), "a b\nc".into()]))],
     }
 }
 
@@ -18,6 +19,9 @@ fn round_trip_keeps_meta_and_tensors() {
     let f = sample();
     let back = ModelFile::from_bytes(&f.to_bytes().unwrap()).unwrap();
     assert_eq!(back.tensors, f.tensors);
+    assert_eq!(mallard_model::unpack_strings(back.blob("names").unwrap()).unwrap(), ["NtClose", "", "a b\nc"]);
+    assert!(mallard_model::unpack_strings(&[5, 0, 0, 0, b'a']).is_err());
+    assert!(mallard_model::unpack_strings(&[1, 0]).is_err());
     assert_eq!(back.meta.threshold, 0.25);
     assert_eq!(back.meta.positive, Some(1));
     assert_eq!(back.meta.labels, ["benign", "malicious"]);
