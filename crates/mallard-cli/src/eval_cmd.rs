@@ -31,6 +31,25 @@ pub struct EvalArgs {
     /// Keep only the first N calls of each sample when reading.
     #[arg(long, value_name = "N")]
     pub max_calls: Option<usize>,
+    /// Write one JSON line per sample: id, label, predicted label, class probabilities.
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub predictions: Option<PathBuf>,
+}
+
+/// One JSON line per sample with its true label and the model's probabilities.
+fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], probs: &[f32]) -> Result<()> {
+    use std::io::Write;
+    let k = labels.len();
+    let f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for (i, (id, &t)) in ids.iter().zip(y).enumerate() {
+        let p = &probs[i * k..(i + 1) * k];
+        let best = (0..k).fold(0, |b, j| if p[j] > p[b] { j } else { b });
+        let row = serde_json::json!({ "id": id, "label": labels[t], "predicted": labels[best], "probs": p });
+        writeln!(w, "{row}")?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
@@ -48,6 +67,10 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
     let probs = model.predict_proba(&inputs).context("scoring")?;
     let secs = t.elapsed().as_secs_f64();
+    if let Some(p) = &a.predictions {
+        let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        write_predictions(p, &meta.labels, &ids, &y, &probs)?;
+    }
     let threshold = a.threshold.unwrap_or(meta.threshold);
     let ev = evaluate(&meta.labels, &y, &probs, meta.positive, meta.positive.map(|_| threshold))
         .context("computing metrics")?;
@@ -106,6 +129,9 @@ pub struct CvArgs {
     /// Draw roc.svg and confusion.svg (pooled out-of-fold) into this folder.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Write every sample's out-of-fold prediction as a JSON line.
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub predictions: Option<PathBuf>,
 }
 
 /// Folds never split identical sequences or samples with the same sha256; out-of-fold
@@ -140,6 +166,13 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
         fold_p.push(model.predict_proba(&inputs)?);
         fold_y.push(test.iter().map(|&i| y[i]).collect());
+    }
+    if let Some(p) = &a.predictions {
+        let order: Vec<usize> = folds.iter().flatten().copied().collect();
+        let ids: Vec<&str> = order.iter().map(|&i| samples[i].id.as_str()).collect();
+        let ys: Vec<usize> = order.iter().map(|&i| y[i]).collect();
+        let ps: Vec<f32> = fold_p.concat();
+        write_predictions(p, &names, &ids, &ys, &ps)?;
     }
     let fp: Vec<mallard_eval::FoldPredictions> =
         fold_y.iter().zip(&fold_p).map(|(y, p)| mallard_eval::FoldPredictions { y_true: y, probs: p }).collect();
