@@ -67,6 +67,10 @@ pub struct ModelArgs {
     /// Keep only the first N calls of each sample when reading.
     #[arg(long, value_name = "N")]
     pub max_calls: Option<usize>,
+    /// Count back-to-back repeats of a call once (raw sandbox traces); the model remembers
+    /// this and applies it when scoring.
+    #[arg(long)]
+    pub collapse_repeats: bool,
 }
 
 impl ModelArgs {
@@ -87,6 +91,7 @@ impl ModelArgs {
         o.patience = self.patience;
         o.class_weights = if self.no_class_weights { Some(false) } else { None };
         o.seed = self.seed;
+        o.collapse_runs = self.collapse_repeats;
         o.threads = threads;
         Ok(o)
     }

@@ -82,6 +82,10 @@ pub struct Meta {
     /// form); inputs are brought to that form before scoring, so raw traces match.
     #[serde(default)]
     pub distinct_calls: bool,
+    /// Runs of the same API called back to back count as one call (raw traces repeat a
+    /// call thousands of times in a row).
+    #[serde(default)]
+    pub collapse_runs: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<Tokenizer>,
     /// Kind-specific settings needed to rebuild the model.
@@ -106,6 +110,7 @@ impl Meta {
             positive,
             threshold: 0.5,
             distinct_calls: false,
+            collapse_runs: false,
             tokenizer: None,
             config: serde_json::Value::Null,
             training: serde_json::Value::Null,
@@ -134,10 +139,23 @@ pub fn distinct_in_order(apis: &[String]) -> Vec<String> {
     apis.iter().filter(|a| seen.insert(a.as_str())).cloned().collect()
 }
 
+/// Drops calls equal to the call before them.
+pub fn collapse_runs(apis: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(apis.len().min(4096));
+    for a in apis {
+        if out.last() != Some(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// The sequence a model with `meta` should see.
 pub(crate) fn model_view<'a>(meta: &Meta, apis: &'a [String]) -> std::borrow::Cow<'a, [String]> {
     if meta.distinct_calls {
         std::borrow::Cow::Owned(distinct_in_order(apis))
+    } else if meta.collapse_runs {
+        std::borrow::Cow::Owned(collapse_runs(apis))
     } else {
         std::borrow::Cow::Borrowed(apis)
     }

@@ -87,6 +87,8 @@ pub struct TrainOptions {
     pub validation_split: Option<f32>,
     pub patience: Option<usize>,
     pub class_weights: Option<bool>,
+    /// Treat back-to-back repeats of a call as one (recorded in the model, applied when scoring).
+    pub collapse_runs: bool,
     pub seed: u64,
     pub threads: usize,
 }
@@ -107,6 +109,7 @@ impl TrainOptions {
             validation_split: None,
             patience: None,
             class_weights: None,
+            collapse_runs: false,
             seed: 42,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
@@ -163,7 +166,44 @@ pub fn train(
         )));
     }
     let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
+    let collapsed: Vec<Vec<String>>;
+    let seqs = if opts.collapse_runs {
+        collapsed = seqs.iter().map(|s| crate::collapse_runs(s)).collect();
+        &collapsed[..]
+    } else {
+        seqs
+    };
     let distinct = seqs.iter().all(|s| crate::distinct_in_order(s).len() == s.len());
+    let mut model = train_kind(seqs, &y, names, distinct, opts, obs)?;
+    if opts.collapse_runs {
+        // Rebuild through the file so every member records the flag.
+        let mut f = model.to_file()?;
+        set_collapse(&mut f.meta);
+        model = crate::from_file(f)?;
+    }
+    Ok(model)
+}
+
+fn set_collapse(meta: &mut Meta) {
+    meta.collapse_runs = true;
+    if let Some(members) = meta.config.get_mut("members").and_then(|m| m.as_array_mut()) {
+        for m in members {
+            if let Some(inner) = m.get_mut("meta") {
+                inner["collapse_runs"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
+}
+
+fn train_kind(
+    seqs: &[Vec<String>],
+    y: &[usize],
+    names: Vec<String>,
+    distinct: bool,
+    opts: &TrainOptions,
+    obs: &mut dyn Observer,
+) -> Result<Box<dyn Model>, ModelError> {
+    let y = y.to_vec();
     match opts.kind {
         ModelKind::Ngram => Ok(Box::new(train_ngram(seqs, &y, &names, distinct, obs)?)),
         ModelKind::Lstm | ModelKind::Gru | ModelKind::BiLstm => {
