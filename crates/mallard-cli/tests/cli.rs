@@ -153,3 +153,14 @@ fn default_model_on_malbehavd_test() {
     assert!(j["roc_auc"].as_f64().unwrap() > 0.975, "{j}");
     assert!(j["accuracy"].as_f64().unwrap() > 0.93, "{j}");
 }
+
+#[test]
+fn a_report_of_only_unknown_apis_is_an_error_not_a_guess() {
+    let d = tmp("unknown");
+    cuckoo_report(&d.join("u.json"), &["ZzNotAnApi", "ZzNorThis"]);
+    let out = mallard(&["scan", "--json", d.join("u.json").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["verdict"], "error");
+    assert!(r["error"].as_str().unwrap().contains("known to the model"), "{r}");
+}

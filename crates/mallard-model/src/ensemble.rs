@@ -101,6 +101,10 @@ impl Model for Ensemble {
         Ok(all)
     }
 
+    fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
+        self.members.iter().filter_map(|(_, m)| m.known_apis(apis)).max()
+    }
+
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let mut meta = self.meta.clone();
         let mut tensors = Vec::new();

@@ -139,6 +139,12 @@ pub fn distinct_in_order(apis: &[String]) -> Vec<String> {
     apis.iter().filter(|a| seen.insert(a.as_str())).cloned().collect()
 }
 
+/// (known, total) over the distinct names of `apis`.
+pub(crate) fn count_known(apis: &[String], known: impl Fn(&str) -> bool) -> (usize, usize) {
+    let d = distinct_in_order(apis);
+    (d.iter().filter(|a| known(a)).count(), d.len())
+}
+
 /// Drops calls equal to the call before them.
 pub fn collapse_runs(apis: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(apis.len().min(4096));
@@ -181,6 +187,12 @@ pub trait Model: Send + Sync {
     /// The input's parts that moved the score most, by absolute weight, strongest first.
     /// Positive weights push toward the malicious (or predicted) class.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
+
+    /// How many of the distinct API names in `apis` the model has seen in training;
+    /// `None` when the model does not read API calls.
+    fn known_apis(&self, _apis: &[String]) -> Option<(usize, usize)> {
+        None
+    }
 
     /// Weights and metadata, ready to write.
     fn to_file(&self) -> Result<ModelFile, ModelError>;

@@ -65,6 +65,10 @@ impl Model for NgramSeqModel {
             .collect())
     }
 
+    fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
+        Some(crate::count_known(apis, |a| self.model.vectorizer().knows_token(a)))
+    }
+
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let mut meta = self.meta.clone();
         meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone() })

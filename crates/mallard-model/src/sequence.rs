@@ -193,6 +193,10 @@ impl Model for RnnModel {
         Ok(reasons)
     }
 
+    fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
+        Some(crate::count_known(apis, |a| !self.tokenizer.encode(&[a]).is_empty()))
+    }
+
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let cfg = self.net.config();
         let mut meta = self.meta.clone();

@@ -414,6 +414,11 @@ impl NgramVectorizer {
         self.config.use_idf.then_some(self.idf.as_slice())
     }
 
+    /// Whether a token occurs in any n-gram of the vocabulary.
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.tokens.contains_key(token)
+    }
+
     /// Number of features (columns).
     pub fn n_features(&self) -> usize {
         self.names.len()

@@ -102,6 +102,22 @@ impl Scanner {
         if apis.is_empty() {
             return ScanResult::error(path, format!("{}: no API calls to score", path.display()));
         }
+        let mut warnings = Vec::new();
+        match self.model.known_apis(apis) {
+            Some((0, total)) => {
+                return ScanResult::error(
+                    path,
+                    format!(
+                        "{}: none of its {total} distinct API names is known to the model (another sandbox's naming, or not Windows?)",
+                        path.display()
+                    ),
+                )
+            }
+            Some((known, total)) if known < total => {
+                warnings.push(format!("{} of {total} distinct API names are unknown to the model and ignored", total - known))
+            }
+            _ => {}
+        }
         let input = Input::Apis(apis);
         let meta = self.model.meta();
         let probs = match self.model.predict_proba(&[input]) {
@@ -120,7 +136,6 @@ impl Scanner {
                 (Verdict::Malicious, probs.get(best).copied().unwrap_or(f32::NAN), meta.labels.get(best).cloned())
             }
         };
-        let mut warnings = Vec::new();
         let reasons = if self.opts.top == 0 {
             Vec::new()
         } else {
