@@ -102,11 +102,13 @@ pub struct Progress {
     quiet: bool,
     bar: Option<ProgressBar>,
     epochs: usize,
+    batches: usize,
+    done_epochs: usize,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        Progress { quiet, bar: None, epochs: 0 }
+        Progress { quiet, bar: None, epochs: 0, batches: 0, done_epochs: 0 }
     }
 }
 
@@ -116,18 +118,27 @@ impl Observer for Progress {
             eprintln!("{what}...");
         }
     }
-    fn epoch_start(&mut self, _epoch: usize, epochs: usize, _batches: usize) {
+    fn epoch_start(&mut self, _epoch: usize, epochs: usize, batches: usize) {
         self.epochs = epochs;
+        self.batches = batches.max(1);
         if !self.quiet {
-            let bar = ProgressBar::new(epochs as u64);
+            // One tick per minibatch, so long epochs show progress too.
+            let bar = ProgressBar::new((epochs * self.batches) as u64);
             bar.set_style(
-                ProgressStyle::with_template("training {bar:30} epoch {pos}/{len} {msg} [{elapsed}]")
+                ProgressStyle::with_template("training {bar:30} {msg} [{elapsed}<{eta}]")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             self.bar = Some(bar);
         }
     }
+    fn batch(&mut self, done: usize, total: usize, loss: f32) {
+        if let Some(b) = &self.bar {
+            b.set_position((self.done_epochs * self.batches + done) as u64);
+            b.set_message(format!("epoch {}/{} batch {done}/{total} loss {loss:.4}", self.done_epochs + 1, self.epochs));
+        }
+    }
     fn epoch_end(&mut self, r: &EpochReport) {
+        self.done_epochs = r.epoch;
         if self.quiet {
             return;
         }
@@ -138,8 +149,7 @@ impl Observer for Progress {
         let line = format!("epoch {}/{}: loss {:.4}{val} ({:.2} s)", r.epoch, self.epochs, r.loss, r.seconds);
         match &self.bar {
             Some(b) if !b.is_hidden() => {
-                b.set_position(r.epoch as u64);
-                b.set_message(format!("loss {:.4}{val}", r.loss));
+                b.set_position((r.epoch * self.batches) as u64);
                 b.println(line);
             }
             _ => eprintln!("{line}"),
