@@ -2,6 +2,7 @@
 
 mod dataset;
 mod eval_cmd;
+mod features_cmd;
 mod scan_cmd;
 mod train_cmd;
 
@@ -32,6 +33,8 @@ enum Command {
     Cv(eval_cmd::CvArgs),
     /// Give a verdict, a score and reasons for sandbox reports (files or folders).
     Scan(scan_cmd::ScanArgs),
+    /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin) from PE files.
+    Features(features_cmd::FeaturesArgs),
 }
 
 pub struct Global {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Cv(a) => eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Scan(a) => scan_cmd::run(a, &g),
+        Command::Features(a) => features_cmd::run(a, &g),
     };
     match result {
         Ok(code) => code,

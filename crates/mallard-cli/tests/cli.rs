@@ -164,3 +164,45 @@ fn a_report_of_only_unknown_apis_is_an_error_not_a_guess() {
     assert_eq!(r["verdict"], "error");
     assert!(r["error"].as_str().unwrap().contains("known to the model"), "{r}");
 }
+
+#[test]
+fn features_give_an_error_record_per_unreadable_file_and_exit_2() {
+    let d = tmp("features");
+    let out_file = d.join("f.jsonl");
+    let missing = d.join("missing.exe");
+    let out = mallard(&["features", missing.to_str().unwrap(), "--set", "ember-v2", "--out", out_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&out_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["path"], missing.to_str().unwrap());
+    assert!(rows[0]["error"].as_str().unwrap().contains("missing.exe"));
+    let out = mallard(&["features", missing.to_str().unwrap(), "--set", "pe-header", "--raw"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only defined for ember-v2"));
+}
+
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn features_resume_skips_files_already_done() {
+    let d = tmp("resume");
+    let out_file = d.join("f.jsonl");
+    let benign = shared().join("data/pe-benign");
+    let manifest = std::fs::read_to_string(benign.join("MANIFEST.tsv")).unwrap();
+    let files: Vec<String> =
+        manifest.lines().skip(1).take(3).map(|l| benign.join(l.split('\t').next().unwrap()).display().to_string()).collect();
+    let run = |n: usize| {
+        let mut args = vec!["features", "--set", "saxe-1024", "--out", out_file.to_str().unwrap()];
+        args.extend(files[..n].iter().map(String::as_str));
+        let out = mallard(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    run(2);
+    let err = run(3);
+    assert!(err.contains("2 files already done, 1 to go"), "{err}");
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&out_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["vector"].as_array().unwrap().len() == 1024));
+}

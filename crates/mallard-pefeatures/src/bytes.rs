@@ -1,0 +1,401 @@
+//! Whole-file byte statistics in one pass: byte histogram, EMBER's byte-entropy histogram
+//! (window 2048, step 1024), printable-string statistics and marker counts.
+
+use crate::ember::entropy_table::NEG_PLOG2P_2048;
+
+/// numpy's pairwise summation of float32 (`np.sum` on a contiguous float32 array).
+pub fn np_pairwise_sum_f32(a: &[f32]) -> f32 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0f32;
+        for &x in a {
+            res += x;
+        }
+        res
+    } else if n <= 128 {
+        let mut r = [0.0f32; 8];
+        r.copy_from_slice(&a[..8]);
+        let full = n - n % 8;
+        let mut i = 8;
+        while i < full {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &x in &a[full..] {
+            res += x;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        np_pairwise_sum_f32(&a[..n2]) + np_pairwise_sum_f32(&a[n2..])
+    }
+}
+
+/// `counts / counts.sum()` in float32 as numpy does it (NaN for an all-zero histogram).
+pub fn np_normalize_f32(counts: &[u64]) -> Vec<f32> {
+    let f: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
+    let s = np_pairwise_sum_f32(&f);
+    f.iter().map(|&x| x / s).collect()
+}
+
+/// EMBER's entropy bin of a 16-bin nibble histogram (p = c / 2048 in float32, numpy's
+/// float32 log2, numpy's pairwise sum, `int(H * 2 * 2)`, 16 -> 15).
+#[inline]
+pub fn entropy_bin(c: &[u32; 16]) -> usize {
+    let mut terms = [0.0f32; 16];
+    let mut k = 0;
+    for &x in c.iter() {
+        if x > 0 {
+            let idx = (x as usize).min(2048) - 1;
+            terms[k] = f32::from_bits(NEG_PLOG2P_2048[idx]);
+            k += 1;
+        }
+    }
+    let h = np_pairwise_sum_f32(&terms[..k]) * 2.0;
+    let hb = (h * 2.0) as usize;
+    hb.min(15)
+}
+
+/// Printable-string statistics as EMBER's StringExtractor computes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StringStats {
+    /// Runs of 5 or more bytes in 0x20..=0x7f.
+    pub numstrings: u64,
+    /// Total length of those runs.
+    pub total_len: u64,
+    /// Histogram of the bytes in those runs (index = byte - 0x20).
+    pub printabledist: [u64; 96],
+    /// `c:\` (case-insensitive `c`).
+    pub paths: u64,
+    /// `http://` or `https://` (case-insensitive).
+    pub urls: u64,
+    /// `HKEY_`.
+    pub registry: u64,
+    /// `MZ`.
+    pub mz: u64,
+}
+
+impl StringStats {
+    /// EMBER's `avlength`.
+    pub fn avlength(&self) -> f64 {
+        if self.numstrings == 0 {
+            0.0
+        } else {
+            self.total_len as f64 / self.numstrings as f64
+        }
+    }
+
+    /// EMBER's `entropy`: float32 computation over the printable distribution.
+    pub fn entropy(&self) -> f32 {
+        let csum: u64 = self.printabledist.iter().sum();
+        if self.numstrings == 0 || csum == 0 {
+            return 0.0;
+        }
+        let cs = csum as f32;
+        let mut terms = Vec::with_capacity(96);
+        for &c in self.printabledist.iter() {
+            if c > 0 {
+                let p = c as f32 / cs;
+                // numpy uses its own (AVX-512) float32 log2; correctly rounded here.
+                let l = (f64::from(p)).log2() as f32;
+                terms.push(-p * l);
+            }
+        }
+        np_pairwise_sum_f32(&terms)
+    }
+}
+
+/// Everything EMBER computes from the raw bytes.
+#[derive(Clone, Debug)]
+pub struct ByteStats {
+    pub histogram: [u64; 256],
+    /// 16 x 16, row = entropy bin, column = high nibble.
+    pub byteentropy: [u64; 256],
+    pub strings: StringStats,
+}
+
+fn nibbles_from_hist(h: &[u32; 256]) -> [u32; 16] {
+    let mut n = [0u32; 16];
+    for (i, c) in h.chunks_exact(16).enumerate() {
+        n[i] = c.iter().sum();
+    }
+    n
+}
+
+fn chunk_hist(chunk: &[u8], h: &mut [u32; 256]) {
+    // Two interleaved tables halve store-to-load dependencies on repeated bytes.
+    let mut h2 = [0u32; 256];
+    let mut pairs = chunk.chunks_exact(2);
+    for p in &mut pairs {
+        h[p[0] as usize] += 1;
+        h2[p[1] as usize] += 1;
+    }
+    for &b in pairs.remainder() {
+        h[b as usize] += 1;
+    }
+    for (a, b) in h.iter_mut().zip(h2.iter()) {
+        *a += *b;
+    }
+}
+
+/// Compute all byte statistics in one pass over `data`.
+pub fn byte_stats(data: &[u8]) -> ByteStats {
+    let mut histogram = [0u64; 256];
+    let mut byteentropy = [0u64; 256];
+    const STEP: usize = 1024;
+    const WINDOW: usize = 2048;
+    if data.len() < WINDOW {
+        let mut h = [0u32; 256];
+        chunk_hist(data, &mut h);
+        let nib = nibbles_from_hist(&h);
+        let bin = entropy_bin(&nib);
+        for (k, &c) in nib.iter().enumerate() {
+            byteentropy[bin * 16 + k] += u64::from(c);
+        }
+        for (o, &c) in histogram.iter_mut().zip(h.iter()) {
+            *o += u64::from(c);
+        }
+    } else {
+        let nwin = (data.len() - WINDOW) / STEP + 1;
+        let mut prev: Option<[u32; 16]> = None;
+        let mut chunks = data.chunks(STEP);
+        // Chunks 0..=nwin take part in windows; the rest only in the histogram.
+        for (ci, chunk) in (&mut chunks).enumerate() {
+            let mut h = [0u32; 256];
+            chunk_hist(chunk, &mut h);
+            for (o, &c) in histogram.iter_mut().zip(h.iter()) {
+                *o += u64::from(c);
+            }
+            if ci <= nwin {
+                let nib = nibbles_from_hist(&h);
+                if let Some(p) = prev {
+                    let mut w = [0u32; 16];
+                    for k in 0..16 {
+                        w[k] = p[k] + nib[k];
+                    }
+                    let bin = entropy_bin(&w);
+                    for (k, &c) in w.iter().enumerate() {
+                        byteentropy[bin * 16 + k] += u64::from(c);
+                    }
+                }
+                prev = Some(nib);
+            }
+        }
+    }
+    ByteStats { histogram, byteentropy, strings: string_stats(data) }
+}
+
+/// Bit i set when byte i of `block` (at most 64 bytes) is in 0x20..=0x7f.
+#[inline]
+fn printable_mask(block: &[u8]) -> u64 {
+    if block.len() < 64 {
+        let mut m = 0u64;
+        for (i, &b) in block.iter().enumerate() {
+            m |= u64::from(b.wrapping_sub(0x20) < 0x60) << i;
+        }
+        return m;
+    }
+    let mut m = 0u64;
+    for (k, w) in block.chunks_exact(8).enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let x = u64::from_le_bytes(a);
+        // Byte printable <=> bit 7 clear and (bit 6 or bit 5) set; flag lands in bit 7.
+        let pm = !x & ((x << 1) | (x << 2)) & 0x8080_8080_8080_8080;
+        // Gather the eight bit-7 flags into one byte (distinct partial products, no carries).
+        let bits = ((pm >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        m |= bits << (8 * k);
+    }
+    m
+}
+
+/// Call `f(start, end)` for every maximal run of bytes in 0x20..=0x7f, in order. Runs are
+/// found from 64-byte printable masks, so only run boundaries cost work.
+pub fn for_each_printable_run<F: FnMut(usize, usize)>(data: &[u8], mut f: F) {
+    let mut run_start = 0usize;
+    let mut prev_bit = 0u64; // 1 when the byte before this block was printable
+    for (bi, block) in data.chunks(64).enumerate() {
+        let base = bi * 64;
+        let m = printable_mask(block);
+        let shifted = (m << 1) | prev_bit;
+        let valid = if block.len() == 64 { u64::MAX } else { (1u64 << block.len()) - 1 };
+        let mut events = (m ^ shifted) & valid;
+        while events != 0 {
+            let i = events.trailing_zeros() as usize;
+            events &= events - 1;
+            if m & (1u64 << i) != 0 {
+                run_start = base + i;
+            } else {
+                f(run_start, base + i);
+            }
+        }
+        prev_bit = if block.len() == 64 { m >> 63 } else { (m >> (block.len() - 1)) & 1 };
+    }
+    if prev_bit == 1 {
+        f(run_start, data.len());
+    }
+}
+
+/// EMBER's string statistics.
+pub fn string_stats(data: &[u8]) -> StringStats {
+    let mut st = StringStats {
+        numstrings: 0,
+        total_len: 0,
+        printabledist: [0; 96],
+        paths: 0,
+        urls: 0,
+        registry: 0,
+        mz: 0,
+    };
+    // Four interleaved tables for the bytes of qualifying runs.
+    let mut dist4 = [[0u32; 128]; 4];
+    let mut close = |start: usize, end: usize, st: &mut StringStats| {
+        let len = end.saturating_sub(start);
+        if len >= 5 {
+            st.numstrings += 1;
+            st.total_len += len as u64;
+            let run = data.get(start..end).unwrap_or(&[]);
+            let mut q = run.chunks_exact(4);
+            for c in &mut q {
+                dist4[0][usize::from(c[0] & 0x7f)] += 1;
+                dist4[1][usize::from(c[1] & 0x7f)] += 1;
+                dist4[2][usize::from(c[2] & 0x7f)] += 1;
+                dist4[3][usize::from(c[3] & 0x7f)] += 1;
+            }
+            for &b in q.remainder() {
+                dist4[0][usize::from(b & 0x7f)] += 1;
+            }
+        }
+    };
+    for_each_printable_run(data, |start, end| close(start, end, &mut st));
+    let mut dist = [0u64; 96];
+    for (k, d) in dist.iter_mut().enumerate() {
+        let c = k + 0x20;
+        *d = u64::from(dist4[0][c]) + u64::from(dist4[1][c]) + u64::from(dist4[2][c]) + u64::from(dist4[3][c]);
+    }
+    st.printabledist = dist;
+    use memchr::memmem;
+    st.mz = memmem::find_iter(data, b"MZ").count() as u64;
+    st.registry = memmem::find_iter(data, b"HKEY_").count() as u64;
+    st.paths = memmem::find_iter(data, b":\\")
+        .filter(|&p| p > 0 && matches!(data.get(p - 1), Some(b'c') | Some(b'C')))
+        .count() as u64;
+    st.urls = memmem::find_iter(data, b"://")
+        .filter(|&p| {
+            let ends_with = |k: usize, pat: &[u8]| {
+                p >= k && data.get(p - k..p).is_some_and(|s| s.eq_ignore_ascii_case(pat))
+            };
+            ends_with(5, b"https") || ends_with(4, b"http")
+        })
+        .count() as u64;
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sum_matches_numpy_order() {
+        // 9 elements: r[0..8] = a[0..8], then a[8] added after the tree.
+        let a: Vec<f32> = (0..9).map(|i| 1.0 + i as f32 * 1e-8).collect();
+        let mut r = [0f32; 8];
+        r.copy_from_slice(&a[..8]);
+        let want = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + a[8];
+        assert_eq!(np_pairwise_sum_f32(&a), want);
+        assert_eq!(np_pairwise_sum_f32(&[1.0, 2.0, 3.0]), 6.0);
+    }
+
+    #[test]
+    fn strings_by_hand() {
+        let data = b"\x00abcd\x00abcde\x01C:\\x http://a HTTPS://b HKEY_ MZMZ\xff";
+        let s = string_stats(data);
+        // Runs: "abcd" (4, too short), "abcde" (5), "C:\\x http://a HTTPS://b HKEY_ MZMZ" (34).
+        assert_eq!(s.numstrings, 2);
+        assert_eq!(s.total_len, 5 + 34);
+        assert_eq!(s.paths, 1);
+        assert_eq!(s.urls, 2);
+        assert_eq!(s.registry, 1);
+        assert_eq!(s.mz, 2);
+        assert_eq!(s.printabledist[usize::from(b'a') - 0x20], 2);
+        assert_eq!(s.printabledist.iter().sum::<u64>(), 39);
+        // 0x7f counts as printable for EMBER's regex.
+        let s = string_stats(b"\x7f\x7f\x7f\x7f\x7f");
+        assert_eq!(s.numstrings, 1);
+        // Long runs across the 8-byte fast path.
+        let mut v = vec![b'A'; 100];
+        v.push(0);
+        v.extend_from_slice(&[b'B'; 3]);
+        let s = string_stats(&v);
+        assert_eq!((s.numstrings, s.total_len), (1, 100));
+    }
+
+    /// Straightforward reading of EMBER's regex `[\x20-\x7f]{5,}` (maximal runs).
+    fn naive_strings(data: &[u8]) -> (u64, u64, [u64; 96]) {
+        let (mut n, mut total, mut dist) = (0u64, 0u64, [0u64; 96]);
+        let mut i = 0;
+        while i < data.len() {
+            if (0x20..=0x7f).contains(&data[i]) {
+                let s = i;
+                while i < data.len() && (0x20..=0x7f).contains(&data[i]) {
+                    i += 1;
+                }
+                if i - s >= 5 {
+                    n += 1;
+                    total += (i - s) as u64;
+                    for &b in &data[s..i] {
+                        dist[usize::from(b) - 0x20] += 1;
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        (n, total, dist)
+    }
+
+    #[test]
+    fn strings_match_naive_scan() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 5, 63, 64, 65, 127, 128, 129, 1000, 4096, 10_001] {
+            for bias in [0u64, 3, 7] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly printable runs of varied lengths, some high bytes and controls.
+                        if x % 8 < bias { (x >> 8) as u8 } else { 0x20 + ((x >> 16) % 0x60) as u8 }
+                    })
+                    .collect();
+                let s = string_stats(&data);
+                let (n, t, d) = naive_strings(&data);
+                assert_eq!((s.numstrings, s.total_len), (n, t), "len {len} bias {bias}");
+                assert_eq!(s.printabledist, d, "len {len} bias {bias}");
+            }
+        }
+    }
+
+    #[test]
+    fn byteentropy_by_hand() {
+        // 4096 zero bytes: windows at 0, 1024, 2048 -> 3 windows of entropy 0, nibble 0.
+        let s = byte_stats(&[0u8; 4096]);
+        assert_eq!(s.byteentropy[0], 3 * 2048);
+        assert_eq!(s.byteentropy.iter().sum::<u64>(), 3 * 2048);
+        assert_eq!(s.histogram[0], 4096);
+        // 2048 bytes cycling over all 256 values: nibble counts 128 each -> p = 1/16,
+        // H = 4 bits -> *2 = 8 -> bin int(16) -> 15.
+        let v: Vec<u8> = (0..2048).map(|i| i as u8).collect();
+        let s = byte_stats(&v);
+        for k in 0..16 {
+            assert_eq!(s.byteentropy[15 * 16 + k], 128);
+        }
+        // Small file: p = c / 2048 even though the block is shorter.
+        let s = byte_stats(&[0u8; 10]);
+        assert_eq!(s.byteentropy[0], 10);
+    }
+}

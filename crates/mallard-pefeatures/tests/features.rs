@@ -1,0 +1,183 @@
+//! Feature sets on the hand-laid-out PE (`mallard_pe::synth::tiny_pe32`): values computed by
+//! hand from its layout; the ClaMP set against pefile (fixture) and the ClaMP CSV header.
+
+use std::path::PathBuf;
+
+use mallard_pe::synth::tiny_pe32;
+use mallard_pefeatures::hasher::bucket;
+use mallard_pefeatures::{ember_raw, ember_vectorize, extract, names, FeatureSet};
+use serde_json::json;
+
+fn shared() -> PathBuf {
+    match std::env::var_os("MALLARD_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+#[test]
+fn ember_raw_on_tiny_pe() {
+    let b = tiny_pe32();
+    let raw = ember_raw(&b).unwrap();
+    assert_eq!(
+        raw["general"],
+        json!({"size": 1536, "vsize": 12288, "has_debug": 0, "exports": 1, "imports": 1,
+               "has_relocations": 0, "has_resources": 0, "has_signature": 0, "has_tls": 0, "symbols": 0})
+    );
+    // CPython set order of {0x2, 0x100, 0x2000}: slots 0 (0x100), 1 (0x2000 after a probe), 2 (0x2).
+    assert_eq!(raw["header"]["coff"], json!({"timestamp": 0x5f00_0000u32, "machine": "I386",
+        "characteristics": ["CHARA_32BIT_MACHINE", "DLL", "EXECUTABLE_IMAGE"]}));
+    let opt = &raw["header"]["optional"];
+    assert_eq!(opt["subsystem"], "WINDOWS_CUI");
+    assert_eq!(opt["dll_characteristics"], json!(["DYNAMIC_BASE", "NX_COMPAT", "TERMINAL_SERVER_AWARE"]));
+    assert_eq!(opt["magic"], "PE32");
+    assert_eq!(opt["major_linker_version"], 14);
+    assert_eq!(opt["minor_linker_version"], 20);
+    assert_eq!(opt["major_image_version"], 1);
+    assert_eq!(opt["minor_image_version"], 2);
+    assert_eq!(opt["sizeof_headers"], 512);
+    assert_eq!(opt["sizeof_heap_commit"], 4096);
+    let sec = &raw["section"];
+    assert_eq!(sec["entry"], ".text");
+    assert_eq!(sec["sections"][0]["name"], ".text");
+    assert_eq!(sec["sections"][0]["size"], 512);
+    assert_eq!(sec["sections"][0]["vsize"], 16);
+    let want = 7.0 / 16.0 * 4.0 + 9.0 / 16.0 * (16.0f64 / 9.0).log2();
+    assert!((sec["sections"][0]["entropy"].as_f64().unwrap() - want).abs() < 1e-12);
+    assert_eq!(sec["sections"][0]["props"], json!(["CNT_CODE", "MEM_EXECUTE", "MEM_READ"]));
+    assert_eq!(sec["sections"][1]["props"], json!(["CNT_INITIALIZED_DATA", "MEM_READ", "MEM_WRITE"]));
+    assert_eq!(raw["imports"], json!({"KERNEL32.dll": ["ExitProcess"], "MYLIB.dll": ["ordinal5"]}));
+    assert_eq!(raw["exports"], json!(["Start"]));
+    assert_eq!(raw["datadirectories"].as_array().unwrap().len(), 16);
+    assert_eq!(raw["datadirectories"][0], json!({"name": "EXPORT_TABLE", "size": 96, "virtual_address": 8448}));
+    assert_eq!(raw["datadirectories"][15]["name"], "RESERVED");
+    // Byte histogram by hand: count zeros directly.
+    let zeros = b.iter().filter(|&&x| x == 0).count();
+    assert_eq!(raw["histogram"][0], zeros);
+    assert_eq!(raw["strings"]["MZ"], 1);
+}
+
+#[test]
+fn ember_vector_on_tiny_pe() {
+    let b = tiny_pe32();
+    let v = extract(FeatureSet::EmberV2, &b).unwrap();
+    assert_eq!(v.len(), 2381);
+    assert_eq!(&v[616..626], &[1536.0, 12288.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(v[626], 0x5f00_0000u32 as f32);
+    // header.machine: FeatureHasher(10) of ["I386"] -> column 5, +1 (checked with sklearn).
+    assert_eq!(&v[627..637], &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    // sections: count, zero size, empty name, RX, W.
+    assert_eq!(&v[688..693], &[2.0, 0.0, 0.0, 1.0, 1.0]);
+    // imports: library "kernel32.dll" and "mylib.dll" each once in 256 columns.
+    let (ik, sk) = bucket(b"kernel32.dll", 256);
+    let (im, sm) = bucket(b"mylib.dll", 256);
+    let mut lib = vec![0f64; 256];
+    lib[ik] += sk;
+    lib[im] += sm;
+    for i in 0..256 {
+        assert_eq!(v[943 + i], lib[i] as f32, "library column {i}");
+    }
+    let (ie, se) = bucket(b"Start", 128);
+    assert_eq!(v[2223 + ie], se as f32);
+    // data directories: EXPORT (96, 0x2100), IMPORT (60, 0x2000).
+    assert_eq!(&v[2351..2355], &[96.0, 8448.0, 60.0, 8192.0]);
+    // Byte histogram sums to 1.
+    let s: f32 = v[..256].iter().sum();
+    assert!((s - 1.0).abs() < 1e-5);
+    // Vectorizing the raw object gives the same vector.
+    assert_eq!(ember_vectorize(&ember_raw(&b).unwrap()).unwrap(), v);
+}
+
+#[test]
+fn non_pe_gets_ember_defaults() {
+    let raw = ember_raw(b"hello world, not a PE").unwrap();
+    assert_eq!(raw["general"]["vsize"], 0);
+    assert_eq!(raw["section"], json!({"entry": "", "sections": []}));
+    assert_eq!(raw["header"]["coff"]["machine"], "");
+    let v = ember_vectorize(&raw).unwrap();
+    assert_eq!(v[616], 21.0);
+    // Empty input: numpy divides 0 by 0.
+    let v = extract(FeatureSet::EmberV2, b"").unwrap();
+    assert!(v[0].is_nan() && v[256].is_nan());
+    assert!(extract(FeatureSet::PeHeader, b"not a pe").is_err());
+}
+
+#[test]
+fn clamp_on_tiny_pe() {
+    let v = extract(FeatureSet::PeHeader, &tiny_pe32()).unwrap();
+    let n = names(FeatureSet::PeHeader);
+    assert_eq!(v.len(), 55);
+    let get = |c: &str| v[n.iter().position(|x| x == c).unwrap()];
+    assert_eq!(get("e_magic"), 23117.0);
+    assert_eq!(get("e_lfanew"), 128.0);
+    assert!(get("e_res").is_nan() && get("e_res2").is_nan());
+    assert_eq!(get("Machine"), 332.0);
+    assert_eq!(get("CreationYear"), 2020.0);
+    assert_eq!(get("Characteristics"), 8450.0);
+    assert_eq!(get("Magic"), 267.0);
+    assert_eq!(get("ImageBase"), 4_194_304.0);
+    assert_eq!(get("DllCharacteristics"), 33088.0);
+    assert_eq!(get("NumberOfRvaAndSizes"), 16.0);
+}
+
+#[test]
+fn saxe_on_tiny_pe() {
+    let b = tiny_pe32();
+    let v = extract(FeatureSet::Saxe1024, &b).unwrap();
+    assert_eq!(v.len(), 1024);
+    assert_eq!(names(FeatureSet::Saxe1024).len(), 1024);
+    let s: f32 = v[..256].iter().sum();
+    assert!((s - 1.0).abs() < 1e-5, "byte/entropy histogram sums to 1");
+    let (i, _) = bucket(b"kernel32.dll:ExitProcess", 256);
+    let (j, _) = bucket(b"mylib.dll:ordinal5", 256);
+    assert_eq!(v[256 + i], 1.0);
+    assert_eq!(v[256 + j], 1.0);
+    assert_eq!(v[256..512].iter().filter(|&&x| x != 0.0).count(), if i == j { 1 } else { 2 });
+    let s: f32 = v[512..768].iter().sum();
+    assert!((s - 1.0).abs() < 1e-5, "string histogram sums to 1");
+    assert!(v[768..].iter().any(|&x| x != 0.0));
+}
+
+#[test]
+fn set_names_parse() {
+    for s in FeatureSet::ALL {
+        assert_eq!(s.name().parse::<FeatureSet>().unwrap(), s);
+        assert_eq!(names(s).len(), s.dim());
+    }
+    assert!("nope".parse::<FeatureSet>().is_err());
+}
+
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn clamp_columns_match_csv_header() {
+    let p = shared().join("data/pe-header/clamp/ClaMP_Raw-5184.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let want: Vec<&str> = header.iter().copied().filter(|c| *c != "class").collect();
+    assert_eq!(names(FeatureSet::PeHeader), want);
+}
+
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn clamp_matches_pefile_on_pe_benign() {
+    let fixture = include_str!("fixtures/clamp_pefile_pe-benign.csv");
+    let mut lines = fixture.lines();
+    let cols: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&cols[1..], names(FeatureSet::PeHeader).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let mut rows = 0;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let bytes = std::fs::read(shared().join("data/pe-benign").join(f[0])).unwrap();
+        let v = extract(FeatureSet::PeHeader, &bytes).unwrap();
+        for (k, cell) in f[1..].iter().enumerate() {
+            if cell.is_empty() {
+                assert!(v[k].is_nan(), "{}: {}", f[0], cols[k + 1]);
+            } else {
+                let want: f64 = cell.parse().unwrap();
+                assert_eq!(v[k], want as f32, "{}: {}", f[0], cols[k + 1]);
+            }
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 217);
+}
