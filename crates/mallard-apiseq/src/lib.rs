@@ -101,6 +101,9 @@ pub struct DatasetOptions {
     /// Report folders: take a report's label from the first folder below the root
     /// (`ROOT/<label>/.../report.json`); reports directly in ROOT get no label.
     pub labels_from_dirs: bool,
+    /// Reports: one sample per monitored process with calls (id `REPORT#pid`), instead of
+    /// one whole-sample sequence per report.
+    pub per_process: bool,
 }
 
 impl Default for DatasetOptions {
@@ -110,6 +113,7 @@ impl Default for DatasetOptions {
             max_bytes: None,
             expand_repeated: false,
             labels_from_dirs: true,
+            per_process: false,
         }
     }
 }
@@ -177,7 +181,7 @@ pub fn read_dataset(
                 }),
                 expand_repeated: opts.expand_repeated,
             };
-            read_report_set(path, &ropts, opts.labels_from_dirs)
+            read_report_set(path, &ropts, opts.labels_from_dirs, opts.per_process)
         }
     }
 }
@@ -209,10 +213,27 @@ fn malapi_companions(calls: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReadEr
     Ok((calls.to_path_buf(), index, types))
 }
 
+/// Adds a report as one sample, or one per process with calls.
+fn push_report(ds: &mut Dataset, report: &Report, id: String, label: Option<String>, per_process: bool) {
+    if !per_process {
+        ds.samples.push(report.to_sample(id, label));
+        return;
+    }
+    for p in report.processes.iter().filter(|p| !p.apis.is_empty()) {
+        ds.samples.push(Sample {
+            id: format!("{id}#{}", p.pid),
+            label: label.clone(),
+            apis: p.apis.clone(),
+            sha256: report.sha256.clone(),
+        });
+    }
+}
+
 fn read_report_set(
     path: &Path,
     ropts: &ReportOptions,
     labels_from_dirs: bool,
+    per_process: bool,
 ) -> Result<Dataset, ReadError> {
     let mut ds = Dataset::default();
     if !path.is_dir() {
@@ -227,7 +248,7 @@ fn read_report_set(
                 .iter()
                 .map(|w| format!("{}: {w}", path.display())),
         );
-        ds.samples.push(report.to_sample(id, None));
+        push_report(&mut ds, &report, id, None, per_process);
         return Ok(ds);
     }
     let mut files = Vec::new();
@@ -255,7 +276,7 @@ fn read_report_set(
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                ds.samples.push(report.to_sample(id, label));
+                push_report(&mut ds, &report, id, label, per_process);
             }
             Err(e) => ds.errors.push((file, e)),
         }

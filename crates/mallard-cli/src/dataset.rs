@@ -23,9 +23,20 @@ impl std::str::FromStr for DatasetArg {
     }
 }
 
+/// How datasets are read, shared by `train`, `eval` and `cv`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ReadArgs {
+    /// Keep only the first N calls of each sample when reading.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
+    /// Reports: one sample per monitored process instead of one per report.
+    #[arg(long)]
+    pub per_process: bool,
+}
+
 /// Reads a labelled dataset; per-file errors in report folders are printed and skipped.
-pub fn load_labelled(arg: &DatasetArg, max_calls: Option<usize>, quiet: bool) -> Result<(Vec<Sample>, Vec<String>)> {
-    let opts = DatasetOptions { max_calls, ..DatasetOptions::default() };
+pub fn load_labelled(arg: &DatasetArg, read: &ReadArgs, quiet: bool) -> Result<(Vec<Sample>, Vec<String>)> {
+    let opts = DatasetOptions { max_calls: read.max_calls, per_process: read.per_process, ..DatasetOptions::default() };
     let ds = read_dataset(arg.format, &arg.path, &opts)
         .with_context(|| format!("reading {}:{}", arg.format, arg.path.display()))?;
     for (p, e) in &ds.errors {

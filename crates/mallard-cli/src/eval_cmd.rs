@@ -1,6 +1,6 @@
 //! `mallard eval` and `mallard cv`.
 
-use crate::dataset::{load_labelled, DatasetArg};
+use crate::dataset::{load_labelled, DatasetArg, ReadArgs};
 use crate::train_cmd::{ModelArgs, Progress};
 use crate::{load_model, Global};
 use anyhow::{bail, Context, Result};
@@ -28,9 +28,8 @@ pub struct EvalArgs {
     /// Decision threshold on P(malicious) (default: the model's).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Keep only the first N calls of each sample when reading.
-    #[arg(long, value_name = "N")]
-    pub max_calls: Option<usize>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Write one JSON line per sample: id, label, predicted label, class probabilities.
     #[arg(long, value_name = "OUT.jsonl")]
     pub predictions: Option<PathBuf>,
@@ -55,7 +54,7 @@ fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let model = load_model(a.model.as_deref())?;
     let meta = model.meta().clone();
-    let (samples, labels) = load_labelled(&a.dataset, a.max_calls, g.quiet)?;
+    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     let mut y = Vec::with_capacity(labels.len());
     for l in &labels {
         match meta.labels.iter().position(|m| m == l) {
@@ -123,6 +122,8 @@ pub struct CvArgs {
     pub folds: usize,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Write pooled and per-fold metrics as JSON here.
     #[arg(long, value_name = "OUT.json")]
     pub report: Option<PathBuf>,
@@ -138,7 +139,7 @@ pub struct CvArgs {
 /// predictions are pooled and evaluated once (per-fold spread reported beside).
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     let opts = a.model.options(g.threads)?;
-    let (samples, labels) = load_labelled(&a.dataset, a.model.max_calls, g.quiet)?;
+    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     let names = label_set(&labels);
     let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
     let seqs: Vec<Vec<String>> = samples.iter().map(|s| s.apis.clone()).collect();

@@ -1,6 +1,6 @@
 //! `mallard train`.
 
-use crate::dataset::{load_labelled, DatasetArg};
+use crate::dataset::{load_labelled, DatasetArg, ReadArgs};
 use crate::Global;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
@@ -19,6 +19,8 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// Model choice and training settings, shared by `train` and `cv`.
@@ -64,9 +66,6 @@ pub struct ModelArgs {
     /// Seed for initialisation, shuffling and splits: same seed, same model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Keep only the first N calls of each sample when reading.
-    #[arg(long, value_name = "N")]
-    pub max_calls: Option<usize>,
     /// Count back-to-back repeats of a call once (raw sandbox traces); the model remembers
     /// this and applies it when scoring.
     #[arg(long)]
@@ -168,7 +167,7 @@ impl Drop for Progress {
 pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
     let opts = a.model.options(g.threads)?;
     let t = Instant::now();
-    let (samples, labels) = load_labelled(&a.dataset, a.model.max_calls, g.quiet)?;
+    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     if !g.quiet {
         eprintln!("read {} samples from {} in {:.2} s", samples.len(), a.dataset.path.display(), t.elapsed().as_secs_f64());
     }
