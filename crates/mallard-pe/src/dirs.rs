@@ -131,6 +131,7 @@ impl<'a> Pe<'a> {
         let mut pos = start;
         let mut descriptors = 0usize;
         let mut thunks = 0usize;
+        let mut name_bytes = 0usize;
         'desc: while pos < end {
             let (Some(ilt), Some(ts), Some(fc), Some(name_rva), Some(iat)) = (
                 u32_at(data, pos),
@@ -183,6 +184,12 @@ impl<'a> Pe<'a> {
                 }
                 let value = if table > 0 { table } else { iat_v };
                 if let Some(e) = self.thunk_entry(value) {
+                    name_bytes += e.name.len();
+                    if name_bytes > self.limits().max_name_bytes {
+                        out.truncated = true;
+                        out.imports.push(imp);
+                        break 'desc;
+                    }
                     imp.entries.push(e);
                 }
                 iat_v = if iat_off > 0 {
@@ -225,6 +232,7 @@ impl<'a> Pe<'a> {
         let mut pos = start;
         let mut descriptors = 0usize;
         let mut thunks = 0usize;
+        let mut name_bytes = 0usize;
         'desc: while pos < end {
             let mut f = [0u32; 8];
             for (k, v) in f.iter_mut().enumerate() {
@@ -260,6 +268,12 @@ impl<'a> Pe<'a> {
                         break 'desc;
                     }
                     if let Some(e) = self.thunk_entry(val) {
+                        name_bytes += e.name.len();
+                        if name_bytes > self.limits().max_name_bytes {
+                            out.truncated = true;
+                            out.imports.push(imp);
+                            break 'desc;
+                        }
                         imp.entries.push(e);
                     }
                     match self.thunk_at(off) {
@@ -306,6 +320,8 @@ impl<'a> Pe<'a> {
         let npt = u64::from(self.lief_rva_to_offset(u64::from(npt_rva)) as u32);
         let cap = self.limits().max_exports;
         let mut truncated = false;
+        let mut name_bytes = 0usize;
+        let name_cap = self.limits().max_name_bytes;
         let mut entries: Vec<ExportEntry> = Vec::new();
         let mut corrupted = vec![0u64; 1024]; // bitset over u16 ordinals
         let mark = |o: u16, c: &mut Vec<u64>| {
@@ -328,8 +344,11 @@ impl<'a> Pe<'a> {
             if forwarded && addr > 0 {
                 let off = u64::from(self.lief_rva_to_offset(u64::from(addr)) as u32);
                 if let Some(Ok(s)) = c_string(data, off, 3000) {
-                    if printable(s) {
+                    if printable(s) && name_bytes + s.len() <= name_cap {
+                        name_bytes += s.len();
                         name = s.to_vec();
+                    } else if printable(s) {
+                        truncated = true;
                     }
                 }
             }
@@ -349,7 +368,14 @@ impl<'a> Pe<'a> {
                 };
                 let off = u64::from(self.lief_rva_to_offset(u64::from(nrva)) as u32);
                 match c_string(data, off, 3000) {
-                    Some(Ok(s)) if !s.is_empty() => entry.name = s.to_vec(),
+                    Some(Ok(s)) if !s.is_empty() => {
+                        if name_bytes + s.len() > name_cap {
+                            truncated = true;
+                            break;
+                        }
+                        name_bytes += s.len();
+                        entry.name = s.to_vec();
+                    }
                     _ => mark(entry.ordinal, &mut corrupted),
                 }
             }

@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_import_thunks: usize,
     /// Export address-table entries and name pointers read.
     pub max_exports: usize,
+    /// Bytes of import / export names kept per table (names may be shared by many thunks).
+    pub max_name_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             max_import_descriptors: 1 << 16,
             max_import_thunks: 1 << 20,
             max_exports: 1 << 20,
+            max_name_bytes: 64 << 20,
         }
     }
 }
@@ -506,7 +509,7 @@ impl<'a> Pe<'a> {
         for s in &self.sections {
             let va = s.virtual_address;
             let span = s.virtual_size.max(s.size_of_raw_data);
-            let delta = rva.checked_sub(va)?;
+            let Some(delta) = rva.checked_sub(va) else { continue };
             if delta < span {
                 if delta >= s.size_of_raw_data {
                     return None;

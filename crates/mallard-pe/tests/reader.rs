@@ -234,3 +234,34 @@ fn field_corruptions() {
     assert_eq!(pe.sections.len(), 2);
     assert_ne!(pe.sections[0].name(), ".text");
 }
+
+#[test]
+fn name_budget_caps_import_memory() {
+    // Many thunks sharing one name: entries stop once the name-byte budget is spent.
+    let mut b = tiny_pe32();
+    for k in 0..8 {
+        set_u32(&mut b, off::ILT_KERNEL32 + 4 * k, 0x20e0);
+    }
+    let lim = mallard_pe::Limits { max_name_bytes: 30, ..Default::default() };
+    let pe = Pe::parse_with(&b, lim).unwrap();
+    let t = pe.lief_imports();
+    assert!(t.truncated);
+    let bytes: usize = t.imports.iter().flat_map(|i| &i.entries).map(|e| e.name.len()).sum();
+    assert!((22..=30).contains(&bytes), "{bytes}");
+    // Without the budget all 8 ILT entries plus the IAT-continued ones are read.
+    let pe = Pe::parse(&b).unwrap();
+    let t = pe.lief_imports();
+    assert!(!t.truncated);
+    assert!(t.imports[0].entries.len() >= 8);
+}
+
+#[test]
+fn rva_to_offset_skips_sections_above() {
+    // Header RVAs map to themselves; RVAs in the second section do not stop at the first.
+    let b = tiny_pe32();
+    let pe = Pe::parse(&b).unwrap();
+    assert_eq!(pe.rva_to_offset(0x10), Some(0x10));
+    assert_eq!(pe.rva_to_offset(0x1004), Some(0x204));
+    assert_eq!(pe.rva_to_offset(0x2150), Some(0x550));
+    assert_eq!(pe.rva_to_offset(0x1300), None, "past .text raw data");
+}
