@@ -41,7 +41,7 @@ def find(d, keys):
             if r is not None:
                 return r
     return None
-e = find(s, {"mb_per_s_cpu", "cpu_mb_per_s", "MBps_cpu", "mb_s_cpu"})
+e = find(s, {"MB_per_s_cpu"})
 m = re.search(r"^\| ember-v2 \(vector\) \| ([0-9.]+) \|", open(sys.argv[2]).read(), re.M)
 mm = float(m.group(1)) if m else float("nan")
 print("\n== side by side (ember-v2, MB/s per core)")
