@@ -1,6 +1,8 @@
 //! `mallard eval` and `mallard cv`.
 
-use crate::dataset::{load_labelled, DatasetArg, ReadArgs};
+use crate::dataset::{guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs};
+use anyhow::anyhow;
+use mallard_model::{InputKind, Model, TableModel};
 use crate::train_cmd::{ModelArgs, Progress};
 use crate::{load_model, Global};
 use anyhow::{bail, Context, Result};
@@ -52,34 +54,48 @@ fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], 
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
-    let model = load_model(a.model.as_deref())?;
+    let model = match (&a.model, a.dataset.format) {
+        (None, DataFormat::Csv) => bail!("a csv dataset needs --model (the built-in model reads API-call sequences)"),
+        (m, _) => load_model(m.as_deref())?,
+    };
     let meta = model.meta().clone();
-    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
-    let mut y = Vec::with_capacity(labels.len());
-    for l in &labels {
-        match meta.labels.iter().position(|m| m == l) {
-            Some(i) => y.push(i),
-            None => bail!("{}: label {l:?} is not one the model knows ({:?})", a.dataset.path.display(), meta.labels),
-        }
-    }
+    let index = |labels: &[String]| -> Result<Vec<usize>> {
+        labels
+            .iter()
+            .map(|l| {
+                meta.labels.iter().position(|m| m == l).ok_or_else(|| {
+                    anyhow!("{}: label {l:?} is not one the model knows ({:?})", a.dataset.path.display(), meta.labels)
+                })
+            })
+            .collect()
+    };
     let t = Instant::now();
-    let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
-    let probs = model.predict_proba(&inputs).context("scoring")?;
+    let (ids, y, probs, n) = if meta.input == InputKind::Features {
+        let schema = mallard_model::table_schema(&meta)?;
+        let table = load_table(&a.dataset, &a.read, Some(&schema))?;
+        let y = index(&table.labels)?;
+        let inputs: Vec<Input> = (0..table.n_rows()).map(|i| Input::Features(table.row(i))).collect();
+        let probs = model.predict_proba(&inputs).context("scoring")?;
+        let ids: Vec<String> =
+            table.ids.clone().unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
+        (ids, y, probs, table.n_rows())
+    } else {
+        let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
+        let y = index(&labels)?;
+        let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
+        let probs = model.predict_proba(&inputs).context("scoring")?;
+        (samples.iter().map(|s| s.id.clone()).collect(), y, probs, samples.len())
+    };
     let secs = t.elapsed().as_secs_f64();
     if let Some(p) = &a.predictions {
-        let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         write_predictions(p, &meta.labels, &ids, &y, &probs)?;
     }
     let threshold = a.threshold.unwrap_or(meta.threshold);
     let ev = evaluate(&meta.labels, &y, &probs, meta.positive, meta.positive.map(|_| threshold))
         .context("computing metrics")?;
     if !g.quiet {
-        eprintln!(
-            "scored {} samples in {:.3} s ({:.3} ms per sample)",
-            samples.len(),
-            secs,
-            secs * 1e3 / samples.len() as f64
-        );
+        eprintln!("read and scored {n} samples in {secs:.3} s ({:.3} ms per sample)", secs * 1e3 / n.max(1) as f64);
     }
     print!("{}", render_table(&ev));
     let name = format!("{} on {}", meta.kind, file_name(&a.dataset.path));
@@ -138,6 +154,9 @@ pub struct CvArgs {
 /// Folds never split identical sequences or samples with the same sha256; out-of-fold
 /// predictions are pooled and evaluated once (per-fold spread reported beside).
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
+    if a.dataset.format == DataFormat::Csv {
+        return run_cv_table(a, g);
+    }
     let opts = a.model.options(g.threads)?;
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     let names = label_set(&labels);
@@ -189,5 +208,65 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         a.report.as_deref(),
         a.plots.as_deref(),
         serde_json::json!({ "model": opts.kind.name(), "folds": folds.len(), "per_fold": cv.per_fold, "seconds": t.elapsed().as_secs_f64() }),
+    )
+}
+
+/// Table cross-validation: identical feature rows share a group, so duplicates never
+/// straddle a fold boundary.
+fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
+    let learner = a.model.learner(g.threads)?;
+    let table = load_table(&a.dataset, &a.read, None)?;
+    let set = guess_feature_set(&table.columns);
+    let names = label_set(&table.labels);
+    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
+    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
+    let groups = mallard_eval::group_ids(&keys);
+    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
+    let t = Instant::now();
+    let mut fold_y = Vec::new();
+    let mut fold_p = Vec::new();
+    let mut positive = None;
+    let mut train_secs = 0.0;
+    for (f, test) in folds.iter().enumerate() {
+        let train_idx = mallard_eval::complement(table.n_rows(), test);
+        let tt = Instant::now();
+        let model = TableModel::train(&table.select_rows(&train_idx), &learner, set)?;
+        train_secs += tt.elapsed().as_secs_f64();
+        if model.meta().labels != names {
+            bail!("fold {} lacks a class: its model has labels {:?}", f + 1, model.meta().labels);
+        }
+        positive = model.meta().positive;
+        let inputs: Vec<Input> = test.iter().map(|&i| Input::Features(table.row(i))).collect();
+        fold_p.push(model.predict_proba(&inputs)?);
+        fold_y.push(test.iter().map(|&i| y[i]).collect::<Vec<_>>());
+        if !g.quiet {
+            eprintln!("fold {}/{}: {} train, {} test", f + 1, folds.len(), train_idx.len(), test.len());
+        }
+    }
+    if let Some(p) = &a.predictions {
+        let order: Vec<usize> = folds.iter().flatten().copied().collect();
+        let ids: Vec<String> = order
+            .iter()
+            .map(|&i| table.ids.as_ref().and_then(|v| v.get(i).cloned()).unwrap_or_else(|| format!("row {}", i + 1)))
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let ys: Vec<usize> = order.iter().map(|&i| y[i]).collect();
+        write_predictions(p, &names, &ids, &ys, &fold_p.concat())?;
+    }
+    let fp: Vec<mallard_eval::FoldPredictions> =
+        fold_y.iter().zip(&fold_p).map(|(y, p)| mallard_eval::FoldPredictions { y_true: y, probs: p }).collect();
+    let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
+    print!("{}", render_table(&cv.pooled));
+    let kind = a.model.kind.clone().unwrap_or_else(|| "gbdt".into());
+    if !g.quiet {
+        eprintln!("{}-fold cross-validation of {kind} in {:.1} s ({train_secs:.2} s training)", folds.len(), t.elapsed().as_secs_f64());
+    }
+    let title = format!("{kind} {}-fold CV on {}", folds.len(), file_name(&a.dataset.path));
+    finish(
+        &cv.pooled,
+        &title,
+        a.report.as_deref(),
+        a.plots.as_deref(),
+        serde_json::json!({ "model": kind, "folds": folds.len(), "per_fold": cv.per_fold, "train_seconds": train_secs }),
     )
 }

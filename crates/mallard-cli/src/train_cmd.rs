@@ -1,6 +1,7 @@
 //! `mallard train`.
 
-use crate::dataset::{load_labelled, DatasetArg, ReadArgs};
+use crate::dataset::{guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs};
+use mallard_model::{GbdtParams, MlpParams, Model, TableLearner, TableModel};
 use crate::Global;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
@@ -26,9 +27,16 @@ pub struct TrainArgs {
 /// Model choice and training settings, shared by `train` and `cv`.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model kind: lstm, gru, bilstm, ngram, or ensemble (BiLSTM + n-grams).
-    #[arg(long = "model", value_name = "KIND", default_value = "ngram")]
-    pub kind: String,
+    /// Model kind. Sequences: ngram (default), lstm, gru, bilstm, ensemble (LSTM + n-grams).
+    /// Feature tables (csv): gbdt (default, boosted trees) or dnn (feed-forward net).
+    #[arg(long = "model", value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Boosted trees: number of rounds (default 100).
+    #[arg(long)]
+    pub n_estimators: Option<usize>,
+    /// Boosted trees: leaves per tree (default 31).
+    #[arg(long)]
+    pub num_leaves: Option<usize>,
     /// Settings to start from: `default` (mallard's) or `published` (the Keras pipeline of the
     /// literature: Keras tokenizer, pre-padding, Embedding 32, LSTM 100, mse, RMSprop, batch 64, 5 epochs).
     #[arg(long, default_value = "default")]
@@ -73,9 +81,45 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The table learner for csv data.
+    pub fn learner(&self, threads: usize) -> Result<TableLearner> {
+        match self.kind.as_deref().unwrap_or("gbdt") {
+            "gbdt" => {
+                let mut p = GbdtParams::default();
+                if let Some(n) = self.n_estimators {
+                    p.n_estimators = n;
+                }
+                if let Some(n) = self.num_leaves {
+                    p.num_leaves = n;
+                }
+                if let Some(lr) = self.learning_rate {
+                    p.learning_rate = lr as f64;
+                }
+                p.n_threads = Some(threads);
+                Ok(TableLearner::Gbdt(p))
+            }
+            "dnn" => {
+                let mut p = MlpParams::default();
+                if let Some(e) = self.epochs {
+                    p.max_epochs = e;
+                }
+                if let Some(lr) = self.learning_rate {
+                    p.learning_rate = lr as f64;
+                }
+                if let Some(b) = self.batch_size {
+                    p.batch_size = b;
+                }
+                p.seed = self.seed;
+                Ok(TableLearner::Dnn(p))
+            }
+            other => Err(anyhow!("model kind {other:?} does not read feature tables (gbdt, dnn)")),
+        }
+    }
+
     pub fn options(&self, threads: usize) -> Result<TrainOptions> {
-        let kind = ModelKind::parse(&self.kind)
-            .ok_or_else(|| anyhow!("unknown model kind {:?} (lstm, gru, bilstm, ngram, ensemble)", self.kind))?;
+        let name = self.kind.as_deref().unwrap_or("ngram");
+        let kind = ModelKind::parse(name)
+            .ok_or_else(|| anyhow!("model kind {name:?} does not read API-call sequences (ngram, lstm, gru, bilstm, ensemble)"))?;
         let preset = Preset::parse(&self.preset).ok_or_else(|| anyhow!("unknown preset {:?} (default, published)", self.preset))?;
         let mut o = TrainOptions::new(kind, preset);
         o.epochs = self.epochs;
@@ -165,6 +209,9 @@ impl Drop for Progress {
 }
 
 pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
+    if a.dataset.format == DataFormat::Csv {
+        return run_table(a, g);
+    }
     let opts = a.model.options(g.threads)?;
     let t = Instant::now();
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
@@ -184,6 +231,31 @@ pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
             model.meta().labels,
             t.elapsed().as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
+    let learner = a.model.learner(g.threads)?;
+    let t = Instant::now();
+    let table = load_table(&a.dataset, &a.read, None)?;
+    let set = guess_feature_set(&table.columns);
+    if !g.quiet {
+        eprintln!(
+            "read {} rows x {} features from {} in {:.2} s{}",
+            table.n_rows(),
+            table.n_cols(),
+            a.dataset.path.display(),
+            t.elapsed().as_secs_f64(),
+            set.map(|s| format!(" (columns of the {s} feature set: the model can scan PE files)")).unwrap_or_default()
+        );
+    }
+    let t = Instant::now();
+    let model = TableModel::train(&table, &learner, set).context("training")?;
+    let secs = t.elapsed().as_secs_f64();
+    model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    if !g.quiet {
+        eprintln!("trained {} in {secs:.2} s; wrote {} (labels {:?})", model.meta().kind, a.out.display(), model.meta().labels);
     }
     Ok(())
 }

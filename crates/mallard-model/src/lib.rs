@@ -8,6 +8,7 @@ mod ensemble;
 mod file;
 mod ngram;
 mod sequence;
+mod table;
 pub mod train;
 
 pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
@@ -15,6 +16,9 @@ pub use ensemble::Ensemble;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;
 pub use sequence::{RnnModel, SeqInput};
+pub use table::{TableLearner, TableModel};
+pub use mallard_gbdt::{dnn::MlpParams, GbdtParams};
+pub use mallard_tables as tables;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -88,6 +92,13 @@ pub struct Meta {
     pub collapse_runs: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<Tokenizer>,
+    /// Feature models: the column names, in input order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_names: Vec<String>,
+    /// Feature models: the extractor whose columns they read (`pe-header`, `ember-v2`,
+    /// `saxe-1024`), so that files can be scored directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_set: Option<String>,
     /// Kind-specific settings needed to rebuild the model.
     #[serde(default)]
     pub config: serde_json::Value,
@@ -112,6 +123,8 @@ impl Meta {
             distinct_calls: false,
             collapse_runs: false,
             tokenizer: None,
+            feature_names: Vec::new(),
+            feature_set: None,
             config: serde_json::Value::Null,
             training: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
@@ -208,8 +221,15 @@ pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
         "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file)?)),
         "ngram" => Ok(Box::new(NgramSeqModel::from_file(file)?)),
         "ensemble" => Ok(Box::new(Ensemble::from_file(file)?)),
+        "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
+}
+
+/// The column encodings a feature model was trained with.
+pub fn table_schema(meta: &Meta) -> Result<tables::TableSchema, ModelError> {
+    let v = meta.config.get("schema").cloned().ok_or_else(|| ModelError::WrongInput { expected: "feature vectors", got: "a table" })?;
+    serde_json::from_value(v).map_err(|e| ModelError::Corrupt(format!("schema: {e}")))
 }
 
 /// Reads a model file from disk.

@@ -1,0 +1,567 @@
+//! Gradient-boosted decision trees for mallard's static (tabular) features, in pure Rust.
+//!
+//! The learner follows LightGBM's documented design, with its defaults: features are
+//! bucketed into at most 255 quantile bins (NaN in a bin of its own, sent to whichever side
+//! lowers the loss), trees grow leaf-wise up to `num_leaves`, split gain is
+//! `GL²/(HL+λ) + GR²/(HR+λ) − G²/(H+λ)`, leaf values `−G/(H+λ) × learning_rate`. Binary
+//! log-loss and multi-class softmax (one tree per class per round) objectives; optional early
+//! stopping on a validation set; split/gain importance and per-prediction path contributions.
+//!
+//! Training is deterministic: histograms are summed per feature on one thread each, and ties
+//! between splits go to the lowest feature index, so the thread count never changes a model.
+//!
+//! Models serialise as f32 tensors plus a JSON-able [`GbdtMeta`] ([`Gbdt::to_tensors`],
+//! [`Gbdt::from_parts`]) for mallard's safetensors model file; leaf values and the initial
+//! score are rounded to f32 during training so a loaded model predicts bit-identically.
+//!
+//! [`dnn`] holds the small feed-forward network (Saxe & Berlin style) for the same tables.
+
+mod bins;
+pub mod dnn;
+mod grow;
+mod tree;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tree::{Node, Tree};
+
+/// Everything that can go wrong training, predicting or loading; never a panic.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GbdtError {
+    #[error("invalid parameter: {0}")]
+    Param(String),
+    #[error("invalid data: {0}")]
+    Data(String),
+    #[error("invalid model: {0}")]
+    Model(String),
+}
+
+/// Training parameters; [`Default`] is LightGBM's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GbdtParams {
+    pub n_estimators: usize,
+    pub learning_rate: f64,
+    pub num_leaves: usize,
+    /// `None`: no depth limit (leaf-wise growth is bounded by `num_leaves`).
+    pub max_depth: Option<usize>,
+    pub min_data_in_leaf: usize,
+    /// Count a split side's rows for `min_data_in_leaf` by its share of the leaf's hessian
+    /// (`n_leaf × H_side / H_leaf`), as LightGBM does, instead of exactly. This lets a split
+    /// set apart a few hard (high-hessian) rows from many confidently classified ones, and it
+    /// is needed to grow the same trees as LightGBM (`tests/golden.rs`).
+    pub min_data_by_hessian: bool,
+    pub min_sum_hessian_in_leaf: f64,
+    pub lambda_l2: f64,
+    pub min_gain_to_split: f64,
+    pub max_bin: usize,
+    pub min_data_in_bin: usize,
+    /// Stop when the validation log loss has not improved for this many rounds (needs a
+    /// validation set); the model keeps the best round.
+    pub early_stopping_rounds: Option<usize>,
+    /// Worker threads; `None` uses rayon's global pool (all cores). Results do not depend on it.
+    pub n_threads: Option<usize>,
+}
+
+impl Default for GbdtParams {
+    fn default() -> Self {
+        GbdtParams {
+            n_estimators: 100,
+            learning_rate: 0.1,
+            num_leaves: 31,
+            max_depth: None,
+            min_data_in_leaf: 20,
+            min_data_by_hessian: true,
+            min_sum_hessian_in_leaf: 1e-3,
+            lambda_l2: 0.0,
+            min_gain_to_split: 0.0,
+            max_bin: 255,
+            min_data_in_bin: 3,
+            early_stopping_rounds: None,
+            n_threads: None,
+        }
+    }
+}
+
+impl GbdtParams {
+    fn validate(&self) -> Result<(), GbdtError> {
+        let bad = |m: &str| Err(GbdtError::Param(m.to_string()));
+        if self.n_estimators == 0 {
+            return bad("n_estimators must be at least 1");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad("learning_rate must be finite and > 0");
+        }
+        if self.num_leaves < 2 {
+            return bad("num_leaves must be at least 2");
+        }
+        if !(2..=255).contains(&self.max_bin) {
+            return bad("max_bin must be in 2..=255");
+        }
+        if !(self.lambda_l2.is_finite() && self.lambda_l2 >= 0.0) {
+            return bad("lambda_l2 must be finite and >= 0");
+        }
+        if !(self.min_sum_hessian_in_leaf.is_finite() && self.min_sum_hessian_in_leaf >= 0.0) {
+            return bad("min_sum_hessian_in_leaf must be finite and >= 0");
+        }
+        if !self.min_gain_to_split.is_finite() {
+            return bad("min_gain_to_split must be finite");
+        }
+        if self.max_depth == Some(0) {
+            return bad("max_depth must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// What a stored model needs besides its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbdtMeta {
+    pub n_features: usize,
+    /// 2 for the binary objective (one tree per round, output P(class 1)).
+    pub n_classes: usize,
+    pub n_trees: usize,
+    /// Rounds kept (early stopping keeps the best one).
+    pub n_rounds: usize,
+    pub params: GbdtParams,
+}
+
+impl GbdtMeta {
+    /// Raw scores per row: 1 for binary, `n_classes` otherwise.
+    pub fn n_outputs(&self) -> usize {
+        if self.n_classes == 2 {
+            1
+        } else {
+            self.n_classes
+        }
+    }
+}
+
+/// Which importance to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Importance {
+    /// Number of splits on the feature.
+    Split,
+    /// Total loss reduction of those splits.
+    Gain,
+}
+
+/// How [`Gbdt::contributions`] splits a raw score among the features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    /// Exact Shapley values of the trees (TreeSHAP, with training-row counts as cover, as
+    /// LightGBM's `pred_contrib`): consistent and fair to correlated features; the choice for
+    /// explaining a verdict.
+    TreeShap,
+    /// Saabas path attribution: each split on the row's path credits its feature with the
+    /// change in node value. Cheaper, but biased toward splits near the leaves.
+    Saabas,
+}
+
+/// Training data: row-major `x` of `n_features` columns and class indices `y`.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset<'a> {
+    pub x: &'a [f32],
+    pub n_features: usize,
+    pub y: &'a [usize],
+}
+
+/// A trained boosted-tree classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gbdt {
+    meta: GbdtMeta,
+    init: Vec<f32>,
+    trees: Vec<Tree>,
+}
+
+fn check_x(x: &[f32], n_features: usize) -> Result<usize, GbdtError> {
+    if n_features == 0 || x.len() % n_features != 0 {
+        return Err(GbdtError::Data(format!(
+            "{} values are not a whole number of rows of {n_features} features",
+            x.len()
+        )));
+    }
+    Ok(x.len() / n_features)
+}
+
+fn sigmoid(s: f64) -> f64 {
+    1.0 / (1.0 + (-s).exp())
+}
+
+/// Softmax of `s` into `p`, stable for large scores.
+fn softmax(s: &[f64], p: &mut [f64]) {
+    let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut z = 0.0;
+    for (pi, &si) in p.iter_mut().zip(s) {
+        *pi = (si - m).exp();
+        z += *pi;
+    }
+    for pi in p.iter_mut() {
+        *pi /= z;
+    }
+}
+
+/// Mean log loss of raw scores (probabilities clipped at 1e-15).
+fn log_loss(scores: &[f64], y: &[usize], k_out: usize) -> f64 {
+    let mut total = 0.0;
+    let mut p = vec![0.0; k_out.max(2)];
+    for (i, &yi) in y.iter().enumerate() {
+        let pi = if k_out == 1 {
+            let q = sigmoid(scores[i]);
+            if yi == 1 {
+                q
+            } else {
+                1.0 - q
+            }
+        } else {
+            softmax(&scores[i * k_out..(i + 1) * k_out], &mut p[..k_out]);
+            p[yi]
+        };
+        total -= pi.clamp(1e-15, 1.0).ln();
+    }
+    total / y.len().max(1) as f64
+}
+
+impl Gbdt {
+    /// Trains on `train`; `valid` is only used for early stopping.
+    pub fn fit(
+        train: Dataset<'_>,
+        n_classes: usize,
+        params: &GbdtParams,
+        valid: Option<Dataset<'_>>,
+    ) -> Result<Gbdt, GbdtError> {
+        params.validate()?;
+        match params.n_threads {
+            Some(n) if n > 0 => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| GbdtError::Param(format!("thread pool: {e}")))?
+                .install(|| Self::fit_inner(train, n_classes, params, valid)),
+            _ => Self::fit_inner(train, n_classes, params, valid),
+        }
+    }
+
+    fn fit_inner(
+        train: Dataset<'_>,
+        n_classes: usize,
+        params: &GbdtParams,
+        valid: Option<Dataset<'_>>,
+    ) -> Result<Gbdt, GbdtError> {
+        let nf = train.n_features;
+        let n = check_x(train.x, nf)?;
+        if n == 0 {
+            return Err(GbdtError::Data("no training rows".into()));
+        }
+        if n > u32::MAX as usize {
+            return Err(GbdtError::Data("too many rows".into()));
+        }
+        if n_classes < 2 {
+            return Err(GbdtError::Param("need at least 2 classes".into()));
+        }
+        let check_y = |d: &Dataset<'_>, rows: usize, what: &str| -> Result<(), GbdtError> {
+            if d.y.len() != rows {
+                return Err(GbdtError::Data(format!("{what}: {rows} rows but {} labels", d.y.len())));
+            }
+            if let Some((i, &c)) = d.y.iter().enumerate().find(|(_, &c)| c >= n_classes) {
+                return Err(GbdtError::Data(format!("{what} row {i}: class {c} >= {n_classes}")));
+            }
+            Ok(())
+        };
+        check_y(&train, n, "train")?;
+        let valid = match valid {
+            Some(v) => {
+                if v.n_features != nf {
+                    return Err(GbdtError::Data(format!(
+                        "validation has {} features, train {nf}",
+                        v.n_features
+                    )));
+                }
+                let nv = check_x(v.x, nf)?;
+                check_y(&v, nv, "validation")?;
+                Some((v, nv))
+            }
+            None => None,
+        };
+        if params.early_stopping_rounds.is_some() && valid.is_none() {
+            return Err(GbdtError::Param("early stopping needs a validation set".into()));
+        }
+
+        let k_out = if n_classes == 2 { 1 } else { n_classes };
+        let (mappers, bins) = bins::bin_matrix(train.x, n, nf, params.max_bin, params.min_data_in_bin, params.min_data_in_leaf);
+
+        // boost from the average: log-odds, or log class priors for softmax
+        let mut counts = vec![0usize; n_classes];
+        for &c in train.y {
+            counts[c] += 1;
+        }
+        let init: Vec<f32> = if k_out == 1 {
+            let p = (counts[1] as f64 / n as f64).clamp(1e-15, 1.0 - 1e-15);
+            vec![(p / (1.0 - p)).ln() as f32]
+        } else {
+            counts
+                .iter()
+                .map(|&c| (c as f64 / n as f64).max(1e-15).ln() as f32)
+                .collect()
+        };
+
+        let mut scores: Vec<f64> = (0..n).flat_map(|_| init.iter().map(|&v| v as f64)).collect();
+        let mut vscores: Vec<f64> = valid
+            .as_ref()
+            .map(|(_, nv)| (0..*nv).flat_map(|_| init.iter().map(|&v| v as f64)).collect())
+            .unwrap_or_default();
+        let mut grad = vec![0.0; n * k_out];
+        let mut hess = vec![0.0; n * k_out];
+        let mut gk = vec![0.0; n];
+        let mut hk = vec![0.0; n];
+        let mut grower = grow::Grower::new(&mappers, &bins, params, n);
+        let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators * k_out);
+        let mut best = (f64::INFINITY, 0usize);
+        let factor = if k_out > 1 { k_out as f64 / (k_out as f64 - 1.0) } else { 1.0 };
+
+        for round in 0..params.n_estimators {
+            // gradients of the loss at the current scores
+            grad.par_chunks_mut(k_out)
+                .zip(hess.par_chunks_mut(k_out))
+                .enumerate()
+                .for_each_init(|| vec![0.0; k_out], |p, (i, (g, h))| {
+                    let y = train.y[i];
+                    if k_out == 1 {
+                        let p = sigmoid(scores[i]);
+                        g[0] = p - (y == 1) as u8 as f64;
+                        h[0] = (p * (1.0 - p)).max(1e-16);
+                    } else {
+                        softmax(&scores[i * k_out..(i + 1) * k_out], p);
+                        for c in 0..k_out {
+                            g[c] = p[c] - (y == c) as u8 as f64;
+                            h[c] = (factor * p[c] * (1.0 - p[c])).max(1e-16);
+                        }
+                    }
+                });
+            for c in 0..k_out {
+                for i in 0..n {
+                    gk[i] = grad[i * k_out + c];
+                    hk[i] = hess[i * k_out + c];
+                }
+                let tree = grower.grow(&gk, &hk, &mut scores, k_out, c);
+                if let Some((v, nv)) = &valid {
+                    for r in 0..*nv {
+                        vscores[r * k_out + c] += tree.predict(&v.x[r * nf..(r + 1) * nf]) as f64;
+                    }
+                }
+                trees.push(tree);
+            }
+            if let (Some((v, _)), Some(patience)) = (&valid, params.early_stopping_rounds) {
+                let loss = log_loss(&vscores, v.y, k_out);
+                if loss < best.0 {
+                    best = (loss, round);
+                } else if round - best.1 >= patience {
+                    break;
+                }
+            }
+        }
+        let n_rounds = if params.early_stopping_rounds.is_some() {
+            best.1 + 1
+        } else {
+            trees.len() / k_out
+        };
+        trees.truncate(n_rounds * k_out);
+        Ok(Gbdt {
+            meta: GbdtMeta {
+                n_features: nf,
+                n_classes,
+                n_trees: trees.len(),
+                n_rounds,
+                params: params.clone(),
+            },
+            init,
+            trees,
+        })
+    }
+
+    pub fn meta(&self) -> &GbdtMeta {
+        &self.meta
+    }
+
+    /// Raw scores (log-odds, or softmax logits), row-major `[rows, n_outputs]`.
+    pub fn predict_raw(&self, x: &[f32]) -> Result<Vec<f64>, GbdtError> {
+        let nf = self.meta.n_features;
+        let n = check_x(x, nf)?;
+        let k = self.meta.n_outputs();
+        let mut out = vec![0.0; n * k];
+        let one = |(r, o): (usize, &mut [f64])| {
+            let row = &x[r * nf..(r + 1) * nf];
+            for (c, oc) in o.iter_mut().enumerate() {
+                *oc = self.init[c] as f64;
+            }
+            for (t, tree) in self.trees.iter().enumerate() {
+                o[t % k] += tree.predict(row) as f64;
+            }
+        };
+        if n * self.trees.len() >= 20_000 {
+            out.par_chunks_mut(k).enumerate().for_each(one);
+        } else {
+            out.chunks_mut(k).enumerate().for_each(one);
+        }
+        Ok(out)
+    }
+
+    /// Class probabilities, row-major `[rows, n_classes]` (binary: `[1 − p, p]`).
+    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, GbdtError> {
+        let raw = self.predict_raw(x)?;
+        let k = self.meta.n_outputs();
+        let mut out = Vec::with_capacity(raw.len() / k * self.meta.n_classes);
+        let mut p = vec![0.0; k];
+        for s in raw.chunks(k) {
+            if k == 1 {
+                let q = sigmoid(s[0]);
+                out.extend([(1.0 - q) as f32, q as f32]);
+            } else {
+                softmax(s, &mut p);
+                out.extend(p.iter().map(|&v| v as f32));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per-feature split count or total gain, summed over all trees (and classes).
+    pub fn feature_importance(&self, kind: Importance) -> Vec<f64> {
+        let mut imp = vec![0.0; self.meta.n_features];
+        for t in &self.trees {
+            for n in &t.nodes {
+                if let Some(f) = n.feature {
+                    imp[f as usize] += match kind {
+                        Importance::Split => 1.0,
+                        Importance::Gain => n.gain as f64,
+                    };
+                }
+            }
+        }
+        imp
+    }
+
+    /// Why this row scored as it did: row-major `[n_outputs, n_features + 1]` raw-score
+    /// contributions; the last column is the bias (the score with no feature known). Each
+    /// output's row sums to its raw score. See [`Explain`] for the two methods.
+    pub fn contributions(&self, row: &[f32], how: Explain) -> Result<Vec<f64>, GbdtError> {
+        let nf = self.meta.n_features;
+        if row.len() != nf {
+            return Err(GbdtError::Data(format!("row has {} values, model expects {nf}", row.len())));
+        }
+        let k = self.meta.n_outputs();
+        let mut out = vec![0.0; k * (nf + 1)];
+        for c in 0..k {
+            out[c * (nf + 1) + nf] = self.init[c] as f64;
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            let c = t % k;
+            let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
+            let bias = match how {
+                Explain::Saabas => tree.saabas(row, &mut o[..nf]),
+                Explain::TreeShap => {
+                    tree.shap(row, &mut o[..nf]);
+                    tree.expected_value()
+                }
+            };
+            o[nf] += bias;
+        }
+        Ok(out)
+    }
+
+    /// Tensors for the model file: `gbdt.init` `[n_outputs]`, `gbdt.tree_sizes` `[n_trees]`
+    /// and `gbdt.nodes` `[total_nodes, 8]` with columns feature (−1 for a leaf), threshold,
+    /// default_left, left, right, value, count, gain; child indices are within the tree.
+    pub fn to_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let total: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
+        let mut nodes = Vec::with_capacity(total * 8);
+        for t in &self.trees {
+            for n in &t.nodes {
+                nodes.extend([
+                    n.feature.map(|f| f as f32).unwrap_or(-1.0),
+                    n.threshold,
+                    n.default_left as u8 as f32,
+                    n.left as f32,
+                    n.right as f32,
+                    n.value,
+                    n.count,
+                    n.gain,
+                ]);
+            }
+        }
+        vec![
+            ("gbdt.init".into(), vec![self.init.len()], self.init.clone()),
+            (
+                "gbdt.tree_sizes".into(),
+                vec![self.trees.len()],
+                self.trees.iter().map(|t| t.nodes.len() as f32).collect(),
+            ),
+            ("gbdt.nodes".into(), vec![total, 8], nodes),
+        ]
+    }
+
+    /// Rebuilds a model from [`Gbdt::meta`] and the tensors of [`Gbdt::to_tensors`]
+    /// (looked up by name); checks every shape and link.
+    pub fn from_parts(meta: GbdtMeta, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Gbdt, GbdtError> {
+        let get = |name: &str| {
+            tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))
+        };
+        let bad = |m: String| GbdtError::Model(m);
+        if meta.n_classes < 2 || meta.n_features == 0 {
+            return Err(bad("n_classes must be >= 2 and n_features >= 1".into()));
+        }
+        let k = meta.n_outputs();
+        let init = get("gbdt.init")?;
+        if init.1 != [k] || init.2.len() != k {
+            return Err(bad(format!("gbdt.init must have shape [{k}]")));
+        }
+        let sizes = get("gbdt.tree_sizes")?;
+        if sizes.1 != [meta.n_trees] || sizes.2.len() != meta.n_trees || meta.n_trees % k != 0 {
+            return Err(bad(format!("gbdt.tree_sizes must have shape [{}], a multiple of {k}", meta.n_trees)));
+        }
+        let nodes = get("gbdt.nodes")?;
+        let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
+            if v >= 0.0 && v.fract() == 0.0 && v < 16_777_216.0 {
+                Ok(v as u32)
+            } else {
+                Err(bad(format!("{what} {v} is not a valid index")))
+            }
+        };
+        let mut total = 0usize;
+        for &s in &sizes.2 {
+            total += int(s, "tree size")? as usize;
+        }
+        if nodes.1 != [total, 8] || nodes.2.len() != total * 8 {
+            return Err(bad(format!("gbdt.nodes must have shape [{total}, 8]")));
+        }
+        let mut trees = Vec::with_capacity(meta.n_trees);
+        let mut rows = nodes.2.chunks_exact(8);
+        for (t, &s) in sizes.2.iter().enumerate() {
+            let mut tn = Vec::with_capacity(s as usize);
+            for _ in 0..s as usize {
+                let r = rows.next().ok_or_else(|| bad("too few nodes".into()))?;
+                let feature = if r[0] == -1.0 { None } else { Some(int(r[0], "feature")?) };
+                tn.push(Node {
+                    feature,
+                    threshold: r[1],
+                    default_left: r[2] != 0.0,
+                    left: int(r[3], "left child")?,
+                    right: int(r[4], "right child")?,
+                    value: r[5],
+                    count: r[6],
+                    gain: r[7],
+                });
+            }
+            let tree = Tree { nodes: tn };
+            tree.validate(meta.n_features).map_err(|e| bad(format!("tree {t}: {e}")))?;
+            trees.push(tree);
+        }
+        Ok(Gbdt {
+            meta,
+            init: init.2.clone(),
+            trees,
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! One regression tree as a flat node array (root at 0), stored exactly as it is serialized.
+
+/// A node. Leaves have `feature == None`; `value` is the (shrunken) Newton output the node
+/// would give as a leaf, which is what path contributions are made of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Node {
+    pub feature: Option<u32>,
+    /// Go left when `x[feature] <= threshold`.
+    pub threshold: f32,
+    /// Where NaN goes.
+    pub default_left: bool,
+    pub left: u32,
+    pub right: u32,
+    pub value: f32,
+    /// Training rows that reached the node.
+    pub count: f32,
+    /// Loss reduction of the split (0 for leaves).
+    pub gain: f32,
+}
+
+impl Node {
+    pub fn leaf(value: f32, count: f32) -> Self {
+        Node {
+            feature: None,
+            threshold: 0.0,
+            default_left: false,
+            left: 0,
+            right: 0,
+            value,
+            count,
+            gain: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    #[inline]
+    fn next(&self, n: &Node, f: u32, x: &[f32]) -> usize {
+        let v = x.get(f as usize).copied().unwrap_or(f32::NAN);
+        let left = if v.is_nan() {
+            n.default_left
+        } else {
+            v <= n.threshold
+        };
+        (if left { n.left } else { n.right }) as usize
+    }
+
+    /// Leaf value for one row. Node links were validated when the tree was built or loaded.
+    #[inline]
+    pub fn predict(&self, x: &[f32]) -> f32 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            match n.feature {
+                None => return n.value,
+                Some(f) => i = self.next(n, f, x),
+            }
+        }
+    }
+
+    /// Saabas path attribution: each split on the row's path credits its feature with the
+    /// change of node value; the root value is the bias. Adds into `out[feature]` and
+    /// returns the root value, so that bias + sum(out) equals [`Tree::predict`].
+    pub fn saabas(&self, x: &[f32], out: &mut [f64]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            match n.feature {
+                None => return self.nodes[0].value as f64,
+                Some(f) => {
+                    let j = self.next(n, f, x);
+                    if let Some(o) = out.get_mut(f as usize) {
+                        *o += self.nodes[j].value as f64 - n.value as f64;
+                    }
+                    i = j;
+                }
+            }
+        }
+    }
+
+    /// Checks links so that traversal can index freely: children point forward (no cycles)
+    /// and inside the array.
+    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("empty tree".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
+                return Err(format!("node {i}: count {} / value {} invalid", n.count, n.value));
+            }
+            if let Some(f) = n.feature {
+                if f as usize >= n_features {
+                    return Err(format!("node {i}: feature {f} out of range"));
+                }
+                for c in [n.left, n.right] {
+                    if c as usize <= i || c as usize >= self.nodes.len() {
+                        return Err(format!("node {i}: child {c} out of range"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One feature on the current root-to-node path of TreeSHAP: the fraction of "zero"
+/// (feature unknown: cover-weighted) and "one" (feature known: follow the row) paths that
+/// flow through, and the permutation weight.
+#[derive(Debug, Clone, Copy)]
+struct PathElem {
+    feature: i64,
+    zero: f64,
+    one: f64,
+    w: f64,
+}
+
+fn extend(path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
+    let l = path.len();
+    path.push(PathElem {
+        feature,
+        zero,
+        one,
+        w: if l == 0 { 1.0 } else { 0.0 },
+    });
+    for i in (0..l).rev() {
+        path[i + 1].w += one * path[i].w * (i + 1) as f64 / (l + 1) as f64;
+        path[i].w = zero * path[i].w * (l - i) as f64 / (l + 1) as f64;
+    }
+}
+
+/// Removes element `i`, undoing its [`extend`].
+fn unwind(path: &mut Vec<PathElem>, i: usize) {
+    let l = path.len() - 1;
+    let (one, zero) = (path[i].one, path[i].zero);
+    let mut n = path[l].w;
+    for j in (0..l).rev() {
+        if one != 0.0 {
+            let t = path[j].w;
+            path[j].w = n * (l + 1) as f64 / ((j + 1) as f64 * one);
+            n = t - path[j].w * zero * (l - j) as f64 / (l + 1) as f64;
+        } else {
+            path[j].w = path[j].w * (l + 1) as f64 / (zero * (l - j) as f64);
+        }
+    }
+    for j in i..l {
+        path[j].feature = path[j + 1].feature;
+        path[j].zero = path[j + 1].zero;
+        path[j].one = path[j + 1].one;
+    }
+    path.pop();
+}
+
+/// Sum of the weights `path` would have after [`unwind`]`(path, i)`, without changing it.
+fn unwound_sum(path: &[PathElem], i: usize) -> f64 {
+    let l = path.len() - 1;
+    let (one, zero) = (path[i].one, path[i].zero);
+    let mut total = 0.0;
+    if one != 0.0 {
+        let mut n = path[l].w;
+        for j in (0..l).rev() {
+            let t = n * (l + 1) as f64 / ((j + 1) as f64 * one);
+            total += t;
+            n = path[j].w - t * zero * (l - j) as f64 / (l + 1) as f64;
+        }
+    } else {
+        for j in (0..l).rev() {
+            total += path[j].w * (l + 1) as f64 / (zero * (l - j) as f64);
+        }
+    }
+    total
+}
+
+impl Tree {
+    /// Cover-weighted mean output: what the tree predicts when no feature is known.
+    pub fn expected_value(&self) -> f64 {
+        let root = self.nodes[0].count as f64;
+        if root <= 0.0 {
+            return self.nodes[0].value as f64;
+        }
+        self.nodes
+            .iter()
+            .filter(|n| n.feature.is_none())
+            .map(|n| n.value as f64 * n.count as f64 / root)
+            .sum()
+    }
+
+    /// Exact TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2) with training-row counts as
+    /// cover: adds each feature's Shapley value to `out`; with [`Tree::expected_value`] they
+    /// sum to [`Tree::predict`].
+    pub fn shap(&self, x: &[f32], out: &mut [f64]) {
+        let mut path = Vec::with_capacity(32);
+        self.shap_rec(0, x, out, &mut path, 1.0, 1.0, -1);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn shap_rec(&self, j: usize, x: &[f32], out: &mut [f64], path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
+        let saved = path.clone();
+        extend(path, zero, one, feature);
+        let n = &self.nodes[j];
+        match n.feature {
+            None => {
+                for i in 1..path.len() {
+                    let w = unwound_sum(path, i);
+                    let e = path[i];
+                    if let Some(o) = out.get_mut(e.feature as usize) {
+                        *o += w * (e.one - e.zero) * n.value as f64;
+                    }
+                }
+            }
+            Some(f) => {
+                let hot = self.next(n, f, x);
+                let cold = if hot == n.left as usize { n.right as usize } else { n.left as usize };
+                let (mut iz, mut io) = (1.0, 1.0);
+                if let Some(k) = path.iter().skip(1).position(|e| e.feature == f as i64) {
+                    let k = k + 1;
+                    iz = path[k].zero;
+                    io = path[k].one;
+                    unwind(path, k);
+                }
+                let cover = n.count as f64;
+                let frac = |c: usize| {
+                    if cover > 0.0 {
+                        self.nodes[c].count as f64 / cover
+                    } else {
+                        0.5
+                    }
+                };
+                self.shap_rec(hot, x, out, path, iz * frac(hot), io, f as i64);
+                self.shap_rec(cold, x, out, path, iz * frac(cold), 0.0, f as i64);
+            }
+        }
+        *path = saved;
+    }
+}

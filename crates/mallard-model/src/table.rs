@@ -1,0 +1,181 @@
+//! Classifiers over feature tables: boosted trees and a feed-forward net.
+
+use crate::{Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use mallard_gbdt::dnn::{Mlp, MlpMeta, MlpParams};
+use mallard_gbdt::{Dataset, Gbdt, GbdtMeta, GbdtParams};
+use mallard_tables::{Table, TableSchema};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    schema: TableSchema,
+    /// Column means of the training data: the "absent" value for occlusion.
+    means: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gbdt: Option<GbdtMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mlp: Option<MlpMeta>,
+}
+
+enum Inner {
+    Gbdt(Gbdt),
+    Mlp(Mlp),
+}
+
+/// Boosted trees (`gbdt`) or a feed-forward net (`dnn`) over named feature columns.
+pub struct TableModel {
+    meta: Meta,
+    schema: TableSchema,
+    means: Vec<f32>,
+    inner: Inner,
+}
+
+fn compute(e: mallard_gbdt::GbdtError) -> ModelError {
+    ModelError::Compute(e.to_string())
+}
+
+/// Which table learner to train.
+#[derive(Debug, Clone)]
+pub enum TableLearner {
+    Gbdt(GbdtParams),
+    Dnn(MlpParams),
+}
+
+/// Column means ignoring NaN (0 for an all-NaN column).
+fn column_means(t: &Table) -> Vec<f32> {
+    let k = t.n_cols();
+    let mut sum = vec![0f64; k];
+    let mut n = vec![0usize; k];
+    for i in 0..t.n_rows() {
+        for (j, &v) in t.row(i).iter().enumerate() {
+            if v.is_finite() {
+                sum[j] += v as f64;
+                n[j] += 1;
+            }
+        }
+    }
+    sum.iter().zip(&n).map(|(&s, &c)| if c == 0 { 0.0 } else { (s / c as f64) as f32 }).collect()
+}
+
+impl TableModel {
+    /// Trains on a labelled table. `feature_set` names the extractor whose columns the table
+    /// holds (e.g. `pe-header`), so the model can score files directly.
+    pub fn train(table: &Table, learner: &TableLearner, feature_set: Option<&str>) -> Result<Self, ModelError> {
+        let names = crate::train::label_set(&table.labels);
+        if names.len() < 2 {
+            return Err(ModelError::Invalid(format!("training needs at least two classes; the data has {names:?}")));
+        }
+        let y = table.label_indices(&names).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let data = Dataset { x: &table.values, n_features: table.n_cols(), y: &y };
+        let (kind, inner) = match learner {
+            TableLearner::Gbdt(p) => ("gbdt", Inner::Gbdt(Gbdt::fit(data, names.len(), p, None).map_err(compute)?)),
+            TableLearner::Dnn(p) => ("dnn", Inner::Mlp(Mlp::fit(data, names.len(), p, None).map_err(compute)?)),
+        };
+        let mut meta = Meta::new(kind, InputKind::Features, names);
+        meta.feature_names = table.columns.clone();
+        meta.feature_set = feature_set.map(str::to_string);
+        meta.training = serde_json::json!({ "samples": table.n_rows(), "features": table.n_cols() });
+        Ok(TableModel { meta, schema: table.schema.clone(), means: column_means(table), inner })
+    }
+
+    pub fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+        let stored: Stored = serde_json::from_value(file.meta.config.clone())
+            .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", file.meta.kind)))?;
+        let n = stored.schema.columns.len();
+        if stored.means.len() != n || file.meta.feature_names.len() != n {
+            return Err(ModelError::Corrupt(format!("{n} schema columns, {} means, {} names", stored.means.len(), file.meta.feature_names.len())));
+        }
+        let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
+        let inner = match (file.meta.kind.as_str(), stored.gbdt, stored.mlp) {
+            ("gbdt", Some(m), _) => Inner::Gbdt(Gbdt::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?),
+            ("dnn", _, Some(m)) => Inner::Mlp(Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?),
+            (k, _, _) => return Err(ModelError::Corrupt(format!("{k} model without its parameters"))),
+        };
+        Ok(TableModel { meta: file.meta, schema: stored.schema, means: stored.means, inner })
+    }
+
+    fn proba(&self, x: &[f32]) -> Result<Vec<f32>, ModelError> {
+        match &self.inner {
+            Inner::Gbdt(g) => g.predict_proba(x).map_err(compute),
+            Inner::Mlp(m) => m.predict_proba(x).map_err(compute),
+        }
+    }
+
+    fn row<'a>(&self, input: &Input<'a>) -> Result<&'a [f32], ModelError> {
+        match input {
+            Input::Features(x) if x.len() == self.schema.columns.len() => Ok(x),
+            Input::Features(x) => Err(ModelError::Invalid(format!(
+                "{} feature values, the model reads {}",
+                x.len(),
+                self.schema.columns.len()
+            ))),
+            other => Err(ModelError::WrongInput { expected: "feature vectors", got: other.kind_name() }),
+        }
+    }
+}
+
+impl Model for TableModel {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
+        let mut x = Vec::with_capacity(inputs.len() * self.schema.columns.len());
+        for i in inputs {
+            x.extend_from_slice(self.row(i)?);
+        }
+        self.proba(&x)
+    }
+
+    /// Trees: TreeSHAP contributions to the explained class's raw score.
+    /// Net: occlusion, the probability change when a feature takes its training mean.
+    fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        let x = self.row(input)?;
+        let p = self.proba(x)?;
+        let class = crate::sequence::explained_class(&self.meta, &p);
+        let names = &self.meta.feature_names;
+        let mut reasons: Vec<Reason> = match &self.inner {
+            Inner::Gbdt(g) => {
+                let c = g.contributions(x, mallard_gbdt::Explain::TreeShap).map_err(compute)?;
+                let nf = x.len();
+                // Binary models have one output (toward class 1); multi-class one per class.
+                let (row, sign) = if g.meta().n_outputs() == 1 { (0, if class == 1 { 1.0 } else { -1.0 }) } else { (class, 1.0) };
+                let c = c.get(row * (nf + 1)..row * (nf + 1) + nf).unwrap_or(&[]);
+                c.iter().enumerate().map(|(j, &v)| Reason { kind: "feature".into(), name: names[j].clone(), weight: (sign * v) as f32 }).collect()
+            }
+            Inner::Mlp(_) => {
+                let mut rows = Vec::with_capacity(x.len() * x.len());
+                for j in 0..x.len() {
+                    let mut r = x.to_vec();
+                    r[j] = self.means[j];
+                    rows.extend(r);
+                }
+                let q = self.proba(&rows)?;
+                let k = self.meta.labels.len();
+                (0..x.len())
+                    .map(|j| Reason { kind: "feature".into(), name: names[j].clone(), weight: p[class] - q[j * k + class] })
+                    .collect()
+            }
+        };
+        reasons.retain(|r| r.weight != 0.0);
+        reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+        reasons.truncate(top);
+        Ok(reasons)
+    }
+
+    fn to_file(&self) -> Result<ModelFile, ModelError> {
+        let mut meta = self.meta.clone();
+        let (gbdt, mlp, tensors) = match &self.inner {
+            Inner::Gbdt(g) => (Some(g.meta().clone()), None, g.to_tensors()),
+            Inner::Mlp(m) => (None, Some(m.meta().clone()), m.to_tensors()),
+        };
+        meta.config = serde_json::to_value(Stored { schema: self.schema.clone(), means: self.means.clone(), gbdt, mlp })
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let tensors = tensors.into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
+        Ok(ModelFile { meta, tensors, blobs: Vec::new() })
+    }
+}

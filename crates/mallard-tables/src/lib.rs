@@ -1,0 +1,481 @@
+//! Labelled numeric feature tables for mallard's static models.
+//!
+//! A [`Table`] is a row-major `f32` matrix with string labels. Reading a training file
+//! *fits* a [`TableSchema`] (which columns, and the ordinal codes of text columns); the
+//! schema is stored with a model so that prediction-time files are encoded the same way
+//! ([`read_csv_with_schema`]).
+//!
+//! Encoding rules (those of the Python baseline `shared/baselines/lightgbm_tables.py`):
+//! * empty cells are missing (`NaN`);
+//! * a column with a non-numeric cell is categorical: categories are the distinct non-empty
+//!   cells sorted byte-wise, code = position; a category unseen at fit time encodes as `-1`;
+//! * optionally, columns empty in every row are dropped (ClaMP raw `e_res`, `e_res2`).
+
+mod csv;
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Everything that can go wrong reading a table; every data error names file and line.
+#[derive(Debug, Error)]
+pub enum TableError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {msg}")]
+    Syntax {
+        path: String,
+        line: usize,
+        msg: String,
+    },
+    #[error("{path}:{line}: column {column:?}: {msg}")]
+    Cell {
+        path: String,
+        line: usize,
+        column: String,
+        msg: String,
+    },
+    #[error("{path}: no column named {column:?}")]
+    MissingColumn { path: String, column: String },
+    #[error("{path}: {msg}")]
+    Invalid { path: String, msg: String },
+}
+
+/// One feature column: its name and, for a text column, the sorted categories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// `Some` for an ordinal-encoded text column: code = index in this sorted list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+}
+
+/// The feature columns a model was trained on, in order, with their encodings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl TableSchema {
+    /// Column names in order.
+    pub fn names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Encodes one cell of column `index`: empty -> NaN, categorical -> code (unseen -> -1),
+    /// numeric -> parsed value. The error is a short reason for the caller to place.
+    pub fn encode(&self, index: usize, cell: &str) -> Result<f32, String> {
+        let spec = self
+            .columns
+            .get(index)
+            .ok_or_else(|| format!("no column {index} in the schema"))?;
+        let cell = cell.trim();
+        if cell.is_empty() {
+            return Ok(f32::NAN);
+        }
+        match &spec.categories {
+            Some(cats) => Ok(cats
+                .binary_search_by(|c| c.as_str().cmp(cell))
+                .map(|i| i as f32)
+                .unwrap_or(-1.0)),
+            None => parse_number(cell).ok_or_else(|| format!("{cell:?} is not a number")),
+        }
+    }
+}
+
+fn parse_number(cell: &str) -> Option<f32> {
+    cell.parse::<f32>().ok()
+}
+
+/// A labelled numeric table; `values` is row-major `[n_rows, columns.len()]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub values: Vec<f32>,
+    /// One label per row; empty when the source had no label column (prediction time).
+    pub labels: Vec<String>,
+    pub ids: Option<Vec<String>>,
+    /// How the columns were encoded; apply it to later files with [`read_csv_with_schema`].
+    pub schema: TableSchema,
+}
+
+impl Table {
+    pub fn n_rows(&self) -> usize {
+        if self.columns.is_empty() {
+            0
+        } else {
+            self.values.len() / self.columns.len()
+        }
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The feature values of row `i` (empty slice when out of range).
+    pub fn row(&self, i: usize) -> &[f32] {
+        let k = self.columns.len();
+        self.values.get(i * k..(i + 1) * k).unwrap_or(&[])
+    }
+
+    /// The distinct labels in model order (see [`label_set`]).
+    pub fn classes(&self) -> Vec<String> {
+        label_set(&self.labels)
+    }
+
+    /// Each row's label as an index into `classes`; errors on a label not in `classes`.
+    pub fn label_indices(&self, classes: &[String]) -> Result<Vec<usize>, TableError> {
+        let map: HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        self.labels
+            .iter()
+            .enumerate()
+            .map(|(row, l)| {
+                map.get(l.as_str()).copied().ok_or_else(|| TableError::Invalid {
+                    path: "table".into(),
+                    msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
+                })
+            })
+            .collect()
+    }
+
+    /// A new table holding the given rows (in that order); out-of-range rows are skipped.
+    pub fn select_rows(&self, rows: &[usize]) -> Table {
+        let n = self.n_rows();
+        let keep: Vec<usize> = rows.iter().copied().filter(|&r| r < n).collect();
+        let mut values = Vec::with_capacity(keep.len() * self.n_cols());
+        for &r in &keep {
+            values.extend_from_slice(self.row(r));
+        }
+        Table {
+            columns: self.columns.clone(),
+            values,
+            labels: if self.labels.is_empty() {
+                Vec::new()
+            } else {
+                keep.iter().map(|&r| self.labels[r].clone()).collect()
+            },
+            ids: self
+                .ids
+                .as_ref()
+                .map(|ids| keep.iter().map(|&r| ids[r].clone()).collect()),
+            schema: self.schema.clone(),
+        }
+    }
+}
+
+/// Distinct labels sorted numerically when all are numbers ("2" < "10"), else byte-wise.
+/// With ClaMP's "0"/"1" this makes "1" (malware) the positive class.
+pub fn label_set(labels: &[String]) -> Vec<String> {
+    let set: BTreeSet<&str> = labels.iter().map(|s| s.as_str()).collect();
+    let mut v: Vec<String> = set.into_iter().map(String::from).collect();
+    let nums: Option<Vec<f64>> = v.iter().map(|s| s.parse::<f64>().ok()).collect();
+    if let Some(nums) = nums {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| nums[a].total_cmp(&nums[b]).then(v[a].cmp(&v[b])));
+        v = idx.into_iter().map(|i| v[i].clone()).collect();
+    }
+    v
+}
+
+/// How to read a labelled CSV.
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// Column holding the label (in `labels_file` when that is set). `None`: unlabelled.
+    pub label_column: Option<String>,
+    /// Column holding a row id; kept in [`Table::ids`], never a feature.
+    pub id_column: Option<String>,
+    /// Separate `id,label` file joined on `id_column` (BIG 2015's `trainLabels.csv`).
+    pub labels_file: Option<PathBuf>,
+    /// Columns that are not features (beyond the label and id columns).
+    pub drop_columns: Vec<String>,
+    /// Drop columns that are empty in every row when fitting the schema.
+    pub drop_empty_columns: bool,
+}
+
+struct Parsed {
+    path: String,
+    header: Vec<String>,
+    records: Vec<csv::Record>,
+}
+
+fn read_records(path: &Path) -> Result<Parsed, TableError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let mut records = csv::parse(&text, &p)?;
+    if records.is_empty() {
+        return Err(TableError::Invalid {
+            path: p,
+            msg: "no header line".into(),
+        });
+    }
+    let header: Vec<String> = records
+        .remove(0)
+        .fields
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for h in &header {
+        if !seen.insert(h.as_str()) {
+            return Err(TableError::Invalid {
+                path: p,
+                msg: format!("column {h:?} appears twice in the header"),
+            });
+        }
+    }
+    for r in &records {
+        if r.fields.len() != header.len() {
+            return Err(TableError::Syntax {
+                path: p,
+                line: r.line,
+                msg: format!("{} fields, the header has {}", r.fields.len(), header.len()),
+            });
+        }
+    }
+    Ok(Parsed {
+        path: p,
+        header,
+        records,
+    })
+}
+
+fn find(parsed: &Parsed, column: &str) -> Result<usize, TableError> {
+    parsed
+        .header
+        .iter()
+        .position(|h| h == column)
+        .ok_or_else(|| TableError::MissingColumn {
+            path: parsed.path.clone(),
+            column: column.to_string(),
+        })
+}
+
+/// Reads a labelled CSV and fits its schema (see the crate docs for the encoding rules).
+pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table, TableError> {
+    let parsed = read_records(path)?;
+    let schema = fit_schema(&parsed, opts)?;
+    build(&parsed, opts, schema)
+}
+
+/// Reads a CSV with a schema fitted earlier (prediction or test time): the schema's columns
+/// are taken by name, other columns are ignored, categories unseen at fit time become -1.
+pub fn read_csv_with_schema(
+    path: &Path,
+    opts: &CsvOptions,
+    schema: &TableSchema,
+) -> Result<Table, TableError> {
+    let parsed = read_records(path)?;
+    build(&parsed, opts, schema.clone())
+}
+
+fn non_feature_columns(parsed: &Parsed, opts: &CsvOptions) -> Result<BTreeSet<usize>, TableError> {
+    let mut skip = BTreeSet::new();
+    if opts.labels_file.is_none() {
+        if let Some(l) = &opts.label_column {
+            skip.insert(find(parsed, l)?);
+        }
+    }
+    if let Some(id) = &opts.id_column {
+        skip.insert(find(parsed, id)?);
+    }
+    for d in &opts.drop_columns {
+        skip.insert(find(parsed, d)?);
+    }
+    Ok(skip)
+}
+
+fn fit_schema(parsed: &Parsed, opts: &CsvOptions) -> Result<TableSchema, TableError> {
+    let skip = non_feature_columns(parsed, opts)?;
+    let mut columns = Vec::new();
+    for (j, name) in parsed.header.iter().enumerate() {
+        if skip.contains(&j) {
+            continue;
+        }
+        let mut any = false;
+        let mut numeric = true;
+        for r in &parsed.records {
+            let cell = r.fields[j].trim();
+            if cell.is_empty() {
+                continue;
+            }
+            any = true;
+            if numeric && parse_number(cell).is_none() {
+                numeric = false;
+            }
+        }
+        if !any && opts.drop_empty_columns {
+            continue;
+        }
+        let categories = if numeric {
+            None
+        } else {
+            let set: BTreeSet<&str> = parsed
+                .records
+                .iter()
+                .map(|r| r.fields[j].trim())
+                .filter(|c| !c.is_empty())
+                .collect();
+            Some(set.into_iter().map(String::from).collect())
+        };
+        columns.push(ColumnSpec {
+            name: name.clone(),
+            categories,
+        });
+    }
+    if columns.is_empty() {
+        return Err(TableError::Invalid {
+            path: parsed.path.clone(),
+            msg: "no feature columns".into(),
+        });
+    }
+    Ok(TableSchema { columns })
+}
+
+fn read_labels(opts: &CsvOptions, label: &str, file: &Path) -> Result<HashMap<String, String>, TableError> {
+    let parsed = read_records(file)?;
+    let id_col = opts.id_column.as_deref().ok_or_else(|| TableError::Invalid {
+        path: parsed.path.clone(),
+        msg: "a labels file needs an id column to join on".into(),
+    })?;
+    let (i, l) = (find(&parsed, id_col)?, find(&parsed, label)?);
+    let mut map = HashMap::with_capacity(parsed.records.len());
+    for r in &parsed.records {
+        let id = r.fields[i].trim().to_string();
+        let lab = r.fields[l].trim().to_string();
+        if lab.is_empty() {
+            return Err(TableError::Cell {
+                path: parsed.path.clone(),
+                line: r.line,
+                column: label.to_string(),
+                msg: "empty label".into(),
+            });
+        }
+        if map.insert(id.clone(), lab).is_some() {
+            return Err(TableError::Cell {
+                path: parsed.path.clone(),
+                line: r.line,
+                column: id_col.to_string(),
+                msg: format!("id {id:?} appears twice"),
+            });
+        }
+    }
+    Ok(map)
+}
+
+fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Table, TableError> {
+    let idx: Vec<usize> = schema
+        .columns
+        .iter()
+        .map(|c| find(parsed, &c.name))
+        .collect::<Result<_, _>>()?;
+    let id_idx = opts.id_column.as_deref().map(|c| find(parsed, c)).transpose()?;
+    let joined = match (&opts.labels_file, &opts.label_column) {
+        (Some(f), Some(l)) => Some(read_labels(opts, l, f)?),
+        (Some(_), None) => {
+            return Err(TableError::Invalid {
+                path: parsed.path.clone(),
+                msg: "a labels file needs a label column".into(),
+            })
+        }
+        _ => None,
+    };
+    let label_idx = match (&joined, &opts.label_column) {
+        (None, Some(l)) => Some(find(parsed, l)?),
+        _ => None,
+    };
+    let n = parsed.records.len();
+    let mut values = Vec::with_capacity(n * idx.len());
+    let mut labels = Vec::new();
+    let mut ids = id_idx.map(|_| Vec::with_capacity(n));
+    for r in &parsed.records {
+        for (k, &j) in idx.iter().enumerate() {
+            let v = schema.encode(k, &r.fields[j]).map_err(|msg| TableError::Cell {
+                path: parsed.path.clone(),
+                line: r.line,
+                column: parsed.header[j].clone(),
+                msg,
+            })?;
+            values.push(v);
+        }
+        let id = id_idx.map(|j| r.fields[j].trim().to_string());
+        if let (Some(ids), Some(id)) = (ids.as_mut(), id.as_ref()) {
+            ids.push(id.clone());
+        }
+        let label = if let Some(map) = &joined {
+            let id = id.unwrap_or_default();
+            Some(map.get(&id).cloned().ok_or_else(|| TableError::Cell {
+                path: parsed.path.clone(),
+                line: r.line,
+                column: opts.id_column.clone().unwrap_or_default(),
+                msg: format!("id {id:?} has no label in the labels file"),
+            })?)
+        } else if let Some(j) = label_idx {
+            let l = r.fields[j].trim();
+            if l.is_empty() {
+                return Err(TableError::Cell {
+                    path: parsed.path.clone(),
+                    line: r.line,
+                    column: parsed.header[j].clone(),
+                    msg: "empty label".into(),
+                });
+            }
+            Some(l.to_string())
+        } else {
+            None
+        };
+        if let Some(l) = label {
+            labels.push(l);
+        }
+    }
+    Ok(Table {
+        columns: schema.names(),
+        values,
+        labels,
+        ids,
+        schema,
+    })
+}
+
+fn clamp_options() -> CsvOptions {
+    CsvOptions {
+        label_column: Some("class".into()),
+        drop_empty_columns: true,
+        ..Default::default()
+    }
+}
+
+/// A ClaMP CSV (raw or integrated; label `class`, 0 benign / 1 malware). Fits the schema:
+/// empty-everywhere columns dropped, `packer_type` ordinal-encoded as in the baseline.
+pub fn clamp(path: &Path) -> Result<Table, TableError> {
+    read_csv(path, &clamp_options())
+}
+
+/// A ClaMP CSV encoded with the schema of the training file (test split, prediction).
+pub fn clamp_with_schema(path: &Path, schema: &TableSchema) -> Result<Table, TableError> {
+    read_csv_with_schema(path, &clamp_options(), schema)
+}
+
+/// BIG 2015 from its folder: `asm-counts-train.csv` joined with `trainLabels.csv` on `Id`;
+/// labels are the class numbers "1".."9" as strings, ids the Kaggle sample ids.
+pub fn big2015(dir: &Path) -> Result<Table, TableError> {
+    read_csv(
+        &dir.join("asm-counts-train.csv"),
+        &CsvOptions {
+            label_column: Some("Class".into()),
+            id_column: Some("Id".into()),
+            labels_file: Some(dir.join("trainLabels.csv")),
+            ..Default::default()
+        },
+    )
+}
