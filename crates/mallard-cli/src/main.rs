@@ -67,6 +67,14 @@ fn main() -> ExitCode {
 /// The model built into the binary: trained on MalBehavD-V1 (see models/README.md).
 pub const DEFAULT_API_MODEL: &[u8] = include_bytes!("../../../models/default-api.mallard");
 
+/// The built-in PE model: boosted trees on ClaMP's header features (see models/README.md).
+pub const DEFAULT_PE_MODEL: &[u8] = include_bytes!("../../../models/default-pe.mallard");
+
+pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> {
+    use anyhow::Context;
+    mallard_model::load_bytes(DEFAULT_PE_MODEL).context("built-in default PE model")
+}
+
 pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
     use anyhow::Context;
     match path {

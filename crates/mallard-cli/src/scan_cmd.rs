@@ -1,25 +1,27 @@
 //! `mallard scan`.
 
 use crate::{load_model, Global};
-use anyhow::Result;
+use anyhow::{bail, Result};
+use mallard_model::InputKind;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mallard_scan::{expand_paths, ScanOptions, ScanResult, Scanner, Verdict};
+use mallard_scan::{expand_paths, is_pe, ScanOptions, ScanResult, Scanner, Verdict};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ScanArgs {
-    /// Sandbox reports (Cuckoo or CAPE report.json, plain or .gz) or folders of them.
+    /// Sandbox reports (Cuckoo or CAPE report.json, plain or .gz), PE files, or folders of them.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// One JSON object per input line: path, verdict, score, reasons (and error).
     #[arg(long)]
     pub json: bool,
-    /// Model file (default: the built-in MalBehavD model).
+    /// Model file; give it twice for a report model and a PE model. Each input kind without
+    /// one uses the built-in default (MalBehavD n-grams for reports, ClaMP trees for PE files).
     #[arg(long, value_name = "MODEL")]
-    pub model: Option<PathBuf>,
+    pub model: Vec<PathBuf>,
     /// Decision threshold on P(malicious) (default: the model's).
     #[arg(long)]
     pub threshold: Option<f32>,
@@ -30,9 +32,31 @@ pub struct ScanArgs {
 
 /// Exit codes follow clamscan: 0 nothing found, 1 something malicious, 2 errors.
 pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
-    let model = load_model(a.model.as_deref())?;
-    let scanner = Scanner::new(model, ScanOptions { top: a.top, threshold: a.threshold, ..ScanOptions::default() });
+    let mut report_model = None;
+    let mut pe_model = None;
+    for p in &a.model {
+        let m = load_model(Some(p))?;
+        let slot = if m.meta().input == InputKind::Features { &mut pe_model } else { &mut report_model };
+        if slot.is_some() {
+            bail!("{}: two models for the same kind of input", p.display());
+        }
+        *slot = Some(m);
+    }
     let (files, mut results) = expand_paths(&a.paths);
+    // Load a built-in model only when some input needs it: start-up time is scan latency.
+    let pe_inputs = files.iter().filter(|p| is_pe(p)).count();
+    let report_model = match report_model {
+        Some(m) => Some(m),
+        None if pe_inputs < files.len() => Some(load_model(None)?),
+        None => None,
+    };
+    let pe_model = match pe_model {
+        Some(m) => Some(m),
+        None if pe_inputs > 0 => Some(crate::load_default_pe_model()?),
+        None => None,
+    };
+    let opts = ScanOptions { top: a.top, threshold: a.threshold, ..ScanOptions::default() };
+    let scanner = Scanner::new(report_model, pe_model, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bar = if !g.quiet && files.len() > 1 && std::io::stderr().is_terminal() {
         let b = ProgressBar::new(files.len() as u64);
         b.set_style(
@@ -48,7 +72,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
             b.inc(1);
         }
     };
-    results.extend(scanner.scan_reports(&files, &tick));
+    results.extend(scanner.scan_paths(&files, &tick));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -37,6 +37,10 @@ pub struct ModelArgs {
     /// Boosted trees: leaves per tree (default 31).
     #[arg(long)]
     pub num_leaves: Option<usize>,
+    /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
+    /// predictions on the training data is at most this (e.g. 0.01); default threshold 0.5.
+    #[arg(long, value_name = "FPR")]
+    pub calibrate_fpr: Option<f64>,
     /// Settings to start from: `default` (mallard's) or `published` (the Keras pipeline of the
     /// literature: Keras tokenizer, pre-padding, Embedding 32, LSTM 100, mse, RMSprop, batch 64, 5 epochs).
     #[arg(long, default_value = "default")]
@@ -253,9 +257,58 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
     let model = TableModel::train(&table, &learner, set).context("training")?;
     let secs = t.elapsed().as_secs_f64();
-    model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    let mut file = model.to_file()?;
+    if let Some(fpr) = a.model.calibrate_fpr {
+        let (thr, tpr) = calibrate(&table, &learner, set, fpr, a.model.seed)?;
+        if !g.quiet {
+            eprintln!("calibrated threshold {thr:.6}: out-of-fold FPR <= {fpr} at TPR {tpr:.4}");
+        }
+        file.meta.threshold = thr;
+        if let Some(o) = file.meta.training.as_object_mut() {
+            o.insert("calibration".into(), serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr }));
+        }
+    }
+    file.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
     if !g.quiet {
         eprintln!("trained {} in {secs:.2} s; wrote {} (labels {:?})", model.meta().kind, a.out.display(), model.meta().labels);
     }
     Ok(())
+}
+
+/// The smallest threshold whose out-of-fold false-positive rate (5 grouped folds of the
+/// training table) is at most `max_fpr`, and the true-positive rate there.
+fn calibrate(
+    table: &mallard_model::tables::Table,
+    learner: &TableLearner,
+    set: Option<&str>,
+    max_fpr: f64,
+    seed: u64,
+) -> Result<(f32, f64)> {
+    use mallard_model::Input;
+    if !(0.0..1.0).contains(&max_fpr) {
+        anyhow::bail!("--calibrate-fpr must be in [0, 1)");
+    }
+    let names = mallard_model::train::label_set(&table.labels);
+    let pos = mallard_model::positive_index(&names).ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
+    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
+    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
+    let groups = mallard_eval::group_ids(&keys);
+    let folds = mallard_eval::stratified_group_kfold(&groups, &y, 5, seed)?;
+    let (mut neg, mut posv) = (Vec::new(), Vec::new());
+    for test in &folds {
+        let train_idx = mallard_eval::complement(table.n_rows(), test);
+        let m = TableModel::train(&table.select_rows(&train_idx), learner, set)?;
+        let inputs: Vec<Input> = test.iter().map(|&i| Input::Features(table.row(i))).collect();
+        let p = m.predict_proba(&inputs)?;
+        for (k, &i) in test.iter().enumerate() {
+            let s = p[k * names.len() + pos];
+            if y[i] == pos { posv.push(s) } else { neg.push(s) }
+        }
+    }
+    neg.sort_by(|a, b| b.total_cmp(a));
+    let k = (max_fpr * neg.len() as f64).floor() as usize;
+    // Scores >= threshold are malicious: just above the (k+1)-th highest negative.
+    let thr = neg.get(k).map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
+    let tpr = posv.iter().filter(|&&s| s >= thr).count() as f64 / posv.len().max(1) as f64;
+    Ok((thr, tpr))
 }

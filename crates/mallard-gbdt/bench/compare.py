@@ -162,8 +162,8 @@ def main():
         rows = [("LightGBM (defaults)", lgb[ds])]
         rows += [(m, runs) for (d, m), runs in sorted(mal.items()) if d == ds]
         for model, runs in rows:
-            print(f"| {ds} | {model} | {med(runs, 'roc_auc'):.4f} | {med(runs, 'tpr_at_1pct_fpr'):.4f} | "
-                  f"{med(runs, 'tpr_at_0_1pct_fpr'):.4f} | {med(runs, 'accuracy'):.4f} | "
+            print(f"| {ds} | {model} | {med(runs, 'roc_auc'):.6f} | {med(runs, 'tpr_at_1pct_fpr'):.6f} | "
+                  f"{med(runs, 'tpr_at_0_1pct_fpr'):.6f} | {med(runs, 'accuracy'):.6f} | "
                   f"{med(runs, 'train_seconds'):.3f} |")
     print()
     print("| BIG 2015 (5-fold, pooled OOF) | accuracy | macro-F1 | log loss | fit s (5 folds) |")
@@ -171,8 +171,8 @@ def main():
     rows = [("LightGBM (defaults)", lgb["BIG 2015"])]
     rows += [(m, runs) for (d, m), runs in sorted(mal.items()) if d == "BIG 2015"]
     for model, runs in rows:
-        print(f"| {model} | {med(runs, 'accuracy'):.4f} | {med(runs, 'macro_f1'):.4f} | "
-              f"{med(runs, 'log_loss'):.4f} | {med(runs, 'train_seconds'):.2f} |")
+        print(f"| {model} | {med(runs, 'accuracy'):.6f} | {med(runs, 'macro_f1'):.6f} | "
+              f"{med(runs, 'log_loss'):.6f} | {med(runs, 'train_seconds'):.2f} |")
     return 0
 
 

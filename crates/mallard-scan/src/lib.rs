@@ -1,11 +1,13 @@
 //! Verdicts for inputs, each with the reasons behind it.
 //!
-//! The engine reads an input, asks the model for class probabilities and explanations, and
-//! never fails as a whole: an input that cannot be read or scored becomes a result with
-//! verdict [`Verdict::Error`] and a one-line message naming the problem.
+//! The engine reads an input (a sandbox report, or a PE file: recognised by its `MZ`
+//! magic), asks the matching model for class probabilities and explanations, and never
+//! fails as a whole: an input that cannot be read or scored becomes a result with verdict
+//! [`Verdict::Error`] and a one-line message naming the problem.
 
 use mallard_apiseq::{read_report, ReportOptions};
-use mallard_model::{Input, Model, Reason};
+use mallard_model::{Input, InputKind, Model, Reason};
+use mallard_pefeatures::FeatureSet;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ pub struct ScanResult {
     /// Predicted family, for models trained on families.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
-    /// What decided: `model` or `error`.
+    /// What decided: `dynamic model` (reports), `static model` (PE files) or `error`.
     pub decided_by: &'static str,
     pub reasons: Vec<Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,26 +65,95 @@ pub struct ScanOptions {
     /// Overrides the model's decision threshold.
     pub threshold: Option<f32>,
     pub report: ReportOptions,
+    /// PE files larger than this are refused.
+    pub max_pe_bytes: usize,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { top: 5, threshold: None, report: ReportOptions::default() }
+        ScanOptions { top: 5, threshold: None, report: ReportOptions::default(), max_pe_bytes: 256 << 20 }
     }
+}
+
+/// A feature model and how to build its input from an extractor's vector.
+struct StaticModel {
+    model: Box<dyn Model>,
+    set: FeatureSet,
+    /// For each model column, its index in the extractor's vector (None: absent, NaN).
+    columns: Vec<Option<usize>>,
 }
 
 pub struct Scanner {
-    model: Box<dyn Model>,
+    model: Option<Box<dyn Model>>,
+    pe: Option<StaticModel>,
     opts: ScanOptions,
 }
 
+#[derive(Debug)]
+pub struct ScanSetupError(pub String);
+
+impl std::fmt::Display for ScanSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScanSetupError {}
+
 impl Scanner {
-    pub fn new(model: Box<dyn Model>, opts: ScanOptions) -> Self {
-        Scanner { model, opts }
+    /// `model` scores sandbox reports; `pe_model`, a feature model that names its feature
+    /// set, scores PE files.
+    pub fn new(model: Option<Box<dyn Model>>, pe_model: Option<Box<dyn Model>>, opts: ScanOptions) -> Result<Self, ScanSetupError> {
+        if let Some(m) = &model {
+            if m.meta().input != InputKind::ApiSequence {
+                return Err(ScanSetupError(format!("the report model ({}) does not read API-call sequences", m.meta().kind)));
+            }
+        }
+        let pe = match pe_model {
+            None => None,
+            Some(m) => {
+                let name = m.meta().feature_set.clone().ok_or_else(|| {
+                    ScanSetupError(format!(
+                        "the {} model was trained on a table whose columns are no known feature set, so it cannot score files",
+                        m.meta().kind
+                    ))
+                })?;
+                let set: FeatureSet = name.parse().map_err(|e| ScanSetupError(format!("{e}")))?;
+                let names = mallard_pefeatures::names(set);
+                let columns = m.meta().feature_names.iter().map(|c| names.iter().position(|n| n == c)).collect();
+                Some(StaticModel { model: m, set, columns })
+            }
+        };
+        Ok(Scanner { model, pe, opts })
     }
 
-    pub fn model(&self) -> &dyn Model {
-        self.model.as_ref()
+
+    /// Scans a PE file or a sandbox report, whichever `path` is.
+    pub fn scan_path(&self, path: &Path) -> ScanResult {
+        if is_pe(path) {
+            self.scan_pe(path)
+        } else {
+            self.scan_report(path)
+        }
+    }
+
+    /// Scans a PE file with the static model.
+    pub fn scan_pe(&self, path: &Path) -> ScanResult {
+        let Some(sm) = &self.pe else {
+            return ScanResult::error(path, format!("{}: a PE file, but no model for PE files was given", path.display()));
+        };
+        let bytes = match mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes) {
+            Ok(b) => b,
+            Err(e) => return ScanResult::error(path, e.to_string()),
+        };
+        let v = match mallard_pefeatures::extract(sm.set, &bytes) {
+            Ok(v) => v,
+            Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
+        };
+        let row: Vec<f32> = sm.columns.iter().map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN)).collect();
+        let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), Vec::new());
+        r.decided_by = "static model";
+        r
     }
 
     /// Scans one sandbox report (Cuckoo or CAPE, plain or gzip).
@@ -102,8 +173,11 @@ impl Scanner {
         if apis.is_empty() {
             return ScanResult::error(path, format!("{}: no API calls to score", path.display()));
         }
+        let Some(model) = &self.model else {
+            return ScanResult::error(path, format!("{}: a sandbox report, but no model for reports was given", path.display()));
+        };
         let mut warnings = Vec::new();
-        match self.model.known_apis(apis) {
+        match model.known_apis(apis) {
             Some((0, total)) => {
                 return ScanResult::error(
                     path,
@@ -118,9 +192,15 @@ impl Scanner {
             }
             _ => {}
         }
-        let input = Input::Apis(apis);
-        let meta = self.model.meta();
-        let probs = match self.model.predict_proba(&[input]) {
+        let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings);
+        r.calls = Some(apis.len());
+        r
+    }
+
+    /// Scores one input with `model` and explains the verdict.
+    fn decide(&self, path: &Path, model: &dyn Model, input: Input<'_>, mut warnings: Vec<String>) -> ScanResult {
+        let meta = model.meta();
+        let probs = match model.predict_proba(&[input]) {
             Ok(p) => p,
             Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
         };
@@ -141,7 +221,7 @@ impl Scanner {
         } else {
             // Reasons in the verdict's direction: what pushed toward malicious for a
             // malicious verdict, toward benign for a benign one.
-            match self.model.explain(&input, self.opts.top.saturating_mul(4)) {
+            match model.explain(&input, self.opts.top.saturating_mul(4)) {
                 Ok(mut r) => {
                     r.retain(|x| if verdict == Verdict::Benign { x.weight < 0.0 } else { x.weight > 0.0 });
                     r.truncate(self.opts.top);
@@ -158,20 +238,20 @@ impl Scanner {
             verdict,
             score: Some(score),
             family,
-            decided_by: "model",
+            decided_by: "dynamic model",
             reasons,
             error: None,
             warnings,
-            calls: Some(apis.len()),
+            calls: None,
         }
     }
 
-    /// Scans many reports in parallel; results come back in input order.
-    pub fn scan_reports(&self, paths: &[PathBuf], on_done: &(dyn Fn(&ScanResult) + Sync)) -> Vec<ScanResult> {
+    /// Scans many inputs in parallel; results come back in input order.
+    pub fn scan_paths(&self, paths: &[PathBuf], on_done: &(dyn Fn(&ScanResult) + Sync)) -> Vec<ScanResult> {
         paths
             .par_iter()
             .map(|p| {
-                let r = self.scan_report(p);
+                let r = self.scan_path(p);
                 on_done(&r);
                 r
             })
@@ -179,8 +259,16 @@ impl Scanner {
     }
 }
 
-/// Expands folders (recursively, sorted) into the report files below them
-/// (`*.json`, `*.json.gz`); files are kept as given. Unreadable folders become errors.
+/// Whether a file starts with the `MZ` magic of a PE file.
+pub fn is_pe(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"MZ"
+}
+
+/// Expands folders (recursively, sorted) into the files below them that can be scanned:
+/// reports (`*.json`, `*.json.gz`) and PE files (`MZ`); files are kept as given.
+/// Unreadable folders become errors.
 pub fn expand_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanResult>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -209,7 +297,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ScanResult>) {
             walk(&p, files, errors);
         } else {
             let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-            if name.ends_with(".json") || name.ends_with(".json.gz") {
+            if name.ends_with(".json") || name.ends_with(".json.gz") || is_pe(&p) {
                 files.push(p);
             }
         }
