@@ -28,6 +28,30 @@ pub struct ScanArgs {
     /// Reasons to give per verdict.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// File of sha256 values (one per line, `#` comments) that are benign whatever the models say.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// File of sha256 values that are malicious whatever the models say (wins over --allow).
+    #[arg(long, value_name = "FILE")]
+    pub deny: Option<PathBuf>,
+}
+
+/// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
+fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<String>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut set = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        if l.len() != 64 || !l.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("{}:{}: not a sha256 (64 hex digits): {l:?}", path.display(), i + 1);
+        }
+        set.insert(l.to_ascii_lowercase());
+    }
+    Ok(set)
 }
 
 /// Exit codes follow clamscan: 0 nothing found, 1 something malicious, 2 errors.
@@ -55,7 +79,13 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         None if pe_inputs > 0 => Some(crate::load_default_pe_model()?),
         None => None,
     };
-    let opts = ScanOptions { top: a.top, threshold: a.threshold, ..ScanOptions::default() };
+    let mut opts = ScanOptions { top: a.top, threshold: a.threshold, ..ScanOptions::default() };
+    if let Some(p) = &a.allow {
+        opts.allow = read_hash_list(p)?;
+    }
+    if let Some(p) = &a.deny {
+        opts.deny = read_hash_list(p)?;
+    }
     let scanner = Scanner::new(report_model, pe_model, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bar = if !g.quiet && files.len() > 1 && std::io::stderr().is_terminal() {
         let b = ProgressBar::new(files.len() as u64);

@@ -206,3 +206,52 @@ fn features_resume_skips_files_already_done() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["vector"].as_array().unwrap().len() == 1024));
 }
+
+#[test]
+fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
+    let d = tmp("pe");
+    let pe = d.join("tiny.dll");
+    let bytes = mallard_pe::synth::tiny_pe32();
+    std::fs::write(&pe, &bytes).unwrap();
+    let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decided_by"], "static model", "{r}");
+    let score = r["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+
+    // sha256 of the file, computed independently of mallard.
+    let hash = String::from_utf8(Command::new("sha256sum").arg(&pe).output().unwrap().stdout).unwrap();
+    let hash = hash.split_whitespace().next().unwrap().to_string();
+    std::fs::write(d.join("deny.txt"), format!("# known bad\n{}\n", hash.to_uppercase())).unwrap();
+    std::fs::write(d.join("allow.txt"), format!("{hash}\n")).unwrap();
+    let out = mallard(&["scan", "--json", "--deny", d.join("deny.txt").to_str().unwrap(), "--allow", d.join("allow.txt").to_str().unwrap(), pe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r["verdict"].as_str(), r["decided_by"].as_str()), (Some("malicious"), Some("deny list")));
+    let out = mallard(&["scan", "--json", "--allow", d.join("allow.txt").to_str().unwrap(), pe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r["verdict"].as_str(), r["decided_by"].as_str()), (Some("benign"), Some("allow list")));
+
+    // A truncated PE is an error naming the file; the other input is still scanned.
+    std::fs::write(d.join("cut.exe"), &bytes[..100]).unwrap();
+    let out = mallard(&["scan", "--json", d.join("cut.exe").to_str().unwrap(), pe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["verdict"], "error");
+    assert!(rows[0]["error"].as_str().unwrap().contains("cut.exe"), "{}", rows[0]);
+    assert_ne!(rows[1]["verdict"], "error");
+}
+
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn default_pe_model_flags_at_most_1_percent_of_pe_benign() {
+    let out = mallard(&["scan", "--json", "--top", "0", shared().join("data/pe-benign").to_str().unwrap()]);
+    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 217);
+    assert!(rows.iter().all(|r| r["verdict"] != "error"), "errors on benign files");
+    let flagged = rows.iter().filter(|r| r["verdict"] == "malicious").count();
+    assert!(flagged * 100 <= rows.len(), "{flagged} of {} benign files flagged", rows.len());
+}

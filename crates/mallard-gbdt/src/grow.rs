@@ -120,6 +120,9 @@ pub(crate) struct Grower<'a> {
     /// Row-major copy of the bins (`[row * n_features + f]`) for single-threaded histograms:
     /// one pass over a leaf's rows beats one pass per feature. Empty for very large tables.
     row_bins: Vec<u8>,
+    /// Histogram buffers of finished trees, reused: fresh ones of this size come from mmap
+    /// and page-fault on first touch.
+    pool: Vec<Vec<Bin>>,
 }
 
 impl<'a> Grower<'a> {
@@ -152,6 +155,7 @@ impl<'a> Grower<'a> {
             perm: (0..n_rows as u32).collect(),
             scratch: vec![0; n_rows],
             row_bins,
+            pool: Vec::new(),
         }
     }
 
@@ -166,8 +170,7 @@ impl<'a> Grower<'a> {
 
     /// Histogram of a leaf's rows. Every bin sums its rows in leaf order whichever path
     /// runs, so the result does not depend on the thread count.
-    fn build_hist(&self, rows: &[u32], grad: &[f64], hess: &[f64]) -> Vec<Bin> {
-        let mut hist = vec![Bin::default(); self.total];
+    fn build_hist(&self, rows: &[u32], grad: &[f64], hess: &[f64], mut hist: Vec<Bin>) -> Vec<Bin> {
         let nf = self.mappers.len();
         let parallel = rows.len() * nf >= PAR_CELLS && rayon::current_num_threads() > 1;
         if !parallel && !self.row_bins.is_empty() {
@@ -210,6 +213,17 @@ impl<'a> Grower<'a> {
             parts.into_iter().for_each(fill);
         }
         hist
+    }
+
+    /// A zeroed histogram buffer.
+    fn buffer(&mut self) -> Vec<Bin> {
+        match self.pool.pop() {
+            Some(mut b) => {
+                b.fill(Bin::default());
+                b
+            }
+            None => vec![Bin::default(); self.total],
+        }
     }
 
     fn score(&self, s: &Bin) -> f64 {
@@ -345,7 +359,8 @@ impl<'a> Grower<'a> {
                 n: 1,
             });
         }
-        let hist = self.build_hist(&self.perm, grad, hess);
+        let buf = self.buffer();
+        let hist = self.build_hist(&self.perm, grad, hess, buf);
         let mut nodes = vec![Node::leaf(self.leaf_value(&sum), n as f32)];
         let mut root = Leaf {
             start: 0,
@@ -421,7 +436,8 @@ impl<'a> Grower<'a> {
             let parent_hist = std::mem::take(&mut leaves[li].hist);
             let left_small = nl <= len - nl;
             let (sm_start, sm_len) = if left_small { (start, nl) } else { (start + nl, len - nl) };
-            let small = self.build_hist(&self.perm[sm_start..sm_start + sm_len], grad, hess);
+            let buf = self.buffer();
+            let small = self.build_hist(&self.perm[sm_start..sm_start + sm_len], grad, hess, buf);
             let mut large = parent_hist;
             for (a, b) in large.iter_mut().zip(&small) {
                 *a = a.minus(b);
@@ -452,11 +468,12 @@ impl<'a> Grower<'a> {
             leaves[li] = left;
             leaves.push(right);
         }
-        for l in &leaves {
+        for l in &mut leaves {
             let v = nodes[l.node].value as f64;
             for &r in &self.perm[l.start..l.start + l.len] {
                 scores[r as usize * stride + out] += v;
             }
+            self.pool.push(std::mem::take(&mut l.hist));
         }
         Tree { nodes }
     }

@@ -10,6 +10,8 @@ use mallard_model::{Input, InputKind, Model, Reason};
 use mallard_pefeatures::FeatureSet;
 use rayon::prelude::*;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,7 +32,8 @@ pub struct ScanResult {
     /// Predicted family, for models trained on families.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
-    /// What decided: `dynamic model` (reports), `static model` (PE files) or `error`.
+    /// What decided: `dynamic model` (reports), `static model` (PE files), `allow list`,
+    /// `deny list` or `error`.
     pub decided_by: &'static str,
     pub reasons: Vec<Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,11 +70,22 @@ pub struct ScanOptions {
     pub report: ReportOptions,
     /// PE files larger than this are refused.
     pub max_pe_bytes: usize,
+    /// sha256 values (lower-case hex) whose files or report targets are benign by decree.
+    pub allow: HashSet<String>,
+    /// sha256 values that are malicious by decree; the deny list wins over the allow list.
+    pub deny: HashSet<String>,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { top: 5, threshold: None, report: ReportOptions::default(), max_pe_bytes: 256 << 20 }
+        ScanOptions {
+            top: 5,
+            threshold: None,
+            report: ReportOptions::default(),
+            max_pe_bytes: 256 << 20,
+            allow: HashSet::new(),
+            deny: HashSet::new(),
+        }
     }
 }
 
@@ -146,6 +160,12 @@ impl Scanner {
             Ok(b) => b,
             Err(e) => return ScanResult::error(path, e.to_string()),
         };
+        if !(self.opts.allow.is_empty() && self.opts.deny.is_empty()) {
+            let h: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(r) = self.listed(path, &h) {
+                return r;
+            }
+        }
         let v = match mallard_pefeatures::extract(sm.set, &bytes) {
             Ok(v) => v,
             Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
@@ -162,6 +182,9 @@ impl Scanner {
             Ok(r) => r,
             Err(e) => return ScanResult::error(path, e.to_string()),
         };
+        if let Some(r) = report.sha256.as_deref().and_then(|h| self.listed(path, h)) {
+            return r;
+        }
         let apis = report.sequence();
         let mut r = self.scan_sequence(path, &apis);
         r.warnings.extend(report.warnings);
@@ -195,6 +218,29 @@ impl Scanner {
         let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings);
         r.calls = Some(apis.len());
         r
+    }
+
+    /// The verdict of the allow/deny lists for a sha256, if it is on one.
+    fn listed(&self, path: &Path, sha256: &str) -> Option<ScanResult> {
+        let h = sha256.to_ascii_lowercase();
+        let (verdict, score, list) = if self.opts.deny.contains(&h) {
+            (Verdict::Malicious, 1.0, "deny list")
+        } else if self.opts.allow.contains(&h) {
+            (Verdict::Benign, 0.0, "allow list")
+        } else {
+            return None;
+        };
+        Some(ScanResult {
+            path: path.display().to_string(),
+            verdict,
+            score: Some(score),
+            family: None,
+            decided_by: list,
+            reasons: vec![Reason { kind: "sha256".into(), name: format!("{h} is on the {list}"), weight: score * 2.0 - 1.0 }],
+            error: None,
+            warnings: Vec::new(),
+            calls: None,
+        })
     }
 
     /// Scores one input with `model` and explains the verdict.
