@@ -9,7 +9,13 @@ use std::path::PathBuf;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataFormat {
     Seq(Format),
+    /// A CSV feature table.
     Csv,
+    /// EMBER jsonl: raw feature objects (vectorized with the ember-v2 code) or `vector`s,
+    /// with EMBER's `label` (1 malicious, 0 benign, -1 unlabelled: skipped).
+    Ember,
+    /// A folder of PE files, labelled by their first sub-folder (`DIR/malicious/...`).
+    Pe,
 }
 
 #[derive(Clone, Debug)]
@@ -23,7 +29,7 @@ impl DatasetArg {
     pub fn seq_format(&self) -> Result<Format> {
         match self.format {
             DataFormat::Seq(f) => Ok(f),
-            DataFormat::Csv => Err(anyhow!("{}: a feature table, but this model reads API-call sequences", self.path.display())),
+            _ => Err(anyhow!("{}: a feature table, but this model reads API-call sequences", self.path.display())),
         }
     }
 }
@@ -31,12 +37,13 @@ impl DatasetArg {
 impl std::str::FromStr for DatasetArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let names = format!("{}, csv", Format::ALL.map(|f| f.name()).join(", "));
+        let names = format!("{}, csv, ember, pe", Format::ALL.map(|f| f.name()).join(", "));
         let (f, p) = s.split_once(':').ok_or_else(|| format!("expected FORMAT:PATH with FORMAT one of {names}"))?;
-        let format = if f.eq_ignore_ascii_case("csv") {
-            DataFormat::Csv
-        } else {
-            DataFormat::Seq(f.parse::<Format>().map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?)
+        let format = match f.to_ascii_lowercase().as_str() {
+            "csv" => DataFormat::Csv,
+            "ember" => DataFormat::Ember,
+            "pe" => DataFormat::Pe,
+            _ => DataFormat::Seq(f.parse::<Format>().map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?),
         };
         if p.is_empty() {
             return Err("empty path after FORMAT:".into());
@@ -45,9 +52,126 @@ impl std::str::FromStr for DatasetArg {
     }
 }
 
-/// Reads a labelled CSV feature table; with `schema`, columns are taken by name and encoded
-/// as the model was trained.
+/// Reads a labelled feature table (csv, ember or pe); with `schema`, columns are taken by
+/// name and encoded as the model was trained.
 pub fn load_table(arg: &DatasetArg, read: &ReadArgs, schema: Option<&TableSchema>) -> Result<Table> {
+    let t = match arg.format {
+        DataFormat::Ember => ember_table(&arg.path)?,
+        DataFormat::Pe => pe_table(&arg.path, read)?,
+        _ => return load_csv(arg, read, schema),
+    };
+    if t.n_rows() == 0 {
+        bail!("{}: no labelled rows", arg.path.display());
+    }
+    Ok(match schema {
+        Some(s) => reorder(t, s),
+        None => t,
+    })
+}
+
+/// Columns in the schema's order (absent columns: NaN).
+fn reorder(t: Table, schema: &TableSchema) -> Table {
+    let want = schema.names();
+    if want == t.columns {
+        return t;
+    }
+    let idx: Vec<Option<usize>> = want.iter().map(|c| t.columns.iter().position(|x| x == c)).collect();
+    let mut values = Vec::with_capacity(t.n_rows() * want.len());
+    for i in 0..t.n_rows() {
+        let row = t.row(i);
+        values.extend(idx.iter().map(|j| j.and_then(|j| row.get(j).copied()).unwrap_or(f32::NAN)));
+    }
+    Table { columns: want, values, labels: t.labels, ids: t.ids, schema: schema.clone() }
+}
+
+fn numeric_schema(names: &[String]) -> TableSchema {
+    TableSchema {
+        columns: names.iter().map(|n| mallard_model::tables::ColumnSpec { name: n.clone(), categories: None }).collect(),
+    }
+}
+
+fn ember_table(path: &std::path::Path) -> Result<Table> {
+    use std::io::BufRead;
+    let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut values, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: serde_json::Value = serde_json::from_str(&line).with_context(at)?;
+        let label = match v.get("label").and_then(|l| l.as_i64()) {
+            Some(1) => "malicious",
+            Some(0) => "benign",
+            _ => continue,
+        };
+        let vector: Vec<f32> = match v.get("vector").and_then(|x| x.as_array()) {
+            Some(a) => a.iter().map(|x| x.as_f64().map(|f| f as f32).unwrap_or(f32::NAN)).collect(),
+            None => mallard_pefeatures::ember_vectorize(&v).map_err(|e| anyhow!("{}: {e}", at()))?,
+        };
+        if vector.len() != names.len() {
+            bail!("{}: {} values, EMBER v2 has {}", at(), vector.len(), names.len());
+        }
+        values.extend(vector);
+        labels.push(label.to_string());
+        ids.push(v.get("sha256").and_then(|s| s.as_str()).map_or_else(|| format!("line {}", i + 1), str::to_string));
+    }
+    Ok(Table { schema: numeric_schema(&names), columns: names, values, labels, ids: Some(ids) })
+}
+
+fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
+    use rayon::prelude::*;
+    let set: mallard_pefeatures::FeatureSet =
+        read.feature_set.as_deref().unwrap_or("ember-v2").parse().map_err(|e| anyhow!("{e}"))?;
+    let names = mallard_pefeatures::names(set);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))? {
+        let p = entry?.path();
+        if p.is_dir() {
+            let label = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut found = Vec::new();
+            collect_pe(&p, &mut found);
+            files.extend(found.into_iter().map(|f| (f, label.clone())));
+        }
+    }
+    files.sort();
+    let rows: Vec<(String, String, Result<Vec<f32>, String>)> = files
+        .par_iter()
+        .map(|(f, l)| {
+            let v = mallard_pefeatures::extract_file(set, f, 256 << 20).map_err(|e| e.to_string());
+            (f.display().to_string(), l.clone(), v)
+        })
+        .collect();
+    let (mut values, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, label, v) in rows {
+        match v {
+            Ok(v) => {
+                values.extend(v);
+                labels.push(label);
+                ids.push(id);
+            }
+            Err(e) => eprintln!("warning: skipped {e}"),
+        }
+    }
+    Ok(Table { schema: numeric_schema(&names), columns: names, values, labels, ids: Some(ids) })
+}
+
+fn collect_pe(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            collect_pe(&p, out);
+        } else if (meta.is_file() || (meta.is_symlink() && p.is_file())) && mallard_scan::is_pe(&p) {
+            out.push(p);
+        }
+    }
+}
+
+fn load_csv(arg: &DatasetArg, read: &ReadArgs, schema: Option<&TableSchema>) -> Result<Table> {
     let label_column = read
         .label_column
         .clone()
@@ -100,6 +224,9 @@ pub struct ReadArgs {
     /// csv: columns that are not features.
     #[arg(long, value_name = "COL", value_delimiter = ',')]
     pub drop_columns: Vec<String>,
+    /// pe: the feature set to extract (ember-v2, pe-header, saxe-1024; default ember-v2).
+    #[arg(long, value_name = "NAME")]
+    pub feature_set: Option<String>,
 }
 
 /// Reads a labelled dataset; per-file errors in report folders are printed and skipped.

@@ -55,9 +55,14 @@ fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], 
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let model = match (&a.model, a.dataset.format) {
-        (None, DataFormat::Csv) => bail!("a csv dataset needs --model (the built-in model reads API-call sequences)"),
+        (None, DataFormat::Pe) => crate::load_default_pe_model()?,
+        (None, DataFormat::Csv | DataFormat::Ember) => bail!("a {:?} table needs --model", a.dataset.format),
         (m, _) => load_model(m.as_deref())?,
     };
+    let mut read = a.read.clone();
+    if read.feature_set.is_none() {
+        read.feature_set = model.meta().feature_set.clone();
+    }
     let meta = model.meta().clone();
     let index = |labels: &[String]| -> Result<Vec<usize>> {
         labels
@@ -72,7 +77,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
     let (ids, y, probs, n) = if meta.input == InputKind::Features {
         let schema = mallard_model::table_schema(&meta)?;
-        let table = load_table(&a.dataset, &a.read, Some(&schema))?;
+        let table = load_table(&a.dataset, &read, Some(&schema))?;
         let y = index(&table.labels)?;
         let inputs: Vec<Input> = (0..table.n_rows()).map(|i| Input::Features(table.row(i))).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
@@ -154,7 +159,7 @@ pub struct CvArgs {
 /// Folds never split identical sequences or samples with the same sha256; out-of-fold
 /// predictions are pooled and evaluated once (per-fold spread reported beside).
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
-    if a.dataset.format == DataFormat::Csv {
+    if !matches!(a.dataset.format, DataFormat::Seq(_)) {
         return run_cv_table(a, g);
     }
     let opts = a.model.options(g.threads)?;

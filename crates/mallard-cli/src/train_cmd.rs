@@ -213,7 +213,7 @@ impl Drop for Progress {
 }
 
 pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
-    if a.dataset.format == DataFormat::Csv {
+    if !matches!(a.dataset.format, DataFormat::Seq(_)) {
         return run_table(a, g);
     }
     let opts = a.model.options(g.threads)?;

@@ -255,3 +255,45 @@ fn default_pe_model_flags_at_most_1_percent_of_pe_benign() {
     let flagged = rows.iter().filter(|r| r["verdict"] == "malicious").count();
     assert!(flagged * 100 <= rows.len(), "{flagged} of {} benign files flagged", rows.len());
 }
+
+#[test]
+#[ignore = "data: reads ../shared/data and ../shared/baselines"]
+fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
+    // Label EMBER's own raw objects by a rule the features can express (file size above the
+    // median); boosted trees must recover it in cross-validation.
+    let d = tmp("ember");
+    let raw = std::fs::read_to_string(shared().join("baselines/ember_reference/pe-benign/pe-benign.raw.jsonl")).unwrap();
+    let mut rows: Vec<Value> = raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut sizes: Vec<f64> = rows.iter().map(|r| r["general"]["size"].as_f64().unwrap()).collect();
+    sizes.sort_by(f64::total_cmp);
+    let median = sizes[sizes.len() / 2];
+    let mut text = String::new();
+    for r in &mut rows {
+        let big = r["general"]["size"].as_f64().unwrap() > median;
+        r["label"] = Value::from(i64::from(big));
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    std::fs::write(d.join("ember.jsonl"), text).unwrap();
+    let report = d.join("cv.json");
+    let ds = format!("ember:{}", d.join("ember.jsonl").display());
+    let out = mallard(&["cv", "-q", "--dataset", &ds, "--model", "gbdt", "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
+
+    // The same rule through a labelled folder of the PE files themselves.
+    let benign = shared().join("data/pe-benign");
+    for r in &rows {
+        let name = r["path"].as_str().unwrap();
+        let label = if r["label"] == 1 { "malicious" } else { "benign" };
+        std::fs::create_dir_all(d.join("pe").join(label)).unwrap();
+        std::os::unix::fs::symlink(benign.join(name), d.join("pe").join(label).join(name)).unwrap();
+    }
+    let ds = format!("pe:{}", d.join("pe").display());
+    let out = mallard(&["cv", "-q", "--dataset", &ds, "--model", "gbdt", "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(j["n"], rows.len());
+    assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
+}

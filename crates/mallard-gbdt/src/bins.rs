@@ -16,6 +16,9 @@ pub(crate) struct FeatureBins {
     /// counts. That changes the estimate in scans that accumulate from bin 0 (NaN to the
     /// right), so we track the same condition to reproduce LightGBM's trees.
     pub implied_first: bool,
+    /// The training data had NaNs in this feature (LightGBM's missing type "NaN"): splits
+    /// then try NaN on both sides. Otherwise NaN at prediction is read as 0.
+    pub has_nan: bool,
 }
 
 /// Rows sampled (evenly spaced, deterministic) to place the cuts, as LightGBM does with
@@ -51,7 +54,8 @@ impl FeatureBins {
         let all = values.len();
         values.retain(|v| !v.is_nan());
         // the NaN bin counts against max_bin when the feature has NaNs
-        let max_bin = if values.len() < all { max_bin - 1 } else { max_bin };
+        let has_nan = values.len() < all;
+        let max_bin = if has_nan { max_bin - 1 } else { max_bin };
         values.sort_by(|a, b| a.total_cmp(b));
         let mut distinct: Vec<(f32, usize)> = Vec::new();
         for &v in values.iter() {
@@ -90,7 +94,12 @@ impl FeatureBins {
         cuts.dedup();
         // bin indices (and the NaN bin after them) must fit in a u8
         cuts.truncate(254);
-        FeatureBins { cuts, usable: true, implied_first: false }
+        FeatureBins {
+            cuts,
+            usable: true,
+            implied_first: false,
+            has_nan,
+        }
     }
 }
 

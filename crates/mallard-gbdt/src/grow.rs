@@ -1,34 +1,48 @@
 //! Leaf-wise growth of one tree on binned data (the LightGBM strategy): keep every leaf's
 //! best split, always split the leaf whose split lowers the loss most, build the histogram
 //! of the smaller child only and get the larger one by subtraction from the parent.
+//!
+//! Split finding follows LightGBM's documented behaviour closely enough to grow the same
+//! trees (`tests/golden.rs`): row counts for `min_data_in_leaf` estimated from hessians, the
+//! two scan directions for missing values, and features that found no split in a leaf not
+//! being tried again below it.
 
 use crate::bins::FeatureBins;
 use crate::tree::{Node, Tree};
 use crate::GbdtParams;
 use rayon::prelude::*;
 
+/// Gradient and hessian sums of one histogram bin (or of a leaf).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Bin {
     g: f64,
     h: f64,
-    n: u32,
 }
 
 impl Bin {
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, o: &Bin) {
         self.g += o.g;
         self.h += o.h;
-        self.n += o.n;
     }
-    #[inline]
+    #[inline(always)]
     fn minus(&self, o: &Bin) -> Bin {
         Bin {
             g: self.g - o.g,
             h: self.h - o.h,
-            n: self.n.wrapping_sub(o.n),
         }
     }
+}
+
+/// A leaf's histograms for all features (bins laid out by `Grower::offsets`); `n` holds
+/// exact row counts and is filled only when `min_data_by_hessian` is off; `nan` counts the
+/// leaf's NaN rows of each feature (exactly: a hessian sum left over from a subtraction
+/// cannot tell "no NaN" apart).
+#[derive(Default)]
+struct Hist {
+    gh: Vec<Bin>,
+    n: Vec<u32>,
+    nan: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,14 +50,15 @@ struct Split {
     feature: usize,
     /// Last value bin that goes left.
     bin: usize,
-    default_left: bool,
+    /// Which scan found it: NaN goes left in the reverse scan, right in the forward one.
+    nan_left: bool,
     gain: f64,
     left: Bin,
     right: Bin,
 }
 
 /// What a threshold scan needs about the leaf and the parameters.
-struct ScanCtx {
+struct ScanCtx<'h> {
     sum: Bin,
     parent: f64,
     lambda: f64,
@@ -51,25 +66,28 @@ struct ScanCtx {
     total_n: i64,
     min_h: f64,
     min_gain: f64,
-    /// Rows per unit of hessian; negative: count rows exactly.
+    /// Rows per unit of hessian (LightGBM's count estimate)...
     fac: f64,
+    /// ... or, when not empty, the exact counts of this feature's bins.
+    counts: &'h [u32],
 }
 
-impl ScanCtx {
+impl ScanCtx<'_> {
+    /// Rows in bin `t`: exact, or LightGBM's `(h_bin * n_leaf / H_leaf + 0.5) as int`.
     #[inline(always)]
-    fn est(&self, b: &Bin) -> i64 {
-        if self.fac >= 0.0 {
+    fn est(&self, t: usize, b: &Bin) -> i64 {
+        if self.counts.is_empty() {
             (b.h * self.fac + 0.5) as i64
         } else {
-            b.n as i64
+            self.counts[t] as i64
         }
     }
 
-    /// Keeps the split if its other side passes the hessian check and its gain beats `best`
-    /// (the count checks are done by the scans).
+    /// Keeps the split if both sides pass the hessian check and its gain beats `best` (the
+    /// count checks are done by the scans).
     #[inline(always)]
-    fn consider(&self, f: usize, left: Bin, right: Bin, bin: usize, default_left: bool, best: &mut Option<Split>) {
-        if left.n == 0 || right.n == 0 || left.h < self.min_h || right.h < self.min_h {
+    fn consider(&self, f: usize, left: Bin, right: Bin, bin: usize, nan_left: bool, best: &mut Option<Split>) {
+        if left.h < self.min_h || right.h < self.min_h {
             return;
         }
         let gain = left.g * left.g / (left.h + self.lambda) + right.g * right.g / (right.h + self.lambda) - self.parent;
@@ -77,7 +95,7 @@ impl ScanCtx {
             *best = Some(Split {
                 feature: f,
                 bin,
-                default_left,
+                nan_left,
                 gain,
                 left,
                 right,
@@ -92,10 +110,10 @@ struct Leaf {
     sum: Bin,
     depth: usize,
     node: usize,
-    hist: Vec<Bin>,
+    hist: Hist,
     best: Option<Split>,
     /// Features worth scanning here: a feature with no valid split in a leaf is not tried
-    /// again below it (as in LightGBM, whose trees we reproduce).
+    /// again below it (as in LightGBM).
     alive: Vec<bool>,
 }
 
@@ -110,9 +128,9 @@ const ROW_MAJOR_CELLS: usize = 1 << 26;
 const TIE: f64 = 1e-10;
 
 pub(crate) struct Grower<'a> {
-    pub mappers: &'a [FeatureBins],
-    pub bins: &'a [Vec<u8>],
-    pub params: &'a GbdtParams,
+    mappers: &'a [FeatureBins],
+    bins: &'a [Vec<u8>],
+    params: &'a GbdtParams,
     offsets: Vec<usize>,
     total: usize,
     perm: Vec<u32>,
@@ -122,7 +140,7 @@ pub(crate) struct Grower<'a> {
     row_bins: Vec<u8>,
     /// Histogram buffers of finished trees, reused: fresh ones of this size come from mmap
     /// and page-fault on first touch.
-    pool: Vec<Vec<Bin>>,
+    pool: Vec<Hist>,
 }
 
 impl<'a> Grower<'a> {
@@ -159,6 +177,10 @@ impl<'a> Grower<'a> {
         }
     }
 
+    fn exact_counts(&self) -> bool {
+        !self.params.min_data_by_hessian
+    }
+
     fn leaf_value(&self, s: &Bin) -> f32 {
         let v = -s.g / (s.h + self.params.lambda_l2) * self.params.learning_rate;
         if v.is_finite() {
@@ -168,61 +190,90 @@ impl<'a> Grower<'a> {
         }
     }
 
-    /// Histogram of a leaf's rows. Every bin sums its rows in leaf order whichever path
-    /// runs, so the result does not depend on the thread count.
-    fn build_hist(&self, rows: &[u32], grad: &[f64], hess: &[f64], mut hist: Vec<Bin>) -> Vec<Bin> {
+    /// A zeroed histogram buffer.
+    fn buffer(&mut self) -> Hist {
+        let exact = self.exact_counts();
+        match self.pool.pop() {
+            Some(mut b) => {
+                b.gh.fill(Bin::default());
+                b.n.fill(0);
+                b.nan.fill(0);
+                b
+            }
+            None => Hist {
+                gh: vec![Bin::default(); self.total],
+                n: if exact { vec![0; self.total] } else { Vec::new() },
+                nan: vec![0; self.mappers.len()],
+            },
+        }
+    }
+
+    /// Fills `hist` (zeroed) from a leaf's rows. Every bin sums its rows in leaf order
+    /// whichever path runs, so the result does not depend on the thread count.
+    fn build_hist(&self, rows: &[u32], grad: &[f64], hess: &[f64], hist: &mut Hist) {
         let nf = self.mappers.len();
+        for (f, m) in self.mappers.iter().enumerate() {
+            if m.has_nan {
+                let (col, nan) = (&self.bins[f], m.nan_bin() as u8);
+                hist.nan[f] = rows.iter().filter(|&&r| col[r as usize] == nan).count() as u32;
+            }
+        }
         let parallel = rows.len() * nf >= PAR_CELLS && rayon::current_num_threads() > 1;
         if !parallel && !self.row_bins.is_empty() {
             let offsets = &self.offsets[..nf];
             for &r in rows {
-                let (g, hs) = (grad[r as usize], hess[r as usize]);
+                let e = Bin {
+                    g: grad[r as usize],
+                    h: hess[r as usize],
+                };
                 let rb = &self.row_bins[r as usize * nf..(r as usize + 1) * nf];
                 for (&o, &b) in offsets.iter().zip(rb) {
-                    let e = &mut hist[o + b as usize];
-                    e.g += g;
-                    e.h += hs;
-                    e.n += 1;
+                    hist.gh[o + b as usize].add(&e);
+                }
+                if !hist.n.is_empty() {
+                    for (&o, &b) in offsets.iter().zip(rb) {
+                        hist.n[o + b as usize] += 1;
+                    }
                 }
             }
-            return hist;
+            return;
         }
-        let gh: Vec<(f64, f64)> = rows
+        let gh: Vec<Bin> = rows
             .iter()
-            .map(|&r| (grad[r as usize], hess[r as usize]))
+            .map(|&r| Bin {
+                g: grad[r as usize],
+                h: hess[r as usize],
+            })
             .collect();
-        let mut parts: Vec<(usize, &mut [Bin])> = Vec::with_capacity(nf);
-        let mut rest: &mut [Bin] = &mut hist;
+        let mut parts: Vec<(usize, &mut [Bin], &mut [u32])> = Vec::with_capacity(nf);
+        let (mut rest, mut rest_n): (&mut [Bin], &mut [u32]) = (&mut hist.gh, &mut hist.n);
         for f in 0..nf {
-            let (a, b) = rest.split_at_mut(self.offsets[f + 1] - self.offsets[f]);
-            parts.push((f, a));
+            let w = self.offsets[f + 1] - self.offsets[f];
+            let (a, b) = rest.split_at_mut(w);
+            let (an, bn) = if rest_n.is_empty() {
+                (Default::default(), Default::default())
+            } else {
+                rest_n.split_at_mut(w)
+            };
+            parts.push((f, a, an));
             rest = b;
+            rest_n = bn;
         }
-        let fill = |(f, h): (usize, &mut [Bin])| {
+        let fill = |(f, h, hn): (usize, &mut [Bin], &mut [u32])| {
             let col = &self.bins[f];
-            for (&r, &(g, hs)) in rows.iter().zip(&gh) {
-                let b = &mut h[col[r as usize] as usize];
-                b.g += g;
-                b.h += hs;
-                b.n += 1;
+            for (&r, e) in rows.iter().zip(&gh) {
+                h[col[r as usize] as usize].add(e);
+            }
+            if !hn.is_empty() {
+                for &r in rows {
+                    hn[col[r as usize] as usize] += 1;
+                }
             }
         };
         if parallel {
             parts.into_par_iter().for_each(fill);
         } else {
             parts.into_iter().for_each(fill);
-        }
-        hist
-    }
-
-    /// A zeroed histogram buffer.
-    fn buffer(&mut self) -> Vec<Bin> {
-        match self.pool.pop() {
-            Some(mut b) => {
-                b.fill(Bin::default());
-                b
-            }
-            None => vec![Bin::default(); self.total],
         }
     }
 
@@ -234,47 +285,41 @@ impl<'a> Grower<'a> {
     /// constraints with a positive gain.
     ///
     /// Two scans, as LightGBM makes them: NaN to the left, accumulating the right side from
-    /// the top bin down; and (with NaNs in the leaf) NaN to the right, accumulating the left
-    /// side from bin 0. The scan direction decides which side the estimated row count is
-    /// summed on, so it is part of reproducing LightGBM's trees.
-    fn feature_best(&self, f: usize, hist: &[Bin], sum: &Bin) -> Option<Split> {
+    /// the top bin down; and (when the leaf has NaNs in this feature) NaN to the right,
+    /// accumulating the left side from bin 0. The scan direction decides which side the
+    /// estimated row count is summed on, so it is part of reproducing LightGBM's trees.
+    fn feature_best(&self, f: usize, leaf: &Leaf) -> Option<Split> {
         let p = self.params;
         let m = &self.mappers[f];
-        if !m.usable {
-            return None;
-        }
-        let h = &hist[self.offsets[f]..self.offsets[f + 1]];
+        let range = self.offsets[f]..self.offsets[f + 1];
+        let h = &leaf.hist.gh[range.clone()];
         let nb = m.n_bins();
-        let nan = h[nb];
         let ctx = ScanCtx {
-            sum: *sum,
-            parent: self.score(sum),
+            sum: leaf.sum,
+            parent: self.score(&leaf.sum),
             lambda: p.lambda_l2,
             min_n: p.min_data_in_leaf.max(1) as i64,
-            total_n: sum.n as i64,
+            total_n: leaf.len as i64,
             min_h: p.min_sum_hessian_in_leaf,
             min_gain: p.min_gain_to_split,
-            // Row counts for min_data_in_leaf: exact, or LightGBM's estimate from the
-            // hessian share, each bin counting (h_bin * n_leaf / H_leaf + 0.5) as int rows.
-            // Estimates can run below zero (see `implied_first`), hence i64.
-            fac: if p.min_data_by_hessian && sum.h > 0.0 { sum.n as f64 / sum.h } else { -1.0 },
+            fac: if leaf.sum.h > 0.0 { leaf.len as f64 / leaf.sum.h } else { 0.0 },
+            counts: if leaf.hist.n.is_empty() { &[] } else { &leaf.hist.n[range] },
         };
         let mut best: Option<Split> = None;
         let mut right = Bin::default();
         let mut right_n = 0i64;
         for t in (0..nb - 1).rev() {
             right.add(&h[t + 1]);
-            right_n += ctx.est(&h[t + 1]);
+            right_n += ctx.est(t + 1, &h[t + 1]);
             if right_n < ctx.min_n || right.h < ctx.min_h {
                 continue;
             }
             if ctx.total_n - right_n < ctx.min_n {
                 break;
             }
-            let left = ctx.sum.minus(&right);
-            ctx.consider(f, left, right, t, true, &mut best);
+            ctx.consider(f, ctx.sum.minus(&right), right, t, true, &mut best);
         }
-        if nan.n > 0 {
+        if leaf.hist.nan[f] > 0 {
             let mut left = Bin::default();
             let mut left_n = 0i64;
             let mut start = 0;
@@ -282,9 +327,9 @@ impl<'a> Grower<'a> {
                 // bin 0 as LightGBM sees it: the leaf minus every other bin
                 let mut rest = Bin::default();
                 let mut rest_n = 0i64;
-                for b in &h[1..=nb] {
+                for (t, b) in h.iter().enumerate().skip(1) {
                     rest.add(b);
-                    rest_n += ctx.est(b);
+                    rest_n += ctx.est(t, b);
                 }
                 left = ctx.sum.minus(&rest);
                 left_n = ctx.total_n - rest_n;
@@ -295,7 +340,7 @@ impl<'a> Grower<'a> {
             }
             for (t, b) in h.iter().enumerate().take(nb).skip(start) {
                 left.add(b);
-                left_n += ctx.est(b);
+                left_n += ctx.est(t, b);
                 if left_n < ctx.min_n || left.h < ctx.min_h {
                     continue;
                 }
@@ -311,21 +356,18 @@ impl<'a> Grower<'a> {
     fn find_best(&self, leaf: &mut Leaf) {
         let p = self.params;
         leaf.best = None;
-        if leaf.len < 2 * p.min_data_in_leaf.max(1) {
-            return;
-        }
-        if p.max_depth.is_some_and(|d| leaf.depth >= d) {
+        if leaf.len < 2 * p.min_data_in_leaf.max(1) || p.max_depth.is_some_and(|d| leaf.depth >= d) {
             return;
         }
         let nf = self.mappers.len();
         let one = |f: usize| {
             if leaf.alive[f] {
-                self.feature_best(f, &leaf.hist, &leaf.sum)
+                self.feature_best(f, leaf)
             } else {
                 None
             }
         };
-        let cands: Vec<Option<Split>> = if nf * 64 >= PAR_CELLS {
+        let cands: Vec<Option<Split>> = if self.total * 8 >= PAR_CELLS && rayon::current_num_threads() > 1 {
             (0..nf).into_par_iter().map(one).collect()
         } else {
             (0..nf).map(one).collect()
@@ -353,14 +395,10 @@ impl<'a> Grower<'a> {
         }
         let mut sum = Bin::default();
         for i in 0..n {
-            sum.add(&Bin {
-                g: grad[i],
-                h: hess[i],
-                n: 1,
-            });
+            sum.add(&Bin { g: grad[i], h: hess[i] });
         }
-        let buf = self.buffer();
-        let hist = self.build_hist(&self.perm, grad, hess, buf);
+        let mut hist = self.buffer();
+        self.build_hist(&self.perm, grad, hess, &mut hist);
         let mut nodes = vec![Node::leaf(self.leaf_value(&sum), n as f32)];
         let mut root = Leaf {
             start: 0,
@@ -384,27 +422,20 @@ impl<'a> Grower<'a> {
                 }
             }
             let Some((li, _)) = pick else { break };
-            let s = leaves[li].best.take().unwrap_or_else(|| unreachable!());
+            let Some(s) = leaves[li].best.take() else { break };
             let (start, len, depth, node) = (leaves[li].start, leaves[li].len, leaves[li].depth, leaves[li].node);
 
             // stable partition of the leaf's rows
             let m = &self.mappers[s.feature];
             let nan_bin = m.nan_bin() as u8;
             let col = &self.bins[s.feature];
-            let goes_left = |r: u32| {
-                let b = col[r as usize];
-                if b == nan_bin {
-                    s.default_left
-                } else {
-                    b as usize <= s.bin
-                }
-            };
             let seg = &mut self.perm[start..start + len];
-            let mut nl = 0;
-            let mut nr = 0;
+            let (mut nl, mut nr) = (0, 0);
             for i in 0..len {
                 let r = seg[i];
-                if goes_left(r) {
+                let b = col[r as usize];
+                let left = if b == nan_bin { s.nan_left } else { b as usize <= s.bin };
+                if left {
                     seg[nl] = r;
                     nl += 1;
                 } else {
@@ -413,18 +444,23 @@ impl<'a> Grower<'a> {
                 }
             }
             seg[nl..].copy_from_slice(&self.scratch[..nr]);
-            debug_assert_eq!(nl as u32, s.left.n);
+            if nl == 0 || nr == 0 {
+                // only possible with min_sum_hessian_in_leaf = 0 and a count estimate of a
+                // bin that holds no row: not a split
+                continue;
+            }
 
             let threshold = if s.bin + 1 >= m.n_bins() {
                 f32::INFINITY
             } else {
                 m.cuts[s.bin]
             };
-            let has_nan = leaves[li].hist[self.offsets[s.feature] + m.nan_bin()].n > 0;
-            let default_left = if has_nan { s.default_left } else { 0.0 <= threshold };
+            // NaN follows the scan for features that had NaNs in training; for the others
+            // it is read as 0 (LightGBM's missing-type "None")
+            let default_left = if m.has_nan { s.nan_left } else { 0.0 <= threshold };
             let (il, ir) = (nodes.len(), nodes.len() + 1);
-            nodes.push(Node::leaf(self.leaf_value(&s.left), s.left.n as f32));
-            nodes.push(Node::leaf(self.leaf_value(&s.right), s.right.n as f32));
+            nodes.push(Node::leaf(self.leaf_value(&s.left), nl as f32));
+            nodes.push(Node::leaf(self.leaf_value(&s.right), nr as f32));
             let nd = &mut nodes[node];
             nd.feature = Some(s.feature as u32);
             nd.threshold = threshold;
@@ -433,16 +469,22 @@ impl<'a> Grower<'a> {
             nd.right = ir as u32;
             nd.gain = s.gain as f32;
 
-            let parent_hist = std::mem::take(&mut leaves[li].hist);
-            let left_small = nl <= len - nl;
-            let (sm_start, sm_len) = if left_small { (start, nl) } else { (start + nl, len - nl) };
-            let buf = self.buffer();
-            let small = self.build_hist(&self.perm[sm_start..sm_start + sm_len], grad, hess, buf);
-            let mut large = parent_hist;
-            for (a, b) in large.iter_mut().zip(&small) {
+            let mut large = std::mem::take(&mut leaves[li].hist);
+            let left_small = nl <= nr;
+            let (sm_start, sm_len) = if left_small { (start, nl) } else { (start + nl, nr) };
+            let mut small = self.buffer();
+            self.build_hist(&self.perm[sm_start..sm_start + sm_len], grad, hess, &mut small);
+            for (a, b) in large.gh.iter_mut().zip(&small.gh) {
                 *a = a.minus(b);
             }
+            for (a, b) in large.n.iter_mut().zip(&small.n) {
+                *a -= b;
+            }
+            for (a, b) in large.nan.iter_mut().zip(&small.nan) {
+                *a -= b;
+            }
             let (hl, hr) = if left_small { (small, large) } else { (large, small) };
+            let alive = std::mem::take(&mut leaves[li].alive);
             let mut left = Leaf {
                 start,
                 len: nl,
@@ -451,20 +493,25 @@ impl<'a> Grower<'a> {
                 node: il,
                 hist: hl,
                 best: None,
-                alive: leaves[li].alive.clone(),
+                alive: alive.clone(),
             };
             let mut right = Leaf {
                 start: start + nl,
-                len: len - nl,
+                len: nr,
                 sum: s.right,
                 depth: depth + 1,
                 node: ir,
                 hist: hr,
                 best: None,
-                alive: leaves[li].alive.clone(),
+                alive,
             };
-            self.find_best(&mut left);
-            self.find_best(&mut right);
+            if self.total * 8 < PAR_CELLS && rayon::current_num_threads() > 1 && nl.min(nr) >= 256 {
+                let this = &*self;
+                rayon::join(|| this.find_best(&mut left), || this.find_best(&mut right));
+            } else {
+                self.find_best(&mut left);
+                self.find_best(&mut right);
+            }
             leaves[li] = left;
             leaves.push(right);
         }
