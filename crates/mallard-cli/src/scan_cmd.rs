@@ -28,6 +28,11 @@ pub struct ScanArgs {
     /// Reasons to give per verdict.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// A sandbox report to pair with the PE file of the same sha256 (static+dynamic
+    /// ensemble); may be repeated. Reports lying beside a PE file as FILE.json,
+    /// FILE.json.gz, FILE.report.json or SHA256.json are paired too.
+    #[arg(long, value_name = "REPORT")]
+    pub report: Vec<PathBuf>,
     /// File of sha256 values (one per line, `#` comments) that are benign whatever the models say.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
@@ -68,18 +73,20 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     }
     let (files, mut results) = expand_paths(&a.paths);
     // Load a built-in model only when some input needs it: start-up time is scan latency.
-    let pe_inputs = files.iter().filter(|p| is_pe(p)).count();
+    let pe_files: Vec<&PathBuf> = files.iter().filter(|p| is_pe(p)).collect();
+    let reports_needed = pe_files.len() < files.len() || !a.report.is_empty() || pe_files.iter().any(|p| report_beside(p));
     let report_model = match report_model {
         Some(m) => Some(m),
-        None if pe_inputs < files.len() => Some(load_model(None)?),
+        None if reports_needed => Some(load_model(None)?),
         None => None,
     };
+    let pe_inputs = pe_files.len();
     let pe_model = match pe_model {
         Some(m) => Some(m),
         None if pe_inputs > 0 => Some(crate::load_default_pe_model()?),
         None => None,
     };
-    let mut opts = ScanOptions { top: a.top, threshold: a.threshold, ..ScanOptions::default() };
+    let mut opts = ScanOptions { top: a.top, threshold: a.threshold, reports: a.report.clone(), ..ScanOptions::default() };
     if let Some(p) = &a.allow {
         opts.allow = read_hash_list(p)?;
     }
@@ -153,4 +160,15 @@ fn human(r: &ScanResult) -> String {
             s
         }
     }
+}
+
+/// Whether a PE file's folder holds any report that could pair with it.
+fn report_beside(pe: &std::path::Path) -> bool {
+    let dir = pe.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::read_dir(dir).map_or(false, |rd| {
+        rd.flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+            n.ends_with(".json") || n.ends_with(".json.gz")
+        })
+    })
 }

@@ -297,3 +297,22 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
     assert_eq!(j["n"], rows.len());
     assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
 }
+
+#[test]
+fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
+    let d = tmp("ensemble");
+    let pe = d.join("sample.exe");
+    std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
+    cuckoo_report(&d.join("sample.exe.json"), &["NtOpenFile", "NtReadFile", "CreateProcessInternalW", "CopyFileA", "RegSetValueExA"]);
+    let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decided_by"], "static+dynamic ensemble", "{r}");
+    let c = r["components"].as_array().unwrap();
+    assert_eq!(c.len(), 2);
+    // Each score is mapped so that its model's threshold sits at 0.5, then averaged.
+    let centred = |s: f64, t: f64| if s < t { 0.5 * s / t } else { 0.5 + 0.5 * (s - t) / (1.0 - t) };
+    let want: f64 = c.iter().map(|x| centred(x["score"].as_f64().unwrap(), x["threshold"].as_f64().unwrap())).sum::<f64>() / 2.0;
+    assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-5, "{r}");
+    assert_eq!(r["verdict"], if want >= 0.5 { "malicious" } else { "benign" });
+}

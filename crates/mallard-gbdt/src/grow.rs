@@ -121,6 +121,10 @@ struct Leaf {
 /// more than it saves on small leaves.
 const PAR_CELLS: usize = 1 << 15;
 
+/// Split finding in a leaf goes parallel over features from this many histogram bins on
+/// (a few hundred features): below, one scan takes microseconds and threads only add waits.
+const PAR_BINS: usize = 1 << 16;
+
 /// Largest table (rows x features) that also gets a row-major bin copy.
 const ROW_MAJOR_CELLS: usize = 1 << 26;
 
@@ -309,8 +313,14 @@ impl<'a> Grower<'a> {
         let mut right = Bin::default();
         let mut right_n = 0i64;
         for t in (0..nb - 1).rev() {
-            right.add(&h[t + 1]);
-            right_n += ctx.est(t + 1, &h[t + 1]);
+            let b = &h[t + 1];
+            if b.h == 0.0 && b.g == 0.0 && ctx.counts.is_empty() {
+                // an empty bin changes neither side: same split as the previous threshold,
+                // which a strictly larger gain is needed to replace
+                continue;
+            }
+            right.add(b);
+            right_n += ctx.est(t + 1, b);
             if right_n < ctx.min_n || right.h < ctx.min_h {
                 continue;
             }
@@ -339,6 +349,9 @@ impl<'a> Grower<'a> {
                 }
             }
             for (t, b) in h.iter().enumerate().take(nb).skip(start) {
+                if b.h == 0.0 && b.g == 0.0 && ctx.counts.is_empty() {
+                    continue;
+                }
                 left.add(b);
                 left_n += ctx.est(t, b);
                 if left_n < ctx.min_n || left.h < ctx.min_h {
@@ -367,7 +380,7 @@ impl<'a> Grower<'a> {
                 None
             }
         };
-        let cands: Vec<Option<Split>> = if self.total * 8 >= PAR_CELLS && rayon::current_num_threads() > 1 {
+        let cands: Vec<Option<Split>> = if self.total >= PAR_BINS && rayon::current_num_threads() > 1 {
             (0..nf).into_par_iter().map(one).collect()
         } else {
             (0..nf).map(one).collect()
@@ -505,13 +518,8 @@ impl<'a> Grower<'a> {
                 best: None,
                 alive,
             };
-            if self.total * 8 < PAR_CELLS && rayon::current_num_threads() > 1 && nl.min(nr) >= 256 {
-                let this = &*self;
-                rayon::join(|| this.find_best(&mut left), || this.find_best(&mut right));
-            } else {
-                self.find_best(&mut left);
-                self.find_best(&mut right);
-            }
+            self.find_best(&mut left);
+            self.find_best(&mut right);
             leaves[li] = left;
             leaves.push(right);
         }

@@ -43,6 +43,19 @@ pub struct ScanResult {
     /// Number of API calls the model saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<usize>,
+    /// For an ensemble verdict: each component's own result.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
+}
+
+/// One model's part in an ensemble verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    pub decided_by: &'static str,
+    pub path: String,
+    pub verdict: Verdict,
+    pub score: Option<f32>,
+    pub threshold: f32,
 }
 
 impl ScanResult {
@@ -57,6 +70,7 @@ impl ScanResult {
             error: Some(message),
             warnings: Vec::new(),
             calls: None,
+            components: Vec::new(),
         }
     }
 }
@@ -74,6 +88,8 @@ pub struct ScanOptions {
     pub allow: HashSet<String>,
     /// sha256 values that are malicious by decree; the deny list wins over the allow list.
     pub deny: HashSet<String>,
+    /// Sandbox reports to pair with PE files of the same sha256 (`target.file.sha256`).
+    pub reports: Vec<PathBuf>,
 }
 
 impl Default for ScanOptions {
@@ -85,6 +101,7 @@ impl Default for ScanOptions {
             max_pe_bytes: 256 << 20,
             allow: HashSet::new(),
             deny: HashSet::new(),
+            reports: Vec::new(),
         }
     }
 }
@@ -101,6 +118,8 @@ pub struct Scanner {
     model: Option<Box<dyn Model>>,
     pe: Option<StaticModel>,
     opts: ScanOptions,
+    /// `opts.reports` by target sha256.
+    reports_by_sha: std::collections::HashMap<String, PathBuf>,
 }
 
 #[derive(Debug)]
@@ -138,7 +157,13 @@ impl Scanner {
                 Some(StaticModel { model: m, set, columns })
             }
         };
-        Ok(Scanner { model, pe, opts })
+        let mut reports_by_sha = std::collections::HashMap::new();
+        for p in &opts.reports {
+            let r = read_report(p, &opts.report).map_err(|e| ScanSetupError(e.to_string()))?;
+            let sha = r.sha256.ok_or_else(|| ScanSetupError(format!("{}: the report names no target sha256", p.display())))?;
+            reports_by_sha.insert(sha.to_ascii_lowercase(), p.clone());
+        }
+        Ok(Scanner { model, pe, opts, reports_by_sha })
     }
 
 
@@ -160,11 +185,9 @@ impl Scanner {
             Ok(b) => b,
             Err(e) => return ScanResult::error(path, e.to_string()),
         };
-        if !(self.opts.allow.is_empty() && self.opts.deny.is_empty()) {
-            let h: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-            if let Some(r) = self.listed(path, &h) {
-                return r;
-            }
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(r) = self.listed(path, &sha) {
+            return r;
         }
         let v = match mallard_pefeatures::extract(sm.set, &bytes) {
             Ok(v) => v,
@@ -173,7 +196,34 @@ impl Scanner {
         let row: Vec<f32> = sm.columns.iter().map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN)).collect();
         let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), Vec::new());
         r.decided_by = "static model";
-        r
+        match (self.model.is_some(), self.report_for(path, &sha)) {
+            (true, Some(rp)) if r.verdict != Verdict::Error => {
+                let d = self.scan_report(&rp);
+                if d.verdict == Verdict::Error {
+                    r.warnings.push(format!("report not used: {}", d.error.unwrap_or_default()));
+                    r
+                } else {
+                    let ts = self.opts.threshold.unwrap_or(sm.model.meta().threshold);
+                    let td = self.opts.threshold.unwrap_or(self.model.as_ref().map_or(0.5, |m| m.meta().threshold));
+                    ensemble(r, ts, d, td)
+                }
+            }
+            _ => r,
+        }
+    }
+
+    /// The report paired with a PE file: given with its sha256, or lying beside the file
+    /// as `FILE.json`, `FILE.json.gz`, `FILE.report.json` or `SHA256.json`.
+    fn report_for(&self, path: &Path, sha: &str) -> Option<PathBuf> {
+        if let Some(p) = self.reports_by_sha.get(sha) {
+            return Some(p.clone());
+        }
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        [format!("{name}.json"), format!("{name}.json.gz"), format!("{name}.report.json"), format!("{sha}.json")]
+            .into_iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
     }
 
     /// Scans one sandbox report (Cuckoo or CAPE, plain or gzip).
@@ -240,6 +290,7 @@ impl Scanner {
             error: None,
             warnings: Vec::new(),
             calls: None,
+            components: Vec::new(),
         })
     }
 
@@ -289,6 +340,7 @@ impl Scanner {
             error: None,
             warnings,
             calls: None,
+            components: Vec::new(),
         }
     }
 
@@ -302,6 +354,39 @@ impl Scanner {
                 r
             })
             .collect()
+    }
+}
+
+/// Maps a score to [0, 1] so that the model's own threshold lands on 0.5 (piecewise linear):
+/// each model keeps its calibrated operating point inside the ensemble.
+fn centred(score: f32, threshold: f32) -> f32 {
+    let t = threshold.clamp(1e-6, 1.0 - 1e-6);
+    if score < t { 0.5 * score / t } else { 0.5 + 0.5 * (score - t) / (1.0 - t) }
+}
+
+/// Static + dynamic verdict: the mean of the two centred scores, malicious at >= 0.5. When
+/// the models agree the ensemble agrees; when they disagree, the more confident one wins.
+fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
+    let (ss, ds) = (s.score.unwrap_or(0.0), d.score.unwrap_or(0.0));
+    let score = 0.5 * (centred(ss, ts) + centred(ds, td));
+    let verdict = if score >= 0.5 { Verdict::Malicious } else { Verdict::Benign };
+    let mut reasons: Vec<Reason> = s.reasons.into_iter().chain(d.reasons).collect();
+    reasons.retain(|r| if verdict == Verdict::Benign { r.weight < 0.0 } else { r.weight > 0.0 });
+    let components = vec![
+        Component { decided_by: "static model", path: s.path.clone(), verdict: s.verdict, score: s.score, threshold: ts },
+        Component { decided_by: "dynamic model", path: d.path.clone(), verdict: d.verdict, score: d.score, threshold: td },
+    ];
+    ScanResult {
+        path: s.path,
+        verdict,
+        score: Some(score),
+        family: d.family,
+        decided_by: "static+dynamic ensemble",
+        reasons,
+        error: None,
+        warnings: s.warnings.into_iter().chain(d.warnings).collect(),
+        calls: d.calls,
+        components,
     }
 }
 
