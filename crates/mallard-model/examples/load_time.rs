@@ -20,21 +20,6 @@ fn main() {
     let t = Instant::now();
     let p = model.predict_proba(&[mallard_model::Input::Apis(&apis)]).unwrap_or_else(|e| panic!("{e}"));
     let predict = t.elapsed();
-    stages(&bytes);
     println!("read {read:?}  parse {parse:?}  build {build:?}  predict {predict:?}  p {p:?}");
 }
 
-#[allow(dead_code)]
-fn stages(bytes: &[u8]) {
-    let file = mallard_model::ModelFile::from_bytes(bytes).unwrap();
-    let t = Instant::now();
-    let v = mallard_model::unpack_strings(file.blob("vocab").unwrap()).unwrap();
-    let unpack = t.elapsed();
-    let t = Instant::now();
-    let cfg: serde_json::Value = file.meta.config.clone();
-    let clone = t.elapsed();
-    let t = Instant::now();
-    let vz = mallard_ngram::NgramVectorizer::from_parts(serde_json::from_value(cfg["ngram"]["vectorizer"].clone()).unwrap(), v, None).unwrap();
-    let vect = t.elapsed();
-    println!("unpack {unpack:?} clone {clone:?} vectorizer {vect:?} ({} features)", vz.n_features());
-}

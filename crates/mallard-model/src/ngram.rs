@@ -9,8 +9,11 @@ struct Stored {
     ngram: NgramConfig,
 }
 
-/// The n-gram names, in column order, as a packed string table.
-const VOCAB: &str = "vocab";
+/// The vocabulary as token ids: the tokens (packed strings), every column's token ids
+/// (u32 little-endian, concatenated) and each column's n-gram length (one byte).
+const TOKENS: &str = "tokens";
+const NGRAM_IDS: &str = "ngram_ids";
+const NGRAM_LENS: &str = "ngram_lens";
 
 pub struct NgramSeqModel {
     meta: Meta,
@@ -25,9 +28,15 @@ impl NgramSeqModel {
     pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
         let stored: Stored = serde_json::from_value(file.meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("ngram config: {e}")))?;
-        let vocab = crate::file::unpack_strings(file.blob(VOCAB)?)?;
+        let tokens = crate::file::unpack_strings(file.blob(TOKENS)?)?;
+        let ids = file.blob(NGRAM_IDS)?;
+        if ids.len() % 4 != 0 {
+            return Err(ModelError::Corrupt("n-gram ids: not a whole number of u32".into()));
+        }
+        let flat: Vec<u32> = ids.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let lens = file.blob(NGRAM_LENS)?.to_vec();
         let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
-        let model = NgramModel::from_parts(stored.ngram, file.meta.labels.len(), vocab, &tensors)
+        let model = NgramModel::from_token_ids(stored.ngram, file.meta.labels.len(), tokens, &flat, &lens, &tensors)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         Ok(NgramSeqModel { meta: file.meta, model })
     }
@@ -74,7 +83,12 @@ impl Model for NgramSeqModel {
         meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone() })
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
         let tensors = self.model.to_tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
-        let blobs = vec![(VOCAB.to_string(), crate::file::pack_strings(self.model.vocab()))];
+        let (tokens, flat, lens) = self.model.vectorizer().token_ids();
+        let blobs = vec![
+            (TOKENS.to_string(), crate::file::pack_strings(&tokens)),
+            (NGRAM_IDS.to_string(), flat.iter().flat_map(|i| i.to_le_bytes()).collect()),
+            (NGRAM_LENS.to_string(), lens),
+        ];
         Ok(ModelFile { meta, tensors, blobs })
     }
 }

@@ -126,7 +126,7 @@ impl NgramModel {
         contrib
             .into_iter()
             .take(top)
-            .map(|(j, c)| (self.vectorizer.vocab()[j as usize].clone(), c as f32))
+            .map(|(j, c)| (self.vectorizer.name(j as usize).unwrap_or_default(), c as f32))
             .collect()
     }
 
@@ -158,7 +158,35 @@ impl NgramModel {
         vocab: Vec<String>,
         tensors: &[(String, Vec<usize>, Vec<f32>)],
     ) -> Result<Self> {
-        let d = vocab.len();
+        let vectorizer_config = config.vectorizer.clone();
+        Self::assemble(config, n_classes, vocab.len(), tensors, |idf| {
+            NgramVectorizer::from_parts(vectorizer_config, vocab, idf)
+        })
+    }
+
+    /// [`NgramModel::from_parts`] with the vocabulary as token ids
+    /// ([`NgramVectorizer::token_ids`]): faster to load than n-gram names.
+    pub fn from_token_ids(
+        config: NgramConfig,
+        n_classes: usize,
+        tokens: Vec<String>,
+        flat: &[u32],
+        lens: &[u8],
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Self> {
+        let vectorizer_config = config.vectorizer.clone();
+        Self::assemble(config, n_classes, lens.len(), tensors, |idf| {
+            NgramVectorizer::from_token_ids(vectorizer_config, tokens, flat, lens, idf)
+        })
+    }
+
+    fn assemble(
+        config: NgramConfig,
+        n_classes: usize,
+        d: usize,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+        vectorizer: impl FnOnce(Option<Vec<f64>>) -> Result<NgramVectorizer>,
+    ) -> Result<Self> {
         let k = if n_classes == 2 { 1 } else { n_classes };
         let get = |name: &str, shape: &[usize]| -> Result<Option<Vec<f64>>> {
             let mut hits = tensors.iter().filter(|t| t.0 == name);
@@ -189,7 +217,7 @@ impl NgramModel {
             .ok_or_else(|| NgramError::InvalidParts("missing coef".into()))?;
         let intercept = get(TENSOR_INTERCEPT, &[k])?
             .ok_or_else(|| NgramError::InvalidParts("missing intercept".into()))?;
-        let vectorizer = NgramVectorizer::from_parts(config.vectorizer.clone(), vocab, idf)?;
+        let vectorizer = vectorizer(idf)?;
         let clf = LogisticRegression::from_parts(n_classes, d, coef, intercept)?;
         Ok(Self {
             config,

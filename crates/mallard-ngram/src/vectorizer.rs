@@ -148,10 +148,32 @@ pub struct NgramVectorizer {
     tokens: HashMap<String, u32>,
     /// n-gram (token ids) -> column.
     features: HashMap<Box<[u32]>, u32>,
-    /// Column -> n-gram name.
-    names: Vec<String>,
+    n_features: usize,
+    /// Column -> token ids, and token id -> token: names without building them all.
+    keys: Vec<Box<[u32]>>,
+    token_names: Vec<String>,
+    /// Column -> n-gram name; built on first use when loaded from token ids (scoring
+    /// needs only the maps, so model load skips 20k string joins).
+    names: std::sync::OnceLock<Vec<String>>,
     /// Column -> idf (empty when `use_idf` is false).
     idf: Vec<f64>,
+}
+
+/// Column -> token ids and token id -> token, inverted from the lookup maps.
+fn index(tokens: &HashMap<String, u32>, features: &HashMap<Box<[u32]>, u32>, n: usize) -> (Vec<Box<[u32]>>, Vec<String>) {
+    let mut names = vec![String::new(); tokens.len()];
+    for (t, &i) in tokens {
+        if let Some(slot) = names.get_mut(i as usize) {
+            *slot = t.clone();
+        }
+    }
+    let mut keys: Vec<Box<[u32]>> = vec![Box::from([]); n];
+    for (k, &c) in features {
+        if let Some(slot) = keys.get_mut(c as usize) {
+            *slot = k.clone();
+        }
+    }
+    (keys, names)
 }
 
 /// Interns tokens; an owned map so fit can count before the vocabulary exists.
@@ -307,13 +329,80 @@ impl NgramVectorizer {
                 )));
             }
         }
+        let n_features = names.len();
+        let (keys, token_names) = index(&tokens, &features, n_features);
         Ok(Self {
             config,
             tokens,
             features,
-            names,
+            n_features,
+            keys,
+            token_names,
+            names: names.into(),
             idf,
         })
+    }
+
+    /// The vocabulary as token ids: (tokens by id, every column's token ids concatenated,
+    /// each column's n-gram length). [`NgramVectorizer::from_token_ids`] reads it back.
+    pub fn token_ids(&self) -> (Vec<String>, Vec<u32>, Vec<u8>) {
+        let flat = self.keys.iter().flat_map(|k| k.iter().copied()).collect();
+        let lens = self.keys.iter().map(|k| k.len() as u8).collect();
+        (self.token_names.clone(), flat, lens)
+    }
+
+    /// The name of one column (tokens joined by a space), without building the others.
+    pub fn name(&self, col: usize) -> Option<String> {
+        let key = self.keys.get(col)?;
+        let parts: Vec<&str> = key.iter().map(|&i| self.token_names.get(i as usize).map_or("", String::as_str)).collect();
+        Some(parts.join(" "))
+    }
+
+    /// Rebuilds a vectorizer from [`NgramVectorizer::token_ids`]; every id and length is
+    /// checked, so a corrupt file gives an error.
+    pub fn from_token_ids(
+        config: VectorizerConfig,
+        tokens: Vec<String>,
+        flat: &[u32],
+        lens: &[u8],
+        idf: Option<Vec<f64>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let n = lens.len();
+        if n == 0 {
+            return Err(NgramError::InvalidParts("empty vocabulary".into()));
+        }
+        let idf = match (config.use_idf, idf) {
+            (true, Some(v)) if v.len() == n && v.iter().all(|x| x.is_finite()) => v,
+            (false, None) => Vec::new(),
+            _ => return Err(NgramError::InvalidParts("idf does not match the vocabulary and settings".into())),
+        };
+        let mut map: HashMap<String, u32> = HashMap::with_capacity_and_hasher(tokens.len(), Default::default());
+        for (i, t) in tokens.into_iter().enumerate() {
+            if map.insert(t, i as u32).is_some() {
+                return Err(NgramError::InvalidParts("a token appears twice".into()));
+            }
+        }
+        let mut features: HashMap<Box<[u32]>, u32> = HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut at = 0usize;
+        for (col, &len) in lens.iter().enumerate() {
+            let len = len as usize;
+            let key = flat
+                .get(at..at + len)
+                .ok_or_else(|| NgramError::InvalidParts("n-gram ids end early".into()))?;
+            if len < config.ngram_min || len > config.ngram_max || key.iter().any(|&i| i as usize >= map.len()) {
+                return Err(NgramError::InvalidParts(format!("column {col}: bad n-gram")));
+            }
+            if features.insert(key.into(), col as u32).is_some() {
+                return Err(NgramError::InvalidParts(format!("column {col}: duplicate n-gram")));
+            }
+            at += len;
+        }
+        if at != flat.len() {
+            return Err(NgramError::InvalidParts("extra n-gram ids".into()));
+        }
+        let (keys, token_names) = index(&map, &features, n);
+        Ok(Self { config, tokens: map, features, n_features: n, keys, token_names, names: std::sync::OnceLock::new(), idf })
     }
 
     /// Weights documents; n-grams outside the vocabulary are ignored.
@@ -331,7 +420,7 @@ impl NgramVectorizer {
             self.transform_into(doc.as_ref(), &mut cols, &mut indices, &mut values);
             indptr.push(indices.len());
         }
-        CsrMatrix::from_raw(self.names.len(), indptr, indices, values)
+        CsrMatrix::from_raw(self.n_features, indptr, indices, values)
     }
 
     /// Appends one document's sorted (column, weight) pairs.
@@ -406,7 +495,7 @@ impl NgramVectorizer {
 
     /// N-gram names (tokens joined by a space), in column order.
     pub fn vocab(&self) -> &[String] {
-        &self.names
+        self.names.get_or_init(|| (0..self.n_features).map(|c| self.name(c).unwrap_or_default()).collect())
     }
 
     /// Inverse document frequencies in column order; `None` without idf.
@@ -421,7 +510,7 @@ impl NgramVectorizer {
 
     /// Number of features (columns).
     pub fn n_features(&self) -> usize {
-        self.names.len()
+        self.n_features
     }
 
     /// The settings this vectorizer was fitted with.
