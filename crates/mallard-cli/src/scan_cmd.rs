@@ -33,6 +33,14 @@ pub struct ScanArgs {
     /// FILE.json.gz, FILE.report.json or SHA256.json are paired too.
     #[arg(long, value_name = "REPORT")]
     pub report: Vec<PathBuf>,
+    /// YARA rules (.yar/.yara files, or folders of them) to run on PE files, besides the
+    /// built-in set. A rule tagged `malicious` decides the verdict; other matches are reasons.
+    /// A file that does not compile is reported (exit 2) and the scan goes on without it.
+    #[arg(long, value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Do not use mallard's built-in rules.
+    #[arg(long)]
+    pub no_builtin_rules: bool,
     /// File of sha256 values (one per line, `#` comments) that are benign whatever the models say.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
@@ -90,6 +98,15 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     if let Some(p) = &a.allow {
         opts.allow = read_hash_list(p)?;
     }
+    let mut rule_errors = 0usize;
+    if !a.rules.is_empty() || (pe_inputs > 0 && !a.no_builtin_rules) {
+        let (set, errors) = mallard_rules::RuleSet::load(&a.rules, !a.no_builtin_rules);
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        rule_errors = errors.len();
+        opts.rules = set.map(std::sync::Arc::new);
+    }
     if let Some(p) = &a.deny {
         opts.deny = read_hash_list(p)?;
     }
@@ -134,7 +151,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     if !g.quiet {
         eprintln!("scanned {}: {mal} malicious, {ben} benign, {err} errors", results.len());
     }
-    Ok(ExitCode::from(if err > 0 { 2 } else if mal > 0 { 1 } else { 0 }))
+    Ok(ExitCode::from(if err > 0 || rule_errors > 0 { 2 } else if mal > 0 { 1 } else { 0 }))
 }
 
 fn human(r: &ScanResult) -> String {

@@ -316,3 +316,24 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-5, "{r}");
     assert_eq!(r["verdict"], if want >= 0.5 { "malicious" } else { "benign" });
 }
+
+#[test]
+fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_scan() {
+    let d = tmp("rules");
+    let eicar = d.join("eicar.com");
+    std::fs::write(&eicar, br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").unwrap();
+    let pe = d.join("tiny.dll");
+    std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/tiny.yar"), "rule tiny_dll : malicious { condition: uint16(0) == 0x5A4D and filesize == 0x600 }").unwrap();
+    std::fs::write(d.join("rules/broken.yar"), "rule broken { condition: $nope }").unwrap();
+    let out = mallard(&["scan", "--json", "--rules", d.join("rules").to_str().unwrap(), eicar.to_str().unwrap(), pe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "a broken rules file gives exit 2");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yar"));
+    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["verdict"].as_str(), rows[0]["decided_by"].as_str()), (Some("malicious"), Some("rules")));
+    assert_eq!(rows[0]["reasons"][0]["name"], "eicar_test_file");
+    assert_eq!((rows[1]["verdict"].as_str(), rows[1]["decided_by"].as_str()), (Some("malicious"), Some("rules")));
+    assert!(rows[1]["rules"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().ends_with(":tiny_dll")));
+}

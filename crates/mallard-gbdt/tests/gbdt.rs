@@ -392,6 +392,14 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(matches!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 1] }, 2, &bad, None), Err(GbdtError::Param(_))));
     let bad = GbdtParams { max_bin: 256, ..Default::default() };
     assert!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 1] }, 2, &bad, None).is_err());
+    // degenerate labels train without panicking: one class only, a class never seen
+    let x: Vec<f32> = (0..50).map(|i| i as f32).collect();
+    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0; 50] }, 2, &p, None).unwrap();
+    assert!(m.predict_proba(&x).unwrap().chunks(2).all(|r| r[1] < 1e-6));
+    let y: Vec<usize> = (0..50).map(|i| (i >= 25) as usize * 2).collect();
+    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &y }, 3, &p, None).unwrap();
+    let pr = m.predict_proba(&x).unwrap();
+    assert!(pr.iter().all(|v| v.is_finite()) && pr.chunks(3).all(|r| r[1] < 1e-6));
     // infinities are values like any other
     let x = vec![f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0];
     let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[1, 0, 0, 1] }, 2, &tiny(), None).unwrap();

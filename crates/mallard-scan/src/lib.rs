@@ -43,6 +43,9 @@ pub struct ScanResult {
     /// Number of API calls the model saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<usize>,
+    /// YARA rules that matched (namespace:name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
     /// For an ensemble verdict: each component's own result.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<Component>,
@@ -70,6 +73,7 @@ impl ScanResult {
             error: Some(message),
             warnings: Vec::new(),
             calls: None,
+            rules: Vec::new(),
             components: Vec::new(),
         }
     }
@@ -90,6 +94,8 @@ pub struct ScanOptions {
     pub deny: HashSet<String>,
     /// Sandbox reports to pair with PE files of the same sha256 (`target.file.sha256`).
     pub reports: Vec<PathBuf>,
+    /// YARA-X rules run on every PE file.
+    pub rules: Option<std::sync::Arc<mallard_rules::RuleSet>>,
 }
 
 impl Default for ScanOptions {
@@ -102,6 +108,7 @@ impl Default for ScanOptions {
             allow: HashSet::new(),
             deny: HashSet::new(),
             reports: Vec::new(),
+            rules: None,
         }
     }
 }
@@ -170,9 +177,35 @@ impl Scanner {
     /// Scans a PE file or a sandbox report, whichever `path` is.
     pub fn scan_path(&self, path: &Path) -> ScanResult {
         if is_pe(path) {
-            self.scan_pe(path)
-        } else {
-            self.scan_report(path)
+            return self.scan_pe(path);
+        }
+        let r = self.scan_report(path);
+        if r.verdict != Verdict::Error {
+            return r;
+        }
+        // Neither a PE file nor a readable report: only a decisive rule can say more.
+        match (&self.opts.rules, mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes)) {
+            (Some(rs), Ok(bytes)) => match rs.scan(&bytes, std::time::Duration::from_secs(10)) {
+                Ok(m) if m.iter().any(|m| m.decisive) => ScanResult {
+                    path: path.display().to_string(),
+                    verdict: Verdict::Malicious,
+                    score: Some(1.0),
+                    family: None,
+                    decided_by: "rules",
+                    reasons: m
+                        .iter()
+                        .filter(|m| m.decisive)
+                        .map(|m| Reason { kind: "rule".into(), name: m.name.clone(), weight: 1.0 })
+                        .collect(),
+                    error: None,
+                    warnings: Vec::new(),
+                    calls: None,
+                    rules: m.iter().map(|m| format!("{}:{}", m.namespace, m.name)).collect(),
+                    components: Vec::new(),
+                },
+                _ => r,
+            },
+            _ => r,
         }
     }
 
@@ -189,13 +222,50 @@ impl Scanner {
         if let Some(r) = self.listed(path, &sha) {
             return r;
         }
+        let mut rule_warnings = Vec::new();
+        let matches = match &self.opts.rules {
+            Some(rs) => rs.scan(&bytes, std::time::Duration::from_secs(10)).unwrap_or_else(|e| {
+                rule_warnings.push(e.to_string());
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let matched: Vec<String> = matches.iter().map(|m| format!("{}:{}", m.namespace, m.name)).collect();
+        let rule_reason = |m: &mallard_rules::RuleMatch, weight: f32| Reason {
+            kind: "rule".into(),
+            name: match &m.description {
+                Some(d) => format!("{}: {d}", m.name),
+                None => m.name.clone(),
+            },
+            weight,
+        };
+        if matches.iter().any(|m| m.decisive) {
+            return ScanResult {
+                path: path.display().to_string(),
+                verdict: Verdict::Malicious,
+                score: Some(1.0),
+                family: None,
+                decided_by: "rules",
+                reasons: matches.iter().filter(|m| m.decisive).map(|m| rule_reason(m, 1.0)).collect(),
+                error: None,
+                warnings: rule_warnings,
+                calls: None,
+                rules: matched,
+                components: Vec::new(),
+            };
+        }
         let v = match mallard_pefeatures::extract(sm.set, &bytes) {
             Ok(v) => v,
             Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
         };
         let row: Vec<f32> = sm.columns.iter().map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN)).collect();
-        let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), Vec::new());
+        let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), rule_warnings);
         r.decided_by = "static model";
+        if r.verdict == Verdict::Malicious {
+            // Suspicious rule matches back a malicious verdict as reasons.
+            r.reasons.extend(matches.iter().map(|m| rule_reason(m, 0.5)));
+        }
+        r.rules = matched;
         match (self.model.is_some(), self.report_for(path, &sha)) {
             (true, Some(rp)) if r.verdict != Verdict::Error => {
                 let d = self.scan_report(&rp);
@@ -290,6 +360,7 @@ impl Scanner {
             error: None,
             warnings: Vec::new(),
             calls: None,
+            rules: Vec::new(),
             components: Vec::new(),
         })
     }
@@ -340,6 +411,7 @@ impl Scanner {
             error: None,
             warnings,
             calls: None,
+            rules: Vec::new(),
             components: Vec::new(),
         }
     }
@@ -386,6 +458,7 @@ fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
         error: None,
         warnings: s.warnings.into_iter().chain(d.warnings).collect(),
         calls: d.calls,
+        rules: s.rules,
         components,
     }
 }
