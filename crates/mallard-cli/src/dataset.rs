@@ -268,3 +268,11 @@ pub fn load_labelled(arg: &DatasetArg, read: &ReadArgs, quiet: bool) -> Result<(
     }
     Ok((samples, labels))
 }
+
+/// Stratified k-fold test indices for a table where identical feature rows share a group,
+/// so duplicates never straddle a fold boundary.
+pub fn table_folds(table: &Table, y: &[usize], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
+    let groups = mallard_eval::group_ids(&keys);
+    Ok(mallard_eval::stratified_group_kfold(&groups, y, k, seed)?)
+}

@@ -224,9 +224,7 @@ fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
     let set = guess_feature_set(&table.columns);
     let names = label_set(&table.labels);
     let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
-    let groups = mallard_eval::group_ids(&keys);
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
+    let folds = crate::dataset::table_folds(&table, &y, a.folds, a.model.seed)?;
     let t = Instant::now();
     let mut fold_y = Vec::new();
     let mut fold_p = Vec::new();

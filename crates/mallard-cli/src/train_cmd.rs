@@ -291,9 +291,7 @@ fn calibrate(
     let names = mallard_model::train::label_set(&table.labels);
     let pos = mallard_model::positive_index(&names).ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
     let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
-    let groups = mallard_eval::group_ids(&keys);
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, 5, seed)?;
+    let folds = crate::dataset::table_folds(table, &y, 5, seed)?;
     let (mut neg, mut posv) = (Vec::new(), Vec::new());
     for test in &folds {
         let train_idx = mallard_eval::complement(table.n_rows(), test);
