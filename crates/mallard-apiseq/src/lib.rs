@@ -214,7 +214,13 @@ fn malapi_companions(calls: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReadEr
 }
 
 /// Adds a report as one sample, or one per process with calls.
-fn push_report(ds: &mut Dataset, report: &Report, id: String, label: Option<String>, per_process: bool) {
+fn push_report(
+    ds: &mut Dataset,
+    report: &Report,
+    id: String,
+    label: Option<String>,
+    per_process: bool,
+) {
     if !per_process {
         ds.samples.push(report.to_sample(id, label));
         return;

@@ -249,18 +249,26 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
         .take(IN_MEMORY + 1)
         .read_to_end(&mut head)
         .map_err(|e| match limit {
-            Some(limit) if over.get() => ReadError::TooLarge { path: path.to_path_buf(), limit },
+            Some(limit) if over.get() => ReadError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            },
             _ => ReadError::io(path, e),
         })?;
     let mut st = State::new(opts);
     let was_object = if head.len() as u64 <= IN_MEMORY {
         let mut de = serde_json::Deserializer::from_slice(&head);
-        let r = Lenient(Top(&mut st)).deserialize(&mut de).map_err(json_err)?;
+        let r = Lenient(Top(&mut st))
+            .deserialize(&mut de)
+            .map_err(json_err)?;
         de.end().map_err(json_err)?;
         r
     } else {
-        let mut de = serde_json::Deserializer::from_reader(std::io::Cursor::new(head).chain(reader));
-        let r = Lenient(Top(&mut st)).deserialize(&mut de).map_err(json_err)?;
+        let mut de =
+            serde_json::Deserializer::from_reader(std::io::Cursor::new(head).chain(reader));
+        let r = Lenient(Top(&mut st))
+            .deserialize(&mut de)
+            .map_err(json_err)?;
         de.end().map_err(json_err)?;
         r
     };

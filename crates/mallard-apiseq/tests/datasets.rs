@@ -387,11 +387,17 @@ fn dataset_max_calls_applies_to_csv_and_jsonl() {
 
 #[test]
 fn per_process_gives_one_sample_per_process_with_calls() {
-    let opts = DatasetOptions { per_process: true, ..DatasetOptions::default() };
+    let opts = DatasetOptions {
+        per_process: true,
+        ..DatasetOptions::default()
+    };
     let ds = read_dataset(Format::Cuckoo, &data("cuckoo2_small.json"), &opts).unwrap();
     // Processes 100 and 200 have calls; 300 has none and gives no sample.
     let ids: Vec<&str> = ds.samples.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["cuckoo2_small.json#100", "cuckoo2_small.json#200"]);
-    assert_eq!(ds.samples[0].apis, ["NtCreateFile", "NtWriteFile", "NtClose", "LdrLoadDll"]);
+    assert_eq!(
+        ds.samples[0].apis,
+        ["NtCreateFile", "NtWriteFile", "NtClose", "LdrLoadDll"]
+    );
     assert_eq!(ds.samples[1].apis.len(), 4);
 }

@@ -29,7 +29,10 @@ impl DatasetArg {
     pub fn seq_format(&self) -> Result<Format> {
         match self.format {
             DataFormat::Seq(f) => Ok(f),
-            _ => Err(anyhow!("{}: a feature table, but this model reads API-call sequences", self.path.display())),
+            _ => Err(anyhow!(
+                "{}: a feature table, but this model reads API-call sequences",
+                self.path.display()
+            )),
         }
     }
 }
@@ -37,24 +40,39 @@ impl DatasetArg {
 impl std::str::FromStr for DatasetArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let names = format!("{}, csv, ember, pe", Format::ALL.map(|f| f.name()).join(", "));
-        let (f, p) = s.split_once(':').ok_or_else(|| format!("expected FORMAT:PATH with FORMAT one of {names}"))?;
+        let names = format!(
+            "{}, csv, ember, pe",
+            Format::ALL.map(|f| f.name()).join(", ")
+        );
+        let (f, p) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected FORMAT:PATH with FORMAT one of {names}"))?;
         let format = match f.to_ascii_lowercase().as_str() {
             "csv" => DataFormat::Csv,
             "ember" => DataFormat::Ember,
             "pe" => DataFormat::Pe,
-            _ => DataFormat::Seq(f.parse::<Format>().map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?),
+            _ => DataFormat::Seq(
+                f.parse::<Format>()
+                    .map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?,
+            ),
         };
         if p.is_empty() {
             return Err("empty path after FORMAT:".into());
         }
-        Ok(DatasetArg { format, path: PathBuf::from(p) })
+        Ok(DatasetArg {
+            format,
+            path: PathBuf::from(p),
+        })
     }
 }
 
 /// Reads a labelled feature table (csv, ember or pe); with `schema`, columns are taken by
 /// name and encoded as the model was trained.
-pub fn load_table(arg: &DatasetArg, read: &ReadArgs, schema: Option<&TableSchema>) -> Result<Table> {
+pub fn load_table(
+    arg: &DatasetArg,
+    read: &ReadArgs,
+    schema: Option<&TableSchema>,
+) -> Result<Table> {
     let t = match arg.format {
         DataFormat::Ember => ember_table(&arg.path)?,
         DataFormat::Pe => pe_table(&arg.path, read)?,
@@ -75,18 +93,36 @@ fn reorder(t: Table, schema: &TableSchema) -> Table {
     if want == t.columns {
         return t;
     }
-    let idx: Vec<Option<usize>> = want.iter().map(|c| t.columns.iter().position(|x| x == c)).collect();
+    let idx: Vec<Option<usize>> = want
+        .iter()
+        .map(|c| t.columns.iter().position(|x| x == c))
+        .collect();
     let mut values = Vec::with_capacity(t.n_rows() * want.len());
     for i in 0..t.n_rows() {
         let row = t.row(i);
-        values.extend(idx.iter().map(|j| j.and_then(|j| row.get(j).copied()).unwrap_or(f32::NAN)));
+        values.extend(
+            idx.iter()
+                .map(|j| j.and_then(|j| row.get(j).copied()).unwrap_or(f32::NAN)),
+        );
     }
-    Table { columns: want, values, labels: t.labels, ids: t.ids, schema: schema.clone() }
+    Table {
+        columns: want,
+        values,
+        labels: t.labels,
+        ids: t.ids,
+        schema: schema.clone(),
+    }
 }
 
 fn numeric_schema(names: &[String]) -> TableSchema {
     TableSchema {
-        columns: names.iter().map(|n| mallard_model::tables::ColumnSpec { name: n.clone(), categories: None }).collect(),
+        columns: names
+            .iter()
+            .map(|n| mallard_model::tables::ColumnSpec {
+                name: n.clone(),
+                categories: None,
+            })
+            .collect(),
     }
 }
 
@@ -108,29 +144,58 @@ fn ember_table(path: &std::path::Path) -> Result<Table> {
             _ => continue,
         };
         let vector: Vec<f32> = match v.get("vector").and_then(|x| x.as_array()) {
-            Some(a) => a.iter().map(|x| x.as_f64().map(|f| f as f32).unwrap_or(f32::NAN)).collect(),
-            None => mallard_pefeatures::ember_vectorize(&v).map_err(|e| anyhow!("{}: {e}", at()))?,
+            Some(a) => a
+                .iter()
+                .map(|x| x.as_f64().map(|f| f as f32).unwrap_or(f32::NAN))
+                .collect(),
+            None => {
+                mallard_pefeatures::ember_vectorize(&v).map_err(|e| anyhow!("{}: {e}", at()))?
+            }
         };
         if vector.len() != names.len() {
-            bail!("{}: {} values, EMBER v2 has {}", at(), vector.len(), names.len());
+            bail!(
+                "{}: {} values, EMBER v2 has {}",
+                at(),
+                vector.len(),
+                names.len()
+            );
         }
         values.extend(vector);
         labels.push(label.to_string());
-        ids.push(v.get("sha256").and_then(|s| s.as_str()).map_or_else(|| format!("line {}", i + 1), str::to_string));
+        ids.push(
+            v.get("sha256")
+                .and_then(|s| s.as_str())
+                .map_or_else(|| format!("line {}", i + 1), str::to_string),
+        );
     }
-    Ok(Table { schema: numeric_schema(&names), columns: names, values, labels, ids: Some(ids) })
+    Ok(Table {
+        schema: numeric_schema(&names),
+        columns: names,
+        values,
+        labels,
+        ids: Some(ids),
+    })
 }
 
 fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
     use rayon::prelude::*;
-    let set: mallard_pefeatures::FeatureSet =
-        read.feature_set.as_deref().unwrap_or("ember-v2").parse().map_err(|e| anyhow!("{e}"))?;
+    let set: mallard_pefeatures::FeatureSet = read
+        .feature_set
+        .as_deref()
+        .unwrap_or("ember-v2")
+        .parse()
+        .map_err(|e| anyhow!("{e}"))?;
     let names = mallard_pefeatures::names(set);
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
+    {
         let p = entry?.path();
         if p.is_dir() {
-            let label = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let label = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let mut found = Vec::new();
             collect_pe(&p, &mut found);
             files.extend(found.into_iter().map(|f| (f, label.clone())));
@@ -155,17 +220,28 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
             Err(e) => eprintln!("warning: skipped {e}"),
         }
     }
-    Ok(Table { schema: numeric_schema(&names), columns: names, values, labels, ids: Some(ids) })
+    Ok(Table {
+        schema: numeric_schema(&names),
+        columns: names,
+        values,
+        labels,
+        ids: Some(ids),
+    })
 }
 
 fn collect_pe(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if meta.is_dir() {
             collect_pe(&p, out);
-        } else if (meta.is_file() || (meta.is_symlink() && p.is_file())) && mallard_scan::is_pe(&p) {
+        } else if (meta.is_file() || (meta.is_symlink() && p.is_file())) && mallard_scan::is_pe(&p)
+        {
             out.push(p);
         }
     }
@@ -199,7 +275,10 @@ pub fn guess_feature_set(columns: &[String]) -> Option<&'static str> {
     use mallard_pefeatures::FeatureSet;
     FeatureSet::ALL.into_iter().find_map(|set| {
         let names = mallard_pefeatures::names(set);
-        columns.iter().all(|c| names.contains(c)).then_some(set.name())
+        columns
+            .iter()
+            .all(|c| names.contains(c))
+            .then_some(set.name())
     })
 }
 
@@ -230,8 +309,16 @@ pub struct ReadArgs {
 }
 
 /// Reads a labelled dataset; per-file errors in report folders are printed and skipped.
-pub fn load_labelled(arg: &DatasetArg, read: &ReadArgs, quiet: bool) -> Result<(Vec<Sample>, Vec<String>)> {
-    let opts = DatasetOptions { max_calls: read.max_calls, per_process: read.per_process, ..DatasetOptions::default() };
+pub fn load_labelled(
+    arg: &DatasetArg,
+    read: &ReadArgs,
+    quiet: bool,
+) -> Result<(Vec<Sample>, Vec<String>)> {
+    let opts = DatasetOptions {
+        max_calls: read.max_calls,
+        per_process: read.per_process,
+        ..DatasetOptions::default()
+    };
     let format = arg.seq_format()?;
     let ds = read_dataset(format, &arg.path, &opts)
         .with_context(|| format!("reading {}:{}", format, arg.path.display()))?;
@@ -272,7 +359,9 @@ pub fn load_labelled(arg: &DatasetArg, read: &ReadArgs, quiet: bool) -> Result<(
 /// Stratified k-fold test indices for a table where identical feature rows share a group,
 /// so duplicates never straddle a fold boundary.
 pub fn table_folds(table: &Table, y: &[usize], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
-    let keys: Vec<Vec<u32>> = (0..table.n_rows()).map(|i| table.row(i).iter().map(|v| v.to_bits()).collect()).collect();
+    let keys: Vec<Vec<u32>> = (0..table.n_rows())
+        .map(|i| table.row(i).iter().map(|v| v.to_bits()).collect())
+        .collect();
     let groups = mallard_eval::group_ids(&keys);
     Ok(mallard_eval::stratified_group_kfold(&groups, y, k, seed)?)
 }

@@ -1,15 +1,17 @@
 //! `mallard eval` and `mallard cv`.
 
-use crate::dataset::{guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs};
-use anyhow::anyhow;
-use mallard_model::{InputKind, Model, TableModel};
+use crate::dataset::{
+    guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs,
+};
 use crate::train_cmd::{ModelArgs, Progress};
 use crate::{load_model, Global};
+use anyhow::anyhow;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use mallard_eval::{confusion_svg, evaluate, render_table, roc_svg, Evaluation, RocSeries};
 use mallard_model::train::{label_set, train};
 use mallard_model::Input;
+use mallard_model::{InputKind, Model};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -38,7 +40,13 @@ pub struct EvalArgs {
 }
 
 /// One JSON line per sample with its true label and the model's probabilities.
-fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], probs: &[f32]) -> Result<()> {
+fn write_predictions(
+    path: &Path,
+    labels: &[String],
+    ids: &[&str],
+    y: &[usize],
+    probs: &[f32],
+) -> Result<()> {
     use std::io::Write;
     let k = labels.len();
     let f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
@@ -49,14 +57,17 @@ fn write_predictions(path: &Path, labels: &[String], ids: &[&str], y: &[usize], 
         let row = serde_json::json!({ "id": id, "label": labels[t], "predicted": labels[best], "probs": p });
         writeln!(w, "{row}")?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let model = match (&a.model, a.dataset.format) {
         (None, DataFormat::Pe) => crate::load_default_pe_model()?,
-        (None, DataFormat::Csv | DataFormat::Ember) => bail!("a {:?} table needs --model", a.dataset.format),
+        (None, DataFormat::Csv | DataFormat::Ember) => {
+            bail!("a {:?} table needs --model", a.dataset.format)
+        }
         (m, _) => load_model(m.as_deref())?,
     };
     let mut read = a.read.clone();
@@ -69,7 +80,11 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
             .iter()
             .map(|l| {
                 meta.labels.iter().position(|m| m == l).ok_or_else(|| {
-                    anyhow!("{}: label {l:?} is not one the model knows ({:?})", a.dataset.path.display(), meta.labels)
+                    anyhow!(
+                        "{}: label {l:?} is not one the model knows ({:?})",
+                        a.dataset.path.display(),
+                        meta.labels
+                    )
                 })
             })
             .collect()
@@ -79,17 +94,26 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         let schema = mallard_model::table_schema(&meta)?;
         let table = load_table(&a.dataset, &read, Some(&schema))?;
         let y = index(&table.labels)?;
-        let inputs: Vec<Input> = (0..table.n_rows()).map(|i| Input::Features(table.row(i))).collect();
+        let inputs: Vec<Input> = (0..table.n_rows())
+            .map(|i| Input::Features(table.row(i)))
+            .collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
-        let ids: Vec<String> =
-            table.ids.clone().unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
+        let ids: Vec<String> = table
+            .ids
+            .clone()
+            .unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
         (ids, y, probs, table.n_rows())
     } else {
         let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
         let y = index(&labels)?;
         let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
-        (samples.iter().map(|s| s.id.clone()).collect(), y, probs, samples.len())
+        (
+            samples.iter().map(|s| s.id.clone()).collect(),
+            y,
+            probs,
+            samples.len(),
+        )
     };
     let secs = t.elapsed().as_secs_f64();
     if let Some(p) = &a.predictions {
@@ -97,38 +121,75 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         write_predictions(p, &meta.labels, &ids, &y, &probs)?;
     }
     let threshold = a.threshold.unwrap_or(meta.threshold);
-    let ev = evaluate(&meta.labels, &y, &probs, meta.positive, meta.positive.map(|_| threshold))
-        .context("computing metrics")?;
+    let ev = evaluate(
+        &meta.labels,
+        &y,
+        &probs,
+        meta.positive,
+        meta.positive.map(|_| threshold),
+    )
+    .context("computing metrics")?;
     if !g.quiet {
-        eprintln!("read and scored {n} samples in {secs:.3} s ({:.3} ms per sample)", secs * 1e3 / n.max(1) as f64);
+        eprintln!(
+            "read and scored {n} samples in {secs:.3} s ({:.3} ms per sample)",
+            secs * 1e3 / n.max(1) as f64
+        );
     }
     print!("{}", render_table(&ev));
     let name = format!("{} on {}", meta.kind, file_name(&a.dataset.path));
-    finish(&ev, &name, a.report.as_deref(), a.plots.as_deref(), serde_json::json!({ "model": meta.kind, "dataset": a.dataset.path, "seconds": secs }))
+    finish(
+        &ev,
+        &name,
+        a.report.as_deref(),
+        a.plots.as_deref(),
+        serde_json::json!({ "model": meta.kind, "dataset": a.dataset.path, "seconds": secs }),
+    )
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
-fn finish(ev: &Evaluation, title: &str, report: Option<&Path>, plots: Option<&Path>, extra: serde_json::Value) -> Result<()> {
+fn finish(
+    ev: &Evaluation,
+    title: &str,
+    report: Option<&Path>,
+    plots: Option<&Path>,
+    extra: serde_json::Value,
+) -> Result<()> {
     if let Some(out) = report {
         let mut j = serde_json::to_value(ev)?;
         if let (Some(o), serde_json::Value::Object(x)) = (j.as_object_mut(), extra) {
             o.extend(x);
         }
-        std::fs::write(out, serde_json::to_string_pretty(&j)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out, serde_json::to_string_pretty(&j)? + "\n")
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     if let Some(dir) = plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if let Some(points) = ev.roc() {
-            let s = [RocSeries { name: title, points, auc: ev.roc_auc }];
+            let s = [RocSeries {
+                name: title,
+                points,
+                auc: ev.roc_auc,
+            }];
             let p = dir.join("roc.svg");
-            std::fs::write(&p, roc_svg(&s, &format!("ROC: {title}"), true)).with_context(|| format!("writing {}", p.display()))?;
+            std::fs::write(&p, roc_svg(&s, &format!("ROC: {title}"), true))
+                .with_context(|| format!("writing {}", p.display()))?;
         }
         let p = dir.join("confusion.svg");
-        std::fs::write(&p, confusion_svg(&ev.labels, &ev.confusion_matrix, &format!("Confusion matrix: {title}")))
-            .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(
+            &p,
+            confusion_svg(
+                &ev.labels,
+                &ev.confusion_matrix,
+                &format!("Confusion matrix: {title}"),
+            ),
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
@@ -165,7 +226,10 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     let opts = a.model.options(g.threads)?;
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     let names = label_set(&labels);
-    let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
+    let y: Vec<usize> = labels
+        .iter()
+        .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
+        .collect();
     let seqs: Vec<Vec<String>> = samples.iter().map(|s| s.apis.clone()).collect();
     let sha: Vec<Option<String>> = samples.iter().map(|s| s.sha256.clone()).collect();
     let groups = mallard_eval::groups_union(&seqs, &sha)?;
@@ -177,7 +241,13 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     for (f, test) in folds.iter().enumerate() {
         let train_idx = mallard_eval::complement(seqs.len(), test);
         if !g.quiet {
-            eprintln!("fold {}/{}: {} train, {} test", f + 1, folds.len(), train_idx.len(), test.len());
+            eprintln!(
+                "fold {}/{}: {} train, {} test",
+                f + 1,
+                folds.len(),
+                train_idx.len(),
+                test.len()
+            );
         }
         let tr_x: Vec<Vec<String>> = train_idx.iter().map(|&i| seqs[i].clone()).collect();
         let tr_y: Vec<String> = train_idx.iter().map(|&i| labels[i].clone()).collect();
@@ -185,7 +255,11 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         let model = train(&tr_x, &tr_y, &opts, &mut progress)?;
         drop(progress);
         if model.meta().labels != names {
-            bail!("fold {} lacks a class: its model has labels {:?}", f + 1, model.meta().labels);
+            bail!(
+                "fold {} lacks a class: its model has labels {:?}",
+                f + 1,
+                model.meta().labels
+            );
         }
         positive = model.meta().positive;
         let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
@@ -199,14 +273,30 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         let ps: Vec<f32> = fold_p.concat();
         write_predictions(p, &names, &ids, &ys, &ps)?;
     }
-    let fp: Vec<mallard_eval::FoldPredictions> =
-        fold_y.iter().zip(&fold_p).map(|(y, p)| mallard_eval::FoldPredictions { y_true: y, probs: p }).collect();
+    let fp: Vec<mallard_eval::FoldPredictions> = fold_y
+        .iter()
+        .zip(&fold_p)
+        .map(|(y, p)| mallard_eval::FoldPredictions {
+            y_true: y,
+            probs: p,
+        })
+        .collect();
     let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
     print!("{}", render_table(&cv.pooled));
     if !g.quiet {
-        eprintln!("{}-fold cross-validation of {} in {:.1} s", folds.len(), opts.kind.name(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "{}-fold cross-validation of {} in {:.1} s",
+            folds.len(),
+            opts.kind.name(),
+            t.elapsed().as_secs_f64()
+        );
     }
-    let title = format!("{} {}-fold CV on {}", opts.kind.name(), folds.len(), file_name(&a.dataset.path));
+    let title = format!(
+        "{} {}-fold CV on {}",
+        opts.kind.name(),
+        folds.len(),
+        file_name(&a.dataset.path)
+    );
     finish(
         &cv.pooled,
         &title,
@@ -233,38 +323,72 @@ fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
     for (f, test) in folds.iter().enumerate() {
         let train_idx = mallard_eval::complement(table.n_rows(), test);
         let tt = Instant::now();
-        let model = TableModel::train(&table.select_rows(&train_idx), &learner, set)?;
+        let model =
+            crate::train_cmd::fit_table(&table.select_rows(&train_idx), &a.model, &learner, set)?;
         train_secs += tt.elapsed().as_secs_f64();
         if model.meta().labels != names {
-            bail!("fold {} lacks a class: its model has labels {:?}", f + 1, model.meta().labels);
+            bail!(
+                "fold {} lacks a class: its model has labels {:?}",
+                f + 1,
+                model.meta().labels
+            );
         }
         positive = model.meta().positive;
-        let inputs: Vec<Input> = test.iter().map(|&i| Input::Features(table.row(i))).collect();
+        let inputs: Vec<Input> = test
+            .iter()
+            .map(|&i| Input::Features(table.row(i)))
+            .collect();
         fold_p.push(model.predict_proba(&inputs)?);
         fold_y.push(test.iter().map(|&i| y[i]).collect::<Vec<_>>());
         if !g.quiet {
-            eprintln!("fold {}/{}: {} train, {} test", f + 1, folds.len(), train_idx.len(), test.len());
+            eprintln!(
+                "fold {}/{}: {} train, {} test",
+                f + 1,
+                folds.len(),
+                train_idx.len(),
+                test.len()
+            );
         }
     }
     if let Some(p) = &a.predictions {
         let order: Vec<usize> = folds.iter().flatten().copied().collect();
         let ids: Vec<String> = order
             .iter()
-            .map(|&i| table.ids.as_ref().and_then(|v| v.get(i).cloned()).unwrap_or_else(|| format!("row {}", i + 1)))
+            .map(|&i| {
+                table
+                    .ids
+                    .as_ref()
+                    .and_then(|v| v.get(i).cloned())
+                    .unwrap_or_else(|| format!("row {}", i + 1))
+            })
             .collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let ys: Vec<usize> = order.iter().map(|&i| y[i]).collect();
         write_predictions(p, &names, &ids, &ys, &fold_p.concat())?;
     }
-    let fp: Vec<mallard_eval::FoldPredictions> =
-        fold_y.iter().zip(&fold_p).map(|(y, p)| mallard_eval::FoldPredictions { y_true: y, probs: p }).collect();
+    let fp: Vec<mallard_eval::FoldPredictions> = fold_y
+        .iter()
+        .zip(&fold_p)
+        .map(|(y, p)| mallard_eval::FoldPredictions {
+            y_true: y,
+            probs: p,
+        })
+        .collect();
     let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
     print!("{}", render_table(&cv.pooled));
     let kind = a.model.kind.clone().unwrap_or_else(|| "gbdt".into());
     if !g.quiet {
-        eprintln!("{}-fold cross-validation of {kind} in {:.1} s ({train_secs:.2} s training)", folds.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "{}-fold cross-validation of {kind} in {:.1} s ({train_secs:.2} s training)",
+            folds.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
-    let title = format!("{kind} {}-fold CV on {}", folds.len(), file_name(&a.dataset.path));
+    let title = format!(
+        "{kind} {}-fold CV on {}",
+        folds.len(),
+        file_name(&a.dataset.path)
+    );
     finish(
         &cv.pooled,
         &title,

@@ -56,10 +56,13 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
     let mut kept: Vec<String> = Vec::new();
     if let Some(out) = &a.out {
         if out.exists() && !a.force {
-            let f = std::fs::File::open(out).with_context(|| format!("reading {}", out.display()))?;
+            let f =
+                std::fs::File::open(out).with_context(|| format!("reading {}", out.display()))?;
             for line in std::io::BufReader::new(f).lines() {
                 let line = line.with_context(|| format!("reading {}", out.display()))?;
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
                 if v.get("error").is_none() {
                     if let Some(p) = v.get("path").and_then(|p| p.as_str()) {
                         done.insert(p.to_string());
@@ -69,16 +72,26 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
             }
         }
     }
-    let todo: Vec<&PathBuf> = files.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
+    let todo: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| !done.contains(&p.display().to_string()))
+        .collect();
     if !g.quiet && !done.is_empty() {
-        eprintln!("resuming: {} files already done, {} to go", files.len() - todo.len(), todo.len());
+        eprintln!(
+            "resuming: {} files already done, {} to go",
+            files.len() - todo.len(),
+            todo.len()
+        );
     }
 
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => {
             // Rewrite the kept records, then append: a crash mid-run still leaves valid lines.
             let tmp = p.with_extension("jsonl.partial");
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?);
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("writing {}", tmp.display()))?,
+            );
             for l in &kept {
                 writeln!(f, "{l}")?;
             }
@@ -86,7 +99,10 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
             drop(f);
             std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
             Box::new(std::io::BufWriter::new(
-                std::fs::OpenOptions::new().append(true).open(p).with_context(|| format!("writing {}", p.display()))?,
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("writing {}", p.display()))?,
             ))
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -95,8 +111,10 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
     let bar = if !g.quiet && todo.len() > 1 && std::io::stderr().is_terminal() {
         let b = ProgressBar::new(todo.len() as u64);
         b.set_style(
-            ProgressStyle::with_template("features {bar:30} {pos}/{len} {per_sec} [{elapsed}<{eta}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "features {bar:30} {pos}/{len} {per_sec} [{elapsed}<{eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
@@ -108,7 +126,8 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
     let t = std::time::Instant::now();
     // Chunks keep the output in input order while every core works.
     for chunk in todo.chunks(256) {
-        let lines: Vec<(String, bool, u64)> = chunk.par_iter().map(|p| one(p, set, a.raw, max)).collect();
+        let lines: Vec<(String, bool, u64)> =
+            chunk.par_iter().map(|p| one(p, set, a.raw, max)).collect();
         for (line, ok, n) in lines {
             writeln!(sink, "{line}")?;
             errors += usize::from(!ok);
@@ -133,13 +152,23 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
             bytes as f64 / 1e6 / s.max(1e-9)
         );
     }
-    Ok(if errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// One output line for one file: (json, succeeded, bytes read).
 fn one(path: &Path, set: FeatureSet, raw: bool, max: usize) -> (String, bool, u64) {
     let p = path.display().to_string();
-    let err = |e: String| (serde_json::json!({ "path": p, "error": e }).to_string(), false, 0);
+    let err = |e: String| {
+        (
+            serde_json::json!({ "path": p, "error": e }).to_string(),
+            false,
+            0,
+        )
+    };
     let bytes = match read_capped(path, max) {
         Ok(b) => b,
         Err(e) => return err(e.to_string()),
@@ -159,7 +188,11 @@ fn one(path: &Path, set: FeatureSet, raw: bool, max: usize) -> (String, bool, u6
     match extract(set, &bytes) {
         Ok(vector) => {
             let sha = hex(&Sha256::digest(&bytes));
-            (serde_json::json!({ "path": p, "sha256": sha, "vector": vector }).to_string(), true, n)
+            (
+                serde_json::json!({ "path": p, "sha256": sha, "vector": vector }).to_string(),
+                true,
+                n,
+            )
         }
         Err(e) => err(format!("{p}: {e}")),
     }
@@ -189,7 +222,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect();
     entries.sort();
     for p in entries {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if meta.is_dir() {
             walk(&p, out)?;
         } else if meta.is_file() && starts_with_mz(&p) {
@@ -202,5 +237,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 fn starts_with_mz(p: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 2];
-    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"MZ"
+    std::fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"MZ"
 }

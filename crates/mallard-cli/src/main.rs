@@ -3,6 +3,7 @@
 mod dataset;
 mod eval_cmd;
 mod features_cmd;
+mod inspect_cmd;
 mod scan_cmd;
 mod train_cmd;
 
@@ -35,6 +36,8 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin) from PE files.
     Features(features_cmd::FeaturesArgs),
+    /// Show what a model file holds: kind, labels, threshold, training summary, feature importance.
+    Inspect(inspect_cmd::InspectArgs),
 }
 
 pub struct Global {
@@ -44,16 +47,25 @@ pub struct Global {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     // Ignore the error: a pool may exist already in tests that call main twice.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-    let g = Global { quiet: cli.quiet, threads };
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    let g = Global {
+        quiet: cli.quiet,
+        threads,
+    };
     let result = match cli.command {
         Command::Train(a) => train_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Eval(a) => eval_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Cv(a) => eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Scan(a) => scan_cmd::run(a, &g),
         Command::Features(a) => features_cmd::run(a, &g),
+        Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

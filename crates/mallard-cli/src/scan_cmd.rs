@@ -2,9 +2,9 @@
 
 use crate::{load_model, Global};
 use anyhow::{bail, Result};
-use mallard_model::InputKind;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mallard_model::InputKind;
 use mallard_scan::{expand_paths, is_pe, ScanOptions, ScanResult, Scanner, Verdict};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -52,7 +52,8 @@ pub struct ScanArgs {
 /// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
 fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<String>> {
     use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut set = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let l = line.split('#').next().unwrap_or("").trim();
@@ -60,7 +61,11 @@ fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<St
             continue;
         }
         if l.len() != 64 || !l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{}:{}: not a sha256 (64 hex digits): {l:?}", path.display(), i + 1);
+            bail!(
+                "{}:{}: not a sha256 (64 hex digits): {l:?}",
+                path.display(),
+                i + 1
+            );
         }
         set.insert(l.to_ascii_lowercase());
     }
@@ -69,38 +74,32 @@ fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<St
 
 /// Exit codes follow clamscan: 0 nothing found, 1 something malicious, 2 errors.
 pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
-    let mut report_model = None;
-    let mut pe_model = None;
-    for p in &a.model {
-        let m = load_model(Some(p))?;
-        let slot = if m.meta().input == InputKind::Features { &mut pe_model } else { &mut report_model };
-        if slot.is_some() {
-            bail!("{}: two models for the same kind of input", p.display());
-        }
-        *slot = Some(m);
-    }
     let (files, mut results) = expand_paths(&a.paths);
-    // Load a built-in model only when some input needs it: start-up time is scan latency.
     let pe_files: Vec<&PathBuf> = files.iter().filter(|p| is_pe(p)).collect();
-    let reports_needed = pe_files.len() < files.len() || !a.report.is_empty() || pe_files.iter().any(|p| report_beside(p));
-    let report_model = match report_model {
-        Some(m) => Some(m),
-        None if reports_needed => Some(load_model(None)?),
-        None => None,
-    };
     let pe_inputs = pe_files.len();
-    let pe_model = match pe_model {
-        Some(m) => Some(m),
-        None if pe_inputs > 0 => Some(crate::load_default_pe_model()?),
-        None => None,
+    // Rules load on their own thread while the models load: on a one-file scan that
+    // hides most of yara-x's start-up.
+    let want_rules = !a.rules.is_empty() || (pe_inputs > 0 && !a.no_builtin_rules);
+    let (rules, models) = std::thread::scope(|s| {
+        let rules = want_rules
+            .then(|| s.spawn(|| mallard_rules::RuleSet::load(&a.rules, !a.no_builtin_rules)));
+        let models = load_scan_models(&a, &files, &pe_files);
+        (rules.map(|h| h.join()), models)
+    });
+    let (report_model, pe_model) = models?;
+    let mut opts = ScanOptions {
+        top: a.top,
+        threshold: a.threshold,
+        reports: a.report.clone(),
+        ..ScanOptions::default()
     };
-    let mut opts = ScanOptions { top: a.top, threshold: a.threshold, reports: a.report.clone(), ..ScanOptions::default() };
     if let Some(p) = &a.allow {
         opts.allow = read_hash_list(p)?;
     }
     let mut rule_errors = 0usize;
-    if !a.rules.is_empty() || (pe_inputs > 0 && !a.no_builtin_rules) {
-        let (set, errors) = mallard_rules::RuleSet::load(&a.rules, !a.no_builtin_rules);
+    if let Some(joined) = rules {
+        let (set, errors) =
+            joined.map_err(|_| anyhow::anyhow!("loading the YARA rules failed unexpectedly"))?;
         for e in &errors {
             eprintln!("error: {e}");
         }
@@ -147,11 +146,63 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     }
     out.flush()?;
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
-    let (mal, ben, err) = (count(Verdict::Malicious), count(Verdict::Benign), count(Verdict::Error));
+    let (mal, ben, err) = (
+        count(Verdict::Malicious),
+        count(Verdict::Benign),
+        count(Verdict::Error),
+    );
     if !g.quiet {
-        eprintln!("scanned {}: {mal} malicious, {ben} benign, {err} errors", results.len());
+        eprintln!(
+            "scanned {}: {mal} malicious, {ben} benign, {err} errors",
+            results.len()
+        );
     }
-    Ok(ExitCode::from(if err > 0 || rule_errors > 0 { 2 } else if mal > 0 { 1 } else { 0 }))
+    Ok(ExitCode::from(if err > 0 || rule_errors > 0 {
+        2
+    } else if mal > 0 {
+        1
+    } else {
+        0
+    }))
+}
+
+type Loaded = Option<Box<dyn mallard_model::Model>>;
+
+/// The models named by `--model`, plus a built-in one for each kind of input that has none;
+/// a built-in model is loaded only when some input needs it (start-up time is scan latency).
+fn load_scan_models(
+    a: &ScanArgs,
+    files: &[PathBuf],
+    pe_files: &[&PathBuf],
+) -> Result<(Loaded, Loaded)> {
+    let mut report_model = None;
+    let mut pe_model = None;
+    for p in &a.model {
+        let m = load_model(Some(p))?;
+        let slot = if m.meta().input == InputKind::Features {
+            &mut pe_model
+        } else {
+            &mut report_model
+        };
+        if slot.is_some() {
+            bail!("{}: two models for the same kind of input", p.display());
+        }
+        *slot = Some(m);
+    }
+    let reports_needed = pe_files.len() < files.len()
+        || !a.report.is_empty()
+        || pe_files.iter().any(|p| report_beside(p));
+    let report_model = match report_model {
+        Some(m) => Some(m),
+        None if reports_needed => Some(load_model(None)?),
+        None => None,
+    };
+    let pe_model = match pe_model {
+        Some(m) => Some(m),
+        None if !pe_files.is_empty() => Some(crate::load_default_pe_model()?),
+        None => None,
+    };
+    Ok((report_model, pe_model))
 }
 
 fn human(r: &ScanResult) -> String {
@@ -166,12 +217,23 @@ fn human(r: &ScanResult) -> String {
             let mut s = format!(
                 "{}: {} (score {:.3}{})",
                 r.path,
-                if v == Verdict::Malicious { "MALICIOUS" } else { "benign" },
+                if v == Verdict::Malicious {
+                    "MALICIOUS"
+                } else {
+                    "benign"
+                },
                 r.score.unwrap_or(f32::NAN),
-                r.family.as_ref().map(|f| format!(", family {f}")).unwrap_or_default()
+                r.family
+                    .as_ref()
+                    .map(|f| format!(", family {f}"))
+                    .unwrap_or_default()
             );
             if !r.reasons.is_empty() {
-                let names: Vec<String> = r.reasons.iter().map(|x| format!("{} {:+.3}", x.name, x.weight)).collect();
+                let names: Vec<String> = r
+                    .reasons
+                    .iter()
+                    .map(|x| format!("{} {:+.3}", x.name, x.weight))
+                    .collect();
                 s.push_str(&format!(" reasons: {}", names.join(", ")));
             }
             s

@@ -1,12 +1,14 @@
 //! `mallard train`.
 
-use crate::dataset::{guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs};
-use mallard_model::{GbdtParams, MlpParams, Model, TableLearner, TableModel};
+use crate::dataset::{
+    guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs,
+};
 use crate::Global;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mallard_model::train::{train, EpochReport, ModelKind, Observer, Preset, TrainOptions};
+use mallard_model::{GbdtParams, MlpParams, Model, TableLearner, TableModel};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -66,10 +68,11 @@ pub struct ModelArgs {
     /// Longest token sequence the recurrent net reads.
     #[arg(long)]
     pub maxlen: Option<usize>,
-    /// Fraction of the training data held out for early stopping.
+    /// Fraction of the training data held out for early stopping (sequence models: default 0.1;
+    /// tables: off unless this or --patience is given, then 0.1, grouped and stratified).
     #[arg(long)]
     pub validation_split: Option<f32>,
-    /// Epochs without a better validation loss before stopping.
+    /// Epochs (boosted trees: rounds, default 10) without a better validation loss before stopping.
     #[arg(long)]
     pub patience: Option<usize>,
     /// Do not weight classes by inverse frequency.
@@ -99,6 +102,9 @@ impl ModelArgs {
                 if let Some(lr) = self.learning_rate {
                     p.learning_rate = lr as f64;
                 }
+                if self.table_holdout().is_some() {
+                    p.early_stopping_rounds = Some(self.patience.unwrap_or(10));
+                }
                 p.n_threads = Some(threads);
                 Ok(TableLearner::Gbdt(p))
             }
@@ -113,10 +119,25 @@ impl ModelArgs {
                 if let Some(b) = self.batch_size {
                     p.batch_size = b;
                 }
+                if let Some(n) = self.patience {
+                    p.patience = n;
+                }
                 p.seed = self.seed;
                 Ok(TableLearner::Dnn(p))
             }
-            other => Err(anyhow!("model kind {other:?} does not read feature tables (gbdt, dnn)")),
+            other => Err(anyhow!(
+                "model kind {other:?} does not read feature tables (gbdt, dnn)"
+            )),
+        }
+    }
+
+    /// Share of a table held out for early stopping: `--validation-split`, or 0.1 when only
+    /// `--patience` is given; none by default, so trees keep LightGBM's fixed 100 rounds.
+    pub fn table_holdout(&self) -> Option<f32> {
+        match (self.validation_split, self.patience) {
+            (Some(f), _) if f > 0.0 => Some(f),
+            (None, Some(_)) => Some(0.1),
+            _ => None,
         }
     }
 
@@ -124,7 +145,8 @@ impl ModelArgs {
         let name = self.kind.as_deref().unwrap_or("ngram");
         let kind = ModelKind::parse(name)
             .ok_or_else(|| anyhow!("model kind {name:?} does not read API-call sequences (ngram, lstm, gru, bilstm, ensemble)"))?;
-        let preset = Preset::parse(&self.preset).ok_or_else(|| anyhow!("unknown preset {:?} (default, published)", self.preset))?;
+        let preset = Preset::parse(&self.preset)
+            .ok_or_else(|| anyhow!("unknown preset {:?} (default, published)", self.preset))?;
         let mut o = TrainOptions::new(kind, preset);
         o.epochs = self.epochs;
         o.batch_size = self.batch_size;
@@ -136,7 +158,11 @@ impl ModelArgs {
         o.maxlen = self.maxlen;
         o.validation_split = self.validation_split;
         o.patience = self.patience;
-        o.class_weights = if self.no_class_weights { Some(false) } else { None };
+        o.class_weights = if self.no_class_weights {
+            Some(false)
+        } else {
+            None
+        };
         o.seed = self.seed;
         o.collapse_runs = self.collapse_repeats;
         o.threads = threads;
@@ -155,7 +181,13 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        Progress { quiet, bar: None, epochs: 0, batches: 0, done_epochs: 0 }
+        Progress {
+            quiet,
+            bar: None,
+            epochs: 0,
+            batches: 0,
+            done_epochs: 0,
+        }
     }
 }
 
@@ -181,7 +213,11 @@ impl Observer for Progress {
     fn batch(&mut self, done: usize, total: usize, loss: f32) {
         if let Some(b) = &self.bar {
             b.set_position((self.done_epochs * self.batches + done) as u64);
-            b.set_message(format!("epoch {}/{} batch {done}/{total} loss {loss:.4}", self.done_epochs + 1, self.epochs));
+            b.set_message(format!(
+                "epoch {}/{} batch {done}/{total} loss {loss:.4}",
+                self.done_epochs + 1,
+                self.epochs
+            ));
         }
     }
     fn epoch_end(&mut self, r: &EpochReport) {
@@ -193,7 +229,10 @@ impl Observer for Progress {
             (Some(l), Some(a)) => format!(" val_loss {l:.4} val_acc {a:.4}"),
             _ => String::new(),
         };
-        let line = format!("epoch {}/{}: loss {:.4}{val} ({:.2} s)", r.epoch, self.epochs, r.loss, r.seconds);
+        let line = format!(
+            "epoch {}/{}: loss {:.4}{val} ({:.2} s)",
+            r.epoch, self.epochs, r.loss, r.seconds
+        );
         match &self.bar {
             Some(b) if !b.is_hidden() => {
                 b.set_position((r.epoch * self.batches) as u64);
@@ -220,13 +259,20 @@ pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     if !g.quiet {
-        eprintln!("read {} samples from {} in {:.2} s", samples.len(), a.dataset.path.display(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "read {} samples from {} in {:.2} s",
+            samples.len(),
+            a.dataset.path.display(),
+            t.elapsed().as_secs_f64()
+        );
     }
     let seqs: Vec<Vec<String>> = samples.into_iter().map(|s| s.apis).collect();
     let mut progress = Progress::new(g.quiet);
     let model = train(&seqs, &labels, &opts, &mut progress).context("training")?;
     drop(progress);
-    model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     if !g.quiet {
         eprintln!(
             "wrote {} ({} model, labels {:?}) in {:.1} s",
@@ -251,62 +297,127 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
             table.n_cols(),
             a.dataset.path.display(),
             t.elapsed().as_secs_f64(),
-            set.map(|s| format!(" (columns of the {s} feature set: the model can scan PE files)")).unwrap_or_default()
+            set.map(|s| format!(" (columns of the {s} feature set: the model can scan PE files)"))
+                .unwrap_or_default()
         );
     }
     let t = Instant::now();
-    let model = TableModel::train(&table, &learner, set).context("training")?;
+    let model = fit_table(&table, &a.model, &learner, set).context("training")?;
     let secs = t.elapsed().as_secs_f64();
     let mut file = model.to_file()?;
     if let Some(fpr) = a.model.calibrate_fpr {
-        let (thr, tpr) = calibrate(&table, &learner, set, fpr, a.model.seed)?;
+        let (thr, tpr) = calibrate(&table, &a.model, &learner, set, fpr)?;
         if !g.quiet {
             eprintln!("calibrated threshold {thr:.6}: out-of-fold FPR <= {fpr} at TPR {tpr:.4}");
         }
         file.meta.threshold = thr;
         if let Some(o) = file.meta.training.as_object_mut() {
-            o.insert("calibration".into(), serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr }));
+            o.insert(
+                "calibration".into(),
+                serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr }),
+            );
         }
     }
-    file.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    file.write(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     if !g.quiet {
-        eprintln!("trained {} in {secs:.2} s; wrote {} (labels {:?})", model.meta().kind, a.out.display(), model.meta().labels);
+        let t = &model.meta().training;
+        let stopped = match (
+            t.get("validation_samples").and_then(|v| v.as_u64()),
+            t.get("rounds").or(t.get("epochs")),
+        ) {
+            (Some(v), Some(r)) if v > 0 => {
+                format!(", early stopping on {v} held-out rows kept {r} rounds")
+            }
+            _ => String::new(),
+        };
+        eprintln!(
+            "trained {} in {secs:.2} s{stopped}; wrote {} (labels {:?})",
+            model.meta().kind,
+            a.out.display(),
+            model.meta().labels
+        );
+        if let Some(imp) = model.feature_importance() {
+            let total: f64 = imp.iter().map(|r| r.1).sum::<f64>().max(f64::MIN_POSITIVE);
+            let top: Vec<String> = imp
+                .iter()
+                .take(10)
+                .map(|(n, gain, _)| format!("{n} {:.1}%", 100.0 * gain / total))
+                .collect();
+            eprintln!("top features by gain: {}", top.join(", "));
+        }
     }
     Ok(())
+}
+
+/// Trains a table model; with a holdout share (see [`ModelArgs::table_holdout`]) a grouped,
+/// stratified part of the rows is set aside for early stopping (fold 1 of round(1/share)
+/// folds, so identical rows never sit on both sides).
+pub fn fit_table(
+    table: &mallard_model::tables::Table,
+    args: &ModelArgs,
+    learner: &TableLearner,
+    set: Option<&str>,
+) -> Result<TableModel> {
+    let Some(share) = args.table_holdout() else {
+        return Ok(TableModel::train(table, learner, set)?);
+    };
+    if !(share > 0.0 && share < 0.5) {
+        anyhow::bail!("--validation-split must be in (0, 0.5), got {share}");
+    }
+    let names = mallard_model::train::label_set(&table.labels);
+    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
+    let k = ((1.0 / share).round() as usize).max(2);
+    let folds = crate::dataset::table_folds(table, &y, k, args.seed)?;
+    let valid = folds.first().cloned().unwrap_or_default();
+    let train_idx = mallard_eval::complement(table.n_rows(), &valid);
+    let (tr, va) = (table.select_rows(&train_idx), table.select_rows(&valid));
+    Ok(TableModel::train_validated(&tr, Some(&va), learner, set)?)
 }
 
 /// The smallest threshold whose out-of-fold false-positive rate (5 grouped folds of the
 /// training table) is at most `max_fpr`, and the true-positive rate there.
 fn calibrate(
     table: &mallard_model::tables::Table,
+    args: &ModelArgs,
     learner: &TableLearner,
     set: Option<&str>,
     max_fpr: f64,
-    seed: u64,
 ) -> Result<(f32, f64)> {
+    let seed = args.seed;
     use mallard_model::Input;
     if !(0.0..1.0).contains(&max_fpr) {
         anyhow::bail!("--calibrate-fpr must be in [0, 1)");
     }
     let names = mallard_model::train::label_set(&table.labels);
-    let pos = mallard_model::positive_index(&names).ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
+    let pos = mallard_model::positive_index(&names)
+        .ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
     let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
     let folds = crate::dataset::table_folds(table, &y, 5, seed)?;
     let (mut neg, mut posv) = (Vec::new(), Vec::new());
     for test in &folds {
         let train_idx = mallard_eval::complement(table.n_rows(), test);
-        let m = TableModel::train(&table.select_rows(&train_idx), learner, set)?;
-        let inputs: Vec<Input> = test.iter().map(|&i| Input::Features(table.row(i))).collect();
+        let m = fit_table(&table.select_rows(&train_idx), args, learner, set)?;
+        let inputs: Vec<Input> = test
+            .iter()
+            .map(|&i| Input::Features(table.row(i)))
+            .collect();
         let p = m.predict_proba(&inputs)?;
         for (k, &i) in test.iter().enumerate() {
             let s = p[k * names.len() + pos];
-            if y[i] == pos { posv.push(s) } else { neg.push(s) }
+            if y[i] == pos {
+                posv.push(s)
+            } else {
+                neg.push(s)
+            }
         }
     }
     neg.sort_by(|a, b| b.total_cmp(a));
     let k = (max_fpr * neg.len() as f64).floor() as usize;
     // Scores >= threshold are malicious: just above the (k+1)-th highest negative.
-    let thr = neg.get(k).map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
+    let thr = neg
+        .get(k)
+        .map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
     let tpr = posv.iter().filter(|&&s| s >= thr).count() as f64 / posv.len().max(1) as f64;
     Ok((thr, tpr))
 }

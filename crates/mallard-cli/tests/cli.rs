@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mallard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mallard")).args(args).output().expect("run mallard")
+    Command::new(env!("CARGO_BIN_EXE_mallard"))
+        .args(args)
+        .output()
+        .expect("run mallard")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -51,7 +54,9 @@ fn toy_jsonl(path: &Path, n: usize, offset: usize) {
             apis.extend(["NtClose", "GetSystemTime"]);
         }
         let label = if mal { "malicious" } else { "benign" };
-        s.push_str(&serde_json::json!({"id": format!("s{i}"), "label": label, "apis": apis}).to_string());
+        s.push_str(
+            &serde_json::json!({"id": format!("s{i}"), "label": label, "apis": apis}).to_string(),
+        );
         s.push('\n');
     }
     std::fs::write(path, s).unwrap();
@@ -62,20 +67,45 @@ fn scan_json_one_line_per_input_and_exit_2_on_a_broken_file() {
     let d = tmp("scan");
     cuckoo_report(&d.join("a.json"), &["NtOpenFile", "NtReadFile", "NtClose"]);
     std::fs::write(d.join("broken.json"), r#"{"behavior": {"processes": ["#).unwrap();
-    std::fs::write(d.join("nobehavior.json"), r#"{"info": {"version": "2.0.7"}}"#).unwrap();
-    let out = mallard(&["scan", "--json", d.join("a.json").to_str().unwrap(), d.join("broken.json").to_str().unwrap(), d.join("nobehavior.json").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    std::fs::write(
+        d.join("nobehavior.json"),
+        r#"{"info": {"version": "2.0.7"}}"#,
+    )
+    .unwrap();
+    let out = mallard(&[
+        "scan",
+        "--json",
+        d.join("a.json").to_str().unwrap(),
+        d.join("broken.json").to_str().unwrap(),
+        d.join("nobehavior.json").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3);
     for r in &rows {
         for k in ["path", "verdict", "score", "reasons"] {
             assert!(r.get(k).is_some(), "missing {k} in {r}");
         }
     }
-    assert!(matches!(rows[0]["verdict"].as_str(), Some("benign" | "malicious")));
+    assert!(matches!(
+        rows[0]["verdict"].as_str(),
+        Some("benign" | "malicious")
+    ));
     assert_eq!(rows[1]["verdict"], "error");
     assert!(rows[1]["error"].as_str().unwrap().contains("broken.json"));
-    assert!(rows[2]["error"].as_str().unwrap().contains("no behavior section"));
+    assert!(rows[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no behavior section"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"));
 }
@@ -86,10 +116,18 @@ fn wrong_model_file_is_a_one_line_error_naming_it() {
     let m = d.join("model.mallard");
     std::fs::write(&m, b"this is not a model").unwrap();
     cuckoo_report(&d.join("a.json"), &["NtOpenFile"]);
-    let out = mallard(&["scan", "--model", m.to_str().unwrap(), d.join("a.json").to_str().unwrap()]);
+    let out = mallard(&[
+        "scan",
+        "--model",
+        m.to_str().unwrap(),
+        d.join("a.json").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model.mallard") && err.contains("not a mallard model"), "{err}");
+    assert!(
+        err.contains("model.mallard") && err.contains("not a mallard model"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -100,33 +138,105 @@ fn train_eval_scan_round_trip() {
     for kind in ["ngram", "lstm"] {
         let model = d.join(format!("{kind}.mallard"));
         let train = format!("jsonl:{}", d.join("train.jsonl").display());
-        let mut args = vec!["train", "-q", "--dataset", &train, "--model", kind, "--out", model.to_str().unwrap()];
+        let mut args = vec![
+            "train",
+            "-q",
+            "--dataset",
+            &train,
+            "--model",
+            kind,
+            "--out",
+            model.to_str().unwrap(),
+        ];
         if kind == "lstm" {
-            args.extend(["--epochs", "30", "--hidden", "8", "--embed", "8", "--lr", "0.01", "--validation-split", "0"]);
+            args.extend([
+                "--epochs",
+                "30",
+                "--hidden",
+                "8",
+                "--embed",
+                "8",
+                "--lr",
+                "0.01",
+                "--validation-split",
+                "0",
+            ]);
         }
         let out = mallard(&args);
-        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let report = d.join(format!("{kind}.json"));
         let test = format!("jsonl:{}", d.join("test.jsonl").display());
-        let out = mallard(&["eval", "-q", "--dataset", &test, "--model", model.to_str().unwrap(), "--report", report.to_str().unwrap()]);
-        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = mallard(&[
+            "eval",
+            "-q",
+            "--dataset",
+            &test,
+            "--model",
+            model.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-        for k in ["accuracy", "roc_auc", "tpr_at_fpr", "macro_f1", "log_loss", "confusion_matrix", "labels"] {
+        for k in [
+            "accuracy",
+            "roc_auc",
+            "tpr_at_fpr",
+            "macro_f1",
+            "log_loss",
+            "confusion_matrix",
+            "labels",
+        ] {
             assert!(j.get(k).is_some(), "{kind}: no {k}");
         }
         assert_eq!(j["labels"], serde_json::json!(["benign", "malicious"]));
         // The toy task is separable: a working model gets every held-out row right.
         assert_eq!(j["accuracy"], 1.0, "{kind}: {j}");
-        assert_eq!(j["confusion_matrix"], serde_json::json!([[10, 0], [0, 10]]), "{kind}");
+        assert_eq!(
+            j["confusion_matrix"],
+            serde_json::json!([[10, 0], [0, 10]]),
+            "{kind}"
+        );
 
-        cuckoo_report(&d.join("evil.json"), &["NtOpenFile", "NtReadFile", "CryptEncrypt", "DeleteFileW"]);
-        let out = mallard(&["scan", "--json", "--model", model.to_str().unwrap(), d.join("evil.json").to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{kind}: malicious input gives exit 1");
+        cuckoo_report(
+            &d.join("evil.json"),
+            &["NtOpenFile", "NtReadFile", "CryptEncrypt", "DeleteFileW"],
+        );
+        let out = mallard(&[
+            "scan",
+            "--json",
+            "--model",
+            model.to_str().unwrap(),
+            d.join("evil.json").to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{kind}: malicious input gives exit 1"
+        );
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["verdict"], "malicious");
-        let reasons: Vec<&str> = r["reasons"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
-        assert!(reasons.iter().any(|n| n.contains("CryptEncrypt") || n.contains("DeleteFileW")), "{kind}: {reasons:?}");
+        let reasons: Vec<&str> = r["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|n| n.contains("CryptEncrypt") || n.contains("DeleteFileW")),
+            "{kind}: {reasons:?}"
+        );
     }
 }
 
@@ -145,9 +255,25 @@ fn bad_dataset_argument_is_explained() {
 fn default_model_on_malbehavd_test() {
     let d = tmp("default");
     let report = d.join("r.json");
-    let test = format!("malbehavd:{}", shared().join("data/api-sequences/malbehavd-v1/test.csv").display());
-    let out = mallard(&["eval", "-q", "--dataset", &test, "--report", report.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let test = format!(
+        "malbehavd:{}",
+        shared()
+            .join("data/api-sequences/malbehavd-v1/test.csv")
+            .display()
+    );
+    let out = mallard(&[
+        "eval",
+        "-q",
+        "--dataset",
+        &test,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     // Guards against regressions of the shipped model: the published Keras LSTM gets 0.968.
     assert!(j["roc_auc"].as_f64().unwrap() > 0.975, "{j}");
@@ -162,7 +288,10 @@ fn a_report_of_only_unknown_apis_is_an_error_not_a_guess() {
     assert_eq!(out.status.code(), Some(2));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["verdict"], "error");
-    assert!(r["error"].as_str().unwrap().contains("known to the model"), "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("known to the model"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -170,14 +299,30 @@ fn features_give_an_error_record_per_unreadable_file_and_exit_2() {
     let d = tmp("features");
     let out_file = d.join("f.jsonl");
     let missing = d.join("missing.exe");
-    let out = mallard(&["features", missing.to_str().unwrap(), "--set", "ember-v2", "--out", out_file.to_str().unwrap()]);
+    let out = mallard(&[
+        "features",
+        missing.to_str().unwrap(),
+        "--set",
+        "ember-v2",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    let rows: Vec<Value> =
-        std::fs::read_to_string(&out_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["path"], missing.to_str().unwrap());
     assert!(rows[0]["error"].as_str().unwrap().contains("missing.exe"));
-    let out = mallard(&["features", missing.to_str().unwrap(), "--set", "pe-header", "--raw"]);
+    let out = mallard(&[
+        "features",
+        missing.to_str().unwrap(),
+        "--set",
+        "pe-header",
+        "--raw",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only defined for ember-v2"));
 }
@@ -189,22 +334,46 @@ fn features_resume_skips_files_already_done() {
     let out_file = d.join("f.jsonl");
     let benign = shared().join("data/pe-benign");
     let manifest = std::fs::read_to_string(benign.join("MANIFEST.tsv")).unwrap();
-    let files: Vec<String> =
-        manifest.lines().skip(1).take(3).map(|l| benign.join(l.split('\t').next().unwrap()).display().to_string()).collect();
+    let files: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| {
+            benign
+                .join(l.split('\t').next().unwrap())
+                .display()
+                .to_string()
+        })
+        .collect();
     let run = |n: usize| {
-        let mut args = vec!["features", "--set", "saxe-1024", "--out", out_file.to_str().unwrap()];
+        let mut args = vec![
+            "features",
+            "--set",
+            "saxe-1024",
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
         args.extend(files[..n].iter().map(String::as_str));
         let out = mallard(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     run(2);
     let err = run(3);
     assert!(err.contains("2 files already done, 1 to go"), "{err}");
-    let rows: Vec<Value> =
-        std::fs::read_to_string(&out_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r["vector"].as_array().unwrap().len() == 1024));
+    assert!(rows
+        .iter()
+        .all(|r| r["vector"].as_array().unwrap().len() == 1024));
 }
 
 #[test]
@@ -214,46 +383,105 @@ fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
     let bytes = mallard_pe::synth::tiny_pe32();
     std::fs::write(&pe, &bytes).unwrap();
     let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decided_by"], "static model", "{r}");
     let score = r["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
 
     // sha256 of the file, computed independently of mallard.
-    let hash = String::from_utf8(Command::new("sha256sum").arg(&pe).output().unwrap().stdout).unwrap();
+    let hash =
+        String::from_utf8(Command::new("sha256sum").arg(&pe).output().unwrap().stdout).unwrap();
     let hash = hash.split_whitespace().next().unwrap().to_string();
-    std::fs::write(d.join("deny.txt"), format!("# known bad\n{}\n", hash.to_uppercase())).unwrap();
+    std::fs::write(
+        d.join("deny.txt"),
+        format!("# known bad\n{}\n", hash.to_uppercase()),
+    )
+    .unwrap();
     std::fs::write(d.join("allow.txt"), format!("{hash}\n")).unwrap();
-    let out = mallard(&["scan", "--json", "--deny", d.join("deny.txt").to_str().unwrap(), "--allow", d.join("allow.txt").to_str().unwrap(), pe.to_str().unwrap()]);
+    let out = mallard(&[
+        "scan",
+        "--json",
+        "--deny",
+        d.join("deny.txt").to_str().unwrap(),
+        "--allow",
+        d.join("allow.txt").to_str().unwrap(),
+        pe.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((r["verdict"].as_str(), r["decided_by"].as_str()), (Some("malicious"), Some("deny list")));
-    let out = mallard(&["scan", "--json", "--allow", d.join("allow.txt").to_str().unwrap(), pe.to_str().unwrap()]);
+    assert_eq!(
+        (r["verdict"].as_str(), r["decided_by"].as_str()),
+        (Some("malicious"), Some("deny list"))
+    );
+    let out = mallard(&[
+        "scan",
+        "--json",
+        "--allow",
+        d.join("allow.txt").to_str().unwrap(),
+        pe.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((r["verdict"].as_str(), r["decided_by"].as_str()), (Some("benign"), Some("allow list")));
+    assert_eq!(
+        (r["verdict"].as_str(), r["decided_by"].as_str()),
+        (Some("benign"), Some("allow list"))
+    );
 
     // A truncated PE is an error naming the file; the other input is still scanned.
     std::fs::write(d.join("cut.exe"), &bytes[..100]).unwrap();
-    let out = mallard(&["scan", "--json", d.join("cut.exe").to_str().unwrap(), pe.to_str().unwrap()]);
+    let out = mallard(&[
+        "scan",
+        "--json",
+        d.join("cut.exe").to_str().unwrap(),
+        pe.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["verdict"], "error");
-    assert!(rows[0]["error"].as_str().unwrap().contains("cut.exe"), "{}", rows[0]);
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("cut.exe"),
+        "{}",
+        rows[0]
+    );
     assert_ne!(rows[1]["verdict"], "error");
 }
 
 #[test]
 #[ignore = "data: reads ../shared/data"]
 fn default_pe_model_flags_at_most_1_percent_of_pe_benign() {
-    let out = mallard(&["scan", "--json", "--top", "0", shared().join("data/pe-benign").to_str().unwrap()]);
-    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = mallard(&[
+        "scan",
+        "--json",
+        "--top",
+        "0",
+        shared().join("data/pe-benign").to_str().unwrap(),
+    ]);
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 217);
-    assert!(rows.iter().all(|r| r["verdict"] != "error"), "errors on benign files");
+    assert!(
+        rows.iter().all(|r| r["verdict"] != "error"),
+        "errors on benign files"
+    );
     let flagged = rows.iter().filter(|r| r["verdict"] == "malicious").count();
-    assert!(flagged * 100 <= rows.len(), "{flagged} of {} benign files flagged", rows.len());
+    assert!(
+        flagged * 100 <= rows.len(),
+        "{flagged} of {} benign files flagged",
+        rows.len()
+    );
 }
 
 #[test]
@@ -262,9 +490,18 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
     // Label EMBER's own raw objects by a rule the features can express (file size above the
     // median); boosted trees must recover it in cross-validation.
     let d = tmp("ember");
-    let raw = std::fs::read_to_string(shared().join("baselines/ember_reference/pe-benign/pe-benign.raw.jsonl")).unwrap();
-    let mut rows: Vec<Value> = raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut sizes: Vec<f64> = rows.iter().map(|r| r["general"]["size"].as_f64().unwrap()).collect();
+    let raw = std::fs::read_to_string(
+        shared().join("baselines/ember_reference/pe-benign/pe-benign.raw.jsonl"),
+    )
+    .unwrap();
+    let mut rows: Vec<Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut sizes: Vec<f64> = rows
+        .iter()
+        .map(|r| r["general"]["size"].as_f64().unwrap())
+        .collect();
     sizes.sort_by(f64::total_cmp);
     let median = sizes[sizes.len() / 2];
     let mut text = String::new();
@@ -277,8 +514,21 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
     std::fs::write(d.join("ember.jsonl"), text).unwrap();
     let report = d.join("cv.json");
     let ds = format!("ember:{}", d.join("ember.jsonl").display());
-    let out = mallard(&["cv", "-q", "--dataset", &ds, "--model", "gbdt", "--report", report.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mallard(&[
+        "cv",
+        "-q",
+        "--dataset",
+        &ds,
+        "--model",
+        "gbdt",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
 
@@ -286,13 +536,30 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
     let benign = shared().join("data/pe-benign");
     for r in &rows {
         let name = r["path"].as_str().unwrap();
-        let label = if r["label"] == 1 { "malicious" } else { "benign" };
+        let label = if r["label"] == 1 {
+            "malicious"
+        } else {
+            "benign"
+        };
         std::fs::create_dir_all(d.join("pe").join(label)).unwrap();
         std::os::unix::fs::symlink(benign.join(name), d.join("pe").join(label).join(name)).unwrap();
     }
     let ds = format!("pe:{}", d.join("pe").display());
-    let out = mallard(&["cv", "-q", "--dataset", &ds, "--model", "gbdt", "--report", report.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mallard(&[
+        "cv",
+        "-q",
+        "--dataset",
+        &ds,
+        "--model",
+        "gbdt",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(j["n"], rows.len());
     assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
@@ -303,37 +570,180 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     let d = tmp("ensemble");
     let pe = d.join("sample.exe");
     std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
-    cuckoo_report(&d.join("sample.exe.json"), &["NtOpenFile", "NtReadFile", "CreateProcessInternalW", "CopyFileA", "RegSetValueExA"]);
+    cuckoo_report(
+        &d.join("sample.exe.json"),
+        &[
+            "NtOpenFile",
+            "NtReadFile",
+            "CreateProcessInternalW",
+            "CopyFileA",
+            "RegSetValueExA",
+        ],
+    );
     let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decided_by"], "static+dynamic ensemble", "{r}");
     let c = r["components"].as_array().unwrap();
     assert_eq!(c.len(), 2);
     // Each score is mapped so that its model's threshold sits at 0.5, then averaged.
-    let centred = |s: f64, t: f64| if s < t { 0.5 * s / t } else { 0.5 + 0.5 * (s - t) / (1.0 - t) };
-    let want: f64 = c.iter().map(|x| centred(x["score"].as_f64().unwrap(), x["threshold"].as_f64().unwrap())).sum::<f64>() / 2.0;
+    let centred = |s: f64, t: f64| {
+        if s < t {
+            0.5 * s / t
+        } else {
+            0.5 + 0.5 * (s - t) / (1.0 - t)
+        }
+    };
+    let want: f64 = c
+        .iter()
+        .map(|x| {
+            centred(
+                x["score"].as_f64().unwrap(),
+                x["threshold"].as_f64().unwrap(),
+            )
+        })
+        .sum::<f64>()
+        / 2.0;
     assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-5, "{r}");
-    assert_eq!(r["verdict"], if want >= 0.5 { "malicious" } else { "benign" });
+    assert_eq!(
+        r["verdict"],
+        if want >= 0.5 { "malicious" } else { "benign" }
+    );
 }
 
 #[test]
 fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_scan() {
     let d = tmp("rules");
     let eicar = d.join("eicar.com");
-    std::fs::write(&eicar, br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").unwrap();
+    std::fs::write(
+        &eicar,
+        br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    )
+    .unwrap();
     let pe = d.join("tiny.dll");
     std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
     std::fs::create_dir_all(d.join("rules")).unwrap();
-    std::fs::write(d.join("rules/tiny.yar"), "rule tiny_dll : malicious { condition: uint16(0) == 0x5A4D and filesize == 0x600 }").unwrap();
-    std::fs::write(d.join("rules/broken.yar"), "rule broken { condition: $nope }").unwrap();
-    let out = mallard(&["scan", "--json", "--rules", d.join("rules").to_str().unwrap(), eicar.to_str().unwrap(), pe.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "a broken rules file gives exit 2");
+    std::fs::write(
+        d.join("rules/tiny.yar"),
+        "rule tiny_dll : malicious { condition: uint16(0) == 0x5A4D and filesize == 0x600 }",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("rules/broken.yar"),
+        "rule broken { condition: $nope }",
+    )
+    .unwrap();
+    let out = mallard(&[
+        "scan",
+        "--json",
+        "--rules",
+        d.join("rules").to_str().unwrap(),
+        eicar.to_str().unwrap(),
+        pe.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a broken rules file gives exit 2"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yar"));
-    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0]["verdict"].as_str(), rows[0]["decided_by"].as_str()), (Some("malicious"), Some("rules")));
+    assert_eq!(
+        (rows[0]["verdict"].as_str(), rows[0]["decided_by"].as_str()),
+        (Some("malicious"), Some("rules"))
+    );
     assert_eq!(rows[0]["reasons"][0]["name"], "eicar_test_file");
-    assert_eq!((rows[1]["verdict"].as_str(), rows[1]["decided_by"].as_str()), (Some("malicious"), Some("rules")));
-    assert!(rows[1]["rules"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().ends_with(":tiny_dll")));
+    assert_eq!(
+        (rows[1]["verdict"].as_str(), rows[1]["decided_by"].as_str()),
+        (Some("malicious"), Some("rules"))
+    );
+    assert!(rows[1]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().ends_with(":tiny_dll")));
+}
+
+#[test]
+fn boosted_trees_stop_early_and_report_the_feature_that_decides() {
+    let d = tmp("early");
+    // Only `signal` carries the label (with 10% of labels flipped); `noise` is random.
+    let mut s = String::from("id,signal,noise,class\n");
+    let mut x: u64 = 7;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 10_000) as f64 / 10_000.0
+    };
+    for i in 0..600 {
+        let (a, b, flip) = (next(), next(), next() < 0.1);
+        s.push_str(&format!("r{i},{a},{b},{}\n", u8::from((a > 0.5) != flip)));
+    }
+    std::fs::write(d.join("t.csv"), s).unwrap();
+    let model = d.join("m.mallard");
+    let ds = format!("csv:{}", d.join("t.csv").display());
+    let args = [
+        "train",
+        "-q",
+        "--dataset",
+        &ds,
+        "--label-column",
+        "class",
+        "--id-column",
+        "id",
+    ];
+    let out = mallard(
+        &[
+            &args[..],
+            &[
+                "--model",
+                "gbdt",
+                "--n-estimators",
+                "500",
+                "--patience",
+                "5",
+                "--out",
+                model.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &meta["training"];
+    // Noisy labels: more rounds only fit the noise, so the held-out loss stops improving early.
+    assert!(t["rounds"].as_u64().unwrap() < 500, "{t}");
+    assert_eq!(
+        t["validation_samples"].as_u64().unwrap() + t["samples"].as_u64().unwrap(),
+        600
+    );
+    assert_eq!(t["feature_importance"][0]["feature"], "signal", "{t}");
+    let text = String::from_utf8(mallard(&["inspect", model.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        text.contains("feature importance") && text.contains("signal"),
+        "{text}"
+    );
+    let out = mallard(&["inspect", d.join("t.csv").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("t.csv"));
 }

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,12 +41,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let classes = tr.classes();
             let ytr = tr.label_indices(&classes)?;
             let yte = te.label_indices(&classes)?;
-            let data = Dataset { x: &tr.values, n_features: tr.n_cols(), y: &ytr };
+            let data = Dataset {
+                x: &tr.values,
+                n_features: tr.n_cols(),
+                y: &ytr,
+            };
             let t0 = Instant::now();
             let m = Gbdt::fit(data, 2, &params, None)?;
             let secs = t0.elapsed().as_secs_f64();
             let p = m.predict_proba(&te.values)?;
-            report_binary(&format!("ClaMP {name}"), "mallard-gbdt", &te, &yte, &p, secs)?;
+            report_binary(
+                &format!("ClaMP {name}"),
+                "mallard-gbdt",
+                &te,
+                &yte,
+                &p,
+                secs,
+            )?;
             if with_dnn {
                 let t0 = Instant::now();
                 let net = dnn::Mlp::fit(data, 2, &dnn::MlpParams::default(), None)?;
@@ -67,7 +80,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|l| l.trim().parse())
                     .collect::<Result<_, _>>()?;
                 if assign.len() != t.n_rows() {
-                    return Err(format!("{f}: {} folds for {} rows", assign.len(), t.n_rows()).into());
+                    return Err(
+                        format!("{f}: {} folds for {} rows", assign.len(), t.n_rows()).into(),
+                    );
                 }
                 let k = assign.iter().max().map_or(0, |m| m + 1);
                 (0..k)
@@ -102,7 +117,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ytr: Vec<usize> = train.iter().map(|&i| y[i]).collect();
             let yte: Vec<usize> = test.iter().map(|&i| y[i]).collect();
             let t0 = Instant::now();
-            let m = Gbdt::fit(Dataset { x: &tr.values, n_features: tr.n_cols(), y: &ytr }, k, &params, None)?;
+            let m = Gbdt::fit(
+                Dataset {
+                    x: &tr.values,
+                    n_features: tr.n_cols(),
+                    y: &ytr,
+                },
+                k,
+                &params,
+                None,
+            )?;
             let secs = t0.elapsed().as_secs_f64();
             total += secs;
             let p = m.predict_proba(&te.values)?;
@@ -135,7 +159,12 @@ fn report_binary(
     let pos: Vec<bool> = yte.iter().map(|&c| c == 1).collect();
     let score: Vec<f32> = p.chunks(2).map(|r| r[1]).collect();
     let curve = roc_curve(&pos, &score)?;
-    let acc = pos.iter().zip(&score).filter(|(&t, &s)| t == (s >= 0.5)).count() as f64 / pos.len() as f64;
+    let acc = pos
+        .iter()
+        .zip(&score)
+        .filter(|(&t, &s)| t == (s >= 0.5))
+        .count() as f64
+        / pos.len() as f64;
     println!(
         "{{\"dataset\":\"{dataset}\",\"model\":\"{model}\",\"n_test\":{},\"roc_auc\":{},\"tpr_at_1pct_fpr\":{},\"tpr_at_0_1pct_fpr\":{},\"accuracy\":{acc},\"train_seconds\":{secs}}}",
         te.n_rows(),

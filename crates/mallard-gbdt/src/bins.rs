@@ -90,7 +90,11 @@ impl FeatureBins {
             // zero | positives
             cuts.push(0.0);
         }
-        cuts.extend(greedy(pos, budget.saturating_sub(used).max(1), min_data_in_bin));
+        cuts.extend(greedy(
+            pos,
+            budget.saturating_sub(used).max(1),
+            min_data_in_bin,
+        ));
         cuts.dedup();
         // bin indices (and the NaN bin after them) must fit in a u8
         cuts.truncate(254);
@@ -126,7 +130,12 @@ fn greedy(d: &[(f32, usize)], max_bin: usize, min_data_in_bin: usize) -> Vec<f32
     let big: Vec<bool> = d.iter().map(|x| x.1 as f64 >= first_mean).collect();
     let n_big = big.iter().filter(|&&b| b).count();
     let mut rest_bins = max_bin.saturating_sub(n_big).max(1);
-    let mut rest_cnt: usize = d.iter().zip(&big).filter(|(_, &b)| !b).map(|(x, _)| x.1).sum();
+    let mut rest_cnt: usize = d
+        .iter()
+        .zip(&big)
+        .filter(|(_, &b)| !b)
+        .map(|(x, _)| x.1)
+        .sum();
     let mut mean = rest_cnt as f64 / rest_bins as f64;
     let mut acc = 0usize;
     for i in 0..d.len() - 1 {
@@ -175,7 +184,10 @@ pub(crate) fn bin_matrix(
     (0..n_features)
         .into_par_iter()
         .map(|f| {
-            let mut sample: Vec<f32> = (0..n_rows).step_by(step).map(|r| x[r * n_features + f]).collect();
+            let mut sample: Vec<f32> = (0..n_rows)
+                .step_by(step)
+                .map(|r| x[r * n_features + f])
+                .collect();
             let mut fb = FeatureBins::fit(&mut sample, max_bin, min_data_in_bin);
             let col: Vec<u8> = (0..n_rows).map(|r| fb.bin(x[r * n_features + f])).collect();
             let mut counts = vec![0usize; fb.nan_bin() + 1];
@@ -216,7 +228,10 @@ mod tests {
         let mut v = vec![3.0, 1.0, f32::NAN, 1.0, 2.0, 3.0];
         let b = FeatureBins::fit(&mut v, 255, 1);
         assert_eq!(b.cuts, vec![0.0, 1.5, 2.5]);
-        assert_eq!((b.bin(1.0), b.bin(1.5), b.bin(1.6), b.bin(9.0)), (1, 1, 2, 3));
+        assert_eq!(
+            (b.bin(1.0), b.bin(1.5), b.bin(1.6), b.bin(9.0)),
+            (1, 1, 2, 3)
+        );
         assert_eq!(b.bin(f32::NAN), 4);
         assert_eq!((b.bin(-0.0), b.bin(-5.0)), (0, 0));
     }
@@ -231,7 +246,10 @@ mod tests {
         let mut v = vec![-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
         let b = FeatureBins::fit(&mut v, 255, 3);
         assert_eq!(b.cuts, vec![-f32::from_bits(1), 0.0]);
-        assert_eq!((b.bin(-1.0), b.bin(-0.0), b.bin(0.0), b.bin(0.5)), (0, 1, 1, 2));
+        assert_eq!(
+            (b.bin(-1.0), b.bin(-0.0), b.bin(0.0), b.bin(0.5)),
+            (0, 1, 1, 2)
+        );
     }
 
     #[test]
@@ -244,9 +262,15 @@ mod tests {
         for i in 1..=999 {
             counts[b.bin(i as f32) as usize] += 1;
         }
-        assert!(counts[0] == 0 && counts[1..].iter().all(|&c| c == 111), "{counts:?}");
+        assert!(
+            counts[0] == 0 && counts[1..].iter().all(|&c| c == 111),
+            "{counts:?}"
+        );
         // a heavy value (half the rows) gets a bin of its own
-        let mut v: Vec<f32> = (0..500).map(|i| i as f32).chain(std::iter::repeat_n(0.0, 500)).collect();
+        let mut v: Vec<f32> = (0..500)
+            .map(|i| i as f32)
+            .chain(std::iter::repeat_n(0.0, 500))
+            .collect();
         let b = FeatureBins::fit(&mut v, 10, 3);
         assert_eq!(b.bin(0.0), 0);
         assert_eq!(b.bin(1.0), 1);
@@ -262,4 +286,3 @@ mod tests {
         assert_eq!((b.bin(a), b.bin(c)), (1, 2));
     }
 }
-

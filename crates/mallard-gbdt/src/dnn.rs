@@ -137,7 +137,12 @@ impl Layer {
 }
 
 impl Mlp {
-    fn forward(&self, x: &[f64], rows: usize, dropout: Option<(&mut Rng, f64)>) -> (Vec<f64>, Cache) {
+    fn forward(
+        &self,
+        x: &[f64],
+        rows: usize,
+        dropout: Option<(&mut Rng, f64)>,
+    ) -> (Vec<f64>, Cache) {
         let mut cache = Cache {
             acts: vec![x.to_vec()],
             pre: Vec::new(),
@@ -160,7 +165,9 @@ impl Mlp {
             if let Some((rng, p)) = dropout.as_mut() {
                 if *p > 0.0 {
                     let keep = 1.0 / (1.0 - *p);
-                    mask = (0..h.len()).map(|_| if rng.unit() < *p { 0.0 } else { keep }).collect();
+                    mask = (0..h.len())
+                        .map(|_| if rng.unit() < *p { 0.0 } else { keep })
+                        .collect();
                     for (v, m) in h.iter_mut().zip(&mask) {
                         *v *= m;
                     }
@@ -297,7 +304,11 @@ impl Mlp {
         for r in 0..rows {
             for f in 0..nf {
                 let v = x[r * nf + f] as f64;
-                out.push(if v.is_finite() { (v - self.mean[f]) / self.std[f] } else { 0.0 });
+                out.push(if v.is_finite() {
+                    (v - self.mean[f]) / self.std[f]
+                } else {
+                    0.0
+                });
             }
         }
         out
@@ -315,7 +326,9 @@ impl Mlp {
                 Layer {
                     n_in: w[0],
                     n_out: w[1],
-                    w: (0..w[0] * w[1]).map(|_| (2.0 * rng.unit() - 1.0) * bound).collect(),
+                    w: (0..w[0] * w[1])
+                        .map(|_| (2.0 * rng.unit() - 1.0) * bound)
+                        .collect(),
                     b: vec![0.0; w[1]],
                     a: (params.activation == Activation::Prelu && li + 2 < sizes.len())
                         .then(|| vec![0.25; w[1]]),
@@ -346,16 +359,26 @@ impl Mlp {
         let nf = train.n_features;
         let n = crate::check_x(train.x, nf)?;
         if n == 0 || train.y.len() != n {
-            return Err(GbdtError::Data(format!("{n} rows but {} labels", train.y.len())));
+            return Err(GbdtError::Data(format!(
+                "{n} rows but {} labels",
+                train.y.len()
+            )));
         }
         if n_classes < 2 || train.y.iter().any(|&c| c >= n_classes) {
-            return Err(GbdtError::Data(format!("labels must be class indices below {n_classes} (>= 2)")));
+            return Err(GbdtError::Data(format!(
+                "labels must be class indices below {n_classes} (>= 2)"
+            )));
         }
         if params.hidden.is_empty() || params.hidden.contains(&0) {
             return Err(GbdtError::Param("hidden layer sizes must be >= 1".into()));
         }
-        if !(0.0..1.0).contains(&params.dropout) || params.learning_rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || params.batch_size == 0 {
-            return Err(GbdtError::Param("dropout in [0, 1), learning_rate > 0, batch_size >= 1".into()));
+        if !(0.0..1.0).contains(&params.dropout)
+            || params.learning_rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || params.batch_size == 0
+        {
+            return Err(GbdtError::Param(
+                "dropout in [0, 1), learning_rate > 0, batch_size >= 1".into(),
+            ));
         }
         let mut rng = Rng(params.seed);
         let mut net = Mlp::new(nf, n_classes, params, &mut rng);
@@ -377,14 +400,20 @@ impl Mlp {
             Some(v) => {
                 let nv = crate::check_x(v.x, nf)?;
                 if v.n_features != nf || v.y.len() != nv || v.y.iter().any(|&c| c >= n_classes) {
-                    return Err(GbdtError::Data("validation set does not match the training set".into()));
+                    return Err(GbdtError::Data(
+                        "validation set does not match the training set".into(),
+                    ));
                 }
                 Some((net.standardize(v.x, nv), v.y))
             }
             None => None,
         };
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-        let mut m: Vec<Vec<f64>> = net.params_mut().iter().map(|p| vec![0.0; p.len()]).collect();
+        let mut m: Vec<Vec<f64>> = net
+            .params_mut()
+            .iter()
+            .map(|p| vec![0.0; p.len()])
+            .collect();
         let mut v2 = m.clone();
         let mut step = 0i32;
         let mut order: Vec<usize> = (0..n).collect();
@@ -405,11 +434,19 @@ impl Mlp {
                     xb.extend_from_slice(&xs[r * nf..(r + 1) * nf]);
                     yb.push(train.y[r]);
                 }
-                let (loss, grads) = net.loss_grad(&xb, &yb, params.l2, Some((&mut rng, params.dropout)));
+                let (loss, grads) =
+                    net.loss_grad(&xb, &yb, params.l2, Some((&mut rng, params.dropout)));
                 epoch_loss += loss * chunk.len() as f64;
                 step += 1;
-                let lr = params.learning_rate * (1.0 - f64::powi(b2, step)).sqrt() / (1.0 - f64::powi(b1, step));
-                for (((p, g), m), v) in net.params_mut().into_iter().zip(&grads).zip(&mut m).zip(&mut v2) {
+                let lr = params.learning_rate * (1.0 - f64::powi(b2, step)).sqrt()
+                    / (1.0 - f64::powi(b1, step));
+                for (((p, g), m), v) in net
+                    .params_mut()
+                    .into_iter()
+                    .zip(&grads)
+                    .zip(&mut m)
+                    .zip(&mut v2)
+                {
                     for j in 0..p.len() {
                         m[j] = b1 * m[j] + (1.0 - b1) * g[j];
                         v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
@@ -440,7 +477,9 @@ impl Mlp {
                 }
             }
             if !watch.is_finite() {
-                return Err(GbdtError::Data("training diverged (non-finite loss)".into()));
+                return Err(GbdtError::Data(
+                    "training diverged (non-finite loss)".into(),
+                ));
             }
         }
         if vdata.is_some() {
@@ -503,14 +542,20 @@ impl Mlp {
     }
 
     /// Rebuilds a network from its meta and [`Mlp::to_tensors`]; checks every shape.
-    pub fn from_parts(meta: MlpMeta, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Mlp, GbdtError> {
+    pub fn from_parts(
+        meta: MlpMeta,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Mlp, GbdtError> {
         let get = |name: &str, shape: &[usize]| -> Result<Vec<f64>, GbdtError> {
             let t = tensors
                 .iter()
                 .find(|t| t.0 == name)
                 .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))?;
             if t.1 != shape || t.2.len() != shape.iter().product::<usize>() {
-                return Err(GbdtError::Model(format!("{name}: shape {:?}, expected {shape:?}", t.1)));
+                return Err(GbdtError::Model(format!(
+                    "{name}: shape {:?}, expected {shape:?}",
+                    t.1
+                )));
             }
             Ok(t.2.iter().map(|&v| v as f64).collect())
         };
@@ -529,7 +574,11 @@ impl Mlp {
                 n_out: w[1],
                 w: get(&format!("dnn.l{i}.weight"), &[w[0], w[1]])?,
                 b: get(&format!("dnn.l{i}.bias"), &[w[1]])?,
-                a: if prelu { Some(get(&format!("dnn.l{i}.prelu"), &[w[1]])?) } else { None },
+                a: if prelu {
+                    Some(get(&format!("dnn.l{i}.prelu"), &[w[1]])?)
+                } else {
+                    None
+                },
             });
         }
         let std = get("dnn.std", &[nf])?;
@@ -554,7 +603,12 @@ mod tests {
     #[test]
     #[allow(clippy::needless_range_loop)]
     fn gradients_match_finite_differences() {
-        for (act, classes) in [(Activation::Relu, 2), (Activation::Prelu, 2), (Activation::Prelu, 3), (Activation::Relu, 4)] {
+        for (act, classes) in [
+            (Activation::Relu, 2),
+            (Activation::Prelu, 2),
+            (Activation::Prelu, 3),
+            (Activation::Relu, 4),
+        ] {
             let params = MlpParams {
                 hidden: vec![5, 4],
                 activation: act,
@@ -616,24 +670,72 @@ mod tests {
     fn learns_a_nonlinear_boundary_and_round_trips() {
         let (x, y) = rings(600, 1);
         let (vx, vy) = rings(300, 2);
-        let params = MlpParams { hidden: vec![32, 16], max_epochs: 150, batch_size: 32, ..Default::default() };
-        let train = Dataset { x: &x, n_features: 3, y: &y };
-        let valid = Dataset { x: &vx, n_features: 3, y: &vy };
+        let params = MlpParams {
+            hidden: vec![32, 16],
+            max_epochs: 150,
+            batch_size: 32,
+            ..Default::default()
+        };
+        let train = Dataset {
+            x: &x,
+            n_features: 3,
+            y: &y,
+        };
+        let valid = Dataset {
+            x: &vx,
+            n_features: 3,
+            y: &vy,
+        };
         let net = Mlp::fit(train, 2, &params, Some(valid)).unwrap();
         let p = net.predict_proba(&vx).unwrap();
-        let acc = vy.iter().enumerate().filter(|(i, &c)| (p[i * 2 + 1] >= 0.5) == (c == 1)).count() as f64 / vy.len() as f64;
-        assert!(acc > 0.93, "accuracy {acc} after {} epochs", net.meta().epochs);
+        let acc = vy
+            .iter()
+            .enumerate()
+            .filter(|(i, &c)| (p[i * 2 + 1] >= 0.5) == (c == 1))
+            .count() as f64
+            / vy.len() as f64;
+        assert!(
+            acc > 0.93,
+            "accuracy {acc} after {} epochs",
+            net.meta().epochs
+        );
         let back = Mlp::from_parts(net.meta().clone(), &net.to_tensors()).unwrap();
         assert_eq!(back.predict_proba(&vx).unwrap(), p);
         // deterministic for a seed
         let again = Mlp::fit(train, 2, &params, Some(valid)).unwrap();
         assert_eq!(again, net);
         // PReLU, softmax head, no validation set
-        let y3: Vec<usize> = (0..y.len()).map(|i| if y[i] == 1 { 2 } else { (x[i * 3 + 1] > 0.0) as usize }).collect();
-        let params = MlpParams { activation: Activation::Prelu, ..params };
-        let net = Mlp::fit(Dataset { x: &x, n_features: 3, y: &y3 }, 3, &params, None).unwrap();
+        let y3: Vec<usize> = (0..y.len())
+            .map(|i| {
+                if y[i] == 1 {
+                    2
+                } else {
+                    (x[i * 3 + 1] > 0.0) as usize
+                }
+            })
+            .collect();
+        let params = MlpParams {
+            activation: Activation::Prelu,
+            ..params
+        };
+        let net = Mlp::fit(
+            Dataset {
+                x: &x,
+                n_features: 3,
+                y: &y3,
+            },
+            3,
+            &params,
+            None,
+        )
+        .unwrap();
         let p = net.predict_proba(&x).unwrap();
-        let acc = y3.iter().enumerate().filter(|(i, &c)| (0..3).all(|k| p[i * 3 + c] >= p[i * 3 + k])).count() as f64 / y3.len() as f64;
+        let acc = y3
+            .iter()
+            .enumerate()
+            .filter(|(i, &c)| (0..3).all(|k| p[i * 3 + c] >= p[i * 3 + k]))
+            .count() as f64
+            / y3.len() as f64;
         assert!(acc > 0.9, "3-class accuracy {acc}");
         let back = Mlp::from_parts(net.meta().clone(), &net.to_tensors()).unwrap();
         assert_eq!(back.predict_proba(&x).unwrap(), p);

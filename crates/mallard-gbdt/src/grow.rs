@@ -86,11 +86,21 @@ impl ScanCtx<'_> {
     /// Keeps the split if both sides pass the hessian check and its gain beats `best` (the
     /// count checks are done by the scans).
     #[inline(always)]
-    fn consider(&self, f: usize, left: Bin, right: Bin, bin: usize, nan_left: bool, best: &mut Option<Split>) {
+    fn consider(
+        &self,
+        f: usize,
+        left: Bin,
+        right: Bin,
+        bin: usize,
+        nan_left: bool,
+        best: &mut Option<Split>,
+    ) {
         if left.h < self.min_h || right.h < self.min_h {
             return;
         }
-        let gain = left.g * left.g / (left.h + self.lambda) + right.g * right.g / (right.h + self.lambda) - self.parent;
+        let gain = left.g * left.g / (left.h + self.lambda)
+            + right.g * right.g / (right.h + self.lambda)
+            - self.parent;
         if gain > self.min_gain && best.is_none_or(|b| gain > b.gain) {
             *best = Some(Split {
                 feature: f,
@@ -148,7 +158,12 @@ pub(crate) struct Grower<'a> {
 }
 
 impl<'a> Grower<'a> {
-    pub fn new(mappers: &'a [FeatureBins], bins: &'a [Vec<u8>], params: &'a GbdtParams, n_rows: usize) -> Self {
+    pub fn new(
+        mappers: &'a [FeatureBins],
+        bins: &'a [Vec<u8>],
+        params: &'a GbdtParams,
+        n_rows: usize,
+    ) -> Self {
         let mut offsets = Vec::with_capacity(mappers.len() + 1);
         let mut total = 0;
         for m in mappers {
@@ -206,7 +221,11 @@ impl<'a> Grower<'a> {
             }
             None => Hist {
                 gh: vec![Bin::default(); self.total],
-                n: if exact { vec![0; self.total] } else { Vec::new() },
+                n: if exact {
+                    vec![0; self.total]
+                } else {
+                    Vec::new()
+                },
                 nan: vec![0; self.mappers.len()],
             },
         }
@@ -306,8 +325,16 @@ impl<'a> Grower<'a> {
             total_n: leaf.len as i64,
             min_h: p.min_sum_hessian_in_leaf,
             min_gain: p.min_gain_to_split,
-            fac: if leaf.sum.h > 0.0 { leaf.len as f64 / leaf.sum.h } else { 0.0 },
-            counts: if leaf.hist.n.is_empty() { &[] } else { &leaf.hist.n[range] },
+            fac: if leaf.sum.h > 0.0 {
+                leaf.len as f64 / leaf.sum.h
+            } else {
+                0.0
+            },
+            counts: if leaf.hist.n.is_empty() {
+                &[]
+            } else {
+                &leaf.hist.n[range]
+            },
         };
         let mut best: Option<Split> = None;
         let mut right = Bin::default();
@@ -369,7 +396,8 @@ impl<'a> Grower<'a> {
     fn find_best(&self, leaf: &mut Leaf) {
         let p = self.params;
         leaf.best = None;
-        if leaf.len < 2 * p.min_data_in_leaf.max(1) || p.max_depth.is_some_and(|d| leaf.depth >= d) {
+        if leaf.len < 2 * p.min_data_in_leaf.max(1) || p.max_depth.is_some_and(|d| leaf.depth >= d)
+        {
             return;
         }
         let nf = self.mappers.len();
@@ -380,11 +408,12 @@ impl<'a> Grower<'a> {
                 None
             }
         };
-        let cands: Vec<Option<Split>> = if self.total >= PAR_BINS && rayon::current_num_threads() > 1 {
-            (0..nf).into_par_iter().map(one).collect()
-        } else {
-            (0..nf).map(one).collect()
-        };
+        let cands: Vec<Option<Split>> =
+            if self.total >= PAR_BINS && rayon::current_num_threads() > 1 {
+                (0..nf).into_par_iter().map(one).collect()
+            } else {
+                (0..nf).map(one).collect()
+            };
         for (a, c) in leaf.alive.iter_mut().zip(&cands) {
             *a = c.is_some();
         }
@@ -401,14 +430,24 @@ impl<'a> Grower<'a> {
 
     /// Grows one tree on the gradients; adds each row's leaf value to `scores` (stride
     /// `stride`, offset `out`) and returns the tree.
-    pub fn grow(&mut self, grad: &[f64], hess: &[f64], scores: &mut [f64], stride: usize, out: usize) -> Tree {
+    pub fn grow(
+        &mut self,
+        grad: &[f64],
+        hess: &[f64],
+        scores: &mut [f64],
+        stride: usize,
+        out: usize,
+    ) -> Tree {
         let n = self.perm.len();
         for (i, p) in self.perm.iter_mut().enumerate() {
             *p = i as u32;
         }
         let mut sum = Bin::default();
         for i in 0..n {
-            sum.add(&Bin { g: grad[i], h: hess[i] });
+            sum.add(&Bin {
+                g: grad[i],
+                h: hess[i],
+            });
         }
         let mut hist = self.buffer();
         self.build_hist(&self.perm, grad, hess, &mut hist);
@@ -435,8 +474,15 @@ impl<'a> Grower<'a> {
                 }
             }
             let Some((li, _)) = pick else { break };
-            let Some(s) = leaves[li].best.take() else { break };
-            let (start, len, depth, node) = (leaves[li].start, leaves[li].len, leaves[li].depth, leaves[li].node);
+            let Some(s) = leaves[li].best.take() else {
+                break;
+            };
+            let (start, len, depth, node) = (
+                leaves[li].start,
+                leaves[li].len,
+                leaves[li].depth,
+                leaves[li].node,
+            );
 
             // stable partition of the leaf's rows
             let m = &self.mappers[s.feature];
@@ -447,7 +493,11 @@ impl<'a> Grower<'a> {
             for i in 0..len {
                 let r = seg[i];
                 let b = col[r as usize];
-                let left = if b == nan_bin { s.nan_left } else { b as usize <= s.bin };
+                let left = if b == nan_bin {
+                    s.nan_left
+                } else {
+                    b as usize <= s.bin
+                };
                 if left {
                     seg[nl] = r;
                     nl += 1;
@@ -470,7 +520,11 @@ impl<'a> Grower<'a> {
             };
             // NaN follows the scan for features that had NaNs in training; for the others
             // it is read as 0 (LightGBM's missing-type "None")
-            let default_left = if m.has_nan { s.nan_left } else { 0.0 <= threshold };
+            let default_left = if m.has_nan {
+                s.nan_left
+            } else {
+                0.0 <= threshold
+            };
             let (il, ir) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::leaf(self.leaf_value(&s.left), nl as f32));
             nodes.push(Node::leaf(self.leaf_value(&s.right), nr as f32));
@@ -484,9 +538,18 @@ impl<'a> Grower<'a> {
 
             let mut large = std::mem::take(&mut leaves[li].hist);
             let left_small = nl <= nr;
-            let (sm_start, sm_len) = if left_small { (start, nl) } else { (start + nl, nr) };
+            let (sm_start, sm_len) = if left_small {
+                (start, nl)
+            } else {
+                (start + nl, nr)
+            };
             let mut small = self.buffer();
-            self.build_hist(&self.perm[sm_start..sm_start + sm_len], grad, hess, &mut small);
+            self.build_hist(
+                &self.perm[sm_start..sm_start + sm_len],
+                grad,
+                hess,
+                &mut small,
+            );
             for (a, b) in large.gh.iter_mut().zip(&small.gh) {
                 *a = a.minus(b);
             }
@@ -496,7 +559,11 @@ impl<'a> Grower<'a> {
             for (a, b) in large.nan.iter_mut().zip(&small.nan) {
                 *a -= b;
             }
-            let (hl, hr) = if left_small { (small, large) } else { (large, small) };
+            let (hl, hr) = if left_small {
+                (small, large)
+            } else {
+                (large, small)
+            };
             let alive = std::mem::take(&mut leaves[li].alive);
             let mut left = Leaf {
                 start,

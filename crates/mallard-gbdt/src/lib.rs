@@ -264,10 +264,15 @@ impl Gbdt {
         }
         let check_y = |d: &Dataset<'_>, rows: usize, what: &str| -> Result<(), GbdtError> {
             if d.y.len() != rows {
-                return Err(GbdtError::Data(format!("{what}: {rows} rows but {} labels", d.y.len())));
+                return Err(GbdtError::Data(format!(
+                    "{what}: {rows} rows but {} labels",
+                    d.y.len()
+                )));
             }
             if let Some((i, &c)) = d.y.iter().enumerate().find(|(_, &c)| c >= n_classes) {
-                return Err(GbdtError::Data(format!("{what} row {i}: class {c} >= {n_classes}")));
+                return Err(GbdtError::Data(format!(
+                    "{what} row {i}: class {c} >= {n_classes}"
+                )));
             }
             Ok(())
         };
@@ -287,11 +292,20 @@ impl Gbdt {
             None => None,
         };
         if params.early_stopping_rounds.is_some() && valid.is_none() {
-            return Err(GbdtError::Param("early stopping needs a validation set".into()));
+            return Err(GbdtError::Param(
+                "early stopping needs a validation set".into(),
+            ));
         }
 
         let k_out = if n_classes == 2 { 1 } else { n_classes };
-        let (mappers, bins) = bins::bin_matrix(train.x, n, nf, params.max_bin, params.min_data_in_bin, params.min_data_in_leaf);
+        let (mappers, bins) = bins::bin_matrix(
+            train.x,
+            n,
+            nf,
+            params.max_bin,
+            params.min_data_in_bin,
+            params.min_data_in_leaf,
+        );
 
         // boost from the average: log-odds, or log class priors for softmax
         let mut counts = vec![0usize; n_classes];
@@ -308,10 +322,16 @@ impl Gbdt {
                 .collect()
         };
 
-        let mut scores: Vec<f64> = (0..n).flat_map(|_| init.iter().map(|&v| v as f64)).collect();
+        let mut scores: Vec<f64> = (0..n)
+            .flat_map(|_| init.iter().map(|&v| v as f64))
+            .collect();
         let mut vscores: Vec<f64> = valid
             .as_ref()
-            .map(|(_, nv)| (0..*nv).flat_map(|_| init.iter().map(|&v| v as f64)).collect())
+            .map(|(_, nv)| {
+                (0..*nv)
+                    .flat_map(|_| init.iter().map(|&v| v as f64))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut grad = vec![0.0; n * k_out];
         let mut hess = vec![0.0; n * k_out];
@@ -320,27 +340,34 @@ impl Gbdt {
         let mut grower = grow::Grower::new(&mappers, &bins, params, n);
         let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators * k_out);
         let mut best = (f64::INFINITY, 0usize);
-        let factor = if k_out > 1 { k_out as f64 / (k_out as f64 - 1.0) } else { 1.0 };
+        let factor = if k_out > 1 {
+            k_out as f64 / (k_out as f64 - 1.0)
+        } else {
+            1.0
+        };
 
         for round in 0..params.n_estimators {
             // gradients of the loss at the current scores
             grad.par_chunks_mut(k_out)
                 .zip(hess.par_chunks_mut(k_out))
                 .enumerate()
-                .for_each_init(|| vec![0.0; k_out], |p, (i, (g, h))| {
-                    let y = train.y[i];
-                    if k_out == 1 {
-                        let p = sigmoid(scores[i]);
-                        g[0] = p - (y == 1) as u8 as f64;
-                        h[0] = (p * (1.0 - p)).max(1e-16);
-                    } else {
-                        softmax(&scores[i * k_out..(i + 1) * k_out], p);
-                        for c in 0..k_out {
-                            g[c] = p[c] - (y == c) as u8 as f64;
-                            h[c] = (factor * p[c] * (1.0 - p[c])).max(1e-16);
+                .for_each_init(
+                    || vec![0.0; k_out],
+                    |p, (i, (g, h))| {
+                        let y = train.y[i];
+                        if k_out == 1 {
+                            let p = sigmoid(scores[i]);
+                            g[0] = p - (y == 1) as u8 as f64;
+                            h[0] = (p * (1.0 - p)).max(1e-16);
+                        } else {
+                            softmax(&scores[i * k_out..(i + 1) * k_out], p);
+                            for c in 0..k_out {
+                                g[c] = p[c] - (y == c) as u8 as f64;
+                                h[c] = (factor * p[c] * (1.0 - p[c])).max(1e-16);
+                            }
                         }
-                    }
-                });
+                    },
+                );
             for c in 0..k_out {
                 for i in 0..n {
                     gk[i] = grad[i * k_out + c];
@@ -449,7 +476,10 @@ impl Gbdt {
     pub fn contributions(&self, row: &[f32], how: Explain) -> Result<Vec<f64>, GbdtError> {
         let nf = self.meta.n_features;
         if row.len() != nf {
-            return Err(GbdtError::Data(format!("row has {} values, model expects {nf}", row.len())));
+            return Err(GbdtError::Data(format!(
+                "row has {} values, model expects {nf}",
+                row.len()
+            )));
         }
         let k = self.meta.n_outputs();
         let mut out = vec![0.0; k * (nf + 1)];
@@ -504,7 +534,10 @@ impl Gbdt {
 
     /// Rebuilds a model from [`Gbdt::meta`] and the tensors of [`Gbdt::to_tensors`]
     /// (looked up by name); checks every shape and link.
-    pub fn from_parts(meta: GbdtMeta, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Gbdt, GbdtError> {
+    pub fn from_parts(
+        meta: GbdtMeta,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Gbdt, GbdtError> {
         let get = |name: &str| {
             tensors
                 .iter()
@@ -522,7 +555,10 @@ impl Gbdt {
         }
         let sizes = get("gbdt.tree_sizes")?;
         if sizes.1 != [meta.n_trees] || sizes.2.len() != meta.n_trees || meta.n_trees % k != 0 {
-            return Err(bad(format!("gbdt.tree_sizes must have shape [{}], a multiple of {k}", meta.n_trees)));
+            return Err(bad(format!(
+                "gbdt.tree_sizes must have shape [{}], a multiple of {k}",
+                meta.n_trees
+            )));
         }
         let nodes = get("gbdt.nodes")?;
         let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
@@ -545,7 +581,11 @@ impl Gbdt {
             let mut tn = Vec::with_capacity(s as usize);
             for _ in 0..s as usize {
                 let r = rows.next().ok_or_else(|| bad("too few nodes".into()))?;
-                let feature = if r[0] == -1.0 { None } else { Some(int(r[0], "feature")?) };
+                let feature = if r[0] == -1.0 {
+                    None
+                } else {
+                    Some(int(r[0], "feature")?)
+                };
                 tn.push(Node {
                     feature,
                     threshold: r[1],
@@ -558,7 +598,8 @@ impl Gbdt {
                 });
             }
             let tree = Tree { nodes: tn };
-            tree.validate(meta.n_features).map_err(|e| bad(format!("tree {t}: {e}")))?;
+            tree.validate(meta.n_features)
+                .map_err(|e| bad(format!("tree {t}: {e}")))?;
             trees.push(tree);
         }
         Ok(Gbdt {

@@ -91,7 +91,10 @@ impl Tree {
         }
         for (i, n) in self.nodes.iter().enumerate() {
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
-                return Err(format!("node {i}: count {} / value {} invalid", n.count, n.value));
+                return Err(format!(
+                    "node {i}: count {} / value {} invalid",
+                    n.count, n.value
+                ));
             }
             if let Some(f) = n.feature {
                 if f as usize >= n_features {
@@ -198,7 +201,16 @@ impl Tree {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn shap_rec(&self, j: usize, x: &[f32], out: &mut [f64], path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
+    fn shap_rec(
+        &self,
+        j: usize,
+        x: &[f32],
+        out: &mut [f64],
+        path: &mut Vec<PathElem>,
+        zero: f64,
+        one: f64,
+        feature: i64,
+    ) {
         let saved = path.clone();
         extend(path, zero, one, feature);
         let n = &self.nodes[j];
@@ -214,7 +226,11 @@ impl Tree {
             }
             Some(f) => {
                 let hot = self.next(n, f, x);
-                let cold = if hot == n.left as usize { n.right as usize } else { n.left as usize };
+                let cold = if hot == n.left as usize {
+                    n.right as usize
+                } else {
+                    n.left as usize
+                };
                 let (mut iz, mut io) = (1.0, 1.0);
                 if let Some(k) = path.iter().skip(1).position(|e| e.feature == f as i64) {
                     let k = k + 1;

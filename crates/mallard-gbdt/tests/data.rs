@@ -28,7 +28,12 @@ fn binary_metrics(p: &[f32], y: &[usize]) -> (f64, f64, f64) {
     let pos: Vec<bool> = y.iter().map(|&c| c == 1).collect();
     let s: Vec<f32> = p.chunks(2).map(|r| r[1]).collect();
     let curve = roc_curve(&pos, &s).unwrap();
-    let acc = pos.iter().zip(&s).filter(|(&t, &v)| t == (v >= 0.5)).count() as f64 / y.len() as f64;
+    let acc = pos
+        .iter()
+        .zip(&s)
+        .filter(|(&t, &v)| t == (v >= 0.5))
+        .count() as f64
+        / y.len() as f64;
     (roc_auc(&pos, &s).unwrap(), tpr_at_fpr(&curve, 0.01), acc)
 }
 
@@ -37,7 +42,17 @@ fn binary_metrics(p: &[f32], y: &[usize]) -> (f64, f64, f64) {
 fn clamp_raw_matches_lightgbm() {
     let (tr, ytr, te, yte) = clamp_split("raw");
     assert_eq!(tr.n_cols(), 53);
-    let m = Gbdt::fit(Dataset { x: &tr.values, n_features: 53, y: &ytr }, 2, &GbdtParams::default(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &tr.values,
+            n_features: 53,
+            y: &ytr,
+        },
+        2,
+        &GbdtParams::default(),
+        None,
+    )
+    .unwrap();
     let (auc, tpr, acc) = binary_metrics(&m.predict_proba(&te.values).unwrap(), &yte);
     // LightGBM: 0.998613 / 0.975845 / 0.981360 (mallard reproduces its trees on this table)
     assert!(auc >= 0.99861, "AUC {auc}");
@@ -50,7 +65,17 @@ fn clamp_raw_matches_lightgbm() {
 fn clamp_integrated_matches_lightgbm() {
     let (tr, ytr, te, yte) = clamp_split("integrated");
     assert_eq!(tr.n_cols(), 69);
-    let m = Gbdt::fit(Dataset { x: &tr.values, n_features: 69, y: &ytr }, 2, &GbdtParams::default(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &tr.values,
+            n_features: 69,
+            y: &ytr,
+        },
+        2,
+        &GbdtParams::default(),
+        None,
+    )
+    .unwrap();
     let (auc, tpr, acc) = binary_metrics(&m.predict_proba(&te.values).unwrap(), &yte);
     // LightGBM on float64: 0.999505 / 0.992647 / 0.989443; on the same values rounded to f32
     // (what mallard reads) it gives exactly mallard's 0.999498 / 0.992647 / 0.989443
@@ -77,7 +102,17 @@ fn big2015_five_fold_beats_lightgbm() {
         let train: Vec<usize> = (0..t.n_rows()).filter(|&i| !is_test[i]).collect();
         let tr = t.select_rows(&train);
         let ytr: Vec<usize> = train.iter().map(|&i| y[i]).collect();
-        let m = Gbdt::fit(Dataset { x: &tr.values, n_features: 34, y: &ytr }, k, &GbdtParams::default(), None).unwrap();
+        let m = Gbdt::fit(
+            Dataset {
+                x: &tr.values,
+                n_features: 34,
+                y: &ytr,
+            },
+            k,
+            &GbdtParams::default(),
+            None,
+        )
+        .unwrap();
         let p = m.predict_proba(&t.select_rows(test).values).unwrap();
         for (j, &i) in test.iter().enumerate() {
             oof[i * k..(i + 1) * k].copy_from_slice(&p[j * k..(j + 1) * k]);
@@ -94,7 +129,17 @@ fn big2015_five_fold_beats_lightgbm() {
 #[ignore = "data: reads ../shared/data"]
 fn dnn_on_clamp_integrated() {
     let (tr, ytr, te, yte) = clamp_split("integrated");
-    let net = dnn::Mlp::fit(Dataset { x: &tr.values, n_features: 69, y: &ytr }, 2, &dnn::MlpParams::default(), None).unwrap();
+    let net = dnn::Mlp::fit(
+        Dataset {
+            x: &tr.values,
+            n_features: 69,
+            y: &ytr,
+        },
+        2,
+        &dnn::MlpParams::default(),
+        None,
+    )
+    .unwrap();
     let (auc, _, acc) = binary_metrics(&net.predict_proba(&te.values).unwrap(), &yte);
     // scikit-learn MLP (128, 64) baseline: AUC 0.9975, accuracy 0.9818
     assert!(auc >= 0.997, "AUC {auc}");

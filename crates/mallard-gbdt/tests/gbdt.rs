@@ -28,11 +28,23 @@ fn stump_data() -> (Vec<f32>, Vec<usize>) {
 #[test]
 fn stump_split_leaf_values_and_gain_by_hand() {
     let (x, y) = stump_data();
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 2, y: &y }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &y,
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     // init = log(3/3) = 0, p = 0.5, g = ±0.5, h = 0.25 per row.
     // split feature 1 at 3.5: left G = 1.5, H = 0.75 -> -1.5/0.75 * 0.1 = -0.2; right +0.2
     // gain = 1.5²/0.75 + 1.5²/0.75 - 0 = 6 (the noise feature's best is 2 * 0.5²/0.75 = 0.67)
-    let raw = m.predict_raw(&[9.0, 2.0, 9.0, 3.5, 9.0, 3.6, 0.0, 100.0]).unwrap();
+    let raw = m
+        .predict_raw(&[9.0, 2.0, 9.0, 3.5, 9.0, 3.6, 0.0, 100.0])
+        .unwrap();
     let want = [-0.2, -0.2, 0.2, 0.2];
     for (r, w) in raw.iter().zip(want) {
         assert!((r - w).abs() < 1e-7, "{raw:?}");
@@ -44,8 +56,21 @@ fn stump_split_leaf_values_and_gain_by_hand() {
     assert!((p[1] as f64 - sigmoid(-0.2)).abs() < 1e-7 && (p[0] + p[1] - 1.0).abs() < 1e-6);
 
     // L2: leaf = -G/(H + λ) * lr = -1.5/1.75 * 0.1
-    let params = GbdtParams { lambda_l2: 1.0, ..tiny() };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 2, y: &y }, 2, &params, None).unwrap();
+    let params = GbdtParams {
+        lambda_l2: 1.0,
+        ..tiny()
+    };
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &y,
+        },
+        2,
+        &params,
+        None,
+    )
+    .unwrap();
     let raw = m.predict_raw(&[0.0, 1.0]).unwrap();
     assert!((raw[0] + 1.5 / 1.75 * 0.1).abs() < 1e-7, "{raw:?}");
 }
@@ -53,13 +78,31 @@ fn stump_split_leaf_values_and_gain_by_hand() {
 #[test]
 fn second_round_uses_updated_gradients() {
     let (x, y) = stump_data();
-    let params = GbdtParams { n_estimators: 2, ..tiny() };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 2, y: &y }, 2, &params, None).unwrap();
+    let params = GbdtParams {
+        n_estimators: 2,
+        ..tiny()
+    };
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &y,
+        },
+        2,
+        &params,
+        None,
+    )
+    .unwrap();
     // after round 1 the left rows (y = 0) score -0.2: g = σ(-0.2), h = σ(-0.2)(1 - σ(-0.2))
     let p = sigmoid(-0.2);
     let second = -(3.0 * p) / (3.0 * p * (1.0 - p)) * 0.1;
     let raw = m.predict_raw(&[0.0, 1.0]).unwrap();
-    assert!((raw[0] - (-0.2 + second)).abs() < 1e-6, "{} vs {}", raw[0], -0.2 + second);
+    assert!(
+        (raw[0] - (-0.2 + second)).abs() < 1e-6,
+        "{} vs {}",
+        raw[0],
+        -0.2 + second
+    );
     // symmetric on the right
     let raw = m.predict_raw(&[0.0, 6.0]).unwrap();
     assert!((raw[0] - (0.2 - second)).abs() < 1e-6);
@@ -69,8 +112,21 @@ fn second_round_uses_updated_gradients() {
 fn init_score_is_the_log_odds_and_min_data_blocks_splits() {
     let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
     let y = vec![0, 0, 0, 0, 1, 1];
-    let params = GbdtParams { min_data_in_leaf: 4, ..tiny() };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &y }, 2, &params, None).unwrap();
+    let params = GbdtParams {
+        min_data_in_leaf: 4,
+        ..tiny()
+    };
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &y,
+        },
+        2,
+        &params,
+        None,
+    )
+    .unwrap();
     // 6 rows cannot make two leaves of 4: a single leaf; p = 1/3 so G = 0 and the leaf is 0
     let raw = m.predict_raw(&x).unwrap();
     for r in raw {
@@ -84,7 +140,17 @@ fn nan_goes_where_it_lowers_the_loss() {
     // NaN rows are positive like the high values: the split sends NaN right, with them
     let xs = [f32::NAN, f32::NAN, f32::NAN, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
     let y = vec![1, 1, 1, 0, 0, 0, 1, 1, 1];
-    let m = Gbdt::fit(Dataset { x: &xs, n_features: 1, y: &y }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &xs,
+            n_features: 1,
+            y: &y,
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     let raw = m.predict_raw(&[f32::NAN, 2.0, 5.0]).unwrap();
     // init log(6/3); left {1,2,3}: 3 rows y=0 at p=2/3 -> G = 2, H = 3·2/9 -> -0.3
     // right 6 rows y=1: G = 6(2/3 - 1) = -2, H = 6·2/9 -> +0.15
@@ -96,13 +162,36 @@ fn nan_goes_where_it_lowers_the_loss() {
     // a feature that is constant except for NaN: the only split is NaN against the rest
     let xs = [f32::NAN, f32::NAN, f32::NAN, 5.0, 5.0, 5.0];
     let y = vec![1, 1, 1, 0, 0, 0];
-    let m = Gbdt::fit(Dataset { x: &xs, n_features: 1, y: &y }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &xs,
+            n_features: 1,
+            y: &y,
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     let raw = m.predict_raw(&[f32::NAN, 5.0, 1e30]).unwrap();
-    assert!((raw[0] - 0.2).abs() < 1e-6 && (raw[1] + 0.2).abs() < 1e-6 && (raw[2] + 0.2).abs() < 1e-6, "{raw:?}");
+    assert!(
+        (raw[0] - 0.2).abs() < 1e-6 && (raw[1] + 0.2).abs() < 1e-6 && (raw[2] + 0.2).abs() < 1e-6,
+        "{raw:?}"
+    );
 
     // no NaN in training: NaN at prediction is treated as 0 (LightGBM's missing type None)
     let (x, y) = stump_data();
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 2, y: &y }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &y,
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     let raw = m.predict_raw(&[0.0, f32::NAN, 0.0, 0.0]).unwrap();
     assert_eq!(raw[0], raw[1]);
 }
@@ -118,7 +207,17 @@ fn multiclass_first_round_by_hand_and_separable_toy() {
             y.push(c);
         }
     }
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &y }, 3, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &y,
+        },
+        3,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     // init = log priors (0.3, 0.3, 0.4), so p = priors; g = p - 1[y = c], h = K/(K-1) p(1-p).
     // class 0 (h 0.315): {0}|{1,2} gain 441/9.45 + 441/22.05 = 66.7 beats {0,1}|{2} 19.05;
     //   leaves +21/9.45, -21/22.05 (x 0.1)
@@ -134,12 +233,30 @@ fn multiclass_first_round_by_hand_and_separable_toy() {
     ];
     for r in 0..3 {
         for c in 0..3 {
-            assert!((raw[r * 3 + c] - want[r][c]).abs() < 1e-6, "row {r}: {:?}", &raw[r * 3..r * 3 + 3]);
+            assert!(
+                (raw[r * 3 + c] - want[r][c]).abs() < 1e-6,
+                "row {r}: {:?}",
+                &raw[r * 3..r * 3 + 3]
+            );
         }
     }
 
-    let params = GbdtParams { n_estimators: 50, min_data_in_leaf: 5, ..Default::default() };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &y }, 3, &params, None).unwrap();
+    let params = GbdtParams {
+        n_estimators: 50,
+        min_data_in_leaf: 5,
+        ..Default::default()
+    };
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &y,
+        },
+        3,
+        &params,
+        None,
+    )
+    .unwrap();
     assert_eq!(m.meta().n_trees, 150);
     let p = m.predict_proba(&x).unwrap();
     for (i, &c) in y.iter().enumerate() {
@@ -152,7 +269,10 @@ fn multiclass_first_round_by_hand_and_separable_toy() {
 struct Lcg(u64);
 impl Lcg {
     fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -166,7 +286,11 @@ fn synthetic(n: usize, nf: usize, seed: u64, nan_rate: f64) -> (Vec<f32>, Vec<us
         let s = 3.0 * row[0] - 2.0 * row[1 % nf] * row[2 % nf] + 0.5 * r.unit();
         y.push((s > 0.8) as usize);
         for v in row {
-            x.push(if r.unit() < nan_rate { f32::NAN } else { v as f32 });
+            x.push(if r.unit() < nan_rate {
+                f32::NAN
+            } else {
+                v as f32
+            });
         }
     }
     (x, y)
@@ -182,14 +306,18 @@ fn reference_binary(x: &[f32], nf: usize, y: &[usize], p: &GbdtParams) -> Vec<f6
     let val = |g: f64, h: f64| (-g / (h + p.lambda_l2) * p.learning_rate) as f32 as f64;
     for _ in 0..p.n_estimators {
         let g: Vec<f64> = (0..n).map(|i| sigmoid(score[i]) - y[i] as f64).collect();
-        let h: Vec<f64> = (0..n).map(|i| sigmoid(score[i]) * (1.0 - sigmoid(score[i]))).collect();
+        let h: Vec<f64> = (0..n)
+            .map(|i| sigmoid(score[i]) * (1.0 - sigmoid(score[i])))
+            .collect();
         // leaves as row lists; best split per leaf: (gain, feature, cut, left rows, right rows)
         type Best = Option<(f64, Vec<usize>, Vec<usize>)>;
         let best_of = |rows: &[usize]| -> Best {
             if rows.len() < 2 * p.min_data_in_leaf {
                 return None;
             }
-            let (gs, hs): (f64, f64) = rows.iter().fold((0.0, 0.0), |a, &i| (a.0 + g[i], a.1 + h[i]));
+            let (gs, hs): (f64, f64) = rows
+                .iter()
+                .fold((0.0, 0.0), |a, &i| (a.0 + g[i], a.1 + h[i]));
             let parent = gs * gs / (hs + p.lambda_l2);
             let mut best: Best = None;
             for f in 0..nf {
@@ -197,7 +325,8 @@ fn reference_binary(x: &[f32], nf: usize, y: &[usize], p: &GbdtParams) -> Vec<f6
                 vals.sort_by(|a, b| a.total_cmp(b));
                 vals.dedup();
                 for w in vals.windows(2) {
-                    let (l, r): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&i| x[i * nf + f] <= w[0]);
+                    let (l, r): (Vec<usize>, Vec<usize>) =
+                        rows.iter().partition(|&&i| x[i * nf + f] <= w[0]);
                     let (gl, hl) = l.iter().fold((0.0, 0.0), |a, &i| (a.0 + g[i], a.1 + h[i]));
                     let (gr, hr) = (gs - gl, hs - hl);
                     if l.len() < p.min_data_in_leaf || r.len() < p.min_data_in_leaf {
@@ -214,13 +343,17 @@ fn reference_binary(x: &[f32], nf: usize, y: &[usize], p: &GbdtParams) -> Vec<f6
         let all: Vec<usize> = (0..n).collect();
         let mut leaves: Vec<(Vec<usize>, Best)> = vec![(all.clone(), best_of(&all))];
         while leaves.len() < p.num_leaves {
-            let Some(i) = (0..leaves.len())
-                .filter(|&i| leaves[i].1.is_some())
-                .fold(None, |acc: Option<usize>, i| match acc {
-                    Some(a) if leaves[a].1.as_ref().unwrap().0 >= leaves[i].1.as_ref().unwrap().0 => Some(a),
+            let Some(i) = (0..leaves.len()).filter(|&i| leaves[i].1.is_some()).fold(
+                None,
+                |acc: Option<usize>, i| match acc {
+                    Some(a)
+                        if leaves[a].1.as_ref().unwrap().0 >= leaves[i].1.as_ref().unwrap().0 =>
+                    {
+                        Some(a)
+                    }
                     _ => Some(i),
-                })
-            else {
+                },
+            ) else {
                 break;
             };
             let (_, l, r) = leaves[i].1.take().unwrap();
@@ -230,7 +363,9 @@ fn reference_binary(x: &[f32], nf: usize, y: &[usize], p: &GbdtParams) -> Vec<f6
             leaves.push((r, br));
         }
         for (rows, _) in &leaves {
-            let (gs, hs) = rows.iter().fold((0.0, 0.0), |a, &i| (a.0 + g[i], a.1 + h[i]));
+            let (gs, hs) = rows
+                .iter()
+                .fold((0.0, 0.0), |a, &i| (a.0 + g[i], a.1 + h[i]));
             let v = val(gs, hs);
             for &i in rows {
                 score[i] += v;
@@ -254,24 +389,53 @@ fn matches_a_naive_exact_greedy_reference() {
         learning_rate: 0.3,
         ..Default::default()
     };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 3, y: &y }, 2, &params, None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 3,
+            y: &y,
+        },
+        2,
+        &params,
+        None,
+    )
+    .unwrap();
     let raw = m.predict_raw(&x).unwrap();
     let want = reference_binary(&x, 3, &y, &params);
     for i in 0..y.len() {
-        assert!((raw[i] - want[i]).abs() < 1e-5, "row {i}: {} vs {}", raw[i], want[i]);
+        assert!(
+            (raw[i] - want[i]).abs() < 1e-5,
+            "row {i}: {} vs {}",
+            raw[i],
+            want[i]
+        );
     }
     // leaf-wise with at most num_leaves leaves: nodes = 2 * leaves - 1 per tree
     let t = m.to_tensors();
     let sizes = &t.iter().find(|t| t.0 == "gbdt.tree_sizes").unwrap().2;
-    assert!(sizes.iter().all(|&s| s <= 11.0) && sizes.contains(&11.0), "{sizes:?}");
+    assert!(
+        sizes.iter().all(|&s| s <= 11.0) && sizes.contains(&11.0),
+        "{sizes:?}"
+    );
 }
 
 #[test]
 fn deterministic_whatever_the_thread_count() {
     let (x, y) = synthetic(6000, 12, 3, 0.05);
-    let data = Dataset { x: &x, n_features: 12, y: &y };
-    let p1 = GbdtParams { n_estimators: 20, n_threads: Some(1), ..Default::default() };
-    let p2 = GbdtParams { n_threads: Some(2), ..p1.clone() };
+    let data = Dataset {
+        x: &x,
+        n_features: 12,
+        y: &y,
+    };
+    let p1 = GbdtParams {
+        n_estimators: 20,
+        n_threads: Some(1),
+        ..Default::default()
+    };
+    let p2 = GbdtParams {
+        n_threads: Some(2),
+        ..p1.clone()
+    };
     let a = Gbdt::fit(data, 2, &p1, None).unwrap();
     let b = Gbdt::fit(data, 2, &p2, None).unwrap();
     let c = Gbdt::fit(data, 2, &p2, None).unwrap();
@@ -291,10 +455,25 @@ fn serialization_round_trip_and_contributions() {
         let y: Vec<usize> = if classes == 2 {
             y0
         } else {
-            (0..800).map(|i| (y0[i] + (x[i * 5 + 3] > 0.5) as usize) % 3).collect()
+            (0..800)
+                .map(|i| (y0[i] + (x[i * 5 + 3] > 0.5) as usize) % 3)
+                .collect()
         };
-        let params = GbdtParams { n_estimators: 15, ..Default::default() };
-        let m = Gbdt::fit(Dataset { x: &x, n_features: 5, y: &y }, classes, &params, None).unwrap();
+        let params = GbdtParams {
+            n_estimators: 15,
+            ..Default::default()
+        };
+        let m = Gbdt::fit(
+            Dataset {
+                x: &x,
+                n_features: 5,
+                y: &y,
+            },
+            classes,
+            &params,
+            None,
+        )
+        .unwrap();
         let back = roundtrip(&m);
         assert_eq!(back, m);
         let (pa, pb) = (m.predict_raw(&x).unwrap(), back.predict_raw(&x).unwrap());
@@ -309,32 +488,67 @@ fn serialization_round_trip_and_contributions() {
                 assert_eq!(c.len(), k * 6);
                 for o in 0..k {
                     let s: f64 = c[o * 6..(o + 1) * 6].iter().sum();
-                    assert!((s - pa[r * k + o]).abs() < 1e-9, "{how:?}: {s} vs {}", pa[r * k + o]);
+                    assert!(
+                        (s - pa[r * k + o]).abs() < 1e-9,
+                        "{how:?}: {s} vs {}",
+                        pa[r * k + o]
+                    );
                 }
             }
         }
     }
     // hand check on the stump: x1 = 2 -> feature 1 contributes -0.2, bias 0 (init 0, root 0)
     let (x, y) = stump_data();
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 2, y: &y }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &y,
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     let c = m.contributions(&[7.0, 2.0], Explain::Saabas).unwrap();
-    assert!(c[0] == 0.0 && (c[1] + 0.2).abs() < 1e-7 && c[2].abs() < 1e-12, "{c:?}");
+    assert!(
+        c[0] == 0.0 && (c[1] + 0.2).abs() < 1e-7 && c[2].abs() < 1e-12,
+        "{c:?}"
+    );
     // one split: SHAP of feature 1 = f(x) - E f = -0.2 - (3/6 * -0.2 + 3/6 * 0.2)
     let c = m.contributions(&[7.0, 2.0], Explain::TreeShap).unwrap();
-    assert!(c[0] == 0.0 && (c[1] + 0.2).abs() < 1e-7 && c[2].abs() < 1e-7, "{c:?}");
+    assert!(
+        c[0] == 0.0 && (c[1] + 0.2).abs() < 1e-7 && c[2].abs() < 1e-7,
+        "{c:?}"
+    );
 }
 
 #[test]
 fn from_parts_rejects_corrupt_models() {
     let (x, y) = synthetic(300, 4, 9, 0.0);
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 4, y: &y }, 2, &GbdtParams { n_estimators: 3, ..Default::default() }, None)
-        .unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 4,
+            y: &y,
+        },
+        2,
+        &GbdtParams {
+            n_estimators: 3,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
     let t = m.to_tensors();
     let node_i = t.iter().position(|t| t.0 == "gbdt.nodes").unwrap();
     // child pointing back at the root: a cycle
     let mut bad = t.clone();
     bad[node_i].2[3] = 0.0;
-    assert!(matches!(Gbdt::from_parts(m.meta().clone(), &bad), Err(GbdtError::Model(_))));
+    assert!(matches!(
+        Gbdt::from_parts(m.meta().clone(), &bad),
+        Err(GbdtError::Model(_))
+    ));
     // feature out of range
     let mut bad = t.clone();
     bad[node_i].2[0] = 99.0;
@@ -357,52 +571,191 @@ fn early_stopping_keeps_the_best_round() {
     // noisy labels: the validation loss turns up after a while
     let (x, y) = synthetic(1200, 4, 21, 0.0);
     let mut r = Lcg(99);
-    let y: Vec<usize> = y.iter().map(|&c| if r.unit() < 0.3 { 1 - c } else { c }).collect();
+    let y: Vec<usize> = y
+        .iter()
+        .map(|&c| if r.unit() < 0.3 { 1 - c } else { c })
+        .collect();
     let (tx, vx) = x.split_at(800 * 4);
     let (ty, vy) = y.split_at(800);
-    let train = Dataset { x: tx, n_features: 4, y: ty };
-    let valid = Dataset { x: vx, n_features: 4, y: vy };
-    let params = GbdtParams { n_estimators: 300, early_stopping_rounds: Some(10), ..Default::default() };
+    let train = Dataset {
+        x: tx,
+        n_features: 4,
+        y: ty,
+    };
+    let valid = Dataset {
+        x: vx,
+        n_features: 4,
+        y: vy,
+    };
+    let params = GbdtParams {
+        n_estimators: 300,
+        early_stopping_rounds: Some(10),
+        ..Default::default()
+    };
     let m = Gbdt::fit(train, 2, &params, Some(valid)).unwrap();
     let rounds = m.meta().n_rounds;
     assert!(rounds < 300 && m.meta().n_trees == rounds, "{rounds}");
     let loss = |m: &Gbdt| {
         let p = m.predict_proba(vx).unwrap();
-        vy.iter().enumerate().map(|(i, &c)| -(p[i * 2 + c] as f64).ln()).sum::<f64>() / vy.len() as f64
+        vy.iter()
+            .enumerate()
+            .map(|(i, &c)| -(p[i * 2 + c] as f64).ln())
+            .sum::<f64>()
+            / vy.len() as f64
     };
     for other in [rounds.saturating_sub(5).max(1), rounds + 5] {
-        let p = GbdtParams { n_estimators: other, early_stopping_rounds: None, ..params.clone() };
+        let p = GbdtParams {
+            n_estimators: other,
+            early_stopping_rounds: None,
+            ..params.clone()
+        };
         let o = Gbdt::fit(train, 2, &p, None).unwrap();
-        assert!(loss(&m) <= loss(&o) + 1e-6, "best {rounds}: {} vs {other}: {}", loss(&m), loss(&o));
+        assert!(
+            loss(&m) <= loss(&o) + 1e-6,
+            "best {rounds}: {} vs {other}: {}",
+            loss(&m),
+            loss(&o)
+        );
     }
     // early stopping without a validation set is a parameter error
-    assert!(matches!(Gbdt::fit(train, 2, &params, None), Err(GbdtError::Param(_))));
+    assert!(matches!(
+        Gbdt::fit(train, 2, &params, None),
+        Err(GbdtError::Param(_))
+    ));
 }
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
     let x = vec![1.0, 2.0, 3.0];
     let p = GbdtParams::default();
-    assert!(Gbdt::fit(Dataset { x: &x, n_features: 2, y: &[0] }, 2, &p, None).is_err());
-    assert!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1] }, 2, &p, None).is_err());
-    assert!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 2] }, 2, &p, None).is_err());
-    assert!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 1] }, 1, &p, None).is_err());
-    assert!(Gbdt::fit(Dataset { x: &[], n_features: 1, y: &[] }, 2, &p, None).is_err());
-    let bad = GbdtParams { learning_rate: f64::NAN, ..Default::default() };
-    assert!(matches!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 1] }, 2, &bad, None), Err(GbdtError::Param(_))));
-    let bad = GbdtParams { max_bin: 256, ..Default::default() };
-    assert!(Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0, 1, 1] }, 2, &bad, None).is_err());
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 2,
+            y: &[0]
+        },
+        2,
+        &p,
+        None
+    )
+    .is_err());
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[0, 1]
+        },
+        2,
+        &p,
+        None
+    )
+    .is_err());
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[0, 1, 2]
+        },
+        2,
+        &p,
+        None
+    )
+    .is_err());
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[0, 1, 1]
+        },
+        1,
+        &p,
+        None
+    )
+    .is_err());
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &[],
+            n_features: 1,
+            y: &[]
+        },
+        2,
+        &p,
+        None
+    )
+    .is_err());
+    let bad = GbdtParams {
+        learning_rate: f64::NAN,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Gbdt::fit(
+            Dataset {
+                x: &x,
+                n_features: 1,
+                y: &[0, 1, 1]
+            },
+            2,
+            &bad,
+            None
+        ),
+        Err(GbdtError::Param(_))
+    ));
+    let bad = GbdtParams {
+        max_bin: 256,
+        ..Default::default()
+    };
+    assert!(Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[0, 1, 1]
+        },
+        2,
+        &bad,
+        None
+    )
+    .is_err());
     // degenerate labels train without panicking: one class only, a class never seen
     let x: Vec<f32> = (0..50).map(|i| i as f32).collect();
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[0; 50] }, 2, &p, None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[0; 50],
+        },
+        2,
+        &p,
+        None,
+    )
+    .unwrap();
     assert!(m.predict_proba(&x).unwrap().chunks(2).all(|r| r[1] < 1e-6));
     let y: Vec<usize> = (0..50).map(|i| (i >= 25) as usize * 2).collect();
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &y }, 3, &p, None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &y,
+        },
+        3,
+        &p,
+        None,
+    )
+    .unwrap();
     let pr = m.predict_proba(&x).unwrap();
     assert!(pr.iter().all(|v| v.is_finite()) && pr.chunks(3).all(|r| r[1] < 1e-6));
     // infinities are values like any other
     let x = vec![f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0];
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 1, y: &[1, 0, 0, 1] }, 2, &tiny(), None).unwrap();
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &[1, 0, 0, 1],
+        },
+        2,
+        &tiny(),
+        None,
+    )
+    .unwrap();
     assert!(m.predict_raw(&x).unwrap().iter().all(|v| v.is_finite()));
 }
 
@@ -412,8 +765,23 @@ fn bad_inputs_are_errors_not_panics() {
 #[allow(clippy::needless_range_loop)]
 fn tree_shap_equals_brute_force_shapley() {
     let (x, y) = synthetic(500, 4, 17, 0.1);
-    let params = GbdtParams { n_estimators: 4, num_leaves: 7, min_data_in_leaf: 10, ..Default::default() };
-    let m = Gbdt::fit(Dataset { x: &x, n_features: 4, y: &y }, 2, &params, None).unwrap();
+    let params = GbdtParams {
+        n_estimators: 4,
+        num_leaves: 7,
+        min_data_in_leaf: 10,
+        ..Default::default()
+    };
+    let m = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 4,
+            y: &y,
+        },
+        2,
+        &params,
+        None,
+    )
+    .unwrap();
     let t = m.to_tensors();
     let get = |n: &str| t.iter().find(|e| e.0 == n).unwrap().2.clone();
     let (init, sizes, nodes) = (get("gbdt.init"), get("gbdt.tree_sizes"), get("gbdt.nodes"));
@@ -455,7 +823,11 @@ fn tree_shap_equals_brute_force_shapley() {
                 let k = s.count_ones() as usize;
                 phi += fact(k) * fact(nf - k - 1) / fact(nf) * (v(s | 1 << i) - v(s));
             }
-            assert!((got[i] - phi).abs() < 1e-9, "row {r} feature {i}: {} vs {phi}", got[i]);
+            assert!(
+                (got[i] - phi).abs() < 1e-9,
+                "row {r} feature {i}: {} vs {phi}",
+                got[i]
+            );
         }
         assert!((got[nf] - (init[0] as f64 + v(0))).abs() < 1e-9);
     }

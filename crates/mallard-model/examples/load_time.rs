@@ -16,10 +16,14 @@ fn main() {
     let t = Instant::now();
     let model = mallard_model::from_file(file).unwrap_or_else(|e| panic!("{e}"));
     let build = t.elapsed();
-    let apis: Vec<String> = ["NtOpenFile", "NtReadFile", "NtClose"].iter().map(|s| s.to_string()).collect();
+    let apis: Vec<String> = ["NtOpenFile", "NtReadFile", "NtClose"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let t = Instant::now();
-    let p = model.predict_proba(&[mallard_model::Input::Apis(&apis)]).unwrap_or_else(|e| panic!("{e}"));
+    let p = model
+        .predict_proba(&[mallard_model::Input::Apis(&apis)])
+        .unwrap_or_else(|e| panic!("{e}"));
     let predict = t.elapsed();
     println!("read {read:?}  parse {parse:?}  build {build:?}  predict {predict:?}  p {p:?}");
 }
-

@@ -37,7 +37,9 @@ impl Ensemble {
         }
         let total: f32 = members.iter().map(|(w, _)| *w).sum();
         if !(total > 0.0) || members.iter().any(|(w, _)| !(*w >= 0.0)) {
-            return Err(ModelError::Invalid("ensemble weights must be non-negative with a positive sum".into()));
+            return Err(ModelError::Invalid(
+                "ensemble weights must be non-negative with a positive sum".into(),
+            ));
         }
         meta.kind = "ensemble".into();
         let members = members.into_iter().map(|(w, m)| (w / total, m)).collect();
@@ -54,20 +56,33 @@ impl Ensemble {
         let mut members = Vec::new();
         for (i, m) in stored.members.into_iter().enumerate() {
             if m.meta.kind == "ensemble" {
-                return Err(ModelError::Corrupt("nested ensembles are not supported".into()));
+                return Err(ModelError::Corrupt(
+                    "nested ensembles are not supported".into(),
+                ));
             }
             let prefix = format!("m{i}/");
             let tensors = file
                 .tensors
                 .iter()
-                .filter_map(|t| t.name.strip_prefix(&prefix).map(|n| Tensor::new(n, t.shape.clone(), t.data.clone())))
+                .filter_map(|t| {
+                    t.name
+                        .strip_prefix(&prefix)
+                        .map(|n| Tensor::new(n, t.shape.clone(), t.data.clone()))
+                })
                 .collect();
             let blobs = file
                 .blobs
                 .iter()
                 .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
                 .collect();
-            members.push((m.weight, from_file(ModelFile { meta: m.meta, tensors, blobs })?));
+            members.push((
+                m.weight,
+                from_file(ModelFile {
+                    meta: m.meta,
+                    tensors,
+                    blobs,
+                })?,
+            ));
         }
         Ensemble::new(file.meta, members)
     }
@@ -102,7 +117,10 @@ impl Model for Ensemble {
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        self.members.iter().filter_map(|(_, m)| m.known_apis(apis)).max()
+        self.members
+            .iter()
+            .filter_map(|(_, m)| m.known_apis(apis))
+            .max()
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
@@ -112,11 +130,23 @@ impl Model for Ensemble {
         let mut stored = Vec::new();
         for (i, (w, m)) in self.members.iter().enumerate() {
             let f = m.to_file()?;
-            tensors.extend(f.tensors.into_iter().map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)));
+            tensors.extend(
+                f.tensors
+                    .into_iter()
+                    .map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)),
+            );
             blobs.extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
-            stored.push(StoredMember { weight: *w, meta: f.meta });
+            stored.push(StoredMember {
+                weight: *w,
+                meta: f.meta,
+            });
         }
-        meta.config = serde_json::to_value(Stored { members: stored }).map_err(|e| ModelError::Invalid(e.to_string()))?;
-        Ok(ModelFile { meta, tensors, blobs })
+        meta.config = serde_json::to_value(Stored { members: stored })
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs,
+        })
     }
 }

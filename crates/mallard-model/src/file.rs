@@ -25,7 +25,11 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn new(name: impl Into<String>, shape: Vec<usize>, data: Vec<f32>) -> Self {
-        Tensor { name: name.into(), shape, data }
+        Tensor {
+            name: name.into(),
+            shape,
+            data,
+        }
     }
 }
 
@@ -54,10 +58,17 @@ pub fn unpack_strings(bytes: &[u8]) -> Result<Vec<String>, ModelError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let (len, tail) = rest.split_at_checked(4).ok_or_else(|| ModelError::Corrupt("string table: truncated length".into()))?;
+        let (len, tail) = rest
+            .split_at_checked(4)
+            .ok_or_else(|| ModelError::Corrupt("string table: truncated length".into()))?;
         let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let (s, tail) = tail.split_at_checked(n).ok_or_else(|| ModelError::Corrupt("string table: truncated string".into()))?;
-        out.push(String::from_utf8(s.to_vec()).map_err(|_| ModelError::Corrupt("string table: not UTF-8".into()))?);
+        let (s, tail) = tail
+            .split_at_checked(n)
+            .ok_or_else(|| ModelError::Corrupt("string table: truncated string".into()))?;
+        out.push(
+            String::from_utf8(s.to_vec())
+                .map_err(|_| ModelError::Corrupt("string table: not UTF-8".into()))?,
+        );
         rest = tail;
     }
     Ok(out)
@@ -103,7 +114,12 @@ impl ModelFile {
         // Tensors and blobs in name order, each with its little-endian bytes.
         let mut parts: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = Vec::new();
         for t in &self.tensors {
-            parts.push((&t.name, "F32", t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+            parts.push((
+                &t.name,
+                "F32",
+                t.shape.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ));
         }
         for (name, b) in &self.blobs {
             parts.push((name, "U8", vec![b.len()], b.clone()));
@@ -139,52 +155,85 @@ impl ModelFile {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         let (header_len, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
-        let info = header
-            .metadata()
-            .as_ref()
-            .ok_or_else(|| ModelError::Foreign("safetensors file without mallard metadata".into()))?;
+        let info = header.metadata().as_ref().ok_or_else(|| {
+            ModelError::Foreign("safetensors file without mallard metadata".into())
+        })?;
         match info.get("format").map(String::as_str) {
             Some(FORMAT) => {}
-            Some(other) => return Err(ModelError::Foreign(format!("safetensors file of format {other:?}"))),
-            None => return Err(ModelError::Foreign("safetensors file without mallard metadata".into())),
+            Some(other) => {
+                return Err(ModelError::Foreign(format!(
+                    "safetensors file of format {other:?}"
+                )))
+            }
+            None => {
+                return Err(ModelError::Foreign(
+                    "safetensors file without mallard metadata".into(),
+                ))
+            }
         }
         let version: u32 = info
             .get("format_version")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| ModelError::Corrupt("format_version missing or not a number".into()))?;
         if version > FORMAT_VERSION {
-            return Err(ModelError::Newer { found: version, supported: FORMAT_VERSION });
+            return Err(ModelError::Newer {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let meta_json = info.get("mallard").ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?;
+        let meta_json = info
+            .get("mallard")
+            .ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?;
         let meta: Meta = serde_json::from_str(meta_json)
             .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
         // read_metadata has validated the offsets against the buffer; take the data from it
         // directly instead of parsing the header a second time.
-        let body = bytes.get(8 + header_len..).ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
+        let body = bytes
+            .get(8 + header_len..)
+            .ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
         let mut tensors = Vec::new();
         let mut blobs = Vec::new();
         for (name, info) in header.tensors() {
             let (a, b) = info.data_offsets;
-            let raw = body.get(a..b).ok_or_else(|| ModelError::Corrupt(format!("tensor {name:?} lies outside the file")))?;
+            let raw = body.get(a..b).ok_or_else(|| {
+                ModelError::Corrupt(format!("tensor {name:?} lies outside the file"))
+            })?;
             match info.dtype {
                 Dtype::F32 => {
-                    let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                    tensors.push(Tensor { name, shape: info.shape.clone(), data });
+                    let data = raw
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    tensors.push(Tensor {
+                        name,
+                        shape: info.shape.clone(),
+                        data,
+                    });
                 }
                 Dtype::U8 => blobs.push((name, raw.to_vec())),
-                other => return Err(ModelError::Corrupt(format!("tensor {name:?} is {other:?}, expected F32 or U8"))),
+                other => {
+                    return Err(ModelError::Corrupt(format!(
+                        "tensor {name:?} is {other:?}, expected F32 or U8"
+                    )))
+                }
             }
         }
         blobs.sort();
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(ModelFile { meta, tensors, blobs })
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs,
+        })
     }
 
     pub fn read(path: &Path) -> Result<Self, ModelError> {
         let io = |e: std::io::Error| ModelError::Io(path.display().to_string(), e);
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_FILE_BYTES {
-            return Err(ModelError::Foreign(format!("{len} bytes is too large for a mallard model")));
+            return Err(ModelError::Foreign(format!(
+                "{len} bytes is too large for a mallard model"
+            )));
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Self::from_bytes(&bytes)

@@ -11,14 +11,16 @@ mod sequence;
 mod table;
 pub mod train;
 
-pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES};
 pub use ensemble::Ensemble;
+pub use file::{
+    pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES,
+};
+pub use mallard_gbdt::{dnn::MlpParams, GbdtParams};
+pub use mallard_tables as tables;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;
 pub use sequence::{RnnModel, SeqInput};
 pub use table::{TableLearner, TableModel};
-pub use mallard_gbdt::{dnn::MlpParams, GbdtParams};
-pub use mallard_tables as tables;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -38,7 +40,10 @@ pub enum ModelError {
     #[error("unknown model kind {0:?}")]
     UnknownKind(String),
     #[error("this model reads {expected}, not {got}")]
-    WrongInput { expected: &'static str, got: &'static str },
+    WrongInput {
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("{0}")]
     Compute(String),
 }
@@ -138,7 +143,12 @@ pub fn positive_index(labels: &[String]) -> Option<usize> {
     if labels.len() != 2 {
         return None;
     }
-    let benign = |s: &str| matches!(s.to_ascii_lowercase().as_str(), "benign" | "clean" | "cleanware" | "goodware" | "0");
+    let benign = |s: &str| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "benign" | "clean" | "cleanware" | "goodware" | "0"
+        )
+    };
     match (benign(&labels[0]), benign(&labels[1])) {
         (true, false) => Some(1),
         (false, true) => Some(0),
@@ -149,7 +159,10 @@ pub fn positive_index(labels: &[String]) -> Option<usize> {
 /// Keeps the first occurrence of each API, in order.
 pub fn distinct_in_order(apis: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(apis.len().min(4096));
-    apis.iter().filter(|a| seen.insert(a.as_str())).cloned().collect()
+    apis.iter()
+        .filter(|a| seen.insert(a.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// (known, total) over the distinct names of `apis`.
@@ -228,7 +241,14 @@ pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
 
 /// The column encodings a feature model was trained with.
 pub fn table_schema(meta: &Meta) -> Result<tables::TableSchema, ModelError> {
-    let v = meta.config.get("schema").cloned().ok_or_else(|| ModelError::WrongInput { expected: "feature vectors", got: "a table" })?;
+    let v = meta
+        .config
+        .get("schema")
+        .cloned()
+        .ok_or_else(|| ModelError::WrongInput {
+            expected: "feature vectors",
+            got: "a table",
+        })?;
     serde_json::from_value(v).map_err(|e| ModelError::Corrupt(format!("schema: {e}")))
 }
 

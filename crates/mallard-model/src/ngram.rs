@@ -31,21 +31,43 @@ impl NgramSeqModel {
         let tokens = crate::file::unpack_strings(file.blob(TOKENS)?)?;
         let ids = file.blob(NGRAM_IDS)?;
         if ids.len() % 4 != 0 {
-            return Err(ModelError::Corrupt("n-gram ids: not a whole number of u32".into()));
+            return Err(ModelError::Corrupt(
+                "n-gram ids: not a whole number of u32".into(),
+            ));
         }
-        let flat: Vec<u32> = ids.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let flat: Vec<u32> = ids
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let lens = file.blob(NGRAM_LENS)?.to_vec();
-        let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
-        let model = NgramModel::from_token_ids(stored.ngram, file.meta.labels.len(), tokens, &flat, &lens, &tensors)
-            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        Ok(NgramSeqModel { meta: file.meta, model })
+        let tensors: Vec<_> = file
+            .tensors
+            .into_iter()
+            .map(|t| (t.name, t.shape, t.data))
+            .collect();
+        let model = NgramModel::from_token_ids(
+            stored.ngram,
+            file.meta.labels.len(),
+            tokens,
+            &flat,
+            &lens,
+            &tensors,
+        )
+        .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        Ok(NgramSeqModel {
+            meta: file.meta,
+            model,
+        })
     }
 }
 
 fn apis<'a>(input: &Input<'a>) -> Result<&'a [String], ModelError> {
     match input {
         Input::Apis(a) => Ok(a),
-        other => Err(ModelError::WrongInput { expected: "API-call sequences", got: other.kind_name() }),
+        other => Err(ModelError::WrongInput {
+            expected: "API-call sequences",
+            got: other.kind_name(),
+        }),
     }
 }
 
@@ -70,25 +92,45 @@ impl Model for NgramSeqModel {
             .model
             .explain(&seq, top)
             .into_iter()
-            .map(|(name, weight)| Reason { kind: "ngram".into(), name, weight })
+            .map(|(name, weight)| Reason {
+                kind: "ngram".into(),
+                name,
+                weight,
+            })
             .collect())
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        Some(crate::count_known(apis, |a| self.model.vectorizer().knows_token(a)))
+        Some(crate::count_known(apis, |a| {
+            self.model.vectorizer().knows_token(a)
+        }))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let mut meta = self.meta.clone();
-        meta.config = serde_json::to_value(Stored { ngram: self.model.config().clone() })
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        let tensors = self.model.to_tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
+        meta.config = serde_json::to_value(Stored {
+            ngram: self.model.config().clone(),
+        })
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let tensors = self
+            .model
+            .to_tensors()
+            .into_iter()
+            .map(|(n, s, d)| Tensor::new(n, s, d))
+            .collect();
         let (tokens, flat, lens) = self.model.vectorizer().token_ids();
         let blobs = vec![
             (TOKENS.to_string(), crate::file::pack_strings(&tokens)),
-            (NGRAM_IDS.to_string(), flat.iter().flat_map(|i| i.to_le_bytes()).collect()),
+            (
+                NGRAM_IDS.to_string(),
+                flat.iter().flat_map(|i| i.to_le_bytes()).collect(),
+            ),
             (NGRAM_LENS.to_string(), lens),
         ];
-        Ok(ModelFile { meta, tensors, blobs })
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs,
+        })
     }
 }

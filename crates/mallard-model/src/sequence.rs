@@ -79,7 +79,11 @@ pub(crate) fn cell_of(kind: &str) -> Option<Cell> {
 }
 
 pub(crate) fn output_for(labels: usize) -> Output {
-    if labels == 2 { Output::Sigmoid } else { Output::Softmax(labels) }
+    if labels == 2 {
+        Output::Sigmoid
+    } else {
+        Output::Softmax(labels)
+    }
 }
 
 fn compute(e: mallard_rnn::RnnError) -> ModelError {
@@ -88,7 +92,12 @@ fn compute(e: mallard_rnn::RnnError) -> ModelError {
 
 impl RnnModel {
     pub fn new(meta: Meta, tokenizer: Tokenizer, input: SeqInput, net: Net) -> Self {
-        RnnModel { meta, tokenizer, input, net }
+        RnnModel {
+            meta,
+            tokenizer,
+            input,
+            net,
+        }
     }
 
     pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
@@ -96,10 +105,14 @@ impl RnnModel {
         let cell = cell_of(&meta.kind).ok_or_else(|| ModelError::UnknownKind(meta.kind.clone()))?;
         let cfg: RnnConfig = serde_json::from_value(meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", meta.kind)))?;
-        let tokenizer =
-            meta.tokenizer.clone().ok_or_else(|| ModelError::Corrupt("sequence model without tokenizer".into()))?;
+        let tokenizer = meta
+            .tokenizer
+            .clone()
+            .ok_or_else(|| ModelError::Corrupt("sequence model without tokenizer".into()))?;
         if meta.labels.len() < 2 {
-            return Err(ModelError::Corrupt("a classifier needs at least two labels".into()));
+            return Err(ModelError::Corrupt(
+                "a classifier needs at least two labels".into(),
+            ));
         }
         let ncfg = NetConfig {
             vocab: tokenizer.vocab_size(),
@@ -107,15 +120,27 @@ impl RnnModel {
             hidden: cfg.hidden,
             cell,
             output: output_for(meta.labels.len()),
-            head: head_of(&cfg.head).ok_or_else(|| ModelError::Corrupt(format!("unknown head {:?}", cfg.head)))?,
+            head: head_of(&cfg.head)
+                .ok_or_else(|| ModelError::Corrupt(format!("unknown head {:?}", cfg.head)))?,
         };
-        let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
-        let net = Net::from_tensors(ncfg, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        Ok(RnnModel { meta, tokenizer, input: cfg.input, net })
+        let tensors: Vec<_> = file
+            .tensors
+            .into_iter()
+            .map(|t| (t.name, t.shape, t.data))
+            .collect();
+        let net =
+            Net::from_tensors(ncfg, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        Ok(RnnModel {
+            meta,
+            tokenizer,
+            input: cfg.input,
+            net,
+        })
     }
 
     fn ids(&self, apis: &[String]) -> Vec<u32> {
-        self.input.prepare(&self.tokenizer.encode(&model_view(&self.meta, apis)))
+        self.input
+            .prepare(&self.tokenizer.encode(&model_view(&self.meta, apis)))
     }
 
     fn probs(&self, rows: &[&[u32]]) -> Result<Vec<f32>, ModelError> {
@@ -153,7 +178,12 @@ impl Model for RnnModel {
         for i in inputs {
             match i {
                 Input::Apis(a) => rows.push(self.ids(a)),
-                other => return Err(ModelError::WrongInput { expected: "API-call sequences", got: other.kind_name() }),
+                other => {
+                    return Err(ModelError::WrongInput {
+                        expected: "API-call sequences",
+                        got: other.kind_name(),
+                    })
+                }
             }
         }
         let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
@@ -163,9 +193,17 @@ impl Model for RnnModel {
     /// Occlusion by API: the score change when every call of one API is removed.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
         let Input::Apis(apis) = input else {
-            return Err(ModelError::WrongInput { expected: "API-call sequences", got: input.kind_name() });
+            return Err(ModelError::WrongInput {
+                expected: "API-call sequences",
+                got: input.kind_name(),
+            });
         };
-        let tokens = mallard_tokenizer::truncate(&self.tokenizer.encode(&model_view(&self.meta, apis)), self.input.maxlen, self.input.truncating).to_vec();
+        let tokens = mallard_tokenizer::truncate(
+            &self.tokenizer.encode(&model_view(&self.meta, apis)),
+            self.input.maxlen,
+            self.input.truncating,
+        )
+        .to_vec();
         let mut distinct: Vec<u32> = tokens.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -194,16 +232,32 @@ impl Model for RnnModel {
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        Some(crate::count_known(apis, |a| !self.tokenizer.encode(&[a]).is_empty()))
+        Some(crate::count_known(apis, |a| {
+            !self.tokenizer.encode(&[a]).is_empty()
+        }))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
         let cfg = self.net.config();
         let mut meta = self.meta.clone();
         meta.tokenizer = Some(self.tokenizer.clone());
-        meta.config = serde_json::to_value(RnnConfig { embed: cfg.embed, hidden: cfg.hidden, head: head_name(cfg.head).into(), input: self.input.clone() })
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        let tensors = self.net.tensors().into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
-        Ok(ModelFile { meta, tensors, blobs: Vec::new() })
+        meta.config = serde_json::to_value(RnnConfig {
+            embed: cfg.embed,
+            hidden: cfg.hidden,
+            head: head_name(cfg.head).into(),
+            input: self.input.clone(),
+        })
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let tensors = self
+            .net
+            .tensors()
+            .into_iter()
+            .map(|(n, s, d)| Tensor::new(n, s, d))
+            .collect();
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs: Vec::new(),
+        })
     }
 }

@@ -54,28 +54,130 @@ fn column_means(t: &Table) -> Vec<f32> {
             }
         }
     }
-    sum.iter().zip(&n).map(|(&s, &c)| if c == 0 { 0.0 } else { (s / c as f64) as f32 }).collect()
+    sum.iter()
+        .zip(&n)
+        .map(|(&s, &c)| if c == 0 { 0.0 } else { (s / c as f64) as f32 })
+        .collect()
+}
+
+fn importance(names: &[String], g: &Gbdt) -> Vec<(String, f64, usize)> {
+    let gain = g.feature_importance(mallard_gbdt::Importance::Gain);
+    let split = g.feature_importance(mallard_gbdt::Importance::Split);
+    let mut v: Vec<(String, f64, usize)> = names
+        .iter()
+        .zip(gain.iter().zip(&split))
+        .filter(|(_, (_, &s))| s > 0.0)
+        .map(|(n, (&g, &s))| (n.clone(), g, s as usize))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// Stored in the model's training summary so `mallard inspect` can show it without the trees.
+fn importance_json(names: &[String], g: &Gbdt) -> serde_json::Value {
+    importance(names, g)
+        .into_iter()
+        .map(|(name, gain, splits)| serde_json::json!({ "feature": name, "gain": gain, "splits": splits }))
+        .collect()
 }
 
 impl TableModel {
     /// Trains on a labelled table. `feature_set` names the extractor whose columns the table
     /// holds (e.g. `pe-header`), so the model can score files directly.
-    pub fn train(table: &Table, learner: &TableLearner, feature_set: Option<&str>) -> Result<Self, ModelError> {
+    pub fn train(
+        table: &Table,
+        learner: &TableLearner,
+        feature_set: Option<&str>,
+    ) -> Result<Self, ModelError> {
+        Self::train_validated(table, None, learner, feature_set)
+    }
+
+    /// [`TableModel::train`] with a held-out table for early stopping: boosted trees stop when
+    /// `early_stopping_rounds` rounds bring no better validation log loss and keep the best
+    /// round; the net stops after `patience` epochs without a better validation loss.
+    pub fn train_validated(
+        table: &Table,
+        valid: Option<&Table>,
+        learner: &TableLearner,
+        feature_set: Option<&str>,
+    ) -> Result<Self, ModelError> {
         let names = crate::train::label_set(&table.labels);
         if names.len() < 2 {
-            return Err(ModelError::Invalid(format!("training needs at least two classes; the data has {names:?}")));
+            return Err(ModelError::Invalid(format!(
+                "training needs at least two classes; the data has {names:?}"
+            )));
         }
-        let y = table.label_indices(&names).map_err(|e| ModelError::Invalid(e.to_string()))?;
-        let data = Dataset { x: &table.values, n_features: table.n_cols(), y: &y };
+        let y = table
+            .label_indices(&names)
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let data = Dataset {
+            x: &table.values,
+            n_features: table.n_cols(),
+            y: &y,
+        };
+        let vy = match valid {
+            Some(v) if v.columns != table.columns => {
+                return Err(ModelError::Invalid(
+                    "the validation table has other columns than the training table".into(),
+                ))
+            }
+            // A class the training rows lack cannot be scored, so the validation rows must
+            // use the training label set.
+            Some(v) => Some(
+                v.label_indices(&names)
+                    .map_err(|e| ModelError::Invalid(format!("validation rows: {e}")))?,
+            ),
+            None => None,
+        };
+        let vdata = match (valid, &vy) {
+            (Some(v), Some(vy)) => Some(Dataset {
+                x: &v.values,
+                n_features: v.n_cols(),
+                y: vy,
+            }),
+            _ => None,
+        };
         let (kind, inner) = match learner {
-            TableLearner::Gbdt(p) => ("gbdt", Inner::Gbdt(Gbdt::fit(data, names.len(), p, None).map_err(compute)?)),
-            TableLearner::Dnn(p) => ("dnn", Inner::Mlp(Mlp::fit(data, names.len(), p, None).map_err(compute)?)),
+            TableLearner::Gbdt(p) => (
+                "gbdt",
+                Inner::Gbdt(Gbdt::fit(data, names.len(), p, vdata).map_err(compute)?),
+            ),
+            TableLearner::Dnn(p) => (
+                "dnn",
+                Inner::Mlp(Mlp::fit(data, names.len(), p, vdata).map_err(compute)?),
+            ),
         };
         let mut meta = Meta::new(kind, InputKind::Features, names);
         meta.feature_names = table.columns.clone();
         meta.feature_set = feature_set.map(str::to_string);
-        meta.training = serde_json::json!({ "samples": table.n_rows(), "features": table.n_cols() });
-        Ok(TableModel { meta, schema: table.schema.clone(), means: column_means(table), inner })
+        let mut training = serde_json::json!({
+            "samples": table.n_rows(),
+            "features": table.n_cols(),
+            "validation_samples": valid.map_or(0, Table::n_rows),
+        });
+        match &inner {
+            Inner::Gbdt(g) => {
+                training["rounds"] = g.meta().n_rounds.into();
+                training["feature_importance"] = importance_json(&table.columns, g);
+            }
+            Inner::Mlp(m) => training["epochs"] = m.meta().epochs.into(),
+        }
+        meta.training = training;
+        Ok(TableModel {
+            meta,
+            schema: table.schema.clone(),
+            means: column_means(table),
+            inner,
+        })
+    }
+
+    /// Boosted trees: `(feature, total gain, split count)` for every feature the trees split
+    /// on, highest gain first; `None` for the net.
+    pub fn feature_importance(&self) -> Option<Vec<(String, f64, usize)>> {
+        match &self.inner {
+            Inner::Gbdt(g) => Some(importance(&self.meta.feature_names, g)),
+            Inner::Mlp(_) => None,
+        }
     }
 
     pub fn schema(&self) -> &TableSchema {
@@ -87,15 +189,36 @@ impl TableModel {
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", file.meta.kind)))?;
         let n = stored.schema.columns.len();
         if stored.means.len() != n || file.meta.feature_names.len() != n {
-            return Err(ModelError::Corrupt(format!("{n} schema columns, {} means, {} names", stored.means.len(), file.meta.feature_names.len())));
+            return Err(ModelError::Corrupt(format!(
+                "{n} schema columns, {} means, {} names",
+                stored.means.len(),
+                file.meta.feature_names.len()
+            )));
         }
-        let tensors: Vec<_> = file.tensors.into_iter().map(|t| (t.name, t.shape, t.data)).collect();
+        let tensors: Vec<_> = file
+            .tensors
+            .into_iter()
+            .map(|t| (t.name, t.shape, t.data))
+            .collect();
         let inner = match (file.meta.kind.as_str(), stored.gbdt, stored.mlp) {
-            ("gbdt", Some(m), _) => Inner::Gbdt(Gbdt::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?),
-            ("dnn", _, Some(m)) => Inner::Mlp(Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?),
-            (k, _, _) => return Err(ModelError::Corrupt(format!("{k} model without its parameters"))),
+            ("gbdt", Some(m), _) => Inner::Gbdt(
+                Gbdt::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
+            ),
+            ("dnn", _, Some(m)) => Inner::Mlp(
+                Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
+            ),
+            (k, _, _) => {
+                return Err(ModelError::Corrupt(format!(
+                    "{k} model without its parameters"
+                )))
+            }
         };
-        Ok(TableModel { meta: file.meta, schema: stored.schema, means: stored.means, inner })
+        Ok(TableModel {
+            meta: file.meta,
+            schema: stored.schema,
+            means: stored.means,
+            inner,
+        })
     }
 
     fn proba(&self, x: &[f32]) -> Result<Vec<f32>, ModelError> {
@@ -113,7 +236,10 @@ impl TableModel {
                 x.len(),
                 self.schema.columns.len()
             ))),
-            other => Err(ModelError::WrongInput { expected: "feature vectors", got: other.kind_name() }),
+            other => Err(ModelError::WrongInput {
+                expected: "feature vectors",
+                got: other.kind_name(),
+            }),
         }
     }
 }
@@ -140,12 +266,25 @@ impl Model for TableModel {
         let names = &self.meta.feature_names;
         let mut reasons: Vec<Reason> = match &self.inner {
             Inner::Gbdt(g) => {
-                let c = g.contributions(x, mallard_gbdt::Explain::TreeShap).map_err(compute)?;
+                let c = g
+                    .contributions(x, mallard_gbdt::Explain::TreeShap)
+                    .map_err(compute)?;
                 let nf = x.len();
                 // Binary models have one output (toward class 1); multi-class one per class.
-                let (row, sign) = if g.meta().n_outputs() == 1 { (0, if class == 1 { 1.0 } else { -1.0 }) } else { (class, 1.0) };
+                let (row, sign) = if g.meta().n_outputs() == 1 {
+                    (0, if class == 1 { 1.0 } else { -1.0 })
+                } else {
+                    (class, 1.0)
+                };
                 let c = c.get(row * (nf + 1)..row * (nf + 1) + nf).unwrap_or(&[]);
-                c.iter().enumerate().map(|(j, &v)| Reason { kind: "feature".into(), name: names[j].clone(), weight: (sign * v) as f32 }).collect()
+                c.iter()
+                    .enumerate()
+                    .map(|(j, &v)| Reason {
+                        kind: "feature".into(),
+                        name: names[j].clone(),
+                        weight: (sign * v) as f32,
+                    })
+                    .collect()
             }
             Inner::Mlp(_) => {
                 let mut rows = Vec::with_capacity(x.len() * x.len());
@@ -157,7 +296,11 @@ impl Model for TableModel {
                 let q = self.proba(&rows)?;
                 let k = self.meta.labels.len();
                 (0..x.len())
-                    .map(|j| Reason { kind: "feature".into(), name: names[j].clone(), weight: p[class] - q[j * k + class] })
+                    .map(|j| Reason {
+                        kind: "feature".into(),
+                        name: names[j].clone(),
+                        weight: p[class] - q[j * k + class],
+                    })
                     .collect()
             }
         };
@@ -173,9 +316,21 @@ impl Model for TableModel {
             Inner::Gbdt(g) => (Some(g.meta().clone()), None, g.to_tensors()),
             Inner::Mlp(m) => (None, Some(m.meta().clone()), m.to_tensors()),
         };
-        meta.config = serde_json::to_value(Stored { schema: self.schema.clone(), means: self.means.clone(), gbdt, mlp })
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        let tensors = tensors.into_iter().map(|(n, s, d)| Tensor::new(n, s, d)).collect();
-        Ok(ModelFile { meta, tensors, blobs: Vec::new() })
+        meta.config = serde_json::to_value(Stored {
+            schema: self.schema.clone(),
+            means: self.means.clone(),
+            gbdt,
+            mlp,
+        })
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let tensors = tensors
+            .into_iter()
+            .map(|(n, s, d)| Tensor::new(n, s, d))
+            .collect();
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs: Vec::new(),
+        })
     }
 }

@@ -31,9 +31,15 @@ impl ModelKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [ModelKind::Lstm, ModelKind::Gru, ModelKind::BiLstm, ModelKind::Ngram, ModelKind::Ensemble]
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
+        [
+            ModelKind::Lstm,
+            ModelKind::Gru,
+            ModelKind::BiLstm,
+            ModelKind::Ngram,
+            ModelKind::Ensemble,
+        ]
+        .into_iter()
+        .find(|k| k.name().eq_ignore_ascii_case(s))
     }
 
     fn cell(self) -> Option<Cell> {
@@ -156,7 +162,11 @@ pub fn train(
     obs: &mut dyn Observer,
 ) -> Result<Box<dyn Model>, ModelError> {
     if seqs.len() != labels.len() {
-        return Err(ModelError::Invalid(format!("{} sequences but {} labels", seqs.len(), labels.len())));
+        return Err(ModelError::Invalid(format!(
+            "{} sequences but {} labels",
+            seqs.len(),
+            labels.len()
+        )));
     }
     let names = label_set(labels);
     if names.len() < 2 {
@@ -165,7 +175,10 @@ pub fn train(
             names
         )));
     }
-    let y: Vec<usize> = labels.iter().map(|l| names.iter().position(|n| n == l).unwrap_or(0)).collect();
+    let y: Vec<usize> = labels
+        .iter()
+        .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
+        .collect();
     let collapsed: Vec<Vec<String>>;
     let seqs = if opts.collapse_runs {
         collapsed = seqs.iter().map(|s| crate::collapse_runs(s)).collect();
@@ -173,7 +186,9 @@ pub fn train(
     } else {
         seqs
     };
-    let distinct = seqs.iter().all(|s| crate::distinct_in_order(s).len() == s.len());
+    let distinct = seqs
+        .iter()
+        .all(|s| crate::distinct_in_order(s).len() == s.len());
     let mut model = train_kind(seqs, &y, names, distinct, opts, obs)?;
     if opts.collapse_runs {
         // Rebuild through the file so every member records the flag.
@@ -186,7 +201,11 @@ pub fn train(
 
 fn set_collapse(meta: &mut Meta) {
     meta.collapse_runs = true;
-    if let Some(members) = meta.config.get_mut("members").and_then(|m| m.as_array_mut()) {
+    if let Some(members) = meta
+        .config
+        .get_mut("members")
+        .and_then(|m| m.as_array_mut())
+    {
         for m in members {
             if let Some(inner) = m.get_mut("meta") {
                 inner["collapse_runs"] = serde_json::Value::Bool(true);
@@ -218,7 +237,10 @@ fn train_kind(
                 "samples": seqs.len(),
                 "members": [rnn.meta().training.clone(), ngram.meta().training.clone()],
             });
-            Ok(Box::new(Ensemble::new(meta, vec![(0.5, Box::new(rnn)), (0.5, Box::new(ngram))])?))
+            Ok(Box::new(Ensemble::new(
+                meta,
+                vec![(0.5, Box::new(rnn)), (0.5, Box::new(ngram))],
+            )?))
         }
     }
 }
@@ -233,7 +255,8 @@ fn train_ngram(
     obs.stage("fitting n-gram model");
     let mut cfg = NgramConfig::tuned();
     cfg.logreg.class_weight = ClassWeight::Balanced;
-    let model = NgramModel::fit(seqs, y, names.len(), &cfg).map_err(|e| ModelError::Compute(e.to_string()))?;
+    let model = NgramModel::fit(seqs, y, names.len(), &cfg)
+        .map_err(|e| ModelError::Compute(e.to_string()))?;
     let mut meta = Meta::new("ngram", InputKind::ApiSequence, names.to_vec());
     meta.distinct_calls = distinct;
     meta.training = serde_json::json!({
@@ -254,7 +277,11 @@ fn train_rnn(
     let published = opts.preset == Preset::Published;
     let cell = opts.kind.cell().unwrap_or(Cell::BiLstm);
     let tok_cfg = TokenizerConfig {
-        text: if published { TextMode::keras_default() } else { TextMode::Exact },
+        text: if published {
+            TextMode::keras_default()
+        } else {
+            TextMode::Exact
+        },
         num_words: None,
         oov_token: None,
     };
@@ -263,9 +290,17 @@ fn train_rnn(
     let ids: Vec<Vec<u32>> = seqs.iter().map(|s| tokenizer.encode(s)).collect();
     let longest = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let input = if published {
-        SeqInput { maxlen: opts.maxlen.unwrap_or(longest), truncating: Side::Pre, pad_to_maxlen: true }
+        SeqInput {
+            maxlen: opts.maxlen.unwrap_or(longest),
+            truncating: Side::Pre,
+            pad_to_maxlen: true,
+        }
     } else {
-        SeqInput { maxlen: opts.maxlen.unwrap_or(2000).min(longest.max(1)).max(1), truncating: Side::Post, pad_to_maxlen: false }
+        SeqInput {
+            maxlen: opts.maxlen.unwrap_or(2000).min(longest.max(1)).max(1),
+            truncating: Side::Post,
+            pad_to_maxlen: false,
+        }
     };
     let rows: Vec<Vec<u32>> = ids.iter().map(|s| input.prepare(s)).collect();
 
@@ -276,19 +311,41 @@ fn train_rnn(
         cell,
         output: output_for(names.len()),
         head: match opts.head.as_deref() {
-            Some(h) => head_of(h).ok_or_else(|| ModelError::Invalid(format!("unknown head {h:?} (last, mean, max)")))?,
+            Some(h) => head_of(h).ok_or_else(|| {
+                ModelError::Invalid(format!("unknown head {h:?} (last, mean, max)"))
+            })?,
             None if published => Head::Last,
             None => Head::Last,
         },
     };
-    let mut net = Net::new(ncfg.clone(), opts.seed).map_err(|e| ModelError::Invalid(e.to_string()))?;
-    let optimizer = match opts.optimizer.as_deref().unwrap_or(if published { "rmsprop" } else { "adam" }) {
-        "rmsprop" => Optimizer::rmsprop(),
-        "adam" => Optimizer::adam(),
-        other => return Err(ModelError::Invalid(format!("unknown optimizer {other:?} (adam, rmsprop)"))),
-    };
+    let mut net =
+        Net::new(ncfg.clone(), opts.seed).map_err(|e| ModelError::Invalid(e.to_string()))?;
+    let optimizer =
+        match opts
+            .optimizer
+            .as_deref()
+            .unwrap_or(if published { "rmsprop" } else { "adam" })
+        {
+            "rmsprop" => Optimizer::rmsprop(),
+            "adam" => Optimizer::adam(),
+            other => {
+                return Err(ModelError::Invalid(format!(
+                    "unknown optimizer {other:?} (adam, rmsprop)"
+                )))
+            }
+        };
     let optimizer = match (optimizer, opts.learning_rate) {
-        (Optimizer::Adam { beta1, beta2, eps, .. }, Some(lr)) => Optimizer::Adam { lr, beta1, beta2, eps },
+        (
+            Optimizer::Adam {
+                beta1, beta2, eps, ..
+            },
+            Some(lr),
+        ) => Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        },
         (Optimizer::RmsProp { rho, eps, .. }, Some(lr)) => Optimizer::RmsProp { lr, rho, eps },
         (o, None) => o,
     };
@@ -296,7 +353,18 @@ fn train_rnn(
         let k = names.len();
         let mut counts = vec![0usize; k];
         y.iter().for_each(|&c| counts[c] += 1);
-        Some(counts.iter().map(|&c| if c == 0 { 0.0 } else { y.len() as f32 / (k as f32 * c as f32) }).collect())
+        Some(
+            counts
+                .iter()
+                .map(|&c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        y.len() as f32 / (k as f32 * c as f32)
+                    }
+                })
+                .collect(),
+        )
     } else {
         None
     };
@@ -304,8 +372,14 @@ fn train_rnn(
         epochs: opts.epochs.unwrap_or(if published { 5 } else { 20 }),
         batch_size: opts.batch_size.unwrap_or(if published { 64 } else { 32 }),
         optimizer,
-        loss: if published { Loss::Mse } else { Loss::CrossEntropy },
-        validation_split: opts.validation_split.unwrap_or(if published { 0.0 } else { 0.1 }),
+        loss: if published {
+            Loss::Mse
+        } else {
+            Loss::CrossEntropy
+        },
+        validation_split: opts
+            .validation_split
+            .unwrap_or(if published { 0.0 } else { 0.1 }),
         early_stopping_patience: opts.patience.or(if published { None } else { Some(3) }),
         class_weights,
         seed: opts.seed,
@@ -333,17 +407,26 @@ fn train_rnn(
         &cfg,
         &mut |r: &EpochReport| {
             obs.borrow_mut().epoch_end(r);
-            history.push(EpochJson { epoch: r.epoch, loss: r.loss, val_loss: r.val_loss, val_accuracy: r.val_accuracy });
+            history.push(EpochJson {
+                epoch: r.epoch,
+                loss: r.loss,
+                val_loss: r.val_loss,
+                val_accuracy: r.val_accuracy,
+            });
         },
         &mut |done, total, loss| obs.borrow_mut().batch(done, total, loss),
     )
     .map_err(|e| ModelError::Compute(e.to_string()))?;
 
-    let mut meta = Meta::new(opts.kind.cell().map_or("bilstm", |c| match c {
-        Cell::Lstm => "lstm",
-        Cell::Gru => "gru",
-        Cell::BiLstm => "bilstm",
-    }), InputKind::ApiSequence, names.to_vec());
+    let mut meta = Meta::new(
+        opts.kind.cell().map_or("bilstm", |c| match c {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+            Cell::BiLstm => "bilstm",
+        }),
+        InputKind::ApiSequence,
+        names.to_vec(),
+    );
     meta.distinct_calls = distinct;
     meta.training = serde_json::json!({
         "preset": if published { "published" } else { "default" },

@@ -2,7 +2,11 @@ use mallard_model::{InputKind, Meta, ModelError, ModelFile, Tensor};
 use std::collections::HashMap;
 
 fn sample() -> ModelFile {
-    let mut meta = Meta::new("lstm", InputKind::ApiSequence, vec!["benign".into(), "malicious".into()]);
+    let mut meta = Meta::new(
+        "lstm",
+        InputKind::ApiSequence,
+        vec!["benign".into(), "malicious".into()],
+    );
     meta.threshold = 0.25;
     ModelFile {
         meta,
@@ -10,7 +14,10 @@ fn sample() -> ModelFile {
             Tensor::new("a", vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]),
             Tensor::new("b", vec![1], vec![0.125]),
         ],
-        blobs: vec![("names".into(), mallard_model::pack_strings(&["NtClose".into(), "".into(), "a b\nc".into()]))],
+        blobs: vec![(
+            "names".into(),
+            mallard_model::pack_strings(&["NtClose".into(), "".into(), "a b\nc".into()]),
+        )],
     }
 }
 
@@ -19,7 +26,10 @@ fn round_trip_keeps_meta_and_tensors() {
     let f = sample();
     let back = ModelFile::from_bytes(&f.to_bytes().unwrap()).unwrap();
     assert_eq!(back.tensors, f.tensors);
-    assert_eq!(mallard_model::unpack_strings(back.blob("names").unwrap()).unwrap(), ["NtClose", "", "a b\nc"]);
+    assert_eq!(
+        mallard_model::unpack_strings(back.blob("names").unwrap()).unwrap(),
+        ["NtClose", "", "a b\nc"]
+    );
     assert!(mallard_model::unpack_strings(&[5, 0, 0, 0, b'a']).is_err());
     assert!(mallard_model::unpack_strings(&[1, 0]).is_err());
     assert_eq!(back.meta.threshold, 0.25);
@@ -36,14 +46,23 @@ fn is_a_plain_safetensors_file() {
 
 #[test]
 fn refuses_foreign_corrupt_and_newer_files() {
-    assert!(matches!(ModelFile::from_bytes(b"{\"not\": \"a model\"}"), Err(ModelError::Foreign(_))));
-    assert!(matches!(ModelFile::from_bytes(&[]), Err(ModelError::Foreign(_))));
+    assert!(matches!(
+        ModelFile::from_bytes(b"{\"not\": \"a model\"}"),
+        Err(ModelError::Foreign(_))
+    ));
+    assert!(matches!(
+        ModelFile::from_bytes(&[]),
+        Err(ModelError::Foreign(_))
+    ));
 
     // A safetensors file from elsewhere.
     let data = [0u8; 4];
     let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1], &data).unwrap();
     let other = safetensors::tensor::serialize([("w", v)], None).unwrap();
-    assert!(matches!(ModelFile::from_bytes(&other), Err(ModelError::Foreign(_))));
+    assert!(matches!(
+        ModelFile::from_bytes(&other),
+        Err(ModelError::Foreign(_))
+    ));
 
     // Truncated body.
     let mut bytes = sample().to_bytes().unwrap();

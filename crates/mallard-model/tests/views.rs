@@ -34,7 +34,13 @@ fn distinct_training_data_makes_scoring_see_distinct_calls() {
         seqs.push(r);
         labels.push(if mal { "malicious" } else { "benign" }.to_string());
     }
-    let m = train(&seqs, &labels, &TrainOptions::new(ModelKind::Ngram, Preset::Default), &mut Quiet).unwrap();
+    let m = train(
+        &seqs,
+        &labels,
+        &TrainOptions::new(ModelKind::Ngram, Preset::Default),
+        &mut Quiet,
+    )
+    .unwrap();
     assert!(m.meta().distinct_calls);
     // A raw trace with repeats scores exactly like its distinct form.
     let raw = s(&["A", "A", "B", "X", "B", "X", "X"]);
@@ -44,7 +50,10 @@ fn distinct_training_data_makes_scoring_see_distinct_calls() {
     assert_eq!(p1, p2);
     assert!(p1[1] > 0.5);
     // ...and the flag survives the file.
-    let back = mallard_model::from_file(ModelFile::from_bytes(&m.to_file().unwrap().to_bytes().unwrap()).unwrap()).unwrap();
+    let back = mallard_model::from_file(
+        ModelFile::from_bytes(&m.to_file().unwrap().to_bytes().unwrap()).unwrap(),
+    )
+    .unwrap();
     // Weights are stored as f32, so allow rounding.
     let p3 = back.predict_proba(&[Input::Apis(&raw)]).unwrap();
     assert!((p3[1] - p1[1]).abs() < 1e-6, "{p3:?} vs {p1:?}");
@@ -56,7 +65,11 @@ fn collapse_repeats_is_remembered_by_ensemble_members() {
     let mut labels = Vec::new();
     for i in 0..40 {
         let mal = i % 2 == 0;
-        let r = if mal { s(&["A", "A", "X", "X", "B"]) } else { s(&["A", "Y", "Y", "B", "B"]) };
+        let r = if mal {
+            s(&["A", "A", "X", "X", "B"])
+        } else {
+            s(&["A", "Y", "Y", "B", "B"])
+        };
         seqs.push(r);
         labels.push(if mal { "malicious" } else { "benign" }.to_string());
     }
@@ -68,5 +81,8 @@ fn collapse_repeats_is_remembered_by_ensemble_members() {
     assert!(m.meta().collapse_runs);
     let a = s(&["A", "A", "A", "X", "B"]);
     let b = s(&["A", "X", "B"]);
-    assert_eq!(m.predict_proba(&[Input::Apis(&a)]).unwrap(), m.predict_proba(&[Input::Apis(&b)]).unwrap());
+    assert_eq!(
+        m.predict_proba(&[Input::Apis(&a)]).unwrap(),
+        m.predict_proba(&[Input::Apis(&b)]).unwrap()
+    );
 }

@@ -126,7 +126,12 @@ impl NgramModel {
         contrib
             .into_iter()
             .take(top)
-            .map(|(j, c)| (self.vectorizer.name(j as usize).unwrap_or_default(), c as f32))
+            .map(|(j, c)| {
+                (
+                    self.vectorizer.name(j as usize).unwrap_or_default(),
+                    c as f32,
+                )
+            })
             .collect()
     }
 

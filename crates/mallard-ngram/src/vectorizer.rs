@@ -14,7 +14,9 @@ impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
         }
         let mut last = [0u8; 8];
         let rem = chunks.remainder();
@@ -160,7 +162,11 @@ pub struct NgramVectorizer {
 }
 
 /// Column -> token ids and token id -> token, inverted from the lookup maps.
-fn index(tokens: &HashMap<String, u32>, features: &HashMap<Box<[u32]>, u32>, n: usize) -> (Vec<Box<[u32]>>, Vec<String>) {
+fn index(
+    tokens: &HashMap<String, u32>,
+    features: &HashMap<Box<[u32]>, u32>,
+    n: usize,
+) -> (Vec<Box<[u32]>>, Vec<String>) {
     let mut names = vec![String::new(); tokens.len()];
     for (t, &i) in tokens {
         if let Some(slot) = names.get_mut(i as usize) {
@@ -300,7 +306,8 @@ impl NgramVectorizer {
             return Err(NgramError::InvalidParts("too many features".into()));
         }
         let mut tokens: HashMap<String, u32> = HashMap::default();
-        let mut features: HashMap<Box<[u32]>, u32> = HashMap::with_capacity_and_hasher(names.len(), Default::default());
+        let mut features: HashMap<Box<[u32]>, u32> =
+            HashMap::with_capacity_and_hasher(names.len(), Default::default());
         let mut key = Vec::new();
         for (col, name) in names.iter().enumerate() {
             key.clear();
@@ -354,7 +361,10 @@ impl NgramVectorizer {
     /// The name of one column (tokens joined by a space), without building the others.
     pub fn name(&self, col: usize) -> Option<String> {
         let key = self.keys.get(col)?;
-        let parts: Vec<&str> = key.iter().map(|&i| self.token_names.get(i as usize).map_or("", String::as_str)).collect();
+        let parts: Vec<&str> = key
+            .iter()
+            .map(|&i| self.token_names.get(i as usize).map_or("", String::as_str))
+            .collect();
         Some(parts.join(" "))
     }
 
@@ -375,26 +385,39 @@ impl NgramVectorizer {
         let idf = match (config.use_idf, idf) {
             (true, Some(v)) if v.len() == n && v.iter().all(|x| x.is_finite()) => v,
             (false, None) => Vec::new(),
-            _ => return Err(NgramError::InvalidParts("idf does not match the vocabulary and settings".into())),
+            _ => {
+                return Err(NgramError::InvalidParts(
+                    "idf does not match the vocabulary and settings".into(),
+                ))
+            }
         };
-        let mut map: HashMap<String, u32> = HashMap::with_capacity_and_hasher(tokens.len(), Default::default());
+        let mut map: HashMap<String, u32> =
+            HashMap::with_capacity_and_hasher(tokens.len(), Default::default());
         for (i, t) in tokens.into_iter().enumerate() {
             if map.insert(t, i as u32).is_some() {
                 return Err(NgramError::InvalidParts("a token appears twice".into()));
             }
         }
-        let mut features: HashMap<Box<[u32]>, u32> = HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut features: HashMap<Box<[u32]>, u32> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
         let mut at = 0usize;
         for (col, &len) in lens.iter().enumerate() {
             let len = len as usize;
             let key = flat
                 .get(at..at + len)
                 .ok_or_else(|| NgramError::InvalidParts("n-gram ids end early".into()))?;
-            if len < config.ngram_min || len > config.ngram_max || key.iter().any(|&i| i as usize >= map.len()) {
-                return Err(NgramError::InvalidParts(format!("column {col}: bad n-gram")));
+            if len < config.ngram_min
+                || len > config.ngram_max
+                || key.iter().any(|&i| i as usize >= map.len())
+            {
+                return Err(NgramError::InvalidParts(format!(
+                    "column {col}: bad n-gram"
+                )));
             }
             if features.insert(key.into(), col as u32).is_some() {
-                return Err(NgramError::InvalidParts(format!("column {col}: duplicate n-gram")));
+                return Err(NgramError::InvalidParts(format!(
+                    "column {col}: duplicate n-gram"
+                )));
             }
             at += len;
         }
@@ -402,7 +425,16 @@ impl NgramVectorizer {
             return Err(NgramError::InvalidParts("extra n-gram ids".into()));
         }
         let (keys, token_names) = index(&map, &features, n);
-        Ok(Self { config, tokens: map, features, n_features: n, keys, token_names, names: std::sync::OnceLock::new(), idf })
+        Ok(Self {
+            config,
+            tokens: map,
+            features,
+            n_features: n,
+            keys,
+            token_names,
+            names: std::sync::OnceLock::new(),
+            idf,
+        })
     }
 
     /// Weights documents; n-grams outside the vocabulary are ignored.
@@ -495,7 +527,11 @@ impl NgramVectorizer {
 
     /// N-gram names (tokens joined by a space), in column order.
     pub fn vocab(&self) -> &[String] {
-        self.names.get_or_init(|| (0..self.n_features).map(|c| self.name(c).unwrap_or_default()).collect())
+        self.names.get_or_init(|| {
+            (0..self.n_features)
+                .map(|c| self.name(c).unwrap_or_default())
+                .collect()
+        })
     }
 
     /// Inverse document frequencies in column order; `None` without idf.

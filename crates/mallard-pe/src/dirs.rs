@@ -103,17 +103,29 @@ impl<'a> Pe<'a> {
 
     /// LIEF's `ImportEntry::is_ordinal`: the top bit set and bits 15..62 (15..30) clear.
     pub fn thunk_is_ordinal(&self, data: u64) -> bool {
-        let mask = if self.is_pe32_plus() { 1u64 << 63 } else { 1u64 << 31 };
+        let mask = if self.is_pe32_plus() {
+            1u64 << 63
+        } else {
+            1u64 << 31
+        };
         data & mask != 0 && (data & !mask) >> 15 == 0
     }
 
     fn thunk_entry(&self, data: u64) -> Option<ImportEntry> {
         if self.thunk_is_ordinal(data) {
-            return Some(ImportEntry { ordinal: Some((data & 0xffff) as u16), name: String::new(), thunk: data });
+            return Some(ImportEntry {
+                ordinal: Some((data & 0xffff) as u16),
+                name: String::new(),
+                thunk: data,
+            });
         }
         let hint_off = self.lief_rva_to_offset(data);
         let name = import_name_at(self.data(), hint_off.wrapping_add(2))?;
-        Some(ImportEntry { ordinal: None, name, thunk: data })
+        Some(ImportEntry {
+            ordinal: None,
+            name,
+            thunk: data,
+        })
     }
 
     /// The import table as LIEF 0.12.3 reads it: descriptors from the IMPORT directory while
@@ -123,7 +135,9 @@ impl<'a> Pe<'a> {
     /// until both are 0; names that are not 1..=4096 printable bytes are dropped.
     pub fn lief_imports(&self) -> ImportTable {
         let mut out = ImportTable::default();
-        let Some(d) = self.lief_dir(dir::IMPORT) else { return out };
+        let Some(d) = self.lief_dir(dir::IMPORT) else {
+            return out;
+        };
         let data = self.data();
         let w = self.thunk_size();
         let start = self.lief_rva_to_offset(u64::from(d.virtual_address));
@@ -157,8 +171,16 @@ impl<'a> Pe<'a> {
             let Some(name) = dll_name_at(data, self.lief_rva_to_offset(u64::from(name_rva))) else {
                 continue;
             };
-            let mut lt_off = if ilt > 0 { self.lief_rva_to_offset(u64::from(ilt)) } else { 0 };
-            let mut iat_off = if iat > 0 { self.lief_rva_to_offset(u64::from(iat)) } else { 0 };
+            let mut lt_off = if ilt > 0 {
+                self.lief_rva_to_offset(u64::from(ilt))
+            } else {
+                0
+            };
+            let mut iat_off = if iat > 0 {
+                self.lief_rva_to_offset(u64::from(iat))
+            } else {
+                0
+            };
             let mut iat_v = 0u64;
             let mut table = 0u64;
             if iat_off > 0 {
@@ -174,7 +196,10 @@ impl<'a> Pe<'a> {
                     lt_off = lt_off.wrapping_add(w);
                 }
             }
-            let mut imp = Import { name, entries: Vec::new() };
+            let mut imp = Import {
+                name,
+                entries: Vec::new(),
+            };
             while table != 0 || iat_v != 0 {
                 thunks += 1;
                 if thunks > self.limits().max_import_thunks {
@@ -224,7 +249,9 @@ impl<'a> Pe<'a> {
     /// `[offset, offset + Size)`, names from the delay name table until a 0 entry).
     pub fn lief_delay_imports(&self) -> ImportTable {
         let mut out = ImportTable::default();
-        let Some(d) = self.lief_dir(dir::DELAY_IMPORT) else { return out };
+        let Some(d) = self.lief_dir(dir::DELAY_IMPORT) else {
+            return out;
+        };
         let data = self.data();
         let w = self.thunk_size();
         let start = self.lief_rva_to_offset(u64::from(d.virtual_address));
@@ -254,8 +281,15 @@ impl<'a> Pe<'a> {
             let Some(name) = dll_name_at(data, self.lief_rva_to_offset(u64::from(name_rva))) else {
                 continue;
             };
-            let mut imp = Import { name, entries: Vec::new() };
-            let names_off = if name_table > 0 { self.lief_rva_to_offset(u64::from(name_table)) } else { 0 };
+            let mut imp = Import {
+                name,
+                entries: Vec::new(),
+            };
+            let names_off = if name_table > 0 {
+                self.lief_rva_to_offset(u64::from(name_table))
+            } else {
+                0
+            };
             if names_off > 0 {
                 let mut off = names_off;
                 let mut val = self.thunk_at(off).unwrap_or(0);
@@ -334,7 +368,9 @@ impl<'a> Pe<'a> {
                 truncated = true;
                 break;
             }
-            let Some(addr) = u32_at(data, eat + i * 4) else { break };
+            let Some(addr) = u32_at(data, eat + i * 4) else {
+                break;
+            };
             let ordinal = (i as u16).wrapping_add(ord_base);
             let forwarded = rva <= addr && addr < range_end;
             if addr == 0 {
@@ -352,15 +388,24 @@ impl<'a> Pe<'a> {
                     }
                 }
             }
-            entries.push(ExportEntry { ordinal, address: if forwarded { 0 } else { addr }, forwarded, name });
+            entries.push(ExportEntry {
+                ordinal,
+                address: if forwarded { 0 } else { addr },
+                forwarded,
+                name,
+            });
         }
         for i in 0..u64::from(n_names) {
             if i >= cap as u64 {
                 truncated = true;
                 break;
             }
-            let Some(idx) = u16_at(data, ot + i * 2) else { break };
-            let Some(entry) = entries.get_mut(usize::from(idx)) else { break };
+            let Some(idx) = u16_at(data, ot + i * 2) else {
+                break;
+            };
+            let Some(entry) = entries.get_mut(usize::from(idx)) else {
+                break;
+            };
             if entry.name.is_empty() {
                 let Some(nrva) = u32_at(data, npt + i * 4) else {
                     mark(entry.ordinal, &mut corrupted);
@@ -380,10 +425,17 @@ impl<'a> Pe<'a> {
                 }
             }
         }
-        let is_marked =
-            |o: u16| corrupted.get(usize::from(o) / 64).is_some_and(|w| w & (1 << (o % 64)) != 0);
+        let is_marked = |o: u16| {
+            corrupted
+                .get(usize::from(o) / 64)
+                .is_some_and(|w| w & (1 << (o % 64)) != 0)
+        };
         entries.retain(|e| !is_marked(e.ordinal));
-        Some(Export { name, entries, truncated })
+        Some(Export {
+            name,
+            entries,
+            truncated,
+        })
     }
 }
 
@@ -391,8 +443,12 @@ impl<'a> Pe<'a> {
 /// byte read is replaced by NUL (so a string with no NUL in `maxsize` bytes keeps
 /// `maxsize - 1`); empty when the offset is past the end.
 fn lief_string_max(d: &[u8], off: u64, maxsize: usize) -> Vec<u8> {
-    let Ok(start) = usize::try_from(off) else { return Vec::new() };
-    let Some(rest) = d.get(start..) else { return Vec::new() };
+    let Ok(start) = usize::try_from(off) else {
+        return Vec::new();
+    };
+    let Some(rest) = d.get(start..) else {
+        return Vec::new();
+    };
     let window = &rest[..rest.len().min(maxsize)];
     match window.iter().position(|&b| b == 0) {
         Some(n) => window[..n].to_vec(),

@@ -395,7 +395,10 @@ impl<'a> Pe<'a> {
     /// type from the optional header magic (or from SizeOfOptionalHeader 0xE0/0xF0).
     pub fn parse_with(data: &'a [u8], limits: Limits) -> Result<Pe<'a>, PeError> {
         if data.len() > limits.max_file_size {
-            return Err(PeError::TooLarge { size: data.len(), limit: limits.max_file_size });
+            return Err(PeError::TooLarge {
+                size: data.len(),
+                limit: limits.max_file_size,
+            });
         }
         let dos = parse_dos(data).ok_or(PeError::NotPe("shorter than a DOS header"))?;
         if dos.e_magic != 0x5a4d {
@@ -455,12 +458,20 @@ impl<'a> Pe<'a> {
         }
         pe.sections = sections;
         // Data directories at the fixed position after the optional header.
-        let dd_off = opt_off + if kind == PeKind::Pe32 { PE32_OPT_SIZE } else { PE64_OPT_SIZE };
+        let dd_off = opt_off
+            + if kind == PeKind::Pe32 {
+                PE32_OPT_SIZE
+            } else {
+                PE64_OPT_SIZE
+            };
         let mut dds = Vec::with_capacity(16);
         for i in 0..16u64 {
             let o = dd_off + i * 8;
             match (u32_at(data, o), u32_at(data, o + 4)) {
-                (Some(va), Some(size)) => dds.push(DataDirectory { virtual_address: va, size }),
+                (Some(va), Some(size)) => dds.push(DataDirectory {
+                    virtual_address: va,
+                    size,
+                }),
                 _ => break,
             }
         }
@@ -498,7 +509,8 @@ impl<'a> Pe<'a> {
 
     /// Whether the CLR runtime header directory is set (.NET assembly).
     pub fn is_dotnet(&self) -> bool {
-        self.data_directory(dir::CLR_RUNTIME).is_some_and(|d| d.virtual_address != 0)
+        self.data_directory(dir::CLR_RUNTIME)
+            .is_some_and(|d| d.virtual_address != 0)
     }
 
     /// Loader-like RVA to file offset: inside the headers, or inside a section's raw data.
@@ -509,7 +521,9 @@ impl<'a> Pe<'a> {
         for s in &self.sections {
             let va = s.virtual_address;
             let span = s.virtual_size.max(s.size_of_raw_data);
-            let Some(delta) = rva.checked_sub(va) else { continue };
+            let Some(delta) = rva.checked_sub(va) else {
+                continue;
+            };
             if delta < span {
                 if delta >= s.size_of_raw_data {
                     return None;
@@ -557,16 +571,23 @@ impl<'a> Pe<'a> {
     /// LIEF 0.12's entry section: the section holding AddressOfEntryPoint, else the first
     /// executable section, else none.
     pub fn lief_entry_section(&self) -> Option<usize> {
-        self.section_index_from_rva(u64::from(self.optional.address_of_entry_point)).or_else(|| {
-            self.sections.iter().position(|s| s.characteristics & scn::MEM_EXECUTE != 0)
-        })
+        self.section_index_from_rva(u64::from(self.optional.address_of_entry_point))
+            .or_else(|| {
+                self.sections
+                    .iter()
+                    .position(|s| s.characteristics & scn::MEM_EXECUTE != 0)
+            })
     }
 
     /// LIEF 0.12's `Binary::virtual_size`: headers end (e_lfanew + 24 + sizeof optional
     /// header struct) maxed with every section's VA + VirtualSize, rounded up to
     /// SectionAlignment.
     pub fn lief_virtual_size(&self) -> u64 {
-        let opt = if self.kind == PeKind::Pe32 { PE32_OPT_SIZE } else { PE64_OPT_SIZE };
+        let opt = if self.kind == PeKind::Pe32 {
+            PE32_OPT_SIZE
+        } else {
+            PE64_OPT_SIZE
+        };
         let mut size = u64::from(self.dos.e_lfanew) + 24 + opt;
         for s in &self.sections {
             size = size.max(u64::from(s.virtual_address) + u64::from(s.virtual_size));
@@ -592,7 +613,9 @@ impl<'a> Pe<'a> {
 
     /// LIEF 0.12 `has_tls`: a TLS directory structure (24 / 40 bytes) can be read.
     pub fn lief_has_tls(&self) -> bool {
-        let Some(d) = self.lief_dir(dir::TLS) else { return false };
+        let Some(d) = self.lief_dir(dir::TLS) else {
+            return false;
+        };
         let off = self.lief_rva_to_offset(u64::from(d.virtual_address));
         let n = if self.is_pe32_plus() { 40 } else { 24 };
         read::range_ok(self.data, off, n)
@@ -601,7 +624,9 @@ impl<'a> Pe<'a> {
     /// LIEF 0.12 `has_relocations`: the first relocation block header (8 bytes) can be read
     /// (offset truncated to 32 bits as LIEF does).
     pub fn lief_has_relocations(&self) -> bool {
-        let Some(d) = self.lief_dir(dir::BASE_RELOCATION) else { return false };
+        let Some(d) = self.lief_dir(dir::BASE_RELOCATION) else {
+            return false;
+        };
         let off = self.lief_rva_to_offset(u64::from(d.virtual_address)) as u32;
         read::range_ok(self.data, u64::from(off), 8)
     }
@@ -609,7 +634,9 @@ impl<'a> Pe<'a> {
     /// LIEF 0.12 `has_resources`: the root resource directory (16 bytes) and its first entry
     /// slot (8 bytes) can be read.
     pub fn lief_has_resources(&self) -> bool {
-        let Some(d) = self.lief_dir(dir::RESOURCE) else { return false };
+        let Some(d) = self.lief_dir(dir::RESOURCE) else {
+            return false;
+        };
         let off = self.lief_rva_to_offset(u64::from(d.virtual_address)) as u32;
         read::range_ok(self.data, u64::from(off), 24)
     }
@@ -617,17 +644,27 @@ impl<'a> Pe<'a> {
     /// `has_signatures` approximated: the certificate table (a file offset) holds a
     /// WIN_CERTIFICATE whose blob is a DER PKCS#7 signedData. (LIEF parses the whole PKCS#7.)
     pub fn has_signature(&self) -> bool {
-        let Some(d) = self.lief_dir(dir::CERTIFICATE) else { return false };
+        let Some(d) = self.lief_dir(dir::CERTIFICATE) else {
+            return false;
+        };
         let off = u64::from(d.virtual_address);
-        let Some(len) = u32_at(self.data, off) else { return false };
+        let Some(len) = u32_at(self.data, off) else {
+            return false;
+        };
         if len <= 8 || !read::range_ok(self.data, off, u64::from(len)) {
             return false;
         }
-        let Some(blob) = read::slice(self.data, off + 8, u64::from(len) - 8) else { return false };
-        const SIGNED_DATA_OID: [u8; 11] =
-            [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+        let Some(blob) = read::slice(self.data, off + 8, u64::from(len) - 8) else {
+            return false;
+        };
+        const SIGNED_DATA_OID: [u8; 11] = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+        ];
         blob.first() == Some(&0x30)
-            && blob.windows(SIGNED_DATA_OID.len()).take(64).any(|w| w == SIGNED_DATA_OID)
+            && blob
+                .windows(SIGNED_DATA_OID.len())
+                .take(64)
+                .any(|w| w == SIGNED_DATA_OID)
     }
 
     /// LIEF 0.12's symbol count: COFF symbol records read from PointerToSymbolTable, each
@@ -662,11 +699,15 @@ impl<'a> Pe<'a> {
     /// Walk the resource tree (loader-like offsets) and report whether a resource of type
     /// `type_id` (e.g. 16 = RT_VERSION) exists at the first level.
     pub fn has_resource_type(&self, type_id: u32) -> bool {
-        let Some(d) = self.data_directory(dir::RESOURCE) else { return false };
+        let Some(d) = self.data_directory(dir::RESOURCE) else {
+            return false;
+        };
         if d.virtual_address == 0 {
             return false;
         }
-        let Some(base) = self.rva_to_offset(d.virtual_address) else { return false };
+        let Some(base) = self.rva_to_offset(d.virtual_address) else {
+            return false;
+        };
         let base = base as u64;
         let (Some(named), Some(ids)) = (u16_at(self.data, base + 12), u16_at(self.data, base + 14))
         else {
@@ -675,7 +716,9 @@ impl<'a> Pe<'a> {
         let n = u64::from(named) + u64::from(ids);
         for i in 0..n.min(4096) {
             let e = base + 16 + i * 8;
-            let Some(id) = u32_at(self.data, e) else { return false };
+            let Some(id) = u32_at(self.data, e) else {
+                return false;
+            };
             if id & 0x8000_0000 == 0 && id == type_id {
                 return true;
             }

@@ -76,7 +76,11 @@ pub fn tiny_pe32() -> Vec<u8> {
     put16(&mut b, 16, 0xb8); // e_sp
     put16(&mut b, 24, 0x40); // e_lfarlc
     put32(&mut b, off::E_LFANEW, 0x80);
-    put(&mut b, 0x40, b"This program cannot be run in DOS mode.\r\r\n$");
+    put(
+        &mut b,
+        0x40,
+        b"This program cannot be run in DOS mode.\r\r\n$",
+    );
     // PE signature + COFF
     put(&mut b, 0x80, b"PE\0\0");
     put16(&mut b, 0x84, 0x14c); // machine i386
@@ -84,7 +88,7 @@ pub fn tiny_pe32() -> Vec<u8> {
     put32(&mut b, 0x88, 0x5f00_0000); // timestamp (2020-07-04)
     put16(&mut b, 0x94, 0xe0); // SizeOfOptionalHeader
     put16(&mut b, 0x96, 0x2102); // EXECUTABLE_IMAGE | 32BIT_MACHINE | DLL
-    // Optional header PE32
+                                 // Optional header PE32
     let o = off::OPTIONAL;
     put16(&mut b, o, 0x10b);
     b[o + 2] = 14;
@@ -131,14 +135,21 @@ pub fn tiny_pe32() -> Vec<u8> {
     put32(&mut b, s + 20, 0x400);
     put32(&mut b, s + 36, 0xc000_0040);
     // .text: push ebp; mov ebp, esp; xor eax, eax; pop ebp; ret; then nops
-    put(&mut b, 0x200, &[0x55, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90]);
+    put(
+        &mut b,
+        0x200,
+        &[
+            0x55, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+            0x90, 0x90,
+        ],
+    );
     // .idata at file 0x400 = RVA 0x2000. file = rva - 0x2000 + 0x400.
     let f = |rva: usize| rva - 0x2000 + 0x400;
     // descriptor 0: KERNEL32.dll
     put32(&mut b, f(0x2000), 0x2080); // ILT
     put32(&mut b, f(0x2000) + 12, 0x20c0); // Name
     put32(&mut b, f(0x2000) + 16, 0x20a0); // IAT
-    // descriptor 1: MYLIB.dll
+                                           // descriptor 1: MYLIB.dll
     put32(&mut b, f(0x2014), 0x2090);
     put32(&mut b, f(0x2014) + 12, 0x20d0);
     put32(&mut b, f(0x2014) + 16, 0x20b0);

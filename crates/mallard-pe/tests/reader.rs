@@ -90,8 +90,14 @@ fn rejects_non_pe() {
     let mut b = tiny_pe32();
     b[0x80] = b'X';
     assert!(matches!(Pe::parse(&b), Err(PeError::NotPe(_))));
-    let lim = mallard_pe::Limits { max_file_size: 100, ..Default::default() };
-    assert!(matches!(Pe::parse_with(&tiny_pe32(), lim), Err(PeError::TooLarge { .. })));
+    let lim = mallard_pe::Limits {
+        max_file_size: 100,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Pe::parse_with(&tiny_pe32(), lim),
+        Err(PeError::TooLarge { .. })
+    ));
 }
 
 /// Exercise every accessor; returns a small digest so the work is not optimised away.
@@ -102,11 +108,18 @@ fn exercise(b: &[u8]) -> usize {
         let r = s.lief_content_range(b.len());
         n += b.get(r).map(|x| entropy(x) as usize).unwrap_or(0);
     }
-    n += pe.lief_imports().imports.iter().map(|i| i.entries.len()).sum::<usize>();
+    n += pe
+        .lief_imports()
+        .imports
+        .iter()
+        .map(|i| i.entries.len())
+        .sum::<usize>();
     n += pe.lief_delay_imports().imports.len();
     n += pe.lief_exports().map(|e| e.entries.len()).unwrap_or(0);
     n += pe.lief_symbol_count() as usize;
-    n += usize::from(pe.lief_has_tls()) + usize::from(pe.lief_has_resources()) + usize::from(pe.has_signature());
+    n += usize::from(pe.lief_has_tls())
+        + usize::from(pe.lief_has_resources())
+        + usize::from(pe.has_signature());
     n += usize::from(pe.lief_has_relocations()) + usize::from(pe.has_resource_type(16));
     n += pe.overlay_offset().unwrap_or(0) + pe.lief_entry_section().unwrap_or(0);
     n += pe.lief_virtual_size() as usize % 7;
@@ -137,7 +150,10 @@ fn truncations_and_bit_flips() {
             worst = worst.max(timed(&m));
         }
     }
-    assert!(worst < Duration::from_millis(200), "slowest variant took {worst:?}");
+    assert!(
+        worst < Duration::from_millis(200),
+        "slowest variant took {worst:?}"
+    );
 }
 
 #[test]
@@ -149,12 +165,24 @@ fn field_corruptions() {
         f(&mut b);
         variants.push((name, b));
     };
-    v("e_lfanew past EOF", &|b| set_u32(b, off::E_LFANEW, 0x10_0000));
-    v("e_lfanew at the last bytes", &|b| set_u32(b, off::E_LFANEW, (off::FILE_SIZE - 4) as u32));
-    v("NumberOfSections 0xFFFF", &|b| set_u16(b, off::NUMBER_OF_SECTIONS, 0xffff));
-    v("NumberOfSections 0", &|b| set_u16(b, off::NUMBER_OF_SECTIONS, 0));
-    v("SizeOfOptionalHeader 0", &|b| set_u16(b, off::SIZE_OF_OPTIONAL_HEADER, 0));
-    v("SizeOfOptionalHeader 0xFFFF", &|b| set_u16(b, off::SIZE_OF_OPTIONAL_HEADER, 0xffff));
+    v("e_lfanew past EOF", &|b| {
+        set_u32(b, off::E_LFANEW, 0x10_0000)
+    });
+    v("e_lfanew at the last bytes", &|b| {
+        set_u32(b, off::E_LFANEW, (off::FILE_SIZE - 4) as u32)
+    });
+    v("NumberOfSections 0xFFFF", &|b| {
+        set_u16(b, off::NUMBER_OF_SECTIONS, 0xffff)
+    });
+    v("NumberOfSections 0", &|b| {
+        set_u16(b, off::NUMBER_OF_SECTIONS, 0)
+    });
+    v("SizeOfOptionalHeader 0", &|b| {
+        set_u16(b, off::SIZE_OF_OPTIONAL_HEADER, 0)
+    });
+    v("SizeOfOptionalHeader 0xFFFF", &|b| {
+        set_u16(b, off::SIZE_OF_OPTIONAL_HEADER, 0xffff)
+    });
     v("section sizes 4 GB", &|b| {
         for s in 0..2 {
             let o = off::SECTION_TABLE + 40 * s;
@@ -162,8 +190,12 @@ fn field_corruptions() {
             set_u32(b, o + 16, 0xffff_ffff);
         }
     });
-    v("section raw pointer past EOF", &|b| set_u32(b, off::SECTION_TABLE + 20, 0xffff_f000));
-    v("section VA at 4 GB", &|b| set_u32(b, off::SECTION_TABLE + 40 + 12, 0xffff_f000));
+    v("section raw pointer past EOF", &|b| {
+        set_u32(b, off::SECTION_TABLE + 20, 0xffff_f000)
+    });
+    v("section VA at 4 GB", &|b| {
+        set_u32(b, off::SECTION_TABLE + 40 + 12, 0xffff_f000)
+    });
     v("import descriptors that loop", &|b| {
         // Import directory says 4 GB; descriptors' ILT points back at the descriptor table.
         set_u32(b, off::DATA_DIRECTORIES + 12, 0xffff_ffff);
@@ -201,7 +233,9 @@ fn field_corruptions() {
         set_u32(b, off::OPTIONAL + 32, 0);
         set_u32(b, off::OPTIONAL + 36, 0);
     });
-    v("PE32+ magic on a PE32 layout", &|b| set_u16(b, off::OPTIONAL, 0x20b));
+    v("PE32+ magic on a PE32 layout", &|b| {
+        set_u16(b, off::OPTIONAL, 0x20b)
+    });
     v("unknown magic", &|b| set_u16(b, off::OPTIONAL, 0x1234));
     v("unknown magic and SizeOfOptionalHeader", &|b| {
         set_u16(b, off::OPTIONAL, 0x1234);
@@ -220,14 +254,22 @@ fn field_corruptions() {
     let t = pe.lief_imports();
     assert!(t.imports.iter().map(|i| i.entries.len()).sum::<usize>() <= (1 << 20));
     let pe = Pe::parse(find("export counts 0xFFFFFFFF")).unwrap();
-    assert!(pe.lief_exports().is_none(), "LIEF refuses more than 0x1000000 entries");
+    assert!(
+        pe.lief_exports().is_none(),
+        "LIEF refuses more than 0x1000000 entries"
+    );
     let pe = Pe::parse(find("export counts 0x1000000")).unwrap();
-    assert!(pe.lief_exports().is_some_and(|e| e.entries.len() <= (1 << 20)));
+    assert!(pe
+        .lief_exports()
+        .is_some_and(|e| e.entries.len() <= (1 << 20)));
     // LIEF falls back on SizeOfOptionalHeader (0xE0 = PE32) when the magic is unknown.
     assert_eq!(Pe::parse(find("unknown magic")).unwrap().kind, PeKind::Pe32);
     assert!(matches!(
         Pe::parse(find("unknown magic and SizeOfOptionalHeader")),
-        Err(PeError::UnknownKind { magic: 0x1234, size: 0x70 })
+        Err(PeError::UnknownKind {
+            magic: 0x1234,
+            size: 0x70
+        })
     ));
     // SizeOfOptionalHeader 0: the section table is read right after the COFF header.
     let pe = Pe::parse(find("SizeOfOptionalHeader 0")).unwrap();
@@ -242,11 +284,19 @@ fn name_budget_caps_import_memory() {
     for k in 0..8 {
         set_u32(&mut b, off::ILT_KERNEL32 + 4 * k, 0x20e0);
     }
-    let lim = mallard_pe::Limits { max_name_bytes: 30, ..Default::default() };
+    let lim = mallard_pe::Limits {
+        max_name_bytes: 30,
+        ..Default::default()
+    };
     let pe = Pe::parse_with(&b, lim).unwrap();
     let t = pe.lief_imports();
     assert!(t.truncated);
-    let bytes: usize = t.imports.iter().flat_map(|i| &i.entries).map(|e| e.name.len()).sum();
+    let bytes: usize = t
+        .imports
+        .iter()
+        .flat_map(|i| &i.entries)
+        .map(|e| e.name.len())
+        .sum();
     assert!((22..=30).contains(&bytes), "{bytes}");
     // Without the budget all 8 ILT entries plus the IAT-continued ones are read.
     let pe = Pe::parse(&b).unwrap();

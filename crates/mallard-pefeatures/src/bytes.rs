@@ -186,7 +186,11 @@ pub fn byte_stats(data: &[u8]) -> ByteStats {
             }
         }
     }
-    ByteStats { histogram, byteentropy, strings: string_stats(data) }
+    ByteStats {
+        histogram,
+        byteentropy,
+        strings: string_stats(data),
+    }
 }
 
 /// Bit i set when byte i of `block` (at most 64 bytes) is in 0x20..=0x7f.
@@ -222,7 +226,11 @@ pub fn for_each_printable_run<F: FnMut(usize, usize)>(data: &[u8], mut f: F) {
         let base = bi * 64;
         let m = printable_mask(block);
         let shifted = (m << 1) | prev_bit;
-        let valid = if block.len() == 64 { u64::MAX } else { (1u64 << block.len()) - 1 };
+        let valid = if block.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << block.len()) - 1
+        };
         let mut events = (m ^ shifted) & valid;
         while events != 0 {
             let i = events.trailing_zeros() as usize;
@@ -233,7 +241,11 @@ pub fn for_each_printable_run<F: FnMut(usize, usize)>(data: &[u8], mut f: F) {
                 f(run_start, base + i);
             }
         }
-        prev_bit = if block.len() == 64 { m >> 63 } else { (m >> (block.len() - 1)) & 1 };
+        prev_bit = if block.len() == 64 {
+            m >> 63
+        } else {
+            (m >> (block.len() - 1)) & 1
+        };
     }
     if prev_bit == 1 {
         f(run_start, data.len());
@@ -275,7 +287,10 @@ pub fn string_stats(data: &[u8]) -> StringStats {
     let mut dist = [0u64; 96];
     for (k, d) in dist.iter_mut().enumerate() {
         let c = k + 0x20;
-        *d = u64::from(dist4[0][c]) + u64::from(dist4[1][c]) + u64::from(dist4[2][c]) + u64::from(dist4[3][c]);
+        *d = u64::from(dist4[0][c])
+            + u64::from(dist4[1][c])
+            + u64::from(dist4[2][c])
+            + u64::from(dist4[3][c]);
     }
     st.printabledist = dist;
     use memchr::memmem;
@@ -287,7 +302,10 @@ pub fn string_stats(data: &[u8]) -> StringStats {
     st.urls = memmem::find_iter(data, b"://")
         .filter(|&p| {
             let ends_with = |k: usize, pat: &[u8]| {
-                p >= k && data.get(p - k..p).is_some_and(|s| s.eq_ignore_ascii_case(pat))
+                p >= k
+                    && data
+                        .get(p - k..p)
+                        .is_some_and(|s| s.eq_ignore_ascii_case(pat))
             };
             ends_with(5, b"https") || ends_with(4, b"http")
         })
@@ -369,7 +387,11 @@ mod tests {
                         x ^= x >> 7;
                         x ^= x << 17;
                         // Mostly printable runs of varied lengths, some high bytes and controls.
-                        if x % 8 < bias { (x >> 8) as u8 } else { 0x20 + ((x >> 16) % 0x60) as u8 }
+                        if x % 8 < bias {
+                            (x >> 8) as u8
+                        } else {
+                            0x20 + ((x >> 16) % 0x60) as u8
+                        }
                     })
                     .collect();
                 let s = string_stats(&data);

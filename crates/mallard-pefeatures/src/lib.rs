@@ -35,9 +35,15 @@ pub enum FeatureError {
     #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024)")]
     UnknownSet(String),
     #[error("{path}: {source}")]
-    File { path: String, source: Box<FeatureError> },
+    File {
+        path: String,
+        source: Box<FeatureError>,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The feature sets.
@@ -49,7 +55,11 @@ pub enum FeatureSet {
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 3] = [FeatureSet::EmberV2, FeatureSet::PeHeader, FeatureSet::Saxe1024];
+    pub const ALL: [FeatureSet; 3] = [
+        FeatureSet::EmberV2,
+        FeatureSet::PeHeader,
+        FeatureSet::Saxe1024,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -98,7 +108,11 @@ pub fn names(set: FeatureSet) -> Vec<String> {
 /// Feature vector of `bytes` for `set`.
 pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     if bytes.len() > DEFAULT_MAX_FILE_SIZE {
-        return Err(PeError::TooLarge { size: bytes.len(), limit: DEFAULT_MAX_FILE_SIZE }.into());
+        return Err(PeError::TooLarge {
+            size: bytes.len(),
+            limit: DEFAULT_MAX_FILE_SIZE,
+        }
+        .into());
     }
     match set {
         FeatureSet::EmberV2 => ember::extract(bytes),
@@ -110,7 +124,11 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
 /// EMBER's raw feature object for `bytes`.
 pub fn ember_raw(bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
     if bytes.len() > DEFAULT_MAX_FILE_SIZE {
-        return Err(PeError::TooLarge { size: bytes.len(), limit: DEFAULT_MAX_FILE_SIZE }.into());
+        return Err(PeError::TooLarge {
+            size: bytes.len(),
+            limit: DEFAULT_MAX_FILE_SIZE,
+        }
+        .into());
     }
     ember::raw_features(bytes)
 }
@@ -122,22 +140,40 @@ pub fn ember_vectorize(raw: &serde_json::Value) -> Result<Vec<f32>, FeatureError
 
 /// Read a file once (refusing files above `max_size` bytes) and extract `set`; errors name
 /// the file.
-pub fn extract_file(set: FeatureSet, path: &Path, max_size: usize) -> Result<Vec<f32>, FeatureError> {
+pub fn extract_file(
+    set: FeatureSet,
+    path: &Path,
+    max_size: usize,
+) -> Result<Vec<f32>, FeatureError> {
     let bytes = read_capped(path, max_size)?;
-    extract(set, &bytes).map_err(|e| FeatureError::File { path: path.display().to_string(), source: Box::new(e) })
+    extract(set, &bytes).map_err(|e| FeatureError::File {
+        path: path.display().to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Read at most `max_size` bytes of `path`; larger files are an error.
 pub fn read_capped(path: &Path, max_size: usize) -> Result<Vec<u8>, FeatureError> {
     use std::io::Read;
-    let io = |source| FeatureError::Io { path: path.display().to_string(), source };
+    let io = |source| FeatureError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::new();
-    f.take(max_size as u64 + 1).read_to_end(&mut buf).map_err(io)?;
+    f.take(max_size as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
     if buf.len() > max_size {
         return Err(FeatureError::File {
             path: path.display().to_string(),
-            source: Box::new(PeError::TooLarge { size: buf.len(), limit: max_size }.into()),
+            source: Box::new(
+                PeError::TooLarge {
+                    size: buf.len(),
+                    limit: max_size,
+                }
+                .into(),
+            ),
         });
     }
     Ok(buf)

@@ -40,7 +40,15 @@ pub fn names() -> Vec<String> {
 }
 
 fn xlog2x_table() -> Vec<f64> {
-    (0..=1024u32).map(|c| if c == 0 { 0.0 } else { f64::from(c) * f64::from(c).log2() }).collect()
+    (0..=1024u32)
+        .map(|c| {
+            if c == 0 {
+                0.0
+            } else {
+                f64::from(c) * f64::from(c).log2()
+            }
+        })
+        .collect()
 }
 
 fn byte_entropy(data: &[u8], out: &mut [f32]) {
@@ -54,7 +62,10 @@ fn byte_entropy(data: &[u8], out: &mut [f32]) {
             return;
         }
         let nf = n as f64;
-        let s: f64 = h.iter().map(|&c| tab.get(c as usize).copied().unwrap_or(0.0)).sum();
+        let s: f64 = h
+            .iter()
+            .map(|&c| tab.get(c as usize).copied().unwrap_or(0.0))
+            .sum();
         let ent = (nf.log2() - s / nf).max(0.0);
         let row = ((ent * 2.0) as usize).min(15);
         for (k, c) in h.chunks_exact(16).enumerate() {
@@ -101,7 +112,9 @@ fn strings_hist(data: &[u8], out: &mut [f32]) {
             let run = data.get(s..e).unwrap_or(&[]);
             let h = murmur3_32(run, 0) as u32;
             let row = (h % 16) as usize;
-            let col = ((run.len() as f64 / 5.0).ln() / 1.25f64.ln()).floor().clamp(0.0, 15.0) as usize;
+            let col = ((run.len() as f64 / 5.0).ln() / 1.25f64.ln())
+                .floor()
+                .clamp(0.0, 15.0) as usize;
             hist[row * 16 + col] += 1.0;
         }
     });
@@ -148,10 +161,16 @@ fn metadata(pe: &Pe<'_>, bytes: &[u8], out: &mut [f32]) {
         }
     }
     for s in &pe.sections {
-        strs.push(format!("section_name={}", crate::ember::lief_str(s.name_bytes())));
+        strs.push(format!(
+            "section_name={}",
+            crate::ember::lief_str(s.name_bytes())
+        ));
     }
     if let Some(s) = pe.lief_entry_section().and_then(|i| pe.sections.get(i)) {
-        strs.push(format!("entry_section={}", crate::ember::lief_str(s.name_bytes())));
+        strs.push(format!(
+            "entry_section={}",
+            crate::ember::lief_str(s.name_bytes())
+        ));
     }
     let l = |x: f64| (1.0 + x).log2();
     let mut pairs: Vec<(String, f64)> = vec![
@@ -159,15 +178,33 @@ fn metadata(pe: &Pe<'_>, bytes: &[u8], out: &mut [f32]) {
         ("number_of_sections".into(), l(c.number_of_sections.into())),
         ("number_of_symbols".into(), l(c.number_of_symbols.into())),
         ("size_of_code".into(), l(o.size_of_code.into())),
-        ("size_of_initialized_data".into(), l(o.size_of_initialized_data.into())),
-        ("size_of_uninitialized_data".into(), l(o.size_of_uninitialized_data.into())),
-        ("address_of_entry_point".into(), l(o.address_of_entry_point.into())),
+        (
+            "size_of_initialized_data".into(),
+            l(o.size_of_initialized_data.into()),
+        ),
+        (
+            "size_of_uninitialized_data".into(),
+            l(o.size_of_uninitialized_data.into()),
+        ),
+        (
+            "address_of_entry_point".into(),
+            l(o.address_of_entry_point.into()),
+        ),
         ("size_of_image".into(), l(o.size_of_image.into())),
         ("size_of_headers".into(), l(o.size_of_headers.into())),
         ("checksum".into(), l(o.check_sum.into())),
-        ("linker_version".into(), l(f64::from(o.major_linker_version) * 100.0 + f64::from(o.minor_linker_version))),
-        ("os_version".into(), l(f64::from(o.major_operating_system_version))),
-        ("subsystem_version".into(), l(f64::from(o.major_subsystem_version))),
+        (
+            "linker_version".into(),
+            l(f64::from(o.major_linker_version) * 100.0 + f64::from(o.minor_linker_version)),
+        ),
+        (
+            "os_version".into(),
+            l(f64::from(o.major_operating_system_version)),
+        ),
+        (
+            "subsystem_version".into(),
+            l(f64::from(o.major_subsystem_version)),
+        ),
         ("stack_reserve".into(), l(o.size_of_stack_reserve as f64)),
         ("heap_reserve".into(), l(o.size_of_heap_reserve as f64)),
         ("file_size".into(), l(bytes.len() as f64)),

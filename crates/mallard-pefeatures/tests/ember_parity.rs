@@ -24,7 +24,10 @@ fn agree(a: f32, b: f32) -> bool {
 
 fn read_jsonl(p: &PathBuf) -> Vec<Value> {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("json line")).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
 }
 
 /// JSON values equal, floats within 1e-9 relative (LIEF computes section entropy with long
@@ -32,12 +35,19 @@ fn read_jsonl(p: &PathBuf) -> Vec<Value> {
 fn json_close(a: &Value, b: &Value, tol: f64) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x == y || (x - y).abs() <= tol * y.abs().max(1.0)
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_close(p, q, tol)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_close(p, q, tol))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w, tol)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w, tol)))
         }
         _ => a == b,
     }
@@ -50,12 +60,22 @@ fn ember_v2_parity_on_pe_benign() {
     let refdir = root.join("baselines/ember_reference/pe-benign");
     let raws = read_jsonl(&refdir.join("pe-benign.raw.jsonl"));
     let vecs = read_jsonl(&refdir.join("pe-benign.vectors.jsonl"));
-    let vec_by_path: BTreeMap<String, &Value> =
-        vecs.iter().map(|v| (v["path"].as_str().unwrap_or("").to_string(), v)).collect();
+    let vec_by_path: BTreeMap<String, &Value> = vecs
+        .iter()
+        .map(|v| (v["path"].as_str().unwrap_or("").to_string(), v))
+        .collect();
     assert_eq!(raws.len(), 217, "reference lines");
 
     let raw_keys = [
-        "sha256", "histogram", "byteentropy", "strings", "general", "header", "section", "imports", "exports",
+        "sha256",
+        "histogram",
+        "byteentropy",
+        "strings",
+        "general",
+        "header",
+        "section",
+        "imports",
+        "exports",
         "datadirectories",
     ];
     let mut raw_agree: BTreeMap<&str, usize> = BTreeMap::new();
@@ -68,7 +88,8 @@ fn ember_v2_parity_on_pe_benign() {
     let mut report = Vec::new();
     for r in &raws {
         let name = r["path"].as_str().expect("path").to_string();
-        let bytes = std::fs::read(root.join("data/pe-benign").join(&name)).expect("read corpus file");
+        let bytes =
+            std::fs::read(root.join("data/pe-benign").join(&name)).expect("read corpus file");
         let ours = ember_raw(&bytes).expect("ember_raw");
         for k in raw_keys {
             if ours[k] == r[k] {
@@ -82,7 +103,11 @@ fn ember_v2_parity_on_pe_benign() {
             } else if report.len() < 40 {
                 let a = ours[k].to_string();
                 let b = r[k].to_string();
-                report.push(format!("{name}: raw '{k}' differs\n   ours {}\n   ref  {}", &a[..a.len().min(600)], &b[..b.len().min(600)]));
+                report.push(format!(
+                    "{name}: raw '{k}' differs\n   ours {}\n   ref  {}",
+                    &a[..a.len().min(600)],
+                    &b[..b.len().min(600)]
+                ));
             }
         }
         let refv: Vec<f32> = vec_by_path[&name]["vector"]
@@ -97,8 +122,13 @@ fn ember_v2_parity_on_pe_benign() {
         if from_ref_raw.iter().zip(&refv).all(|(a, b)| agree(*a, *b)) {
             files_vec_from_ref_raw += 1;
         } else if report.len() < 40 {
-            let bad: Vec<usize> = (0..2381).filter(|&i| !agree(from_ref_raw[i], refv[i])).take(8).collect();
-            report.push(format!("{name}: vectorize(reference raw) differs at {bad:?}"));
+            let bad: Vec<usize> = (0..2381)
+                .filter(|&i| !agree(from_ref_raw[i], refv[i]))
+                .take(8)
+                .collect();
+            report.push(format!(
+                "{name}: vectorize(reference raw) differs at {bad:?}"
+            ));
         }
         let v = ember_vectorize(&ours).expect("vectorize");
         let mut file_ok = true;
@@ -109,7 +139,9 @@ fn ember_v2_parity_on_pe_benign() {
                 let ok = agree(v[i], refv[i]);
                 all &= ok;
                 e.1 += usize::from(ok);
-                e.2 += usize::from(v[i].to_bits() == refv[i].to_bits() || (v[i].is_nan() && refv[i].is_nan()));
+                e.2 += usize::from(
+                    v[i].to_bits() == refv[i].to_bits() || (v[i].is_nan() && refv[i].is_nan()),
+                );
                 e.3 += 1;
                 ent_ok += usize::from(ok);
                 ent_tot += 1;
@@ -164,8 +196,19 @@ fn ember_v2_parity_on_pe_benign() {
         assert_eq!(grp[g].0, n, "group {g} must agree on every file");
     }
     for k in raw_keys {
-        assert_eq!(raw_agree.get(k).copied().unwrap_or(0), n, "raw '{k}' must agree on every file");
+        assert_eq!(
+            raw_agree.get(k).copied().unwrap_or(0),
+            n,
+            "raw '{k}' must agree on every file"
+        );
     }
-    assert!(share >= 0.99, "only {:.4}% of vector entries agree", 100.0 * share);
-    assert_eq!(files_vec_from_ref_raw, n, "vectorizing EMBER's raw objects must reproduce EMBER's vectors");
+    assert!(
+        share >= 0.99,
+        "only {:.4}% of vector entries agree",
+        100.0 * share
+    );
+    assert_eq!(
+        files_vec_from_ref_raw, n,
+        "vectorizing EMBER's raw objects must reproduce EMBER's vectors"
+    );
 }

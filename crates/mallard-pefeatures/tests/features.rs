@@ -25,11 +25,17 @@ fn ember_raw_on_tiny_pe() {
                "has_relocations": 0, "has_resources": 0, "has_signature": 0, "has_tls": 0, "symbols": 0})
     );
     // CPython set order of {0x2, 0x100, 0x2000}: slots 0 (0x100), 1 (0x2000 after a probe), 2 (0x2).
-    assert_eq!(raw["header"]["coff"], json!({"timestamp": 0x5f00_0000u32, "machine": "I386",
-        "characteristics": ["CHARA_32BIT_MACHINE", "DLL", "EXECUTABLE_IMAGE"]}));
+    assert_eq!(
+        raw["header"]["coff"],
+        json!({"timestamp": 0x5f00_0000u32, "machine": "I386",
+        "characteristics": ["CHARA_32BIT_MACHINE", "DLL", "EXECUTABLE_IMAGE"]})
+    );
     let opt = &raw["header"]["optional"];
     assert_eq!(opt["subsystem"], "WINDOWS_CUI");
-    assert_eq!(opt["dll_characteristics"], json!(["DYNAMIC_BASE", "NX_COMPAT", "TERMINAL_SERVER_AWARE"]));
+    assert_eq!(
+        opt["dll_characteristics"],
+        json!(["DYNAMIC_BASE", "NX_COMPAT", "TERMINAL_SERVER_AWARE"])
+    );
     assert_eq!(opt["magic"], "PE32");
     assert_eq!(opt["major_linker_version"], 14);
     assert_eq!(opt["minor_linker_version"], 20);
@@ -44,12 +50,24 @@ fn ember_raw_on_tiny_pe() {
     assert_eq!(sec["sections"][0]["vsize"], 16);
     let want = 7.0 / 16.0 * 4.0 + 9.0 / 16.0 * (16.0f64 / 9.0).log2();
     assert!((sec["sections"][0]["entropy"].as_f64().unwrap() - want).abs() < 1e-12);
-    assert_eq!(sec["sections"][0]["props"], json!(["CNT_CODE", "MEM_EXECUTE", "MEM_READ"]));
-    assert_eq!(sec["sections"][1]["props"], json!(["CNT_INITIALIZED_DATA", "MEM_READ", "MEM_WRITE"]));
-    assert_eq!(raw["imports"], json!({"KERNEL32.dll": ["ExitProcess"], "MYLIB.dll": ["ordinal5"]}));
+    assert_eq!(
+        sec["sections"][0]["props"],
+        json!(["CNT_CODE", "MEM_EXECUTE", "MEM_READ"])
+    );
+    assert_eq!(
+        sec["sections"][1]["props"],
+        json!(["CNT_INITIALIZED_DATA", "MEM_READ", "MEM_WRITE"])
+    );
+    assert_eq!(
+        raw["imports"],
+        json!({"KERNEL32.dll": ["ExitProcess"], "MYLIB.dll": ["ordinal5"]})
+    );
     assert_eq!(raw["exports"], json!(["Start"]));
     assert_eq!(raw["datadirectories"].as_array().unwrap().len(), 16);
-    assert_eq!(raw["datadirectories"][0], json!({"name": "EXPORT_TABLE", "size": 96, "virtual_address": 8448}));
+    assert_eq!(
+        raw["datadirectories"][0],
+        json!({"name": "EXPORT_TABLE", "size": 96, "virtual_address": 8448})
+    );
     assert_eq!(raw["datadirectories"][15]["name"], "RESERVED");
     // Byte histogram by hand: count zeros directly.
     let zeros = b.iter().filter(|&&x| x == 0).count();
@@ -62,10 +80,16 @@ fn ember_vector_on_tiny_pe() {
     let b = tiny_pe32();
     let v = extract(FeatureSet::EmberV2, &b).unwrap();
     assert_eq!(v.len(), 2381);
-    assert_eq!(&v[616..626], &[1536.0, 12288.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(
+        &v[616..626],
+        &[1536.0, 12288.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    );
     assert_eq!(v[626], 0x5f00_0000u32 as f32);
     // header.machine: FeatureHasher(10) of ["I386"] -> column 5, +1 (checked with sklearn).
-    assert_eq!(&v[627..637], &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(
+        &v[627..637],
+        &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    );
     // sections: count, zero size, empty name, RX, W.
     assert_eq!(&v[688..693], &[2.0, 0.0, 0.0, 1.0, 1.0]);
     // imports: library "kernel32.dll" and "mylib.dll" each once in 256 columns.
@@ -132,7 +156,10 @@ fn saxe_on_tiny_pe() {
     let (j, _) = bucket(b"mylib.dll:ordinal5", 256);
     assert_eq!(v[256 + i], 1.0);
     assert_eq!(v[256 + j], 1.0);
-    assert_eq!(v[256..512].iter().filter(|&&x| x != 0.0).count(), if i == j { 1 } else { 2 });
+    assert_eq!(
+        v[256..512].iter().filter(|&&x| x != 0.0).count(),
+        if i == j { 1 } else { 2 }
+    );
     let s: f32 = v[512..768].iter().sum();
     assert!((s - 1.0).abs() < 1e-5, "string histogram sums to 1");
     assert!(v[768..].iter().any(|&x| x != 0.0));
@@ -163,7 +190,13 @@ fn clamp_matches_pefile_on_pe_benign() {
     let fixture = include_str!("fixtures/clamp_pefile_pe-benign.csv");
     let mut lines = fixture.lines();
     let cols: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(&cols[1..], names(FeatureSet::PeHeader).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        &cols[1..],
+        names(FeatureSet::PeHeader)
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+    );
     let mut rows = 0;
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();

@@ -72,7 +72,10 @@ fn corruptions(b: &[u8]) -> Vec<Vec<u8>> {
         // Import directory huge and every descriptor field pointing at the directory itself.
         let rva = u32::from_le_bytes([m[dd + 8], m[dd + 9], m[dd + 10], m[dd + 11]]);
         set_u32(m, dd + 12, 0xffff_ffff);
-        if let Some(off) = mallard_pe::Pe::parse(b).ok().and_then(|p| p.rva_to_offset(rva)) {
+        if let Some(off) = mallard_pe::Pe::parse(b)
+            .ok()
+            .and_then(|p| p.rva_to_offset(rva))
+        {
             for k in 0..64 {
                 set_u32(m, off + 20 * k, rva);
                 set_u32(m, off + 20 * k + 16, rva);
@@ -99,7 +102,11 @@ fn hammer(base: &[u8], truncations: usize, flips: usize, seed: u64) -> Duration 
     // Every header byte is likely to matter: flip bits there densely, elsewhere sparsely.
     for k in 0..flips {
         let mut m = base.to_vec();
-        let pos = if k % 2 == 0 { (rng.next() % 1024) as usize } else { (rng.next() as usize) % m.len() };
+        let pos = if k % 2 == 0 {
+            (rng.next() % 1024) as usize
+        } else {
+            (rng.next() as usize) % m.len()
+        };
         if let Some(x) = m.get_mut(pos) {
             *x ^= 1 << (rng.next() % 8);
         }
@@ -123,7 +130,10 @@ fn malformed_tiny_pe() {
         set_u32(&mut m, off::IMPORT_DESCRIPTORS + 20 * k + 16, 0x2000);
     }
     worst = worst.max(run_all(&m));
-    assert!(worst < Duration::from_millis(250), "slowest malformed variant: {worst:?}");
+    assert!(
+        worst < Duration::from_millis(250),
+        "slowest malformed variant: {worst:?}"
+    );
 }
 
 #[test]
@@ -135,13 +145,20 @@ fn malformed_pe_benign_files() {
     }
     .join("data/pe-benign");
     let mut worst = Duration::ZERO;
-    for (i, name) in ["distlib__t64.exe", "libwine__kernel32.dll", "pythonnet__Python.Runtime.dll"]
-        .iter()
-        .enumerate()
+    for (i, name) in [
+        "distlib__t64.exe",
+        "libwine__kernel32.dll",
+        "pythonnet__Python.Runtime.dll",
+    ]
+    .iter()
+    .enumerate()
     {
         let b = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         worst = worst.max(hammer(&b, 150, 300, 0x1234_5678 + i as u64));
     }
     // 2 MB file, all sets: well under a second each on this machine.
-    assert!(worst < Duration::from_secs(2), "slowest malformed variant: {worst:?}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "slowest malformed variant: {worst:?}"
+    );
 }

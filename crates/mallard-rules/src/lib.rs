@@ -16,7 +16,10 @@ pub enum RulesError {
     #[error("{path}: {msg}")]
     Compile { path: String, msg: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("rules: {0}")]
     Scan(String),
 }
@@ -41,7 +44,9 @@ pub struct RuleSet {
 
 impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleSet").field("sources", &self.sources).finish()
+        f.debug_struct("RuleSet")
+            .field("sources", &self.sources)
+            .finish()
     }
 }
 
@@ -67,14 +72,20 @@ impl RuleSet {
             compiler.new_namespace("mallard");
             match compiler.add_source(BUILTIN) {
                 Ok(_) => sources.push("built-in".to_string()),
-                Err(e) => errors.push(RulesError::Compile { path: "built-in rules".into(), msg: one_line(&e.to_string()) }),
+                Err(e) => errors.push(RulesError::Compile {
+                    path: "built-in rules".into(),
+                    msg: one_line(&e.to_string()),
+                }),
             }
         }
         for (i, f) in files.iter().enumerate() {
             let text = match std::fs::read_to_string(f) {
                 Ok(t) => t,
                 Err(source) => {
-                    errors.push(RulesError::Io { path: f.display().to_string(), source });
+                    errors.push(RulesError::Io {
+                        path: f.display().to_string(),
+                        source,
+                    });
                     continue;
                 }
             };
@@ -83,7 +94,10 @@ impl RuleSet {
             let src = yara_x::SourceCode::from(text.as_str()).with_origin(f.display().to_string());
             match compiler.add_source(src) {
                 Ok(_) => sources.push(f.display().to_string()),
-                Err(e) => errors.push(RulesError::Compile { path: f.display().to_string(), msg: one_line(&e.to_string()) }),
+                Err(e) => errors.push(RulesError::Compile {
+                    path: f.display().to_string(),
+                    msg: one_line(&e.to_string()),
+                }),
             }
         }
         if sources.is_empty() {
@@ -100,7 +114,9 @@ impl RuleSet {
     pub fn scan(&self, data: &[u8], timeout: Duration) -> Result<Vec<RuleMatch>, RulesError> {
         let mut scanner = yara_x::Scanner::new(&self.rules);
         scanner.set_timeout(timeout);
-        let results = scanner.scan(data).map_err(|e| RulesError::Scan(one_line(&e.to_string())))?;
+        let results = scanner
+            .scan(data)
+            .map_err(|e| RulesError::Scan(one_line(&e.to_string())))?;
         Ok(results
             .matching_rules()
             .map(|r| {
@@ -121,10 +137,13 @@ impl RuleSet {
     }
 }
 
-/// Where the compiled built-in rules are cached: loading them saves about a quarter of the
-/// ~16 ms that compiling costs per process (the rest is yara-x's WASM engine start). Native
-/// code is never cached, so a tampered cache cannot run code. The name carries a hash of
-/// the source and mallard's version, so a changed rule set never reads a stale cache.
+/// Where the compiled built-in rules are cached. The cache holds yara-x's compiled machine
+/// code, so loading it skips both parsing the rules and compiling their WASM with Cranelift,
+/// most of a single-file scan's time. Because that code runs, the cache is only read when the
+/// current user owns it and nobody else may write it or its folder (as ssh treats its
+/// files); otherwise it is rebuilt in memory. The name carries a hash of the source,
+/// mallard's version and the target, so a changed rule set or build never reads a stale
+/// cache.
 fn cache_path() -> Option<PathBuf> {
     use std::hash::{Hash, Hasher};
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -133,24 +152,71 @@ fn cache_path() -> Option<PathBuf> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     BUILTIN.hash(&mut h);
     env!("CARGO_PKG_VERSION").hash(&mut h);
-    Some(base.join("mallard").join(format!("builtin-rules-{:016x}.yarc", h.finish())))
+    (std::env::consts::ARCH, std::env::consts::OS, "native-code").hash(&mut h);
+    Some(
+        base.join("mallard")
+            .join(format!("builtin-rules-{:016x}.yarc", h.finish())),
+    )
+}
+
+/// Whether a cache file may be trusted: owned by us, writable by nobody else, in a folder
+/// nobody else can write to.
+#[cfg(unix)]
+fn trusted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let ok = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.uid() == uid && m.mode() & 0o022 == 0)
+    };
+    ok(path) && path.parent().is_some_and(ok)
+}
+
+/// Elsewhere the cache lives in the user's own profile folder.
+#[cfg(not(unix))]
+fn trusted(_path: &Path) -> bool {
+    true
 }
 
 fn cached_builtin() -> Option<RuleSet> {
-    let bytes = std::fs::read(cache_path()?).ok()?;
+    let path = cache_path()?;
+    if !trusted(&path) {
+        return None;
+    }
+    let bytes = std::fs::read(&path).ok()?;
     // A cache that does not load (corrupt, other yara-x) is simply rebuilt.
     let rules = yara_x::Rules::deserialize(&bytes).ok()?;
-    Some(RuleSet { rules, sources: vec!["built-in".to_string()] })
+    Some(RuleSet {
+        rules,
+        sources: vec!["built-in".to_string()],
+    })
 }
 
 fn store_builtin(rules: &yara_x::Rules) {
-    let (Some(path), Ok(bytes)) = (cache_path(), rules.serialize()) else { return };
+    let (Some(path), Ok(bytes)) = (cache_path(), rules.serialize()) else {
+        return;
+    };
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Our own folder: keep it private so the cache stays trusted.
+            if std::fs::symlink_metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o022 != 0) {
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
     }
     // Write then rename, so a concurrent reader never sees half a file.
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+        }
         let _ = std::fs::rename(&tmp, &path);
     }
 }
@@ -177,9 +243,39 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RulesError>, depth
                     collect(&e.path(), out, errors, depth + 1);
                 }
             }
-            Err(source) => errors.push(RulesError::Io { path: p.display().to_string(), source }),
+            Err(source) => errors.push(RulesError::Io {
+                path: p.display().to_string(),
+                source,
+            }),
         }
     } else if depth == 0 || matches!(p.extension().and_then(|e| e.to_str()), Some("yar" | "yara")) {
         out.push(p.to_path_buf());
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::trusted;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_cache_others_can_write_is_not_trusted() {
+        let dir = std::env::temp_dir().join(format!("mallard-rules-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(&dir, 0o700);
+        let f = dir.join("rules.yarc");
+        std::fs::write(&f, b"x").unwrap();
+        mode(&f, 0o600);
+        assert!(trusted(&f));
+        mode(&f, 0o666);
+        assert!(!trusted(&f), "a world-writable cache file");
+        mode(&f, 0o600);
+        mode(&dir, 0o777);
+        assert!(!trusted(&f), "a cache in a world-writable folder");
+        assert!(!trusted(&dir.join("missing.yarc")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

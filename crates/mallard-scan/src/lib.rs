@@ -143,10 +143,17 @@ impl std::error::Error for ScanSetupError {}
 impl Scanner {
     /// `model` scores sandbox reports; `pe_model`, a feature model that names its feature
     /// set, scores PE files.
-    pub fn new(model: Option<Box<dyn Model>>, pe_model: Option<Box<dyn Model>>, opts: ScanOptions) -> Result<Self, ScanSetupError> {
+    pub fn new(
+        model: Option<Box<dyn Model>>,
+        pe_model: Option<Box<dyn Model>>,
+        opts: ScanOptions,
+    ) -> Result<Self, ScanSetupError> {
         if let Some(m) = &model {
             if m.meta().input != InputKind::ApiSequence {
-                return Err(ScanSetupError(format!("the report model ({}) does not read API-call sequences", m.meta().kind)));
+                return Err(ScanSetupError(format!(
+                    "the report model ({}) does not read API-call sequences",
+                    m.meta().kind
+                )));
             }
         }
         let pe = match pe_model {
@@ -160,19 +167,37 @@ impl Scanner {
                 })?;
                 let set: FeatureSet = name.parse().map_err(|e| ScanSetupError(format!("{e}")))?;
                 let names = mallard_pefeatures::names(set);
-                let columns = m.meta().feature_names.iter().map(|c| names.iter().position(|n| n == c)).collect();
-                Some(StaticModel { model: m, set, columns })
+                let columns = m
+                    .meta()
+                    .feature_names
+                    .iter()
+                    .map(|c| names.iter().position(|n| n == c))
+                    .collect();
+                Some(StaticModel {
+                    model: m,
+                    set,
+                    columns,
+                })
             }
         };
         let mut reports_by_sha = std::collections::HashMap::new();
         for p in &opts.reports {
             let r = read_report(p, &opts.report).map_err(|e| ScanSetupError(e.to_string()))?;
-            let sha = r.sha256.ok_or_else(|| ScanSetupError(format!("{}: the report names no target sha256", p.display())))?;
+            let sha = r.sha256.ok_or_else(|| {
+                ScanSetupError(format!(
+                    "{}: the report names no target sha256",
+                    p.display()
+                ))
+            })?;
             reports_by_sha.insert(sha.to_ascii_lowercase(), p.clone());
         }
-        Ok(Scanner { model, pe, opts, reports_by_sha })
+        Ok(Scanner {
+            model,
+            pe,
+            opts,
+            reports_by_sha,
+        })
     }
-
 
     /// Scans a PE file or a sandbox report, whichever `path` is.
     pub fn scan_path(&self, path: &Path) -> ScanResult {
@@ -184,7 +209,10 @@ impl Scanner {
             return r;
         }
         // Neither a PE file nor a readable report: only a decisive rule can say more.
-        match (&self.opts.rules, mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes)) {
+        match (
+            &self.opts.rules,
+            mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes),
+        ) {
             (Some(rs), Ok(bytes)) => match rs.scan(&bytes, std::time::Duration::from_secs(10)) {
                 Ok(m) if m.iter().any(|m| m.decisive) => ScanResult {
                     path: path.display().to_string(),
@@ -195,12 +223,19 @@ impl Scanner {
                     reasons: m
                         .iter()
                         .filter(|m| m.decisive)
-                        .map(|m| Reason { kind: "rule".into(), name: m.name.clone(), weight: 1.0 })
+                        .map(|m| Reason {
+                            kind: "rule".into(),
+                            name: m.name.clone(),
+                            weight: 1.0,
+                        })
                         .collect(),
                     error: None,
                     warnings: Vec::new(),
                     calls: None,
-                    rules: m.iter().map(|m| format!("{}:{}", m.namespace, m.name)).collect(),
+                    rules: m
+                        .iter()
+                        .map(|m| format!("{}:{}", m.namespace, m.name))
+                        .collect(),
                     components: Vec::new(),
                 },
                 _ => r,
@@ -212,25 +247,49 @@ impl Scanner {
     /// Scans a PE file with the static model.
     pub fn scan_pe(&self, path: &Path) -> ScanResult {
         let Some(sm) = &self.pe else {
-            return ScanResult::error(path, format!("{}: a PE file, but no model for PE files was given", path.display()));
+            return ScanResult::error(
+                path,
+                format!(
+                    "{}: a PE file, but no model for PE files was given",
+                    path.display()
+                ),
+            );
         };
         let bytes = match mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes) {
             Ok(b) => b,
             Err(e) => return ScanResult::error(path, e.to_string()),
         };
-        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if let Some(r) = self.listed(path, &sha) {
             return r;
         }
         let mut rule_warnings = Vec::new();
-        let matches = match &self.opts.rules {
-            Some(rs) => rs.scan(&bytes, std::time::Duration::from_secs(10)).unwrap_or_else(|e| {
+        // Rules and the model run side by side: on a one-file scan yara-x's first scan
+        // (instantiating its WASM) costs as much as features and model together.
+        let (rule_scan, features) = rayon::join(
+            || {
+                self.opts
+                    .rules
+                    .as_ref()
+                    .map(|rs| rs.scan(&bytes, std::time::Duration::from_secs(10)))
+            },
+            || mallard_pefeatures::extract(sm.set, &bytes),
+        );
+        let matches = match rule_scan {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
                 rule_warnings.push(e.to_string());
                 Vec::new()
-            }),
+            }
             None => Vec::new(),
         };
-        let matched: Vec<String> = matches.iter().map(|m| format!("{}:{}", m.namespace, m.name)).collect();
+        let matched: Vec<String> = matches
+            .iter()
+            .map(|m| format!("{}:{}", m.namespace, m.name))
+            .collect();
         let rule_reason = |m: &mallard_rules::RuleMatch, weight: f32| Reason {
             kind: "rule".into(),
             name: match &m.description {
@@ -246,7 +305,11 @@ impl Scanner {
                 score: Some(1.0),
                 family: None,
                 decided_by: "rules",
-                reasons: matches.iter().filter(|m| m.decisive).map(|m| rule_reason(m, 1.0)).collect(),
+                reasons: matches
+                    .iter()
+                    .filter(|m| m.decisive)
+                    .map(|m| rule_reason(m, 1.0))
+                    .collect(),
                 error: None,
                 warnings: rule_warnings,
                 calls: None,
@@ -254,27 +317,41 @@ impl Scanner {
                 components: Vec::new(),
             };
         }
-        let v = match mallard_pefeatures::extract(sm.set, &bytes) {
+        let v = match features {
             Ok(v) => v,
             Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
         };
-        let row: Vec<f32> = sm.columns.iter().map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN)).collect();
-        let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), rule_warnings);
+        let row: Vec<f32> = sm
+            .columns
+            .iter()
+            .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
+            .collect();
+        let mut r = self.decide(
+            path,
+            sm.model.as_ref(),
+            Input::Features(&row),
+            rule_warnings,
+        );
         r.decided_by = "static model";
         if r.verdict == Verdict::Malicious {
             // Suspicious rule matches back a malicious verdict as reasons.
-            r.reasons.extend(matches.iter().map(|m| rule_reason(m, 0.5)));
+            r.reasons
+                .extend(matches.iter().map(|m| rule_reason(m, 0.5)));
         }
         r.rules = matched;
         match (self.model.is_some(), self.report_for(path, &sha)) {
             (true, Some(rp)) if r.verdict != Verdict::Error => {
                 let d = self.scan_report(&rp);
                 if d.verdict == Verdict::Error {
-                    r.warnings.push(format!("report not used: {}", d.error.unwrap_or_default()));
+                    r.warnings
+                        .push(format!("report not used: {}", d.error.unwrap_or_default()));
                     r
                 } else {
                     let ts = self.opts.threshold.unwrap_or(sm.model.meta().threshold);
-                    let td = self.opts.threshold.unwrap_or(self.model.as_ref().map_or(0.5, |m| m.meta().threshold));
+                    let td = self
+                        .opts
+                        .threshold
+                        .unwrap_or(self.model.as_ref().map_or(0.5, |m| m.meta().threshold));
                     ensemble(r, ts, d, td)
                 }
             }
@@ -290,10 +367,15 @@ impl Scanner {
         }
         let name = path.file_name()?.to_string_lossy().into_owned();
         let dir = path.parent().unwrap_or(Path::new("."));
-        [format!("{name}.json"), format!("{name}.json.gz"), format!("{name}.report.json"), format!("{sha}.json")]
-            .into_iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
+        [
+            format!("{name}.json"),
+            format!("{name}.json.gz"),
+            format!("{name}.report.json"),
+            format!("{sha}.json"),
+        ]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
     }
 
     /// Scans one sandbox report (Cuckoo or CAPE, plain or gzip).
@@ -317,7 +399,13 @@ impl Scanner {
             return ScanResult::error(path, format!("{}: no API calls to score", path.display()));
         }
         let Some(model) = &self.model else {
-            return ScanResult::error(path, format!("{}: a sandbox report, but no model for reports was given", path.display()));
+            return ScanResult::error(
+                path,
+                format!(
+                    "{}: a sandbox report, but no model for reports was given",
+                    path.display()
+                ),
+            );
         };
         let mut warnings = Vec::new();
         match model.known_apis(apis) {
@@ -356,7 +444,11 @@ impl Scanner {
             score: Some(score),
             family: None,
             decided_by: list,
-            reasons: vec![Reason { kind: "sha256".into(), name: format!("{h} is on the {list}"), weight: score * 2.0 - 1.0 }],
+            reasons: vec![Reason {
+                kind: "sha256".into(),
+                name: format!("{h} is on the {list}"),
+                weight: score * 2.0 - 1.0,
+            }],
             error: None,
             warnings: Vec::new(),
             calls: None,
@@ -366,7 +458,13 @@ impl Scanner {
     }
 
     /// Scores one input with `model` and explains the verdict.
-    fn decide(&self, path: &Path, model: &dyn Model, input: Input<'_>, mut warnings: Vec<String>) -> ScanResult {
+    fn decide(
+        &self,
+        path: &Path,
+        model: &dyn Model,
+        input: Input<'_>,
+        mut warnings: Vec<String>,
+    ) -> ScanResult {
         let meta = model.meta();
         let probs = match model.predict_proba(&[input]) {
             Ok(p) => p,
@@ -376,12 +474,24 @@ impl Scanner {
             Some(pos) => {
                 let s = probs.get(pos).copied().unwrap_or(f32::NAN);
                 let t = self.opts.threshold.unwrap_or(meta.threshold);
-                (if s >= t { Verdict::Malicious } else { Verdict::Benign }, s, None)
+                (
+                    if s >= t {
+                        Verdict::Malicious
+                    } else {
+                        Verdict::Benign
+                    },
+                    s,
+                    None,
+                )
             }
             None => {
                 // A family model knows only malware: the verdict is its best family.
                 let best = (0..probs.len()).fold(0, |b, j| if probs[j] > probs[b] { j } else { b });
-                (Verdict::Malicious, probs.get(best).copied().unwrap_or(f32::NAN), meta.labels.get(best).cloned())
+                (
+                    Verdict::Malicious,
+                    probs.get(best).copied().unwrap_or(f32::NAN),
+                    meta.labels.get(best).cloned(),
+                )
             }
         };
         let reasons = if self.opts.top == 0 {
@@ -391,7 +501,13 @@ impl Scanner {
             // malicious verdict, toward benign for a benign one.
             match model.explain(&input, self.opts.top.saturating_mul(4)) {
                 Ok(mut r) => {
-                    r.retain(|x| if verdict == Verdict::Benign { x.weight < 0.0 } else { x.weight > 0.0 });
+                    r.retain(|x| {
+                        if verdict == Verdict::Benign {
+                            x.weight < 0.0
+                        } else {
+                            x.weight > 0.0
+                        }
+                    });
                     r.truncate(self.opts.top);
                     r
                 }
@@ -417,7 +533,11 @@ impl Scanner {
     }
 
     /// Scans many inputs in parallel; results come back in input order.
-    pub fn scan_paths(&self, paths: &[PathBuf], on_done: &(dyn Fn(&ScanResult) + Sync)) -> Vec<ScanResult> {
+    pub fn scan_paths(
+        &self,
+        paths: &[PathBuf],
+        on_done: &(dyn Fn(&ScanResult) + Sync),
+    ) -> Vec<ScanResult> {
         paths
             .par_iter()
             .map(|p| {
@@ -433,7 +553,11 @@ impl Scanner {
 /// each model keeps its calibrated operating point inside the ensemble.
 fn centred(score: f32, threshold: f32) -> f32 {
     let t = threshold.clamp(1e-6, 1.0 - 1e-6);
-    if score < t { 0.5 * score / t } else { 0.5 + 0.5 * (score - t) / (1.0 - t) }
+    if score < t {
+        0.5 * score / t
+    } else {
+        0.5 + 0.5 * (score - t) / (1.0 - t)
+    }
 }
 
 /// Static + dynamic verdict: the mean of the two centred scores, malicious at >= 0.5. When
@@ -441,12 +565,34 @@ fn centred(score: f32, threshold: f32) -> f32 {
 fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
     let (ss, ds) = (s.score.unwrap_or(0.0), d.score.unwrap_or(0.0));
     let score = 0.5 * (centred(ss, ts) + centred(ds, td));
-    let verdict = if score >= 0.5 { Verdict::Malicious } else { Verdict::Benign };
+    let verdict = if score >= 0.5 {
+        Verdict::Malicious
+    } else {
+        Verdict::Benign
+    };
     let mut reasons: Vec<Reason> = s.reasons.into_iter().chain(d.reasons).collect();
-    reasons.retain(|r| if verdict == Verdict::Benign { r.weight < 0.0 } else { r.weight > 0.0 });
+    reasons.retain(|r| {
+        if verdict == Verdict::Benign {
+            r.weight < 0.0
+        } else {
+            r.weight > 0.0
+        }
+    });
     let components = vec![
-        Component { decided_by: "static model", path: s.path.clone(), verdict: s.verdict, score: s.score, threshold: ts },
-        Component { decided_by: "dynamic model", path: d.path.clone(), verdict: d.verdict, score: d.score, threshold: td },
+        Component {
+            decided_by: "static model",
+            path: s.path.clone(),
+            verdict: s.verdict,
+            score: s.score,
+            threshold: ts,
+        },
+        Component {
+            decided_by: "dynamic model",
+            path: d.path.clone(),
+            verdict: d.verdict,
+            score: d.score,
+            threshold: td,
+        },
     ];
     ScanResult {
         path: s.path,
@@ -467,7 +613,10 @@ fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
 pub fn is_pe(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 2];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"MZ"
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"MZ"
 }
 
 /// Expands folders (recursively, sorted) into the files below them that can be scanned:
@@ -500,7 +649,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ScanResult>) {
         if p.is_dir() {
             walk(&p, files, errors);
         } else {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
             if name.ends_with(".json") || name.ends_with(".json.gz") || is_pe(&p) {
                 files.push(p);
             }

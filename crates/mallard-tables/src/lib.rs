@@ -138,10 +138,12 @@ impl Table {
             .iter()
             .enumerate()
             .map(|(row, l)| {
-                map.get(l.as_str()).copied().ok_or_else(|| TableError::Invalid {
-                    path: "table".into(),
-                    msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
-                })
+                map.get(l.as_str())
+                    .copied()
+                    .ok_or_else(|| TableError::Invalid {
+                        path: "table".into(),
+                        msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
+                    })
             })
             .collect()
     }
@@ -342,12 +344,19 @@ fn fit_schema(parsed: &Parsed, opts: &CsvOptions) -> Result<TableSchema, TableEr
     Ok(TableSchema { columns })
 }
 
-fn read_labels(opts: &CsvOptions, label: &str, file: &Path) -> Result<HashMap<String, String>, TableError> {
+fn read_labels(
+    opts: &CsvOptions,
+    label: &str,
+    file: &Path,
+) -> Result<HashMap<String, String>, TableError> {
     let parsed = read_records(file)?;
-    let id_col = opts.id_column.as_deref().ok_or_else(|| TableError::Invalid {
-        path: parsed.path.clone(),
-        msg: "a labels file needs an id column to join on".into(),
-    })?;
+    let id_col = opts
+        .id_column
+        .as_deref()
+        .ok_or_else(|| TableError::Invalid {
+            path: parsed.path.clone(),
+            msg: "a labels file needs an id column to join on".into(),
+        })?;
     let (i, l) = (find(&parsed, id_col)?, find(&parsed, label)?);
     let mut map = HashMap::with_capacity(parsed.records.len());
     for r in &parsed.records {
@@ -379,7 +388,11 @@ fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Tabl
         .iter()
         .map(|c| find(parsed, &c.name))
         .collect::<Result<_, _>>()?;
-    let id_idx = opts.id_column.as_deref().map(|c| find(parsed, c)).transpose()?;
+    let id_idx = opts
+        .id_column
+        .as_deref()
+        .map(|c| find(parsed, c))
+        .transpose()?;
     let joined = match (&opts.labels_file, &opts.label_column) {
         (Some(f), Some(l)) => Some(read_labels(opts, l, f)?),
         (Some(_), None) => {
@@ -400,12 +413,14 @@ fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Tabl
     let mut ids = id_idx.map(|_| Vec::with_capacity(n));
     for r in &parsed.records {
         for (k, &j) in idx.iter().enumerate() {
-            let v = schema.encode(k, &r.fields[j]).map_err(|msg| TableError::Cell {
-                path: parsed.path.clone(),
-                line: r.line,
-                column: parsed.header[j].clone(),
-                msg,
-            })?;
+            let v = schema
+                .encode(k, &r.fields[j])
+                .map_err(|msg| TableError::Cell {
+                    path: parsed.path.clone(),
+                    line: r.line,
+                    column: parsed.header[j].clone(),
+                    msg,
+                })?;
             values.push(v);
         }
         let id = id_idx.map(|j| r.fields[j].trim().to_string());

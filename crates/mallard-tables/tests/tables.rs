@@ -47,7 +47,10 @@ fn fits_encodings_and_reapplies_them() {
     let json = serde_json::to_string(&t.schema).unwrap();
     let schema: TableSchema = serde_json::from_str(&json).unwrap();
     assert_eq!(schema, t.schema);
-    let test = tmp("test.csv", "y,kind,extra,a,empty\n0,petite,zz,7,\n1,upx,zz,,\n");
+    let test = tmp(
+        "test.csv",
+        "y,kind,extra,a,empty\n0,petite,zz,7,\n1,upx,zz,,\n",
+    );
     let u = read_csv_with_schema(&test, &opts(), &schema).unwrap();
     assert_eq!(u.columns, vec!["a", "kind"]);
     assert_eq!(u.row(0), &[7.0, -1.0]);
@@ -63,7 +66,10 @@ fn malformed_cells_name_file_line_and_column() {
     let e = read_csv_with_schema(&bad, &opts(), &t.schema)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("bad.csv:4") && e.contains("\"b\"") && e.contains("4x"), "{e}");
+    assert!(
+        e.contains("bad.csv:4") && e.contains("\"b\"") && e.contains("4x"),
+        "{e}"
+    );
 
     let short = tmp("short.csv", "a,b,y\n1,2,0\n3,1\n");
     let e = read_csv(&short, &opts()).unwrap_err().to_string();
@@ -77,7 +83,10 @@ fn malformed_cells_name_file_line_and_column() {
 
     let nolabel = tmp("nolabel.csv", "a,y\n1,\n");
     let e = read_csv(&nolabel, &opts()).unwrap_err().to_string();
-    assert!(e.contains("nolabel.csv:2") && e.contains("empty label"), "{e}");
+    assert!(
+        e.contains("nolabel.csv:2") && e.contains("empty label"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -129,7 +138,10 @@ fn clamp_and_big2015_shapes() {
 
     let big = big2015(&shared().join("data/big2015")).unwrap();
     assert_eq!((big.n_rows(), big.n_cols()), (10868, 34));
-    assert_eq!(big.classes(), (1..=9).map(|c| c.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        big.classes(),
+        (1..=9).map(|c| c.to_string()).collect::<Vec<_>>()
+    );
     assert_eq!(big.labels.iter().filter(|l| *l == "5").count(), 42);
     assert!(big.values.iter().all(|v| v.is_finite()));
 }

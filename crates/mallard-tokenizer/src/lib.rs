@@ -30,7 +30,11 @@ pub enum TokenizerError {
 pub enum TextMode {
     /// Keras `text_to_word_sequence`: optional lower-casing, every char of `filters`
     /// becomes `split`, then split on `split` and drop empty pieces.
-    Keras { lower: bool, filters: String, split: char },
+    Keras {
+        lower: bool,
+        filters: String,
+        split: char,
+    },
     /// One token per API name, unchanged.
     Exact,
 }
@@ -38,7 +42,11 @@ pub enum TextMode {
 impl TextMode {
     /// `Tokenizer()` with its default arguments.
     pub fn keras_default() -> Self {
-        TextMode::Keras { lower: true, filters: KERAS_FILTERS.to_string(), split: ' ' }
+        TextMode::Keras {
+            lower: true,
+            filters: KERAS_FILTERS.to_string(),
+            split: ' ',
+        }
     }
 }
 
@@ -53,7 +61,11 @@ pub struct TokenizerConfig {
 
 impl Default for TokenizerConfig {
     fn default() -> Self {
-        TokenizerConfig { text: TextMode::Exact, num_words: None, oov_token: None }
+        TokenizerConfig {
+            text: TextMode::Exact,
+            num_words: None,
+            oov_token: None,
+        }
     }
 }
 
@@ -86,14 +98,22 @@ impl TryFrom<TokenizerFile> for Tokenizer {
                 f.counts.len()
             )));
         }
-        let counts = if f.counts.is_empty() { vec![0; f.words.len()] } else { f.counts };
+        let counts = if f.counts.is_empty() {
+            vec![0; f.words.len()]
+        } else {
+            f.counts
+        };
         Ok(Tokenizer::from_parts(f.config, f.words, counts))
     }
 }
 
 impl From<Tokenizer> for TokenizerFile {
     fn from(t: Tokenizer) -> Self {
-        TokenizerFile { config: t.config, words: t.words, counts: t.counts }
+        TokenizerFile {
+            config: t.config,
+            words: t.words,
+            counts: t.counts,
+        }
     }
 }
 
@@ -104,7 +124,12 @@ impl Tokenizer {
         for (i, w) in words.iter().enumerate() {
             index.insert(w.clone(), (i + 1) as u32);
         }
-        Tokenizer { config, words, counts, index }
+        Tokenizer {
+            config,
+            words,
+            counts,
+            index,
+        }
     }
 
     /// Splits one sequence into tokens according to the text mode.
@@ -132,8 +157,13 @@ impl Tokenizer {
                 }
             }
         }
-        let mut ranked: Vec<(String, u64)> =
-            order.into_iter().map(|w| { let c = counts[&w]; (w, c) }).collect();
+        let mut ranked: Vec<(String, u64)> = order
+            .into_iter()
+            .map(|w| {
+                let c = counts[&w];
+                (w, c)
+            })
+            .collect();
         // Stable sort: ties keep first-appearance order, like Python's sort(reverse=True).
         ranked.sort_by(|a, b| b.1.cmp(&a.1));
         let mut words = Vec::with_capacity(ranked.len() + 1);
@@ -170,7 +200,9 @@ impl Tokenizer {
 
     /// The token for an id (1-based), if any.
     pub fn word(&self, id: u32) -> Option<&str> {
-        self.words.get((id as usize).checked_sub(1)?).map(String::as_str)
+        self.words
+            .get((id as usize).checked_sub(1)?)
+            .map(String::as_str)
     }
 
     /// Largest id `encode` can emit, plus one: the embedding table size.
@@ -205,16 +237,35 @@ impl Tokenizer {
 
 fn split_tokens<S: AsRef<str>>(mode: &TextMode, apis: &[S]) -> Vec<String> {
     match mode {
-        TextMode::Exact => apis.iter().map(|s| s.as_ref().to_string()).filter(|s| !s.is_empty()).collect(),
-        TextMode::Keras { lower, filters, split } => {
+        TextMode::Exact => apis
+            .iter()
+            .map(|s| s.as_ref().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        TextMode::Keras {
+            lower,
+            filters,
+            split,
+        } => {
             let mut out = Vec::new();
             // Joining with the split char and splitting again is the same as splitting each name.
             for api in apis {
                 let s = api.as_ref();
-                let s = if *lower { s.to_lowercase() } else { s.to_string() };
-                let mapped: String =
-                    s.chars().map(|c| if filters.contains(c) { *split } else { c }).collect();
-                out.extend(mapped.split(*split).filter(|p| !p.is_empty()).map(str::to_string));
+                let s = if *lower {
+                    s.to_lowercase()
+                } else {
+                    s.to_string()
+                };
+                let mapped: String = s
+                    .chars()
+                    .map(|c| if filters.contains(c) { *split } else { c })
+                    .collect();
+                out.extend(
+                    mapped
+                        .split(*split)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string),
+                );
             }
             out
         }

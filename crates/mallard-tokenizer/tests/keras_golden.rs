@@ -18,8 +18,12 @@ fn malbehavd_train_texts() -> Vec<String> {
         .skip(1)
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let apis: Vec<&str> =
-                l.trim_end_matches('\r').split(',').skip(2).filter(|s| !s.is_empty()).collect();
+            let apis: Vec<&str> = l
+                .trim_end_matches('\r')
+                .split(',')
+                .skip(2)
+                .filter(|s| !s.is_empty())
+                .collect();
             apis.join(" ")
         })
         .collect()
@@ -27,11 +31,25 @@ fn malbehavd_train_texts() -> Vec<String> {
 
 fn config(args: &Value) -> TokenizerConfig {
     let lower = args.get("lower").and_then(Value::as_bool).unwrap_or(true);
-    let filters = args.get("filters").and_then(Value::as_str).unwrap_or(KERAS_FILTERS).to_string();
+    let filters = args
+        .get("filters")
+        .and_then(Value::as_str)
+        .unwrap_or(KERAS_FILTERS)
+        .to_string();
     TokenizerConfig {
-        text: TextMode::Keras { lower, filters, split: ' ' },
-        num_words: args.get("num_words").and_then(Value::as_u64).map(|n| n as usize),
-        oov_token: args.get("oov_token").and_then(Value::as_str).map(str::to_string),
+        text: TextMode::Keras {
+            lower,
+            filters,
+            split: ' ',
+        },
+        num_words: args
+            .get("num_words")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+        oov_token: args
+            .get("oov_token")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -46,7 +64,13 @@ fn ids(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
@@ -67,7 +91,11 @@ fn keras_tokenizer_golden_cases() {
         let want = case["word_index"].as_object().unwrap();
         assert_eq!(tok.words().len(), want.len(), "{name}: vocabulary size");
         for (w, i) in want {
-            assert_eq!(tok.id(w), Some(i.as_u64().unwrap() as u32), "{name}: index of {w:?}");
+            assert_eq!(
+                tok.id(w),
+                Some(i.as_u64().unwrap() as u32),
+                "{name}: index of {w:?}"
+            );
         }
 
         let seqs: Vec<Vec<u32>> = case["texts"]
@@ -79,10 +107,18 @@ fn keras_tokenizer_golden_cases() {
         assert_eq!(seqs, ids(&case["sequences"]), "{name}: texts_to_sequences");
 
         let pad = &case["pad"];
-        let maxlen = pad.get("maxlen").and_then(Value::as_u64).map(|n| n as usize);
-        let padded =
-            pad_sequences(&seqs, maxlen, side(pad.get("padding")), side(pad.get("truncating")), 0)
-                .unwrap();
+        let maxlen = pad
+            .get("maxlen")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
+        let padded = pad_sequences(
+            &seqs,
+            maxlen,
+            side(pad.get("padding")),
+            side(pad.get("truncating")),
+            0,
+        )
+        .unwrap();
         assert_eq!(padded, ids(&case["padded"]), "{name}: pad_sequences");
     }
 }

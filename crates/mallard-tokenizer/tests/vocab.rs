@@ -14,18 +14,31 @@ fn seqs() -> Vec<Vec<&'static str>> {
 fn exact_mode_keeps_names_and_orders_ties_by_first_appearance() {
     let tok = Tokenizer::fit(TokenizerConfig::default(), seqs());
     // NtClose 3; NtOpenFile 2 and __exception__ 2 tie, NtOpenFile seen first; LdrLoadDll 1.
-    assert_eq!(tok.words(), ["NtClose", "NtOpenFile", "__exception__", "LdrLoadDll"]);
-    assert_eq!(tok.encode(&["__exception__", "Unknown", "NtClose"]), vec![3, 1]);
+    assert_eq!(
+        tok.words(),
+        ["NtClose", "NtOpenFile", "__exception__", "LdrLoadDll"]
+    );
+    assert_eq!(
+        tok.encode(&["__exception__", "Unknown", "NtClose"]),
+        vec![3, 1]
+    );
     assert_eq!(tok.vocab_size(), 5);
     assert_eq!(tok.count(1), Some(3));
 }
 
 #[test]
 fn num_words_and_oov() {
-    let cfg = TokenizerConfig { num_words: Some(3), oov_token: Some("<OOV>".into()), ..Default::default() };
+    let cfg = TokenizerConfig {
+        num_words: Some(3),
+        oov_token: Some("<OOV>".into()),
+        ..Default::default()
+    };
     let tok = Tokenizer::fit(cfg, seqs());
     // <OOV>=1, NtClose=2, NtOpenFile=3, ...; ids >= 3 map to OOV.
-    assert_eq!(tok.encode(&["NtOpenFile", "NtClose", "Nope"]), vec![1, 2, 1]);
+    assert_eq!(
+        tok.encode(&["NtOpenFile", "NtClose", "Nope"]),
+        vec![1, 2, 1]
+    );
     assert_eq!(tok.vocab_size(), 3);
 }
 

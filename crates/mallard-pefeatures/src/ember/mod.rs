@@ -178,7 +178,11 @@ pub fn python_set_order(values: &[u64]) -> Vec<u64> {
         let mut perturb = v;
         let mut i = (v as usize) & mask;
         loop {
-            let probes = if i + LINEAR_PROBES <= mask { LINEAR_PROBES } else { 0 };
+            let probes = if i + LINEAR_PROBES <= mask {
+                LINEAR_PROBES
+            } else {
+                0
+            };
             for j in 0..=probes {
                 if let Some(slot) = table.get_mut(i + j) {
                     if slot.is_none() {
@@ -188,7 +192,11 @@ pub fn python_set_order(values: &[u64]) -> Vec<u64> {
                 }
             }
             perturb >>= PERTURB_SHIFT;
-            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb as usize)) & mask;
+            i = (i
+                .wrapping_mul(5)
+                .wrapping_add(1)
+                .wrapping_add(perturb as usize))
+                & mask;
         }
     }
     let mut table: Vec<Option<u64>> = vec![None; 8];
@@ -216,12 +224,21 @@ pub fn python_set_order(values: &[u64]) -> Vec<u64> {
 }
 
 fn flag_names(value: u64, table: &[(u64, &'static str)]) -> Vec<Value> {
-    let mut set: Vec<u64> = table.iter().filter(|(f, _)| value & f != 0).map(|(f, _)| *f).collect();
+    let mut set: Vec<u64> = table
+        .iter()
+        .filter(|(f, _)| value & f != 0)
+        .map(|(f, _)| *f)
+        .collect();
     set.sort_unstable();
     set.dedup();
     python_set_order(&set)
         .into_iter()
-        .filter_map(|f| table.iter().find(|(g, _)| *g == f).map(|(_, n)| Value::from(*n)))
+        .filter_map(|f| {
+            table
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, n)| Value::from(*n))
+        })
         .collect()
 }
 
@@ -347,7 +364,11 @@ fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
     let export_names: Vec<Value> = exports
         .as_ref()
         .map(|e| {
-            e.entries.iter().filter(|x| !x.name.is_empty()).map(|x| Value::from(lief_str(&x.name))).collect()
+            e.entries
+                .iter()
+                .filter(|x| !x.name.is_empty())
+                .map(|x| Value::from(lief_str(&x.name)))
+                .collect()
         })
         .unwrap_or_default();
     obj.insert(
@@ -368,7 +389,11 @@ fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
 
     // header
     let o = &pe.optional;
-    let magic = if pe.is_pe32_plus() { "PE32_PLUS" } else { "PE32" };
+    let magic = if pe.is_pe32_plus() {
+        "PE32_PLUS"
+    } else {
+        "PE32"
+    };
     obj.insert(
         "header".into(),
         json!({
@@ -397,7 +422,10 @@ fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
     );
 
     // section
-    let entry = pe.lief_entry_section().and_then(|i| pe.sections.get(i)).map(|s| lief_str(s.name_bytes()));
+    let entry = pe
+        .lief_entry_section()
+        .and_then(|i| pe.sections.get(i))
+        .map(|s| lief_str(s.name_bytes()));
     let sections: Vec<Value> = pe
         .sections
         .iter()
@@ -413,12 +441,17 @@ fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
             })
         })
         .collect();
-    obj.insert("section".into(), json!({"entry": entry.unwrap_or_default(), "sections": sections}));
+    obj.insert(
+        "section".into(),
+        json!({"entry": entry.unwrap_or_default(), "sections": sections}),
+    );
 
     // imports
     let mut imap = Map::new();
     for imp in &imports.imports {
-        let list = imap.entry(imp.name.clone()).or_insert_with(|| Value::Array(Vec::new()));
+        let list = imap
+            .entry(imp.name.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(a) = list {
             for e in &imp.entries {
                 match e.ordinal {
@@ -448,32 +481,45 @@ fn bad(what: &str) -> FeatureError {
 }
 
 fn get<'v>(v: &'v Value, key: &str) -> Result<&'v Value, FeatureError> {
-    v.get(key).ok_or_else(|| bad(&format!("missing key '{key}'")))
+    v.get(key)
+        .ok_or_else(|| bad(&format!("missing key '{key}'")))
 }
 
 fn num(v: &Value, key: &str) -> Result<f64, FeatureError> {
-    get(v, key)?.as_f64().ok_or_else(|| bad(&format!("'{key}' is not a number")))
+    get(v, key)?
+        .as_f64()
+        .ok_or_else(|| bad(&format!("'{key}' is not a number")))
 }
 
 fn arr<'v>(v: &'v Value, key: &str) -> Result<&'v Vec<Value>, FeatureError> {
-    get(v, key)?.as_array().ok_or_else(|| bad(&format!("'{key}' is not a list")))
+    get(v, key)?
+        .as_array()
+        .ok_or_else(|| bad(&format!("'{key}' is not a list")))
 }
 
 fn string<'v>(v: &'v Value, key: &str) -> Result<&'v str, FeatureError> {
-    get(v, key)?.as_str().ok_or_else(|| bad(&format!("'{key}' is not a string")))
+    get(v, key)?
+        .as_str()
+        .ok_or_else(|| bad(&format!("'{key}' is not a string")))
 }
 
 fn str_list<'v>(v: &'v Value, key: &str) -> Result<Vec<&'v str>, FeatureError> {
     arr(v, key)?
         .iter()
-        .map(|x| x.as_str().ok_or_else(|| bad(&format!("'{key}' holds a non-string"))))
+        .map(|x| {
+            x.as_str()
+                .ok_or_else(|| bad(&format!("'{key}' holds a non-string")))
+        })
         .collect()
 }
 
 fn counts(v: &Value, key: &str, n: usize) -> Result<Vec<u64>, FeatureError> {
     let a = arr(v, key)?;
     if a.len() != n {
-        return Err(bad(&format!("'{key}' has {} entries, expected {n}", a.len())));
+        return Err(bad(&format!(
+            "'{key}' has {} entries, expected {n}",
+            a.len()
+        )));
     }
     a.iter()
         .map(|x| {
@@ -513,8 +559,16 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     // GeneralFileInfo
     let g = get(raw, "general")?;
     for k in [
-        "size", "vsize", "has_debug", "exports", "imports", "has_relocations", "has_resources",
-        "has_signature", "has_tls", "symbols",
+        "size",
+        "vsize",
+        "has_debug",
+        "exports",
+        "imports",
+        "has_relocations",
+        "has_resources",
+        "has_signature",
+        "has_tls",
+        "symbols",
     ] {
         out.push(f(num(g, k)?));
     }
@@ -525,14 +579,28 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     out.push(f(num(coff, "timestamp")?));
     let push_hashed = |out: &mut Vec<f32>, v: Vec<f64>| out.extend(v.into_iter().map(f));
     push_hashed(&mut out, hash_strings([string(coff, "machine")?], 10));
-    push_hashed(&mut out, hash_strings(str_list(coff, "characteristics")?, 10));
+    push_hashed(
+        &mut out,
+        hash_strings(str_list(coff, "characteristics")?, 10),
+    );
     push_hashed(&mut out, hash_strings([string(opt, "subsystem")?], 10));
-    push_hashed(&mut out, hash_strings(str_list(opt, "dll_characteristics")?, 10));
+    push_hashed(
+        &mut out,
+        hash_strings(str_list(opt, "dll_characteristics")?, 10),
+    );
     push_hashed(&mut out, hash_strings([string(opt, "magic")?], 10));
     for k in [
-        "major_image_version", "minor_image_version", "major_linker_version", "minor_linker_version",
-        "major_operating_system_version", "minor_operating_system_version", "major_subsystem_version",
-        "minor_subsystem_version", "sizeof_code", "sizeof_headers", "sizeof_heap_commit",
+        "major_image_version",
+        "minor_image_version",
+        "major_linker_version",
+        "minor_linker_version",
+        "major_operating_system_version",
+        "minor_operating_system_version",
+        "major_subsystem_version",
+        "minor_subsystem_version",
+        "sizeof_code",
+        "sizeof_headers",
+        "sizeof_heap_commit",
     ] {
         out.push(f(num(opt, k)?));
     }
@@ -562,21 +630,42 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     out.push(f(ss.len() as f64));
     out.push(f(ss.iter().filter(|s| s.size == 0.0).count() as f64));
     out.push(f(ss.iter().filter(|s| s.name.is_empty()).count() as f64));
-    out.push(f(ss.iter().filter(|s| s.props.contains(&"MEM_READ") && s.props.contains(&"MEM_EXECUTE")).count()
-        as f64));
-    out.push(f(ss.iter().filter(|s| s.props.contains(&"MEM_WRITE")).count() as f64));
-    push_hashed(&mut out, hash_pairs(ss.iter().map(|s| (s.name, s.size)), 50));
-    push_hashed(&mut out, hash_pairs(ss.iter().map(|s| (s.name, s.entropy)), 50));
-    push_hashed(&mut out, hash_pairs(ss.iter().map(|s| (s.name, s.vsize)), 50));
+    out.push(f(ss
+        .iter()
+        .filter(|s| s.props.contains(&"MEM_READ") && s.props.contains(&"MEM_EXECUTE"))
+        .count() as f64));
+    out.push(f(
+        ss.iter().filter(|s| s.props.contains(&"MEM_WRITE")).count() as f64,
+    ));
+    push_hashed(
+        &mut out,
+        hash_pairs(ss.iter().map(|s| (s.name, s.size)), 50),
+    );
+    push_hashed(
+        &mut out,
+        hash_pairs(ss.iter().map(|s| (s.name, s.entropy)), 50),
+    );
+    push_hashed(
+        &mut out,
+        hash_pairs(ss.iter().map(|s| (s.name, s.vsize)), 50),
+    );
     // EMBER passes the entry name as a bare string: FeatureHasher hashes its characters.
     let mut buf = [0u8; 4];
-    let chars: Vec<String> = entry.chars().map(|c| c.encode_utf8(&mut buf).to_string()).collect();
+    let chars: Vec<String> = entry
+        .chars()
+        .map(|c| c.encode_utf8(&mut buf).to_string())
+        .collect();
     push_hashed(&mut out, hash_strings(chars.iter().map(|s| s.as_str()), 50));
-    let entry_props: Vec<&str> =
-        ss.iter().filter(|s| s.name == entry).flat_map(|s| s.props.iter().copied()).collect();
+    let entry_props: Vec<&str> = ss
+        .iter()
+        .filter(|s| s.name == entry)
+        .flat_map(|s| s.props.iter().copied())
+        .collect();
     push_hashed(&mut out, hash_strings(entry_props, 50));
     // ImportsInfo
-    let imps = get(raw, "imports")?.as_object().ok_or_else(|| bad("'imports' is not an object"))?;
+    let imps = get(raw, "imports")?
+        .as_object()
+        .ok_or_else(|| bad("'imports' is not an object"))?;
     let mut libs: Vec<String> = imps.keys().map(|k| k.to_lowercase()).collect();
     libs.sort();
     libs.dedup();
@@ -584,12 +673,20 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     let mut full: Vec<String> = Vec::new();
     for (lib, list) in imps {
         let lower = lib.to_lowercase();
-        for e in list.as_array().ok_or_else(|| bad("an imports entry is not a list"))? {
-            let e = e.as_str().ok_or_else(|| bad("an import name is not a string"))?;
+        for e in list
+            .as_array()
+            .ok_or_else(|| bad("an imports entry is not a list"))?
+        {
+            let e = e
+                .as_str()
+                .ok_or_else(|| bad("an import name is not a string"))?;
             full.push(format!("{lower}:{e}"));
         }
     }
-    push_hashed(&mut out, hash_strings(full.iter().map(|s| s.as_str()), 1024));
+    push_hashed(
+        &mut out,
+        hash_strings(full.iter().map(|s| s.as_str()), 1024),
+    );
     // ExportsInfo
     push_hashed(&mut out, hash_strings(str_list(raw, "exports")?, 128));
     // DataDirectories
@@ -604,7 +701,10 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
         }
     }
     if out.len() != DIM {
-        return Err(bad(&format!("vector has {} entries, expected {DIM}", out.len())));
+        return Err(bad(&format!(
+            "vector has {} entries, expected {DIM}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -625,31 +725,78 @@ pub fn names() -> Vec<String> {
             n.push(format!("byteentropy_h{e}_n{b}"));
         }
     }
-    n.extend(["strings_numstrings", "strings_avlength", "strings_printables"].map(String::from));
+    n.extend(
+        [
+            "strings_numstrings",
+            "strings_avlength",
+            "strings_printables",
+        ]
+        .map(String::from),
+    );
     for i in 0..96 {
         n.push(format!("strings_printabledist_{i}"));
     }
-    n.extend(["strings_entropy", "strings_paths", "strings_urls", "strings_registry", "strings_MZ"].map(String::from));
+    n.extend(
+        [
+            "strings_entropy",
+            "strings_paths",
+            "strings_urls",
+            "strings_registry",
+            "strings_MZ",
+        ]
+        .map(String::from),
+    );
     for k in [
-        "size", "vsize", "has_debug", "exports", "imports", "has_relocations", "has_resources",
-        "has_signature", "has_tls", "symbols",
+        "size",
+        "vsize",
+        "has_debug",
+        "exports",
+        "imports",
+        "has_relocations",
+        "has_resources",
+        "has_signature",
+        "has_tls",
+        "symbols",
     ] {
         n.push(format!("general_{k}"));
     }
     n.push("header_timestamp".into());
-    for g in ["machine", "characteristics", "subsystem", "dll_characteristics", "magic"] {
+    for g in [
+        "machine",
+        "characteristics",
+        "subsystem",
+        "dll_characteristics",
+        "magic",
+    ] {
         for i in 0..10 {
             n.push(format!("header_{g}_hash{i}"));
         }
     }
     for k in [
-        "major_image_version", "minor_image_version", "major_linker_version", "minor_linker_version",
-        "major_operating_system_version", "minor_operating_system_version", "major_subsystem_version",
-        "minor_subsystem_version", "sizeof_code", "sizeof_headers", "sizeof_heap_commit",
+        "major_image_version",
+        "minor_image_version",
+        "major_linker_version",
+        "minor_linker_version",
+        "major_operating_system_version",
+        "minor_operating_system_version",
+        "major_subsystem_version",
+        "minor_subsystem_version",
+        "sizeof_code",
+        "sizeof_headers",
+        "sizeof_heap_commit",
     ] {
         n.push(format!("header_{k}"));
     }
-    n.extend(["section_count", "section_zero_size", "section_empty_name", "section_rx", "section_w"].map(String::from));
+    n.extend(
+        [
+            "section_count",
+            "section_zero_size",
+            "section_empty_name",
+            "section_rx",
+            "section_w",
+        ]
+        .map(String::from),
+    );
     for g in ["size", "entropy", "vsize", "entry_name", "entry_props"] {
         for i in 0..50 {
             n.push(format!("section_{g}_hash{i}"));
@@ -679,8 +826,14 @@ mod tests {
     fn set_order_matches_cpython() {
         // Orders seen in EMBER's output (CPython 3.11 set of pybind11 enums).
         assert_eq!(python_set_order(&[0x2, 0x100]), vec![0x100, 0x2]);
-        assert_eq!(python_set_order(&[0x20, 0x2000_0000, 0x4000_0000]), vec![0x20, 0x2000_0000, 0x4000_0000]);
-        assert_eq!(python_set_order(&[0x40, 0x100, 0x8000]), vec![0x40, 0x100, 0x8000]);
+        assert_eq!(
+            python_set_order(&[0x20, 0x2000_0000, 0x4000_0000]),
+            vec![0x20, 0x2000_0000, 0x4000_0000]
+        );
+        assert_eq!(
+            python_set_order(&[0x40, 0x100, 0x8000]),
+            vec![0x40, 0x100, 0x8000]
+        );
     }
 
     #[test]
