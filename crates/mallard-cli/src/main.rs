@@ -8,6 +8,11 @@ mod scan_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
+
+// Parsing a report or loading a model makes many small allocations; glibc's malloc and free
+// were a fifth of a one-report scan (docs/decisions.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Machine-learning detection of Windows malware from sandbox reports and API-call datasets.

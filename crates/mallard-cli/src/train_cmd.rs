@@ -4,7 +4,7 @@ use crate::dataset::{
     guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs,
 };
 use crate::Global;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mallard_model::train::{train, EpochReport, ModelKind, Observer, Preset, TrainOptions};
@@ -75,6 +75,10 @@ pub struct ModelArgs {
     /// Epochs (boosted trees: rounds, default 10) without a better validation loss before stopping.
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Train recurrent nets (lstm, gru, bilstm, ensemble) on the GPU through Vulkan; needs a
+    /// build with `--features gpu`. Same training semantics as the CPU.
+    #[arg(long)]
+    pub gpu: bool,
     /// Do not weight classes by inverse frequency.
     #[arg(long)]
     pub no_class_weights: bool,
@@ -164,6 +168,10 @@ impl ModelArgs {
             None
         };
         o.seed = self.seed;
+        if self.gpu && !cfg!(feature = "gpu") {
+            bail!("--gpu: this mallard was built without GPU support; rebuild with `cargo build --release --features gpu`");
+        }
+        o.gpu = self.gpu;
         o.collapse_runs = self.collapse_repeats;
         o.threads = threads;
         Ok(o)

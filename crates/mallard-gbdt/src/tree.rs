@@ -196,22 +196,33 @@ impl Tree {
     /// cover: adds each feature's Shapley value to `out`; with [`Tree::expected_value`] they
     /// sum to [`Tree::predict`].
     pub fn shap(&self, x: &[f32], out: &mut [f64]) {
-        let mut path = Vec::with_capacity(32);
-        self.shap_rec(0, x, out, &mut path, 1.0, 1.0, -1);
+        // One path buffer per depth, reused: cloning the path at every node made the
+        // allocator the hot spot of explaining a verdict.
+        let mut stack: Vec<Vec<PathElem>> = vec![Vec::new()];
+        self.shap_rec(0, 0, x, out, &mut stack, 1.0, 1.0, -1);
     }
 
+    /// The path at node `j` lives in `stack[depth + 1]`, a copy of its parent's in
+    /// `stack[depth]` extended by the split that led here.
     #[allow(clippy::too_many_arguments)]
     fn shap_rec(
         &self,
         j: usize,
+        depth: usize,
         x: &[f32],
         out: &mut [f64],
-        path: &mut Vec<PathElem>,
+        stack: &mut Vec<Vec<PathElem>>,
         zero: f64,
         one: f64,
         feature: i64,
     ) {
-        let saved = path.clone();
+        if stack.len() < depth + 2 {
+            stack.resize_with(depth + 2, Vec::new);
+        }
+        let (parents, rest) = stack.split_at_mut(depth + 1);
+        let path = &mut rest[0];
+        path.clear();
+        path.extend_from_slice(&parents[depth]);
         extend(path, zero, one, feature);
         let n = &self.nodes[j];
         match n.feature {
@@ -246,10 +257,10 @@ impl Tree {
                         0.5
                     }
                 };
-                self.shap_rec(hot, x, out, path, iz * frac(hot), io, f as i64);
-                self.shap_rec(cold, x, out, path, iz * frac(cold), 0.0, f as i64);
+                let (zh, zc) = (iz * frac(hot), iz * frac(cold));
+                self.shap_rec(hot, depth + 1, x, out, stack, zh, io, f as i64);
+                self.shap_rec(cold, depth + 1, x, out, stack, zc, 0.0, f as i64);
             }
         }
-        *path = saved;
     }
 }

@@ -97,6 +97,8 @@ pub struct TrainOptions {
     pub collapse_runs: bool,
     pub seed: u64,
     pub threads: usize,
+    /// Train recurrent nets on the GPU (needs the `gpu` feature).
+    pub gpu: bool,
 }
 
 impl TrainOptions {
@@ -118,6 +120,7 @@ impl TrainOptions {
             collapse_runs: false,
             seed: 42,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            gpu: false,
         }
     }
 }
@@ -400,7 +403,8 @@ fn train_rnn(
     obs.epoch_start(1, cfg.epochs, batches);
     // Both callbacks report to the observer; a RefCell lets the two closures share it.
     let obs = std::cell::RefCell::new(obs);
-    let summary = mallard_rnn::train(
+    let summary = train_net(
+        opts.gpu,
         &mut net,
         &rows,
         &y,
@@ -415,8 +419,7 @@ fn train_rnn(
             });
         },
         &mut |done, total, loss| obs.borrow_mut().batch(done, total, loss),
-    )
-    .map_err(|e| ModelError::Compute(e.to_string()))?;
+    )?;
 
     let mut meta = Meta::new(
         opts.kind.cell().map_or("bilstm", |c| match c {
@@ -436,6 +439,7 @@ fn train_rnn(
         "optimizer": format!("{:?}", cfg.optimizer),
         "loss": format!("{:?}", cfg.loss),
         "validation_split": cfg.validation_split,
+        "device": if opts.gpu { "gpu" } else { "cpu" },
         "best_epoch": summary.best_epoch,
         "stopped_early": summary.stopped_early,
         "seed": opts.seed,
@@ -458,4 +462,27 @@ pub fn shuffle<T>(v: &mut [T], seed: u64) {
         let j = (next() % (i as u64 + 1)) as usize;
         v.swap(i, j);
     }
+}
+
+/// The CPU kernel, or with `gpu` the wgpu backend, which follows the same training semantics.
+fn train_net(
+    gpu: bool,
+    net: &mut Net,
+    rows: &[Vec<u32>],
+    y: &[usize],
+    cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+    on_batch: &mut dyn FnMut(usize, usize, f32),
+) -> Result<mallard_rnn::TrainSummary, ModelError> {
+    if gpu {
+        #[cfg(feature = "gpu")]
+        return mallard_rnn_gpu::train(net, rows, y, cfg, on_epoch, on_batch)
+            .map_err(|e| ModelError::Compute(format!("GPU: {e}")));
+        #[cfg(not(feature = "gpu"))]
+        return Err(ModelError::Invalid(
+            "this mallard was built without GPU support; rebuild with `cargo build --release --features gpu`".into(),
+        ));
+    }
+    mallard_rnn::train(net, rows, y, cfg, on_epoch, on_batch)
+        .map_err(|e| ModelError::Compute(e.to_string()))
 }

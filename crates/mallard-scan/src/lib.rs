@@ -268,15 +268,30 @@ impl Scanner {
         }
         let mut rule_warnings = Vec::new();
         // Rules and the model run side by side: on a one-file scan yara-x's first scan
-        // (instantiating its WASM) costs as much as features and model together.
-        let (rule_scan, features) = rayon::join(
+        // (instantiating its WASM) costs about as much as features, model and TreeSHAP
+        // together. With a decisive rule match the model's result is simply dropped.
+        let (rule_scan, modelled) = rayon::join(
             || {
                 self.opts
                     .rules
                     .as_ref()
                     .map(|rs| rs.scan(&bytes, std::time::Duration::from_secs(10)))
             },
-            || mallard_pefeatures::extract(sm.set, &bytes),
+            || {
+                let v = mallard_pefeatures::extract(sm.set, &bytes)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let row: Vec<f32> = sm
+                    .columns
+                    .iter()
+                    .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
+                    .collect();
+                Ok::<_, String>(self.decide(
+                    path,
+                    sm.model.as_ref(),
+                    Input::Features(&row),
+                    Vec::new(),
+                ))
+            },
         );
         let matches = match rule_scan {
             Some(Ok(m)) => m,
@@ -317,21 +332,11 @@ impl Scanner {
                 components: Vec::new(),
             };
         }
-        let v = match features {
-            Ok(v) => v,
-            Err(e) => return ScanResult::error(path, format!("{}: {e}", path.display())),
+        let mut r = match modelled {
+            Ok(r) => r,
+            Err(e) => return ScanResult::error(path, e),
         };
-        let row: Vec<f32> = sm
-            .columns
-            .iter()
-            .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
-            .collect();
-        let mut r = self.decide(
-            path,
-            sm.model.as_ref(),
-            Input::Features(&row),
-            rule_warnings,
-        );
+        r.warnings.splice(0..0, rule_warnings);
         r.decided_by = "static model";
         if r.verdict == Verdict::Malicious {
             // Suspicious rule matches back a malicious verdict as reasons.
