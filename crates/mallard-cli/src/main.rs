@@ -45,6 +45,18 @@ enum Command {
     Inspect(inspect_cmd::InspectArgs),
 }
 
+/// mimalloc asks for transparent huge pages on its arena. Zeroing 2 MiB pages costs a
+/// one-file PE scan about 0.7 ms, a seventh of it, while parsing a large report gains from
+/// them; `scan` calls this when every input is a PE file.
+pub fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes nothing but the
+    // page-size policy of this process; its result is irrelevant.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 pub struct Global {
     pub quiet: bool,
     pub threads: usize,

@@ -77,6 +77,9 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     let (files, mut results) = expand_paths(&a.paths);
     let pe_files: Vec<&PathBuf> = files.iter().filter(|p| is_pe(p)).collect();
     let pe_inputs = pe_files.len();
+    if pe_inputs == files.len() && a.report.is_empty() {
+        crate::no_huge_pages();
+    }
     // Rules load on their own thread while the models load: on a one-file scan that
     // hides most of yara-x's start-up.
     let want_rules = !a.rules.is_empty() || (pe_inputs > 0 && !a.no_builtin_rules);
