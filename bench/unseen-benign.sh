@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # False positives of the built-in PE model on benign software it has never seen: every PE
-# file (.exe/.dll/.pyd) in pinned Windows wheels of 50 PyPI projects (MSVC, clang-cl, MinGW,
+# file (.exe/.dll/.pyd) in pinned Windows wheels of 49 PyPI projects (MSVC, clang-cl, MinGW,
 # Rust and Go toolchains; x64, x86, ARM64), minus anything in ../shared/data/pe-benign.
 # The binaries are downloaded to ~/.cache/mallard/unseen-benign and never committed.
 #
