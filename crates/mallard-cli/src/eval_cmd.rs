@@ -223,9 +223,9 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     if !matches!(a.dataset.format, DataFormat::Seq(_)) {
         return run_cv_table(a, g);
     }
-    let opts = a.model.options(g.threads)?;
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
     let names = label_set(&labels);
+    let opts = a.model.options(g.threads, names.len())?;
     let y: Vec<usize> = labels
         .iter()
         .map(|l| names.iter().position(|n| n == l).unwrap_or(0))

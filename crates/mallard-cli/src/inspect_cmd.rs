@@ -37,7 +37,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         }
     };
     let mut meta = file.meta;
-    meta.config = serde_json::Value::Null;
+    let config = std::mem::take(&mut meta.config);
     if a.json {
         println!("{}", serde_json::to_string(&meta)?);
         return Ok(());
@@ -71,12 +71,24 @@ pub fn run(a: InspectArgs) -> Result<()> {
     for (key, label) in [
         ("samples", "samples"),
         ("validation_samples", "held out"),
+        ("distinct_rows", "distinct"),
+        ("support_vectors", "support vec."),
         ("rounds", "rounds"),
         ("epochs", "epochs"),
         ("seconds", "seconds"),
     ] {
         if let Some(v) = t.get(key).filter(|v| v.as_u64() != Some(0)) {
             println!("  {label:<12} {v}");
+        }
+    }
+    if meta.kind == "svm" {
+        for key in ["kernel", "gamma", "c"] {
+            if let Some(v) = config.get(key) {
+                println!("  {key:<12} {v}");
+            }
+        }
+        if let Some(c) = config.get("calibration") {
+            println!("  calibration  {c}");
         }
     }
     if let Some(c) = t.get("calibration") {

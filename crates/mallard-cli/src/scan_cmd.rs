@@ -247,7 +247,7 @@ fn human(r: &ScanResult) -> String {
 /// Whether a PE file's folder holds any report that could pair with it.
 fn report_beside(pe: &std::path::Path) -> bool {
     let dir = pe.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::read_dir(dir).map_or(false, |rd| {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.flatten().any(|e| {
             let n = e.file_name().to_string_lossy().to_ascii_lowercase();
             n.ends_with(".json") || n.ends_with(".json.gz")

@@ -7,7 +7,9 @@ use crate::Global;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mallard_model::train::{train, EpochReport, ModelKind, Observer, Preset, TrainOptions};
+use mallard_model::train::{
+    label_set, train, EpochReport, ModelKind, Observer, Preset, TrainOptions,
+};
 use mallard_model::{GbdtParams, MlpParams, Model, TableLearner, TableModel};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,7 +31,9 @@ pub struct TrainArgs {
 /// Model choice and training settings, shared by `train` and `cv`.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model kind. Sequences: ngram (default), lstm, gru, bilstm, ensemble (LSTM + n-grams).
+    /// Model kind. Sequences: svm (kernel SVM over the set of distinct API names; the default
+    /// for two labels), ngram (TF-IDF n-grams + logistic regression; the default for
+    /// families), lstm, gru, bilstm, ensemble (LSTM + n-grams).
     /// Feature tables (csv): gbdt (default, boosted trees) or dnn (feed-forward net).
     #[arg(long = "model", value_name = "KIND")]
     pub kind: Option<String>,
@@ -89,6 +93,12 @@ pub struct ModelArgs {
     /// this and applies it when scoring.
     #[arg(long)]
     pub collapse_repeats: bool,
+    /// svm: kernel width gamma of K = exp(-gamma (1 - Tanimoto similarity of the API sets)).
+    #[arg(long, value_name = "GAMMA", default_value_t = 3.0)]
+    pub svm_gamma: f64,
+    /// svm: box constraint C (soft-margin penalty; larger fits the training data harder).
+    #[arg(long, value_name = "C", default_value_t = 3.0)]
+    pub svm_c: f64,
 }
 
 impl ModelArgs {
@@ -145,10 +155,12 @@ impl ModelArgs {
         }
     }
 
-    pub fn options(&self, threads: usize) -> Result<TrainOptions> {
-        let name = self.kind.as_deref().unwrap_or("ngram");
+    /// Settings for sequence models; `n_labels` picks the default kind (svm is two-class).
+    pub fn options(&self, threads: usize, n_labels: usize) -> Result<TrainOptions> {
+        let default = if n_labels == 2 { "svm" } else { "ngram" };
+        let name = self.kind.as_deref().unwrap_or(default);
         let kind = ModelKind::parse(name)
-            .ok_or_else(|| anyhow!("model kind {name:?} does not read API-call sequences (ngram, lstm, gru, bilstm, ensemble)"))?;
+            .ok_or_else(|| anyhow!("model kind {name:?} does not read API-call sequences (ngram, lstm, gru, bilstm, ensemble, svm)"))?;
         let preset = Preset::parse(&self.preset)
             .ok_or_else(|| anyhow!("unknown preset {:?} (default, published)", self.preset))?;
         let mut o = TrainOptions::new(kind, preset);
@@ -174,6 +186,8 @@ impl ModelArgs {
         o.gpu = self.gpu;
         o.collapse_runs = self.collapse_repeats;
         o.threads = threads;
+        o.svm_gamma = Some(self.svm_gamma);
+        o.svm_c = Some(self.svm_c);
         Ok(o)
     }
 }
@@ -263,9 +277,9 @@ pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
     if !matches!(a.dataset.format, DataFormat::Seq(_)) {
         return run_table(a, g);
     }
-    let opts = a.model.options(g.threads)?;
     let t = Instant::now();
     let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
+    let opts = a.model.options(g.threads, label_set(&labels).len())?;
     if !g.quiet {
         eprintln!(
             "read {} samples from {} in {:.2} s",

@@ -135,7 +135,7 @@ fn train_eval_scan_round_trip() {
     let d = tmp("roundtrip");
     toy_jsonl(&d.join("train.jsonl"), 60, 0);
     toy_jsonl(&d.join("test.jsonl"), 20, 1);
-    for kind in ["ngram", "lstm"] {
+    for kind in ["ngram", "svm", "lstm"] {
         let model = d.join(format!("{kind}.mallard"));
         let train = format!("jsonl:{}", d.join("train.jsonl").display());
         let mut args = vec![
@@ -278,6 +278,39 @@ fn default_model_on_malbehavd_test() {
     // Guards against regressions of the shipped model: the published Keras LSTM gets 0.968.
     assert!(j["roc_auc"].as_f64().unwrap() > 0.975, "{j}");
     assert!(j["accuracy"].as_f64().unwrap() > 0.93, "{j}");
+}
+
+/// The shipped default is what models/README.md's rebuild command gives, byte for byte.
+#[test]
+fn builtin_api_model_rebuilds_byte_for_byte() {
+    let d = tmp("rebuild");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = format!(
+        "malbehavd:{}",
+        root.join("models/data/malbehavd-v1/train.csv").display()
+    );
+    let out_path = d.join("default-api.mallard");
+    let out = mallard(&[
+        "train",
+        "-q",
+        "--dataset",
+        &data,
+        "--model",
+        "svm",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rebuilt = std::fs::read(&out_path).unwrap();
+    let shipped = std::fs::read(root.join("models/default-api.mallard")).unwrap();
+    assert!(
+        rebuilt == shipped,
+        "models/default-api.mallard differs from a rebuild: run the command in models/README.md"
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ impl Ensemble {
             }
         }
         let total: f32 = members.iter().map(|(w, _)| *w).sum();
-        if !(total > 0.0) || members.iter().any(|(w, _)| !(*w >= 0.0)) {
+        if total.is_nan() || total <= 0.0 || members.iter().any(|(w, _)| w.is_nan() || *w < 0.0) {
             return Err(ModelError::Invalid(
                 "ensemble weights must be non-negative with a positive sum".into(),
             ));

@@ -8,6 +8,7 @@ mod ensemble;
 mod file;
 mod ngram;
 mod sequence;
+mod svm;
 mod table;
 pub mod train;
 
@@ -20,6 +21,7 @@ pub use mallard_tables as tables;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;
 pub use sequence::{RnnModel, SeqInput};
+pub use svm::SvmSeqModel;
 pub use table::{TableLearner, TableModel};
 
 use serde::{Deserialize, Serialize};
@@ -78,7 +80,7 @@ impl Input<'_> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     pub mallard_version: String,
-    /// Implementation tag, e.g. `lstm`, `gru`, `bilstm`, `ngram`, `ensemble`.
+    /// Implementation tag, e.g. `lstm`, `gru`, `bilstm`, `ngram`, `svm`, `ensemble`.
     pub kind: String,
     pub input: InputKind,
     /// Class names in output order.
@@ -233,6 +235,7 @@ pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
     match file.meta.kind.as_str() {
         "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file)?)),
         "ngram" => Ok(Box::new(NgramSeqModel::from_file(file)?)),
+        "svm" => Ok(Box::new(SvmSeqModel::from_file(file)?)),
         "ensemble" => Ok(Box::new(Ensemble::from_file(file)?)),
         "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
@@ -245,7 +248,7 @@ pub fn table_schema(meta: &Meta) -> Result<tables::TableSchema, ModelError> {
         .config
         .get("schema")
         .cloned()
-        .ok_or_else(|| ModelError::WrongInput {
+        .ok_or(ModelError::WrongInput {
             expected: "feature vectors",
             got: "a table",
         })?;

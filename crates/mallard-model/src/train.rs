@@ -17,6 +17,8 @@ pub enum ModelKind {
     Ngram,
     /// LSTM and n-gram model, probabilities averaged.
     Ensemble,
+    /// Kernel SVM over the set of distinct API names (exponentiated Tanimoto kernel).
+    Svm,
 }
 
 impl ModelKind {
@@ -27,6 +29,7 @@ impl ModelKind {
             ModelKind::BiLstm => "bilstm",
             ModelKind::Ngram => "ngram",
             ModelKind::Ensemble => "ensemble",
+            ModelKind::Svm => "svm",
         }
     }
 
@@ -37,6 +40,7 @@ impl ModelKind {
             ModelKind::BiLstm,
             ModelKind::Ngram,
             ModelKind::Ensemble,
+            ModelKind::Svm,
         ]
         .into_iter()
         .find(|k| k.name().eq_ignore_ascii_case(s))
@@ -48,7 +52,7 @@ impl ModelKind {
             ModelKind::Gru => Some(Cell::Gru),
             ModelKind::BiLstm => Some(Cell::BiLstm),
             ModelKind::Ensemble => Some(Cell::Lstm),
-            ModelKind::Ngram => None,
+            ModelKind::Ngram | ModelKind::Svm => None,
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct TrainOptions {
     pub threads: usize,
     /// Train recurrent nets on the GPU (needs the `gpu` feature).
     pub gpu: bool,
+    /// SVM: kernel width `gamma` of `exp(-gamma (1 - Tanimoto))` (default 3).
+    pub svm_gamma: Option<f64>,
+    /// SVM: box constraint C (default 3).
+    pub svm_c: Option<f64>,
 }
 
 impl TrainOptions {
@@ -121,6 +129,8 @@ impl TrainOptions {
             seed: 42,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gpu: false,
+            svm_gamma: None,
+            svm_c: None,
         }
     }
 }
@@ -228,6 +238,12 @@ fn train_kind(
     let y = y.to_vec();
     match opts.kind {
         ModelKind::Ngram => Ok(Box::new(train_ngram(seqs, &y, &names, distinct, obs)?)),
+        ModelKind::Svm => {
+            obs.stage("fitting kernel SVM");
+            Ok(Box::new(crate::svm::train_svm(
+                seqs, &y, &names, distinct, opts,
+            )?))
+        }
         ModelKind::Lstm | ModelKind::Gru | ModelKind::BiLstm => {
             Ok(Box::new(train_rnn(seqs, &y, &names, distinct, opts, obs)?))
         }
@@ -464,7 +480,8 @@ pub fn shuffle<T>(v: &mut [T], seed: u64) {
     }
 }
 
-/// The CPU kernel, or with `gpu` the wgpu backend, which follows the same training semantics.
+/// The CPU kernel, or with `gpu` the wgpu backend, whose `train` has the same semantics
+/// (same shuffle order, clipping, early stopping; tested against the CPU to ~1e-7).
 fn train_net(
     gpu: bool,
     net: &mut Net,
@@ -476,7 +493,7 @@ fn train_net(
 ) -> Result<mallard_rnn::TrainSummary, ModelError> {
     if gpu {
         #[cfg(feature = "gpu")]
-        return gpu::train(net, rows, y, cfg, on_epoch, on_batch)
+        return mallard_rnn_gpu::train(net, rows, y, cfg, on_epoch, on_batch)
             .map_err(|e| ModelError::Compute(format!("GPU: {e}")));
         #[cfg(not(feature = "gpu"))]
         return Err(ModelError::Invalid(
@@ -485,151 +502,4 @@ fn train_net(
     }
     mallard_rnn::train(net, rows, y, cfg, on_epoch, on_batch)
         .map_err(|e| ModelError::Compute(e.to_string()))
-}
-
-/// The training loop of `mallard_rnn::train` around the GPU's epoch: validation rows from the
-/// end, class weights, a reshuffle per epoch, early stopping on the validation loss with the
-/// best weights restored. Differences: the shuffle uses its own generator, and gradients are
-/// not clipped (the GPU epoch has no clipping yet), so the run is not bit-identical to the CPU's.
-#[cfg(feature = "gpu")]
-mod gpu {
-    use mallard_rnn::{EpochReport, Net, Output, TrainConfig, TrainSummary};
-    use mallard_rnn_gpu::{GpuError, GpuNet};
-
-    fn targets(out: Output, labels: &[usize], rows: &[usize]) -> Vec<f32> {
-        let mut t = Vec::new();
-        for &i in rows {
-            match out {
-                Output::Sigmoid => t.push(labels[i] as f32),
-                Output::Softmax(k) => {
-                    t.extend((0..k).map(|j| if j == labels[i] { 1.0 } else { 0.0 }))
-                }
-            }
-        }
-        t
-    }
-
-    pub fn train(
-        net: &mut Net,
-        seqs: &[Vec<u32>],
-        labels: &[usize],
-        cfg: &TrainConfig,
-        on_epoch: &mut dyn FnMut(&EpochReport),
-        on_batch: &mut dyn FnMut(usize, usize, f32),
-    ) -> Result<TrainSummary, GpuError> {
-        let out = net.config().output;
-        let n = seqs.len();
-        let n_train = if cfg.validation_split > 0.0 {
-            (n as f64 * (1.0 - cfg.validation_split as f64)) as usize
-        } else {
-            n
-        };
-        if n_train == 0 || labels.len() != n || cfg.batch_size == 0 {
-            return Err(mallard_rnn::RnnError::Config(
-                "no training rows, or labels and rows differ".into(),
-            )
-            .into());
-        }
-        let mut g = GpuNet::from_net(net)?;
-        let all: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-        let idx: Vec<usize> = (0..n).collect();
-        let t_all = targets(out, labels, &idx);
-        let w_all: Option<Vec<f32>> = cfg
-            .class_weights
-            .as_ref()
-            .map(|cw| labels.iter().map(|&l| cw[l]).collect());
-        let val: Vec<usize> = (n_train..n).collect();
-        let (val_x, val_t): (Vec<&[u32]>, Vec<f32>) = (
-            val.iter().map(|&i| all[i]).collect(),
-            targets(out, labels, &val),
-        );
-        let mut order: Vec<usize> = (0..n_train).collect();
-        let mut state = cfg.seed ^ 0x6a09_e667_f3bc_c908;
-        let mut next = move || {
-            // SplitMix64.
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        let batches = n_train.div_ceil(cfg.batch_size);
-        let mut summary = TrainSummary {
-            history: Vec::new(),
-            best_epoch: None,
-            stopped_early: false,
-        };
-        let mut best: Option<(f32, Vec<mallard_rnn::Tensor>)> = None;
-        let mut wait = 0;
-        for epoch in 1..=cfg.epochs {
-            let start = std::time::Instant::now();
-            if cfg.shuffle {
-                for i in (1..order.len()).rev() {
-                    order.swap(i, (next() % (i as u64 + 1)) as usize);
-                }
-            }
-            let loss = g.train_epoch(
-                &all,
-                &t_all,
-                w_all.as_deref(),
-                &order,
-                cfg.batch_size,
-                cfg.loss,
-                cfg.optimizer,
-            )?;
-            if !loss.is_finite() {
-                return Err(mallard_rnn::RnnError::NonFinite(loss).into());
-            }
-            on_batch(batches, batches, loss);
-            let (val_loss, val_accuracy) = if val.is_empty() {
-                (None, None)
-            } else {
-                let (vl, _) = g.loss_grad(&val_x, &val_t, None, cfg.loss)?;
-                let p = g.predict(&val_x)?;
-                let k = net.config().n_out();
-                let correct = val
-                    .iter()
-                    .enumerate()
-                    .filter(|&(r, &i)| {
-                        let row = &p[r * k..(r + 1) * k];
-                        let pred = if k == 1 {
-                            usize::from(row[0] > 0.5)
-                        } else {
-                            (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b })
-                        };
-                        pred == labels[i]
-                    })
-                    .count();
-                (Some(vl), Some(correct as f32 / val.len() as f32))
-            };
-            let report = EpochReport {
-                epoch,
-                loss,
-                val_loss,
-                val_accuracy,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            on_epoch(&report);
-            summary.history.push(report);
-            if let Some(patience) = cfg.early_stopping_patience {
-                let monitored = val_loss.unwrap_or(loss);
-                if best.as_ref().is_none_or(|(b, _)| monitored < *b) {
-                    best = Some((monitored, g.tensors()?));
-                    summary.best_epoch = Some(epoch);
-                    wait = 0;
-                } else {
-                    wait += 1;
-                    if wait >= patience {
-                        summary.stopped_early = true;
-                        break;
-                    }
-                }
-            }
-        }
-        *net = match best {
-            Some((_, t)) => Net::from_tensors(net.config().clone(), &t)?,
-            None => g.to_net()?,
-        };
-        Ok(summary)
-    }
 }

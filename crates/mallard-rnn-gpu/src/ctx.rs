@@ -36,6 +36,8 @@ pub(crate) enum K {
     ColSum,
     Transpose,
     Optim,
+    SumSq,
+    ClipScale,
 }
 
 struct Kernel {
@@ -93,8 +95,10 @@ fn specs() -> Vec<(K, String, Vec<bool>)> {
         (
             K::Optim,
             shaders::OPTIM.into(),
-            vec![false, true, false, false],
+            vec![false, true, false, false, true],
         ),
+        (K::SumSq, shaders::SUMSQ.into(), vec![true, false]),
+        (K::ClipScale, shaders::CLIP_SCALE.into(), vec![true, false]),
     ]
 }
 
@@ -205,6 +209,18 @@ impl Ctx {
         drop(view);
         staging.unmap();
         Ok(out)
+    }
+
+    /// Queue a copy of the first `bytes` of `src` into `dst` (ordered after earlier work).
+    pub(crate) fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        enc.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, bytes);
+        self.queue.submit([enc.finish()]);
     }
 
     pub(crate) fn recorder(&self) -> Recorder {

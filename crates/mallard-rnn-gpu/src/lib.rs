@@ -9,6 +9,10 @@
 //! runs only over the rows still running, the input projection is a per-batch table
 //! `E·W + b`, and the backward pass is hand-written BPTT over saved activations. Results
 //! match [`mallard_rnn::Net`] to float rounding (summation order differs).
+//!
+//! [`GpuNet`] holds a network's weights on the device (inference, gradients, training epochs);
+//! [`train`] is `mallard_rnn::train` (validation, early stopping, class weights, clipping, the
+//! same shuffle) with the minibatches run on the GPU.
 
 #[cfg(feature = "wgpu")]
 mod ctx;
@@ -16,12 +20,16 @@ mod ctx;
 mod net;
 #[cfg(feature = "wgpu")]
 mod shaders;
+#[cfg(feature = "wgpu")]
+mod train;
 
 #[cfg(all(test, feature = "wgpu"))]
 mod tests;
 
 #[cfg(feature = "wgpu")]
 pub use net::{GpuGrads, GpuNet};
+#[cfg(feature = "wgpu")]
+pub use train::train;
 
 /// Errors from the GPU backend.
 #[cfg(feature = "wgpu")]

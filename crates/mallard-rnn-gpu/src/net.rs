@@ -1,6 +1,7 @@
 //! [`GpuNet`]: the network's weights on the device, with inference, gradients and training.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use mallard_rnn::{Cell, Head, Loss, Net, NetConfig, Optimizer, Output, RnnError, Tensor};
 
@@ -215,6 +216,9 @@ impl Workspace {
     }
 }
 
+/// Called by [`GpuNet::run_epoch`] with (minibatches done, their rows' weighted losses).
+pub(crate) type Progress<'a> = dyn FnMut(usize, &[f32]) -> Result<(), GpuError> + 'a;
+
 /// Buffers of one forward pass kept for the backward pass.
 struct Forward {
     lay: Layout,
@@ -289,7 +293,7 @@ fn gates_of(cfg: &NetConfig) -> usize {
     }
 }
 
-fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), GpuError> {
+pub(crate) fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), GpuError> {
     for (row, seq) in batch.iter().enumerate() {
         if let Some(pos) = seq.iter().position(|&t| t as usize >= vocab) {
             return Err(RnnError::TokenOutOfRange {
@@ -587,6 +591,18 @@ impl GpuNet {
 
     /// Probabilities, row-major [n, n_out], in input order.
     pub fn predict(&mut self, batch: &[&[u32]]) -> Result<Vec<f32>, GpuError> {
+        let k = self.cfg.n_out();
+        let mut out = self.logits(batch)?;
+        let mut p = vec![0.0f32; k];
+        for row in out.chunks_exact_mut(k) {
+            probs_row(self.cfg.output, row, &mut p);
+            row.copy_from_slice(&p);
+        }
+        Ok(out)
+    }
+
+    /// Logits, row-major [n, n_out], in input order.
+    pub(crate) fn logits(&mut self, batch: &[&[u32]]) -> Result<Vec<f32>, GpuError> {
         check_tokens(self.cfg.vocab, batch)?;
         let k = self.cfg.n_out();
         let mut out = vec![0.0f32; batch.len() * k];
@@ -603,11 +619,7 @@ impl GpuNet {
             self.tables_fresh = true;
             let z = self.ctx.read_f32(&fwd.logits, n0 * k)?;
             for (r, &gi) in fwd.lay.rows.iter().enumerate() {
-                probs_row(
-                    self.cfg.output,
-                    &z[r * k..(r + 1) * k],
-                    &mut out[gi * k..(gi + 1) * k],
-                );
+                out[gi * k..(gi + 1) * k].copy_from_slice(&z[r * k..(r + 1) * k]);
             }
         }
         Ok(out)
@@ -932,6 +944,46 @@ impl GpuNet {
         if order.is_empty() {
             return Ok(0.0);
         }
+        let l = self.run_epoch(
+            batch,
+            targets,
+            weights,
+            order,
+            batch_size,
+            loss,
+            opt,
+            None,
+            None,
+            &mut |_, _| Ok(()),
+        )?;
+        let mean = (l.iter().map(|&x| x as f64).sum::<f64>() / order.len() as f64) as f32;
+        if !mean.is_finite() {
+            return Err(RnnError::NonFinite(mean).into());
+        }
+        Ok(mean)
+    }
+
+    /// The body of [`GpuNet::train_epoch`], inputs already checked and `order` not empty:
+    /// returns the weighted loss of every row, minibatch after minibatch (within a minibatch
+    /// the rows are in length order, not `order`'s). With `clip`, each minibatch's gradients
+    /// are scaled to at most that global norm before the step. `progress(batches_done,
+    /// row_losses_so_far)` runs after the last minibatch and, with `every`, after any
+    /// minibatch once that long has passed since the previous call (each call waits for the
+    /// device); an error from it ends the epoch.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_epoch(
+        &mut self,
+        batch: &[&[u32]],
+        targets: &[f32],
+        weights: Option<&[f32]>,
+        order: &[usize],
+        batch_size: usize,
+        loss: Loss,
+        opt: Optimizer,
+        clip: Option<f32>,
+        every: Option<Duration>,
+        progress: &mut Progress<'_>,
+    ) -> Result<Vec<f32>, GpuError> {
         if self.opt.as_ref().is_none_or(|s| s.opt != opt) {
             let bytes = (self.lay.total * 4) as u64;
             self.opt = Some(OptState {
@@ -944,6 +996,8 @@ impl GpuNet {
         }
         let rowloss = self.ws.get(&self.ctx, "epoch_loss", 4 * order.len());
         self.tables_fresh = false;
+        let nb = order.len().div_ceil(batch_size);
+        let mut last = Instant::now();
         for (bi, rows) in order.chunks(batch_size).enumerate() {
             let mut rec = self.ctx.recorder();
             self.record_grad(
@@ -956,19 +1010,66 @@ impl GpuNet {
                 &rowloss,
                 bi * batch_size,
             )?;
-            self.record_step(&mut rec)?;
+            self.record_step(&mut rec, clip)?;
             rec.submit(&self.ctx)?;
+            if bi + 1 == nb {
+                let l = self.ctx.read_f32(&rowloss, order.len())?;
+                progress(nb, &l)?;
+                return Ok(l);
+            }
+            if every.is_some_and(|d| last.elapsed() >= d) {
+                let done = ((bi + 1) * batch_size).min(order.len());
+                let l = self.ctx.read_f32(&rowloss, done)?;
+                progress(bi + 1, &l)?;
+                last = Instant::now();
+            }
         }
-        let l = self.ctx.read_f32(&rowloss, order.len())?;
-        let mean = (l.iter().map(|&x| x as f64).sum::<f64>() / order.len() as f64) as f32;
-        if !mean.is_finite() {
-            return Err(RnnError::NonFinite(mean).into());
-        }
-        Ok(mean)
+        // Not reached: `order` is not empty, so the last minibatch returned above.
+        Ok(Vec::new())
     }
 
-    /// Optimizer update of every weight from `self.grads`.
-    fn record_step(&mut self, rec: &mut Recorder) -> Result<(), GpuError> {
+    /// Copy the current weights into `dst` (allocated on first use), on the device.
+    pub(crate) fn snapshot(&self, dst: &mut Option<Buf>) {
+        let bytes = (self.lay.total * 4) as u64;
+        let b = dst.get_or_insert_with(|| self.ctx.buffer(bytes, "snapshot"));
+        self.ctx.copy(&self.params, b, bytes);
+    }
+
+    /// Make the weights those of a [`GpuNet::snapshot`] (optimizer state is kept).
+    pub(crate) fn restore(&mut self, src: &Buf) {
+        self.ctx
+            .copy(src, &self.params, (self.lay.total * 4) as u64);
+        self.tables_fresh = false;
+    }
+
+    /// Optimizer update of every weight from `self.grads`, after scaling them to at most a
+    /// global norm of `clip`.
+    fn record_step(&mut self, rec: &mut Recorder, clip: Option<f32>) -> Result<(), GpuError> {
+        let n = self.lay.total;
+        let scale = match clip {
+            Some(c) => {
+                // Stage 1: partial sums of squares (at most 1024 workgroups of 256 threads);
+                // stage 2: one workgroup adds them and writes the clip factor.
+                let groups = n.div_ceil(1024).clamp(1, 1024);
+                let chunk = n.div_ceil(groups);
+                let part = self.ws.get(&self.ctx, "clip_part", 4 * groups);
+                let scale = self.ws.get(&self.ctx, "clip_scale", 8);
+                rec.dispatch(
+                    K::SumSq,
+                    &[n.into(), chunk.into()],
+                    &[&self.grads, &part],
+                    (groups as u32, 1),
+                );
+                rec.dispatch(
+                    K::ClipScale,
+                    &[groups.into(), c.into()],
+                    &[&part, &scale],
+                    (1, 1),
+                );
+                Some(scale)
+            }
+            None => None,
+        };
         let Some(st) = self.opt.as_mut() else {
             return Err(GpuError::Device("optimizer state missing".into()));
         };
@@ -985,28 +1086,31 @@ impl GpuNet {
                 let alpha = (lr as f64 * (1.0 - (beta2 as f64).powi(t)).sqrt()
                     / (1.0 - (beta1 as f64).powi(t))) as f32;
                 vec![
-                    self.lay.total.into(),
+                    n.into(),
                     1u32.into(),
                     alpha.into(),
                     beta1.into(),
                     beta2.into(),
                     eps.into(),
+                    u32::from(clip.is_some()).into(),
                 ]
             }
             Optimizer::RmsProp { lr, rho, eps } => vec![
-                self.lay.total.into(),
+                n.into(),
                 0u32.into(),
                 lr.into(),
                 0.0f32.into(),
                 rho.into(),
                 eps.into(),
+                u32::from(clip.is_some()).into(),
             ],
         };
+        let scale = scale.unwrap_or_else(|| self.ctx.dummy_r.clone());
         rec.dispatch_1d(
             K::Optim,
             &args,
-            &[&self.params, &self.grads, &st.m, &st.v],
-            self.lay.total,
+            &[&self.params, &self.grads, &st.m, &st.v, &scale],
+            n,
         );
         Ok(())
     }
@@ -1022,7 +1126,7 @@ fn sigmoid(z: f32) -> f32 {
 }
 
 /// Probabilities of one row from its logits (host side: n_out values per row).
-fn probs_row(output: Output, z: &[f32], out: &mut [f32]) {
+pub(crate) fn probs_row(output: Output, z: &[f32], out: &mut [f32]) {
     match output {
         Output::Sigmoid => out[0] = sigmoid(z[0]),
         Output::Softmax(_) => {

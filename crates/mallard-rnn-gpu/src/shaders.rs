@@ -601,15 +601,87 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 "#;
 
+/// Sum of squares of `src[0..len]` per workgroup of 256 threads, each over its `chunk` of
+/// consecutive values (first stage of the global gradient norm for clipping).
+pub(crate) const SUMSQ: &str = r#"
+struct P { len: u32, chunk: u32, }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+
+var<workgroup> acc: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {
+    let start = w.x * p.chunk;
+    let end = min(start + p.chunk, p.len);
+    var s = 0.0;
+    for (var i = start + l.x; i < end; i += 256u) {
+        let x = src[i];
+        s += x * x;
+    }
+    acc[l.x] = s;
+    workgroupBarrier();
+    for (var h = 128u; h > 0u; h = h >> 1u) {
+        if (l.x < h) {
+            acc[l.x] += acc[l.x + h];
+        }
+        workgroupBarrier();
+    }
+    if (l.x == 0u) {
+        part[w.x] = acc[0];
+    }
+}
+"#;
+
+/// One workgroup: the global norm from SUMSQ's `n` partial sums and the clip factor,
+/// `out = [max_norm / norm if norm > max_norm else 1, norm]` (as `mallard_rnn`'s clipping).
+pub(crate) const CLIP_SCALE: &str = r#"
+struct P { n: u32, max_norm: f32, }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> acc: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) l: vec3<u32>) {
+    var s = 0.0;
+    for (var i = l.x; i < p.n; i += 256u) {
+        s += part[i];
+    }
+    acc[l.x] = s;
+    workgroupBarrier();
+    for (var h = 128u; h > 0u; h = h >> 1u) {
+        if (l.x < h) {
+            acc[l.x] += acc[l.x + h];
+        }
+        workgroupBarrier();
+    }
+    if (l.x == 0u) {
+        let norm = sqrt(acc[0]);
+        var f = 1.0;
+        if (norm > p.max_norm && norm > 0.0) {
+            f = p.max_norm / norm;
+        }
+        out[0] = f;
+        out[1] = norm;
+    }
+}
+"#;
+
 /// Adam / RMSprop step over the whole parameter buffer, Keras (TF2) update rules;
-/// Adam's bias correction is folded into `lr` on the host.
+/// Adam's bias correction is folded into `lr` on the host. With `clip`, every gradient is
+/// first multiplied by `scale[0]` (CLIP_SCALE's factor), as the CPU clips before stepping.
 pub(crate) const OPTIM: &str = r#"
-struct P { len: u32, adam: u32, lr: f32, b1: f32, b2: f32, eps: f32, }
+struct P { len: u32, adam: u32, lr: f32, b1: f32, b2: f32, eps: f32, clip: u32, }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read> gr: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+// [clip factor, global norm] from CLIP_SCALE; read only when `clip` is set.
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -617,7 +689,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.len) {
         return;
     }
-    let g = gr[i];
+    var g = gr[i];
+    if (p.clip != 0u) {
+        g *= scale[0];
+    }
     if (p.adam != 0u) {
         m[i] += (g - m[i]) * (1.0 - p.b1);
         v[i] += (g * g - v[i]) * (1.0 - p.b2);

@@ -298,6 +298,276 @@ fn train_epoch_matches_cpu_training() {
     }
 }
 
+/// Runs `mallard_rnn::train` (one thread) and the GPU `train` from the same weights with a
+/// validation split, early stopping, class weights, clipping and shuffling, and compares the
+/// histories, the summaries and the final weights.
+/// `learnable`: labels mostly follow the rows (else random); `every_batch`: report every
+/// minibatch to `on_batch` and compare those calls with the CPU's.
+fn check_train_matches_cpu(
+    cell: Cell,
+    output: Output,
+    loss: Loss,
+    opt: Optimizer,
+    seed: u64,
+    learnable: bool,
+    every_batch: bool,
+) {
+    let what = format!("{cell:?} {output:?} {loss:?}");
+    let mut rng = Lcg(seed);
+    let cfg = NetConfig {
+        vocab: 20,
+        embed: 6,
+        hidden: 10,
+        cell,
+        output,
+        head: Head::Last,
+    };
+    let classes = cfg.n_classes();
+    let n = 60;
+    let rows = random_rows(&mut rng, n, cfg.vocab, 12);
+    // Random labels overfit at once (early stopping after a few epochs); a label the rows
+    // determine (random every fifth row) keeps improving for longer.
+    let labels: Vec<usize> = rows
+        .iter()
+        .map(|r| match r.first() {
+            Some(&t) if learnable && rng.below(5) > 0 => t as usize % classes,
+            _ => rng.below(classes),
+        })
+        .collect();
+    let tc = TrainConfig {
+        epochs: 10,
+        batch_size: 8,
+        optimizer: opt,
+        loss,
+        validation_split: 0.25,
+        early_stopping_patience: Some(2),
+        class_weights: Some((0..classes).map(|c| 1.0 + 0.75 * c as f32).collect()),
+        seed: 42,
+        shuffle: true,
+        threads: 1,
+        clip_norm: None,
+    };
+    let start = Net::new(cfg.clone(), seed).expect("net");
+    // Clip at half the first minibatch's gradient norm, so that clipping bites.
+    let batch: Vec<&[u32]> = rows[..8].iter().map(|r| r.as_slice()).collect();
+    let y: Vec<f32> = match output {
+        Output::Sigmoid => labels[..8].iter().map(|&l| l as f32).collect(),
+        Output::Softmax(k) => labels[..8]
+            .iter()
+            .flat_map(|&l| (0..k).map(move |j| f32::from(u8::from(j == l))))
+            .collect(),
+    };
+    let (_, g0) = start.loss_grad(&batch, &y, None, loss).expect("grads");
+    let tc = TrainConfig {
+        clip_norm: Some(0.5 * g0.global_norm()),
+        ..tc
+    };
+
+    let mut cpu = start.clone();
+    let mut cpu_calls = Vec::new();
+    let want = train(
+        &mut cpu,
+        &rows,
+        &labels,
+        &tc,
+        &mut |_| {},
+        &mut |d, t, l| cpu_calls.push((d, t, l)),
+    )
+    .expect("cpu train");
+    let mut gpu_net = start.clone();
+    let mut epochs_seen = Vec::new();
+    let mut batch_calls = Vec::new();
+    let every = if every_batch {
+        std::time::Duration::ZERO
+    } else {
+        std::time::Duration::from_secs(1)
+    };
+    let got = match crate::train::train_reporting(
+        &mut gpu_net,
+        &rows,
+        &labels,
+        &tc,
+        &mut |r| epochs_seen.push(r.clone()),
+        &mut |done, total, l| batch_calls.push((done, total, l)),
+        every,
+    ) {
+        Ok(s) => s,
+        Err(GpuError::NoAdapter(e)) => {
+            println!("train_matches_cpu: skipped, no GPU adapter ({e})");
+            return;
+        }
+        Err(e) => panic!("{what}: gpu train: {e}"),
+    };
+    println!(
+        "{what}: {} epochs, best {:?}, stopped early {}",
+        got.history.len(),
+        got.best_epoch,
+        got.stopped_early
+    );
+    assert_eq!(got.history.len(), want.history.len(), "{what}: epochs");
+    assert_eq!(got.best_epoch, want.best_epoch, "{what}: best epoch");
+    assert_eq!(
+        got.stopped_early, want.stopped_early,
+        "{what}: stopped early"
+    );
+    assert_eq!(epochs_seen, got.history, "{what}: on_epoch");
+    let rel = |a: f32, b: f32| ((a - b) / b.abs().max(1e-6)).abs();
+    for (g, w) in got.history.iter().zip(&want.history) {
+        let (gv, wv) = (g.val_loss.expect("val"), w.val_loss.expect("val"));
+        println!(
+            "  epoch {}: loss {} vs {}, val_loss {gv} vs {wv}, val_acc {:?} vs {:?}",
+            g.epoch, g.loss, w.loss, g.val_accuracy, w.val_accuracy
+        );
+        assert_eq!(g.epoch, w.epoch);
+        assert!(rel(g.loss, w.loss) < 1e-3, "{what} epoch {}: loss", g.epoch);
+        assert!(rel(gv, wv) < 1e-3, "{what} epoch {}: val_loss", g.epoch);
+        assert_eq!(g.val_accuracy, w.val_accuracy, "{what} epoch {}", g.epoch);
+    }
+    // on_batch: the epoch's last report covers every minibatch with the epoch's loss.
+    let total = 45usize.div_ceil(8);
+    let finals: Vec<f32> = batch_calls
+        .iter()
+        .filter(|c| c.0 == total)
+        .map(|c| c.2)
+        .collect();
+    assert!(batch_calls.iter().all(|c| c.1 == total && c.0 >= 1));
+    assert_eq!(finals.len(), got.history.len(), "{what}: on_batch");
+    for (l, r) in finals.iter().zip(&got.history) {
+        assert!(
+            rel(*l, r.loss) < 1e-6,
+            "{what}: on_batch loss {l} vs {}",
+            r.loss
+        );
+    }
+    if every_batch {
+        assert_eq!(batch_calls.len(), cpu_calls.len(), "{what}: on_batch calls");
+        for (g, c) in batch_calls.iter().zip(&cpu_calls) {
+            assert_eq!((g.0, g.1), (c.0, c.1), "{what}: on_batch");
+            assert!(rel(g.2, c.2) < 1e-3, "{what}: on_batch {g:?} vs {c:?}");
+        }
+    }
+    let mut worst_w = 0.0f32;
+    for (a, b) in gpu_net.tensors().iter().zip(cpu.tensors()) {
+        let max_diff =
+            a.2.iter()
+                .zip(&b.2)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-3, "{what} {}: max diff {max_diff}", a.0);
+        worst_w = worst_w.max(max_diff);
+    }
+    println!("{what}: final weights max abs diff {worst_w:.2e}");
+    // The weights moved, so the comparison above is not vacuous.
+    let moved = gpu_net
+        .tensors()
+        .iter()
+        .zip(start.tensors())
+        .map(|(a, b)| rel_err(&a.2, &b.2))
+        .fold(0.0, f64::max);
+    assert!(moved > 1e-2, "{what}: weights barely moved ({moved})");
+}
+
+#[test]
+fn train_matches_cpu_lstm() {
+    let adam = Optimizer::Adam {
+        lr: 0.02,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-7,
+    };
+    check_train_matches_cpu(
+        Cell::Lstm,
+        Output::Sigmoid,
+        Loss::CrossEntropy,
+        adam,
+        21,
+        false,
+        false,
+    );
+}
+
+#[test]
+fn train_matches_cpu_gru() {
+    let rms = Optimizer::RmsProp {
+        lr: 0.01,
+        rho: 0.9,
+        eps: 1e-7,
+    };
+    check_train_matches_cpu(Cell::Gru, Output::Sigmoid, Loss::Mse, rms, 22, true, true);
+}
+
+#[test]
+fn train_matches_cpu_bilstm_softmax() {
+    let adam = Optimizer::Adam {
+        lr: 0.02,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-7,
+    };
+    check_train_matches_cpu(
+        Cell::BiLstm,
+        Output::Softmax(3),
+        Loss::CrossEntropy,
+        adam,
+        24,
+        true,
+        false,
+    );
+}
+
+/// Input errors are the CPU's, reported before any device is opened.
+#[test]
+fn train_rejects_bad_input() {
+    let cfg = NetConfig {
+        vocab: 10,
+        embed: 3,
+        hidden: 4,
+        cell: Cell::Lstm,
+        output: Output::Sigmoid,
+        head: Head::Last,
+    };
+    let mut net = Net::new(cfg, 1).expect("net");
+    let rows = vec![vec![1, 2], vec![3], vec![4, 5, 6], vec![7]];
+    let tc = TrainConfig {
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let mut run = |rows: &[Vec<u32>], labels: &[usize], tc: &TrainConfig| {
+        crate::train(&mut net, rows, labels, tc, &mut |_| {}, &mut |_, _, _| {})
+    };
+    assert!(matches!(
+        run(&rows, &[0, 1, 0], &tc),
+        Err(GpuError::Rnn(mallard_rnn::RnnError::Length { .. }))
+    ));
+    assert!(matches!(
+        run(&rows, &[0, 1, 2, 0], &tc),
+        Err(GpuError::Rnn(mallard_rnn::RnnError::Label { row: 2, .. }))
+    ));
+    assert!(matches!(
+        run(&[vec![1], vec![10]], &[0, 1], &tc),
+        Err(GpuError::Rnn(mallard_rnn::RnnError::TokenOutOfRange {
+            row: 1,
+            ..
+        }))
+    ));
+    let bad_split = TrainConfig {
+        validation_split: 1.0,
+        ..tc.clone()
+    };
+    assert!(matches!(
+        run(&rows, &[0, 1, 0, 1], &bad_split),
+        Err(GpuError::Rnn(mallard_rnn::RnnError::Config(_)))
+    ));
+    let bad_weights = TrainConfig {
+        class_weights: Some(vec![1.0]),
+        ..tc.clone()
+    };
+    assert!(matches!(
+        run(&rows, &[0, 1, 0, 1], &bad_weights),
+        Err(GpuError::Rnn(mallard_rnn::RnnError::Length { .. }))
+    ));
+}
+
 mod keras {
     use std::path::PathBuf;
 

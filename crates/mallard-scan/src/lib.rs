@@ -424,7 +424,7 @@ impl Scanner {
                 )
             }
             Some((known, total)) if known < total => {
-                warnings.push(format!("{} of {total} distinct API names are unknown to the model and ignored", total - known))
+                warnings.push(format!("{} of {total} distinct API names were never seen in training", total - known))
             }
             _ => {}
         }

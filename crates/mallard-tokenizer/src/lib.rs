@@ -165,7 +165,7 @@ impl Tokenizer {
             })
             .collect();
         // Stable sort: ties keep first-appearance order, like Python's sort(reverse=True).
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
         let mut words = Vec::with_capacity(ranked.len() + 1);
         let mut cnts = Vec::with_capacity(ranked.len() + 1);
         if let Some(oov) = &config.oov_token {
