@@ -2,51 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use mallard_rnn::{EpochReport, Loss, Net, NetConfig, Output, RnnError, TrainConfig, TrainSummary};
+use mallard_rnn::{
+    targets_for, EarlyStopping, EpochOrder, EpochReport, Loss, Net, Output, RnnError, Stopping,
+    TrainConfig, TrainPlan, TrainSummary,
+};
 
-use crate::net::{check_tokens, probs_row};
+use crate::net::probs_row;
 use crate::{GpuError, GpuNet};
 
 /// How often, at most, `on_batch` hears about progress within an epoch (each report waits for
 /// the device, so reporting every minibatch would serialise host and GPU).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-
-/// SplitMix64, the generator `mallard_rnn` shuffles with (same constants, same `below` and
-/// Fisher-Yates order), so a GPU run visits the rows in the CPU run's order.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 11) % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
-
-fn targets_for(cfg: &NetConfig, label: usize, out: &mut Vec<f32>) {
-    match cfg.output {
-        Output::Sigmoid => out.push(label as f32),
-        Output::Softmax(k) => out.extend((0..k).map(|j| if j == label { 1.0 } else { 0.0 })),
-    }
-}
 
 /// Unweighted loss of one row from its logits, with the CPU kernel's formulas (in f64).
 fn row_loss(output: Output, loss: Loss, z: &[f32], y: &[f32], p: &[f32]) -> f64 {
@@ -150,54 +116,8 @@ pub(crate) fn train_reporting(
 ) -> Result<TrainSummary, GpuError> {
     let ncfg = net.config().clone();
     let n = seqs.len();
-    if labels.len() != n {
-        return Err(RnnError::Length {
-            what: "labels",
-            expected: n,
-            got: labels.len(),
-        }
-        .into());
-    }
-    if cfg.batch_size == 0 {
-        return Err(RnnError::Config("batch_size must be positive".into()).into());
-    }
-    if !(0.0..1.0).contains(&cfg.validation_split) {
-        return Err(RnnError::Config("validation_split must be in [0, 1)".into()).into());
-    }
-    let classes = ncfg.n_classes();
-    if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
-        return Err(RnnError::Label {
-            row,
-            label,
-            classes,
-        }
-        .into());
-    }
-    if let Some(cw) = &cfg.class_weights {
-        if cw.len() != classes {
-            return Err(RnnError::Length {
-                what: "class weights",
-                expected: classes,
-                got: cw.len(),
-            }
-            .into());
-        }
-    }
+    let plan = TrainPlan::new(&ncfg, seqs, labels, cfg)?;
     let all: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
-    check_tokens(ncfg.vocab, &all)?;
-
-    let n_train = if cfg.validation_split > 0.0 {
-        (n as f64 * (1.0 - cfg.validation_split as f64)) as usize
-    } else {
-        n
-    };
-    if n_train == 0 {
-        return Err(RnnError::Config("no training rows".into()).into());
-    }
-    let val_rows: Vec<usize> = (n_train..n).collect();
-    if cfg.validation_split > 0.0 && val_rows.is_empty() {
-        return Err(RnnError::Config("validation split leaves no validation rows".into()).into());
-    }
 
     let mut gpu = GpuNet::from_net(net)?;
     let mut targets = Vec::with_capacity(n * ncfg.n_out());
@@ -209,24 +129,20 @@ pub(crate) fn train_reporting(
         .as_ref()
         .map(|cw| labels.iter().map(|&l| cw[l]).collect());
 
-    let mut rng = SplitMix64::new(cfg.seed);
-    let mut order: Vec<usize> = (0..n_train).collect();
+    let mut epochs = EpochOrder::new(plan.n_train, cfg);
+    let mut stopping = EarlyStopping::new(cfg.early_stopping_patience);
     let bs = cfg.batch_size;
-    let total_batches = n_train.div_ceil(bs);
+    let total_batches = plan.total_batches;
     let mut summary = TrainSummary {
         history: Vec::new(),
         best_epoch: None,
         stopped_early: false,
     };
-    let mut best: Option<f32> = None;
     let mut best_weights = None;
-    let mut wait = 0usize;
 
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
-        if cfg.shuffle {
-            rng.shuffle(&mut order);
-        }
+        let order = epochs.next_epoch();
         // `l` holds the weighted row losses of the first `done` minibatches, each minibatch's
         // rows together, so the running loss and the per-minibatch check are the CPU's.
         let mut progress = |done: usize, l: &[f32]| -> Result<(), GpuError> {
@@ -246,7 +162,7 @@ pub(crate) fn train_reporting(
             &all,
             &targets,
             weights.as_deref(),
-            &order,
+            order,
             bs,
             cfg.loss,
             cfg.optimizer,
@@ -256,10 +172,10 @@ pub(crate) fn train_reporting(
         )?;
         let loss =
             (rowloss.iter().map(|&x| x as f64).sum::<f64>() / rowloss.len().max(1) as f64) as f32;
-        let (val_loss, val_accuracy) = if val_rows.is_empty() {
+        let (val_loss, val_accuracy) = if plan.val_rows.is_empty() {
             (None, None)
         } else {
-            let (vl, va) = evaluate(&mut gpu, seqs, labels, &val_rows, cfg.loss)?;
+            let (vl, va) = evaluate(&mut gpu, seqs, labels, &plan.val_rows, cfg.loss)?;
             (Some(vl), Some(va))
         };
         let report = EpochReport {
@@ -271,20 +187,16 @@ pub(crate) fn train_reporting(
         };
         on_epoch(&report);
         summary.history.push(report);
-        if let Some(patience) = cfg.early_stopping_patience {
-            let monitored = val_loss.unwrap_or(loss);
-            if best.is_none_or(|b| monitored < b) {
-                best = Some(monitored);
+        match stopping.update(loss, val_loss) {
+            Stopping::Best => {
                 gpu.snapshot(&mut best_weights);
                 summary.best_epoch = Some(epoch);
-                wait = 0;
-            } else {
-                wait += 1;
-                if wait >= patience {
-                    summary.stopped_early = true;
-                    break;
-                }
             }
+            Stopping::Stop => {
+                summary.stopped_early = true;
+                break;
+            }
+            Stopping::Continue => {}
         }
     }
     if let Some(b) = &best_weights {

@@ -26,7 +26,10 @@ mod tests;
 
 pub use optim::Optimizer;
 pub use params::{Cell, Head, NetConfig, Output};
-pub use train::{train, EpochReport, TrainConfig, TrainSummary};
+pub use train::{
+    targets_for, train, EarlyStopping, EpochOrder, EpochReport, Stopping, TrainConfig, TrainPlan,
+    TrainSummary,
+};
 
 use std::sync::OnceLock;
 

@@ -71,10 +71,163 @@ pub struct TrainSummary {
     pub stopped_early: bool,
 }
 
-fn targets_for(cfg: &NetConfig, label: usize, out: &mut Vec<f32>) {
+/// The one-hot (softmax) or 0/1 (sigmoid) target of `label`, appended to `out`.
+pub fn targets_for(cfg: &NetConfig, label: usize, out: &mut Vec<f32>) {
     match cfg.output {
         Output::Sigmoid => out.push(label as f32),
         Output::Softmax(k) => out.extend((0..k).map(|j| if j == label { 1.0 } else { 0.0 })),
+    }
+}
+
+/// The checked inputs of a training run and its split. Public so that other backends
+/// (`mallard-rnn-gpu`) check, split, shuffle and stop exactly as [`train`] does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainPlan {
+    /// The first `n_train` rows are trained on.
+    pub n_train: usize,
+    /// The rest: validation rows (Keras' `validation_split` takes the last rows, unshuffled).
+    pub val_rows: Vec<usize>,
+    /// Minibatches per epoch.
+    pub total_batches: usize,
+}
+
+impl TrainPlan {
+    pub fn new(
+        net: &NetConfig,
+        seqs: &[Vec<u32>],
+        labels: &[usize],
+        cfg: &TrainConfig,
+    ) -> Result<Self, RnnError> {
+        let n = seqs.len();
+        if labels.len() != n {
+            return Err(RnnError::Length {
+                what: "labels",
+                expected: n,
+                got: labels.len(),
+            });
+        }
+        if cfg.batch_size == 0 {
+            return Err(RnnError::Config("batch_size must be positive".into()));
+        }
+        if !(0.0..1.0).contains(&cfg.validation_split) {
+            return Err(RnnError::Config(
+                "validation_split must be in [0, 1)".into(),
+            ));
+        }
+        let classes = net.n_classes();
+        if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+            return Err(RnnError::Label {
+                row,
+                label,
+                classes,
+            });
+        }
+        if let Some(cw) = &cfg.class_weights {
+            if cw.len() != classes {
+                return Err(RnnError::Length {
+                    what: "class weights",
+                    expected: classes,
+                    got: cw.len(),
+                });
+            }
+        }
+        let all: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+        check_tokens(net.vocab, &all)?;
+
+        let n_train = if cfg.validation_split > 0.0 {
+            (n as f64 * (1.0 - cfg.validation_split as f64)) as usize
+        } else {
+            n
+        };
+        if n_train == 0 {
+            return Err(RnnError::Config("no training rows".into()));
+        }
+        let val_rows: Vec<usize> = (n_train..n).collect();
+        if cfg.validation_split > 0.0 && val_rows.is_empty() {
+            return Err(RnnError::Config(
+                "validation split leaves no validation rows".into(),
+            ));
+        }
+        Ok(TrainPlan {
+            n_train,
+            val_rows,
+            total_batches: n_train.div_ceil(cfg.batch_size),
+        })
+    }
+}
+
+/// The order of the training rows, epoch after epoch: SplitMix64 seeded with `cfg.seed`, one
+/// Fisher-Yates pass per epoch over the previous epoch's order (when `cfg.shuffle`).
+#[derive(Clone, Debug)]
+pub struct EpochOrder {
+    rng: SplitMix64,
+    order: Vec<usize>,
+    shuffle: bool,
+}
+
+impl EpochOrder {
+    pub fn new(n_train: usize, cfg: &TrainConfig) -> Self {
+        EpochOrder {
+            rng: SplitMix64::new(cfg.seed),
+            order: (0..n_train).collect(),
+            shuffle: cfg.shuffle,
+        }
+    }
+
+    /// The next epoch's row order.
+    pub fn next_epoch(&mut self) -> &[usize] {
+        if self.shuffle {
+            self.rng.shuffle(&mut self.order);
+        }
+        &self.order
+    }
+}
+
+/// What early stopping makes of an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopping {
+    /// A new best: keep these weights.
+    Best,
+    Continue,
+    /// `patience` epochs without a new best: stop and restore the best weights.
+    Stop,
+}
+
+/// Keras' `EarlyStopping(restore_best_weights=True)` on the validation loss, or the training
+/// loss without a validation split; without a patience every epoch is [`Stopping::Continue`].
+#[derive(Clone, Debug)]
+pub struct EarlyStopping {
+    patience: Option<usize>,
+    best: Option<f32>,
+    wait: usize,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: Option<usize>) -> Self {
+        EarlyStopping {
+            patience,
+            best: None,
+            wait: 0,
+        }
+    }
+
+    pub fn update(&mut self, loss: f32, val_loss: Option<f32>) -> Stopping {
+        let Some(patience) = self.patience else {
+            return Stopping::Continue;
+        };
+        let monitored = val_loss.unwrap_or(loss);
+        if self.best.is_none_or(|b| monitored < b) {
+            self.best = Some(monitored);
+            self.wait = 0;
+            Stopping::Best
+        } else {
+            self.wait += 1;
+            if self.wait >= patience {
+                Stopping::Stop
+            } else {
+                Stopping::Continue
+            }
+        }
     }
 }
 
@@ -137,77 +290,24 @@ pub fn train(
     on_batch: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<TrainSummary, RnnError> {
     let ncfg = net.cfg.clone();
-    let n = seqs.len();
-    if labels.len() != n {
-        return Err(RnnError::Length {
-            what: "labels",
-            expected: n,
-            got: labels.len(),
-        });
-    }
-    if cfg.batch_size == 0 {
-        return Err(RnnError::Config("batch_size must be positive".into()));
-    }
-    if !(0.0..1.0).contains(&cfg.validation_split) {
-        return Err(RnnError::Config(
-            "validation_split must be in [0, 1)".into(),
-        ));
-    }
-    let classes = ncfg.n_classes();
-    if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
-        return Err(RnnError::Label {
-            row,
-            label,
-            classes,
-        });
-    }
-    if let Some(cw) = &cfg.class_weights {
-        if cw.len() != classes {
-            return Err(RnnError::Length {
-                what: "class weights",
-                expected: classes,
-                got: cw.len(),
-            });
-        }
-    }
-    let all: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
-    check_tokens(ncfg.vocab, &all)?;
-
-    let n_train = if cfg.validation_split > 0.0 {
-        (n as f64 * (1.0 - cfg.validation_split as f64)) as usize
-    } else {
-        n
-    };
-    if n_train == 0 {
-        return Err(RnnError::Config("no training rows".into()));
-    }
-    let val_rows: Vec<usize> = (n_train..n).collect();
-    if cfg.validation_split > 0.0 && val_rows.is_empty() {
-        return Err(RnnError::Config(
-            "validation split leaves no validation rows".into(),
-        ));
-    }
+    let plan = TrainPlan::new(&ncfg, seqs, labels, cfg)?;
     let threads = cfg.threads.max(1);
-    let mut rng = SplitMix64::new(cfg.seed);
+    let mut epochs = EpochOrder::new(plan.n_train, cfg);
+    let mut stopping = EarlyStopping::new(cfg.early_stopping_patience);
     let mut opt = OptState::new(cfg.optimizer, net.params());
-    let mut order: Vec<usize> = (0..n_train).collect();
-    let total_batches = n_train.div_ceil(cfg.batch_size);
+    let total_batches = plan.total_batches;
     let mut summary = TrainSummary {
         history: Vec::new(),
         best_epoch: None,
         stopped_early: false,
     };
-    let mut best: Option<(f32, Params<f32>)> = None;
-    let mut wait = 0usize;
+    let mut best: Option<Params<f32>> = None;
     let (mut batch, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
 
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
-        if cfg.shuffle {
-            rng.shuffle(&mut order);
-        }
         let (mut lsum, mut seen) = (0.0f64, 0usize);
-        for (bi, rows) in order.chunks(cfg.batch_size).enumerate() {
+        for (bi, rows) in epochs.next_epoch().chunks(cfg.batch_size).enumerate() {
             batch.clear();
             targets.clear();
             weights.clear();
@@ -231,10 +331,10 @@ pub fn train(
             on_batch(bi + 1, total_batches, (lsum / seen as f64) as f32);
         }
         let loss = (lsum / seen.max(1) as f64) as f32;
-        let (val_loss, val_accuracy) = if val_rows.is_empty() {
+        let (val_loss, val_accuracy) = if plan.val_rows.is_empty() {
             (None, None)
         } else {
-            let (vl, va) = evaluate(net, seqs, labels, &val_rows, cfg.loss, threads);
+            let (vl, va) = evaluate(net, seqs, labels, &plan.val_rows, cfg.loss, threads);
             (Some(vl), Some(va))
         };
         let report = EpochReport {
@@ -246,23 +346,70 @@ pub fn train(
         };
         on_epoch(&report);
         summary.history.push(report);
-        if let Some(patience) = cfg.early_stopping_patience {
-            let monitored = val_loss.unwrap_or(loss);
-            if best.as_ref().is_none_or(|(b, _)| monitored < *b) {
-                best = Some((monitored, net.params().clone()));
+        match stopping.update(loss, val_loss) {
+            Stopping::Best => {
+                best = Some(net.params().clone());
                 summary.best_epoch = Some(epoch);
-                wait = 0;
-            } else {
-                wait += 1;
-                if wait >= patience {
-                    summary.stopped_early = true;
-                    break;
-                }
             }
+            Stopping::Stop => {
+                summary.stopped_early = true;
+                break;
+            }
+            Stopping::Continue => {}
         }
     }
-    if let Some((_, p)) = best {
+    if let Some(p) = best {
         *net.params_mut() = p;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod loop_parts {
+    use super::*;
+
+    #[test]
+    fn early_stopping_counts_epochs_without_a_new_best() {
+        let mut s = EarlyStopping::new(Some(2));
+        // Validation loss is monitored when there is one, training loss otherwise.
+        assert_eq!(s.update(9.0, Some(1.0)), Stopping::Best);
+        assert_eq!(s.update(0.1, Some(1.0)), Stopping::Continue); // equal is not better
+        assert_eq!(s.update(0.1, Some(0.5)), Stopping::Best);
+        assert_eq!(s.update(0.1, Some(0.7)), Stopping::Continue);
+        assert_eq!(s.update(0.1, Some(0.6)), Stopping::Stop);
+        let mut none = EarlyStopping::new(None);
+        assert!((0..5).all(|i| none.update(i as f32, None) == Stopping::Continue));
+    }
+
+    #[test]
+    fn plan_holds_out_the_last_rows_and_epoch_order_is_a_permutation() {
+        let cfg = NetConfig {
+            vocab: 5,
+            embed: 2,
+            hidden: 2,
+            cell: crate::Cell::Gru,
+            output: Output::Sigmoid,
+            head: crate::Head::Last,
+        };
+        let seqs: Vec<Vec<u32>> = (0..10).map(|i| vec![1 + i % 4]).collect();
+        let labels = vec![0usize; 10];
+        let tc = TrainConfig {
+            validation_split: 0.25,
+            batch_size: 3,
+            ..TrainConfig::default()
+        };
+        let plan = TrainPlan::new(&cfg, &seqs, &labels, &tc).unwrap();
+        assert_eq!((plan.n_train, plan.total_batches), (7, 3));
+        assert_eq!(plan.val_rows, vec![7, 8, 9]);
+        let mut order = EpochOrder::new(plan.n_train, &tc);
+        let (a, b) = (order.next_epoch().to_vec(), order.next_epoch().to_vec());
+        assert_ne!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..7).collect::<Vec<_>>());
+        // Same seed, same orders; a label outside the output is an error.
+        let mut again = EpochOrder::new(plan.n_train, &tc);
+        assert_eq!(again.next_epoch(), a.as_slice());
+        assert!(TrainPlan::new(&cfg, &seqs, &[2; 10], &tc).is_err());
+    }
 }
