@@ -1,4 +1,5 @@
-//! A kernel SVM over the *set* of distinct API names of a sample.
+//! A kernel SVM over the *set* of distinct API names of a sample: one machine for two
+//! classes, one per class (one-vs-rest) for families.
 //!
 //! Kernel: `K(a, b) = exp(-gamma (1 - |a & b| / |a | b|))` (exponentiated Tanimoto); names
 //! never seen in training are ignored, as the n-gram model does: counting them would pull
@@ -8,7 +9,8 @@
 //! sorted token ids into the training vocabulary. Probabilities come from Platt's sigmoid on
 //! the decision value, fitted on 5-fold out-of-fold decision values of the training rows
 //! (folds never split identical sets); the sigmoid is increasing, so rankings (ROC AUC) are
-//! the decision value's.
+//! the decision value's. With families, each class's machine gets its own sigmoid and the
+//! probabilities are normalised to sum to one.
 
 use crate::train::{shuffle, TrainOptions};
 use crate::{model_view, Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
@@ -23,9 +25,9 @@ use std::collections::HashMap;
 const TOKENS: &str = "tokens";
 const SV_IDS: &str = "sv_ids";
 const SV_LENS: &str = "sv_lens";
-/// `y_i a_i` of each support vector.
+/// `y_i a_i` of each support vector, one row per machine.
 const DUAL_COEF: &str = "dual_coef";
-/// `[bias, gamma, platt_a, platt_b]`.
+/// `[bias, gamma, platt_a, platt_b]` per machine (gamma is the same in every row).
 const PARAMS: &str = "params";
 
 /// Default kernel width and box constraint (best pooled CV AUC on MalBehavD-V1).
@@ -46,16 +48,34 @@ struct Stored {
     calibration: String,
 }
 
+/// One binary machine: the positive class (a label index) against the rest.
+struct Machine {
+    /// Dual coefficient per support vector of the model (0 where this machine does not use it).
+    coef: Vec<f32>,
+    bias: f32,
+    /// Platt's `(A, B)`.
+    sigmoid: (f32, f32),
+}
+
+impl Machine {
+    fn prob(&self, f: f64) -> f64 {
+        Sigmoid {
+            a: self.sigmoid.0 as f64,
+            b: self.sigmoid.1 as f64,
+        }
+        .prob(f)
+    }
+}
+
 pub struct SvmSeqModel {
     meta: Meta,
     stored: Stored,
     vocab: Vec<String>,
     index: HashMap<String, u32>,
     svs: Vec<Vec<u32>>,
-    coef: Vec<f32>,
-    bias: f32,
     gamma: f32,
-    sigmoid: (f32, f32),
+    /// One machine for two labels (its positive class is `meta.positive`), else one per label.
+    machines: Vec<Machine>,
 }
 
 fn compute(e: mallard_svm::SvmError) -> ModelError {
@@ -75,11 +95,6 @@ impl SvmSeqModel {
         let meta = file.meta.clone();
         let stored: Stored = serde_json::from_value(meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("svm config: {e}")))?;
-        if meta.labels.len() != 2 || meta.positive.is_none() {
-            return Err(ModelError::Corrupt(
-                "an svm model needs exactly two labels".into(),
-            ));
-        }
         let vocab = crate::file::unpack_strings(file.blob(TOKENS)?)?;
         let u32s = |name: &str| -> Result<Vec<u32>, ModelError> {
             let b = file.blob(name)?;
@@ -113,23 +128,42 @@ impl SvmSeqModel {
         if !rest.is_empty() {
             return Err(ModelError::Corrupt("support vectors: ids left over".into()));
         }
-        let coef = file.tensor(DUAL_COEF)?.data.clone();
+        let k = meta.labels.len();
+        let m = if k == 2 { 1 } else { k };
+        if k < 2 || (k == 2 && meta.positive.is_none()) {
+            return Err(ModelError::Corrupt(
+                "an svm model needs two labels with a positive one, or families".into(),
+            ));
+        }
+        let coef = &file.tensor(DUAL_COEF)?.data;
         let params = &file.tensor(PARAMS)?.data;
-        let [bias, gamma, a, b] = params.as_slice() else {
-            return Err(ModelError::Corrupt("svm params: expected 4 values".into()));
-        };
-        if coef.len() != svs.len() {
+        if coef.len() != m * svs.len() || params.len() != 4 * m {
             return Err(ModelError::Corrupt(format!(
-                "{} dual coefficients for {} support vectors",
+                "svm: {} dual coefficients and {} parameters for {m} machine(s) and {} support vectors",
                 coef.len(),
+                params.len(),
                 svs.len()
             )));
         }
-        if coef.iter().chain(params).any(|v| !v.is_finite()) || *gamma <= 0.0 || *a >= 0.0 {
+        let gamma = params[1];
+        if coef.iter().chain(params).any(|v| !v.is_finite())
+            || gamma <= 0.0
+            || params.chunks_exact(4).any(|p| p[1] != gamma || p[2] >= 0.0)
+        {
             return Err(ModelError::Corrupt(
-                "svm parameters not finite, gamma <= 0 or a decreasing sigmoid".into(),
+                "svm parameters not finite, gamma <= 0 or unequal, or a decreasing sigmoid".into(),
             ));
         }
+        let n_sv = svs.len();
+        let machines = params
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, p)| Machine {
+                coef: coef[i * n_sv..(i + 1) * n_sv].to_vec(),
+                bias: p[0],
+                sigmoid: (p[2], p[3]),
+            })
+            .collect();
         let index = vocab
             .iter()
             .enumerate()
@@ -144,10 +178,8 @@ impl SvmSeqModel {
             vocab,
             index,
             svs,
-            coef,
-            bias: *bias,
-            gamma: *gamma,
-            sigmoid: (*a, *b),
+            gamma,
+            machines,
         })
     }
 
@@ -157,34 +189,58 @@ impl SvmSeqModel {
         }
     }
 
-    /// The decision value of an encoded set.
-    fn decision(&self, ids: &[u32]) -> f64 {
+    /// Each machine's decision value for an encoded set.
+    fn decisions(&self, ids: &[u32]) -> Vec<f64> {
         let k = self.kernel();
-        self.svs
+        let kv: Vec<f64> = self
+            .svs
             .iter()
-            .zip(&self.coef)
-            .map(|(sv, &c)| c as f64 * k.from_counts(intersection(ids, sv), ids.len(), sv.len()))
-            .sum::<f64>()
-            + self.bias as f64
-    }
-
-    fn prob(&self, f: f64) -> f64 {
-        Sigmoid {
-            a: self.sigmoid.0 as f64,
-            b: self.sigmoid.1 as f64,
-        }
-        .prob(f)
-    }
-
-    /// Decision values of raw inputs.
-    pub fn decision_values(&self, inputs: &[Input<'_>]) -> Result<Vec<f64>, ModelError> {
-        inputs
+            .map(|sv| k.from_counts(intersection(ids, sv), ids.len(), sv.len()))
+            .collect();
+        self.machines
             .iter()
-            .map(|i| {
-                let view = model_view(&self.meta, apis(i)?);
-                Ok(self.decision(&encode(&self.index, &view)))
+            .map(|m| {
+                m.coef
+                    .iter()
+                    .zip(&kv)
+                    .map(|(&c, k)| c as f64 * k)
+                    .sum::<f64>()
+                    + m.bias as f64
             })
             .collect()
+    }
+
+    /// Decision values of raw inputs, row-major `[inputs, machines]` (one machine, whose
+    /// positive class is the malicious one, for two labels; one per label for families).
+    pub fn decision_values(&self, inputs: &[Input<'_>]) -> Result<Vec<f64>, ModelError> {
+        let mut out = Vec::with_capacity(inputs.len() * self.machines.len());
+        for i in inputs {
+            let view = model_view(&self.meta, apis(i)?);
+            out.extend(self.decisions(&encode(&self.index, &view)));
+        }
+        Ok(out)
+    }
+
+    /// Class probabilities from the machines' decision values.
+    fn probs(&self, f: &[f64]) -> Vec<f32> {
+        if let [m] = self.machines.as_slice() {
+            let p = m.prob(f[0]) as f32;
+            let mut row = vec![1.0 - p; 2];
+            row[self.meta.positive.unwrap_or(1)] = p;
+            return row;
+        }
+        let p: Vec<f64> = self
+            .machines
+            .iter()
+            .zip(f)
+            .map(|(m, &f)| m.prob(f))
+            .collect();
+        let sum: f64 = p.iter().sum();
+        if sum > 0.0 {
+            p.iter().map(|&v| (v / sum) as f32).collect()
+        } else {
+            vec![1.0 / p.len() as f32; p.len()]
+        }
     }
 
     pub fn support_vectors(&self) -> usize {
@@ -208,19 +264,14 @@ impl Model for SvmSeqModel {
     }
 
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
-        let pos = self.meta.positive.unwrap_or(1);
-        let mut out = Vec::with_capacity(inputs.len() * 2);
-        for f in self.decision_values(inputs)? {
-            let p = self.prob(f) as f32;
-            let mut row = [1.0 - p; 2];
-            row[pos] = p;
-            out.extend(row);
-        }
-        Ok(out)
+        let m = self.machines.len();
+        let f = self.decision_values(inputs)?;
+        Ok(f.chunks_exact(m).flat_map(|f| self.probs(f)).collect())
     }
 
     /// Occlusion by API: the decision value's change when the API is removed from the set
-    /// (weights in decision-value units, positive toward malicious). One pass over the
+    /// (weights in decision-value units, positive toward malicious, or with families toward
+    /// the most likely family). One pass over the
     /// support vectors serves every API: removing `a` changes only the intersection (when a
     /// support vector holds `a`) or the union (when it does not).
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
@@ -228,11 +279,19 @@ impl Model for SvmSeqModel {
         let ids = encode(&self.index, &view);
         let size = ids.len();
         let k = self.kernel();
-        let full = self.decision(&ids);
+        let f = self.decisions(&ids);
+        let probs = self.probs(&f);
+        let mi = if self.machines.len() == 1 {
+            0
+        } else {
+            (0..probs.len()).fold(0, |b, j| if probs[j] > probs[b] { j } else { b })
+        };
+        let machine = &self.machines[mi];
+        let full = f[mi];
         // Without `a`: bias + sum_i out_i + sum_{i holds a} (in_i - out_i).
-        let mut base = self.bias as f64;
+        let mut base = machine.bias as f64;
         let mut delta = vec![0.0f64; ids.len()];
-        for (sv, &c) in self.svs.iter().zip(&self.coef) {
+        for (sv, &c) in self.svs.iter().zip(&machine.coef) {
             let c = c as f64;
             let inter = intersection(&ids, sv);
             let out = c * k.from_counts(inter, size.saturating_sub(1), sv.len());
@@ -282,12 +341,22 @@ impl Model for SvmSeqModel {
         let mut meta = self.meta.clone();
         meta.config =
             serde_json::to_value(&self.stored).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        // One machine keeps 1-d tensors (the two-class layout), several a row each.
+        let (m, n_sv) = (self.machines.len(), self.svs.len());
+        let shape = |cols: usize| if m == 1 { vec![cols] } else { vec![m, cols] };
         let tensors = vec![
-            Tensor::new(DUAL_COEF, vec![self.coef.len()], self.coef.clone()),
+            Tensor::new(
+                DUAL_COEF,
+                shape(n_sv),
+                self.machines.iter().flat_map(|x| x.coef.clone()).collect(),
+            ),
             Tensor::new(
                 PARAMS,
-                vec![4],
-                vec![self.bias, self.gamma, self.sigmoid.0, self.sigmoid.1],
+                shape(4),
+                self.machines
+                    .iter()
+                    .flat_map(|x| [x.bias, self.gamma, x.sigmoid.0, x.sigmoid.1])
+                    .collect(),
             ),
         ];
         let blobs = vec![
@@ -319,32 +388,32 @@ impl Model for SvmSeqModel {
 /// Identical (set, label) rows merged, in order of first appearance.
 struct Unique {
     sets: Vec<Vec<u32>>,
-    positive: Vec<bool>,
+    label: Vec<usize>,
     /// Original rows per unique row.
     count: Vec<f64>,
     /// Index of the first unique row with the same set (whatever its label).
     group: Vec<usize>,
 }
 
-fn unique_rows(sets: Vec<Vec<u32>>, positive: &[bool]) -> Unique {
-    let mut by_row: HashMap<(Vec<u32>, bool), usize> = HashMap::new();
+fn unique_rows(sets: Vec<Vec<u32>>, labels: &[usize]) -> Unique {
+    let mut by_row: HashMap<(Vec<u32>, usize), usize> = HashMap::new();
     let mut by_set: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut u = Unique {
         sets: Vec::new(),
-        positive: Vec::new(),
+        label: Vec::new(),
         count: Vec::new(),
         group: Vec::new(),
     };
-    for (s, &p) in sets.into_iter().zip(positive) {
-        if let Some(&i) = by_row.get(&(s.clone(), p)) {
+    for (s, &l) in sets.into_iter().zip(labels) {
+        if let Some(&i) = by_row.get(&(s.clone(), l)) {
             u.count[i] += 1.0;
             continue;
         }
         let i = u.sets.len();
         let g = *by_set.entry(s.clone()).or_insert(i);
-        by_row.insert((s.clone(), p), i);
+        by_row.insert((s.clone(), l), i);
         u.sets.push(s);
-        u.positive.push(p);
+        u.label.push(l);
         u.count.push(1.0);
         u.group.push(g);
     }
@@ -356,6 +425,7 @@ fn unique_rows(sets: Vec<Vec<u32>>, positive: &[bool]) -> Unique {
 fn oof_decisions(
     kernel: &dyn Kernel,
     u: &Unique,
+    positive: &[bool],
     c: &[f64],
     seed: u64,
     params: &SvcParams,
@@ -363,7 +433,7 @@ fn oof_decisions(
     let n = u.sets.len();
     let mut groups: Vec<usize> = (0..n).filter(|&i| u.group[i] == i).collect();
     for class in [true, false] {
-        if groups.iter().filter(|&&g| u.positive[g] == class).count() < PLATT_FOLDS {
+        if groups.iter().filter(|&&g| positive[g] == class).count() < PLATT_FOLDS {
             return Ok(None);
         }
     }
@@ -371,7 +441,7 @@ fn oof_decisions(
     let mut fold_of_group = vec![0usize; n];
     let mut next = [0usize; 2];
     for &g in &groups {
-        let class = usize::from(u.positive[g]);
+        let class = usize::from(positive[g]);
         fold_of_group[g] = next[class] % PLATT_FOLDS;
         next[class] += 1;
     }
@@ -380,7 +450,7 @@ fn oof_decisions(
     let mut row = vec![0.0f64; n];
     for f in 0..PLATT_FOLDS {
         let train_idx: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
-        let pos: Vec<bool> = train_idx.iter().map(|&i| u.positive[i]).collect();
+        let pos: Vec<bool> = train_idx.iter().map(|&i| positive[i]).collect();
         if pos.iter().all(|&p| p) || !pos.iter().any(|&p| p) {
             return Ok(None);
         }
@@ -396,7 +466,8 @@ fn oof_decisions(
     Ok(Some(out))
 }
 
-/// Trains the set-kernel SVM; `y` indexes `names`, which must hold exactly two labels.
+/// Trains the set-kernel SVM; `y` indexes `names`: one machine for two labels, one per
+/// label (one-vs-rest) for more.
 pub(crate) fn train_svm(
     seqs: &[Vec<String>],
     y: &[usize],
@@ -405,11 +476,12 @@ pub(crate) fn train_svm(
     opts: &TrainOptions,
 ) -> Result<SvmSeqModel, ModelError> {
     let mut meta = Meta::new("svm", InputKind::ApiSequence, names.to_vec());
-    let Some(pos_label) = meta.positive.filter(|_| names.len() == 2) else {
-        return Err(ModelError::Invalid(format!(
-            "svm is a two-class model; the data has {} classes",
-            names.len()
-        )));
+    let targets: Vec<usize> = match (names.len(), meta.positive) {
+        (2, Some(p)) => vec![p],
+        (k, _) if k > 2 => (0..k).collect(),
+        (k, _) => return Err(ModelError::Invalid(format!(
+            "svm needs two labels (one of them malicious) or families; the data has {k} label(s)"
+        ))),
     };
     meta.distinct_calls = distinct;
     let gamma = opts.svm_gamma.unwrap_or(DEFAULT_GAMMA);
@@ -433,22 +505,7 @@ pub(crate) fn train_svm(
         .map(|(i, s)| (s.clone(), i as u32))
         .collect();
     let sets: Vec<Vec<u32>> = seqs.iter().map(|s| encode(&index, s)).collect();
-    let positive: Vec<bool> = y.iter().map(|&l| l == pos_label).collect();
-    let u = unique_rows(sets, &positive);
-
-    let balanced = opts.class_weights.unwrap_or(true);
-    let n_pos = positive.iter().filter(|&&p| p).count();
-    let n_neg = positive.len() - n_pos;
-    let class_weight = |p: bool| {
-        if !balanced {
-            1.0
-        } else {
-            positive.len() as f64 / (2.0 * if p { n_pos } else { n_neg }.max(1) as f64)
-        }
-    };
-    let cs: Vec<f64> = (0..u.sets.len())
-        .map(|i| c * class_weight(u.positive[i]) * u.count[i])
-        .collect();
+    let u = unique_rows(sets, y);
 
     let params = SvcParams::default();
     let precomputed;
@@ -463,45 +520,84 @@ pub(crate) fn train_svm(
         };
         &on_demand
     };
-    let model = mallard_svm::train(kernel, &u.positive, &cs, &params).map_err(compute)?;
 
-    let (decisions, calibration) = match oof_decisions(kernel, &u, &cs, opts.seed, &params)? {
-        Some(d) => (
-            d,
-            format!("platt on {PLATT_FOLDS}-fold out-of-fold decision values"),
-        ),
-        None => {
-            let mut row = vec![0.0; u.sets.len()];
-            let d = (0..u.sets.len())
-                .map(|i| {
-                    kernel.row(i, &mut row);
-                    model.decision(&row)
-                })
-                .collect();
-            (
-                d,
-                "platt on training decision values (too few distinct sets for folds)".to_string(),
-            )
+    let balanced = opts.class_weights.unwrap_or(true);
+    let mut fitted = Vec::with_capacity(targets.len());
+    let mut calibrations = Vec::new();
+    let (mut iterations, mut converged) = (0usize, true);
+    for &t in &targets {
+        let positive: Vec<bool> = u.label.iter().map(|&l| l == t).collect();
+        let n_pos = y.iter().filter(|&&l| l == t).count();
+        let n_neg = y.len() - n_pos;
+        let class_weight = |p: bool| {
+            if !balanced {
+                1.0
+            } else {
+                y.len() as f64 / (2.0 * if p { n_pos } else { n_neg }.max(1) as f64)
+            }
+        };
+        let cs: Vec<f64> = (0..u.sets.len())
+            .map(|i| c * class_weight(positive[i]) * u.count[i])
+            .collect();
+        let model = mallard_svm::train(kernel, &positive, &cs, &params).map_err(compute)?;
+        iterations += model.iterations;
+        converged &= model.converged;
+
+        let (decisions, calibration) =
+            match oof_decisions(kernel, &u, &positive, &cs, opts.seed, &params)? {
+                Some(d) => (
+                    d,
+                    format!("platt on {PLATT_FOLDS}-fold out-of-fold decision values"),
+                ),
+                None => {
+                    let mut row = vec![0.0; u.sets.len()];
+                    let d = (0..u.sets.len())
+                        .map(|i| {
+                            kernel.row(i, &mut row);
+                            model.decision(&row)
+                        })
+                        .collect();
+                    (
+                        d,
+                        "platt on training decision values (too few distinct sets for folds)"
+                            .to_string(),
+                    )
+                }
+            };
+        let mut sig = platt::fit(&decisions, &positive, &u.count).map_err(compute)?;
+        let calibration = if (sig.a as f32) < 0.0 && sig.a.is_finite() && sig.b.is_finite() {
+            calibration
+        } else {
+            // A sigmoid that does not increase would reorder the scores: the plain logistic.
+            sig = Sigmoid { a: -1.0, b: 0.0 };
+            "logistic of the decision value (platt fit was not increasing)".to_string()
+        };
+        if !calibrations.contains(&calibration) {
+            calibrations.push(calibration);
         }
-    };
-    let mut sig = platt::fit(&decisions, &u.positive, &u.count).map_err(compute)?;
-    let calibration = if (sig.a as f32) < 0.0 && sig.a.is_finite() && sig.b.is_finite() {
-        calibration
-    } else {
-        // A sigmoid that does not increase would reorder the scores: use the plain logistic.
-        sig = Sigmoid { a: -1.0, b: 0.0 };
-        "logistic of the decision value (platt fit was not increasing)".to_string()
-    };
+        fitted.push((model, sig));
+    }
 
-    let support = model.support();
+    // Support vectors: the rows any machine uses, in training order.
+    let support: Vec<usize> = (0..u.sets.len())
+        .filter(|&i| fitted.iter().any(|(m, _)| m.alpha[i] > 0.0))
+        .collect();
     let svs: Vec<Vec<u32>> = support.iter().map(|&i| u.sets[i].clone()).collect();
-    let coef: Vec<f32> = support.iter().map(|&i| model.coef[i] as f32).collect();
+    let machines: Vec<Machine> = fitted
+        .iter()
+        .map(|(m, sig)| Machine {
+            coef: support.iter().map(|&i| m.coef[i] as f32).collect(),
+            bias: m.bias as f32,
+            sigmoid: (sig.a as f32, sig.b as f32),
+        })
+        .collect();
+    let calibration = calibrations.join("; ");
     meta.training = serde_json::json!({
         "samples": seqs.len(),
         "distinct_rows": u.sets.len(),
         "support_vectors": svs.len(),
-        "iterations": model.iterations,
-        "converged": model.converged,
+        "iterations": iterations,
+        "converged": converged,
     });
     let stored = Stored {
         kernel: "exp-tanimoto over distinct API names".into(),
@@ -516,10 +612,8 @@ pub(crate) fn train_svm(
         vocab,
         index,
         svs,
-        coef,
-        bias: model.bias as f32,
         gamma: gamma as f32,
-        sigmoid: (sig.a as f32, sig.b as f32),
+        machines,
     })
 }
 
@@ -627,10 +721,55 @@ mod tests {
     #[test]
     fn duplicates_merge_into_one_row_with_their_count() {
         let sets = vec![vec![1, 2], vec![1, 2], vec![3], vec![1, 2], vec![3]];
-        let u = unique_rows(sets, &[true, true, false, false, false]);
+        let u = unique_rows(sets, &[1, 1, 0, 0, 0]);
         assert_eq!(u.sets, vec![vec![1, 2], vec![3], vec![1, 2]]);
-        assert_eq!(u.positive, vec![true, false, false]);
+        assert_eq!(u.label, vec![1, 0, 0]);
         assert_eq!(u.count, vec![2.0, 2.0, 1.0]);
         assert_eq!(u.group, vec![0, 1, 0]);
+    }
+
+    /// Three families told apart by one marker API each, over shared noise.
+    #[test]
+    fn families_get_one_machine_each_and_probabilities_that_sum_to_one() {
+        let names = s(&["adware", "trojan", "worm"]);
+        let noise = ["A", "B", "C", "D", "E"];
+        let (mut seqs, mut y) = (Vec::new(), Vec::new());
+        for i in 0..60 {
+            let fam = i % 3;
+            let mut row: Vec<String> = (0..5)
+                .filter(|b| (i * 7 + b * 3) % 4 != 0)
+                .map(|b| noise[b].to_string())
+                .collect();
+            row.push(["Ad", "Troj", "Worm"][fam].to_string());
+            seqs.push(row);
+            y.push(fam);
+        }
+        let mut o = TrainOptions::new(ModelKind::Svm, Preset::Default);
+        o.threads = 2;
+        let m = train_svm(&seqs, &y, &names, true, &o).unwrap();
+        assert_eq!(m.machines.len(), 3);
+        assert_eq!(m.meta.positive, None);
+        let inputs: Vec<Input> = seqs.iter().map(|s| Input::Apis(s)).collect();
+        let p = m.predict_proba(&inputs).unwrap();
+        for (i, row) in p.chunks_exact(3).enumerate() {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let best = (0..3).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+            assert_eq!(best, y[i], "row {i}: {row:?}");
+        }
+        // The reasons explain the winning family's machine: its marker comes first.
+        let x = s(&["A", "Worm", "C"]);
+        let r = m.explain(&Input::Apis(&x), 3).unwrap();
+        assert_eq!(r[0].name, "Worm");
+        assert!(r[0].weight > 0.0);
+        let f = m.decision_values(&[Input::Apis(&x)]).unwrap();
+        let g = m.decision_values(&[Input::Apis(&s(&["A", "C"]))]).unwrap();
+        assert!(((f[2] - g[2]) as f32 - r[0].weight).abs() < 1e-5);
+        // Written and read back, the same bytes.
+        let bytes = m.to_file().unwrap().to_bytes().unwrap();
+        let back = crate::load_bytes(&bytes).unwrap();
+        assert_eq!(back.to_file().unwrap().to_bytes().unwrap(), bytes);
+        assert_eq!(back.predict_proba(&inputs).unwrap(), p);
+        // One label is not a classifier.
+        assert!(train_svm(&seqs, &vec![0; 60], &names[..1], true, &o).is_err());
     }
 }

@@ -91,17 +91,19 @@ fn options_and_errors() {
         train(&seqs, &labels, &o, &mut Quiet),
         Err(ModelError::Invalid(_))
     ));
-    // Three classes.
+    // Three classes: one machine per family, three probabilities per row.
     let three: Vec<String> = (0..30).map(|i| format!("family{}", i % 3)).collect();
-    let err = train(
+    let fam = train(
         &seqs,
         &three,
         &TrainOptions::new(ModelKind::Svm, Preset::Default),
         &mut Quiet,
     )
-    .err()
     .unwrap();
-    assert!(err.to_string().contains("two-class"), "{err}");
+    assert_eq!(fam.meta().labels.len(), 3);
+    let p = fam.predict_proba(&[Input::Apis(&seqs[0])]).unwrap();
+    assert_eq!(p.len(), 3);
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     // Feature vectors are refused.
     let m = train(
         &seqs,
