@@ -99,6 +99,12 @@ pub struct ModelArgs {
     /// svm: box constraint C (soft-margin penalty; larger fits the training data harder).
     #[arg(long, value_name = "C", default_value_t = 3.0)]
     pub svm_c: f64,
+    /// ngram: longest n-gram of API calls (1 to 8).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub ngram_max: usize,
+    /// ngram: inverse regularisation C of the logistic regression.
+    #[arg(long, value_name = "C", default_value_t = 30.0)]
+    pub ngram_c: f64,
 }
 
 impl ModelArgs {
@@ -188,6 +194,8 @@ impl ModelArgs {
         o.threads = threads;
         o.svm_gamma = Some(self.svm_gamma);
         o.svm_c = Some(self.svm_c);
+        o.ngram_max = Some(self.ngram_max);
+        o.ngram_c = Some(self.ngram_c);
         Ok(o)
     }
 }

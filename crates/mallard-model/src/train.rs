@@ -107,6 +107,10 @@ pub struct TrainOptions {
     pub svm_gamma: Option<f64>,
     /// SVM: box constraint C (default 3).
     pub svm_c: Option<f64>,
+    /// n-gram model: longest n-gram (default 4).
+    pub ngram_max: Option<usize>,
+    /// n-gram model: inverse regularisation C of the logistic regression (default 30).
+    pub ngram_c: Option<f64>,
 }
 
 impl TrainOptions {
@@ -131,6 +135,8 @@ impl TrainOptions {
             gpu: false,
             svm_gamma: None,
             svm_c: None,
+            ngram_max: None,
+            ngram_c: None,
         }
     }
 }
@@ -237,7 +243,9 @@ fn train_kind(
 ) -> Result<Box<dyn Model>, ModelError> {
     let y = y.to_vec();
     match opts.kind {
-        ModelKind::Ngram => Ok(Box::new(train_ngram(seqs, &y, &names, distinct, obs)?)),
+        ModelKind::Ngram => Ok(Box::new(train_ngram(
+            seqs, &y, &names, distinct, opts, obs,
+        )?)),
         ModelKind::Svm => {
             obs.stage("fitting kernel SVM");
             Ok(Box::new(crate::svm::train_svm(
@@ -249,7 +257,7 @@ fn train_kind(
         }
         ModelKind::Ensemble => {
             let rnn = train_rnn(seqs, &y, &names, distinct, opts, obs)?;
-            let ngram = train_ngram(seqs, &y, &names, distinct, obs)?;
+            let ngram = train_ngram(seqs, &y, &names, distinct, opts, obs)?;
             let mut meta = Meta::new("ensemble", InputKind::ApiSequence, names);
             meta.distinct_calls = distinct;
             meta.training = serde_json::json!({
@@ -269,11 +277,28 @@ fn train_ngram(
     y: &[usize],
     names: &[String],
     distinct: bool,
+    opts: &TrainOptions,
     obs: &mut dyn Observer,
 ) -> Result<NgramSeqModel, ModelError> {
     obs.stage("fitting n-gram model");
     let mut cfg = NgramConfig::tuned();
     cfg.logreg.class_weight = ClassWeight::Balanced;
+    if let Some(n) = opts.ngram_max {
+        if !(1..=8).contains(&n) {
+            return Err(ModelError::Invalid(format!(
+                "--ngram-max must be 1 to 8, got {n}"
+            )));
+        }
+        cfg.vectorizer.ngram_max = n;
+    }
+    if let Some(c) = opts.ngram_c {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(ModelError::Invalid(format!(
+                "--ngram-c must be finite and > 0, got {c}"
+            )));
+        }
+        cfg.logreg.c = c;
+    }
     let model = NgramModel::fit(seqs, y, names.len(), &cfg)
         .map_err(|e| ModelError::Compute(e.to_string()))?;
     let mut meta = Meta::new("ngram", InputKind::ApiSequence, names.to_vec());
