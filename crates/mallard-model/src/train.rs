@@ -62,7 +62,9 @@ impl ModelKind {
 pub enum Preset {
     /// The published pipeline: Keras default tokenizer, pre-padding to the longest training
     /// sequence with no masking, Embedding 32, 100 units, sigmoid, mse, RMSprop, batch 64,
-    /// 5 epochs, no validation split.
+    /// 5 epochs, no validation split. With families (more than two labels), the Mal-API-2019
+    /// paper's settings instead: the first 2,000 calls, Embedding 16, 100 units, softmax with
+    /// cross-entropy, Adam, batch 50.
     Published,
     /// mallard's defaults: exact API names, no work on padding, cross-entropy, Adam,
     /// class weights, a validation split with early stopping.
@@ -319,6 +321,9 @@ fn train_rnn(
     obs: &mut dyn Observer,
 ) -> Result<RnnModel, ModelError> {
     let published = opts.preset == Preset::Published;
+    // Families under the published preset take the Mal-API-2019 paper's settings instead:
+    // Embedding 16, 100 units, softmax with cross-entropy, Adam, batch 50, first 2,000 calls.
+    let published_families = published && names.len() > 2;
     let cell = opts.kind.cell().unwrap_or(Cell::BiLstm);
     let tok_cfg = TokenizerConfig {
         text: if published {
@@ -335,8 +340,14 @@ fn train_rnn(
     let longest = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let input = if published {
         SeqInput {
-            maxlen: opts.maxlen.unwrap_or(longest),
-            truncating: Side::Pre,
+            maxlen: opts
+                .maxlen
+                .unwrap_or(if published_families { 2000 } else { longest }),
+            truncating: if published_families {
+                Side::Post
+            } else {
+                Side::Pre
+            },
             pad_to_maxlen: true,
         }
     } else {
@@ -350,7 +361,9 @@ fn train_rnn(
 
     let ncfg = NetConfig {
         vocab: tokenizer.vocab_size(),
-        embed: opts.embed.unwrap_or(32),
+        embed: opts
+            .embed
+            .unwrap_or(if published_families { 16 } else { 32 }),
         hidden: opts.hidden.unwrap_or(if published { 100 } else { 64 }),
         cell,
         output: output_for(names.len()),
@@ -364,20 +377,22 @@ fn train_rnn(
     };
     let mut net =
         Net::new(ncfg.clone(), opts.seed).map_err(|e| ModelError::Invalid(e.to_string()))?;
-    let optimizer =
-        match opts
-            .optimizer
-            .as_deref()
-            .unwrap_or(if published { "rmsprop" } else { "adam" })
-        {
-            "rmsprop" => Optimizer::rmsprop(),
-            "adam" => Optimizer::adam(),
-            other => {
-                return Err(ModelError::Invalid(format!(
-                    "unknown optimizer {other:?} (adam, rmsprop)"
-                )))
-            }
-        };
+    let optimizer = match opts
+        .optimizer
+        .as_deref()
+        .unwrap_or(if published && !published_families {
+            "rmsprop"
+        } else {
+            "adam"
+        }) {
+        "rmsprop" => Optimizer::rmsprop(),
+        "adam" => Optimizer::adam(),
+        other => {
+            return Err(ModelError::Invalid(format!(
+                "unknown optimizer {other:?} (adam, rmsprop)"
+            )))
+        }
+    };
     let optimizer = match (optimizer, opts.learning_rate) {
         (
             Optimizer::Adam {
@@ -414,9 +429,15 @@ fn train_rnn(
     };
     let cfg = TrainConfig {
         epochs: opts.epochs.unwrap_or(if published { 5 } else { 20 }),
-        batch_size: opts.batch_size.unwrap_or(if published { 64 } else { 32 }),
+        batch_size: opts
+            .batch_size
+            .unwrap_or(match (published, published_families) {
+                (true, true) => 50,
+                (true, false) => 64,
+                _ => 32,
+            }),
         optimizer,
-        loss: if published {
+        loss: if published && !published_families {
             Loss::Mse
         } else {
             Loss::CrossEntropy
