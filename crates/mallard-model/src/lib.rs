@@ -67,11 +67,22 @@ pub enum Input<'a> {
     Features(&'a [f32]),
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Input::Apis(_) => "API-call sequences",
             Input::Features(_) => "feature vectors",
+        }
+    }
+
+    /// The API calls, or the error a sequence model gives for any other input.
+    pub fn apis(&self) -> Result<&'a [String], ModelError> {
+        match self {
+            Input::Apis(a) => Ok(a),
+            other => Err(ModelError::WrongInput {
+                expected: "API-call sequences",
+                got: other.kind_name(),
+            }),
         }
     }
 }

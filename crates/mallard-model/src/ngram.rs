@@ -61,16 +61,6 @@ impl NgramSeqModel {
     }
 }
 
-fn apis<'a>(input: &Input<'a>) -> Result<&'a [String], ModelError> {
-    match input {
-        Input::Apis(a) => Ok(a),
-        other => Err(ModelError::WrongInput {
-            expected: "API-call sequences",
-            got: other.kind_name(),
-        }),
-    }
-}
-
 impl Model for NgramSeqModel {
     fn meta(&self) -> &Meta {
         &self.meta
@@ -79,7 +69,7 @@ impl Model for NgramSeqModel {
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
         let seqs = inputs
             .iter()
-            .map(|i| apis(i).map(|a| model_view(&self.meta, a)))
+            .map(|i| i.apis().map(|a| model_view(&self.meta, a)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self.model.predict_proba(&seqs))
     }
@@ -87,7 +77,7 @@ impl Model for NgramSeqModel {
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
         // The n-gram model explains the positive logit for two classes, else the argmax,
         // already sorted by absolute contribution.
-        let seq = model_view(&self.meta, apis(input)?);
+        let seq = model_view(&self.meta, input.apis()?);
         Ok(self
             .model
             .explain(&seq, top)

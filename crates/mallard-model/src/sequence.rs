@@ -176,15 +176,7 @@ impl Model for RnnModel {
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
         let mut rows = Vec::with_capacity(inputs.len());
         for i in inputs {
-            match i {
-                Input::Apis(a) => rows.push(self.ids(a)),
-                other => {
-                    return Err(ModelError::WrongInput {
-                        expected: "API-call sequences",
-                        got: other.kind_name(),
-                    })
-                }
-            }
+            rows.push(self.ids(i.apis()?));
         }
         let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
         self.probs(&refs)
@@ -192,12 +184,7 @@ impl Model for RnnModel {
 
     /// Occlusion by API: the score change when every call of one API is removed.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
-        let Input::Apis(apis) = input else {
-            return Err(ModelError::WrongInput {
-                expected: "API-call sequences",
-                got: input.kind_name(),
-            });
-        };
+        let apis = input.apis()?;
         let tokens = mallard_tokenizer::truncate(
             &self.tokenizer.encode(&model_view(&self.meta, apis)),
             self.input.maxlen,

@@ -272,7 +272,7 @@ impl SvmSeqModel {
     pub fn decision_values(&self, inputs: &[Input<'_>]) -> Result<Vec<f64>, ModelError> {
         let mut out = Vec::with_capacity(inputs.len() * self.machines.len());
         for i in inputs {
-            let view = model_view(&self.meta, apis(i)?);
+            let view = model_view(&self.meta, i.apis()?);
             out.extend(self.decisions(&encode(&self.index, &view)));
         }
         Ok(out)
@@ -305,16 +305,6 @@ impl SvmSeqModel {
     }
 }
 
-fn apis<'a>(input: &Input<'a>) -> Result<&'a [String], ModelError> {
-    match input {
-        Input::Apis(a) => Ok(a),
-        other => Err(ModelError::WrongInput {
-            expected: "API-call sequences",
-            got: other.kind_name(),
-        }),
-    }
-}
-
 impl Model for SvmSeqModel {
     fn meta(&self) -> &Meta {
         &self.meta
@@ -332,7 +322,7 @@ impl Model for SvmSeqModel {
     /// support vectors serves every API: removing `a` changes only the intersection (when a
     /// support vector holds `a`) or the union (when it does not).
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
-        let view = model_view(&self.meta, apis(input)?);
+        let view = model_view(&self.meta, input.apis()?);
         let ids = encode(&self.index, &view);
         let size = ids.len();
         let k = self.kernel();

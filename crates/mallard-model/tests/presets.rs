@@ -35,11 +35,17 @@ fn published_preset_follows_the_paper_of_the_task() {
     assert_eq!(two["batch_size"], 64);
     assert_eq!(two["embed"], 32);
     assert!(two["loss"].as_str().unwrap().contains("Mse"), "{two}");
-    assert!(two["optimizer"].as_str().unwrap().contains("RmsProp"), "{two}");
+    assert!(
+        two["optimizer"].as_str().unwrap().contains("RmsProp"),
+        "{two}"
+    );
 
     let fam = training(4);
     assert_eq!(fam["batch_size"], 50);
     assert_eq!(fam["embed"], 16);
-    assert!(fam["loss"].as_str().unwrap().contains("CrossEntropy"), "{fam}");
+    assert!(
+        fam["loss"].as_str().unwrap().contains("CrossEntropy"),
+        "{fam}"
+    );
     assert!(fam["optimizer"].as_str().unwrap().contains("Adam"), "{fam}");
 }

@@ -133,11 +133,7 @@ pub(crate) fn train_reporting(
     let mut stopping = EarlyStopping::new(cfg.early_stopping_patience);
     let bs = cfg.batch_size;
     let total_batches = plan.total_batches;
-    let mut summary = TrainSummary {
-        history: Vec::new(),
-        best_epoch: None,
-        stopped_early: false,
-    };
+    let mut summary = TrainSummary::default();
     let mut best_weights = None;
 
     for epoch in 1..=cfg.epochs {
@@ -172,30 +168,14 @@ pub(crate) fn train_reporting(
         )?;
         let loss =
             (rowloss.iter().map(|&x| x as f64).sum::<f64>() / rowloss.len().max(1) as f64) as f32;
-        let (val_loss, val_accuracy) = if plan.val_rows.is_empty() {
-            (None, None)
+        let val = if plan.val_rows.is_empty() {
+            None
         } else {
-            let (vl, va) = evaluate(&mut gpu, seqs, labels, &plan.val_rows, cfg.loss)?;
-            (Some(vl), Some(va))
+            Some(evaluate(&mut gpu, seqs, labels, &plan.val_rows, cfg.loss)?)
         };
-        let report = EpochReport {
-            epoch,
-            loss,
-            val_loss,
-            val_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        on_epoch(&report);
-        summary.history.push(report);
-        match stopping.update(loss, val_loss) {
-            Stopping::Best => {
-                gpu.snapshot(&mut best_weights);
-                summary.best_epoch = Some(epoch);
-            }
-            Stopping::Stop => {
-                summary.stopped_early = true;
-                break;
-            }
+        match summary.end_epoch(epoch, loss, val, start, &mut stopping, on_epoch) {
+            Stopping::Best => gpu.snapshot(&mut best_weights),
+            Stopping::Stop => break,
             Stopping::Continue => {}
         }
     }

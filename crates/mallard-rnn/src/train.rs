@@ -63,12 +63,44 @@ pub struct EpochReport {
 }
 
 /// What training did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct TrainSummary {
     pub history: Vec<EpochReport>,
     /// 1-based epoch whose weights the network holds at the end when early stopping is on.
     pub best_epoch: Option<usize>,
     pub stopped_early: bool,
+}
+
+impl TrainSummary {
+    /// Records a finished epoch (validation loss and accuracy in `val`), tells `on_epoch`
+    /// and applies `stopping`: on [`Stopping::Best`] the caller keeps the current weights,
+    /// on [`Stopping::Stop`] it stops.
+    pub fn end_epoch(
+        &mut self,
+        epoch: usize,
+        loss: f32,
+        val: Option<(f32, f32)>,
+        start: Instant,
+        stopping: &mut EarlyStopping,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Stopping {
+        let report = EpochReport {
+            epoch,
+            loss,
+            val_loss: val.map(|v| v.0),
+            val_accuracy: val.map(|v| v.1),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&report);
+        self.history.push(report);
+        let decision = stopping.update(loss, val.map(|v| v.0));
+        match decision {
+            Stopping::Best => self.best_epoch = Some(epoch),
+            Stopping::Stop => self.stopped_early = true,
+            Stopping::Continue => {}
+        }
+        decision
+    }
 }
 
 /// The one-hot (softmax) or 0/1 (sigmoid) target of `label`, appended to `out`.
@@ -296,11 +328,7 @@ pub fn train(
     let mut stopping = EarlyStopping::new(cfg.early_stopping_patience);
     let mut opt = OptState::new(cfg.optimizer, net.params());
     let total_batches = plan.total_batches;
-    let mut summary = TrainSummary {
-        history: Vec::new(),
-        best_epoch: None,
-        stopped_early: false,
-    };
+    let mut summary = TrainSummary::default();
     let mut best: Option<Params<f32>> = None;
     let (mut batch, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
 
@@ -331,30 +359,11 @@ pub fn train(
             on_batch(bi + 1, total_batches, (lsum / seen as f64) as f32);
         }
         let loss = (lsum / seen.max(1) as f64) as f32;
-        let (val_loss, val_accuracy) = if plan.val_rows.is_empty() {
-            (None, None)
-        } else {
-            let (vl, va) = evaluate(net, seqs, labels, &plan.val_rows, cfg.loss, threads);
-            (Some(vl), Some(va))
-        };
-        let report = EpochReport {
-            epoch,
-            loss,
-            val_loss,
-            val_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        on_epoch(&report);
-        summary.history.push(report);
-        match stopping.update(loss, val_loss) {
-            Stopping::Best => {
-                best = Some(net.params().clone());
-                summary.best_epoch = Some(epoch);
-            }
-            Stopping::Stop => {
-                summary.stopped_early = true;
-                break;
-            }
+        let val = (!plan.val_rows.is_empty())
+            .then(|| evaluate(net, seqs, labels, &plan.val_rows, cfg.loss, threads));
+        match summary.end_epoch(epoch, loss, val, start, &mut stopping, on_epoch) {
+            Stopping::Best => best = Some(net.params().clone()),
+            Stopping::Stop => break,
             Stopping::Continue => {}
         }
     }
