@@ -74,7 +74,7 @@ pub fn load_table(
     schema: Option<&TableSchema>,
 ) -> Result<Table> {
     let t = match arg.format {
-        DataFormat::Ember => ember_table(&arg.path)?,
+        DataFormat::Ember => ember_table(&arg.path, &read.group_fields())?,
         DataFormat::Pe => pe_table(&arg.path, read)?,
         _ => return load_csv(arg, read, schema),
     };
@@ -110,6 +110,7 @@ fn reorder(t: Table, schema: &TableSchema) -> Table {
         values,
         labels: t.labels,
         ids: t.ids,
+        groups: t.groups,
         schema: schema.clone(),
     }
 }
@@ -126,17 +127,64 @@ fn numeric_schema(names: &[String]) -> TableSchema {
     }
 }
 
-fn ember_table(path: &std::path::Path) -> Result<Table> {
-    use std::io::BufRead;
-    let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
+/// Opens a file, decompressing it when it starts with gzip's magic bytes.
+fn open_maybe_gz(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>> {
+    use std::io::{BufRead, BufReader};
     let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut values, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
+    let mut r = BufReader::new(f);
+    let gz = r
+        .fill_buf()
+        .with_context(|| format!("reading {}", path.display()))?
+        .starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// A row's group: the first of `fields` that is a non-empty string, as `field:value`
+/// (lower-cased: family hints differ in case between collections).
+fn row_group(v: &serde_json::Value, fields: &[String]) -> String {
+    fields
+        .iter()
+        .find_map(|f| {
+            v.get(f)
+                .and_then(|x| x.as_str())
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|x| format!("{f}:{}", x.to_lowercase()))
+        })
+        .unwrap_or_default()
+}
+
+/// Longest jsonl line read (an EMBER raw object is ~100 KB; a bigger line is not one).
+const MAX_EMBER_LINE: u64 = 64 << 20;
+
+fn ember_table(path: &std::path::Path, group_fields: &[String]) -> Result<Table> {
+    use std::io::{BufRead, Read};
+    let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
+    let mut reader = open_maybe_gz(path)?;
+    let (mut values, mut labels, mut ids, mut groups) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    for i in 0.. {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_EMBER_LINE + 1)
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let at = || format!("{}:{}", path.display(), i + 1);
+        if n as u64 > MAX_EMBER_LINE {
+            bail!("{}: line longer than {} MiB", at(), MAX_EMBER_LINE >> 20);
+        }
+        let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
             continue;
         }
-        let at = || format!("{}:{}", path.display(), i + 1);
         let v: serde_json::Value = serde_json::from_str(&line).with_context(at)?;
         let label = match v.get("label").and_then(|l| l.as_i64()) {
             Some(1) => "malicious",
@@ -162,6 +210,7 @@ fn ember_table(path: &std::path::Path) -> Result<Table> {
         }
         values.extend(vector);
         labels.push(label.to_string());
+        groups.push(row_group(&v, group_fields));
         ids.push(
             v.get("sha256")
                 .and_then(|s| s.as_str())
@@ -174,6 +223,7 @@ fn ember_table(path: &std::path::Path) -> Result<Table> {
         values,
         labels,
         ids: Some(ids),
+        groups: Some(groups),
     })
 }
 
@@ -226,6 +276,7 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
         values,
         labels,
         ids: Some(ids),
+        groups: None,
     })
 }
 
@@ -306,6 +357,60 @@ pub struct ReadArgs {
     /// pe: the feature set to extract (ember-v2, pe-header, saxe-1024; default ember-v2).
     #[arg(long, value_name = "NAME")]
     pub feature_set: Option<String>,
+    /// ember: the fields that group rows for every split (folds, early-stopping holdout,
+    /// calibration): the first non-empty one of them names a row's group, and a group is
+    /// never split. Default `group,avclass`: an explicit group (a benign file's package),
+    /// else the family hint. `source` gives leave-collection-out folds.
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',')]
+    pub group_by: Vec<String>,
+}
+
+impl ReadArgs {
+    /// The `--group-by` fields, or the default.
+    pub fn group_fields(&self) -> Vec<String> {
+        if self.group_by.is_empty() {
+            vec!["group".into(), "avclass".into()]
+        } else {
+            self.group_by.clone()
+        }
+    }
+}
+
+/// Reads several labelled tables and joins their rows (the same columns in the same order).
+pub fn load_tables(args: &[DatasetArg], read: &ReadArgs) -> Result<Table> {
+    let mut it = args.iter();
+    let first = it.next().ok_or_else(|| anyhow!("no --dataset given"))?;
+    let mut t = load_table(first, read, None)?;
+    for a in it {
+        if matches!(a.format, DataFormat::Seq(_)) {
+            bail!("{}: API-call sequences cannot be joined with a feature table", a.path.display());
+        }
+        let schema = t.schema.clone();
+        let u = load_table(a, read, Some(&schema))?;
+        t.append(u)
+            .map_err(|e| anyhow!("joining {}: {e}", a.path.display()))?;
+    }
+    Ok(t)
+}
+
+/// The one dataset of a command that reads API-call sequences.
+pub fn single(args: &[DatasetArg]) -> Result<&DatasetArg> {
+    match args {
+        [one] => Ok(one),
+        [] => bail!("no --dataset given"),
+        [first, ..] => bail!(
+            "{}: API-call datasets are read one at a time; give --dataset once",
+            first.path.display()
+        ),
+    }
+}
+
+/// Names of the datasets for messages: `a.jsonl + b.jsonl`.
+pub fn describe(args: &[DatasetArg]) -> String {
+    args.iter()
+        .map(|a| a.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 /// Reads a labelled dataset; per-file errors in report folders are printed and skipped.
@@ -356,12 +461,25 @@ pub fn load_labelled(
     Ok((samples, labels))
 }
 
-/// Stratified k-fold test indices for a table where identical feature rows share a group,
-/// so duplicates never straddle a fold boundary.
-pub fn table_folds(table: &Table, y: &[usize], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+/// Each row's group for splitting: identical feature rows share one, and so do rows with
+/// the same named group (family, package), transitively.
+pub fn table_groups(table: &Table) -> Result<Vec<usize>> {
     let keys: Vec<Vec<u32>> = (0..table.n_rows())
         .map(|i| table.row(i).iter().map(|v| v.to_bits()).collect())
         .collect();
-    let groups = mallard_eval::group_ids(&keys);
+    let named: Vec<Option<&str>> = match &table.groups {
+        Some(g) => g
+            .iter()
+            .map(|s| Some(s.as_str()).filter(|s| !s.is_empty()))
+            .collect(),
+        None => vec![None; keys.len()],
+    };
+    Ok(mallard_eval::groups_union(&keys, &named)?)
+}
+
+/// Stratified k-fold test indices of whole groups ([`table_groups`]), so duplicates and
+/// relatives never straddle a fold boundary.
+pub fn table_folds(table: &Table, y: &[usize], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+    let groups = table_groups(table)?;
     Ok(mallard_eval::stratified_group_kfold(&groups, y, k, seed)?)
 }

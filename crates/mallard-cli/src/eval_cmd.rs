@@ -1,7 +1,8 @@
 //! `mallard eval` and `mallard cv`.
 
 use crate::dataset::{
-    guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs,
+    describe, guess_feature_set, load_labelled, load_table, load_tables, single, DataFormat,
+    DatasetArg, ReadArgs,
 };
 use crate::train_cmd::{ModelArgs, Progress};
 use crate::{load_model, Global};
@@ -17,9 +18,10 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Labelled data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl).
-    #[arg(long, value_name = "FORMAT:PATH")]
-    pub dataset: DatasetArg,
+    /// Labelled data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl; csv, ember, pe).
+    /// Feature tables may be given several times: their rows are joined.
+    #[arg(long, value_name = "FORMAT:PATH", required = true)]
+    pub dataset: Vec<DatasetArg>,
     /// Model file (default: the built-in MalBehavD model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
@@ -63,10 +65,11 @@ fn write_predictions(
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
-    let model = match (&a.model, a.dataset.format) {
+    let first = &a.dataset[0];
+    let model = match (&a.model, first.format) {
         (None, DataFormat::Pe) => crate::load_default_pe_model()?,
         (None, DataFormat::Csv | DataFormat::Ember) => {
-            bail!("a {:?} table needs --model", a.dataset.format)
+            bail!("a {:?} table needs --model", first.format)
         }
         (m, _) => load_model(m.as_deref())?,
     };
@@ -82,7 +85,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
                 meta.labels.iter().position(|m| m == l).ok_or_else(|| {
                     anyhow!(
                         "{}: label {l:?} is not one the model knows ({:?})",
-                        a.dataset.path.display(),
+                        describe(&a.dataset),
                         meta.labels
                     )
                 })
@@ -92,7 +95,13 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
     let (ids, y, probs, n) = if meta.input == InputKind::Features {
         let schema = mallard_model::table_schema(&meta)?;
-        let table = load_table(&a.dataset, &read, Some(&schema))?;
+        let mut table = load_table(first, &read, Some(&schema))?;
+        for d in &a.dataset[1..] {
+            let more = load_table(d, &read, Some(&schema))?;
+            table
+                .append(more)
+                .map_err(|e| anyhow!("joining {}: {e}", d.path.display()))?;
+        }
         let y = index(&table.labels)?;
         let inputs: Vec<Input> = (0..table.n_rows())
             .map(|i| Input::Features(table.row(i)))
@@ -104,7 +113,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
             .unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
         (ids, y, probs, table.n_rows())
     } else {
-        let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
+        let (samples, labels) = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
         let y = index(&labels)?;
         let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
@@ -136,14 +145,21 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         );
     }
     print!("{}", render_table(&ev));
-    let name = format!("{} on {}", meta.kind, file_name(&a.dataset.path));
+    let name = format!("{} on {}", meta.kind, names_of(&a.dataset));
     finish(
         &ev,
         &name,
         a.report.as_deref(),
         a.plots.as_deref(),
-        serde_json::json!({ "model": meta.kind, "dataset": a.dataset.path, "seconds": secs }),
+        serde_json::json!({ "model": meta.kind, "dataset": describe(&a.dataset), "seconds": secs }),
     )
+}
+
+fn names_of(d: &[DatasetArg]) -> String {
+    d.iter()
+        .map(|a| file_name(&a.path))
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 fn file_name(p: &Path) -> String {
@@ -196,9 +212,14 @@ fn finish(
 
 #[derive(Args)]
 pub struct CvArgs {
-    /// Labelled data as FORMAT:PATH.
-    #[arg(long, value_name = "FORMAT:PATH")]
-    pub dataset: DatasetArg,
+    /// Labelled data as FORMAT:PATH. Feature tables may be given several times (e.g. malware
+    /// and benign files): their rows are joined.
+    #[arg(long, value_name = "FORMAT:PATH", required = true)]
+    pub dataset: Vec<DatasetArg>,
+    /// Train each fold on this share of its training groups only (whole groups, stratified):
+    /// points of a learning curve. The test folds stay the same.
+    #[arg(long, value_name = "F")]
+    pub train_fraction: Option<f64>,
     /// Number of folds.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
@@ -220,10 +241,13 @@ pub struct CvArgs {
 /// Folds never split identical sequences or samples with the same sha256; out-of-fold
 /// predictions are pooled and evaluated once (per-fold spread reported beside).
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
-    if !matches!(a.dataset.format, DataFormat::Seq(_)) {
+    if !matches!(a.dataset[0].format, DataFormat::Seq(_)) {
         return run_cv_table(a, g);
     }
-    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
+    if a.train_fraction.is_some() {
+        bail!("--train-fraction is for feature tables");
+    }
+    let (samples, labels) = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
     let names = label_set(&labels);
     let opts = a.model.options(g.threads, names.len())?;
     let y: Vec<usize> = labels
@@ -295,7 +319,7 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         "{} {}-fold CV on {}",
         opts.kind.name(),
         folds.len(),
-        file_name(&a.dataset.path)
+        names_of(&a.dataset)
     );
     finish(
         &cv.pooled,
@@ -310,18 +334,48 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
 /// straddle a fold boundary.
 fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
     let learner = a.model.learner(g.threads)?;
-    let table = load_table(&a.dataset, &a.read, None)?;
+    let table = load_tables(&a.dataset, &a.read)?;
     let set = guess_feature_set(&table.columns);
     let names = label_set(&table.labels);
     let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let folds = crate::dataset::table_folds(&table, &y, a.folds, a.model.seed)?;
+    let groups = crate::dataset::table_groups(&table)?;
+    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
+    if let Some(f) = a.train_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            bail!("--train-fraction must be in (0, 1], got {f}");
+        }
+    }
+    if !g.quiet {
+        let n_groups = groups.iter().max().map_or(0, |m| m + 1);
+        eprintln!(
+            "{} rows ({}) in {n_groups} groups that never straddle a fold",
+            table.n_rows(),
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("{} {n}", y.iter().filter(|&&v| v == k).count()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let t = Instant::now();
     let mut fold_y = Vec::new();
     let mut fold_p = Vec::new();
     let mut positive = None;
     let mut train_secs = 0.0;
     for (f, test) in folds.iter().enumerate() {
-        let train_idx = mallard_eval::complement(table.n_rows(), test);
+        let mut train_idx = mallard_eval::complement(table.n_rows(), test);
+        if let Some(frac) = a.train_fraction.filter(|&f| f < 1.0) {
+            let sub_g: Vec<usize> = train_idx.iter().map(|&i| groups[i]).collect();
+            let sub_y: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
+            let (_, keep) = mallard_eval::stratified_group_split(
+                &sub_g,
+                &sub_y,
+                frac,
+                a.model.seed ^ (f as u64 + 1),
+            )?;
+            train_idx = keep.iter().map(|&k| train_idx[k]).collect();
+        }
         let tt = Instant::now();
         let model =
             crate::train_cmd::fit_table(&table.select_rows(&train_idx), &a.model, &learner, set)?;
@@ -387,13 +441,13 @@ fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
     let title = format!(
         "{kind} {}-fold CV on {}",
         folds.len(),
-        file_name(&a.dataset.path)
+        names_of(&a.dataset)
     );
     finish(
         &cv.pooled,
         &title,
         a.report.as_deref(),
         a.plots.as_deref(),
-        serde_json::json!({ "model": kind, "folds": folds.len(), "per_fold": cv.per_fold, "train_seconds": train_secs }),
+        serde_json::json!({ "model": kind, "folds": folds.len(), "per_fold": cv.per_fold, "train_seconds": train_secs, "train_fraction": a.train_fraction.unwrap_or(1.0), "rows": table.n_rows() }),
     )
 }

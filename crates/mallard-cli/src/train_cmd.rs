@@ -1,7 +1,7 @@
 //! `mallard train`.
 
 use crate::dataset::{
-    guess_feature_set, load_labelled, load_table, DataFormat, DatasetArg, ReadArgs,
+    describe, guess_feature_set, load_labelled, load_tables, DataFormat, DatasetArg, ReadArgs,
 };
 use crate::Global;
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,9 +16,15 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Training data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl).
-    #[arg(long, value_name = "FORMAT:PATH")]
-    pub dataset: DatasetArg,
+    /// Training data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl; csv, ember, pe).
+    /// Feature tables may be given several times (e.g. malware and benign files): their rows
+    /// are joined.
+    #[arg(long, value_name = "FORMAT:PATH", required = true)]
+    pub dataset: Vec<DatasetArg>,
+    /// Record this file's sha256 in the model file as part of its training provenance (the
+    /// corpus manifests); may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Vec<PathBuf>,
     /// Where to write the model file.
     #[arg(long, value_name = "MODEL")]
     pub out: PathBuf,
@@ -282,17 +288,18 @@ impl Drop for Progress {
 }
 
 pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
-    if !matches!(a.dataset.format, DataFormat::Seq(_)) {
+    if !matches!(a.dataset[0].format, DataFormat::Seq(_)) {
         return run_table(a, g);
     }
+    let dataset = crate::dataset::single(&a.dataset)?;
     let t = Instant::now();
-    let (samples, labels) = load_labelled(&a.dataset, &a.read, g.quiet)?;
+    let (samples, labels) = load_labelled(dataset, &a.read, g.quiet)?;
     let opts = a.model.options(g.threads, label_set(&labels).len())?;
     if !g.quiet {
         eprintln!(
             "read {} samples from {} in {:.2} s",
             samples.len(),
-            a.dataset.path.display(),
+            dataset.path.display(),
             t.elapsed().as_secs_f64()
         );
     }
@@ -318,14 +325,14 @@ pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
 fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
     let learner = a.model.learner(g.threads)?;
     let t = Instant::now();
-    let table = load_table(&a.dataset, &a.read, None)?;
+    let table = load_tables(&a.dataset, &a.read)?;
     let set = guess_feature_set(&table.columns);
     if !g.quiet {
         eprintln!(
             "read {} rows x {} features from {} in {:.2} s{}",
             table.n_rows(),
             table.n_cols(),
-            a.dataset.path.display(),
+            describe(&a.dataset),
             t.elapsed().as_secs_f64(),
             set.map(|s| format!(" (columns of the {s} feature set: the model can scan PE files)"))
                 .unwrap_or_default()
@@ -336,17 +343,27 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let mut file = model.to_file()?;
     if let Some(fpr) = a.model.calibrate_fpr {
-        let (thr, tpr) = calibrate(&table, &a.model, &learner, set, fpr)?;
+        let (thr, tpr, points) = calibrate(&table, &a.model, &learner, set, fpr)?;
         if !g.quiet {
             eprintln!("calibrated threshold {thr:.6}: out-of-fold FPR <= {fpr} at TPR {tpr:.4}");
+            for p in points.as_array().into_iter().flatten() {
+                eprintln!(
+                    "  out-of-fold FPR <= {}: threshold {:.6}, TPR {:.4}",
+                    p["max_fpr"], p["threshold"].as_f64().unwrap_or(f64::NAN), p["oof_tpr"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
         }
         file.meta.threshold = thr;
         if let Some(o) = file.meta.training.as_object_mut() {
             o.insert(
                 "calibration".into(),
-                serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr }),
+                serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr, "points": points }),
             );
         }
+    }
+    let provenance = provenance(&a, &table)?;
+    if let Some(o) = file.meta.training.as_object_mut() {
+        o.insert("provenance".into(), provenance);
     }
     file.write(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
@@ -380,6 +397,43 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
     Ok(())
 }
 
+/// What a model was trained from, for its file: the command line, each dataset and
+/// `--manifest` file with its sha256, and the rows per label.
+fn provenance(a: &TrainArgs, table: &mallard_model::tables::Table) -> Result<serde_json::Value> {
+    use sha2::{Digest, Sha256};
+    let hash = |p: &std::path::Path| -> Result<String> {
+        let mut f =
+            std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
+        Ok(format!("{:x}", h.finalize()))
+    };
+    let mut files = Vec::new();
+    for d in &a.dataset {
+        let sha = if d.path.is_file() {
+            serde_json::Value::String(hash(&d.path)?)
+        } else {
+            serde_json::Value::Null
+        };
+        files.push(serde_json::json!({ "dataset": d.path.display().to_string(), "sha256": sha }));
+    }
+    for m in &a.manifest {
+        files.push(serde_json::json!({ "manifest": m.display().to_string(), "sha256": hash(m)? }));
+    }
+    let mut rows = serde_json::Map::new();
+    for l in mallard_model::train::label_set(&table.labels) {
+        let n = table.labels.iter().filter(|x| **x == l).count();
+        rows.insert(l, n.into());
+    }
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    Ok(serde_json::json!({
+        "command": format!("mallard {}", argv.join(" ")),
+        "files": files,
+        "rows": rows,
+        "mallard": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
 /// Trains a table model; with a holdout share (see [`ModelArgs::table_holdout`]) a grouped,
 /// stratified part of the rows is set aside for early stopping (fold 1 of round(1/share)
 /// folds, so identical rows never sit on both sides).
@@ -405,25 +459,20 @@ pub fn fit_table(
     Ok(TableModel::train_validated(&tr, Some(&va), learner, set)?)
 }
 
-/// The smallest threshold whose out-of-fold false-positive rate (5 grouped folds of the
-/// training table) is at most `max_fpr`, and the true-positive rate there.
-fn calibrate(
+/// Out-of-fold P(malicious) of the training table (5 grouped folds): benign rows' scores
+/// and malicious rows' scores.
+fn out_of_fold(
     table: &mallard_model::tables::Table,
     args: &ModelArgs,
     learner: &TableLearner,
     set: Option<&str>,
-    max_fpr: f64,
-) -> Result<(f32, f64)> {
-    let seed = args.seed;
+) -> Result<(Vec<f32>, Vec<f32>)> {
     use mallard_model::Input;
-    if !(0.0..1.0).contains(&max_fpr) {
-        anyhow::bail!("--calibrate-fpr must be in [0, 1)");
-    }
     let names = mallard_model::train::label_set(&table.labels);
     let pos = mallard_model::positive_index(&names)
         .ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
     let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let folds = crate::dataset::table_folds(table, &y, 5, seed)?;
+    let folds = crate::dataset::table_folds(table, &y, 5, args.seed)?;
     let (mut neg, mut posv) = (Vec::new(), Vec::new());
     for test in &folds {
         let train_idx = mallard_eval::complement(table.n_rows(), test);
@@ -442,12 +491,49 @@ fn calibrate(
             }
         }
     }
+    Ok((neg, posv))
+}
+
+/// The smallest threshold at which at most `max_fpr` of the benign scores are flagged
+/// (scores >= threshold are malicious), and the share of malicious scores flagged there.
+pub fn threshold_at_fpr(neg: &[f32], pos: &[f32], max_fpr: f64) -> (f32, f64) {
+    let mut neg = neg.to_vec();
     neg.sort_by(|a, b| b.total_cmp(a));
     let k = (max_fpr * neg.len() as f64).floor() as usize;
-    // Scores >= threshold are malicious: just above the (k+1)-th highest negative.
+    // Just above the (k+1)-th highest benign score.
     let thr = neg
         .get(k)
         .map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
-    let tpr = posv.iter().filter(|&&s| s >= thr).count() as f64 / posv.len().max(1) as f64;
-    Ok((thr, tpr))
+    let tpr = pos.iter().filter(|&&s| s >= thr).count() as f64 / pos.len().max(1) as f64;
+    (thr, tpr)
+}
+
+/// The operating points recorded with every calibration, beside the one asked for.
+const STANDARD_FPRS: [f64; 2] = [0.01, 0.001];
+
+/// Calibrates on out-of-fold scores: the threshold for `max_fpr` and, for the model file,
+/// the thresholds at `max_fpr` and the standard false-positive rates.
+fn calibrate(
+    table: &mallard_model::tables::Table,
+    args: &ModelArgs,
+    learner: &TableLearner,
+    set: Option<&str>,
+    max_fpr: f64,
+) -> Result<(f32, f64, serde_json::Value)> {
+    if !(0.0..1.0).contains(&max_fpr) {
+        anyhow::bail!("--calibrate-fpr must be in [0, 1), got {max_fpr}");
+    }
+    let (neg, pos) = out_of_fold(table, args, learner, set)?;
+    let (thr, tpr) = threshold_at_fpr(&neg, &pos, max_fpr);
+    let mut points = Vec::new();
+    let mut fprs = STANDARD_FPRS.to_vec();
+    if !fprs.contains(&max_fpr) {
+        fprs.push(max_fpr);
+    }
+    fprs.sort_by(|a, b| b.total_cmp(a));
+    for f in fprs {
+        let (t, r) = threshold_at_fpr(&neg, &pos, f);
+        points.push(serde_json::json!({ "max_fpr": f, "threshold": t, "oof_tpr": r }));
+    }
+    Ok((thr, tpr, serde_json::Value::Array(points)))
 }

@@ -780,3 +780,115 @@ fn boosted_trees_stop_early_and_report_the_feature_that_decides() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("t.csv"));
 }
+
+/// EMBER-vector rows in groups of 25: the label is fixed per group and column 0 names the
+/// group, column 1 is noise. Benign groups go to a plain file, malicious ones to a gzip file.
+fn grouped_ember(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::io::Write;
+    let dim = 2381;
+    let (mut benign, mut malicious) = (String::new(), String::new());
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for g in 0..40 {
+        let label = i64::from(next() < 0.5);
+        for r in 0..25 {
+            let mut v = vec![0.0f64; dim];
+            v[0] = g as f64;
+            v[1] = next();
+            let row = serde_json::json!({
+                "sha256": format!("{g:02}-{r:02}"), "label": label,
+                "avclass": format!("Family{g}"), "source": "toy", "vector": v,
+            });
+            let out = if label == 1 { &mut malicious } else { &mut benign };
+            out.push_str(&row.to_string());
+            out.push('\n');
+        }
+    }
+    let (b, m) = (dir.join("benign.jsonl"), dir.join("malicious.jsonl.gz"));
+    std::fs::write(&b, benign).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&m).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(malicious.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    (b, m)
+}
+
+#[test]
+fn grouped_folds_keep_families_apart_and_datasets_join() {
+    // Column 0 identifies each family: split by row, trees memorise it (near-perfect);
+    // split by family, nothing carries over and the model can only guess.
+    let d = tmp("groups");
+    let (b, m) = grouped_ember(&d);
+    let (b, m) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
+    let cv = |group_by: &str| {
+        let report = d.join(format!("cv-{group_by}.json"));
+        let out = mallard(&[
+            "cv", "-q", "--dataset", &b, "--dataset", &m, "--model", "gbdt", "--group-by",
+            group_by, "--report", report.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(j["n"], 1000, "{j}");
+        j["roc_auc"].as_f64().unwrap()
+    };
+    let by_row = cv("none");
+    let by_family = cv("avclass");
+    assert!(by_row > 0.95, "row-wise folds should leak the family column: {by_row}");
+    assert!(by_family < 0.8, "family folds must not leak: {by_family}");
+}
+
+#[test]
+fn a_table_model_file_records_its_training_data_and_operating_points() {
+    use sha2::{Digest, Sha256};
+    let d = tmp("provenance");
+    let (b, m) = grouped_ember(&d);
+    let manifest = d.join("MANIFEST.tsv");
+    std::fs::write(&manifest, "sha256\tpackage\n00\ttoy\n").unwrap();
+    let model = d.join("m.mallard");
+    let (bs, ms) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
+    let out = mallard(&[
+        "train", "-q", "--dataset", &bs, "--dataset", &ms, "--model", "gbdt",
+        "--calibrate-fpr", "0.05", "--manifest", manifest.to_str().unwrap(),
+        "--out", model.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = j.to_string();
+    let hex = |p: &Path| format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()));
+    for p in [&b, &m, &manifest] {
+        assert!(text.contains(&hex(p)), "no sha256 of {} in {text}", p.display());
+    }
+    let prov = find_key(&j, "provenance").expect("provenance");
+    let benign = prov["rows"]["benign"].as_u64().unwrap();
+    let malicious = prov["rows"]["malicious"].as_u64().unwrap();
+    assert_eq!(benign + malicious, 1000);
+    assert_eq!(benign, std::fs::read_to_string(&b).unwrap().lines().count() as u64);
+    assert!(prov["command"].as_str().unwrap().starts_with("mallard train"));
+    let cal = find_key(&j, "calibration").expect("calibration");
+    let fprs: Vec<f64> = cal["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["max_fpr"].as_f64().unwrap())
+        .collect();
+    assert_eq!(fprs, [0.05, 0.01, 0.001]);
+}
+
+fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(o) => o
+            .get(key)
+            .or_else(|| o.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}

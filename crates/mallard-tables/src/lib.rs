@@ -99,6 +99,9 @@ pub struct Table {
     /// One label per row; empty when the source had no label column (prediction time).
     pub labels: Vec<String>,
     pub ids: Option<Vec<String>>,
+    /// Rows that must stay on one side of every split (same family, same package); rows
+    /// without a group are grouped only with identical rows.
+    pub groups: Option<Vec<String>>,
     /// How the columns were encoded; apply it to later files with [`read_csv_with_schema`].
     pub schema: TableSchema,
 }
@@ -168,8 +171,44 @@ impl Table {
                 .ids
                 .as_ref()
                 .map(|ids| keep.iter().map(|&r| ids[r].clone()).collect()),
+            groups: self
+                .groups
+                .as_ref()
+                .map(|g| keep.iter().map(|&r| g[r].clone()).collect()),
             schema: self.schema.clone(),
         }
+    }
+
+    /// Appends another table's rows. Columns must match by name and order; ids and groups
+    /// missing on one side are filled with row numbers and empty groups.
+    pub fn append(&mut self, other: Table) -> Result<(), TableError> {
+        if other.columns != self.columns {
+            return Err(TableError::Invalid {
+                path: "table".into(),
+                msg: format!(
+                    "tables have different columns ({} and {}): they cannot be joined",
+                    self.n_cols(),
+                    other.n_cols()
+                ),
+            });
+        }
+        let (n0, n1) = (self.n_rows(), other.n_rows());
+        let ids_or = |ids: Option<Vec<String>>, start: usize, n: usize| {
+            ids.unwrap_or_else(|| (start..start + n).map(|i| format!("row {}", i + 1)).collect())
+        };
+        if self.ids.is_some() || other.ids.is_some() {
+            let mut a = ids_or(self.ids.take(), 0, n0);
+            a.extend(ids_or(other.ids, n0, n1));
+            self.ids = Some(a);
+        }
+        if self.groups.is_some() || other.groups.is_some() {
+            let mut a = self.groups.take().unwrap_or_else(|| vec![String::new(); n0]);
+            a.extend(other.groups.unwrap_or_else(|| vec![String::new(); n1]));
+            self.groups = Some(a);
+        }
+        self.values.extend(other.values);
+        self.labels.extend(other.labels);
+        Ok(())
     }
 }
 
@@ -454,6 +493,7 @@ fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Tabl
         }
     }
     Ok(Table {
+        groups: None,
         columns: schema.names(),
         values,
         labels,
