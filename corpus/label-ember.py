@@ -13,6 +13,33 @@ import json
 import sys
 
 
+# Packages that are builds of one code base: grouped so that no split tests one build
+# against a model trained on another (wine for three machines, Mono's many packages, Qt).
+SAME_PROJECT = (
+    ("libwine", "wine"),
+    ("wine", "wine"),
+    ("libmono", "mono"),
+    ("mono-", "mono"),
+    ("pyqt5", "qt"),
+    ("pyside6", "qt"),
+    ("pycryptodome", "pycryptodome"),
+    ("gcc-mingw-w64", "gcc-mingw-w64"),
+    ("gtk-sharp", "gtk-sharp"),
+    ("libgtk", "gtk-sharp"),
+)
+
+
+def project(package):
+    p = package.lower()
+    for suffix in ("_i386", "_amd64", "_arm64", ":i386", ":amd64", ":arm64"):
+        if p.endswith(suffix):
+            p = p[: -len(suffix)]
+    for prefix, name in SAME_PROJECT:
+        if p.startswith(prefix):
+            return name
+    return p
+
+
 def main():
     raw, manifest, label, out = sys.argv[1:5]
     label = {"benign": 0, "malicious": 1}[label]
@@ -20,25 +47,32 @@ def main():
     with open(manifest, newline="") as f:
         for r in csv.DictReader(f, delimiter="\t"):
             rows[r["sha256"].lower()] = r
-    kept = missing = errors = 0
+    kept = missing = errors = repeated = 0
+    seen = set()
     with open(raw) as f, gzip.open(out, "wt", compresslevel=6) as w:
         for line in f:
             d = json.loads(line)
             if "error" in d:
                 errors += 1
                 continue
-            r = rows.get(d.get("sha256", "").lower())
+            sha = d.get("sha256", "").lower()
+            r = rows.get(sha)
             if r is None:
                 missing += 1
                 continue
+            if sha in seen:
+                repeated += 1
+                continue
+            seen.add(sha)
             d.pop("path", None)
             d["label"] = label
             d["avclass"] = ""
             d["source"] = f'{r.get("source", "")}:{r["package"]}'
-            d["group"] = f'package:{r["package"]}'
+            d["group"] = f'project:{project(r["package"])}'
             w.write(json.dumps(d, separators=(",", ":")) + "\n")
             kept += 1
-    print(f"{out}: {kept} rows ({missing} not in the manifest, {errors} errors)", file=sys.stderr)
+    print(f"{out}: {kept} rows ({missing} not in the manifest, {repeated} repeated, {errors} errors)",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -351,7 +351,7 @@ pub struct ReadArgs {
     /// csv: the column holding a row id (never a feature).
     #[arg(long, value_name = "COL")]
     pub id_column: Option<String>,
-    /// csv: columns that are not features.
+    /// Columns not to use as features (csv: e.g. ids; ember/pe: e.g. header_timestamp).
     #[arg(long, value_name = "COL", value_delimiter = ',')]
     pub drop_columns: Vec<String>,
     /// pe: the feature set to extract (ember-v2, pe-header, saxe-1024; default ember-v2).
@@ -381,6 +381,11 @@ pub fn load_tables(args: &[DatasetArg], read: &ReadArgs) -> Result<Table> {
     let mut it = args.iter();
     let first = it.next().ok_or_else(|| anyhow!("no --dataset given"))?;
     let mut t = load_table(first, read, None)?;
+    if first.format != DataFormat::Csv {
+        // csv drops its columns while reading; the other tables here.
+        t.drop_columns(&read.drop_columns)
+            .map_err(|e| anyhow!("--drop-columns: {e}"))?;
+    }
     for a in it {
         if matches!(a.format, DataFormat::Seq(_)) {
             bail!("{}: API-call sequences cannot be joined with a feature table", a.path.display());

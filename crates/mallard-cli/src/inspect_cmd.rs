@@ -9,8 +9,9 @@ pub struct InspectArgs {
     /// Model file; without it, the built-in model named by --builtin.
     #[arg(value_name = "MODEL")]
     pub model: Option<PathBuf>,
-    /// Built-in model to show when no file is given: api (reports) or pe (PE files).
-    #[arg(long, default_value = "api", value_parser = ["api", "pe"])]
+    /// Built-in model to show when no file is given: api (reports), pe (PE files) or clamp
+    /// (the earlier PE model on ClaMP's header columns).
+    #[arg(long, default_value = "api", value_parser = ["api", "pe", "clamp"])]
     pub builtin: String,
     /// Print the metadata as one JSON object (everything but the kind-specific config).
     #[arg(long)]
@@ -27,11 +28,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             p.display().to_string(),
         ),
         None => {
-            let bytes = if a.builtin == "pe" {
-                crate::DEFAULT_PE_MODEL
-            } else {
-                crate::DEFAULT_API_MODEL
-            };
+            let bytes = crate::builtin_model_bytes(&a.builtin)?;
             let f = mallard_model::ModelFile::from_bytes(bytes).context("built-in model")?;
             (f, format!("built-in {} model", a.builtin))
         }

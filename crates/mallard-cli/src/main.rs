@@ -96,8 +96,22 @@ fn main() -> ExitCode {
 /// The model built into the binary: trained on MalBehavD-V1 (see models/README.md).
 pub const DEFAULT_API_MODEL: &[u8] = include_bytes!("../../../models/default-api.mallard");
 
-/// The built-in PE model: boosted trees on ClaMP's header features (see models/README.md).
+/// The built-in PE model: boosted trees on EMBER v2 features of real malware and benign
+/// software (see models/README.md).
 pub const DEFAULT_PE_MODEL: &[u8] = include_bytes!("../../../models/default-pe.mallard");
+
+/// The earlier PE model, boosted trees on ClaMP's header columns: `--model builtin:clamp`.
+pub const CLAMP_PE_MODEL: &[u8] = include_bytes!("../../../models/clamp-pe.mallard");
+
+/// The built-in models by the names `--model builtin:NAME` and `inspect --builtin` take.
+pub fn builtin_model_bytes(name: &str) -> anyhow::Result<&'static [u8]> {
+    match name {
+        "api" => Ok(DEFAULT_API_MODEL),
+        "pe" => Ok(DEFAULT_PE_MODEL),
+        "clamp" => Ok(CLAMP_PE_MODEL),
+        _ => anyhow::bail!("no built-in model {name:?} (api, pe, clamp)"),
+    }
+}
 
 pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> {
     use anyhow::Context;
@@ -107,7 +121,11 @@ pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> 
 pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
     use anyhow::Context;
     match path {
-        Some(p) => mallard_model::load(p).with_context(|| format!("{}", p.display())),
+        Some(p) => match p.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+            Some(name) => mallard_model::load_bytes(builtin_model_bytes(name)?)
+                .with_context(|| format!("built-in model {name}")),
+            None => mallard_model::load(p).with_context(|| format!("{}", p.display())),
+        },
         None => mallard_model::load_bytes(DEFAULT_API_MODEL).context("built-in default model"),
     }
 }

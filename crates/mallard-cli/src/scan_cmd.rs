@@ -18,8 +18,10 @@ pub struct ScanArgs {
     /// One JSON object per input line: path, verdict, score, reasons (and error).
     #[arg(long)]
     pub json: bool,
-    /// Model file; give it twice for a report model and a PE model. Each input kind without
-    /// one uses the built-in default (MalBehavD n-grams for reports, ClaMP trees for PE files).
+    /// Model file, or a built-in model by name (`builtin:api`, `builtin:pe`, `builtin:clamp`
+    /// for the earlier PE model on ClaMP header columns); give it twice for a report model and
+    /// a PE model. Each input kind without one uses the built-in default (an SVM over API sets
+    /// for reports, boosted trees on EMBER v2 features for PE files).
     #[arg(long, value_name = "MODEL")]
     pub model: Vec<PathBuf>,
     /// Decision threshold on P(malicious) (default: the model's).

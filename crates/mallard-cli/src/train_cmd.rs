@@ -49,6 +49,12 @@ pub struct ModelArgs {
     /// Boosted trees: leaves per tree (default 31).
     #[arg(long)]
     pub num_leaves: Option<usize>,
+    /// Boosted trees: share of the features each tree may use, drawn per tree (default 1).
+    #[arg(long, value_name = "F")]
+    pub feature_fraction: Option<f64>,
+    /// Boosted trees: fewest training rows in a leaf (default 20).
+    #[arg(long, value_name = "N")]
+    pub min_data_in_leaf: Option<usize>,
     /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
     /// predictions on the training data is at most this (e.g. 0.01); default threshold 0.5.
     #[arg(long, value_name = "FPR")]
@@ -128,6 +134,16 @@ impl ModelArgs {
                 if let Some(lr) = self.learning_rate {
                     p.learning_rate = lr as f64;
                 }
+                if let Some(ff) = self.feature_fraction {
+                    if !(ff > 0.0 && ff <= 1.0) {
+                        bail!("--feature-fraction must be in (0, 1], got {ff}");
+                    }
+                    p.feature_fraction = ff;
+                }
+                if let Some(n) = self.min_data_in_leaf {
+                    p.min_data_in_leaf = n;
+                }
+                p.seed = self.seed;
                 if self.table_holdout().is_some() {
                     p.early_stopping_rounds = Some(self.patience.unwrap_or(10));
                 }

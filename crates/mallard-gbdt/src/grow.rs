@@ -155,6 +155,8 @@ pub(crate) struct Grower<'a> {
     /// Histogram buffers of finished trees, reused: fresh ones of this size come from mmap
     /// and page-fault on first touch.
     pool: Vec<Hist>,
+    /// Draws each tree's features when `feature_fraction < 1`.
+    rng: crate::dnn::Rng,
 }
 
 impl<'a> Grower<'a> {
@@ -193,6 +195,7 @@ impl<'a> Grower<'a> {
             scratch: vec![0; n_rows],
             row_bins,
             pool: Vec::new(),
+            rng: crate::dnn::Rng(params.seed),
         }
     }
 
@@ -428,6 +431,31 @@ impl<'a> Grower<'a> {
             });
     }
 
+    /// The features this tree may split on: the usable ones, or a fresh random share of
+    /// them (`feature_fraction`, at least one) drawn from the grower's own stream.
+    fn tree_features(&mut self) -> Vec<bool> {
+        let usable: Vec<usize> = (0..self.mappers.len())
+            .filter(|&f| self.mappers[f].usable)
+            .collect();
+        let mut alive = vec![false; self.mappers.len()];
+        let ff = self.params.feature_fraction;
+        if !(ff > 0.0 && ff < 1.0) || usable.len() < 2 {
+            for &f in &usable {
+                alive[f] = true;
+            }
+            return alive;
+        }
+        let k = ((ff * usable.len() as f64).round() as usize).clamp(1, usable.len());
+        // Partial Fisher-Yates: the first k of a shuffled copy.
+        let mut pool = usable;
+        for i in 0..k {
+            let j = i + (self.rng.next() % (pool.len() - i) as u64) as usize;
+            pool.swap(i, j);
+            alive[pool[i]] = true;
+        }
+        alive
+    }
+
     /// Grows one tree on the gradients; adds each row's leaf value to `scores` (stride
     /// `stride`, offset `out`) and returns the tree.
     pub fn grow(
@@ -460,7 +488,7 @@ impl<'a> Grower<'a> {
             node: 0,
             hist,
             best: None,
-            alive: self.mappers.iter().map(|m| m.usable).collect(),
+            alive: self.tree_features(),
         };
         self.find_best(&mut root);
         let mut leaves = vec![root];

@@ -65,6 +65,12 @@ pub struct GbdtParams {
     pub early_stopping_rounds: Option<usize>,
     /// Worker threads; `None` uses rayon's global pool (all cores). Results do not depend on it.
     pub n_threads: Option<usize>,
+    /// Share of the features each tree may split on, drawn anew per tree (LightGBM's
+    /// `feature_fraction`); 1.0 uses all. Below 1 no single column can carry the model,
+    /// which helps when a few columns separate the training sources but not the classes.
+    pub feature_fraction: f64,
+    /// Seed of the per-tree feature draw.
+    pub seed: u64,
 }
 
 impl Default for GbdtParams {
@@ -83,6 +89,8 @@ impl Default for GbdtParams {
             min_data_in_bin: 3,
             early_stopping_rounds: None,
             n_threads: None,
+            feature_fraction: 1.0,
+            seed: 42,
         }
     }
 }

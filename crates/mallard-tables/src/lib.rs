@@ -179,6 +179,36 @@ impl Table {
         }
     }
 
+    /// Removes the named columns (from the schema too); names it does not have are an error.
+    pub fn drop_columns(&mut self, names: &[String]) -> Result<(), TableError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        for n in names {
+            if !self.columns.contains(n) {
+                return Err(TableError::Invalid {
+                    path: "table".into(),
+                    msg: format!("no column {n:?} to drop"),
+                });
+            }
+        }
+        let keep: Vec<usize> = (0..self.n_cols())
+            .filter(|&j| !names.contains(&self.columns[j]))
+            .collect();
+        let mut values = Vec::with_capacity(self.n_rows() * keep.len());
+        for i in 0..self.n_rows() {
+            let row = self.row(i);
+            values.extend(keep.iter().map(|&j| row[j]));
+        }
+        self.values = values;
+        self.columns = keep.iter().map(|&j| self.columns[j].clone()).collect();
+        self.schema.columns = keep
+            .iter()
+            .filter_map(|&j| self.schema.columns.get(j).cloned())
+            .collect();
+        Ok(())
+    }
+
     /// Appends another table's rows. Columns must match by name and order; ids and groups
     /// missing on one side are filled with row numbers and empty groups.
     pub fn append(&mut self, other: Table) -> Result<(), TableError> {
