@@ -214,6 +214,9 @@ pub struct Reason {
     pub name: String,
     /// Contribution toward the malicious (or predicted) class; larger is more suspicious.
     pub weight: f32,
+    /// The model column behind `name`, when `name` describes it in words (EMBER reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
 }
 
 /// A trained classifier.

@@ -86,6 +86,7 @@ impl Model for NgramSeqModel {
                 kind: "ngram".into(),
                 name,
                 weight,
+                feature: None,
             })
             .collect())
     }

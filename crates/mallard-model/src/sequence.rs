@@ -211,6 +211,7 @@ impl Model for RnnModel {
                 kind: "api".into(),
                 name: self.tokenizer.word(d).unwrap_or("?").to_string(),
                 weight: p[class] - p[(i + 1) * k + class],
+                feature: None,
             })
             .collect();
         reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));

@@ -368,6 +368,7 @@ impl Model for SvmSeqModel {
                 kind: "api".into(),
                 name,
                 weight: w as f32,
+                feature: None,
             })
             .collect();
         reasons.sort_by(|a, b| {

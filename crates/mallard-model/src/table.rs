@@ -283,6 +283,7 @@ impl Model for TableModel {
                         kind: "feature".into(),
                         name: names[j].clone(),
                         weight: (sign * v) as f32,
+                        feature: None,
                     })
                     .collect()
             }
@@ -300,6 +301,7 @@ impl Model for TableModel {
                         kind: "feature".into(),
                         name: names[j].clone(),
                         weight: p[class] - q[j * k + class],
+                        feature: None,
                     })
                     .collect()
             }

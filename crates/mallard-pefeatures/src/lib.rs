@@ -133,6 +133,21 @@ pub fn ember_raw(bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
     ember::raw_features(bytes)
 }
 
+/// EMBER's raw object (without the sha256, which the vector does not use) and its vector,
+/// extracted once: the raw object lets [`ember_describe`] put the vector's columns in words.
+pub fn ember_raw_and_vector(bytes: &[u8]) -> Result<(serde_json::Value, Vec<f32>), FeatureError> {
+    if bytes.len() > DEFAULT_MAX_FILE_SIZE {
+        return Err(PeError::TooLarge {
+            size: bytes.len(),
+            limit: DEFAULT_MAX_FILE_SIZE,
+        }
+        .into());
+    }
+    ember::raw_and_vector(bytes)
+}
+
+pub use ember::explain::describe as ember_describe;
+
 /// EMBER's vector of a raw object (ours, or a line of an EMBER raw jsonl file).
 pub fn ember_vectorize(raw: &serde_json::Value) -> Result<Vec<f32>, FeatureError> {
     ember::vectorize(raw)

@@ -227,6 +227,7 @@ impl Scanner {
                             kind: "rule".into(),
                             name: m.name.clone(),
                             weight: 1.0,
+                            feature: None,
                         })
                         .collect(),
                     error: None,
@@ -278,19 +279,27 @@ impl Scanner {
                     .map(|rs| rs.scan(&bytes, std::time::Duration::from_secs(10)))
             },
             || {
-                let v = mallard_pefeatures::extract(sm.set, &bytes)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
+                // EMBER reasons are put in words from the raw object the vector came from.
+                let (raw, v) = if sm.set == FeatureSet::EmberV2 && self.opts.top > 0 {
+                    let (raw, v) = mallard_pefeatures::ember_raw_and_vector(&bytes).map_err(err)?;
+                    (Some(raw), v)
+                } else {
+                    (
+                        None,
+                        mallard_pefeatures::extract(sm.set, &bytes).map_err(err)?,
+                    )
+                };
                 let row: Vec<f32> = sm
                     .columns
                     .iter()
                     .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
                     .collect();
-                Ok::<_, String>(self.decide(
-                    path,
-                    sm.model.as_ref(),
-                    Input::Features(&row),
-                    Vec::new(),
-                ))
+                let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), Vec::new());
+                if let Some(raw) = &raw {
+                    describe_ember(&mut r.reasons, raw, &sm.model.meta().feature_names, &row);
+                }
+                Ok::<_, String>(r)
             },
         );
         let matches = match rule_scan {
@@ -312,6 +321,7 @@ impl Scanner {
                 None => m.name.clone(),
             },
             weight,
+            feature: None,
         };
         if matches.iter().any(|m| m.decisive) {
             return ScanResult {
@@ -453,6 +463,7 @@ impl Scanner {
                 kind: "sha256".into(),
                 name: format!("{h} is on the {list}"),
                 weight: score * 2.0 - 1.0,
+                feature: None,
             }],
             error: None,
             warnings: Vec::new(),
@@ -551,6 +562,20 @@ impl Scanner {
                 r
             })
             .collect()
+    }
+}
+
+/// EMBER reasons in words (`imports kernel32.dll:VirtualAllocEx`); the column name moves to
+/// `feature`.
+fn describe_ember(reasons: &mut [Reason], raw: &serde_json::Value, names: &[String], row: &[f32]) {
+    for r in reasons.iter_mut().filter(|r| r.kind == "feature") {
+        let Some(j) = names.iter().position(|n| *n == r.name) else {
+            continue;
+        };
+        let value = row.get(j).copied().unwrap_or(f32::NAN);
+        let column = std::mem::take(&mut r.name);
+        r.name = mallard_pefeatures::ember_describe(raw, &column, value);
+        r.feature = Some(column);
     }
 }
 
@@ -662,5 +687,133 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ScanResult>) {
                 files.push(p);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mallard_model::tables::{ColumnSpec, Table, TableSchema};
+    use mallard_model::{GbdtParams, TableLearner, TableModel};
+    use mallard_pe::synth::{off, set_u32, tiny_pe32};
+
+    /// Tiny PE files, half with their import renamed (ExitProcess -> OpenProcess) and
+    /// labelled malicious, each with its own timestamp.
+    fn files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+        std::fs::create_dir_all(dir).unwrap();
+        (0..40u32)
+            .map(|i| {
+                let mut b = tiny_pe32();
+                set_u32(&mut b, off::COFF + 4, 0x5000_0000 + i * 86_400 * 40);
+                let label = if i % 2 == 0 {
+                    let at = b.windows(11).position(|w| w == b"ExitProcess").unwrap();
+                    b[at..at + 11].copy_from_slice(b"OpenProcess");
+                    "malicious"
+                } else {
+                    "benign"
+                };
+                let p = dir.join(format!("f{i}.exe"));
+                std::fs::write(&p, b).unwrap();
+                (p, label)
+            })
+            .collect()
+    }
+
+    fn model(set: FeatureSet, files: &[(PathBuf, &str)]) -> TableModel {
+        let columns = mallard_pefeatures::names(set);
+        let mut values = Vec::new();
+        for (p, _) in files {
+            values.extend(mallard_pefeatures::extract(set, &std::fs::read(p).unwrap()).unwrap());
+        }
+        let table = Table {
+            schema: TableSchema {
+                columns: columns
+                    .iter()
+                    .map(|n| ColumnSpec {
+                        name: n.clone(),
+                        categories: None,
+                    })
+                    .collect(),
+            },
+            columns,
+            values,
+            labels: files.iter().map(|(_, l)| l.to_string()).collect(),
+            ids: None,
+            groups: None,
+        };
+        let params = GbdtParams {
+            n_estimators: 5,
+            min_data_in_leaf: 2,
+            ..GbdtParams::default()
+        };
+        TableModel::train(&table, &TableLearner::Gbdt(params), Some(set.name())).unwrap()
+    }
+
+    #[test]
+    fn ember_reasons_are_in_words_with_their_column() {
+        let dir = std::env::temp_dir().join(format!("mallard-scan-ember-{}", std::process::id()));
+        let fs = files(&dir);
+        let m = model(FeatureSet::EmberV2, &fs);
+        let names = m.meta().feature_names.clone();
+        let scanner = Scanner::new(None, Some(Box::new(m)), ScanOptions::default()).unwrap();
+        for (p, label) in &fs[..2] {
+            let r = scanner.scan_pe(p);
+            assert_eq!(
+                r.verdict,
+                if *label == "benign" {
+                    Verdict::Benign
+                } else {
+                    Verdict::Malicious
+                }
+            );
+            assert!(!r.reasons.is_empty(), "{r:?}");
+            let (raw, v) =
+                mallard_pefeatures::ember_raw_and_vector(&std::fs::read(p).unwrap()).unwrap();
+            for reason in &r.reasons {
+                let col = reason
+                    .feature
+                    .as_deref()
+                    .expect("EMBER reasons keep their column");
+                let j = names.iter().position(|n| n == col).unwrap();
+                assert_eq!(
+                    reason.name,
+                    mallard_pefeatures::ember_describe(&raw, col, v[j])
+                );
+                assert_ne!(reason.name, col);
+            }
+            // JSON: `name` in words, `feature` the column, `kind` as before.
+            let j = serde_json::to_value(&r).unwrap();
+            assert_eq!(j["reasons"][0]["kind"], "feature");
+            assert!(j["reasons"][0]["feature"].is_string());
+        }
+        // No reasons asked: none computed.
+        let opts = ScanOptions {
+            top: 0,
+            ..ScanOptions::default()
+        };
+        let m = model(FeatureSet::EmberV2, &fs);
+        let r = Scanner::new(None, Some(Box::new(m)), opts)
+            .unwrap()
+            .scan_pe(&fs[0].0);
+        assert!(r.reasons.is_empty() && r.verdict == Verdict::Malicious);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn other_feature_sets_keep_column_names() {
+        let dir = std::env::temp_dir().join(format!("mallard-scan-saxe-{}", std::process::id()));
+        let fs = files(&dir);
+        let m = model(FeatureSet::Saxe1024, &fs);
+        let names = m.meta().feature_names.clone();
+        let scanner = Scanner::new(None, Some(Box::new(m)), ScanOptions::default()).unwrap();
+        let r = scanner.scan_pe(&fs[0].0);
+        assert!(!r.reasons.is_empty(), "{r:?}");
+        for reason in &r.reasons {
+            assert!(reason.feature.is_none());
+            assert!(names.contains(&reason.name));
+        }
+        let j = serde_json::to_value(&r).unwrap();
+        assert!(j["reasons"][0].get("feature").is_none());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -2,6 +2,7 @@
 //! the raw JSON object and the 2,381-float vector.
 
 pub(crate) mod entropy_table;
+pub mod explain;
 mod lief_ordinals;
 
 use mallard_pe::{Pe, PeError};
@@ -49,53 +50,61 @@ const DATA_DIRECTORY_NAMES: [&str; 16] = [
 
 /// LIEF 0.12.3 Python enum names (`str(enum).split('.')[-1]`; `???` for values pybind11
 /// does not know).
-fn machine_name(m: u16) -> &'static str {
-    match m {
-        0xffff => "INVALID",
-        0x0 => "UNKNOWN",
-        0x1d3 => "AM33",
-        0x8664 => "AMD64",
-        0x1c0 => "ARM",
-        0x1c4 => "ARMNT",
-        0xaa64 => "ARM64",
-        0xebc => "EBC",
-        0x14c => "I386",
-        0x200 => "IA64",
-        0x9041 => "M32R",
-        0x266 => "MIPS16",
-        0x366 => "MIPSFPU",
-        0x466 => "MIPSFPU16",
-        0x1f0 => "POWERPC",
-        0x1f1 => "POWERPCFP",
-        0x166 => "R4000",
-        0x1a2 => "SH3",
-        0x1a3 => "SH3DSP",
-        0x1a6 => "SH4",
-        0x1a8 => "SH5",
-        0x1c2 => "THUMB",
-        0x169 => "WCEMIPSV2",
-        _ => "???",
-    }
+const MACHINES: [(u16, &str); 23] = [
+    (0xffff, "INVALID"),
+    (0x0, "UNKNOWN"),
+    (0x1d3, "AM33"),
+    (0x8664, "AMD64"),
+    (0x1c0, "ARM"),
+    (0x1c4, "ARMNT"),
+    (0xaa64, "ARM64"),
+    (0xebc, "EBC"),
+    (0x14c, "I386"),
+    (0x200, "IA64"),
+    (0x9041, "M32R"),
+    (0x266, "MIPS16"),
+    (0x366, "MIPSFPU"),
+    (0x466, "MIPSFPU16"),
+    (0x1f0, "POWERPC"),
+    (0x1f1, "POWERPCFP"),
+    (0x166, "R4000"),
+    (0x1a2, "SH3"),
+    (0x1a3, "SH3DSP"),
+    (0x1a6, "SH4"),
+    (0x1a8, "SH5"),
+    (0x1c2, "THUMB"),
+    (0x169, "WCEMIPSV2"),
+];
+
+fn machine_name(v: u16) -> &'static str {
+    MACHINES
+        .iter()
+        .find(|(k, _)| *k == v)
+        .map_or("???", |(_, n)| n)
 }
 
-fn subsystem_name(s: u16) -> &'static str {
-    match s {
-        0 => "UNKNOWN",
-        1 => "NATIVE",
-        2 => "WINDOWS_GUI",
-        3 => "WINDOWS_CUI",
-        5 => "OS2_CUI",
-        7 => "POSIX_CUI",
-        8 => "NATIVE_WINDOWS",
-        9 => "WINDOWS_CE_GUI",
-        10 => "EFI_APPLICATION",
-        11 => "EFI_BOOT_SERVICE_DRIVER",
-        12 => "EFI_RUNTIME_DRIVER",
-        13 => "EFI_ROM",
-        14 => "XBOX",
-        16 => "WINDOWS_BOOT_APPLICATION",
-        _ => "???",
-    }
+const SUBSYSTEMS: [(u16, &str); 14] = [
+    (0, "UNKNOWN"),
+    (1, "NATIVE"),
+    (2, "WINDOWS_GUI"),
+    (3, "WINDOWS_CUI"),
+    (5, "OS2_CUI"),
+    (7, "POSIX_CUI"),
+    (8, "NATIVE_WINDOWS"),
+    (9, "WINDOWS_CE_GUI"),
+    (10, "EFI_APPLICATION"),
+    (11, "EFI_BOOT_SERVICE_DRIVER"),
+    (12, "EFI_RUNTIME_DRIVER"),
+    (13, "EFI_ROM"),
+    (14, "XBOX"),
+    (16, "WINDOWS_BOOT_APPLICATION"),
+];
+
+fn subsystem_name(v: u16) -> &'static str {
+    SUBSYSTEMS
+        .iter()
+        .find(|(k, _)| *k == v)
+        .map_or("???", |(_, n)| n)
 }
 
 const HEADER_CHARACTERISTICS: [(u64, &str); 15] = [
@@ -712,6 +721,13 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
 /// Raw object and vector in one call.
 pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     vectorize(&raw_features_with(bytes, false)?)
+}
+
+/// The raw object (without sha256) and its vector, from one extraction.
+pub fn raw_and_vector(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
+    let raw = raw_features_with(bytes, false)?;
+    let v = vectorize(&raw)?;
+    Ok((raw, v))
 }
 
 /// Column names: `<group>_<index>` plus the meaning where the column is not hashed.
