@@ -24,8 +24,9 @@ sqlalchemy==2.1.9 tokenizers==0.23.3 tornado==6.6.1 ujson==6.1.0 wrapt==2.5.2 ya
 zstandard==0.25.0"
 X86="cryptography==48.0.1 orjson==3.12.0 pygame==2.6.1 pyinstaller==6.22.3 pyzmq==27.3.0"
 ARM="cryptography==46.0.3 orjson==3.13.0 pydantic_core==2.50.5 pyinstaller==6.22.3 ruff==0.17.6"
-ANY="distlib==0.3.6 distlib==0.3.9 pip==21.0 pip==23.0 pip==25.0 setuptools==60.0.0
-setuptools==65.5.0 setuptools==70.0.0 setuptools==75.8.0 setuptools==80.9.0"
+# distlib, pip and setuptools (script launchers) left this bench when the PE model began to
+# train on their other versions (corpus/benign/build.sh): they would no longer be unseen.
+ANY=""
 
 get() { # platform, specs...
     local plat=$1; shift
@@ -42,6 +43,8 @@ if [ ! -f "$DIR/.downloaded" ]; then
     touch "$DIR/.downloaded"
 fi
 
+[ -n "$ANY" ] || rm -rf "$DIR/wheels/any"   # wheels of projects that left the bench
+rm -rf "$DIR/pe" && mkdir -p "$DIR/pe"
 python3 - "$DIR" "$SHARED/data/pe-benign/MANIFEST.tsv" <<'PY'
 import csv, glob, hashlib, os, sys, zipfile
 d, manifest = sys.argv[1], sys.argv[2]

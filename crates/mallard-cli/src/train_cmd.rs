@@ -553,3 +553,24 @@ fn calibrate(
     }
     Ok((thr, tpr, serde_json::Value::Array(points)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::threshold_at_fpr;
+
+    #[test]
+    fn threshold_flags_at_most_the_allowed_share_of_benign_scores() {
+        // 10 benign scores 0.0, 0.1, ..., 0.9; at 10% FPR one may be flagged: the threshold
+        // sits just above the second highest (0.8), so only 0.9 is >= it.
+        let neg: Vec<f32> = (0..10).map(|i| i as f32 / 10.0).collect();
+        let pos = [0.85f32, 0.95, 0.5, 0.81];
+        let (t, tpr) = threshold_at_fpr(&neg, &pos, 0.1);
+        assert!(t > 0.8 && t < 0.8 + 1e-6, "{t}");
+        assert_eq!(neg.iter().filter(|&&s| s >= t).count(), 1);
+        assert_eq!(tpr, 0.75); // 0.85, 0.95 and 0.81
+        // At 0% FPR nothing benign may pass: just above the highest.
+        let (t0, tpr0) = threshold_at_fpr(&neg, &pos, 0.0);
+        assert!(t0 > 0.9 && neg.iter().all(|&s| s < t0));
+        assert_eq!(tpr0, 0.25);
+    }
+}
