@@ -1,7 +1,8 @@
 //! Known false-positive sources for static models, scanned with the built-in PE model:
 //! programs built here and now with the toolchains whose output models most often mistake
-//! for malware (Go, MinGW-w64, Mono's C# compiler), and installers/launchers from
-//! `../shared/data/pe-benign` that no training package contains. None may be flagged.
+//! for malware (Go, MinGW-w64, Mono's C# compiler), and the script launchers of
+//! `../shared/data/pe-benign` (other versions of them are in the training corpus, these files
+//! are not). None may be flagged.
 //!
 //! The compilers come from Debian (`golang-go`, `gcc-mingw-w64`, `mono-mcs`; `.ci/run`
 //! installs them). Without one, its test says "skipped" and passes, except under CI=true,
@@ -234,8 +235,8 @@ fn dotnet_assemblies_are_not_flagged() {
 #[test]
 #[ignore = "data: reads ../shared/data"]
 fn launchers_and_self_extracting_stubs_are_not_flagged() {
-    // distlib's and setuptools' launchers (a stub that runs the script or zip appended to
-    // it) and pywin32's installer-time service host: no training package contains them.
+    // distlib's and setuptools' launchers: stubs that run the script or zip appended to them.
+    // Every model trained without their family flagged them all.
     let dir = shared().join("data/pe-benign");
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

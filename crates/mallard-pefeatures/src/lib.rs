@@ -148,6 +148,13 @@ pub fn ember_raw_and_vector(bytes: &[u8]) -> Result<(serde_json::Value, Vec<f32>
 
 pub use ember::explain::describe as ember_describe;
 
+/// Whether `bytes` parse as a PE file (headers and section table). EMBER's extractor scores
+/// files that do not, from their bytes and strings alone; a scanner refuses them instead, so a
+/// truncated or broken file is reported rather than quietly called benign.
+pub fn check_pe(bytes: &[u8]) -> Result<(), FeatureError> {
+    mallard_pe::Pe::parse(bytes).map(|_| ()).map_err(FeatureError::from)
+}
+
 /// EMBER's vector of a raw object (ours, or a line of an EMBER raw jsonl file).
 pub fn ember_vectorize(raw: &serde_json::Value) -> Result<Vec<f32>, FeatureError> {
     ember::vectorize(raw)

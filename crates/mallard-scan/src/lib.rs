@@ -280,6 +280,9 @@ impl Scanner {
             },
             || {
                 let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
+                if sm.set == FeatureSet::EmberV2 {
+                    mallard_pefeatures::check_pe(&bytes).map_err(err)?;
+                }
                 // EMBER reasons are put in words from the raw object the vector came from.
                 let (raw, v) = if sm.set == FeatureSet::EmberV2 && self.opts.top > 0 {
                     let (raw, v) = mallard_pefeatures::ember_raw_and_vector(&bytes).map_err(err)?;
