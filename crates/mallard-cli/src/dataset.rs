@@ -388,7 +388,10 @@ pub fn load_tables(args: &[DatasetArg], read: &ReadArgs) -> Result<Table> {
     }
     for a in it {
         if matches!(a.format, DataFormat::Seq(_)) {
-            bail!("{}: API-call sequences cannot be joined with a feature table", a.path.display());
+            bail!(
+                "{}: API-call sequences cannot be joined with a feature table",
+                a.path.display()
+            );
         }
         let schema = t.schema.clone();
         let u = load_table(a, read, Some(&schema))?;

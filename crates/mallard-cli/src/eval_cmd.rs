@@ -438,11 +438,7 @@ fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    let title = format!(
-        "{kind} {}-fold CV on {}",
-        folds.len(),
-        names_of(&a.dataset)
-    );
+    let title = format!("{kind} {}-fold CV on {}", folds.len(), names_of(&a.dataset));
     finish(
         &cv.pooled,
         &title,

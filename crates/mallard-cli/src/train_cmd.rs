@@ -365,7 +365,9 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
             for p in points.as_array().into_iter().flatten() {
                 eprintln!(
                     "  out-of-fold FPR <= {}: threshold {:.6}, TPR {:.4}",
-                    p["max_fpr"], p["threshold"].as_f64().unwrap_or(f64::NAN), p["oof_tpr"].as_f64().unwrap_or(f64::NAN)
+                    p["max_fpr"],
+                    p["threshold"].as_f64().unwrap_or(f64::NAN),
+                    p["oof_tpr"].as_f64().unwrap_or(f64::NAN)
                 );
             }
         }
@@ -418,8 +420,7 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
 fn provenance(a: &TrainArgs, table: &mallard_model::tables::Table) -> Result<serde_json::Value> {
     use sha2::{Digest, Sha256};
     let hash = |p: &std::path::Path| -> Result<String> {
-        let mut f =
-            std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+        let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
         let mut h = Sha256::new();
         std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
         Ok(format!("{:x}", h.finalize()))
@@ -568,7 +569,7 @@ mod tests {
         assert!(t > 0.8 && t < 0.8 + 1e-6, "{t}");
         assert_eq!(neg.iter().filter(|&&s| s >= t).count(), 1);
         assert_eq!(tpr, 0.75); // 0.85, 0.95 and 0.81
-        // At 0% FPR nothing benign may pass: just above the highest.
+                               // At 0% FPR nothing benign may pass: just above the highest.
         let (t0, tpr0) = threshold_at_fpr(&neg, &pos, 0.0);
         assert!(t0 > 0.9 && neg.iter().all(|&s| s < t0));
         assert_eq!(tpr0, 0.25);

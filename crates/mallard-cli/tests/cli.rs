@@ -804,7 +804,11 @@ fn grouped_ember(dir: &Path) -> (PathBuf, PathBuf) {
                 "sha256": format!("{g:02}-{r:02}"), "label": label,
                 "avclass": format!("Family{g}"), "source": "toy", "vector": v,
             });
-            let out = if label == 1 { &mut malicious } else { &mut benign };
+            let out = if label == 1 {
+                &mut malicious
+            } else {
+                &mut benign
+            };
             out.push_str(&row.to_string());
             out.push('\n');
         }
@@ -826,21 +830,41 @@ fn grouped_folds_keep_families_apart_and_datasets_join() {
     // split by family, nothing carries over and the model can only guess.
     let d = tmp("groups");
     let (b, m) = grouped_ember(&d);
-    let (b, m) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
+    let (b, m) = (
+        format!("ember:{}", b.display()),
+        format!("ember:{}", m.display()),
+    );
     let cv = |group_by: &str| {
         let report = d.join(format!("cv-{group_by}.json"));
         let out = mallard(&[
-            "cv", "-q", "--dataset", &b, "--dataset", &m, "--model", "gbdt", "--group-by",
-            group_by, "--report", report.to_str().unwrap(),
+            "cv",
+            "-q",
+            "--dataset",
+            &b,
+            "--dataset",
+            &m,
+            "--model",
+            "gbdt",
+            "--group-by",
+            group_by,
+            "--report",
+            report.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         assert_eq!(j["n"], 1000, "{j}");
         j["roc_auc"].as_f64().unwrap()
     };
     let by_row = cv("none");
     let by_family = cv("avclass");
-    assert!(by_row > 0.95, "row-wise folds should leak the family column: {by_row}");
+    assert!(
+        by_row > 0.95,
+        "row-wise folds should leak the family column: {by_row}"
+    );
     assert!(by_family < 0.8, "family folds must not leak: {by_family}");
 }
 
@@ -852,27 +876,59 @@ fn a_table_model_file_records_its_training_data_and_operating_points() {
     let manifest = d.join("MANIFEST.tsv");
     std::fs::write(&manifest, "sha256\tpackage\n00\ttoy\n").unwrap();
     let model = d.join("m.mallard");
-    let (bs, ms) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
+    let (bs, ms) = (
+        format!("ember:{}", b.display()),
+        format!("ember:{}", m.display()),
+    );
     let out = mallard(&[
-        "train", "-q", "--dataset", &bs, "--dataset", &ms, "--model", "gbdt",
-        "--calibrate-fpr", "0.05", "--manifest", manifest.to_str().unwrap(),
-        "--out", model.to_str().unwrap(),
+        "train",
+        "-q",
+        "--dataset",
+        &bs,
+        "--dataset",
+        &ms,
+        "--model",
+        "gbdt",
+        "--calibrate-fpr",
+        "0.05",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = j.to_string();
     let hex = |p: &Path| format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()));
     for p in [&b, &m, &manifest] {
-        assert!(text.contains(&hex(p)), "no sha256 of {} in {text}", p.display());
+        assert!(
+            text.contains(&hex(p)),
+            "no sha256 of {} in {text}",
+            p.display()
+        );
     }
     let prov = find_key(&j, "provenance").expect("provenance");
     let benign = prov["rows"]["benign"].as_u64().unwrap();
     let malicious = prov["rows"]["malicious"].as_u64().unwrap();
     assert_eq!(benign + malicious, 1000);
-    assert_eq!(benign, std::fs::read_to_string(&b).unwrap().lines().count() as u64);
-    assert!(prov["command"].as_str().unwrap().starts_with("mallard train"));
+    assert_eq!(
+        benign,
+        std::fs::read_to_string(&b).unwrap().lines().count() as u64
+    );
+    assert!(prov["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("mallard train"));
     let cal = find_key(&j, "calibration").expect("calibration");
     let fprs: Vec<f64> = cal["points"]
         .as_array()

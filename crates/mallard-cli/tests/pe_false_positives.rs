@@ -79,7 +79,12 @@ fn assert_benign(files: &[PathBuf]) {
     let flagged: Vec<String> = rows
         .iter()
         .filter(|r| r["verdict"] != "benign")
-        .map(|r| format!("{} {} {}: {}", r["path"], r["verdict"], r["score"], r["reasons"]))
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r["path"], r["verdict"], r["score"], r["reasons"]
+            )
+        })
         .collect();
     assert!(flagged.is_empty(), "flagged:\n{}", flagged.join("\n"));
 }
@@ -128,7 +133,10 @@ fn go_programs_are_not_flagged() {
     std::fs::write(d.join("go.mod"), "module example.com/sum\n\ngo 1.19\n").unwrap();
     let mut files = Vec::new();
     for (arch, flags) in [("amd64", ""), ("386", ""), ("amd64", "-s -w")] {
-        let out = d.join(format!("sum-{arch}{}.exe", if flags.is_empty() { "" } else { "-stripped" }));
+        let out = d.join(format!(
+            "sum-{arch}{}.exe",
+            if flags.is_empty() { "" } else { "-stripped" }
+        ));
         run(Command::new("go")
             .current_dir(&d)
             .env("GOOS", "windows")
@@ -191,9 +199,18 @@ fn mingw_programs_and_libraries_are_not_flagged() {
             return;
         }
         let exe = d.join(format!("lines-{cc}.exe"));
-        run(Command::new(cc).current_dir(&d).args(["-O2", "-o"]).arg(&exe).arg("lines.c").arg("-ladvapi32"));
+        run(Command::new(cc)
+            .current_dir(&d)
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg("lines.c")
+            .arg("-ladvapi32"));
         let dll = d.join(format!("sum-{cc}.dll"));
-        run(Command::new(cc).current_dir(&d).args(["-O2", "-shared", "-o"]).arg(&dll).arg("sum.c"));
+        run(Command::new(cc)
+            .current_dir(&d)
+            .args(["-O2", "-shared", "-o"])
+            .arg(&dll)
+            .arg("sum.c"));
         files.extend([exe, dll]);
     }
     assert_benign(&files);
@@ -226,9 +243,16 @@ fn dotnet_assemblies_are_not_flagged() {
     let d = tmp("dotnet");
     std::fs::write(d.join("inventory.cs"), CS_PROGRAM).unwrap();
     let exe = d.join("inventory.exe");
-    run(Command::new("mcs").current_dir(&d).arg(format!("-out:{}", exe.display())).arg("inventory.cs"));
+    run(Command::new("mcs")
+        .current_dir(&d)
+        .arg(format!("-out:{}", exe.display()))
+        .arg("inventory.cs"));
     let dll = d.join("inventory.dll");
-    run(Command::new("mcs").current_dir(&d).args(["-target:library"]).arg(format!("-out:{}", dll.display())).arg("inventory.cs"));
+    run(Command::new("mcs")
+        .current_dir(&d)
+        .args(["-target:library"])
+        .arg(format!("-out:{}", dll.display()))
+        .arg("inventory.cs"));
     assert_benign(&[exe, dll]);
 }
 

@@ -152,7 +152,9 @@ pub use ember::explain::describe as ember_describe;
 /// files that do not, from their bytes and strings alone; a scanner refuses them instead, so a
 /// truncated or broken file is reported rather than quietly called benign.
 pub fn check_pe(bytes: &[u8]) -> Result<(), FeatureError> {
-    mallard_pe::Pe::parse(bytes).map(|_| ()).map_err(FeatureError::from)
+    mallard_pe::Pe::parse(bytes)
+        .map(|_| ())
+        .map_err(FeatureError::from)
 }
 
 /// EMBER's vector of a raw object (ours, or a line of an EMBER raw jsonl file).

@@ -224,7 +224,11 @@ impl Table {
         }
         let (n0, n1) = (self.n_rows(), other.n_rows());
         let ids_or = |ids: Option<Vec<String>>, start: usize, n: usize| {
-            ids.unwrap_or_else(|| (start..start + n).map(|i| format!("row {}", i + 1)).collect())
+            ids.unwrap_or_else(|| {
+                (start..start + n)
+                    .map(|i| format!("row {}", i + 1))
+                    .collect()
+            })
         };
         if self.ids.is_some() || other.ids.is_some() {
             let mut a = ids_or(self.ids.take(), 0, n0);
@@ -232,7 +236,10 @@ impl Table {
             self.ids = Some(a);
         }
         if self.groups.is_some() || other.groups.is_some() {
-            let mut a = self.groups.take().unwrap_or_else(|| vec![String::new(); n0]);
+            let mut a = self
+                .groups
+                .take()
+                .unwrap_or_else(|| vec![String::new(); n0]);
             a.extend(other.groups.unwrap_or_else(|| vec![String::new(); n1]));
             self.groups = Some(a);
         }
