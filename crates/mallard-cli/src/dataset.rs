@@ -359,8 +359,8 @@ pub struct ReadArgs {
     pub feature_set: Option<String>,
     /// ember: the fields that group rows for every split (folds, early-stopping holdout,
     /// calibration): the first non-empty one of them names a row's group, and a group is
-    /// never split. Default `group,avclass`: an explicit group (a benign file's package),
-    /// else the family hint. `source` gives leave-collection-out folds.
+    /// never split. Default `group,avclass`: an explicit group (a benign file's project),
+    /// else the family hint. `group,source` holds out whole malware collections.
     #[arg(long, value_name = "FIELDS", value_delimiter = ',')]
     pub group_by: Vec<String>,
 }
