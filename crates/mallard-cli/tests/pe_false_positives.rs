@@ -8,28 +8,15 @@
 //! installs them). Without one, its test says "skipped" and passes, except under CI=true,
 //! where a missing compiler fails the test.
 
+mod common;
+use common::{mallard, shared};
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn mallard(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mallard"))
-        .args(args)
-        .output()
-        .expect("run mallard")
-}
-
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mallard-fp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("MALLARD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+    common::tmp_in("mallard-fp", name)
 }
 
 /// Whether `tool` runs; when it does not, a skip outside CI and a failure in CI.

@@ -107,13 +107,7 @@ pub fn names(set: FeatureSet) -> Vec<String> {
 
 /// Feature vector of `bytes` for `set`.
 pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
-    if bytes.len() > DEFAULT_MAX_FILE_SIZE {
-        return Err(PeError::TooLarge {
-            size: bytes.len(),
-            limit: DEFAULT_MAX_FILE_SIZE,
-        }
-        .into());
-    }
+    check_size(bytes)?;
     match set {
         FeatureSet::EmberV2 => ember::extract(bytes),
         FeatureSet::PeHeader => clamp::extract(bytes),
@@ -121,8 +115,8 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
     }
 }
 
-/// EMBER's raw feature object for `bytes`.
-pub fn ember_raw(bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
+/// Refuses inputs above the extractors' size cap, naming the real size.
+fn check_size(bytes: &[u8]) -> Result<(), FeatureError> {
     if bytes.len() > DEFAULT_MAX_FILE_SIZE {
         return Err(PeError::TooLarge {
             size: bytes.len(),
@@ -130,19 +124,19 @@ pub fn ember_raw(bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
         }
         .into());
     }
+    Ok(())
+}
+
+/// EMBER's raw feature object for `bytes`.
+pub fn ember_raw(bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
+    check_size(bytes)?;
     ember::raw_features(bytes)
 }
 
 /// EMBER's raw object (without the sha256, which the vector does not use) and its vector,
 /// extracted once: the raw object lets [`ember_describe`] put the vector's columns in words.
 pub fn ember_raw_and_vector(bytes: &[u8]) -> Result<(serde_json::Value, Vec<f32>), FeatureError> {
-    if bytes.len() > DEFAULT_MAX_FILE_SIZE {
-        return Err(PeError::TooLarge {
-            size: bytes.len(),
-            limit: DEFAULT_MAX_FILE_SIZE,
-        }
-        .into());
-    }
+    check_size(bytes)?;
     ember::raw_and_vector(bytes)
 }
 
