@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a large corpus of benign Windows PE files (EXE/DLL/.NET/EFI/driver) for training
 # mallard's static models, from pinned packages anyone can download again: Debian 12
-# (bookworm) .debs and Windows wheels from PyPI, plus UPX-packed copies of a pinned subset.
+# (bookworm) .debs and Windows wheels from PyPI, plus UPX-packed copies of a pinned subset and
+# self-extractor-like copies (a corpus EXE with a compressed payload appended).
 #
 #   bash corpus/benign/build.sh [OUTDIR]        (default: $HOME/.cache/mallard/benign-corpus)
 #
@@ -858,6 +859,66 @@ def main():
                 with open(p, "wb") as f:
                     f.write(b)
             derived.append(d)
+
+    # ---- derived: self-extractor-like copies (a benign EXE with a compressed payload appended) --
+    # Installers and self-extracting archives are a stub plus a compressed overlay; models that
+    # never saw one flag them (appending 3 MB of zip to benign EXEs raised their scores from
+    # ~0.0 to 0.7-1.0). The stubs are every third unsigned corpus EXE (by sha256); the payloads
+    # are slices of the pinned .debs (xz/gzip data), or zlib/bz2/lzma-compressed corpus files, so
+    # the copies are reproducible. Held-out packages' downloads (heldout-*) are never used.
+    import bz2, lzma, zlib
+    debs = sorted(os.path.join(DL, "deb", f) for f in os.listdir(os.path.join(DL, "deb")) if f.endswith(".deb"))
+    stubs = [r for r in sel if r["kind"] == "exe" and r["signed"] == "no" and int(r["sha256"][:4], 16) % 3 == 0]
+    corpus_pes = sorted(sel, key=lambda r: r["sha256"])
+    sfx_fail = []
+
+    def payload(sha):
+        k = int(sha[4:12], 16)
+        want = (32 << 10) << (int(sha[12:14], 16) % 8)          # 32 KiB .. 4 MiB
+        how = k % 4
+        if how < 2 and debs:                                   # slices of real archives
+            out, i = bytearray(), k
+            while len(out) < want:
+                with open(debs[i % len(debs)], "rb") as f:
+                    out += f.read(want - len(out))
+                i += 7
+            return bytes(out), "deb data"
+        raw, i = bytearray(), k
+        while len(raw) < want * 2:                             # corpus files, then compressed
+            r = corpus_pes[i % len(corpus_pes)]
+            with open(os.path.join(files, r["name"]), "rb") as f:
+                raw += f.read(want * 2 - len(raw))
+            i += 13
+        comp = {2: ("zlib", lambda b: zlib.compress(b, 9)), 3: ("lzma", lambda b: lzma.compress(b, preset=6))}
+        if k % 8 == 7:
+            comp[3] = ("bz2", lambda b: bz2.compress(b, 9))
+        name, fn = comp[how]
+        return fn(bytes(raw)), name
+
+    def make_sfx(r):
+        with open(os.path.join(files, r["name"]), "rb") as f:
+            stub = f.read()
+        data, what = payload(r["sha256"])
+        return r, stub + data, f"{r['name']} + {len(data)} bytes of {what}"
+
+    sfx = []
+    with cf.ThreadPoolExecutor(JOBS) as ex:
+        for r, b, desc in ex.map(make_sfx, stubs):
+            sha = hashlib.sha256(b).hexdigest()
+            info = pe_info(b, r["member"])
+            if sha in reasons or sha in taken or not info:
+                sfx_fail.append(r["name"])
+                continue
+            taken.add(sha)
+            d = dict(r, sha256=sha, size=len(b), source="derived", path_in_package=desc,
+                     machine=info["machine"], kind=info["kind"], signed=info["signed"], packed="sfx",
+                     name=f"{safe(r['package'])}__{sha[:12]}__sfx-{safe(os.path.basename(r['member']))}")
+            p = os.path.join(files, d["name"])
+            if not (os.path.exists(p) and os.path.getsize(p) == len(b)):
+                with open(p, "wb") as f:
+                    f.write(b)
+            sfx.append(d)
+    derived += sfx
     allrows = sorted(sel + derived, key=lambda r: r["name"])
 
     keep = {r["name"] for r in allrows}
@@ -899,12 +960,13 @@ def main():
            f"- wheels over 150 MB: {', '.join(big_wheels) or 'none'}",
            f"- packages cut to {CAP} files (had): " + (", ".join(f"{k} ({v})" for k, v in capped.items()) or "none"),
            f"- UPX picks upx refused or that duplicated a file: {len(upx_fail)}; picks not in the corpus: {len(upx_missing)}",
+           f"- self-extractor copies: {len(sfx)} made, {len(sfx_fail)} dropped (held out or duplicate)",
            f"- pinned archives holding no PE file: {', '.join(empty) or 'none'}",
            f"- pins that failed to download: {', '.join(failed) or 'none'}", ""]
     with open(os.path.join(OUT, "SUMMARY.md"), "w") as f:
         f.write("\n".join(md))
     txt += [f"held out and dropped: {dict(dropped)}; PE over 64 MiB: {toobig}; capped packages: {len(capped)}",
-            f"UPX: {len(derived)} packed, {len(upx_fail)} refused/duplicate; failed downloads: {len(failed)}"]
+            f"UPX: {len(derived) - len(sfx)} packed, {len(upx_fail)} refused/duplicate; self-extractor copies: {len(sfx)}; failed downloads: {len(failed)}"]
     print("\n".join(txt))
 
 

@@ -4,8 +4,11 @@
 //! `../shared/data/pe-benign` (other versions of them are in the training corpus, these files
 //! are not). None may be flagged.
 //!
-//! The compilers come from Debian (`golang-go`, `gcc-mingw-w64`, `mono-mcs`; `.ci/run`
-//! installs them). Without one, its test says "skipped" and passes, except under CI=true,
+//! Self-extracting archives (a MinGW program with a compressed payload appended) and
+//! UPX-packed programs are made here too.
+//!
+//! The compilers come from Debian (`golang-go`, `gcc-mingw-w64`, `mono-mcs`, and `upx-ucl`
+//! from bookworm-backports; `.ci/run` installs them). Without one, its test says "skipped" and passes, except under CI=true,
 //! where a missing compiler fails the test.
 
 mod common;
@@ -241,6 +244,101 @@ fn dotnet_assemblies_are_not_flagged() {
         .arg(format!("-out:{}", dll.display()))
         .arg("inventory.cs"));
     assert_benign(&[exe, dll]);
+}
+
+/// Builds the MinGW line counter for both machines into `d`; None when MinGW is missing.
+fn mingw_programs(d: &std::path::Path) -> Option<Vec<PathBuf>> {
+    std::fs::write(d.join("lines.c"), C_PROGRAM).unwrap();
+    let mut out = Vec::new();
+    for cc in ["x86_64-w64-mingw32-gcc", "i686-w64-mingw32-gcc"] {
+        if !have(cc) {
+            return None;
+        }
+        let exe = d.join(format!("lines-{cc}.exe"));
+        run(Command::new(cc)
+            .current_dir(d)
+            .args(["-O2", "-s", "-o"])
+            .arg(&exe)
+            .arg("lines.c")
+            .arg("-ladvapi32"));
+        out.push(exe);
+    }
+    Some(out)
+}
+
+/// Real data to pack: the licence texts and manuals every Debian system carries.
+fn payload_source(limit: usize) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for dir in [
+        "/usr/share/common-licenses",
+        "/usr/share/doc/bash",
+        "/usr/share/doc/coreutils",
+    ] {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            if let Ok(b) = std::fs::read(&f) {
+                raw.extend(b);
+            }
+            if raw.len() >= limit {
+                return raw;
+            }
+        }
+    }
+    assert!(raw.len() > 100_000, "too little data to build a payload");
+    raw
+}
+
+#[test]
+fn self_extracting_archives_are_not_flagged() {
+    // An installer or self-extracting archive is a small program with a compressed payload
+    // appended (the overlay). Models that never saw one flag them for their entropy alone.
+    use flate2::write::{DeflateEncoder, GzEncoder};
+    use std::io::Write;
+    let d = tmp("sfx");
+    let Some(stubs) = mingw_programs(&d) else {
+        return;
+    };
+    let raw = payload_source(3 << 20);
+    let mut deflated = DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    deflated.write_all(&raw).unwrap();
+    let deflated = deflated.finish().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw[..raw.len() / 3]).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut files = Vec::new();
+    for (i, stub) in stubs.iter().enumerate() {
+        let body = std::fs::read(stub).unwrap();
+        for (name, data) in [("deflate", &deflated), ("gzip", &gz)] {
+            let f = d.join(format!("setup-{i}-{name}.exe"));
+            std::fs::write(&f, [body.as_slice(), data.as_slice()].concat()).unwrap();
+            files.push(f);
+        }
+    }
+    assert_benign(&files);
+}
+
+#[test]
+fn upx_packed_programs_are_not_flagged() {
+    // Benign tools are shipped UPX-packed too; packing alone must not decide.
+    let d = tmp("upx");
+    let upx = if have("upx-ucl") { "upx-ucl" } else { return };
+    let Some(programs) = mingw_programs(&d) else {
+        return;
+    };
+    let mut files = Vec::new();
+    for p in &programs {
+        let packed = p.with_extension("upx.exe");
+        run(Command::new(upx)
+            .args(["-9", "-q", "-o"])
+            .arg(&packed)
+            .arg(p));
+        files.push(packed);
+    }
+    assert_benign(&files);
 }
 
 #[test]
