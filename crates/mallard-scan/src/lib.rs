@@ -948,9 +948,11 @@ mod input_tests {
         std::fs::write(d.join("a.exe"), b"MZ rest").unwrap();
         std::fs::write(d.join("r.JSON"), b"{}").unwrap();
         std::fs::write(d.join("notes.txt"), b"hello").unwrap();
-        symlink(".", d.join("self1")).unwrap();
-        symlink(".", d.join("self2")).unwrap();
-        symlink("..", d.join("up")).unwrap();
+        // Loops below the scanned folder: `up` leads back to it, not out of it.
+        std::fs::create_dir(d.join("sub")).unwrap();
+        symlink(".", d.join("sub/self1")).unwrap();
+        symlink(".", d.join("sub/self2")).unwrap();
+        symlink("..", d.join("sub/up")).unwrap();
         let made = std::process::Command::new("mkfifo")
             .arg(d.join("pipe.exe"))
             .status();
