@@ -24,7 +24,7 @@ struct Cli {
     /// No progress bars or per-epoch lines on stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core, or 16 on small machines).
     #[arg(long, global = true)]
     threads: Option<usize>,
 }
@@ -64,10 +64,17 @@ pub struct Global {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Thousands of threads only thrash (and 100,000 hung at start-up): refuse them plainly.
+    let max_threads = cores.saturating_mul(4).max(16);
+    if cli.threads.is_some_and(|t| t > max_threads) {
+        eprintln!(
+            "error: --threads {}: at most {max_threads} (4 per core, {cores} cores here)",
+            cli.threads.unwrap_or(0)
+        );
+        return ExitCode::from(2);
+    }
+    let threads = cli.threads.unwrap_or(cores).max(1);
     // Ignore the error: a pool may exist already in tests that call main twice.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -4,11 +4,18 @@ use crate::{load_model, Global};
 use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mallard_io::{Caps, WalkOptions};
 use mallard_model::InputKind;
-use mallard_scan::{expand_paths, is_pe, ScanOptions, ScanResult, Scanner, Verdict};
+use mallard_scan::{
+    expand_paths, is_pe, scan_batch, BatchOptions, ScanOptions, ScanResult, Scanner, Verdict,
+};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -24,8 +31,8 @@ pub struct ScanArgs {
     /// for reports, boosted trees on EMBER v2 features for PE files).
     #[arg(long, value_name = "MODEL")]
     pub model: Vec<PathBuf>,
-    /// Decision threshold on P(malicious) (default: the model's).
-    #[arg(long)]
+    /// Decision threshold on P(malicious), in [0, 1] (default: the model's).
+    #[arg(long, value_parser = parse_threshold)]
     pub threshold: Option<f32>,
     /// Reasons to give per verdict.
     #[arg(long, default_value_t = 5)]
@@ -49,13 +56,80 @@ pub struct ScanArgs {
     /// File of sha256 values that are malicious whatever the models say (wins over --allow).
     #[arg(long, value_name = "FILE")]
     pub deny: Option<PathBuf>,
+    /// Follow symbolic links inside folders (each folder is still walked once: link loops
+    /// cannot repeat or hang the walk). Links given as paths are always followed.
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Seconds one input may take; one that runs longer gets an error result and the batch
+    /// goes on (default: 60).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub file_timeout: Option<f64>,
+    /// Print results in input order (each as soon as all before it are done) instead of
+    /// in the order they finish.
+    #[arg(long)]
+    pub sort: bool,
+}
+
+fn parse_threshold(s: &str) -> Result<f32, String> {
+    let t: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !t.is_finite() || !(0.0..=1.0).contains(&t) {
+        return Err(format!("{s}: a threshold is a probability in [0, 1]"));
+    }
+    Ok(t)
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let t: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    // Above a year is as good as no limit, and keeps Duration from overflowing.
+    if !t.is_finite() || t <= 0.0 || t > 31_536_000.0 {
+        return Err(format!(
+            "{s}: a time limit is a number of seconds above 0 (at most a year)"
+        ));
+    }
+    Ok(t)
+}
+
+/// Set by SIGINT: the scan stops, prints what it has, and exits 130.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn catch_sigint() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+/// Panics on scan workers become error results carrying the message; the default hook's
+/// backtrace notice on stderr would only be noise. Other threads keep the default hook.
+fn quiet_worker_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with(mallard_scan::WORKER_THREAD_PREFIX));
+        if !worker {
+            default(info);
+        }
+    }));
 }
 
 /// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
 fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<String>> {
-    use anyhow::Context;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Via read_capped: a FIFO given as a list cannot hang the scan, a huge file is refused
+    // by its size. Lists count as tables for the caps.
+    let bytes = mallard_io::read_capped(path, Caps::default().max_table_bytes)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))?;
     let mut set = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let l = line.split('#').next().unwrap_or("").trim();
@@ -74,9 +148,105 @@ fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<St
     Ok(set)
 }
 
-/// Exit codes follow clamscan: 0 nothing found, 1 something malicious, 2 errors.
+/// Escapes control characters (a newline in a file name would forge a result line).
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Counts for the summary line.
+#[derive(Default)]
+struct Tally {
+    malicious: usize,
+    benign: usize,
+    errors: usize,
+}
+
+impl Tally {
+    fn add(&mut self, r: &ScanResult) {
+        match r.verdict {
+            Verdict::Malicious => self.malicious += 1,
+            Verdict::Benign => self.benign += 1,
+            Verdict::Error => self.errors += 1,
+        }
+    }
+    fn total(&self) -> usize {
+        self.malicious + self.benign + self.errors
+    }
+}
+
+/// Writes results as they come; in `--sort` mode holds back those that finish early.
+struct Printer<'a> {
+    json: bool,
+    sort: bool,
+    bar: Option<ProgressBar>,
+    next: usize,
+    held: BTreeMap<usize, ScanResult>,
+    tally: &'a mut Tally,
+}
+
+impl Printer<'_> {
+    fn emit(&mut self, r: &ScanResult) {
+        self.tally.add(r);
+        let line = if self.json {
+            serde_json::to_string(r).unwrap_or_else(|e| {
+                format!("{{\"path\":null,\"verdict\":\"error\",\"error\":\"cannot encode result: {e}\"}}")
+            })
+        } else {
+            escape_controls(&human(r))
+        };
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`| head`) must not panic; the summary still says what happened.
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            if self.json {
+                if let Some(e) = &r.error {
+                    eprintln!("error: {}", escape_controls(e));
+                }
+            }
+        };
+        match &self.bar {
+            Some(b) => {
+                b.suspend(write);
+                b.inc(1);
+            }
+            None => write(),
+        }
+    }
+
+    /// Result `i` (in input order) is ready.
+    fn result(&mut self, i: usize, r: ScanResult) {
+        if !self.sort {
+            return self.emit(&r);
+        }
+        self.held.insert(i, r);
+        while let Some(r) = self.held.remove(&self.next) {
+            self.emit(&r);
+            self.next += 1;
+        }
+    }
+}
+
+/// Exit codes follow clamscan: 0 nothing found, 1 something malicious, 2 any error result;
+/// 130 when interrupted (Ctrl-C), after the summary of what was done.
 pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
-    let (files, mut results) = expand_paths(&a.paths);
+    let started = Instant::now();
+    let caps = Caps::default();
+    let walk = WalkOptions {
+        follow_symlinks: a.follow_symlinks,
+        max_depth: caps.max_walk_depth,
+    };
+    let expanded = expand_paths(&a.paths, &walk);
+    let files = expanded.files;
     let pe_files: Vec<&PathBuf> = files.iter().filter(|p| is_pe(p)).collect();
     let pe_inputs = pe_files.len();
     if pe_inputs == files.len() && a.report.is_empty() {
@@ -86,8 +256,9 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     // hides most of yara-x's start-up.
     let want_rules = !a.rules.is_empty() || (pe_inputs > 0 && !a.no_builtin_rules);
     let (rules, models) = std::thread::scope(|s| {
-        let rules = want_rules
-            .then(|| s.spawn(|| mallard_rules::RuleSet::load(&a.rules, !a.no_builtin_rules)));
+        let rules = want_rules.then(|| {
+            s.spawn(|| mallard_rules::RuleSet::load_with(&a.rules, !a.no_builtin_rules, &walk))
+        });
         let models = load_scan_models(&a, &files, &pe_files);
         (rules.map(|h| h.join()), models)
     });
@@ -96,6 +267,8 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         top: a.top,
         threshold: a.threshold,
         reports: a.report.clone(),
+        max_pe_bytes: caps.max_pe_bytes,
+        max_report_bytes: caps.max_report_bytes,
         ..ScanOptions::default()
     };
     if let Some(p) = &a.allow {
@@ -106,7 +279,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         let (set, errors) =
             joined.map_err(|_| anyhow::anyhow!("loading the YARA rules failed unexpectedly"))?;
         for e in &errors {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
         }
         rule_errors = errors.len();
         opts.rules = set.map(std::sync::Arc::new);
@@ -125,46 +298,62 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     } else {
         None
     };
-    let tick = |_: &ScanResult| {
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
+    let mut tally = Tally::default();
+    let mut printer = Printer {
+        json: a.json,
+        sort: a.sort,
+        bar,
+        next: 0,
+        held: BTreeMap::new(),
+        tally: &mut tally,
     };
-    results.extend(scanner.scan_paths(&files, &tick));
-    if let Some(b) = &bar {
+    // Paths that could not be walked and unusable --report files come first.
+    for r in expanded.errors.iter().chain(scanner.report_problems()) {
+        printer.emit(r);
+    }
+    catch_sigint();
+    quiet_worker_panics();
+    let per_file = Duration::from_secs_f64(a.file_timeout.unwrap_or(caps.per_file_seconds as f64));
+    let end = scan_batch(
+        Arc::new(scanner),
+        files,
+        BatchOptions {
+            threads: g.threads,
+            per_file,
+        },
+        &INTERRUPTED,
+        &mut |i, r| printer.result(i, r),
+    );
+    if let Some(b) = &printer.bar {
         b.finish_and_clear();
     }
-
-    let mut out = std::io::stdout().lock();
-    for r in &results {
-        if a.json {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
-        } else {
-            writeln!(out, "{}", human(r))?;
-        }
-        if !a.json {
-            continue;
-        }
-        if let Some(e) = &r.error {
-            eprintln!("error: {e}");
-        }
-    }
-    out.flush()?;
-    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
-    let (mal, ben, err) = (
-        count(Verdict::Malicious),
-        count(Verdict::Benign),
-        count(Verdict::Error),
-    );
-    if !g.quiet {
+    drop(printer);
+    if !g.quiet || end.interrupted {
         eprintln!(
-            "scanned {}: {mal} malicious, {ben} benign, {err} errors",
-            results.len()
+            "scanned {}: {} malicious, {} benign, {} errors in {:.2} s{}",
+            tally.total(),
+            tally.malicious,
+            tally.benign,
+            tally.errors,
+            started.elapsed().as_secs_f64(),
+            if end.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
         );
     }
-    Ok(ExitCode::from(if err > 0 || rule_errors > 0 {
+    if expanded.skipped_links > 0 && !g.quiet {
+        eprintln!(
+            "note: {} symbolic links inside folders not followed (--follow-symlinks)",
+            expanded.skipped_links
+        );
+    }
+    Ok(ExitCode::from(if end.interrupted {
+        130
+    } else if tally.errors > 0 || rule_errors > 0 {
         2
-    } else if mal > 0 {
+    } else if tally.malicious > 0 {
         1
     } else {
         0
@@ -194,9 +383,8 @@ fn load_scan_models(
         }
         *slot = Some(m);
     }
-    let reports_needed = pe_files.len() < files.len()
-        || !a.report.is_empty()
-        || pe_files.iter().any(|p| report_beside(p));
+    let reports_needed =
+        pe_files.len() < files.len() || !a.report.is_empty() || any_report_beside(pe_files);
     let report_model = match report_model {
         Some(m) => Some(m),
         None if reports_needed => Some(load_model(None)?),
@@ -246,13 +434,26 @@ fn human(r: &ScanResult) -> String {
     }
 }
 
-/// Whether a PE file's folder holds any report that could pair with it.
-fn report_beside(pe: &std::path::Path) -> bool {
-    let dir = pe.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten().any(|e| {
-            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-            n.ends_with(".json") || n.ends_with(".json.gz")
+/// Whether any PE file's folder holds a report that could pair with it; each folder is
+/// read once, however many files it holds.
+fn any_report_beside(pe_files: &[&PathBuf]) -> bool {
+    let dirs: HashSet<&Path> = pe_files
+        .iter()
+        .map(|p| p.parent().unwrap_or(Path::new(".")))
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .collect();
+    dirs.into_iter().any(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+                n.ends_with(".json") || n.ends_with(".json.gz")
+            })
         })
     })
 }

@@ -62,6 +62,7 @@ fn scan_json_one_line_per_input_and_exit_2_on_a_broken_file() {
     let out = mallard(&[
         "scan",
         "--json",
+        "--sort",
         d.join("a.json").to_str().unwrap(),
         d.join("broken.json").to_str().unwrap(),
         d.join("nobehavior.json").to_str().unwrap(),
@@ -457,6 +458,7 @@ fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
     let out = mallard(&[
         "scan",
         "--json",
+        "--sort",
         d.join("cut.exe").to_str().unwrap(),
         pe.to_str().unwrap(),
     ]);
@@ -600,6 +602,11 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
             "RegSetValueExA",
         ],
     );
+    // A report is only the file's when it names the file's sha256.
+    let mut j: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("sample.exe.json")).unwrap()).unwrap();
+    j["target"]["file"]["sha256"] = Value::from(common::sha256sum(&pe));
+    std::fs::write(d.join("sample.exe.json"), j.to_string()).unwrap();
     let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
@@ -660,6 +667,7 @@ fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_sc
     let out = mallard(&[
         "scan",
         "--json",
+        "--sort",
         "--rules",
         d.join("rules").to_str().unwrap(),
         eicar.to_str().unwrap(),

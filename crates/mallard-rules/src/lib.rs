@@ -5,6 +5,7 @@
 //! rule set (`rules/mallard.yar`: EICAR, UPX, injection and keylogger imports, entry point
 //! outside the sections); users add theirs with `--rules DIR`.
 
+use mallard_io::WalkOptions;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +23,14 @@ pub enum RulesError {
     },
     #[error("rules: {0}")]
     Scan(String),
+    /// A rules file that could not be read (not a regular file, over the size cap) or a
+    /// path the folder walk could not enter.
+    #[error("{0}")]
+    Input(String),
 }
+
+/// Largest rules file read (compiling a huge file would stall every scan).
+pub const MAX_RULES_FILE_BYTES: u64 = 16 << 20;
 
 /// One matching rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,20 +60,37 @@ impl std::fmt::Debug for RuleSet {
 
 impl RuleSet {
     /// The built-in rules, plus every `.yar`/`.yara` file under `paths` (files or folders,
-    /// recursively). A file that does not compile is left out and reported; the others
-    /// are still used.
+    /// recursively, links not followed). A file that does not compile is left out and
+    /// reported; the others are still used.
     pub fn load(paths: &[PathBuf], builtin: bool) -> (Option<RuleSet>, Vec<RulesError>) {
+        Self::load_with(paths, builtin, &WalkOptions::default())
+    }
+
+    /// [`RuleSet::load`] with the folder walk's options (link following, depth cap). Folders
+    /// are expanded by `mallard_io::walk`, so a link loop cannot multiply the rules, and
+    /// each file is read only if it is a regular file of at most [`MAX_RULES_FILE_BYTES`].
+    pub fn load_with(
+        paths: &[PathBuf],
+        builtin: bool,
+        walk: &WalkOptions,
+    ) -> (Option<RuleSet>, Vec<RulesError>) {
         if builtin && paths.is_empty() {
             if let Some(set) = cached_builtin() {
                 return (Some(set), Vec::new());
             }
         }
-        let mut errors = Vec::new();
-        let mut files = Vec::new();
-        for p in paths {
-            collect(p, &mut files, &mut errors, 0);
-        }
+        let walked = mallard_io::walk(paths, walk, &|p: &Path| {
+            matches!(p.extension().and_then(|e| e.to_str()), Some("yar" | "yara"))
+        });
+        let mut errors: Vec<RulesError> = walked
+            .errors
+            .into_iter()
+            .map(|(_, msg)| RulesError::Input(msg))
+            .collect();
+        let mut files = walked.files;
         files.sort();
+        // The same file given twice (or reached twice through followed links) compiles once.
+        files.dedup();
         let mut compiler = yara_x::Compiler::new();
         let mut sources = Vec::new();
         if builtin {
@@ -79,13 +104,19 @@ impl RuleSet {
             }
         }
         for (i, f) in files.iter().enumerate() {
-            let text = match std::fs::read_to_string(f) {
-                Ok(t) => t,
-                Err(source) => {
-                    errors.push(RulesError::Io {
-                        path: f.display().to_string(),
-                        source,
-                    });
+            let text = match mallard_io::read_capped(f, MAX_RULES_FILE_BYTES) {
+                Ok(b) => match String::from_utf8(b) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        errors.push(RulesError::Input(format!(
+                            "{}: not UTF-8 text",
+                            f.display()
+                        )));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    errors.push(RulesError::Input(e.to_string()));
                     continue;
                 }
             };
@@ -229,27 +260,6 @@ fn one_line(msg: &str) -> String {
     match lines.find(|l| l.starts_with("-->") || l.starts_with("╭─[") || l.contains(':')) {
         Some(loc) => format!("{first} ({})", loc.trim_start_matches("-->").trim()),
         None => first,
-    }
-}
-
-fn collect(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RulesError>, depth: usize) {
-    if p.is_dir() {
-        if depth > 16 {
-            return;
-        }
-        match std::fs::read_dir(p) {
-            Ok(rd) => {
-                for e in rd.flatten() {
-                    collect(&e.path(), out, errors, depth + 1);
-                }
-            }
-            Err(source) => errors.push(RulesError::Io {
-                path: p.display().to_string(),
-                source,
-            }),
-        }
-    } else if depth == 0 || matches!(p.extension().and_then(|e| e.to_str()), Some("yar" | "yara")) {
-        out.push(p.to_path_buf());
     }
 }
 

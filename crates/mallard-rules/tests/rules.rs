@@ -61,3 +61,75 @@ fn no_rules_at_all_is_none() {
     let (set, errors) = RuleSet::load(&[d], false);
     assert!(set.is_none() && errors.is_empty());
 }
+
+#[cfg(unix)]
+#[test]
+fn self_links_in_a_rules_folder_compile_each_file_once() {
+    use std::os::unix::fs::symlink;
+    let d = tmp("loops");
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(
+        d.join("sub/one.yar"),
+        "rule one : suspicious { strings: $a = \"needle\" condition: $a }",
+    )
+    .unwrap();
+    symlink(".", d.join("sub/self1")).unwrap();
+    symlink(".", d.join("sub/self2")).unwrap();
+    symlink("..", d.join("sub/up")).unwrap();
+    for follow in [false, true] {
+        let opts = mallard_io::WalkOptions {
+            follow_symlinks: follow,
+            ..Default::default()
+        };
+        let t = std::time::Instant::now();
+        let (set, errors) = RuleSet::load_with(&[d.clone()], false, &opts);
+        assert!(errors.is_empty(), "{errors:?}");
+        let set = set.unwrap();
+        assert_eq!(set.sources.len(), 1, "follow={follow}: {:?}", set.sources);
+        let m = set.scan(b"a needle", Duration::from_secs(5)).unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(t.elapsed() < Duration::from_secs(20));
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_rules_file_is_an_error_and_does_not_hang() {
+    let d = tmp("fifo");
+    std::fs::write(
+        d.join("good.yar"),
+        "rule good { strings: $a = \"abc\" condition: $a }",
+    )
+    .unwrap();
+    let fifo = d.join("pipe.yar");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo unavailable");
+    // Given inside a folder and given by name: both refused, the good file still used.
+    for roots in [vec![d.clone()], vec![fifo.clone(), d.join("good.yar")]] {
+        let (set, errors) = RuleSet::load(&roots, false);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let msg = errors[0].to_string();
+        assert!(msg.contains("pipe.yar") && msg.contains("FIFO"), "{msg}");
+        assert_eq!(set.unwrap().sources.len(), 1);
+    }
+}
+
+#[test]
+fn an_oversized_rules_file_is_refused_by_its_size() {
+    let d = tmp("big");
+    let f = d.join("huge.yar");
+    let file = std::fs::File::create(&f).unwrap();
+    file.set_len(mallard_rules::MAX_RULES_FILE_BYTES + 1)
+        .unwrap();
+    let (set, errors) = RuleSet::load(&[f], false);
+    assert!(set.is_none());
+    assert_eq!(errors.len(), 1);
+    let msg = errors[0].to_string();
+    assert!(
+        msg.contains(&format!(
+            "{} bytes",
+            mallard_rules::MAX_RULES_FILE_BYTES + 1
+        )),
+        "{msg}"
+    );
+}

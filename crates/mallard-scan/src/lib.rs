@@ -3,16 +3,24 @@
 //! The engine reads an input (a sandbox report, or a PE file: recognised by its `MZ`
 //! magic), asks the matching model for class probabilities and explanations, and never
 //! fails as a whole: an input that cannot be read or scored becomes a result with verdict
-//! [`Verdict::Error`] and a one-line message naming the problem.
+//! [`Verdict::Error`] and a one-line message naming the problem. [`scan_batch`] runs many
+//! inputs so that a panic or a stuck input costs only its own result.
+//!
+//! Inputs are only opened as regular files (never a FIFO or device, see `mallard_io`) and
+//! their size is checked against the caps before anything is read.
 
-use mallard_apiseq::{read_report, ReportOptions};
+mod batch;
+pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
+
+use mallard_apiseq::{read_report, Report, ReportOptions};
 use mallard_model::{Input, InputKind, Model, Reason};
 use mallard_pefeatures::FeatureSet;
-use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,8 +94,10 @@ pub struct ScanOptions {
     /// Overrides the model's decision threshold.
     pub threshold: Option<f32>,
     pub report: ReportOptions,
-    /// PE files larger than this are refused.
-    pub max_pe_bytes: usize,
+    /// PE files larger than this (on disk) are refused before reading.
+    pub max_pe_bytes: u64,
+    /// Reports larger than this (on disk) are refused before reading.
+    pub max_report_bytes: u64,
     /// sha256 values (lower-case hex) whose files or report targets are benign by decree.
     pub allow: HashSet<String>,
     /// sha256 values that are malicious by decree; the deny list wins over the allow list.
@@ -104,7 +114,8 @@ impl Default for ScanOptions {
             top: 5,
             threshold: None,
             report: ReportOptions::default(),
-            max_pe_bytes: 256 << 20,
+            max_pe_bytes: mallard_io::Caps::default().max_pe_bytes,
+            max_report_bytes: mallard_io::Caps::default().max_report_bytes,
             allow: HashSet::new(),
             deny: HashSet::new(),
             reports: Vec::new(),
@@ -126,7 +137,12 @@ pub struct Scanner {
     pe: Option<StaticModel>,
     opts: ScanOptions,
     /// `opts.reports` by target sha256.
-    reports_by_sha: std::collections::HashMap<String, PathBuf>,
+    reports_by_sha: HashMap<String, PathBuf>,
+    /// `--report` files that could not be used, as error results.
+    report_problems: Vec<ScanResult>,
+    /// Per folder, the names in it that could be reports (`*.json`, `*.json.gz`): read once
+    /// per folder, not once per file (a folder of 20,000 files was read 20,000 times).
+    report_names: Mutex<HashMap<PathBuf, Arc<HashSet<OsString>>>>,
 }
 
 #[derive(Debug)]
@@ -180,29 +196,53 @@ impl Scanner {
                 })
             }
         };
-        let mut reports_by_sha = std::collections::HashMap::new();
+        let mut reports_by_sha = HashMap::new();
+        let mut report_problems = Vec::new();
         for p in &opts.reports {
-            let r = read_report(p, &opts.report).map_err(|e| ScanSetupError(e.to_string()))?;
-            let sha = r.sha256.ok_or_else(|| {
-                ScanSetupError(format!(
-                    "{}: the report names no target sha256",
-                    p.display()
-                ))
-            })?;
-            reports_by_sha.insert(sha.to_ascii_lowercase(), p.clone());
+            // One unusable report is an error result for it; the scan goes on.
+            let read =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| checked_report(p, &opts)))
+                    .unwrap_or_else(|_| Err(format!("{}: internal error reading it", p.display())));
+            match read {
+                Ok(r) => match r.sha256.filter(|h| is_sha256(h)) {
+                    Some(sha) => {
+                        reports_by_sha.insert(sha.to_ascii_lowercase(), p.clone());
+                    }
+                    None => report_problems.push(ScanResult::error(
+                        p,
+                        format!(
+                            "{}: the report names no valid target sha256, so it cannot be paired with a file",
+                            p.display()
+                        ),
+                    )),
+                },
+                Err(e) => report_problems.push(ScanResult::error(p, e)),
+            }
         }
         Ok(Scanner {
             model,
             pe,
             opts,
             reports_by_sha,
+            report_problems,
+            report_names: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The `--report` files that could not be used (unreadable, no target sha256), each as
+    /// an error result.
+    pub fn report_problems(&self) -> &[ScanResult] {
+        &self.report_problems
     }
 
     /// Scans a PE file or a sandbox report, whichever `path` is.
     pub fn scan_path(&self, path: &Path) -> ScanResult {
-        if is_pe(path) {
-            return self.scan_pe(path);
+        // The magic is read through `mallard_io`: a FIFO, device or unreadable file is an
+        // error result here, never a hang or a silent skip.
+        match mallard_io::read_head(path, 2) {
+            Err(e) => return ScanResult::error(path, e.to_string()),
+            Ok(head) if head == b"MZ" => return self.scan_pe(path),
+            Ok(_) => {}
         }
         let r = self.scan_report(path);
         if r.verdict != Verdict::Error {
@@ -211,7 +251,7 @@ impl Scanner {
         // Neither a PE file nor a readable report: only a decisive rule can say more.
         match (
             &self.opts.rules,
-            mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes),
+            mallard_io::read_capped(path, self.opts.max_pe_bytes),
         ) {
             (Some(rs), Ok(bytes)) => match rs.scan(&bytes, std::time::Duration::from_secs(10)) {
                 Ok(m) if m.iter().any(|m| m.decisive) => ScanResult {
@@ -256,7 +296,7 @@ impl Scanner {
                 ),
             );
         };
-        let bytes = match mallard_pefeatures::read_capped(path, self.opts.max_pe_bytes) {
+        let bytes = match mallard_io::read_capped(path, self.opts.max_pe_bytes) {
             Ok(b) => b,
             Err(e) => return ScanResult::error(path, e.to_string()),
         };
@@ -357,51 +397,108 @@ impl Scanner {
                 .extend(matches.iter().map(|m| rule_reason(m, 0.5)));
         }
         r.rules = matched;
-        match (self.model.is_some(), self.report_for(path, &sha)) {
-            (true, Some(rp)) if r.verdict != Verdict::Error => {
-                let d = self.scan_report(&rp);
-                if d.verdict == Verdict::Error {
-                    r.warnings
-                        .push(format!("report not used: {}", d.error.unwrap_or_default()));
-                    r
-                } else {
-                    let ts = self.opts.threshold.unwrap_or(sm.model.meta().threshold);
-                    let td = self
-                        .opts
-                        .threshold
-                        .unwrap_or(self.model.as_ref().map_or(0.5, |m| m.meta().threshold));
-                    ensemble(r, ts, d, td)
-                }
+        if self.model.is_none() || r.verdict == Verdict::Error {
+            return r;
+        }
+        match self.paired_report(path, &sha, &mut r.warnings) {
+            Some(d) => {
+                let ts = self.opts.threshold.unwrap_or(sm.model.meta().threshold);
+                let td = self
+                    .opts
+                    .threshold
+                    .unwrap_or(self.model.as_ref().map_or(0.5, |m| m.meta().threshold));
+                ensemble(r, ts, d, td)
             }
-            _ => r,
+            None => r,
         }
     }
 
-    /// The report paired with a PE file: given with its sha256, or lying beside the file
-    /// as `FILE.json`, `FILE.json.gz`, `FILE.report.json` or `SHA256.json`.
-    fn report_for(&self, path: &Path, sha: &str) -> Option<PathBuf> {
+    /// The scored report paired with a PE file: a `--report` of the file's sha256, or one
+    /// lying beside the file as `FILE.json`, `FILE.json.gz`, `FILE.report.json` or
+    /// `SHA256.json`. A report is only the file's when its target sha256 is the file's
+    /// (else a benign report dropped beside a malicious file would clear it); any other
+    /// candidate is ignored with a warning on the file's result.
+    fn paired_report(
+        &self,
+        path: &Path,
+        sha: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<ScanResult> {
+        let mut candidates = Vec::new();
         if let Some(p) = self.reports_by_sha.get(sha) {
-            return Some(p.clone());
+            candidates.push(p.clone());
         }
         let name = path.file_name()?.to_string_lossy().into_owned();
-        let dir = path.parent().unwrap_or(Path::new("."));
-        [
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let present = self.report_names_in(dir);
+        for n in [
             format!("{name}.json"),
             format!("{name}.json.gz"),
             format!("{name}.report.json"),
             format!("{sha}.json"),
-        ]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        ] {
+            if present.contains(std::ffi::OsStr::new(&n)) {
+                candidates.push(dir.join(n));
+            }
+        }
+        for rp in candidates {
+            let report = match checked_report(&rp, &self.opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    warnings.push(format!("report not used: {e}"));
+                    continue;
+                }
+            };
+            match report.sha256.as_deref() {
+                Some(h) if h.eq_ignore_ascii_case(sha) => {}
+                Some(h) => {
+                    warnings.push(format!(
+                        "report not used: {}: its target sha256 {h} is not this file's ({sha})",
+                        rp.display()
+                    ));
+                    continue;
+                }
+                None => {
+                    warnings.push(format!(
+                        "report not used: {}: it names no target sha256, so it cannot be shown to be this file's",
+                        rp.display()
+                    ));
+                    continue;
+                }
+            }
+            let d = self.scan_parsed_report(&rp, report);
+            if d.verdict == Verdict::Error {
+                warnings.push(format!("report not used: {}", d.error.unwrap_or_default()));
+                continue;
+            }
+            return Some(d);
+        }
+        None
+    }
+
+    /// The names in `dir` that could be reports, read once per folder.
+    fn report_names_in(&self, dir: &Path) -> Arc<HashSet<OsString>> {
+        let Ok(mut cache) = self.report_names.lock() else {
+            return Arc::new(report_names(dir));
+        };
+        cache
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| Arc::new(report_names(dir)))
+            .clone()
     }
 
     /// Scans one sandbox report (Cuckoo or CAPE, plain or gzip).
     pub fn scan_report(&self, path: &Path) -> ScanResult {
-        let report = match read_report(path, &self.opts.report) {
-            Ok(r) => r,
-            Err(e) => return ScanResult::error(path, e.to_string()),
-        };
+        match checked_report(path, &self.opts) {
+            Ok(report) => self.scan_parsed_report(path, report),
+            Err(e) => ScanResult::error(path, e),
+        }
+    }
+
+    fn scan_parsed_report(&self, path: &Path, report: Report) -> ScanResult {
         if let Some(r) = report.sha256.as_deref().and_then(|h| self.listed(path, h)) {
             return r;
         }
@@ -550,22 +647,6 @@ impl Scanner {
             components: Vec::new(),
         }
     }
-
-    /// Scans many inputs in parallel; results come back in input order.
-    pub fn scan_paths(
-        &self,
-        paths: &[PathBuf],
-        on_done: &(dyn Fn(&ScanResult) + Sync),
-    ) -> Vec<ScanResult> {
-        paths
-            .par_iter()
-            .map(|p| {
-                let r = self.scan_path(p);
-                on_done(&r);
-                r
-            })
-            .collect()
-    }
 }
 
 /// EMBER reasons in words (`imports kernel32.dll:VirtualAllocEx`); the column name moves to
@@ -642,54 +723,82 @@ fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
     }
 }
 
-/// Whether a file starts with the `MZ` magic of a PE file.
-pub fn is_pe(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 2];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && &head == b"MZ"
-}
-
-/// Expands folders (recursively, sorted) into the files below them that can be scanned:
-/// reports (`*.json`, `*.json.gz`) and PE files (`MZ`); files are kept as given.
-/// Unreadable folders become errors.
-pub fn expand_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanResult>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            walk(p, &mut files, &mut errors);
-        } else {
-            files.push(p.clone());
+/// Reads a report after checking it is a regular file within the size cap (the real size
+/// is named when it is not), so a huge or endless input is refused before parsing.
+fn checked_report(path: &Path, opts: &ScanOptions) -> Result<Report, String> {
+    let (_, meta) = mallard_io::open_regular(path).map_err(|e| e.to_string())?;
+    if meta.len() > opts.max_report_bytes {
+        return Err(mallard_io::IoError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            cap: opts.max_report_bytes,
         }
+        .to_string());
     }
-    (files, errors)
+    read_report(path, &opts.report).map_err(|e| e.to_string())
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ScanResult>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(ScanResult::error(dir, format!("{}: {e}", dir.display())));
-            return;
-        }
+/// Whether `h` is a sha256 in hex.
+fn is_sha256(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether a file name could be a report's.
+fn report_like(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".json") || n.ends_with(".json.gz")
+}
+
+/// The names in `dir` that could be reports (empty when it cannot be read).
+fn report_names(dir: &Path) -> HashSet<OsString> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return HashSet::new();
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            walk(&p, files, errors);
-        } else {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
-            if name.ends_with(".json") || name.ends_with(".json.gz") || is_pe(&p) {
-                files.push(p);
+    rd.flatten()
+        .map(|e| e.file_name())
+        .filter(|n| report_like(&n.to_string_lossy()))
+        .collect()
+}
+
+/// Whether a file starts with the `MZ` magic of a PE file. Only regular files are opened
+/// (never a FIFO, which would hang); anything unreadable is not a PE file.
+pub fn is_pe(path: &Path) -> bool {
+    mallard_io::read_head(path, 2).is_ok_and(|h| h == b"MZ")
+}
+
+/// What a folder walk found for `scan`: the inputs, and one error result per path that
+/// could not be walked or is not a regular file (FIFOs, sockets, devices, broken links).
+pub struct Expanded {
+    pub files: Vec<PathBuf>,
+    pub errors: Vec<ScanResult>,
+    /// Links inside folders that were not followed.
+    pub skipped_links: usize,
+}
+
+/// Expands folders (recursively, sorted, through `mallard_io::walk`) into the files below
+/// them that can be scanned: reports (`*.json`, `*.json.gz`), PE files (`MZ`), and files
+/// that cannot be read (so that they become error results, not silent skips). Paths given
+/// as files are kept as given.
+pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expanded {
+    let keep = |p: &Path| {
+        let named = p
+            .file_name()
+            .is_some_and(|n| report_like(&n.to_string_lossy()));
+        named
+            || match mallard_io::read_head(p, 2) {
+                Ok(h) => h == b"MZ",
+                Err(_) => true,
             }
-        }
+    };
+    let w = mallard_io::walk(inputs, walk, &keep);
+    Expanded {
+        files: w.files,
+        errors: w
+            .errors
+            .into_iter()
+            .map(|(p, msg)| ScanResult::error(&p, msg))
+            .collect(),
+        skipped_links: w.skipped_links,
     }
 }
 
@@ -818,5 +927,79 @@ mod tests {
         let j = serde_json::to_value(&r).unwrap();
         assert!(j["reasons"][0].get("feature").is_none());
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[cfg(all(test, unix))]
+mod input_tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mallard-scan-in-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn expansion_keeps_candidates_and_reports_fifos_and_loops_once() {
+        use std::os::unix::fs::symlink;
+        let d = scratch("expand");
+        std::fs::write(d.join("a.exe"), b"MZ rest").unwrap();
+        std::fs::write(d.join("r.JSON"), b"{}").unwrap();
+        std::fs::write(d.join("notes.txt"), b"hello").unwrap();
+        // Loops below the scanned folder: `up` leads back to it, not out of it.
+        std::fs::create_dir(d.join("sub")).unwrap();
+        symlink(".", d.join("sub/self1")).unwrap();
+        symlink(".", d.join("sub/self2")).unwrap();
+        symlink("..", d.join("sub/up")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("pipe.exe"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo unavailable");
+        for follow in [false, true] {
+            let w = mallard_io::WalkOptions {
+                follow_symlinks: follow,
+                ..Default::default()
+            };
+            let e = expand_paths(&[d.clone()], &w);
+            let names: Vec<_> = e
+                .files
+                .iter()
+                .filter(|p| p.starts_with(&d))
+                .map(|p| p.strip_prefix(&d).unwrap().display().to_string())
+                .collect();
+            assert_eq!(names, ["a.exe", "r.JSON"], "follow={follow}");
+            let fifo: Vec<_> = e
+                .errors
+                .iter()
+                .filter(|r| r.path.ends_with("pipe.exe"))
+                .collect();
+            assert_eq!(fifo.len(), 1);
+            assert!(fifo[0].error.as_deref().unwrap().contains("FIFO"));
+        }
+        assert!(is_pe(&d.join("a.exe")));
+        assert!(!is_pe(&d.join("pipe.exe")));
+        assert!(!is_pe(&d.join("notes.txt")));
+    }
+
+    #[test]
+    fn report_names_are_indexed_once_per_folder() {
+        let d = scratch("index");
+        std::fs::write(d.join("x.exe.json"), b"{}").unwrap();
+        std::fs::write(d.join("y.json.gz"), b"").unwrap();
+        std::fs::write(d.join("z.exe"), b"MZ").unwrap();
+        let s = Scanner::new(None, None, ScanOptions::default()).unwrap();
+        let first = s.report_names_in(&d);
+        let want: HashSet<OsString> = ["x.exe.json", "y.json.gz"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(*first, want);
+        // A file added later is not seen: the folder was read once and kept.
+        std::fs::write(d.join("late.json"), b"{}").unwrap();
+        let again = s.report_names_in(&d);
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!again.contains(&OsString::from("late.json")));
     }
 }
