@@ -184,7 +184,7 @@ impl TableModel {
         &self.schema
     }
 
-    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+    pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
         let stored: Stored = serde_json::from_value(file.meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", file.meta.kind)))?;
         let n = stored.schema.columns.len();
@@ -200,13 +200,30 @@ impl TableModel {
             .into_iter()
             .map(|t| (t.name, t.shape, t.data))
             .collect();
+        // Sizes the learner allocates by must agree with what the file actually lists.
+        let sizes = |nf: usize, nc: usize| -> Result<(), ModelError> {
+            if nf != n || nc != file.meta.labels.len() {
+                return Err(ModelError::Corrupt(format!(
+                    "{nf} features and {nc} classes, but {n} columns and {} labels",
+                    file.meta.labels.len()
+                )));
+            }
+            Ok(())
+        };
         let inner = match (file.meta.kind.as_str(), stored.gbdt, stored.mlp) {
-            ("gbdt", Some(m), _) => Inner::Gbdt(
-                Gbdt::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
-            ),
-            ("dnn", _, Some(m)) => Inner::Mlp(
-                Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
-            ),
+            ("gbdt", Some(m), _) => {
+                sizes(m.n_features, m.n_classes)?;
+                Inner::Gbdt(
+                    Gbdt::from_parts_capped(m, &tensors, caps.max_tree_depth)
+                        .map_err(|e| ModelError::Corrupt(e.to_string()))?,
+                )
+            }
+            ("dnn", _, Some(m)) => {
+                sizes(m.n_features, m.n_classes)?;
+                Inner::Mlp(
+                    Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
+                )
+            }
             (k, _, _) => {
                 return Err(ModelError::Corrupt(format!(
                     "{k} model without its parameters"
