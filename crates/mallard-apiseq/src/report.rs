@@ -163,6 +163,16 @@ impl Report {
         out
     }
 
+    /// [`Report::sequence`] without calls equal to the call before them (what a model with
+    /// `collapse_runs` sees): costs a `String` per kept call only.
+    pub fn collapsed_sequence(&self) -> Vec<String> {
+        let mut ids = self.merged_ids();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| self.api_name(id).to_owned())
+            .collect()
+    }
+
     /// Every distinct API name of the report; [`ProcessCalls::calls`] index into this.
     pub fn api_names(&self) -> &[String] {
         &self.api_names

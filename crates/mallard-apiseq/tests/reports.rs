@@ -319,3 +319,38 @@ fn missing_file_is_io_error_naming_it() {
     assert!(matches!(err, ReadError::Io { .. }));
     assert!(err.to_string().contains("does_not_exist.json: cannot read"));
 }
+
+#[test]
+fn compact_views_agree_with_the_full_sequence() {
+    for name in [
+        "cuckoo2_small.json",
+        "cuckoo1_small.json",
+        "apistats_only.json",
+    ] {
+        let r = read_report(&data(name), &ReportOptions::default()).unwrap();
+        let seq = r.sequence();
+        // The ids map back to the same names.
+        let by_id: Vec<String> = r
+            .sequence_ids()
+            .iter()
+            .map(|&i| r.api_names()[i as usize].clone())
+            .collect();
+        assert_eq!(by_id, seq, "{name}");
+        // Distinct in order of first use, computed here the obvious way.
+        let mut want: Vec<&str> = Vec::new();
+        for a in &seq {
+            if !want.contains(&a.as_str()) {
+                want.push(a);
+            }
+        }
+        assert_eq!(r.distinct_apis(), want, "{name}");
+        let mut runs = seq.clone();
+        runs.dedup();
+        assert_eq!(r.collapsed_sequence(), runs, "{name}");
+        // Each distinct name is stored once.
+        let mut names = r.api_names().to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), r.api_names().len(), "{name}");
+    }
+}
