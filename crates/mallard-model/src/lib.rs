@@ -254,6 +254,7 @@ pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
 /// Builds the model a file describes; every size, count and depth in it is checked
 /// against `caps` before it is used.
 pub fn from_file_with(file: ModelFile, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    check_meta(&file.meta)?;
     match file.meta.kind.as_str() {
         "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file, caps)?)),
         "ngram" => Ok(Box::new(NgramSeqModel::from_file(file)?)),
@@ -262,6 +263,25 @@ pub fn from_file_with(file: ModelFile, caps: &Caps) -> Result<Box<dyn Model>, Mo
         "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file, caps)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
+}
+
+/// What every model kind indexes by: the positive class must be one of the labels.
+fn check_meta(meta: &Meta) -> Result<(), ModelError> {
+    if let Some(p) = meta.positive {
+        if p >= meta.labels.len() {
+            return Err(ModelError::Corrupt(format!(
+                "positive class {p} is not one of the {} labels",
+                meta.labels.len()
+            )));
+        }
+    }
+    if !meta.threshold.is_finite() {
+        return Err(ModelError::Corrupt(format!(
+            "threshold {} is not a number",
+            meta.threshold
+        )));
+    }
+    Ok(())
 }
 
 /// The column encodings a feature model was trained with.

@@ -305,13 +305,19 @@ impl Model for TableModel {
                     .collect()
             }
             Inner::Mlp(_) => {
-                let mut rows = Vec::with_capacity(x.len() * x.len());
-                for j in 0..x.len() {
-                    let mut r = x.to_vec();
-                    r[j] = self.means[j];
-                    rows.extend(r);
+                // Occluded rows in batches: all n at once would cost n squared values.
+                const BATCH: usize = 256;
+                let mut q = Vec::with_capacity(x.len() * self.meta.labels.len());
+                let mut rows = Vec::with_capacity(BATCH.min(x.len()) * x.len());
+                for start in (0..x.len()).step_by(BATCH) {
+                    rows.clear();
+                    for j in start..(start + BATCH).min(x.len()) {
+                        let at = rows.len();
+                        rows.extend_from_slice(x);
+                        rows[at + j] = self.means.get(j).copied().unwrap_or(0.0);
+                    }
+                    q.extend(self.proba(&rows)?);
                 }
-                let q = self.proba(&rows)?;
                 let k = self.meta.labels.len();
                 (0..x.len())
                     .map(|j| Reason {

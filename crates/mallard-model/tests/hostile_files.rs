@@ -248,3 +248,34 @@ fn model_files_are_read_capped_and_regular_only() {
         assert!(t.elapsed().as_secs() < 5);
     }
 }
+
+/// Found by the model_file fuzz target: a positive class index past the labels panicked
+/// when explaining (sequence and table models alike).
+#[test]
+fn positive_class_past_the_labels_is_refused() {
+    let rnn = ModelFile::from_bytes(&lstm_bytes()).unwrap();
+    for mut f in [rnn, gbdt_file()] {
+        let n = f.meta.labels.len();
+        f.meta.positive = Some(n);
+        let e = load_err(&f.to_bytes().unwrap());
+        assert!(e.contains("positive class"), "{e}");
+        f.meta.positive = Some(n - 1);
+        assert!(load_bytes(&f.to_bytes().unwrap()).is_ok());
+        f.meta.threshold = f32::NAN;
+        assert!(load_bytes(&f.to_bytes().unwrap()).is_err());
+    }
+}
+
+/// The fuzz target's crash inputs (positive = 2 of 2 labels in a gbdt and an lstm file).
+#[test]
+fn fuzz_crash_inputs_are_errors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let e = load_err(&bytes);
+        assert!(e.contains("positive class"), "{e}");
+        n += 1;
+    }
+    assert!(n >= 2);
+}
