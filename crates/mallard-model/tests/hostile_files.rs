@@ -279,3 +279,57 @@ fn fuzz_crash_inputs_are_errors() {
     }
     assert!(n >= 2);
 }
+
+/// MLP occlusion runs in batches of rows; with more columns than one batch the reasons
+/// must still be exactly "score minus score with that column set to its training mean".
+#[test]
+fn mlp_occlusion_in_batches_matches_one_by_one() {
+    let cols = 300;
+    let csv = scratch("wide.csv");
+    let mut text: Vec<String> = (0..cols).map(|j| format!("c{j}")).collect();
+    text.push("label".into());
+    let mut out = text.join(",") + "\n";
+    let mut x = 7u64;
+    for i in 0..40 {
+        let mut row = Vec::new();
+        for _ in 0..cols {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            row.push(format!("{:.3}", (x >> 40) as f32 / (1u64 << 24) as f32));
+        }
+        row.push(if i % 2 == 0 { "malicious" } else { "benign" }.into());
+        out += &(row.join(",") + "\n");
+    }
+    std::fs::write(&csv, out).unwrap();
+    let opts = mallard_model::tables::CsvOptions {
+        label_column: Some("label".into()),
+        ..Default::default()
+    };
+    let table = mallard_model::tables::read_csv(&csv, &opts).unwrap();
+    let params = mallard_model::MlpParams {
+        max_epochs: 2,
+        ..Default::default()
+    };
+    let m = TableModel::train(&table, &TableLearner::Dnn(params), None).unwrap();
+    let means: Vec<f32> =
+        serde_json::from_value(m.to_file().unwrap().meta.config["means"].clone()).unwrap();
+    let row = table.row(0).to_vec();
+    let pos = m.meta().positive.unwrap();
+    let p = m.predict_proba(&[Input::Features(&row)]).unwrap()[pos];
+    let reasons = m.explain(&Input::Features(&row), cols).unwrap();
+    assert!(!reasons.is_empty());
+    for r in &reasons {
+        let j: usize = r.name.trim_start_matches('c').parse().unwrap();
+        let mut occluded = row.clone();
+        occluded[j] = means[j];
+        let q = m.predict_proba(&[Input::Features(&occluded)]).unwrap()[pos];
+        assert!(
+            (r.weight - (p - q)).abs() < 1e-6,
+            "{}: {} vs {}",
+            r.name,
+            r.weight,
+            p - q
+        );
+    }
+}
