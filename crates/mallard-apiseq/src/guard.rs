@@ -49,6 +49,8 @@ pub(crate) struct Guard<R> {
     dropping: bool,
     ws_run: usize,
     num_run: usize,
+    /// The last string was over-long; the next non-space byte says if it was a key.
+    long_pending: bool,
     out: Vec<u8>,
     out_pos: usize,
     /// The input chunk being filtered (reused).
@@ -56,6 +58,8 @@ pub(crate) struct Guard<R> {
     done: bool,
     /// Over-long strings seen so far.
     pub overlong: Rc<Cell<u64>>,
+    /// Of those, the ones that were object keys.
+    pub long_keys: Rc<Cell<u64>>,
 }
 
 impl<R: BufRead> Guard<R> {
@@ -68,11 +72,13 @@ impl<R: BufRead> Guard<R> {
             dropping: false,
             ws_run: 0,
             num_run: 0,
+            long_pending: false,
             out: Vec::new(),
             out_pos: 0,
             scratch: Vec::new(),
             done: false,
             overlong: Rc::new(Cell::new(0)),
+            long_keys: Rc::new(Cell::new(0)),
         }
     }
 
@@ -85,6 +91,12 @@ impl<R: BufRead> Guard<R> {
                     while i < chunk.len() {
                         let b = chunk[i];
                         i += 1;
+                        if self.long_pending && !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                            self.long_pending = false;
+                            if b == b':' {
+                                self.long_keys.set(self.long_keys.get().saturating_add(1));
+                            }
+                        }
                         if b == b'"' {
                             self.state = State::InString { escape: false };
                             self.held.clear();
@@ -159,6 +171,7 @@ impl<R: BufRead> Guard<R> {
             self.out.extend_from_slice(OVERLONG.as_bytes());
             self.overlong.set(self.overlong.get().saturating_add(1));
             self.dropping = false;
+            self.long_pending = true;
         } else {
             self.out.extend_from_slice(&self.held);
             self.held.clear();
@@ -227,13 +240,17 @@ mod tests {
 
     #[test]
     fn long_strings_are_replaced_and_counted() {
-        let json = br#"{"k": "abcdefghi", "abcdefghij": "x\"yz\\", "l": "ab\"c"}"#;
-        let want = "{\"k\": \"\u{FFFF}\", \"\u{FFFF}\": \"x\\\"yz\\\\\", \"l\": \"ab\\\"c\"}";
+        let json = br#"{"k": "abcdefghi", "abcdefghij" : "x\"yz\\", "l": "ab\"c"}"#;
+        let want = "{\"k\": \"\u{FFFF}\", \"\u{FFFF}\" : \"x\\\"yz\\\\\", \"l\": \"ab\\\"c\"}";
         for chunk in 1..json.len() + 1 {
             let (out, n) = run(json, 8, chunk);
             assert_eq!(String::from_utf8(out).unwrap(), want, "chunk {chunk}");
             assert_eq!(n, 2);
         }
+        // One of the two was a key (the space before its colon included).
+        let mut g = Guard::new(io::BufReader::with_capacity(3, &json[..]), 8);
+        io::copy(&mut g, &mut io::sink()).unwrap();
+        assert_eq!((g.overlong.get(), g.long_keys.get()), (2, 1));
         // The filtered text is still the JSON serde_json expects.
         let (out, _) = run(json, 8, 7);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

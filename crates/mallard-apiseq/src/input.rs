@@ -16,8 +16,8 @@ pub(crate) struct Input {
     pub reader: Box<dyn BufRead>,
     pub over_limit: Rc<Cell<bool>>,
     pub limit: Option<u64>,
-    /// Strings the JSON guard replaced (always 0 without a guard).
-    pub overlong: Rc<Cell<u64>>,
+    /// Object keys the JSON guard replaced as over-long (always 0 without a guard).
+    pub long_keys: Rc<Cell<u64>>,
 }
 
 impl Input {
@@ -92,17 +92,17 @@ pub(crate) fn from_reader(
             ))
         }
     };
-    let overlong = Rc::new(Cell::new(0));
+    let long_keys = Rc::new(Cell::new(0));
     let reader: Box<dyn BufRead> = match max_string {
         None => reader,
         Some(cap) => {
             let g = Guard::new(reader, cap);
-            let counter = g.overlong.clone();
+            let counter = g.long_keys.clone();
             return Ok(Input {
                 reader: Box::new(BufReader::with_capacity(BUF, g)),
                 over_limit,
                 limit: max_bytes,
-                overlong: counter,
+                long_keys: counter,
             });
         }
     };
@@ -110,7 +110,7 @@ pub(crate) fn from_reader(
         reader,
         over_limit,
         limit: max_bytes,
-        overlong,
+        long_keys,
     })
 }
 

@@ -11,6 +11,7 @@ use crate::guard::is_overlong;
 use crate::input;
 use crate::{ReadError, Sample};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
@@ -308,7 +309,7 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
     use std::io::Read;
     let over = input.over_limit.clone();
     let limit = input.limit;
-    let overlong = input.overlong.clone();
+    let long_keys = input.long_keys.clone();
     let json_err = |e: serde_json::Error| -> ReadError {
         if e.is_io() {
             match limit {
@@ -370,7 +371,7 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
             "top level is not a JSON object, so not a sandbox report",
         ));
     }
-    st.overlong_strings = overlong.get();
+    st.long_keys = long_keys.get();
     st.finish(path, opts)
 }
 
@@ -469,15 +470,20 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     map.next_value::<IgnoredAny>().map(|_| ())
 }
 
-/// A string field; an over-long one (see [`crate::guard`]) counts as absent.
-struct Text;
-impl Handler<'_> for Text {
+/// A string field kept from the report; an over-long one (see [`crate::guard`]) counts
+/// as absent and is tallied for a warning.
+struct Text<'a>(&'a Cell<u64>);
+impl Handler<'_> for Text<'_> {
     type Out = Option<String>;
     fn fallback(self) -> Option<String> {
         None
     }
     fn on_str(self, s: &str) -> Option<String> {
-        (!is_overlong(s)).then(|| s.to_owned())
+        if is_overlong(s) {
+            self.0.set(self.0.get() + 1);
+            return None;
+        }
+        Some(s.to_owned())
     }
 }
 
@@ -622,8 +628,10 @@ struct State {
     kept: usize,
     no_api: u64,
     bad_processes: u64,
-    /// Strings anywhere in the report replaced as over-long.
-    overlong_strings: u64,
+    /// Kept fields (names, paths, hashes) dropped as over-long.
+    long_fields: Cell<u64>,
+    /// Object keys replaced as over-long (never one mallard reads).
+    long_keys: u64,
 }
 
 impl State {
@@ -716,11 +724,18 @@ impl State {
                 self.names.overlong, opts.max_string_bytes
             ));
         }
-        let other_long = self.overlong_strings.saturating_sub(self.names.overlong);
-        if other_long > 0 {
+        // Long values in skipped sections (arguments, dumps) are normal and not reported.
+        let long_fields = self.long_fields.get();
+        if long_fields > 0 {
             warnings.push(format!(
-                "{other_long} strings longer than max_string_bytes = {} bytes were ignored (names, paths, hashes or keys among them are left out)",
+                "left out {long_fields} names, paths or hashes longer than max_string_bytes = {} bytes",
                 opts.max_string_bytes
+            ));
+        }
+        if self.long_keys > 0 {
+            warnings.push(format!(
+                "ignored {} object keys longer than max_string_bytes = {} bytes",
+                self.long_keys, opts.max_string_bytes
             ));
         }
         if self.names.full {
@@ -841,7 +856,7 @@ impl<'de> Handler<'de> for Top<'_> {
                 }
                 Some(4) => {
                     st.malfamily = map
-                        .next_value_seed(Lenient(Text))?
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
                         .filter(|s| !s.trim().is_empty())
                 }
                 Some(5) | Some(6) => {
@@ -877,8 +892,12 @@ impl<'de> Handler<'de> for TargetFile<'_> {
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(k) = map.next_key_seed(Lenient(Key(&["name", "sha256"])))? {
             match k {
-                Some(0) => self.0.target_name = map.next_value_seed(Lenient(Text))?,
-                Some(1) => self.0.sha256 = map.next_value_seed(Lenient(Text))?,
+                Some(0) => {
+                    self.0.target_name = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
+                Some(1) => {
+                    self.0.sha256 = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
                 _ => skip(&mut map)?,
             }
         }
@@ -893,7 +912,9 @@ impl<'de> Handler<'de> for Info<'_> {
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(k) = map.next_key_seed(Lenient(Key(&["version"])))? {
             match k {
-                Some(0) => self.0.version = map.next_value_seed(Lenient(Text))?,
+                Some(0) => {
+                    self.0.version = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
                 _ => skip(&mut map)?,
             }
         }
@@ -910,7 +931,7 @@ impl<'de> Handler<'de> for Detections {
         None
     }
     fn on_str(self, s: &str) -> Option<String> {
-        Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+        Some(s.trim().to_owned()).filter(|s| !s.is_empty() && !is_overlong(s))
     }
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
         let mut family = None;
@@ -991,8 +1012,16 @@ impl<'de> Handler<'de> for Process<'_> {
                     let v = map.next_value_seed(Lenient(Uint))?;
                     p.pid = p.pid.or(v);
                 }
-                Some(2) => p.name = map.next_value_seed(Lenient(Text))?.or(p.name),
-                Some(3) | Some(4) => p.path = map.next_value_seed(Lenient(Text))?.or(p.path),
+                Some(2) => {
+                    p.name = map
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
+                        .or(p.name)
+                }
+                Some(3) | Some(4) => {
+                    p.path = map
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
+                        .or(p.path)
+                }
                 Some(5) => map.next_value_seed(Lenient(Calls {
                     st: &mut *st,
                     p: &mut p,
