@@ -1,6 +1,7 @@
 //! Peak memory and speed of the streaming report reader.
 //!
-//! `cargo run --release -p mallard-apiseq --example report_mem -- REPORT...` reads real reports;
+//! `cargo run --release -p mallard-apiseq --example report_mem -- [--view ids|distinct|strings] REPORT...`
+//! reads real reports;
 //! `... -- --synthetic 1024 [ARG_BYTES]` streams a generated CAPE-style report of 1024 MiB
 //! (never stored on disk) whose calls carry ARG_BYTES (default 2000) of arguments each.
 
@@ -114,18 +115,33 @@ fn main() {
         );
         return;
     }
-    for a in &args {
+    // `--view ids|distinct|strings` (default strings): what is built from the report, to
+    // compare the cost of the views a scanner can ask for.
+    let mut view = "strings".to_string();
+    let mut paths = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--view" {
+            view = it.next().cloned().unwrap_or_default();
+        } else {
+            paths.push(a);
+        }
+    }
+    for a in paths {
         let p = Path::new(a);
         let t = Instant::now();
         match read_report(p, &opts) {
             Ok(r) => {
                 let secs = t.elapsed().as_secs_f64();
-                let seq = r.sequence();
+                let merged = match view.as_str() {
+                    "ids" => r.sequence_ids().len(),
+                    "distinct" => r.distinct_apis().len(),
+                    _ => r.sequence().len(),
+                };
                 println!(
-                    "{a}: {} processes, {} calls, merged {}, {:.3} s, peak RSS so far {} MiB",
+                    "{a}: {} processes, {} calls, view {view} of {merged}, read in {:.3} s, peak RSS so far {} MiB",
                     r.processes.len(),
                     r.call_count(),
-                    seq.len(),
                     secs,
                     peak_rss_kib() / 1024
                 );

@@ -21,8 +21,11 @@ pub enum ReadError {
     NoBehavior { path: PathBuf },
     #[error("{}: no API calls recorded", .path.display())]
     NoCalls { path: PathBuf },
-    #[error("{}: input is larger than max_bytes = {limit} bytes (after decompression)", .path.display())]
+    #[error("{}: more than {limit} bytes after decompression, over the cap (max_report_decompressed for reports)", .path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    /// Refused before reading: not a regular file, or too large on disk.
+    #[error(transparent)]
+    File(mallard_io::IoError),
     /// A line-oriented file (CSV, JSONL, Mal-API) has a bad line; `line` counts from 1.
     #[error("{}: line {line}: {msg}", .path.display())]
     Line {
@@ -46,6 +49,11 @@ impl ReadError {
             | ReadError::TooLarge { path, .. }
             | ReadError::Line { path, .. }
             | ReadError::Invalid { path, .. } => path,
+            ReadError::File(e) => match e {
+                mallard_io::IoError::NotRegular { path, .. }
+                | mallard_io::IoError::TooLarge { path, .. }
+                | mallard_io::IoError::Io { path, .. } => path,
+            },
         }
     }
 
@@ -68,6 +76,16 @@ impl ReadError {
         ReadError::Invalid {
             path: path.to_path_buf(),
             msg: msg.into(),
+        }
+    }
+}
+
+impl From<mallard_io::IoError> for ReadError {
+    fn from(e: mallard_io::IoError) -> Self {
+        match e {
+            // Plain I/O failures keep their usual variant.
+            mallard_io::IoError::Io { path, source } => ReadError::Io { path, source },
+            other => ReadError::File(other),
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Opening inputs: gzip is detected by its magic bytes, never by the file name, and an
 //! optional byte cap applies to the decompressed stream (so a gzip bomb stops early).
 
+use crate::guard::Guard;
 use crate::ReadError;
 use flate2::bufread::MultiGzDecoder;
 use std::cell::Cell;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
@@ -16,6 +16,8 @@ pub(crate) struct Input {
     pub reader: Box<dyn BufRead>,
     pub over_limit: Rc<Cell<bool>>,
     pub limit: Option<u64>,
+    /// Object keys the JSON guard replaced as over-long (always 0 without a guard).
+    pub long_keys: Rc<Cell<u64>>,
 }
 
 impl Input {
@@ -31,16 +33,41 @@ impl Input {
     }
 }
 
+/// Opens a regular file (never a FIFO or device, which can hang) for line-oriented reading.
 pub(crate) fn open(path: &Path, max_bytes: Option<u64>) -> Result<Input, ReadError> {
-    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
-    from_reader(Box::new(file), path, max_bytes)
+    let (file, _) = mallard_io::open_regular(path)?;
+    from_reader(Box::new(file), path, max_bytes, None)
 }
 
-/// Wraps any byte source: buffers it, inflates gzip, applies the byte cap.
+/// Opens a JSON report: a regular file of at most `max_file` bytes on disk, at most
+/// `max_bytes` after decompression, strings longer than `max_string` replaced.
+pub(crate) fn open_json(
+    path: &Path,
+    max_file: u64,
+    max_bytes: u64,
+    max_string: usize,
+) -> Result<Input, ReadError> {
+    let (file, meta) = mallard_io::open_regular(path)?;
+    if meta.len() > max_file {
+        return Err(mallard_io::IoError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            cap: max_file,
+        }
+        .into());
+    }
+    // The size may grow after the check; never read more than the cap.
+    let file: Box<dyn Read> = Box::new(file.take(max_file));
+    from_reader(file, path, Some(max_bytes), Some(max_string))
+}
+
+/// Wraps any byte source: buffers it, inflates gzip, applies the byte cap and, for JSON,
+/// the string guard (see [`crate::guard`]).
 pub(crate) fn from_reader(
     source: Box<dyn Read>,
     path: &Path,
     max_bytes: Option<u64>,
+    max_string: Option<usize>,
 ) -> Result<Input, ReadError> {
     let mut raw = BufReader::with_capacity(BUF, source);
     let head = raw.fill_buf().map_err(|e| ReadError::io(path, e))?;
@@ -65,10 +92,25 @@ pub(crate) fn from_reader(
             ))
         }
     };
+    let long_keys = Rc::new(Cell::new(0));
+    let reader: Box<dyn BufRead> = match max_string {
+        None => reader,
+        Some(cap) => {
+            let g = Guard::new(reader, cap);
+            let counter = g.long_keys.clone();
+            return Ok(Input {
+                reader: Box::new(BufReader::with_capacity(BUF, g)),
+                over_limit,
+                limit: max_bytes,
+                long_keys: counter,
+            });
+        }
+    };
     Ok(Input {
         reader,
         over_limit,
         limit: max_bytes,
+        long_keys,
     })
 }
 

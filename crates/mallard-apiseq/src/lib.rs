@@ -13,6 +13,7 @@
 //! Inputs are untrusted: malformed data gives a [`ReadError`] naming the file, never a panic.
 
 mod error;
+mod guard;
 mod input;
 mod jsonl;
 mod malapi;
@@ -94,7 +95,8 @@ pub struct DatasetOptions {
     /// Keep at most the first N calls of each sample (all formats). For reports, `None`
     /// means the [`ReportOptions`] default cap.
     pub max_calls: Option<usize>,
-    /// Skip (as a per-file error) reports larger than this after decompression.
+    /// Skip (as a per-file error) reports larger than this after decompression; `None`
+    /// means the [`ReportOptions`] default (`Caps::max_report_decompressed`).
     pub max_bytes: Option<u64>,
     /// See [`ReportOptions::expand_repeated`].
     pub expand_repeated: bool,
@@ -171,15 +173,17 @@ pub fn read_dataset(
             })
         }
         Format::Cuckoo | Format::Cape => {
+            let defaults = ReportOptions::default();
             let ropts = ReportOptions {
-                max_calls: opts.max_calls.unwrap_or(ReportOptions::default().max_calls),
-                max_bytes: opts.max_bytes,
+                max_calls: opts.max_calls.unwrap_or(defaults.max_calls),
+                max_bytes: opts.max_bytes.unwrap_or(defaults.max_bytes),
                 expect: Some(if format == Format::Cape {
                     Flavor::Cape
                 } else {
                     Flavor::Cuckoo
                 }),
                 expand_repeated: opts.expand_repeated,
+                ..defaults
             };
             read_report_set(path, &ropts, opts.labels_from_dirs, opts.per_process)
         }
@@ -225,11 +229,18 @@ fn push_report(
         ds.samples.push(report.to_sample(id, label));
         return;
     }
-    for p in report.processes.iter().filter(|p| !p.apis.is_empty()) {
+    for (i, p) in report.processes.iter().enumerate() {
+        if p.calls.is_empty() {
+            continue;
+        }
         ds.samples.push(Sample {
             id: format!("{id}#{}", p.pid),
             label: label.clone(),
-            apis: p.apis.clone(),
+            apis: report
+                .process_apis(i)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             sha256: report.sha256.clone(),
         });
     }

@@ -7,9 +7,11 @@
 //! Values of an unexpected type are ignored instead of failing the report: only broken
 //! JSON, I/O errors and reports without behaviour data are errors.
 
+use crate::guard::is_overlong;
 use crate::input;
 use crate::{ReadError, Sample};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
@@ -45,14 +47,20 @@ pub enum CallSource {
     ApiStats,
 }
 
-/// Limits and hints for [`read_report`].
+/// Limits and hints for [`read_report`]. The limits default to [`mallard_io::Caps`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportOptions {
     /// Keep at most this many calls per report (the first ones in file order); a warning
     /// says how many were dropped. Bounds memory on pathological traces.
     pub max_calls: usize,
     /// Refuse reports whose (decompressed) JSON is larger than this.
-    pub max_bytes: Option<u64>,
+    pub max_bytes: u64,
+    /// Refuse report files larger than this on disk (compressed size for gzip).
+    pub max_file_bytes: u64,
+    /// Strings longer than this (as written in the JSON, escapes included) are never
+    /// buffered: an API name, process name, path or hash that long is dropped with a
+    /// warning, and a key that long matches nothing.
+    pub max_string_bytes: usize,
     /// The flavor the caller expects. Used when the report does not identify itself;
     /// a report that clearly is another flavor is still read, with a warning.
     pub expect: Option<Flavor>,
@@ -64,9 +72,18 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
+        ReportOptions::from_caps(&mallard_io::Caps::default())
+    }
+}
+
+impl ReportOptions {
+    /// The report limits of `caps`, no expected flavor, repeated calls not expanded.
+    pub fn from_caps(caps: &mallard_io::Caps) -> Self {
         ReportOptions {
-            max_calls: 5_000_000,
-            max_bytes: None,
+            max_calls: caps.max_calls,
+            max_bytes: caps.max_report_decompressed,
+            max_file_bytes: caps.max_report_bytes,
+            max_string_bytes: caps.max_string_bytes,
             expect: None,
             expand_repeated: false,
         }
@@ -82,7 +99,9 @@ pub struct ProcessCalls {
     pub name: Option<String>,
     /// `process_path` (Cuckoo 2) or `module_path` (CAPE).
     pub path: Option<String>,
-    pub apis: Vec<String>,
+    /// The calls, each an index into [`Report::api_names`]: every distinct name is stored
+    /// once, so memory is 4 bytes per call whatever the names.
+    pub calls: Vec<u32>,
 }
 
 /// What mallard keeps of a sandbox report.
@@ -104,6 +123,8 @@ pub struct Report {
     pub source: CallSource,
     /// Things a user should know (truncation, fallback to apistats, skipped records).
     pub warnings: Vec<String>,
+    /// Distinct API names, indexed by [`ProcessCalls::calls`], in order of first appearance.
+    api_names: Vec<String>,
     /// Per process, per call: time in seconds (NaN when unknown). Parallel to `processes`.
     times: Vec<Vec<f64>>,
 }
@@ -112,16 +133,67 @@ impl Report {
     /// The whole sample's trace: all processes' calls merged by time. Each process keeps
     /// its own order; calls with equal times come in process order; a call without a
     /// usable time stays right after the call before it in its process.
+    ///
+    /// This makes one `String` per call (about 56 bytes each); large traces are cheaper
+    /// through [`Report::sequence_ids`] and [`Report::api_names`].
     pub fn sequence(&self) -> Vec<String> {
-        self.merged_order()
+        self.sequence_ids()
             .into_iter()
-            .filter_map(|(p, i)| self.processes.get(p).and_then(|pc| pc.apis.get(i)).cloned())
+            .map(|id| self.api_name(id).to_owned())
             .collect()
+    }
+
+    /// [`Report::sequence`] as indices into [`Report::api_names`] (4 bytes per call).
+    pub fn sequence_ids(&self) -> Vec<u32> {
+        self.merged_ids()
+    }
+
+    /// The distinct API names of the trace in order of first call (merged by time), for
+    /// models that only look at which APIs were called.
+    pub fn distinct_apis(&self) -> Vec<&str> {
+        let mut seen = vec![false; self.api_names.len()];
+        let mut out = Vec::new();
+        for id in self.merged_ids() {
+            if let Some(s) = seen.get_mut(id as usize) {
+                if !*s {
+                    *s = true;
+                    out.push(self.api_name(id));
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Report::sequence`] without calls equal to the call before them (what a model with
+    /// `collapse_runs` sees): costs a `String` per kept call only.
+    pub fn collapsed_sequence(&self) -> Vec<String> {
+        let mut ids = self.merged_ids();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| self.api_name(id).to_owned())
+            .collect()
+    }
+
+    /// Every distinct API name of the report; [`ProcessCalls::calls`] index into this.
+    pub fn api_names(&self) -> &[String] {
+        &self.api_names
+    }
+
+    /// The name behind a call index ("" for an index out of range).
+    pub fn api_name(&self, id: u32) -> &str {
+        self.api_names.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// The API names of the process at `index` in `processes`, in its own order.
+    pub fn process_apis(&self, index: usize) -> Vec<&str> {
+        self.processes.get(index).map_or_else(Vec::new, |p| {
+            p.calls.iter().map(|&id| self.api_name(id)).collect()
+        })
     }
 
     /// Number of calls kept over all processes.
     pub fn call_count(&self) -> usize {
-        self.processes.iter().map(|p| p.apis.len()).sum()
+        self.processes.iter().map(|p| p.calls.len()).sum()
     }
 
     /// The report as a dataset sample: [`Report::sequence`] with the target's sha256.
@@ -134,8 +206,8 @@ impl Report {
         }
     }
 
-    /// (process index, call index) pairs in merged time order (k-way merge).
-    fn merged_order(&self) -> Vec<(usize, usize)> {
+    /// Call name indices in merged time order (k-way merge over the processes).
+    fn merged_ids(&self) -> Vec<u32> {
         let n = self.processes.len();
         let time_of = |p: usize, i: usize, prev: f64| -> f64 {
             let t = self
@@ -153,14 +225,20 @@ impl Report {
         let mut out = Vec::with_capacity(self.call_count());
         let mut heap: BinaryHeap<Reverse<(TotalF64, usize, usize)>> = BinaryHeap::with_capacity(n);
         for (p, pc) in self.processes.iter().enumerate() {
-            if !pc.apis.is_empty() {
+            if !pc.calls.is_empty() {
                 heap.push(Reverse((TotalF64(time_of(p, 0, f64::NEG_INFINITY)), p, 0)));
             }
         }
         while let Some(Reverse((TotalF64(t), p, i))) = heap.pop() {
-            out.push((p, i));
+            if let Some(&id) = self.processes.get(p).and_then(|pc| pc.calls.get(i)) {
+                out.push(id);
+            }
             let next = i + 1;
-            if self.processes.get(p).is_some_and(|pc| next < pc.apis.len()) {
+            if self
+                .processes
+                .get(p)
+                .is_some_and(|pc| next < pc.calls.len())
+            {
                 heap.push(Reverse((TotalF64(time_of(p, next, t)), p, next)));
             }
         }
@@ -194,7 +272,13 @@ impl Ord for TotalF64 {
 /// by name). This keeps the API histogram exact for count-based models; the order is
 /// invented, which [`Report::source`] and a warning make explicit.
 pub fn read_report(path: &Path, opts: &ReportOptions) -> Result<Report, ReadError> {
-    parse(input::open(path, opts.max_bytes)?, path, opts)
+    let input = input::open_json(
+        path,
+        opts.max_file_bytes,
+        opts.max_bytes,
+        opts.max_string_bytes,
+    )?;
+    parse(input, path, opts)
 }
 
 /// [`read_report`] from any byte source (stdin, an archive member); `name` is used in
@@ -205,7 +289,12 @@ pub fn read_report_from<R: std::io::Read + 'static>(
     opts: &ReportOptions,
 ) -> Result<Report, ReadError> {
     parse(
-        input::from_reader(Box::new(reader), name, opts.max_bytes)?,
+        input::from_reader(
+            Box::new(reader),
+            name,
+            Some(opts.max_bytes),
+            Some(opts.max_string_bytes),
+        )?,
         name,
         opts,
     )
@@ -220,6 +309,7 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
     use std::io::Read;
     let over = input.over_limit.clone();
     let limit = input.limit;
+    let long_keys = input.long_keys.clone();
     let json_err = |e: serde_json::Error| -> ReadError {
         if e.is_io() {
             match limit {
@@ -264,8 +354,11 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
         de.end().map_err(json_err)?;
         r
     } else {
-        let mut de =
-            serde_json::Deserializer::from_reader(std::io::Cursor::new(head).chain(reader));
+        // A BufReader directly under serde_json: std reads single bytes from its buffer
+        // without a call per byte, which makes streaming several times faster.
+        let source =
+            std::io::BufReader::with_capacity(64 << 10, std::io::Cursor::new(head).chain(reader));
+        let mut de = serde_json::Deserializer::from_reader(source);
         let r = Lenient(Top(&mut st))
             .deserialize(&mut de)
             .map_err(json_err)?;
@@ -278,6 +371,7 @@ fn parse(input: input::Input, path: &Path, opts: &ReportOptions) -> Result<Repor
             "top level is not a JSON object, so not a sandbox report",
         ));
     }
+    st.long_keys = long_keys.get();
     st.finish(path, opts)
 }
 
@@ -376,13 +470,19 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     map.next_value::<IgnoredAny>().map(|_| ())
 }
 
-struct Text;
-impl Handler<'_> for Text {
+/// A string field kept from the report; an over-long one (see [`crate::guard`]) counts
+/// as absent and is tallied for a warning.
+struct Text<'a>(&'a Cell<u64>);
+impl Handler<'_> for Text<'_> {
     type Out = Option<String>;
     fn fallback(self) -> Option<String> {
         None
     }
     fn on_str(self, s: &str) -> Option<String> {
+        if is_overlong(s) {
+            self.0.set(self.0.get() + 1);
+            return None;
+        }
         Some(s.to_owned())
     }
 }
@@ -479,21 +579,29 @@ struct ProcBuf {
     times: Vec<f64>,
 }
 
+/// Each distinct API name once; calls refer to it by index.
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, u32>,
     names: Vec<String>,
+    /// API names dropped as over-long.
+    overlong: u64,
+    /// Distinct names refused once `u32` indices ran out (never in a real report).
+    full: bool,
 }
 
 impl Interner {
-    fn get(&mut self, s: &str) -> u32 {
+    fn get(&mut self, s: &str) -> Option<u32> {
         if let Some(&id) = self.ids.get(s) {
-            return id;
+            return Some(id);
         }
-        let id = self.names.len() as u32;
+        let Ok(id) = u32::try_from(self.names.len()) else {
+            self.full = true;
+            return None;
+        };
         self.ids.insert(s.to_owned(), id);
         self.names.push(s.to_owned());
-        id
+        Some(id)
     }
 }
 
@@ -520,6 +628,10 @@ struct State {
     kept: usize,
     no_api: u64,
     bad_processes: u64,
+    /// Kept fields (names, paths, hashes) dropped as over-long.
+    long_fields: Cell<u64>,
+    /// Object keys replaced as over-long (never one mallard reads).
+    long_keys: u64,
 }
 
 impl State {
@@ -606,20 +718,43 @@ impl State {
                 "{missing_pid} processes have no pid; reported as pid 0"
             ));
         }
+        if self.names.overlong > 0 {
+            warnings.push(format!(
+                "skipped {} calls whose API name is longer than max_string_bytes = {} bytes",
+                self.names.overlong, opts.max_string_bytes
+            ));
+        }
+        // Long values in skipped sections (arguments, dumps) are normal and not reported.
+        let long_fields = self.long_fields.get();
+        if long_fields > 0 {
+            warnings.push(format!(
+                "left out {long_fields} names, paths or hashes longer than max_string_bytes = {} bytes",
+                opts.max_string_bytes
+            ));
+        }
+        if self.long_keys > 0 {
+            warnings.push(format!(
+                "ignored {} object keys longer than max_string_bytes = {} bytes",
+                self.long_keys, opts.max_string_bytes
+            ));
+        }
+        if self.names.full {
+            warnings.push(
+                "more distinct API names than can be indexed; calls to the rest skipped".into(),
+            );
+        }
         let names = self.names.names;
         let mut processes = Vec::with_capacity(self.procs.len());
         let mut times = Vec::with_capacity(self.procs.len());
-        for p in self.procs {
-            let apis = p
-                .ids
-                .iter()
-                .map(|&id| names.get(id as usize).cloned().unwrap_or_default())
-                .collect();
+        for mut p in self.procs {
+            // Growth leaves up to half of each vector unused; give it back.
+            p.ids.shrink_to_fit();
+            p.times.shrink_to_fit();
             processes.push(ProcessCalls {
                 pid: p.pid.unwrap_or(0),
                 name: p.name,
                 path: p.path,
-                apis,
+                calls: p.ids,
             });
             times.push(p.times);
         }
@@ -633,6 +768,7 @@ impl State {
             processes,
             source,
             warnings,
+            api_names: names,
             times,
         })
     }
@@ -720,7 +856,7 @@ impl<'de> Handler<'de> for Top<'_> {
                 }
                 Some(4) => {
                     st.malfamily = map
-                        .next_value_seed(Lenient(Text))?
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
                         .filter(|s| !s.trim().is_empty())
                 }
                 Some(5) | Some(6) => {
@@ -756,8 +892,12 @@ impl<'de> Handler<'de> for TargetFile<'_> {
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(k) = map.next_key_seed(Lenient(Key(&["name", "sha256"])))? {
             match k {
-                Some(0) => self.0.target_name = map.next_value_seed(Lenient(Text))?,
-                Some(1) => self.0.sha256 = map.next_value_seed(Lenient(Text))?,
+                Some(0) => {
+                    self.0.target_name = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
+                Some(1) => {
+                    self.0.sha256 = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
                 _ => skip(&mut map)?,
             }
         }
@@ -772,7 +912,9 @@ impl<'de> Handler<'de> for Info<'_> {
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(k) = map.next_key_seed(Lenient(Key(&["version"])))? {
             match k {
-                Some(0) => self.0.version = map.next_value_seed(Lenient(Text))?,
+                Some(0) => {
+                    self.0.version = map.next_value_seed(Lenient(Text(&self.0.long_fields)))?
+                }
                 _ => skip(&mut map)?,
             }
         }
@@ -789,7 +931,7 @@ impl<'de> Handler<'de> for Detections {
         None
     }
     fn on_str(self, s: &str) -> Option<String> {
-        Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+        Some(s.trim().to_owned()).filter(|s| !s.is_empty() && !is_overlong(s))
     }
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
         let mut family = None;
@@ -870,8 +1012,16 @@ impl<'de> Handler<'de> for Process<'_> {
                     let v = map.next_value_seed(Lenient(Uint))?;
                     p.pid = p.pid.or(v);
                 }
-                Some(2) => p.name = map.next_value_seed(Lenient(Text))?.or(p.name),
-                Some(3) | Some(4) => p.path = map.next_value_seed(Lenient(Text))?.or(p.path),
+                Some(2) => {
+                    p.name = map
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
+                        .or(p.name)
+                }
+                Some(3) | Some(4) => {
+                    p.path = map
+                        .next_value_seed(Lenient(Text(&st.long_fields)))?
+                        .or(p.path)
+                }
                 Some(5) => map.next_value_seed(Lenient(Calls {
                     st: &mut *st,
                     p: &mut p,
@@ -914,6 +1064,7 @@ impl<'de> Handler<'de> for Call<'_> {
     }
     fn on_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let st = self.st;
+        let long_before = st.names.overlong;
         let mut api = None;
         let mut time = f64::NAN;
         let mut repeated = 0u64;
@@ -935,7 +1086,9 @@ impl<'de> Handler<'de> for Call<'_> {
             }
         }
         let Some(id) = api else {
-            st.no_api += 1;
+            if st.names.overlong == long_before {
+                st.no_api += 1;
+            }
             return Ok(());
         };
         st.records += 1;
@@ -963,7 +1116,14 @@ impl Handler<'_> for ApiName<'_> {
         None
     }
     fn on_str(self, s: &str) -> Option<u32> {
-        (!s.is_empty()).then(|| self.0.get(s))
+        if is_overlong(s) {
+            self.0.overlong += 1;
+            return None;
+        }
+        if s.is_empty() {
+            return None;
+        }
+        self.0.get(s)
     }
 }
 

@@ -35,12 +35,12 @@ fn cuckoo2_processes_and_time_merge() {
         (100, Some("a.exe"), Some("C:\\Temp\\a.exe"))
     );
     assert_eq!(
-        p.apis,
+        r.process_apis(0),
         v(&["NtCreateFile", "NtWriteFile", "NtClose", "LdrLoadDll"])
     );
     assert_eq!(r.processes[1].pid, 200);
     assert_eq!(
-        r.processes[1].apis,
+        r.process_apis(1),
         v(&[
             "RegOpenKeyExW",
             "NtClose",
@@ -48,7 +48,7 @@ fn cuckoo2_processes_and_time_merge() {
             "NtTerminateProcess"
         ])
     );
-    assert_eq!((r.processes[2].pid, r.processes[2].apis.len()), (300, 0));
+    assert_eq!((r.processes[2].pid, r.processes[2].calls.len()), (300, 0));
     assert_eq!(r.call_count(), 8);
     // Times: a 10, 12, 12, 15.5; b 11, 12, 14, 20. The three calls at t=12 keep process order.
     assert_eq!(
@@ -77,7 +77,7 @@ fn cuckoo1_string_timestamps_merge_and_repeated() {
     );
     assert_eq!(r.processes[1].name.as_deref(), Some("WScript.exe"));
     assert_eq!(
-        r.processes[0].apis,
+        r.process_apis(0),
         v(&["LdrLoadDll", "NtOpenFile", "NtClose"])
     );
     // .433 a, .500 b, .980 a, .999 b, 27.001 b, 27.010 a
@@ -97,7 +97,7 @@ fn cuckoo1_string_timestamps_merge_and_repeated() {
     };
     let r = read_report(&data("cuckoo1_small.json"), &opts).unwrap();
     assert_eq!(
-        r.processes[0].apis,
+        r.process_apis(0),
         v(&[
             "LdrLoadDll",
             "NtOpenFile",
@@ -167,11 +167,9 @@ fn apistats_fallback_keeps_counts() {
         "NtOpenFile",
         "NtOpenFile",
     ]);
-    assert_eq!(r.processes[0].apis, p0);
-    assert_eq!(
-        (r.processes[1].pid, r.processes[1].apis.clone()),
-        (1400, v(&["Sleep"]))
-    );
+    assert_eq!(r.process_apis(0), p0);
+    assert_eq!(r.processes[1].pid, 1400);
+    assert_eq!(r.process_apis(1), v(&["Sleep"]));
     let mut seq = p0.clone();
     seq.push("Sleep".into());
     assert_eq!(r.sequence(), seq);
@@ -184,8 +182,8 @@ fn max_calls_keeps_first_calls_in_file_order() {
         ..ReportOptions::default()
     };
     let r = read_report(&data("cuckoo2_small.json"), &opts).unwrap();
-    assert_eq!(r.processes[0].apis.len(), 4);
-    assert_eq!(r.processes[1].apis, v(&["RegOpenKeyExW"]));
+    assert_eq!(r.processes[0].calls.len(), 4);
+    assert_eq!(r.process_apis(1), v(&["RegOpenKeyExW"]));
     assert!(
         r.warnings
             .iter()
@@ -250,7 +248,7 @@ fn unexpected_types_are_skipped_with_warnings() {
     assert_eq!(r.family_hint, None);
     assert_eq!(r.processes.len(), 2);
     assert_eq!(r.processes[0].pid, 77);
-    assert_eq!(r.processes[0].apis, v(&["NtClose", "NtOpenKey"]));
+    assert_eq!(r.process_apis(0), v(&["NtClose", "NtOpenKey"]));
     assert_eq!(
         (r.processes[1].pid, r.processes[1].name.as_deref()),
         (0, Some("nopid.exe"))
@@ -294,7 +292,7 @@ fn expected_flavor_mismatch_warns_but_reads() {
 #[test]
 fn max_bytes_limits_decompressed_size() {
     let opts = ReportOptions {
-        max_bytes: Some(1000),
+        max_bytes: 1000,
         ..ReportOptions::default()
     };
     // The gzip file is 729 bytes but inflates past 1000.
@@ -304,7 +302,7 @@ fn max_bytes_limits_decompressed_size() {
         "{err:?}"
     );
     let opts = ReportOptions {
-        max_bytes: Some(1 << 20),
+        max_bytes: 1 << 20,
         ..ReportOptions::default()
     };
     assert_eq!(
@@ -320,4 +318,39 @@ fn missing_file_is_io_error_naming_it() {
     let err = read_report(&data("does_not_exist.json"), &ReportOptions::default()).unwrap_err();
     assert!(matches!(err, ReadError::Io { .. }));
     assert!(err.to_string().contains("does_not_exist.json: cannot read"));
+}
+
+#[test]
+fn compact_views_agree_with_the_full_sequence() {
+    for name in [
+        "cuckoo2_small.json",
+        "cuckoo1_small.json",
+        "apistats_only.json",
+    ] {
+        let r = read_report(&data(name), &ReportOptions::default()).unwrap();
+        let seq = r.sequence();
+        // The ids map back to the same names.
+        let by_id: Vec<String> = r
+            .sequence_ids()
+            .iter()
+            .map(|&i| r.api_names()[i as usize].clone())
+            .collect();
+        assert_eq!(by_id, seq, "{name}");
+        // Distinct in order of first use, computed here the obvious way.
+        let mut want: Vec<&str> = Vec::new();
+        for a in &seq {
+            if !want.contains(&a.as_str()) {
+                want.push(a);
+            }
+        }
+        assert_eq!(r.distinct_apis(), want, "{name}");
+        let mut runs = seq.clone();
+        runs.dedup();
+        assert_eq!(r.collapsed_sequence(), runs, "{name}");
+        // Each distinct name is stored once.
+        let mut names = r.api_names().to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), r.api_names().len(), "{name}");
+    }
 }

@@ -551,7 +551,8 @@ impl Mlp {
                 .iter()
                 .find(|t| t.0 == name)
                 .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))?;
-            if t.1 != shape || t.2.len() != shape.iter().product::<usize>() {
+            let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if t.1 != shape || Some(t.2.len()) != len {
                 return Err(GbdtError::Model(format!(
                     "{name}: shape {:?}, expected {shape:?}",
                     t.1

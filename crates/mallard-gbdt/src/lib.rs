@@ -541,10 +541,21 @@ impl Gbdt {
     }
 
     /// Rebuilds a model from [`Gbdt::meta`] and the tensors of [`Gbdt::to_tensors`]
-    /// (looked up by name); checks every shape and link.
+    /// (looked up by name); checks every shape and link, and refuses trees deeper than
+    /// the default `Caps::max_tree_depth`.
     pub fn from_parts(
         meta: GbdtMeta,
         tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Gbdt, GbdtError> {
+        Self::from_parts_capped(meta, tensors, mallard_io::Caps::default().max_tree_depth)
+    }
+
+    /// [`Gbdt::from_parts`] with trees at most `max_depth` deep (the root is depth 0).
+    /// The depth is checked without recursion, so that TreeSHAP's recursion is bounded.
+    pub fn from_parts_capped(
+        meta: GbdtMeta,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+        max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let get = |name: &str| {
             tensors
@@ -606,7 +617,7 @@ impl Gbdt {
                 });
             }
             let tree = Tree { nodes: tn };
-            tree.validate(meta.n_features)
+            tree.validate(meta.n_features, max_depth)
                 .map_err(|e| bad(format!("tree {t}: {e}")))?;
             trees.push(tree);
         }

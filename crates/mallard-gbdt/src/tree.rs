@@ -85,10 +85,16 @@ impl Tree {
 
     /// Checks links so that traversal can index freely: children point forward (no cycles)
     /// and inside the array.
-    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+    /// Checks links, values and shape: children come after their parent, every node has
+    /// at most one parent (a tree, not a graph whose paths multiply), and no node is more
+    /// than `max_depth` splits below the root.
+    pub fn validate(&self, n_features: usize, max_depth: usize) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("empty tree".into());
         }
+        // depth[i]: None until a parent links to node i.
+        let mut depth: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        depth[0] = Some(0);
         for (i, n) in self.nodes.iter().enumerate() {
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
                 return Err(format!(
@@ -103,6 +109,24 @@ impl Tree {
                 for c in [n.left, n.right] {
                     if c as usize <= i || c as usize >= self.nodes.len() {
                         return Err(format!("node {i}: child {c} out of range"));
+                    }
+                }
+                if n.left == n.right {
+                    return Err(format!("node {i}: both children are node {}", n.left));
+                }
+                // Children come after parents, so depth[i] is final when i is visited.
+                if let Some(d) = depth[i] {
+                    for c in [n.left, n.right] {
+                        let slot = &mut depth[c as usize];
+                        if slot.is_some() {
+                            return Err(format!("node {c} has two parents"));
+                        }
+                        if d + 1 > max_depth {
+                            return Err(format!(
+                                "deeper than the cap of {max_depth} (max_tree_depth)"
+                            ));
+                        }
+                        *slot = Some(d + 1);
                     }
                 }
             }

@@ -21,6 +21,9 @@ pub struct Caps {
     pub max_model_count: usize,
     /// Deepest tree accepted from a model file.
     pub max_tree_depth: usize,
+    /// Longest input sequence (`maxlen`) a sequence model file may ask for: rows are
+    /// padded to it and occlusion explanations cost its square.
+    pub max_seq_len: usize,
     /// Largest table file (CSV, JSON lines) and longest cell in it.
     pub max_table_bytes: u64,
     pub max_cell_bytes: usize,
@@ -41,6 +44,7 @@ impl Default for Caps {
             max_model_bytes: 1 << 30,
             max_model_count: 50_000_000,
             max_tree_depth: 256,
+            max_seq_len: 100_000,
             max_table_bytes: 8 << 30,
             max_cell_bytes: 1 << 20,
             max_walk_depth: 64,

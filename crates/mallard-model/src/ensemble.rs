@@ -1,6 +1,6 @@
 //! A weighted average of member models' class probabilities.
 
-use crate::{from_file, Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl Ensemble {
         self.members.iter().map(|(w, m)| (*w, m.as_ref()))
     }
 
-    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+    pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
         let stored: Stored = serde_json::from_value(file.meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("ensemble config: {e}")))?;
         let mut members = Vec::new();
@@ -77,11 +77,14 @@ impl Ensemble {
                 .collect();
             members.push((
                 m.weight,
-                from_file(ModelFile {
-                    meta: m.meta,
-                    tensors,
-                    blobs,
-                })?,
+                crate::from_file_with(
+                    ModelFile {
+                        meta: m.meta,
+                        tensors,
+                        blobs,
+                    },
+                    caps,
+                )?,
             ));
         }
         Ensemble::new(file.meta, members)

@@ -5,6 +5,7 @@
 //! misreading them.
 
 use crate::{Meta, ModelError};
+use mallard_io::Caps;
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::path::Path;
 
@@ -12,8 +13,6 @@ use std::path::Path;
 pub const FORMAT: &str = "mallard-model";
 /// Bumped on any change old readers would misread.
 pub const FORMAT_VERSION: u32 = 1;
-/// Larger files are refused before reading: no mallard model comes near this.
-pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// A named f32 tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +152,19 @@ impl ModelFile {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        Self::from_bytes_with(bytes, &Caps::default())
+    }
+
+    /// Parses a model file held in memory; refuses more than `caps.max_model_count`
+    /// tensors or tensor dimensions that overflow.
+    pub fn from_bytes_with(bytes: &[u8], caps: &Caps) -> Result<Self, ModelError> {
+        if bytes.len() as u64 > caps.max_model_bytes {
+            return Err(ModelError::Corrupt(format!(
+                "{} bytes, over the cap of {} (max_model_bytes)",
+                bytes.len(),
+                caps.max_model_bytes
+            )));
+        }
         let (header_len, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
         let info = header.metadata().as_ref().ok_or_else(|| {
@@ -193,13 +205,39 @@ impl ModelFile {
             .ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
         let mut tensors = Vec::new();
         let mut blobs = Vec::new();
-        for (name, info) in header.tensors() {
+        let infos = header.tensors();
+        if infos.len() > caps.max_model_count {
+            return Err(ModelError::Corrupt(format!(
+                "{} tensors, over the cap of {} (max_model_count)",
+                infos.len(),
+                caps.max_model_count
+            )));
+        }
+        for (name, info) in infos {
+            // The data size was checked against the offsets; the shape must describe it.
+            let elems = info
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| {
+                    ModelError::Corrupt(format!(
+                        "tensor {name:?}: shape {:?} overflows",
+                        info.shape
+                    ))
+                })?;
             let (a, b) = info.data_offsets;
             let raw = body.get(a..b).ok_or_else(|| {
                 ModelError::Corrupt(format!("tensor {name:?} lies outside the file"))
             })?;
             match info.dtype {
                 Dtype::F32 => {
+                    if elems.checked_mul(4) != Some(raw.len()) {
+                        return Err(ModelError::Corrupt(format!(
+                            "tensor {name:?}: shape {:?} does not match its {} bytes",
+                            info.shape,
+                            raw.len()
+                        )));
+                    }
                     let data = raw
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -227,16 +265,16 @@ impl ModelFile {
         })
     }
 
+    /// Reads a model file with the default [`Caps`].
     pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let io = |e: std::io::Error| ModelError::Io(path.display().to_string(), e);
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_FILE_BYTES {
-            return Err(ModelError::Foreign(format!(
-                "{len} bytes is too large for a mallard model"
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
-        Self::from_bytes(&bytes)
+        Self::read_with(path, &Caps::default())
+    }
+
+    /// Reads a regular file of at most `caps.max_model_bytes` (never a FIFO or device:
+    /// `--model /dev/zero` is refused before reading).
+    pub fn read_with(path: &Path, caps: &Caps) -> Result<Self, ModelError> {
+        let bytes = mallard_io::read_capped(path, caps.max_model_bytes)?;
+        Self::from_bytes_with(&bytes, caps)
     }
 
     pub fn write(&self, path: &Path) -> Result<(), ModelError> {

@@ -13,10 +13,9 @@ mod table;
 pub mod train;
 
 pub use ensemble::Ensemble;
-pub use file::{
-    pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, MAX_FILE_BYTES,
-};
+pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION};
 pub use mallard_gbdt::{dnn::MlpParams, GbdtParams};
+pub use mallard_io::Caps;
 pub use mallard_tables as tables;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;
@@ -31,6 +30,9 @@ use std::path::Path;
 pub enum ModelError {
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// Refused before reading: not a regular file, or over `max_model_bytes`.
+    #[error(transparent)]
+    File(#[from] mallard_io::IoError),
     #[error("not a mallard model: {0}")]
     Foreign(String),
     #[error("corrupt mallard model: {0}")]
@@ -244,16 +246,42 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// Builds the model a file describes.
+/// Builds the model a file describes, with the default [`Caps`].
 pub fn from_file(file: ModelFile) -> Result<Box<dyn Model>, ModelError> {
+    from_file_with(file, &Caps::default())
+}
+
+/// Builds the model a file describes; every size, count and depth in it is checked
+/// against `caps` before it is used.
+pub fn from_file_with(file: ModelFile, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    check_meta(&file.meta)?;
     match file.meta.kind.as_str() {
-        "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file)?)),
+        "lstm" | "gru" | "bilstm" => Ok(Box::new(RnnModel::from_file(file, caps)?)),
         "ngram" => Ok(Box::new(NgramSeqModel::from_file(file)?)),
         "svm" => Ok(Box::new(SvmSeqModel::from_file(file)?)),
-        "ensemble" => Ok(Box::new(Ensemble::from_file(file)?)),
-        "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file)?)),
+        "ensemble" => Ok(Box::new(Ensemble::from_file(file, caps)?)),
+        "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file, caps)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
+}
+
+/// What every model kind indexes by: the positive class must be one of the labels.
+fn check_meta(meta: &Meta) -> Result<(), ModelError> {
+    if let Some(p) = meta.positive {
+        if p >= meta.labels.len() {
+            return Err(ModelError::Corrupt(format!(
+                "positive class {p} is not one of the {} labels",
+                meta.labels.len()
+            )));
+        }
+    }
+    if !meta.threshold.is_finite() {
+        return Err(ModelError::Corrupt(format!(
+            "threshold {} is not a number",
+            meta.threshold
+        )));
+    }
+    Ok(())
 }
 
 /// The column encodings a feature model was trained with.
@@ -271,10 +299,20 @@ pub fn table_schema(meta: &Meta) -> Result<tables::TableSchema, ModelError> {
 
 /// Reads a model file from disk.
 pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
-    from_file(ModelFile::read(path)?)
+    load_with(path, &Caps::default())
+}
+
+/// Reads a model file from disk under `caps` (see [`ModelFile::read_with`]).
+pub fn load_with(path: &Path, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    from_file_with(ModelFile::read_with(path, caps)?, caps)
 }
 
 /// Reads a model file from memory (the built-in defaults).
 pub fn load_bytes(bytes: &[u8]) -> Result<Box<dyn Model>, ModelError> {
-    from_file(ModelFile::from_bytes(bytes)?)
+    load_bytes_with(bytes, &Caps::default())
+}
+
+/// [`load_bytes`] under `caps`.
+pub fn load_bytes_with(bytes: &[u8], caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    from_file_with(ModelFile::from_bytes_with(bytes, caps)?, caps)
 }

@@ -100,11 +100,18 @@ impl RnnModel {
         }
     }
 
-    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+    pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
         let meta = file.meta;
         let cell = cell_of(&meta.kind).ok_or_else(|| ModelError::UnknownKind(meta.kind.clone()))?;
         let cfg: RnnConfig = serde_json::from_value(meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", meta.kind)))?;
+        // Rows are padded to maxlen and explanations cost maxlen squared.
+        if cfg.input.maxlen == 0 || cfg.input.maxlen > caps.max_seq_len {
+            return Err(ModelError::Corrupt(format!(
+                "maxlen {} is not between 1 and the cap of {} (max_seq_len)",
+                cfg.input.maxlen, caps.max_seq_len
+            )));
+        }
         let tokenizer = meta
             .tokenizer
             .clone()

@@ -184,7 +184,7 @@ impl TableModel {
         &self.schema
     }
 
-    pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
+    pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
         let stored: Stored = serde_json::from_value(file.meta.config.clone())
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", file.meta.kind)))?;
         let n = stored.schema.columns.len();
@@ -200,13 +200,30 @@ impl TableModel {
             .into_iter()
             .map(|t| (t.name, t.shape, t.data))
             .collect();
+        // Sizes the learner allocates by must agree with what the file actually lists.
+        let sizes = |nf: usize, nc: usize| -> Result<(), ModelError> {
+            if nf != n || nc != file.meta.labels.len() {
+                return Err(ModelError::Corrupt(format!(
+                    "{nf} features and {nc} classes, but {n} columns and {} labels",
+                    file.meta.labels.len()
+                )));
+            }
+            Ok(())
+        };
         let inner = match (file.meta.kind.as_str(), stored.gbdt, stored.mlp) {
-            ("gbdt", Some(m), _) => Inner::Gbdt(
-                Gbdt::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
-            ),
-            ("dnn", _, Some(m)) => Inner::Mlp(
-                Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
-            ),
+            ("gbdt", Some(m), _) => {
+                sizes(m.n_features, m.n_classes)?;
+                Inner::Gbdt(
+                    Gbdt::from_parts_capped(m, &tensors, caps.max_tree_depth)
+                        .map_err(|e| ModelError::Corrupt(e.to_string()))?,
+                )
+            }
+            ("dnn", _, Some(m)) => {
+                sizes(m.n_features, m.n_classes)?;
+                Inner::Mlp(
+                    Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
+                )
+            }
             (k, _, _) => {
                 return Err(ModelError::Corrupt(format!(
                     "{k} model without its parameters"
@@ -288,13 +305,19 @@ impl Model for TableModel {
                     .collect()
             }
             Inner::Mlp(_) => {
-                let mut rows = Vec::with_capacity(x.len() * x.len());
-                for j in 0..x.len() {
-                    let mut r = x.to_vec();
-                    r[j] = self.means[j];
-                    rows.extend(r);
+                // Occluded rows in batches: all n at once would cost n squared values.
+                const BATCH: usize = 256;
+                let mut q = Vec::with_capacity(x.len() * self.meta.labels.len());
+                let mut rows = Vec::with_capacity(BATCH.min(x.len()) * x.len());
+                for start in (0..x.len()).step_by(BATCH) {
+                    rows.clear();
+                    for j in start..(start + BATCH).min(x.len()) {
+                        let at = rows.len();
+                        rows.extend_from_slice(x);
+                        rows[at + j] = self.means.get(j).copied().unwrap_or(0.0);
+                    }
+                    q.extend(self.proba(&rows)?);
                 }
-                let q = self.proba(&rows)?;
                 let k = self.meta.labels.len();
                 (0..x.len())
                     .map(|j| Reason {

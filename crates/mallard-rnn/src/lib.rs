@@ -277,8 +277,11 @@ impl Net {
                 });
             }
         }
-        let mut p = Params::<f32>::zeros(&cfg);
-        for ((name, shape), dst) in specs.iter().zip(p.slices_mut()) {
+        // Every shape is checked against the data actually given before the parameters
+        // are allocated, so an edited size in a model file cannot allocate more than the
+        // file holds.
+        let mut given = Vec::with_capacity(specs.len());
+        for (name, shape) in &specs {
             let found: Vec<&Tensor> = tensors.iter().filter(|t| &t.0 == name).collect();
             let t = match found.as_slice() {
                 [t] => *t,
@@ -295,7 +298,8 @@ impl Net {
                     })
                 }
             };
-            if &t.1 != shape || t.2.len() != dst.len() {
+            let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if &t.1 != shape || Some(t.2.len()) != len {
                 return Err(RnnError::Tensor {
                     name: name.clone(),
                     problem: format!(
@@ -304,6 +308,16 @@ impl Net {
                         t.2.len(),
                         shape
                     ),
+                });
+            }
+            given.push(t);
+        }
+        let mut p = Params::<f32>::zeros(&cfg);
+        for (t, dst) in given.into_iter().zip(p.slices_mut()) {
+            if t.2.len() != dst.len() {
+                return Err(RnnError::Tensor {
+                    name: t.0.clone(),
+                    problem: format!("{} values, expected {}", t.2.len(), dst.len()),
                 });
             }
             dst.copy_from_slice(&t.2);

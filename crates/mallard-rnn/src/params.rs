@@ -121,6 +121,29 @@ impl NetConfig {
                 return Err(RnnError::Config("softmax needs at least 2 classes".into()));
             }
         }
+        // Sizes come from model files too: every product must fit before anything is
+        // allocated or indexed with it.
+        let fits = (|| {
+            let g = self.kind().gates().checked_mul(self.hidden)?;
+            let hout = self.dirs().checked_mul(self.hidden)?;
+            let bias = g.checked_mul(2)?;
+            let mut total = self.vocab.checked_mul(self.embed)?;
+            for part in [
+                self.embed.checked_mul(g)?,
+                self.hidden.checked_mul(g)?,
+                bias,
+            ] {
+                total = total.checked_add(part.checked_mul(self.dirs())?)?;
+            }
+            total = total.checked_add(hout.checked_mul(self.n_out())?)?;
+            total.checked_add(self.n_out())
+        })();
+        if fits.is_none() {
+            return Err(RnnError::Config(format!(
+                "vocab {} x embed {} x hidden {} overflows",
+                self.vocab, self.embed, self.hidden
+            )));
+        }
         Ok(())
     }
 
