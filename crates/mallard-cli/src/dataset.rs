@@ -245,7 +245,7 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
     let names = mallard_pefeatures::names(set);
-    // One walk (links not followed, depth capped); a file's label is its first sub-folder,
+    // One walk (depth capped); a file's label is its first sub-folder,
     // files directly in `dir` have none and are left out. Unreadable entries are warned
     // about and skipped, like files that fail to featurise.
     let head_errors = std::cell::RefCell::new(Vec::new());
@@ -266,7 +266,14 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
             dir.display()
         );
     }
-    let w = mallard_io::walk(&[dir.to_path_buf()], &opts, &keep);
+    let mut w = mallard_io::walk(&[dir.to_path_buf()], &opts, &keep);
+    // Links to regular files are taken (a labelled view of a corpus is often made of
+    // links); links to folders are not followed, so they cannot loop or leave the dataset.
+    for link in std::mem::take(&mut w.links) {
+        if std::fs::metadata(&link).is_ok_and(|m| m.is_file()) && keep(&link) {
+            w.files.push(link);
+        }
+    }
     for (_, e) in &w.errors {
         eprintln!("warning: skipped {e}");
     }
