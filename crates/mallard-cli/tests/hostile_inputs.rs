@@ -237,7 +237,7 @@ fn features_unreadable_subfolder_is_an_error_record_and_the_rest_goes_on() {
     std::fs::create_dir_all(data.join("closed")).unwrap();
     mz(&data.join("closed/hidden.exe"), "h");
     mz(&data.join("open.exe"), "o");
-    std::fs::set_permissions(&data.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(data.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false);
@@ -268,7 +268,7 @@ fn features_unreadable_subfolder_is_an_error_record_and_the_rest_goes_on() {
     } else {
         features(&[&data], &[])
     };
-    std::fs::set_permissions(&data.join("closed"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(data.join("closed"), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let rows = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(rows.len(), 2, "{rows:?}");
