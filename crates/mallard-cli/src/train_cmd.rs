@@ -422,7 +422,8 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
 fn provenance(a: &TrainArgs, table: &mallard_model::tables::Table) -> Result<serde_json::Value> {
     use sha2::{Digest, Sha256};
     let hash = |p: &std::path::Path| -> Result<String> {
-        let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+        // Regular files only: a FIFO or /dev/zero given as --manifest must not hang training.
+        let (mut f, _) = mallard_io::open_regular(p)?;
         let mut h = Sha256::new();
         std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
         Ok(format!("{:x}", h.finalize()))

@@ -377,6 +377,25 @@ fn train_refuses_nonsense_numbers_naming_the_flag() {
         );
         assert!(!model.exists(), "{flag} {value} wrote a model");
     }
+    // A manifest that never ends is refused, not hashed forever.
+    let out = mallard_within(
+        60,
+        &[
+            "train",
+            "--dataset",
+            &dataset,
+            "--label-column",
+            "label",
+            "--min-data-in-leaf",
+            "1",
+            "--manifest",
+            "/dev/zero",
+            "--out",
+            s(&model),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/dev/zero"), "{}", stderr(&out));
     let out = mallard(&["cv", "--dataset", &dataset, "--folds", "1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--folds"));
