@@ -74,7 +74,7 @@ pub fn load_table(
     schema: Option<&TableSchema>,
 ) -> Result<Table> {
     let t = match arg.format {
-        DataFormat::Ember => ember_table(&arg.path, &read.group_fields())?,
+        DataFormat::Ember => ember_table(&arg.path, &read.group_fields(), read.max_table_bytes())?,
         DataFormat::Pe => pe_table(&arg.path, read)?,
         _ => return load_csv(arg, read, schema),
     };
@@ -127,10 +127,19 @@ fn numeric_schema(names: &[String]) -> TableSchema {
     }
 }
 
-/// Opens a file, decompressing it when it starts with gzip's magic bytes.
-fn open_maybe_gz(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>> {
+/// Opens a regular file of at most `max_bytes` on disk, decompressing it when it starts
+/// with gzip's magic bytes (lines stay capped by the caller).
+fn open_maybe_gz(path: &std::path::Path, max_bytes: u64) -> Result<Box<dyn std::io::BufRead>> {
     use std::io::{BufRead, BufReader};
-    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let (f, meta) = mallard_io::open_regular(path)?;
+    if meta.len() > max_bytes {
+        return Err(mallard_io::IoError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            cap: max_bytes,
+        }
+        .into());
+    }
     let mut r = BufReader::new(f);
     let gz = r
         .fill_buf()
@@ -161,10 +170,10 @@ fn row_group(v: &serde_json::Value, fields: &[String]) -> String {
 /// Longest jsonl line read (an EMBER raw object is ~100 KB; a bigger line is not one).
 const MAX_EMBER_LINE: u64 = 64 << 20;
 
-fn ember_table(path: &std::path::Path, group_fields: &[String]) -> Result<Table> {
+fn ember_table(path: &std::path::Path, group_fields: &[String], max_bytes: u64) -> Result<Table> {
     use std::io::{BufRead, Read};
     let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
-    let mut reader = open_maybe_gz(path)?;
+    let mut reader = open_maybe_gz(path, max_bytes)?;
     let (mut values, mut labels, mut ids, mut groups) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut buf = Vec::new();
@@ -236,26 +245,62 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
     let names = mallard_pefeatures::names(set);
-    let mut files = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
-    {
-        let p = entry?.path();
-        if p.is_dir() {
-            let label = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut found = Vec::new();
-            collect_pe(&p, &mut found);
-            files.extend(found.into_iter().map(|f| (f, label.clone())));
+    // One walk (depth capped); a file's label is its first sub-folder,
+    // files directly in `dir` have none and are left out. Unreadable entries are warned
+    // about and skipped, like files that fail to featurise.
+    let head_errors = std::cell::RefCell::new(Vec::new());
+    let keep = |p: &std::path::Path| match mallard_io::read_head(p, 2) {
+        Ok(h) => h == b"MZ",
+        Err(e) => {
+            head_errors.borrow_mut().push(e.to_string());
+            false
+        }
+    };
+    let opts = mallard_io::WalkOptions {
+        follow_symlinks: false,
+        max_depth: read.max_depth,
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{}: not a folder (a pe dataset is a folder of label folders)",
+            dir.display()
+        );
+    }
+    let mut w = mallard_io::walk(&[dir.to_path_buf()], &opts, &keep);
+    // Links to regular files are taken (a labelled view of a corpus is often made of
+    // links); links to folders are not followed, so they cannot loop or leave the dataset.
+    for link in std::mem::take(&mut w.links) {
+        if std::fs::metadata(&link).is_ok_and(|m| m.is_file()) && keep(&link) {
+            w.files.push(link);
         }
     }
+    for (_, e) in &w.errors {
+        eprintln!("warning: skipped {e}");
+    }
+    for e in head_errors.into_inner() {
+        eprintln!("warning: skipped {e}");
+    }
+    let mut files: Vec<(PathBuf, String)> = w
+        .files
+        .into_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(dir).ok()?;
+            let mut parts = rel.components();
+            let label = parts.next()?.as_os_str().to_string_lossy().into_owned();
+            parts.next()?;
+            Some((f, label))
+        })
+        .collect();
     files.sort();
     let rows: Vec<(String, String, Result<Vec<f32>, String>)> = files
         .par_iter()
         .map(|(f, l)| {
-            let v = mallard_pefeatures::extract_file(set, f, 256 << 20).map_err(|e| e.to_string());
+            let v = mallard_pefeatures::extract_file(
+                set,
+                f,
+                mallard_io::Caps::DEFAULT_MAX_PE_BYTES as usize,
+            )
+            .map_err(|e| e.to_string());
             (f.display().to_string(), l.clone(), v)
         })
         .collect();
@@ -280,24 +325,6 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
     })
 }
 
-fn collect_pe(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            collect_pe(&p, out);
-        } else if (meta.is_file() || (meta.is_symlink() && p.is_file())) && mallard_scan::is_pe(&p)
-        {
-            out.push(p);
-        }
-    }
-}
-
 fn load_csv(arg: &DatasetArg, read: &ReadArgs, schema: Option<&TableSchema>) -> Result<Table> {
     let label_column = read
         .label_column
@@ -309,6 +336,8 @@ fn load_csv(arg: &DatasetArg, read: &ReadArgs, schema: Option<&TableSchema>) -> 
         labels_file: read.labels_file.clone(),
         drop_columns: read.drop_columns.clone(),
         drop_empty_columns: true,
+        max_table_bytes: read.max_table_bytes(),
+        max_cell_bytes: read.max_cell_bytes,
     };
     let t = match schema {
         Some(s) => read_csv_with_schema(&arg.path, &opts, s),
@@ -334,7 +363,7 @@ pub fn guess_feature_set(columns: &[String]) -> Option<&'static str> {
 }
 
 /// How datasets are read, shared by `train`, `eval` and `cv`.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct ReadArgs {
     /// Keep only the first N calls of each sample when reading.
     #[arg(long, value_name = "N")]
@@ -363,9 +392,22 @@ pub struct ReadArgs {
     /// else the family hint. `group,source` holds out whole malware collections.
     #[arg(long, value_name = "FIELDS", value_delimiter = ',')]
     pub group_by: Vec<String>,
+    /// csv, ember: refuse table files larger than this many MiB (checked before reading).
+    #[arg(long, value_name = "MIB", default_value_t = mallard_io::Caps::default().max_table_bytes >> 20)]
+    pub max_table_mib: u64,
+    /// csv: refuse cells (labels and ids too) longer than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = mallard_io::Caps::default().max_cell_bytes)]
+    pub max_cell_bytes: usize,
+    /// pe: deepest folder nesting searched below the dataset folder.
+    #[arg(long, value_name = "N", default_value_t = mallard_io::Caps::default().max_walk_depth)]
+    pub max_depth: usize,
 }
 
 impl ReadArgs {
+    fn max_table_bytes(&self) -> u64 {
+        self.max_table_mib.saturating_mul(1 << 20)
+    }
+
     /// The `--group-by` fields, or the default.
     pub fn group_fields(&self) -> Vec<String> {
         if self.group_by.is_empty() {

@@ -32,7 +32,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
     /// Decision threshold on P(malicious) (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::train_cmd::check::probability)]
     pub threshold: Option<f32>,
     #[command(flatten)]
     pub read: ReadArgs,
@@ -218,10 +218,10 @@ pub struct CvArgs {
     pub dataset: Vec<DatasetArg>,
     /// Train each fold on this share of its training groups only (whole groups, stratified):
     /// points of a learning curve. The test folds stay the same.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", value_parser = crate::train_cmd::check::share)]
     pub train_fraction: Option<f64>,
-    /// Number of folds.
-    #[arg(long, default_value_t = 5)]
+    /// Number of folds (at least 2).
+    #[arg(long, default_value_t = 5, value_parser = crate::train_cmd::check::at_least_two_folds)]
     pub folds: usize,
     #[command(flatten)]
     pub model: ModelArgs,

@@ -44,52 +44,54 @@ pub struct ModelArgs {
     #[arg(long = "model", value_name = "KIND")]
     pub kind: Option<String>,
     /// Boosted trees: number of rounds (default 100).
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub n_estimators: Option<usize>,
     /// Boosted trees: leaves per tree (default 31).
-    #[arg(long)]
+    #[arg(long, value_parser = check::at_least_two)]
     pub num_leaves: Option<usize>,
     /// Boosted trees: share of the features each tree may use, drawn per tree (default 1).
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", value_parser = check::share)]
     pub feature_fraction: Option<f64>,
     /// Boosted trees: fewest training rows in a leaf (default 20).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = check::positive_usize)]
     pub min_data_in_leaf: Option<usize>,
     /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
-    /// predictions on the training data is at most this (e.g. 0.01); default threshold 0.5.
-    #[arg(long, value_name = "FPR")]
+    /// predictions on the training data is at most this, in (0, 1) (e.g. 0.01); default
+    /// threshold 0.5.
+    #[arg(long, value_name = "FPR", value_parser = check::open_fraction)]
     pub calibrate_fpr: Option<f64>,
     /// Settings to start from: `default` (mallard's) or `published` (the Keras pipeline of the
     /// literature: Keras tokenizer, pre-padding, Embedding 32, LSTM 100, mse, RMSprop, batch 64, 5 epochs).
     #[arg(long, default_value = "default")]
     pub preset: String,
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub batch_size: Option<usize>,
     /// adam or rmsprop.
     #[arg(long)]
     pub optimizer: Option<String>,
-    #[arg(long = "lr")]
+    #[arg(long = "lr", value_parser = check::positive_f32)]
     pub learning_rate: Option<f32>,
     /// Embedding width.
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub embed: Option<usize>,
     /// Recurrent units (per direction).
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub hidden: Option<usize>,
     /// What the dense layer sees of the recurrent states: last, mean or max (pooling over time).
     #[arg(long)]
     pub head: Option<String>,
     /// Longest token sequence the recurrent net reads.
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub maxlen: Option<usize>,
-    /// Fraction of the training data held out for early stopping (sequence models: default 0.1;
-    /// tables: off unless this or --patience is given, then 0.1, grouped and stratified).
-    #[arg(long)]
+    /// Fraction of the training data held out for early stopping, in [0, 1) (sequence
+    /// models: default 0.1; tables: off unless this or --patience is given, then 0.1,
+    /// grouped and stratified, and at most 0.5).
+    #[arg(long, value_parser = check::holdout)]
     pub validation_split: Option<f32>,
     /// Epochs (boosted trees: rounds, default 10) without a better validation loss before stopping.
-    #[arg(long)]
+    #[arg(long, value_parser = check::positive_usize)]
     pub patience: Option<usize>,
     /// Train recurrent nets (lstm, gru, bilstm, ensemble) on the GPU through Vulkan; needs a
     /// build with `--features gpu`. Same training semantics as the CPU.
@@ -106,16 +108,16 @@ pub struct ModelArgs {
     #[arg(long)]
     pub collapse_repeats: bool,
     /// svm: kernel width gamma of K = exp(-gamma (1 - Tanimoto similarity of the API sets)).
-    #[arg(long, value_name = "GAMMA", default_value_t = 3.0)]
+    #[arg(long, value_name = "GAMMA", default_value_t = 3.0, value_parser = check::positive_f64)]
     pub svm_gamma: f64,
     /// svm: box constraint C (soft-margin penalty; larger fits the training data harder).
-    #[arg(long, value_name = "C", default_value_t = 3.0)]
+    #[arg(long, value_name = "C", default_value_t = 3.0, value_parser = check::positive_f64)]
     pub svm_c: f64,
     /// ngram: longest n-gram of API calls (1 to 8).
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = check::ngram_len)]
     pub ngram_max: usize,
     /// ngram: inverse regularisation C of the logistic regression.
-    #[arg(long, value_name = "C", default_value_t = 30.0)]
+    #[arg(long, value_name = "C", default_value_t = 30.0, value_parser = check::positive_f64)]
     pub ngram_c: f64,
 }
 
@@ -420,7 +422,8 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
 fn provenance(a: &TrainArgs, table: &mallard_model::tables::Table) -> Result<serde_json::Value> {
     use sha2::{Digest, Sha256};
     let hash = |p: &std::path::Path| -> Result<String> {
-        let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+        // Regular files only: a FIFO or /dev/zero given as --manifest must not hang training.
+        let (mut f, _) = mallard_io::open_regular(p)?;
         let mut h = Sha256::new();
         std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
         Ok(format!("{:x}", h.finalize()))
@@ -537,8 +540,8 @@ fn calibrate(
     set: Option<&str>,
     max_fpr: f64,
 ) -> Result<(f32, f64, serde_json::Value)> {
-    if !(0.0..1.0).contains(&max_fpr) {
-        anyhow::bail!("--calibrate-fpr must be in [0, 1), got {max_fpr}");
+    if !(max_fpr > 0.0 && max_fpr < 1.0) {
+        anyhow::bail!("--calibrate-fpr must be in (0, 1), got {max_fpr}");
     }
     let (neg, pos) = out_of_fold(table, args, learner, set)?;
     let (thr, tpr) = threshold_at_fpr(&neg, &pos, max_fpr);
@@ -573,5 +576,125 @@ mod tests {
         let (t0, tpr0) = threshold_at_fpr(&neg, &pos, 0.0);
         assert!(t0 > 0.9 && neg.iter().all(|&s| s < t0));
         assert_eq!(tpr0, 0.25);
+    }
+}
+
+/// Value parsers for numeric options: a value that makes no sense is refused by clap with
+/// a message naming the flag, instead of training a useless model.
+pub mod check {
+    fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+        s.trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number"))
+    }
+
+    fn count(s: &str, min: usize) -> Result<usize, String> {
+        let n: usize = number(s)?;
+        if n < min {
+            return Err(format!("must be at least {min}"));
+        }
+        Ok(n)
+    }
+
+    pub fn positive_usize(s: &str) -> Result<usize, String> {
+        count(s, 1)
+    }
+
+    pub fn at_least_two(s: &str) -> Result<usize, String> {
+        count(s, 2)
+    }
+
+    pub fn at_least_two_folds(s: &str) -> Result<usize, String> {
+        count(s, 2)
+    }
+
+    pub fn ngram_len(s: &str) -> Result<usize, String> {
+        let n = count(s, 1)?;
+        if n > 8 {
+            return Err("must be from 1 to 8".into());
+        }
+        Ok(n)
+    }
+
+    /// Finite and > 0 (NaN fails every comparison, so it is refused too).
+    pub fn positive_f64(s: &str) -> Result<f64, String> {
+        let x: f64 = number(s)?;
+        if !(x > 0.0 && x.is_finite()) {
+            return Err("must be a finite number above 0".into());
+        }
+        Ok(x)
+    }
+
+    pub fn positive_f32(s: &str) -> Result<f32, String> {
+        let x = positive_f64(s)? as f32;
+        if !(x > 0.0 && x.is_finite()) {
+            return Err("must be a finite number above 0".into());
+        }
+        Ok(x)
+    }
+
+    /// In (0, 1]: a share that must keep something.
+    pub fn share(s: &str) -> Result<f64, String> {
+        let x: f64 = number(s)?;
+        if !(x > 0.0 && x <= 1.0) {
+            return Err("must be in (0, 1]".into());
+        }
+        Ok(x)
+    }
+
+    /// In (0, 1): a rate strictly between the extremes.
+    pub fn open_fraction(s: &str) -> Result<f64, String> {
+        let x: f64 = number(s)?;
+        if !(x > 0.0 && x < 1.0) {
+            return Err("must be in (0, 1)".into());
+        }
+        Ok(x)
+    }
+
+    /// In [0, 1): 0 turns the holdout off.
+    pub fn holdout(s: &str) -> Result<f32, String> {
+        let x: f64 = number(s)?;
+        if !((0.0..1.0).contains(&x)) {
+            return Err("must be in [0, 1)".into());
+        }
+        Ok(x as f32)
+    }
+
+    /// A probability threshold in [0, 1].
+    pub fn probability(s: &str) -> Result<f32, String> {
+        let x: f64 = number(s)?;
+        if !((0.0..=1.0).contains(&x)) {
+            return Err("must be in [0, 1]".into());
+        }
+        Ok(x as f32)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn nan_zero_negative_and_out_of_range_are_refused() {
+            for bad in ["NaN", "nan", "0", "-1", "1", "2", "inf", "x", ""] {
+                assert!(open_fraction(bad).is_err(), "{bad}");
+            }
+            assert_eq!(open_fraction("0.01"), Ok(0.01));
+            for bad in ["NaN", "0", "-0.5", "1.5"] {
+                assert!(share(bad).is_err(), "{bad}");
+            }
+            assert_eq!(share("1"), Ok(1.0));
+            for bad in ["0", "-3", "2.5", "x"] {
+                assert!(positive_usize(bad).is_err(), "{bad}");
+            }
+            assert_eq!(positive_usize("3"), Ok(3));
+            assert!(at_least_two("1").is_err());
+            for bad in ["NaN", "0", "-0.1", "inf", "1e39"] {
+                assert!(positive_f32(bad).is_err(), "{bad}");
+            }
+            assert_eq!(positive_f32("0.05"), Ok(0.05));
+            assert!(holdout("0").is_ok() && holdout("1").is_err() && holdout("NaN").is_err());
+            assert!(probability("1").is_ok() && probability("NaN").is_err());
+            assert!(ngram_len("9").is_err() && ngram_len("8").is_ok());
+        }
     }
 }

@@ -38,6 +38,9 @@ pub struct Walked {
     pub errors: Vec<(PathBuf, String)>,
     /// Symbolic links inside folders that were not followed.
     pub skipped_links: usize,
+    /// Those links' paths, in walk order, for a caller that takes links to regular files
+    /// itself (they cannot loop; links to folders can).
+    pub links: Vec<PathBuf>,
 }
 
 /// Walks `roots`; inside folders keeps the regular files for which `keep` is true.
@@ -141,6 +144,7 @@ fn descend(
         let meta = if lmeta.file_type().is_symlink() {
             if !opts.follow_symlinks {
                 out.skipped_links += 1;
+                out.links.push(p);
                 continue;
             }
             match std::fs::metadata(&p) {
@@ -239,6 +243,10 @@ mod tests {
         let w = walk(&[d.join("top")], &WalkOptions::default(), &all);
         assert!(w.files.is_empty());
         assert_eq!(w.skipped_links, 2);
+        assert_eq!(
+            w.links,
+            vec![d.join("top/file-link.dll"), d.join("top/link")]
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum FeatureError {
         path: String,
         source: std::io::Error,
     },
+    /// Refused or failed read (the message names the path, and the real size when too large).
+    #[error("{0}")]
+    Read(#[from] mallard_io::IoError),
 }
 
 /// The feature sets.
@@ -170,29 +173,54 @@ pub fn extract_file(
     })
 }
 
-/// Read at most `max_size` bytes of `path`; larger files are an error.
+/// Reads a regular file of at most `max_size` bytes through `mallard_io`: the size on disk
+/// is checked before reading (a huge sparse file is refused at once, with its real size),
+/// and FIFOs or devices are refused instead of hanging.
 pub fn read_capped(path: &Path, max_size: usize) -> Result<Vec<u8>, FeatureError> {
-    use std::io::Read;
-    let io = |source| FeatureError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut buf = Vec::new();
-    f.take(max_size as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(io)?;
-    if buf.len() > max_size {
-        return Err(FeatureError::File {
-            path: path.display().to_string(),
-            source: Box::new(
-                PeError::TooLarge {
-                    size: buf.len(),
-                    limit: max_size,
-                }
-                .into(),
-            ),
-        });
+    Ok(mallard_io::read_capped(path, max_size as u64)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("pefeatures-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
-    Ok(buf)
+
+    #[test]
+    fn sparse_mz_file_is_refused_at_once_with_its_real_size() {
+        use std::io::Write;
+        let d = scratch("sparse");
+        let f = d.join("big.exe");
+        let mut file = std::fs::File::create(&f).unwrap();
+        file.write_all(b"MZ").unwrap();
+        file.set_len(1 << 30).unwrap();
+        let t = std::time::Instant::now();
+        let e = extract_file(FeatureSet::Saxe1024, &f, 256 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(t.elapsed().as_millis() < 500, "took {:?}", t.elapsed());
+        assert!(
+            e.contains("1073741824 bytes") && e.contains("big.exe"),
+            "{e}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn fifo_is_refused_without_hanging() {
+        let d = scratch("fifo");
+        let f = d.join("x.exe");
+        let ok = std::process::Command::new("mkfifo").arg(&f).status();
+        assert!(
+            ok.map(|s| s.success()).unwrap_or(false),
+            "mkfifo unavailable"
+        );
+        let e = read_capped(&f, 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("FIFO") && e.contains("x.exe"), "{e}");
+    }
 }

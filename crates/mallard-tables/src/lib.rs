@@ -43,6 +43,9 @@ pub enum TableError {
     MissingColumn { path: String, column: String },
     #[error("{path}: {msg}")]
     Invalid { path: String, msg: String },
+    /// Refused or failed open (not a regular file, over the size cap): names the path.
+    #[error("{0}")]
+    Read(#[from] mallard_io::IoError),
 }
 
 /// One feature column: its name and, for a text column, the sorted categories.
@@ -264,7 +267,7 @@ pub fn label_set(labels: &[String]) -> Vec<String> {
 }
 
 /// How to read a labelled CSV.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CsvOptions {
     /// Column holding the label (in `labels_file` when that is set). `None`: unlabelled.
     pub label_column: Option<String>,
@@ -276,33 +279,62 @@ pub struct CsvOptions {
     pub drop_columns: Vec<String>,
     /// Drop columns that are empty in every row when fitting the schema.
     pub drop_empty_columns: bool,
+    /// Largest table file read (bytes on disk, checked before reading).
+    pub max_table_bytes: u64,
+    /// Longest cell (label and id cells too): a longer one is an error naming file, line
+    /// and column.
+    pub max_cell_bytes: usize,
 }
 
-struct Parsed {
+impl Default for CsvOptions {
+    fn default() -> Self {
+        let caps = mallard_io::Caps::default();
+        CsvOptions {
+            label_column: None,
+            id_column: None,
+            labels_file: None,
+            drop_columns: Vec::new(),
+            drop_empty_columns: false,
+            max_table_bytes: caps.max_table_bytes,
+            max_cell_bytes: caps.max_cell_bytes,
+        }
+    }
+}
+
+/// An open table: its header read, positioned at the first data record.
+struct Opened {
     path: String,
     header: Vec<String>,
-    records: Vec<csv::Record>,
+    rd: csv::Reader<std::io::BufReader<std::fs::File>>,
 }
 
-fn read_records(path: &Path) -> Result<Parsed, TableError> {
+/// Opens a regular file of at most `max_table_bytes` and reads its header.
+fn open_table(path: &Path, opts: &CsvOptions) -> Result<Opened, TableError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    let mut records = csv::parse(&text, &p)?;
-    if records.is_empty() {
+    let (file, meta) = mallard_io::open_regular(path)?;
+    if meta.len() > opts.max_table_bytes {
+        return Err(mallard_io::IoError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            cap: opts.max_table_bytes,
+        }
+        .into());
+    }
+    let r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut rd = csv::Reader::new(r, &p, opts.max_cell_bytes);
+    let mut header = Vec::new();
+    if rd.next_record(&mut header)?.is_none() {
         return Err(TableError::Invalid {
             path: p,
             msg: "no header line".into(),
         });
     }
-    let header: Vec<String> = records
-        .remove(0)
-        .fields
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    for h in header.iter_mut() {
+        let t = h.trim();
+        if t.len() != h.len() {
+            *h = t.to_string();
+        }
+    }
     let mut seen = BTreeSet::new();
     for h in &header {
         if !seen.insert(h.as_str()) {
@@ -312,38 +344,55 @@ fn read_records(path: &Path) -> Result<Parsed, TableError> {
             });
         }
     }
-    for r in &records {
-        if r.fields.len() != header.len() {
-            return Err(TableError::Syntax {
-                path: p,
-                line: r.line,
-                msg: format!("{} fields, the header has {}", r.fields.len(), header.len()),
-            });
-        }
-    }
-    Ok(Parsed {
+    rd.set_header(&header);
+    Ok(Opened {
         path: p,
         header,
-        records,
+        rd,
     })
 }
 
-fn find(parsed: &Parsed, column: &str) -> Result<usize, TableError> {
-    parsed
-        .header
-        .iter()
-        .position(|h| h == column)
-        .ok_or_else(|| TableError::MissingColumn {
-            path: parsed.path.clone(),
-            column: column.to_string(),
-        })
+impl Opened {
+    fn find(&self, column: &str) -> Result<usize, TableError> {
+        self.header
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| TableError::MissingColumn {
+                path: self.path.clone(),
+                column: column.to_string(),
+            })
+    }
+
+    /// Calls `f` with each record's line and fields (always as many as the header has).
+    fn for_each(
+        mut self,
+        mut f: impl FnMut(usize, &[String]) -> Result<(), TableError>,
+    ) -> Result<(), TableError> {
+        let mut fields = Vec::with_capacity(self.header.len());
+        while let Some(line) = self.rd.next_record(&mut fields)? {
+            if fields.len() != self.header.len() {
+                return Err(TableError::Syntax {
+                    path: self.path,
+                    line,
+                    msg: format!(
+                        "{} fields, the header has {}",
+                        fields.len(),
+                        self.header.len()
+                    ),
+                });
+            }
+            f(line, &fields)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads a labelled CSV and fits its schema (see the crate docs for the encoding rules).
+/// The file is streamed: once to type the columns, once more for the categories of text
+/// columns (if any), and once to encode, so memory holds the numbers, not the text.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table, TableError> {
-    let parsed = read_records(path)?;
-    let schema = fit_schema(&parsed, opts)?;
-    build(&parsed, opts, schema)
+    let (schema, rows) = fit_schema(path, opts)?;
+    build(path, opts, schema, rows)
 }
 
 /// Reads a CSV with a schema fitted earlier (prediction or test time): the schema's columns
@@ -353,58 +402,71 @@ pub fn read_csv_with_schema(
     opts: &CsvOptions,
     schema: &TableSchema,
 ) -> Result<Table, TableError> {
-    let parsed = read_records(path)?;
-    build(&parsed, opts, schema.clone())
+    build(path, opts, schema.clone(), 0)
 }
 
-fn non_feature_columns(parsed: &Parsed, opts: &CsvOptions) -> Result<BTreeSet<usize>, TableError> {
-    let mut skip = BTreeSet::new();
+fn non_feature_columns(o: &Opened, opts: &CsvOptions) -> Result<Vec<bool>, TableError> {
+    let mut skip = vec![false; o.header.len()];
     if opts.labels_file.is_none() {
         if let Some(l) = &opts.label_column {
-            skip.insert(find(parsed, l)?);
+            skip[o.find(l)?] = true;
         }
     }
     if let Some(id) = &opts.id_column {
-        skip.insert(find(parsed, id)?);
+        skip[o.find(id)?] = true;
     }
     for d in &opts.drop_columns {
-        skip.insert(find(parsed, d)?);
+        skip[o.find(d)?] = true;
     }
     Ok(skip)
 }
 
-fn fit_schema(parsed: &Parsed, opts: &CsvOptions) -> Result<TableSchema, TableError> {
-    let skip = non_feature_columns(parsed, opts)?;
-    let mut columns = Vec::new();
-    for (j, name) in parsed.header.iter().enumerate() {
-        if skip.contains(&j) {
-            continue;
-        }
-        let mut any = false;
-        let mut numeric = true;
-        for r in &parsed.records {
-            let cell = r.fields[j].trim();
+/// The schema of a training file and its number of data rows.
+fn fit_schema(path: &Path, opts: &CsvOptions) -> Result<(TableSchema, usize), TableError> {
+    let o = open_table(path, opts)?;
+    let p = o.path.clone();
+    let header = o.header.clone();
+    let skip = non_feature_columns(&o, opts)?;
+    let n = header.len();
+    let (mut any, mut numeric) = (vec![false; n], vec![true; n]);
+    let mut rows = 0usize;
+    o.for_each(|_, f| {
+        rows += 1;
+        for j in (0..n).filter(|&j| !skip[j]) {
+            let cell = f[j].trim();
             if cell.is_empty() {
                 continue;
             }
-            any = true;
-            if numeric && parse_number(cell).is_none() {
-                numeric = false;
+            any[j] = true;
+            if numeric[j] && parse_number(cell).is_none() {
+                numeric[j] = false;
             }
         }
-        if !any && opts.drop_empty_columns {
+        Ok(())
+    })?;
+    let text_cols: Vec<usize> = (0..n).filter(|&j| !skip[j] && !numeric[j]).collect();
+    let mut sets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); text_cols.len()];
+    if !text_cols.is_empty() {
+        open_table(path, opts)?.for_each(|_, f| {
+            for (k, &j) in text_cols.iter().enumerate() {
+                let cell = f[j].trim();
+                if !cell.is_empty() && !sets[k].contains(cell) {
+                    sets[k].insert(cell.to_string());
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut sets = sets.into_iter();
+    let mut columns = Vec::new();
+    for (j, name) in header.iter().enumerate() {
+        if skip[j] || (!any[j] && opts.drop_empty_columns) {
             continue;
         }
-        let categories = if numeric {
+        let categories = if numeric[j] {
             None
         } else {
-            let set: BTreeSet<&str> = parsed
-                .records
-                .iter()
-                .map(|r| r.fields[j].trim())
-                .filter(|c| !c.is_empty())
-                .collect();
-            Some(set.into_iter().map(String::from).collect())
+            sets.next().map(|s| s.into_iter().collect())
         };
         columns.push(ColumnSpec {
             name: name.clone(),
@@ -413,11 +475,11 @@ fn fit_schema(parsed: &Parsed, opts: &CsvOptions) -> Result<TableSchema, TableEr
     }
     if columns.is_empty() {
         return Err(TableError::Invalid {
-            path: parsed.path.clone(),
+            path: p,
             msg: "no feature columns".into(),
         });
     }
-    Ok(TableSchema { columns })
+    Ok((TableSchema { columns }, rows))
 }
 
 fn read_labels(
@@ -425,99 +487,107 @@ fn read_labels(
     label: &str,
     file: &Path,
 ) -> Result<HashMap<String, String>, TableError> {
-    let parsed = read_records(file)?;
+    let o = open_table(file, opts)?;
+    let p = o.path.clone();
     let id_col = opts
         .id_column
         .as_deref()
         .ok_or_else(|| TableError::Invalid {
-            path: parsed.path.clone(),
+            path: p.clone(),
             msg: "a labels file needs an id column to join on".into(),
         })?;
-    let (i, l) = (find(&parsed, id_col)?, find(&parsed, label)?);
-    let mut map = HashMap::with_capacity(parsed.records.len());
-    for r in &parsed.records {
-        let id = r.fields[i].trim().to_string();
-        let lab = r.fields[l].trim().to_string();
+    let (i, l) = (o.find(id_col)?, o.find(label)?);
+    let mut map = HashMap::new();
+    o.for_each(|line, f| {
+        let id = f[i].trim().to_string();
+        let lab = f[l].trim().to_string();
         if lab.is_empty() {
             return Err(TableError::Cell {
-                path: parsed.path.clone(),
-                line: r.line,
+                path: p.clone(),
+                line,
                 column: label.to_string(),
                 msg: "empty label".into(),
             });
         }
         if map.insert(id.clone(), lab).is_some() {
             return Err(TableError::Cell {
-                path: parsed.path.clone(),
-                line: r.line,
+                path: p.clone(),
+                line,
                 column: id_col.to_string(),
                 msg: format!("id {id:?} appears twice"),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(map)
 }
 
-fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Table, TableError> {
+/// Encodes the rows of `path` with `schema`; `rows` (if known) sizes the value buffer.
+fn build(
+    path: &Path,
+    opts: &CsvOptions,
+    schema: TableSchema,
+    rows: usize,
+) -> Result<Table, TableError> {
+    let o = open_table(path, opts)?;
+    let p = o.path.clone();
+    let header = o.header.clone();
     let idx: Vec<usize> = schema
         .columns
         .iter()
-        .map(|c| find(parsed, &c.name))
+        .map(|c| o.find(&c.name))
         .collect::<Result<_, _>>()?;
-    let id_idx = opts
-        .id_column
-        .as_deref()
-        .map(|c| find(parsed, c))
-        .transpose()?;
+    let id_idx = opts.id_column.as_deref().map(|c| o.find(c)).transpose()?;
     let joined = match (&opts.labels_file, &opts.label_column) {
         (Some(f), Some(l)) => Some(read_labels(opts, l, f)?),
         (Some(_), None) => {
             return Err(TableError::Invalid {
-                path: parsed.path.clone(),
+                path: p,
                 msg: "a labels file needs a label column".into(),
             })
         }
         _ => None,
     };
     let label_idx = match (&joined, &opts.label_column) {
-        (None, Some(l)) => Some(find(parsed, l)?),
+        (None, Some(l)) => Some(o.find(l)?),
         _ => None,
     };
-    let n = parsed.records.len();
-    let mut values = Vec::with_capacity(n * idx.len());
-    let mut labels = Vec::new();
-    let mut ids = id_idx.map(|_| Vec::with_capacity(n));
-    for r in &parsed.records {
+    let mut values = Vec::with_capacity(rows.saturating_mul(idx.len()));
+    let mut labels = Vec::with_capacity(if label_idx.is_some() || joined.is_some() {
+        rows
+    } else {
+        0
+    });
+    let mut ids = id_idx.map(|_| Vec::with_capacity(rows));
+    o.for_each(|line, f| {
         for (k, &j) in idx.iter().enumerate() {
-            let v = schema
-                .encode(k, &r.fields[j])
-                .map_err(|msg| TableError::Cell {
-                    path: parsed.path.clone(),
-                    line: r.line,
-                    column: parsed.header[j].clone(),
-                    msg,
-                })?;
+            let v = schema.encode(k, &f[j]).map_err(|msg| TableError::Cell {
+                path: p.clone(),
+                line,
+                column: header[j].clone(),
+                msg,
+            })?;
             values.push(v);
         }
-        let id = id_idx.map(|j| r.fields[j].trim().to_string());
-        if let (Some(ids), Some(id)) = (ids.as_mut(), id.as_ref()) {
-            ids.push(id.clone());
+        let id = id_idx.map(|j| f[j].trim());
+        if let (Some(ids), Some(id)) = (ids.as_mut(), id) {
+            ids.push(id.to_string());
         }
         let label = if let Some(map) = &joined {
             let id = id.unwrap_or_default();
-            Some(map.get(&id).cloned().ok_or_else(|| TableError::Cell {
-                path: parsed.path.clone(),
-                line: r.line,
+            Some(map.get(id).cloned().ok_or_else(|| TableError::Cell {
+                path: p.clone(),
+                line,
                 column: opts.id_column.clone().unwrap_or_default(),
                 msg: format!("id {id:?} has no label in the labels file"),
             })?)
         } else if let Some(j) = label_idx {
-            let l = r.fields[j].trim();
+            let l = f[j].trim();
             if l.is_empty() {
                 return Err(TableError::Cell {
-                    path: parsed.path.clone(),
-                    line: r.line,
-                    column: parsed.header[j].clone(),
+                    path: p.clone(),
+                    line,
+                    column: header[j].clone(),
                     msg: "empty label".into(),
                 });
             }
@@ -528,7 +598,8 @@ fn build(parsed: &Parsed, opts: &CsvOptions, schema: TableSchema) -> Result<Tabl
         if let Some(l) = label {
             labels.push(l);
         }
-    }
+        Ok(())
+    })?;
     Ok(Table {
         groups: None,
         columns: schema.names(),

@@ -145,3 +145,78 @@ fn clamp_and_big2015_shapes() {
     assert_eq!(big.labels.iter().filter(|l| *l == "5").count(), 42);
     assert!(big.values.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn a_cell_over_the_cap_names_file_line_and_column_even_a_label() {
+    let big = "7".repeat(100);
+    let p = tmp("bigcell.csv", &format!("a,b,y\n1,2,0\n3,{big},1\n"));
+    let mut o = opts();
+    o.max_cell_bytes = 64;
+    let e = read_csv(&p, &o).unwrap_err().to_string();
+    assert!(e.contains("bigcell.csv:3") && e.contains("\"b\""), "{e}");
+    assert!(e.contains("longer than 64 bytes"), "{e}");
+    let p = tmp("biglabel.csv", &format!("a,b,y\n1,2,{big}\n"));
+    let e = read_csv(&p, &o).unwrap_err().to_string();
+    assert!(e.contains("biglabel.csv:2") && e.contains("\"y\""), "{e}");
+    // At the cap is fine.
+    o.max_cell_bytes = 100;
+    assert_eq!(read_csv(&p, &o).unwrap().labels, vec![big]);
+}
+
+#[test]
+fn a_table_over_the_size_cap_is_refused_with_its_real_size() {
+    let p = tmp("sized.csv", "a,y\n1,0\n2,1\n");
+    let n = std::fs::metadata(&p).unwrap().len();
+    let mut o = opts();
+    o.max_table_bytes = n - 1;
+    let e = read_csv(&p, &o).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("{n} bytes")) && e.contains("sized.csv"),
+        "{e}"
+    );
+    o.max_table_bytes = n;
+    assert_eq!(read_csv(&p, &o).unwrap().n_rows(), 2);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_is_refused_without_hanging() {
+    let d = std::env::temp_dir().join(format!("tables-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("t.csv");
+    let ok = std::process::Command::new("mkfifo").arg(&f).status();
+    assert!(
+        ok.map(|s| s.success()).unwrap_or(false),
+        "mkfifo unavailable"
+    );
+    let e = read_csv(&f, &opts()).unwrap_err().to_string();
+    assert!(e.contains("FIFO") && e.contains("t.csv"), "{e}");
+}
+
+#[test]
+fn streamed_reading_matches_a_direct_encoding_of_many_rows() {
+    // Rows long enough to straddle the reader's buffer many times, a text column whose
+    // categories appear late, and CRLF line ends; the truth is computed here directly.
+    let mut text = String::from("id,x,kind,y\r\n");
+    let kinds = ["zeta", "alpha", "mid"];
+    for i in 0..20_000 {
+        let kind = if i < 15_000 { "alpha" } else { kinds[i % 3] };
+        text.push_str(&format!("r{i},{}.5,{kind},{}\r\n", i % 97, i % 2));
+    }
+    let p = tmp("many.csv", &text);
+    let mut o = opts();
+    o.id_column = Some("id".into());
+    let t = read_csv(&p, &o).unwrap();
+    assert_eq!(t.n_rows(), 20_000);
+    assert_eq!(t.columns, vec!["x", "kind"]);
+    let cats = vec!["alpha".to_string(), "mid".into(), "zeta".into()];
+    assert_eq!(t.schema.columns[1].categories.as_ref(), Some(&cats));
+    for i in [0usize, 14_999, 15_000, 15_001, 19_999] {
+        let kind = if i < 15_000 { "alpha" } else { kinds[i % 3] };
+        let code = cats.iter().position(|c| c == kind).unwrap() as f32;
+        assert_eq!(t.row(i), &[(i % 97) as f32 + 0.5, code], "row {i}");
+        assert_eq!(t.labels[i], (i % 2).to_string());
+        assert_eq!(t.ids.as_ref().unwrap()[i], format!("r{i}"));
+    }
+}
