@@ -502,8 +502,23 @@ impl Scanner {
         if let Some(r) = report.sha256.as_deref().and_then(|h| self.listed(path, h)) {
             return r;
         }
-        let apis = report.sequence();
+        // Build only the view the model looks at: a set model needs each distinct name once,
+        // so a trace of millions of calls costs kilobytes, not one String per call.
+        let meta = self.model.as_ref().map(|m| m.meta());
+        let calls = report.sequence_ids().len();
+        let apis: Vec<String> = match meta {
+            Some(m) if m.distinct_calls => report
+                .distinct_apis()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            Some(m) if m.collapse_runs => report.collapsed_sequence(),
+            _ => report.sequence(),
+        };
         let mut r = self.scan_sequence(path, &apis);
+        if r.calls.is_some() {
+            r.calls = Some(calls);
+        }
         r.warnings.extend(report.warnings);
         r
     }
