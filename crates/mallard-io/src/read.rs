@@ -28,7 +28,7 @@ impl IoError {
 }
 
 /// What a non-regular file is, in words.
-fn kind(meta: &Metadata) -> &'static str {
+pub(crate) fn kind(meta: &Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

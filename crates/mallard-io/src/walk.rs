@@ -10,6 +10,7 @@
 //! - Paths given explicitly (the roots) are kept as given when they are regular files,
 //!   whatever `keep` says: the user asked for them.
 
+use crate::read::kind;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -73,24 +74,6 @@ fn id(m: &std::fs::Metadata) -> (u64, u64) {
 #[cfg(not(unix))]
 fn id(_: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
-}
-
-fn kind(m: &std::fs::Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = m.file_type();
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-    }
-    "not a plain file"
 }
 
 fn descend(
@@ -211,7 +194,7 @@ mod tests {
         symlink(".", d.join("sub/self2")).unwrap();
         symlink("..", d.join("sub/up")).unwrap();
         // Default: links skipped, one file.
-        let w = walk(&[d.clone()], &WalkOptions::default(), &all);
+        let w = walk(std::slice::from_ref(&d), &WalkOptions::default(), &all);
         assert_eq!(names(&w, &d), vec!["sub/a.exe"]);
         assert_eq!(w.skipped_links, 3);
         // Following: the loop guard still gives the file exactly once.
@@ -219,7 +202,7 @@ mod tests {
             follow_symlinks: true,
             ..Default::default()
         };
-        let w = walk(&[d.clone()], &follow, &all);
+        let w = walk(std::slice::from_ref(&d), &follow, &all);
         assert_eq!(names(&w, &d), vec!["sub/a.exe"]);
     }
 
@@ -262,7 +245,7 @@ mod tests {
             max_depth: 3,
             ..Default::default()
         };
-        let w = walk(&[d.clone()], &opts, &all);
+        let w = walk(std::slice::from_ref(&d), &opts, &all);
         assert!(w.files.is_empty());
         assert_eq!(w.errors.len(), 1);
         assert!(
@@ -270,7 +253,7 @@ mod tests {
             "{:?}",
             w.errors
         );
-        let w = walk(&[d.clone()], &WalkOptions::default(), &all);
+        let w = walk(std::slice::from_ref(&d), &WalkOptions::default(), &all);
         assert_eq!(w.files.len(), 1);
     }
 
@@ -323,7 +306,7 @@ mod tests {
         std::fs::write(d.join("closed/x"), b"x").unwrap();
         std::fs::write(d.join("open"), b"x").unwrap();
         std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
-        let w = walk(&[d.clone()], &WalkOptions::default(), &all);
+        let w = walk(std::slice::from_ref(&d), &WalkOptions::default(), &all);
         std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(names(&w, &d), vec!["open"]);
         assert_eq!(w.errors.len(), 1, "{:?}", w.errors);
