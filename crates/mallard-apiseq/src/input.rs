@@ -47,15 +47,7 @@ pub(crate) fn open_json(
     max_bytes: u64,
     max_string: usize,
 ) -> Result<Input, ReadError> {
-    let (file, meta) = mallard_io::open_regular(path)?;
-    if meta.len() > max_file {
-        return Err(mallard_io::IoError::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            cap: max_file,
-        }
-        .into());
-    }
+    let (file, _) = mallard_io::open_capped(path, max_file)?;
     // The size may grow after the check; never read more than the cap.
     let file: Box<dyn Read> = Box::new(file.take(max_file));
     from_reader(file, path, Some(max_bytes), Some(max_string))

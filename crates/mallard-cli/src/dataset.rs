@@ -131,15 +131,7 @@ fn numeric_schema(names: &[String]) -> TableSchema {
 /// with gzip's magic bytes (lines stay capped by the caller).
 fn open_maybe_gz(path: &std::path::Path, max_bytes: u64) -> Result<Box<dyn std::io::BufRead>> {
     use std::io::{BufRead, BufReader};
-    let (f, meta) = mallard_io::open_regular(path)?;
-    if meta.len() > max_bytes {
-        return Err(mallard_io::IoError::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            cap: max_bytes,
-        }
-        .into());
-    }
+    let (f, _) = mallard_io::open_capped(path, max_bytes)?;
     let mut r = BufReader::new(f);
     let gz = r
         .fill_buf()

@@ -83,10 +83,9 @@ pub fn open_regular(path: &Path) -> Result<(File, Metadata), IoError> {
     Ok((file, meta))
 }
 
-/// Reads a whole regular file of at most `cap` bytes. The size on disk is checked first
-/// (the error says the real size), and the read stops at `cap + 1` bytes in case the
-/// file grows meanwhile.
-pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, IoError> {
+/// [`open_regular`], refusing a file larger than `cap` bytes on disk (the error names its
+/// real size). Callers that stream must still read at most `cap` bytes: it may grow.
+pub fn open_capped(path: &Path, cap: u64) -> Result<(File, Metadata), IoError> {
     let (file, meta) = open_regular(path)?;
     if meta.len() > cap {
         return Err(IoError::TooLarge {
@@ -95,6 +94,14 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, IoError> {
             cap,
         });
     }
+    Ok((file, meta))
+}
+
+/// Reads a whole regular file of at most `cap` bytes. The size on disk is checked first
+/// (the error says the real size), and the read stops at `cap + 1` bytes in case the
+/// file grows meanwhile.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, IoError> {
+    let (file, meta) = open_capped(path, cap)?;
     let mut buf = Vec::with_capacity(meta.len() as usize);
     file.take(cap.saturating_add(1))
         .read_to_end(&mut buf)

@@ -741,15 +741,7 @@ fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
 /// Reads a report after checking it is a regular file within the size cap (the real size
 /// is named when it is not), so a huge or endless input is refused before parsing.
 fn checked_report(path: &Path, opts: &ScanOptions) -> Result<Report, String> {
-    let (_, meta) = mallard_io::open_regular(path).map_err(|e| e.to_string())?;
-    if meta.len() > opts.max_report_bytes {
-        return Err(mallard_io::IoError::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            cap: opts.max_report_bytes,
-        }
-        .to_string());
-    }
+    let (_, _) = mallard_io::open_capped(path, opts.max_report_bytes).map_err(|e| e.to_string())?;
     read_report(path, &opts.report).map_err(|e| e.to_string())
 }
 

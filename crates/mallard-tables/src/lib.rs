@@ -311,15 +311,7 @@ struct Opened {
 /// Opens a regular file of at most `max_table_bytes` and reads its header.
 fn open_table(path: &Path, opts: &CsvOptions) -> Result<Opened, TableError> {
     let p = path.display().to_string();
-    let (file, meta) = mallard_io::open_regular(path)?;
-    if meta.len() > opts.max_table_bytes {
-        return Err(mallard_io::IoError::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            cap: opts.max_table_bytes,
-        }
-        .into());
-    }
+    let (file, _) = mallard_io::open_capped(path, opts.max_table_bytes)?;
     let r = std::io::BufReader::with_capacity(1 << 16, file);
     let mut rd = csv::Reader::new(r, &p, opts.max_cell_bytes);
     let mut header = Vec::new();
