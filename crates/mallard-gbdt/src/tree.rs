@@ -136,17 +136,17 @@ impl Tree {
 }
 
 /// One feature on the current root-to-node path of TreeSHAP: the fraction of "zero"
-/// (feature unknown: cover-weighted) and "one" (feature known: follow the row) paths that
-/// flow through, and the permutation weight.
+/// (feature unknown: cover-weighted) paths that flow through, whether the row itself
+/// follows it ("one" is 0 or 1 when explaining a single row), and the permutation weight.
 #[derive(Debug, Clone, Copy)]
 struct PathElem {
     feature: i64,
     zero: f64,
-    one: f64,
+    one: bool,
     w: f64,
 }
 
-fn extend(path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
+fn extend(path: &mut Vec<PathElem>, zero: f64, one: bool, feature: i64) {
     let l = path.len();
     path.push(PathElem {
         feature,
@@ -154,9 +154,17 @@ fn extend(path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
         one,
         w: if l == 0 { 1.0 } else { 0.0 },
     });
-    for i in (0..l).rev() {
-        path[i + 1].w += one * path[i].w * (i + 1) as f64 / (l + 1) as f64;
-        path[i].w = zero * path[i].w * (l - i) as f64 / (l + 1) as f64;
+    let inv = 1.0 / (l + 1) as f64;
+    if one {
+        for i in (0..l).rev() {
+            let w = path[i].w;
+            path[i + 1].w += w * (i + 1) as f64 * inv;
+            path[i].w = zero * w * (l - i) as f64 * inv;
+        }
+    } else {
+        for i in (0..l).rev() {
+            path[i].w *= zero * (l - i) as f64 * inv;
+        }
     }
 }
 
@@ -164,16 +172,20 @@ fn extend(path: &mut Vec<PathElem>, zero: f64, one: f64, feature: i64) {
 fn unwind(path: &mut Vec<PathElem>, i: usize) {
     let l = path.len() - 1;
     let (one, zero) = (path[i].one, path[i].zero);
-    let mut n = path[l].w;
-    for j in (0..l).rev() {
-        if one != 0.0 {
+    let lp = (l + 1) as f64;
+    if one {
+        let mut n = path[l].w;
+        for j in (0..l).rev() {
             let t = path[j].w;
-            path[j].w = n * (l + 1) as f64 / ((j + 1) as f64 * one);
-            n = t - path[j].w * zero * (l - j) as f64 / (l + 1) as f64;
-        } else {
-            path[j].w = path[j].w * (l + 1) as f64 / (zero * (l - j) as f64);
+            path[j].w = n * lp / (j + 1) as f64;
+            n = t - path[j].w * zero * (l - j) as f64 / lp;
+        }
+    } else {
+        for j in (0..l).rev() {
+            path[j].w *= lp / (zero * (l - j) as f64);
         }
     }
+    // The weights stay where they are; only the features move up.
     for j in i..l {
         path[j].feature = path[j + 1].feature;
         path[j].zero = path[j + 1].zero;
@@ -182,24 +194,88 @@ fn unwind(path: &mut Vec<PathElem>, i: usize) {
     path.pop();
 }
 
-/// Sum of the weights `path` would have after [`unwind`]`(path, i)`, without changing it.
-fn unwound_sum(path: &[PathElem], i: usize) -> f64 {
-    let l = path.len() - 1;
-    let (one, zero) = (path[i].one, path[i].zero);
-    let mut total = 0.0;
-    if one != 0.0 {
-        let mut n = path[l].w;
-        for j in (0..l).rev() {
-            let t = n * (l + 1) as f64 / ((j + 1) as f64 * one);
-            total += t;
-            n = path[j].w - t * zero * (l - j) as f64 / (l + 1) as f64;
+/// Buffers reused across the nodes of one explanation: one path per depth, and the
+/// per-leaf factors. Allocating per node made the allocator the hot spot.
+#[derive(Default)]
+struct Scratch {
+    stack: Vec<Vec<PathElem>>,
+    /// `(l + 1) / (j + 1)` and `(l - j) / (l + 1)` for the current leaf's path length.
+    up: Vec<f64>,
+    down: Vec<f64>,
+    /// The elements the row follows: their `zero`, output slot, and running sums.
+    hot_zero: Vec<f64>,
+    hot_feature: Vec<i64>,
+    hot_n: Vec<f64>,
+    hot_total: Vec<f64>,
+}
+
+impl Scratch {
+    /// Adds the leaf's contributions. Each feature's share is (unwound sum) * (one - zero)
+    /// * value. The unwound sum of an element the row does not follow is S / zero with S
+    /// the same for all of them, so they all get -S * value; the others each need one pass
+    /// over the path, done here for all of them at once so the inner loop vectorizes.
+    fn leaf(&mut self, path: &[PathElem], value: f64, out: &mut [f64]) {
+        let l = path.len() - 1;
+        if l == 0 {
+            return;
         }
-    } else {
+        let lp = (l + 1) as f64;
+        let inv_lp = 1.0 / lp;
+        self.up.clear();
+        self.down.clear();
+        for j in 0..l {
+            self.up.push(lp / (j + 1) as f64);
+            self.down.push((l - j) as f64 * inv_lp);
+        }
+        self.hot_zero.clear();
+        self.hot_feature.clear();
+        let mut any_cold = false;
+        for e in &path[1..] {
+            if e.one {
+                self.hot_zero.push(e.zero);
+                self.hot_feature.push(e.feature);
+            } else {
+                any_cold = true;
+            }
+        }
+        if any_cold {
+            let s: f64 = (0..l).map(|j| path[j].w / self.down[j]).sum();
+            let c = -s * value;
+            for e in &path[1..] {
+                if !e.one {
+                    if let Some(o) = out.get_mut(e.feature as usize) {
+                        *o += c;
+                    }
+                }
+            }
+        }
+        let h = self.hot_zero.len();
+        if h == 0 {
+            return;
+        }
+        self.hot_n.clear();
+        self.hot_n.resize(h, path[l].w);
+        self.hot_total.clear();
+        self.hot_total.resize(h, 0.0);
+        let (zs, ns, ts) = (
+            &self.hot_zero[..h],
+            &mut self.hot_n[..h],
+            &mut self.hot_total[..h],
+        );
         for j in (0..l).rev() {
-            total += path[j].w * (l + 1) as f64 / (zero * (l - j) as f64);
+            let (a, d, w) = (self.up[j], self.down[j], path[j].w);
+            for k in 0..h {
+                let t = ns[k] * a;
+                ts[k] += t;
+                ns[k] = w - t * zs[k] * d;
+            }
+        }
+        for k in 0..h {
+            if let Some(o) = out.get_mut(self.hot_feature[k] as usize) {
+                *o += ts[k] * (1.0 - zs[k]) * value;
+            }
         }
     }
-    total
 }
 
 impl Tree {
@@ -222,8 +298,11 @@ impl Tree {
     pub fn shap(&self, x: &[f32], out: &mut [f64]) {
         // One path buffer per depth, reused: cloning the path at every node made the
         // allocator the hot spot of explaining a verdict.
-        let mut stack: Vec<Vec<PathElem>> = vec![Vec::new()];
-        self.shap_rec(0, 0, x, out, &mut stack, 1.0, 1.0, -1);
+        let mut scratch = Scratch {
+            stack: vec![Vec::new()],
+            ..Default::default()
+        };
+        self.shap_rec(0, 0, x, out, &mut scratch, 1.0, true, -1);
     }
 
     /// The path at node `j` lives in `stack[depth + 1]`, a copy of its parent's in
@@ -235,14 +314,15 @@ impl Tree {
         depth: usize,
         x: &[f32],
         out: &mut [f64],
-        stack: &mut Vec<Vec<PathElem>>,
+        scratch: &mut Scratch,
         zero: f64,
-        one: f64,
+        one: bool,
         feature: i64,
     ) {
-        if stack.len() < depth + 2 {
-            stack.resize_with(depth + 2, Vec::new);
+        if scratch.stack.len() < depth + 2 {
+            scratch.stack.resize_with(depth + 2, Vec::new);
         }
+        let mut stack = std::mem::take(&mut scratch.stack);
         let (parents, rest) = stack.split_at_mut(depth + 1);
         let path = &mut rest[0];
         path.clear();
@@ -251,13 +331,8 @@ impl Tree {
         let n = &self.nodes[j];
         match n.feature {
             None => {
-                for i in 1..path.len() {
-                    let w = unwound_sum(path, i);
-                    let e = path[i];
-                    if let Some(o) = out.get_mut(e.feature as usize) {
-                        *o += w * (e.one - e.zero) * n.value as f64;
-                    }
-                }
+                scratch.leaf(path, n.value as f64, out);
+                scratch.stack = stack;
             }
             Some(f) => {
                 let hot = self.next(n, f, x);
@@ -266,7 +341,7 @@ impl Tree {
                 } else {
                     n.left as usize
                 };
-                let (mut iz, mut io) = (1.0, 1.0);
+                let (mut iz, mut io) = (1.0, true);
                 if let Some(k) = path.iter().skip(1).position(|e| e.feature == f as i64) {
                     let k = k + 1;
                     iz = path[k].zero;
@@ -282,8 +357,10 @@ impl Tree {
                     }
                 };
                 let (zh, zc) = (iz * frac(hot), iz * frac(cold));
-                self.shap_rec(hot, depth + 1, x, out, stack, zh, io, f as i64);
-                self.shap_rec(cold, depth + 1, x, out, stack, zc, 0.0, f as i64);
+                scratch.stack = stack;
+                self.shap_rec(hot, depth + 1, x, out, scratch, zh, io, f as i64);
+                self.shap_rec(cold, depth + 1, x, out, scratch, zc, false, f as i64);
+                return;
             }
         }
     }

@@ -764,17 +764,26 @@ fn bad_inputs_are_errors_not_panics() {
 #[test]
 #[allow(clippy::needless_range_loop)]
 fn tree_shap_equals_brute_force_shapley() {
-    let (x, y) = synthetic(500, 4, 17, 0.1);
+    // 15 leaves over 3 features: every deep path splits on a feature twice, which is
+    // where TreeSHAP's unwinding can go wrong.
+    for (nf, leaves) in [(4usize, 7usize), (3, 15)] {
+        shap_case(nf, leaves);
+    }
+}
+
+#[allow(clippy::needless_range_loop)]
+fn shap_case(nf: usize, num_leaves: usize) {
+    let (x, y) = synthetic(500, nf, 17, 0.1);
     let params = GbdtParams {
         n_estimators: 4,
-        num_leaves: 7,
+        num_leaves,
         min_data_in_leaf: 10,
         ..Default::default()
     };
     let m = Gbdt::fit(
         Dataset {
             x: &x,
-            n_features: 4,
+            n_features: nf,
             y: &y,
         },
         2,
@@ -809,14 +818,13 @@ fn tree_shap_equals_brute_force_shapley() {
         }
     }
     let fact = |k: usize| (1..=k).product::<usize>() as f64;
-    let nf = 4;
     for r in 0..25 {
         let row = &x[r * nf..(r + 1) * nf];
         let v = |s: u32| trees.iter().map(|t| value(t, 0, row, s)).sum::<f64>();
         let got = m.contributions(row, Explain::TreeShap).unwrap();
         for i in 0..nf {
             let mut phi = 0.0;
-            for s in 0u32..16 {
+            for s in 0u32..(1 << nf) {
                 if s & (1 << i) != 0 {
                     continue;
                 }
