@@ -55,6 +55,13 @@ pub struct ModelArgs {
     /// Boosted trees: fewest training rows in a leaf (default 20).
     #[arg(long, value_name = "N", value_parser = check::positive_usize)]
     pub min_data_in_leaf: Option<usize>,
+    /// Boosted trees on EMBER v2 columns: weight the rows so that every kind of PE file
+    /// (32-/64-bit EXE, DLL, .NET, read from the columns) has the overall malicious:benign
+    /// mix, so the trees learn content rather than which kinds the corpus happens to hold
+    /// more malware of. POWER in (0, 1] tempers the weights (weight^POWER); given without a
+    /// value, 1.
+    #[arg(long, value_name = "POWER", num_args = 0..=1, default_missing_value = "1", value_parser = check::share)]
+    pub balance_kinds: Option<f64>,
     /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
     /// predictions on the training data is at most this, in (0, 1) (e.g. 0.01); default
     /// threshold 0.5.
@@ -384,6 +391,9 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
     let provenance = provenance(&a, &table)?;
     if let Some(o) = file.meta.training.as_object_mut() {
         o.insert("provenance".into(), provenance);
+        if let Some(p) = a.model.balance_kinds {
+            o.insert("balance_kinds".into(), p.into());
+        }
     }
     file.write(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
@@ -464,7 +474,14 @@ pub fn fit_table(
     set: Option<&str>,
 ) -> Result<TableModel> {
     let Some(share) = args.table_holdout() else {
-        return Ok(TableModel::train(table, learner, set)?);
+        let w = kind_weights(table, args)?;
+        return Ok(TableModel::train_weighted(
+            table,
+            w.as_deref(),
+            None,
+            learner,
+            set,
+        )?);
     };
     if !(share > 0.0 && share < 0.5) {
         anyhow::bail!("--validation-split must be in (0, 0.5), got {share}");
@@ -476,7 +493,36 @@ pub fn fit_table(
     let valid = folds.first().cloned().unwrap_or_default();
     let train_idx = mallard_eval::complement(table.n_rows(), &valid);
     let (tr, va) = (table.select_rows(&train_idx), table.select_rows(&valid));
-    Ok(TableModel::train_validated(&tr, Some(&va), learner, set)?)
+    let w = kind_weights(&tr, args)?;
+    Ok(TableModel::train_weighted(
+        &tr,
+        w.as_deref(),
+        Some(&va),
+        learner,
+        set,
+    )?)
+}
+
+/// `--balance-kinds`: each row's weight from its PE kind and label (None without the flag).
+fn kind_weights(
+    table: &mallard_model::tables::Table,
+    args: &ModelArgs,
+) -> Result<Option<Vec<f32>>> {
+    let Some(power) = args.balance_kinds else {
+        return Ok(None);
+    };
+    let cols =
+        mallard_pefeatures::ember::kind::KindColumns::find(&table.columns).ok_or_else(|| {
+            anyhow!("--balance-kinds reads the PE kind from EMBER v2 columns; this table has none")
+        })?;
+    let kinds: Vec<usize> = (0..table.n_rows())
+        .map(|i| cols.kind(table.row(i)))
+        .collect();
+    let names = mallard_model::train::label_set(&table.labels);
+    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
+    Ok(Some(mallard_eval::stratum_balanced_weights(
+        &kinds, &y, power,
+    )?))
 }
 
 /// Out-of-fold P(malicious) of the training table (5 grouped folds): benign rows' scores

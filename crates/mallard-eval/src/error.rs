@@ -5,6 +5,8 @@ use thiserror::Error;
 pub enum EvalError {
     #[error("no samples to evaluate")]
     Empty,
+    #[error("balancing power must be in [0, 1], got {0}")]
+    InvalidPower(f64),
     #[error("{what}: expected length {expected}, got {got}")]
     LengthMismatch {
         what: &'static str,

@@ -24,6 +24,7 @@ mod report;
 mod rng;
 mod roc;
 mod split;
+mod weights;
 
 pub use cv::{pooled, CrossValidation, FoldPredictions, FoldSummary, MeanSd, TprAtFprSummary};
 pub use error::EvalError;
@@ -35,3 +36,4 @@ pub use roc::{drop_intermediate, roc_auc, roc_curve, tpr_at_fpr, RocPoint};
 pub use split::{
     complement, group_ids, groups_union, stratified_group_kfold, stratified_group_split,
 };
+pub use weights::stratum_balanced_weights;

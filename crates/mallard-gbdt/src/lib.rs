@@ -242,19 +242,50 @@ impl Gbdt {
         params: &GbdtParams,
         valid: Option<Dataset<'_>>,
     ) -> Result<Gbdt, GbdtError> {
+        Self::fit_weighted(train, None, n_classes, params, valid)
+    }
+
+    /// [`Gbdt::fit`] with a weight per training row (LightGBM's semantics: gradients,
+    /// hessians and the starting score are weighted; `min_data_in_leaf` still counts rows).
+    pub fn fit_weighted(
+        train: Dataset<'_>,
+        weights: Option<&[f32]>,
+        n_classes: usize,
+        params: &GbdtParams,
+        valid: Option<Dataset<'_>>,
+    ) -> Result<Gbdt, GbdtError> {
         params.validate()?;
+        if let Some(w) = weights {
+            if w.len() != train.y.len() {
+                return Err(GbdtError::Data(format!(
+                    "{} weights for {} rows",
+                    w.len(),
+                    train.y.len()
+                )));
+            }
+            if let Some((i, v)) = w
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+            {
+                return Err(GbdtError::Data(format!(
+                    "row {i}: weight {v} (weights must be finite and positive)"
+                )));
+            }
+        }
         match params.n_threads {
             Some(n) if n > 0 => rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
                 .map_err(|e| GbdtError::Param(format!("thread pool: {e}")))?
-                .install(|| Self::fit_inner(train, n_classes, params, valid)),
-            _ => Self::fit_inner(train, n_classes, params, valid),
+                .install(|| Self::fit_inner(train, weights, n_classes, params, valid)),
+            _ => Self::fit_inner(train, weights, n_classes, params, valid),
         }
     }
 
     fn fit_inner(
         train: Dataset<'_>,
+        weights: Option<&[f32]>,
         n_classes: usize,
         params: &GbdtParams,
         valid: Option<Dataset<'_>>,
@@ -315,18 +346,20 @@ impl Gbdt {
             params.min_data_in_leaf,
         );
 
-        // boost from the average: log-odds, or log class priors for softmax
-        let mut counts = vec![0usize; n_classes];
-        for &c in train.y {
-            counts[c] += 1;
+        // boost from the (weighted) average: log-odds, or log class priors for softmax
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i] as f64);
+        let mut counts = vec![0f64; n_classes];
+        for (i, &c) in train.y.iter().enumerate() {
+            counts[c] += weight(i);
         }
+        let total: f64 = counts.iter().sum();
         let init: Vec<f32> = if k_out == 1 {
-            let p = (counts[1] as f64 / n as f64).clamp(1e-15, 1.0 - 1e-15);
+            let p = (counts[1] / total).clamp(1e-15, 1.0 - 1e-15);
             vec![(p / (1.0 - p)).ln() as f32]
         } else {
             counts
                 .iter()
-                .map(|&c| (c as f64 / n as f64).max(1e-15).ln() as f32)
+                .map(|&c| (c / total).max(1e-15).ln() as f32)
                 .collect()
         };
 
@@ -363,15 +396,16 @@ impl Gbdt {
                     || vec![0.0; k_out],
                     |p, (i, (g, h))| {
                         let y = train.y[i];
+                        let w = weight(i);
                         if k_out == 1 {
                             let p = sigmoid(scores[i]);
-                            g[0] = p - (y == 1) as u8 as f64;
-                            h[0] = (p * (1.0 - p)).max(1e-16);
+                            g[0] = w * (p - (y == 1) as u8 as f64);
+                            h[0] = w * (p * (1.0 - p)).max(1e-16);
                         } else {
                             softmax(&scores[i * k_out..(i + 1) * k_out], p);
                             for c in 0..k_out {
-                                g[c] = p[c] - (y == c) as u8 as f64;
-                                h[c] = (factor * p[c] * (1.0 - p[c])).max(1e-16);
+                                g[c] = w * (p[c] - (y == c) as u8 as f64);
+                                h[c] = w * (factor * p[c] * (1.0 - p[c])).max(1e-16);
                             }
                         }
                     },

@@ -840,3 +840,125 @@ fn shap_case(nf: usize, num_leaves: usize) {
         assert!((got[nf] - (init[0] as f64 + v(0))).abs() < 1e-9);
     }
 }
+
+/// A row of weight 2 is the same to the learner as two copies of the row: gradients,
+/// hessians and the starting score add up alike. Values sit on a coarse grid so both
+/// tables get the same bins.
+#[test]
+fn integer_weights_equal_duplicated_rows() {
+    let (x, y) = synthetic(400, 3, 29, 0.05);
+    let x: Vec<f32> = x.iter().map(|v| (v * 8.0).floor() / 8.0).collect();
+    let w: Vec<f32> = (0..400)
+        .map(|i| if i % 3 == 0 { 2.0 } else { 1.0 })
+        .collect();
+    let (mut xd, mut yd) = (Vec::new(), Vec::new());
+    for i in 0..400 {
+        for _ in 0..w[i] as usize {
+            xd.extend_from_slice(&x[i * 3..(i + 1) * 3]);
+            yd.push(y[i]);
+        }
+    }
+    let params = GbdtParams {
+        n_estimators: 8,
+        num_leaves: 6,
+        min_data_in_leaf: 1,
+        min_data_in_bin: 1,
+        // counts estimated from hessian shares are row counts, not weights
+        min_data_by_hessian: false,
+        ..tiny()
+    };
+    for classes in [2usize, 3] {
+        let yc: Vec<usize> = y
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| if classes == 3 && i % 5 == 0 { 2 } else { c })
+            .collect();
+        let ydc: Vec<usize> = {
+            let mut v = Vec::new();
+            for i in 0..400 {
+                for _ in 0..w[i] as usize {
+                    v.push(yc[i]);
+                }
+            }
+            v
+        };
+        let _ = &yd;
+        let weighted = Gbdt::fit_weighted(
+            Dataset {
+                x: &x,
+                n_features: 3,
+                y: &yc,
+            },
+            Some(&w),
+            classes,
+            &params,
+            None,
+        )
+        .unwrap();
+        let copied = Gbdt::fit(
+            Dataset {
+                x: &xd,
+                n_features: 3,
+                y: &ydc,
+            },
+            classes,
+            &params,
+            None,
+        )
+        .unwrap();
+        let (a, b) = (
+            weighted.predict_raw(&x).unwrap(),
+            copied.predict_raw(&x).unwrap(),
+        );
+        let unweighted = Gbdt::fit(
+            Dataset {
+                x: &x,
+                n_features: 3,
+                y: &yc,
+            },
+            classes,
+            &params,
+            None,
+        )
+        .unwrap()
+        .predict_raw(&x)
+        .unwrap();
+        let max = |p: &[f64], q: &[f64]| {
+            p.iter()
+                .zip(q)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0f64, f64::max)
+        };
+        assert!(
+            max(&a, &b) < 1e-4,
+            "{classes} classes: weighted vs copied differ by {}",
+            max(&a, &b)
+        );
+        // and the weights did something
+        assert!(max(&a, &unweighted) > 1e-3);
+    }
+    // bad weights are refused
+    let d = Dataset {
+        x: &x,
+        n_features: 3,
+        y: &y,
+    };
+    for bad in [
+        vec![1.0f32; 399],
+        {
+            let mut v = vec![1.0f32; 400];
+            v[7] = 0.0;
+            v
+        },
+        {
+            let mut v = vec![1.0f32; 400];
+            v[7] = f32::NAN;
+            v
+        },
+    ] {
+        assert!(matches!(
+            Gbdt::fit_weighted(d, Some(&bad), 2, &params, None),
+            Err(GbdtError::Data(_))
+        ));
+    }
+}

@@ -101,6 +101,18 @@ impl TableModel {
         learner: &TableLearner,
         feature_set: Option<&str>,
     ) -> Result<Self, ModelError> {
+        Self::train_weighted(table, None, valid, learner, feature_set)
+    }
+
+    /// [`TableModel::train_validated`] with a weight per training row (boosted trees only;
+    /// see `mallard_gbdt::Gbdt::fit_weighted`).
+    pub fn train_weighted(
+        table: &Table,
+        weights: Option<&[f32]>,
+        valid: Option<&Table>,
+        learner: &TableLearner,
+        feature_set: Option<&str>,
+    ) -> Result<Self, ModelError> {
         let names = crate::train::label_set(&table.labels);
         if names.len() < 2 {
             return Err(ModelError::Invalid(format!(
@@ -140,8 +152,15 @@ impl TableModel {
         let (kind, inner) = match learner {
             TableLearner::Gbdt(p) => (
                 "gbdt",
-                Inner::Gbdt(Gbdt::fit(data, names.len(), p, vdata).map_err(compute)?),
+                Inner::Gbdt(
+                    Gbdt::fit_weighted(data, weights, names.len(), p, vdata).map_err(compute)?,
+                ),
             ),
+            TableLearner::Dnn(_) if weights.is_some() => {
+                return Err(ModelError::Invalid(
+                    "row weights are supported for boosted trees (gbdt) only".into(),
+                ))
+            }
             TableLearner::Dnn(p) => (
                 "dnn",
                 Inner::Mlp(Mlp::fit(data, names.len(), p, vdata).map_err(compute)?),
@@ -154,6 +173,7 @@ impl TableModel {
             "samples": table.n_rows(),
             "features": table.n_cols(),
             "validation_samples": valid.map_or(0, Table::n_rows),
+            "weighted": weights.is_some(),
         });
         match &inner {
             Inner::Gbdt(g) => {

@@ -212,3 +212,59 @@ fn ember_v2_parity_on_pe_benign() {
         "vectorizing EMBER's raw objects must reproduce EMBER's vectors"
     );
 }
+
+/// The kind read back from EMBER's own vectors matches the kind in EMBER's raw objects
+/// (machine, DLL flag, CLR header), for every pe-benign file.
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn kind_from_vector_matches_raw_object() {
+    use mallard_pefeatures::ember::kind::{KindColumns, KINDS};
+    let refdir = shared().join("baselines/ember_reference/pe-benign");
+    let raws = read_jsonl(&refdir.join("pe-benign.raw.jsonl"));
+    let vecs = read_jsonl(&refdir.join("pe-benign.vectors.jsonl"));
+    let vec_by_path: BTreeMap<&str, &Value> = vecs
+        .iter()
+        .map(|v| (v["path"].as_str().unwrap_or(""), v))
+        .collect();
+    let cols = KindColumns::find(&mallard_pefeatures::ember::names()).expect("ember columns");
+    let mut seen = BTreeMap::new();
+    for r in &raws {
+        let coff = &r["header"]["coff"];
+        let bits = match coff["machine"].as_str().unwrap_or("") {
+            "I386" => "32-bit",
+            "AMD64" | "ARM64" => "64-bit",
+            _ => "other",
+        };
+        let clr = r["datadirectories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["name"] == "CLR_RUNTIME_HEADER" && d["size"].as_u64().unwrap_or(0) > 0);
+        let dll = coff["characteristics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c == "DLL");
+        let want = format!(
+            "{bits} {}",
+            if clr {
+                ".net"
+            } else if dll {
+                "dll"
+            } else {
+                "exe"
+            }
+        );
+        let path = r["path"].as_str().expect("path");
+        let v: Vec<f32> = vec_by_path[path]["vector"]
+            .as_array()
+            .expect("vector")
+            .iter()
+            .map(|x| x.as_f64().expect("float") as f32)
+            .collect();
+        assert_eq!(KINDS[cols.kind(&v)], want, "{path}");
+        *seen.entry(want).or_insert(0) += 1;
+    }
+    eprintln!("kinds: {seen:?}");
+    assert!(seen.len() >= 5, "the corpus covers several kinds: {seen:?}");
+}

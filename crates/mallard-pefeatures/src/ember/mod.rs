@@ -3,6 +3,7 @@
 
 pub(crate) mod entropy_table;
 pub mod explain;
+pub mod kind;
 mod lief_ordinals;
 
 use mallard_pe::{Pe, PeError};
