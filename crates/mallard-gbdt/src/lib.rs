@@ -376,8 +376,9 @@ impl Gbdt {
             .unwrap_or_default();
         let mut grad = vec![0.0; n * k_out];
         let mut hess = vec![0.0; n * k_out];
-        let mut gk = vec![0.0; n];
-        let mut hk = vec![0.0; n];
+        let column = if k_out == 1 { 0 } else { n };
+        let mut gk = vec![0.0; column];
+        let mut hk = vec![0.0; column];
         let mut grower = grow::Grower::new(&mappers, &bins, params, n);
         let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators * k_out);
         let mut best = (f64::INFINITY, 0usize);
@@ -411,11 +412,17 @@ impl Gbdt {
                     },
                 );
             for c in 0..k_out {
-                for i in 0..n {
-                    gk[i] = grad[i * k_out + c];
-                    hk[i] = hess[i * k_out + c];
-                }
-                let tree = grower.grow(&gk, &hk, &mut scores, k_out, c);
+                // One output: the gradients are already one column.
+                let (gc, hc) = if k_out == 1 {
+                    (&grad[..], &hess[..])
+                } else {
+                    for i in 0..n {
+                        gk[i] = grad[i * k_out + c];
+                        hk[i] = hess[i * k_out + c];
+                    }
+                    (&gk[..], &hk[..])
+                };
+                let tree = grower.grow(gc, hc, &mut scores, k_out, c);
                 if let Some((v, nv)) = &valid {
                     for r in 0..*nv {
                         vscores[r * k_out + c] += tree.predict(&v.x[r * nf..(r + 1) * nf]) as f64;

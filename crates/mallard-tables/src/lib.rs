@@ -140,18 +140,20 @@ impl Table {
             .enumerate()
             .map(|(i, c)| (c.as_str(), i))
             .collect();
-        self.labels
-            .iter()
-            .enumerate()
-            .map(|(row, l)| {
+        // Collected into an exact-size buffer: a million-row table should not pay for
+        // the doubling of a growing one.
+        let mut out = Vec::with_capacity(self.labels.len());
+        for (row, l) in self.labels.iter().enumerate() {
+            out.push(
                 map.get(l.as_str())
                     .copied()
                     .ok_or_else(|| TableError::Invalid {
                         path: "table".into(),
                         msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
-                    })
-            })
-            .collect()
+                    })?,
+            );
+        }
+        Ok(out)
     }
 
     /// A new table holding the given rows (in that order); out-of-range rows are skipped.
