@@ -39,5 +39,5 @@ PY
 "$BIN" train \
     --dataset "ember:$MALWARE" --dataset "ember:$BENIGN/benign-ember.jsonl.gz" \
     --manifest "$SHARED/data/pe-corpus/MANIFEST.tsv" --manifest "$BENIGN/MANIFEST.tsv" \
-    --model gbdt ${TRAIN_OPTS:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40} \
+    --model gbdt ${TRAIN_OPTS:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds 1} \
     --calibrate-fpr 0.01 --out models/default-pe.mallard
