@@ -167,7 +167,7 @@ fn ember_table(path: &std::path::Path, group_fields: &[String], max_bytes: u64) 
     let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
     let mut reader = open_maybe_gz(path, max_bytes)?;
     let (mut values, mut labels, mut ids, mut groups) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        (Vec::new(), mallard_model::tables::Labels::new(), Vec::new(), Vec::new());
     let mut buf = Vec::new();
     for i in 0.. {
         buf.clear();
@@ -210,7 +210,7 @@ fn ember_table(path: &std::path::Path, group_fields: &[String], max_bytes: u64) 
             );
         }
         values.extend(vector);
-        labels.push(label.to_string());
+        labels.push(label);
         groups.push(row_group(&v, group_fields));
         ids.push(
             v.get("sha256")
@@ -296,12 +296,16 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
             (f.display().to_string(), l.clone(), v)
         })
         .collect();
-    let (mut values, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut values, mut labels, mut ids) = (
+        Vec::new(),
+        mallard_model::tables::Labels::new(),
+        Vec::new(),
+    );
     for (id, label, v) in rows {
         match v {
             Ok(v) => {
                 values.extend(v);
-                labels.push(label);
+                labels.push(&label);
                 ids.push(id);
             }
             Err(e) => eprintln!("warning: skipped {e}"),

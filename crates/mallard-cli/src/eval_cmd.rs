@@ -78,9 +78,9 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         read.feature_set = model.meta().feature_set.clone();
     }
     let meta = model.meta().clone();
-    let index = |labels: &[String]| -> Result<Vec<usize>> {
+    let index = |labels: Vec<&str>| -> Result<Vec<usize>> {
         labels
-            .iter()
+            .into_iter()
             .map(|l| {
                 meta.labels.iter().position(|m| m == l).ok_or_else(|| {
                     anyhow!(
@@ -102,7 +102,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
                 .append(more)
                 .map_err(|e| anyhow!("joining {}: {e}", d.path.display()))?;
         }
-        let y = index(&table.labels)?;
+        let y = index(table.labels.iter().collect())?;
         let inputs: Vec<Input> = (0..table.n_rows())
             .map(|i| Input::Features(table.row(i)))
             .collect();
@@ -114,7 +114,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         (ids, y, probs, table.n_rows())
     } else {
         let (samples, labels) = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
-        let y = index(&labels)?;
+        let y = index(labels.iter().map(String::as_str).collect())?;
         let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
         (

@@ -363,12 +363,23 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    // Everything that reads the table runs first, so that a plain fit can consume it.
+    let provenance = provenance(&a, &table)?;
+    let calibration = match a.model.calibrate_fpr {
+        Some(fpr) => Some((fpr, calibrate(&table, &a.model, &learner, set, fpr)?)),
+        None => None,
+    };
     let t = Instant::now();
-    let model = fit_table(&table, &a.model, &learner, set).context("training")?;
+    let model = if a.model.table_holdout().is_none() {
+        let w = kind_weights(&table, &a.model)?;
+        TableModel::train_owned(table, w.as_deref(), &learner, set).map_err(anyhow::Error::from)
+    } else {
+        fit_table(&table, &a.model, &learner, set)
+    }
+    .context("training")?;
     let secs = t.elapsed().as_secs_f64();
     let mut file = model.to_file()?;
-    if let Some(fpr) = a.model.calibrate_fpr {
-        let (thr, tpr, points) = calibrate(&table, &a.model, &learner, set, fpr)?;
+    if let Some((fpr, (thr, tpr, points))) = calibration {
         if !g.quiet {
             eprintln!("calibrated threshold {thr:.6}: out-of-fold FPR <= {fpr} at TPR {tpr:.4}");
             for p in points.as_array().into_iter().flatten() {
@@ -388,7 +399,6 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
             );
         }
     }
-    let provenance = provenance(&a, &table)?;
     if let Some(o) = file.meta.training.as_object_mut() {
         o.insert("provenance".into(), provenance);
         if let Some(p) = a.model.balance_kinds {

@@ -157,10 +157,15 @@ impl Observer for Quiet {}
 
 /// Label names in model order: sorted, with a benign class first in two-class sets so
 /// that the sigmoid output is P(malicious).
-pub fn label_set(labels: &[String]) -> Vec<String> {
+pub fn label_set<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<String> {
     // Distinct labels only: a table's labels can be millions of short strings.
-    let distinct: std::collections::BTreeSet<&str> = labels.iter().map(String::as_str).collect();
-    let mut set: Vec<String> = distinct.into_iter().map(str::to_string).collect();
+    let mut distinct = std::collections::BTreeSet::new();
+    for l in labels {
+        if !distinct.contains(l.as_ref()) {
+            distinct.insert(l.as_ref().to_string());
+        }
+    }
+    let mut set: Vec<String> = distinct.into_iter().collect();
     if set.len() == 2 && crate::positive_index(&set) == Some(0) {
         set.swap(0, 1);
     }

@@ -12,6 +12,8 @@
 //! * optionally, columns empty in every row are dropped (ClaMP raw `e_res`, `e_res2`).
 
 mod csv;
+mod labels;
+pub use labels::Labels;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -100,7 +102,7 @@ pub struct Table {
     pub columns: Vec<String>,
     pub values: Vec<f32>,
     /// One label per row; empty when the source had no label column (prediction time).
-    pub labels: Vec<String>,
+    pub labels: Labels,
     pub ids: Option<Vec<String>>,
     /// Rows that must stay on one side of every split (same family, same package); rows
     /// without a group are grouped only with identical rows.
@@ -145,7 +147,7 @@ impl Table {
         let mut out = Vec::with_capacity(self.labels.len());
         for (row, l) in self.labels.iter().enumerate() {
             out.push(
-                map.get(l.as_str())
+                map.get(l)
                     .copied()
                     .ok_or_else(|| TableError::Invalid {
                         path: "table".into(),
@@ -167,11 +169,7 @@ impl Table {
         Table {
             columns: self.columns.clone(),
             values,
-            labels: if self.labels.is_empty() {
-                Vec::new()
-            } else {
-                keep.iter().map(|&r| self.labels[r].clone()).collect()
-            },
+            labels: self.labels.select(&keep),
             ids: self
                 .ids
                 .as_ref()
@@ -249,15 +247,20 @@ impl Table {
             self.groups = Some(a);
         }
         self.values.extend(other.values);
-        self.labels.extend(other.labels);
+        self.labels.extend(&other.labels);
         Ok(())
     }
 }
 
 /// Distinct labels sorted numerically when all are numbers ("2" < "10"), else byte-wise.
 /// With ClaMP's "0"/"1" this makes "1" (malware) the positive class.
-pub fn label_set(labels: &[String]) -> Vec<String> {
-    let set: BTreeSet<&str> = labels.iter().map(|s| s.as_str()).collect();
+pub fn label_set<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    for l in labels {
+        if !set.contains(l.as_ref()) {
+            set.insert(l.as_ref().to_string());
+        }
+    }
     let mut v: Vec<String> = set.into_iter().map(String::from).collect();
     let nums: Option<Vec<f64>> = v.iter().map(|s| s.parse::<f64>().ok()).collect();
     if let Some(nums) = nums {
@@ -547,7 +550,7 @@ fn build(
         _ => None,
     };
     let mut values = Vec::with_capacity(rows.saturating_mul(idx.len()));
-    let mut labels = Vec::with_capacity(if label_idx.is_some() || joined.is_some() {
+    let mut labels = Labels::with_capacity(if label_idx.is_some() || joined.is_some() {
         rows
     } else {
         0
@@ -569,7 +572,7 @@ fn build(
         }
         let label = if let Some(map) = &joined {
             let id = id.unwrap_or_default();
-            Some(map.get(id).cloned().ok_or_else(|| TableError::Cell {
+            Some(map.get(id).map(String::as_str).ok_or_else(|| TableError::Cell {
                 path: p.clone(),
                 line,
                 column: opts.id_column.clone().unwrap_or_default(),
@@ -585,7 +588,7 @@ fn build(
                     msg: "empty label".into(),
                 });
             }
-            Some(l.to_string())
+            Some(l)
         } else {
             None
         };

@@ -41,7 +41,7 @@ fn fits_encodings_and_reapplies_them() {
     assert!(t.row(1)[0].is_nan());
     assert_eq!(t.row(1)[1], 0.0);
     assert_eq!(t.row(2), &[3.0, 1.0]);
-    assert_eq!(t.labels, vec!["1", "0", "1", "0"]);
+    assert_eq!(t.labels.to_vec(), ["1", "0", "1", "0"]);
 
     // schema survives JSON and is applied by name; unseen category -> -1, extra column ignored
     let json = serde_json::to_string(&t.schema).unwrap();
@@ -101,14 +101,14 @@ fn joins_a_labels_file_on_the_id() {
     };
     let t = read_csv(&x, &o).unwrap();
     assert_eq!(t.columns, vec!["f1", "f2"]);
-    assert_eq!(t.labels, vec!["10", "9", "2"]);
+    assert_eq!(t.labels.to_vec(), ["10", "9", "2"]);
     assert_eq!(t.ids.as_deref().unwrap(), &["b", "a", "c"]);
     // numeric labels sort as numbers
     assert_eq!(t.classes(), vec!["2", "9", "10"]);
     assert_eq!(t.label_indices(&t.classes()).unwrap(), vec![2, 1, 0]);
     let sub = t.select_rows(&[2, 0]);
     assert_eq!(sub.values, vec![5.0, 6.0, 1.0, 2.0]);
-    assert_eq!(sub.labels, vec!["2", "10"]);
+    assert_eq!(sub.labels.to_vec(), ["2", "10"]);
 
     let x2 = tmp("x2.csv", "Id,f1\nb,1\nzz,3\n");
     let e = read_csv(&x2, &o).unwrap_err().to_string();
@@ -160,7 +160,7 @@ fn a_cell_over_the_cap_names_file_line_and_column_even_a_label() {
     assert!(e.contains("biglabel.csv:2") && e.contains("\"y\""), "{e}");
     // At the cap is fine.
     o.max_cell_bytes = 100;
-    assert_eq!(read_csv(&p, &o).unwrap().labels, vec![big]);
+    assert_eq!(read_csv(&p, &o).unwrap().labels.to_vec(), vec![big]);
 }
 
 #[test]
