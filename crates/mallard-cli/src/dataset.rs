@@ -166,8 +166,12 @@ fn ember_table(path: &std::path::Path, group_fields: &[String], max_bytes: u64) 
     use std::io::{BufRead, Read};
     let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
     let mut reader = open_maybe_gz(path, max_bytes)?;
-    let (mut values, mut labels, mut ids, mut groups) =
-        (Vec::new(), mallard_model::tables::Labels::new(), Vec::new(), Vec::new());
+    let (mut values, mut labels, mut ids, mut groups) = (
+        Vec::new(),
+        mallard_model::tables::Labels::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     let mut buf = Vec::new();
     for i in 0.. {
         buf.clear();
@@ -296,11 +300,8 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
             (f.display().to_string(), l.clone(), v)
         })
         .collect();
-    let (mut values, mut labels, mut ids) = (
-        Vec::new(),
-        mallard_model::tables::Labels::new(),
-        Vec::new(),
-    );
+    let (mut values, mut labels, mut ids) =
+        (Vec::new(), mallard_model::tables::Labels::new(), Vec::new());
     for (id, label, v) in rows {
         match v {
             Ok(v) => {

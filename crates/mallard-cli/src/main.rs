@@ -143,12 +143,20 @@ pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> 
 }
 
 pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
+    load_model_with(path, &mallard_io::Caps::default())
+}
+
+/// [`load_model`] with the caps a model file is read under (built-in models are trusted).
+pub fn load_model_with(
+    path: Option<&std::path::Path>,
+    caps: &mallard_io::Caps,
+) -> anyhow::Result<Box<dyn mallard_model::Model>> {
     use anyhow::Context;
     match path {
         Some(p) => match p.to_str().and_then(|s| s.strip_prefix("builtin:")) {
             Some(name) => mallard_model::load_bytes(builtin_model_bytes(name)?)
                 .with_context(|| format!("built-in model {name}")),
-            None => mallard_model::load(p).with_context(|| format!("{}", p.display())),
+            None => mallard_model::load_with(p, caps).with_context(|| format!("{}", p.display())),
         },
         None => mallard_model::load_bytes(DEFAULT_API_MODEL).context("built-in default model"),
     }

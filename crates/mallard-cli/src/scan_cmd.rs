@@ -68,6 +68,54 @@ pub struct ScanArgs {
     /// in the order they finish.
     #[arg(long)]
     pub sort: bool,
+    /// Seconds the YARA rules may take on one file (default: 10); past it the file's rule
+    /// part is an error and the model verdict stands.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub rule_timeout: Option<f64>,
+    #[command(flatten)]
+    pub caps: ScanCaps,
+}
+
+/// The caps of `docs/limits.md` that a scan applies, as flags.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Caps (docs/limits.md)")]
+pub struct ScanCaps {
+    /// PE files larger than this are refused before reading.
+    #[arg(long, value_name = "MIB", default_value_t = Caps::default().max_pe_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_file_mib: u64,
+    /// Report files larger than this on disk (compressed size for .gz) are refused.
+    #[arg(long, value_name = "MIB", default_value_t = Caps::default().max_report_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_report_mib: u64,
+    /// Reading a report stops, with an error, once its decompressed JSON passes this.
+    #[arg(long, value_name = "MIB", default_value_t = Caps::default().max_report_decompressed >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 22))]
+    pub max_report_decompressed_mib: u64,
+    /// JSON strings in a report longer than this are skipped, never buffered.
+    #[arg(long, value_name = "BYTES", default_value_t = Caps::default().max_string_bytes as u64, value_parser = clap::value_parser!(u64).range(16..=1 << 30))]
+    pub max_string_bytes: u64,
+    /// API calls kept per report; the rest are counted, not stored.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().max_calls as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    pub max_calls: u64,
+    /// Model files (--model) larger than this are refused before reading.
+    #[arg(long, value_name = "MIB", default_value_t = Caps::default().max_model_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_model_mib: u64,
+    /// Deepest folder nesting walked below a path.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().max_walk_depth as u64, value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub max_depth: u64,
+}
+
+impl ScanCaps {
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_pe_bytes: self.max_file_mib << 20,
+            max_report_bytes: self.max_report_mib << 20,
+            max_report_decompressed: self.max_report_decompressed_mib << 20,
+            max_string_bytes: self.max_string_bytes as usize,
+            max_calls: self.max_calls as usize,
+            max_model_bytes: self.max_model_mib << 20,
+            max_walk_depth: self.max_depth as usize,
+            ..Caps::default()
+        }
+    }
 }
 
 fn parse_threshold(s: &str) -> Result<f32, String> {
@@ -240,7 +288,7 @@ impl Printer<'_> {
 /// 130 when interrupted (Ctrl-C), after the summary of what was done.
 pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     let started = Instant::now();
-    let caps = Caps::default();
+    let caps = a.caps.caps();
     let walk = WalkOptions {
         follow_symlinks: a.follow_symlinks,
         max_depth: caps.max_walk_depth,
@@ -259,7 +307,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         let rules = want_rules.then(|| {
             s.spawn(|| mallard_rules::RuleSet::load_with(&a.rules, !a.no_builtin_rules, &walk))
         });
-        let models = load_scan_models(&a, &files, &pe_files);
+        let models = load_scan_models(&a, &files, &pe_files, &caps);
         (rules.map(|h| h.join()), models)
     });
     let (report_model, pe_model) = models?;
@@ -269,6 +317,8 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         reports: a.report.clone(),
         max_pe_bytes: caps.max_pe_bytes,
         max_report_bytes: caps.max_report_bytes,
+        report: mallard_apiseq::ReportOptions::from_caps(&caps),
+        rule_timeout: Duration::from_secs_f64(a.rule_timeout.unwrap_or(10.0)),
         ..ScanOptions::default()
     };
     if let Some(p) = &a.allow {
@@ -368,11 +418,12 @@ fn load_scan_models(
     a: &ScanArgs,
     files: &[PathBuf],
     pe_files: &[&PathBuf],
+    caps: &Caps,
 ) -> Result<(Loaded, Loaded)> {
     let mut report_model = None;
     let mut pe_model = None;
     for p in &a.model {
-        let m = load_model(Some(p))?;
+        let m = crate::load_model_with(Some(p), caps)?;
         let slot = if m.meta().input == InputKind::Features {
             &mut pe_model
         } else {

@@ -385,3 +385,103 @@ fn results_stream_and_ctrl_c_prints_the_summary_and_exits_130() {
     let want = format!("scanned {}:", rest + 1);
     assert!(err.contains(&want) && err.contains("interrupted"), "{err}");
 }
+
+/// Each cap of docs/limits.md that a scan applies has a flag, and the flag moves the cap:
+/// inputs under the default caps but over the lowered ones become error results naming
+/// the cap, and the batch goes on.
+#[test]
+fn scan_caps_are_flags() {
+    use std::io::Write;
+    let d = tmp("capflags");
+    // a 2 MiB PE file (a tiny PE with zeros appended)
+    let pe = d.join("big.exe");
+    let mut bytes = mallard_pe::synth::tiny_pe32();
+    bytes.resize(2 << 20, 0);
+    std::fs::write(&pe, &bytes).unwrap();
+    let small = d.join("small.exe");
+    tiny_pe(&small);
+    // a gzip report that inflates to ~2 MiB of calls
+    let rep = d.join("r.json.gz");
+    let apis: Vec<&str> = std::iter::repeat_n("NtClose", 60_000).collect();
+    let plain = d.join("plain.json");
+    report(&plain, "00", &apis);
+    let text = std::fs::read(&plain).unwrap();
+    assert!(text.len() > (3 << 20) / 2, "{}", text.len());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&rep).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&text).unwrap();
+    gz.finish().unwrap();
+    std::fs::remove_file(&plain).unwrap();
+
+    // defaults: all three scan
+    let out = mallard(&["scan", "--json", "--sort", s(&pe), s(&small), s(&rep)]);
+    let r = rows(&out.stdout);
+    assert_eq!(r.len(), 3);
+    assert!(r.iter().all(|row| row["verdict"] != "error"), "{r:?}");
+
+    let out = mallard(&[
+        "scan",
+        "--json",
+        "--sort",
+        "--max-file-mib",
+        "1",
+        "--max-report-decompressed-mib",
+        "1",
+        s(&pe),
+        s(&small),
+        s(&rep),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let r = rows(&out.stdout);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert_eq!(r[0]["verdict"], "error", "{}", r[0]);
+    assert!(r[0]["error"].as_str().unwrap().contains("cap"), "{}", r[0]);
+    assert_ne!(r[1]["verdict"], "error", "{}", r[1]);
+    assert_eq!(r[2]["verdict"], "error", "{}", r[2]);
+
+    // a model file over --max-model-mib is refused before it is read
+    let model = d.join("m.mallard");
+    let f = std::fs::File::create(&model).unwrap();
+    f.set_len(2 << 20).unwrap();
+    let out = mallard(&[
+        "scan",
+        "--max-model-mib",
+        "1",
+        "--model",
+        s(&model),
+        s(&small),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("m.mallard") && err.contains("cap"), "{err}");
+
+    // --max-depth 0: files in subfolders are not reached
+    std::fs::create_dir_all(d.join("tree/sub")).unwrap();
+    tiny_pe(&d.join("tree/top.exe"));
+    tiny_pe(&d.join("tree/sub/deep.exe"));
+    let out = mallard(&["scan", "--json", "--max-depth", "0", s(d.join("tree"))]);
+    let r = rows(&out.stdout);
+    assert!(
+        r.iter()
+            .any(|row| row["path"].as_str().unwrap().ends_with("top.exe")),
+        "{r:?}"
+    );
+    assert!(
+        !r.iter()
+            .any(|row| row["path"].as_str().unwrap().ends_with("deep.exe")
+                && row["verdict"] != "error"),
+        "{r:?}"
+    );
+
+    // nonsense values are usage errors
+    for bad in [
+        ["--max-file-mib", "0"],
+        ["--rule-timeout", "0"],
+        ["--max-calls", "-1"],
+    ] {
+        let out = mallard(&["scan", bad[0], bad[1], s(&small)]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -255,7 +255,15 @@ impl Gbdt {
         valid: Option<Dataset<'_>>,
     ) -> Result<Gbdt, GbdtError> {
         let x = std::borrow::Cow::Borrowed(train.x);
-        Self::fit_cow(x, train.n_features, train.y, weights, n_classes, params, valid)
+        Self::fit_cow(
+            x,
+            train.n_features,
+            train.y,
+            weights,
+            n_classes,
+            params,
+            valid,
+        )
     }
 
     /// [`Gbdt::fit_weighted`] that takes the row-major values and frees them once they are

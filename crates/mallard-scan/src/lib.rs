@@ -106,6 +106,9 @@ pub struct ScanOptions {
     pub reports: Vec<PathBuf>,
     /// YARA-X rules run on every PE file.
     pub rules: Option<std::sync::Arc<mallard_rules::RuleSet>>,
+    /// How long the rules may take on one file; a file that takes longer gets an error
+    /// naming the timeout for its rule part (the model verdict still stands).
+    pub rule_timeout: std::time::Duration,
 }
 
 impl Default for ScanOptions {
@@ -120,6 +123,7 @@ impl Default for ScanOptions {
             deny: HashSet::new(),
             reports: Vec::new(),
             rules: None,
+            rule_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -253,7 +257,7 @@ impl Scanner {
             &self.opts.rules,
             mallard_io::read_capped(path, self.opts.max_pe_bytes),
         ) {
-            (Some(rs), Ok(bytes)) => match rs.scan(&bytes, std::time::Duration::from_secs(10)) {
+            (Some(rs), Ok(bytes)) => match rs.scan(&bytes, self.opts.rule_timeout) {
                 Ok(m) if m.iter().any(|m| m.decisive) => ScanResult {
                     path: path.display().to_string(),
                     verdict: Verdict::Malicious,
@@ -316,7 +320,7 @@ impl Scanner {
                 self.opts
                     .rules
                     .as_ref()
-                    .map(|rs| rs.scan(&bytes, std::time::Duration::from_secs(10)))
+                    .map(|rs| rs.scan(&bytes, self.opts.rule_timeout))
             },
             || {
                 let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());

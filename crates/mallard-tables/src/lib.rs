@@ -146,14 +146,10 @@ impl Table {
         // the doubling of a growing one.
         let mut out = Vec::with_capacity(self.labels.len());
         for (row, l) in self.labels.iter().enumerate() {
-            out.push(
-                map.get(l)
-                    .copied()
-                    .ok_or_else(|| TableError::Invalid {
-                        path: "table".into(),
-                        msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
-                    })?,
-            );
+            out.push(map.get(l).copied().ok_or_else(|| TableError::Invalid {
+                path: "table".into(),
+                msg: format!("row {row}: label {l:?} is not one of {classes:?}"),
+            })?);
         }
         Ok(out)
     }
@@ -572,12 +568,16 @@ fn build(
         }
         let label = if let Some(map) = &joined {
             let id = id.unwrap_or_default();
-            Some(map.get(id).map(String::as_str).ok_or_else(|| TableError::Cell {
-                path: p.clone(),
-                line,
-                column: opts.id_column.clone().unwrap_or_default(),
-                msg: format!("id {id:?} has no label in the labels file"),
-            })?)
+            Some(
+                map.get(id)
+                    .map(String::as_str)
+                    .ok_or_else(|| TableError::Cell {
+                        path: p.clone(),
+                        line,
+                        column: opts.id_column.clone().unwrap_or_default(),
+                        msg: format!("id {id:?} has no label in the labels file"),
+                    })?,
+            )
         } else if let Some(j) = label_idx {
             let l = f[j].trim();
             if l.is_empty() {
