@@ -155,17 +155,11 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// Label names in model order: sorted, with a benign class first in two-class sets so
-/// that the sigmoid output is P(malicious).
+/// Label names in model order: [`mallard_tables::label_set`]'s order (numeric when every
+/// label is a number, so "2" < "10"; else byte-wise), with a benign class first in two-class
+/// sets so that the sigmoid output is P(malicious).
 pub fn label_set<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<String> {
-    // Distinct labels only: a table's labels can be millions of short strings.
-    let mut distinct = std::collections::BTreeSet::new();
-    for l in labels {
-        if !distinct.contains(l.as_ref()) {
-            distinct.insert(l.as_ref().to_string());
-        }
-    }
-    let mut set: Vec<String> = distinct.into_iter().collect();
+    let mut set = mallard_tables::label_set(labels);
     if set.len() == 2 && crate::positive_index(&set) == Some(0) {
         set.swap(0, 1);
     }
@@ -553,4 +547,22 @@ fn train_net(
     }
     mallard_rnn::train(net, rows, y, cfg, on_epoch, on_batch)
         .map_err(|e| ModelError::Compute(e.to_string()))
+}
+
+#[cfg(test)]
+mod label_order {
+    use super::label_set;
+
+    #[test]
+    fn numbers_sort_as_numbers_and_benign_comes_first() {
+        assert_eq!(label_set(["10", "9", "2", "9"]), ["2", "9", "10"]);
+        assert_eq!(label_set(["malicious", "benign"]), ["benign", "malicious"]);
+        assert_eq!(label_set(["1", "0"]), ["0", "1"]);
+        // a benign name that sorts last still comes first
+        assert_eq!(
+            label_set(["aaa-malware", "clean"]),
+            ["clean", "aaa-malware"]
+        );
+        assert_eq!(label_set(["b", "a", "c"]), ["a", "b", "c"]);
+    }
 }
