@@ -1,13 +1,14 @@
 //! Known false-positive sources for static models, scanned with the built-in PE model:
 //! programs built here and now with the toolchains whose output models most often mistake
-//! for malware (Go, MinGW-w64, Mono's C# compiler), and the script launchers of
+//! for malware (Go, MinGW-w64, Rust, Mono's C# compiler), and the script launchers of
 //! `../shared/data/pe-benign` (other versions of them are in the training corpus, these files
 //! are not). None may be flagged.
 //!
 //! Self-extracting archives (a MinGW program with a compressed payload appended) and
 //! UPX-packed programs are made here too.
 //!
-//! The compilers come from Debian (`golang-go`, `gcc-mingw-w64`, `mono-mcs`, and `upx-ucl`
+//! The compilers come from Debian (`golang-go`, `gcc-mingw-w64`, `mono-mcs`, `rustc` with
+//! `libstd-rust-dev-windows`, and `upx-ucl`
 //! from bookworm-backports; `.ci/run` installs them). Without one, its test says "skipped" and passes, except under CI=true,
 //! where a missing compiler fails the test.
 
@@ -202,6 +203,88 @@ fn mingw_programs_and_libraries_are_not_flagged() {
             .arg(&dll)
             .arg("sum.c"));
         files.extend([exe, dll]);
+    }
+    assert_benign(&files);
+}
+
+const RUST_PROGRAM: &str = r#"use std::collections::HashMap;
+use std::io::Read;
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for a in &args[1..] {
+        if let Ok(mut f) = std::fs::File::open(a) {
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            for w in s.split_whitespace() {
+                *counts.entry(w.to_lowercase()).or_default() += 1;
+            }
+        }
+    }
+    let h = std::thread::spawn(move || counts.len());
+    println!("{} distinct words", h.join().unwrap_or(0));
+}
+"#;
+
+const RUST_LIBRARY: &str = r#"#[no_mangle]
+pub extern "C" fn add(a: i32, b: i32) -> i32 { a.wrapping_add(b) }
+#[no_mangle]
+pub extern "C" fn greet(n: usize) -> usize { format!("hello {n}").len() }
+"#;
+
+/// Rust's Windows standard library for the GNU target comes from Debian
+/// (`libstd-rust-dev-windows`, for Debian's `rustc` in /usr/bin), linked by MinGW-w64.
+#[test]
+fn rust_programs_and_libraries_are_not_flagged() {
+    let rustc = "/usr/bin/rustc";
+    if !have(rustc) || !have("x86_64-w64-mingw32-gcc") {
+        return;
+    }
+    let d = tmp("rust");
+    std::fs::write(d.join("words.rs"), RUST_PROGRAM).unwrap();
+    std::fs::write(d.join("sum.rs"), RUST_LIBRARY).unwrap();
+    let target = [
+        "--target",
+        "x86_64-pc-windows-gnu",
+        "-C",
+        "linker=x86_64-w64-mingw32-gcc",
+    ];
+    let mut files = Vec::new();
+    for (name, extra) in [
+        ("words-debug.exe", vec!["-C", "opt-level=0"]),
+        (
+            "words-release.exe",
+            vec!["-C", "opt-level=3", "-C", "strip=symbols"],
+        ),
+        (
+            "sum.dll",
+            vec!["--crate-type", "cdylib", "-C", "opt-level=3"],
+        ),
+    ] {
+        let out = d.join(name);
+        let src = if name.ends_with(".dll") {
+            "sum.rs"
+        } else {
+            "words.rs"
+        };
+        run(Command::new(rustc)
+            .current_dir(&d)
+            .args(["--edition", "2021"])
+            .args(target)
+            .args(&extra)
+            .arg("-o")
+            .arg(&out)
+            .arg(src));
+        files.push(out);
+    }
+    // The same files with a 2018 link timestamp: a fresh date must not be what saves them.
+    for f in files.clone() {
+        let mut b = std::fs::read(&f).unwrap();
+        let pe = u32::from_le_bytes(b[0x3c..0x40].try_into().unwrap()) as usize;
+        b[pe + 8..pe + 12].copy_from_slice(&1_514_764_800u32.to_le_bytes());
+        let old = d.join(format!("2018-{}", f.file_name().unwrap().to_str().unwrap()));
+        std::fs::write(&old, b).unwrap();
+        files.push(old);
     }
     assert_benign(&files);
 }
