@@ -245,8 +245,8 @@ fn pe_table(dir: &std::path::Path, read: &ReadArgs) -> Result<Table> {
     // files directly in `dir` have none and are left out. Unreadable entries are warned
     // about and skipped, like files that fail to featurise.
     let head_errors = std::cell::RefCell::new(Vec::new());
-    let keep = |p: &std::path::Path| match mallard_io::read_head(p, 2) {
-        Ok(h) => h == b"MZ",
+    let keep = |p: &std::path::Path| match mallard_io::starts_like_pe(p) {
+        Ok(pe) => pe,
         Err(e) => {
             head_errors.borrow_mut().push(e.to_string());
             false

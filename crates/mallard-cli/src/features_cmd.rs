@@ -385,8 +385,8 @@ fn hex(b: &[u8]) -> String {
 #[allow(clippy::type_complexity)]
 fn expand(inputs: &[PathBuf], max_depth: usize) -> (Vec<PathBuf>, Vec<(PathBuf, String)>, usize) {
     let head_errors = std::cell::RefCell::new(Vec::new());
-    let keep = |p: &Path| match mallard_io::read_head(p, 2) {
-        Ok(h) => h == b"MZ",
+    let keep = |p: &Path| match mallard_io::starts_like_pe(p) {
+        Ok(pe) => pe,
         Err(e) => {
             head_errors
                 .borrow_mut()

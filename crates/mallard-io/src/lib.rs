@@ -13,5 +13,5 @@ mod read;
 pub mod walk;
 
 pub use caps::Caps;
-pub use read::{open_capped, open_regular, read_capped, read_head, IoError};
+pub use read::{open_capped, open_regular, read_capped, read_head, starts_like_pe, IoError};
 pub use walk::{walk, WalkOptions, Walked};

@@ -126,6 +126,12 @@ pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, IoError> {
     Ok(buf)
 }
 
+/// The one "is this a PE file" check: whether a regular file starts with the `MZ` magic.
+/// Errors (not a regular file, unreadable) are kept apart so callers can report them.
+pub fn starts_like_pe(path: &Path) -> Result<bool, IoError> {
+    Ok(read_head(path, 2)? == b"MZ")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -136,6 +142,20 @@ pub(crate) mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn the_pe_check_reads_two_bytes_of_regular_files() {
+        let d = scratch("mz");
+        std::fs::write(d.join("a.exe"), b"MZ\x90\x00").unwrap();
+        std::fs::write(d.join("b.txt"), b"M").unwrap();
+        assert!(starts_like_pe(&d.join("a.exe")).unwrap());
+        assert!(!starts_like_pe(&d.join("b.txt")).unwrap());
+        assert!(
+            starts_like_pe(&d).is_err(),
+            "a folder is not a regular file"
+        );
+        assert!(starts_like_pe(&d.join("missing")).is_err());
     }
 
     #[test]

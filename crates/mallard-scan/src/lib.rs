@@ -243,10 +243,10 @@ impl Scanner {
     pub fn scan_path(&self, path: &Path) -> ScanResult {
         // The magic is read through `mallard_io`: a FIFO, device or unreadable file is an
         // error result here, never a hang or a silent skip.
-        match mallard_io::read_head(path, 2) {
+        match mallard_io::starts_like_pe(path) {
             Err(e) => return ScanResult::error(path, e.to_string()),
-            Ok(head) if head == b"MZ" => return self.scan_pe(path),
-            Ok(_) => {}
+            Ok(true) => return self.scan_pe(path),
+            Ok(false) => {}
         }
         let r = self.scan_report(path);
         if r.verdict != Verdict::Error {
@@ -774,7 +774,7 @@ fn report_names(dir: &Path) -> HashSet<OsString> {
 /// Whether a file starts with the `MZ` magic of a PE file. Only regular files are opened
 /// (never a FIFO, which would hang); anything unreadable is not a PE file.
 pub fn is_pe(path: &Path) -> bool {
-    mallard_io::read_head(path, 2).is_ok_and(|h| h == b"MZ")
+    mallard_io::starts_like_pe(path).unwrap_or(false)
 }
 
 /// What a folder walk found for `scan`: the inputs, and one error result per path that
@@ -796,10 +796,8 @@ pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expan
             .file_name()
             .is_some_and(|n| report_like(&n.to_string_lossy()));
         named
-            || match mallard_io::read_head(p, 2) {
-                Ok(h) => h == b"MZ",
-                Err(_) => true,
-            }
+            // unreadable files are kept, to get their error result
+            || mallard_io::starts_like_pe(p).unwrap_or(true)
     };
     let w = mallard_io::walk(inputs, walk, &keep);
     Expanded {
