@@ -117,29 +117,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The model built into the binary: trained on MalBehavD-V1 (see models/README.md).
-pub const DEFAULT_API_MODEL: &[u8] = include_bytes!("../../../models/default-api.mallard");
-
-/// The built-in PE model: boosted trees on EMBER v2 features of real malware and benign
-/// software (see models/README.md).
-pub const DEFAULT_PE_MODEL: &[u8] = include_bytes!("../../../models/default-pe.mallard");
-
-/// The earlier PE model, boosted trees on ClaMP's header columns: `--model builtin:clamp`.
-pub const CLAMP_PE_MODEL: &[u8] = include_bytes!("../../../models/clamp-pe.mallard");
-
 /// The built-in models by the names `--model builtin:NAME` and `inspect --builtin` take.
 pub fn builtin_model_bytes(name: &str) -> anyhow::Result<&'static [u8]> {
-    match name {
-        "api" => Ok(DEFAULT_API_MODEL),
-        "pe" => Ok(DEFAULT_PE_MODEL),
-        "clamp" => Ok(CLAMP_PE_MODEL),
-        _ => anyhow::bail!("no built-in model {name:?} (api, pe, clamp)"),
-    }
+    mallard_scan::builtin::bytes(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no built-in model {name:?} ({})",
+            mallard_scan::builtin::NAMES.join(", ")
+        )
+    })
 }
 
 pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> {
     use anyhow::Context;
-    mallard_model::load_bytes(DEFAULT_PE_MODEL).context("built-in default PE model")
+    mallard_model::load_bytes(mallard_scan::builtin::PE).context("built-in default PE model")
 }
 
 pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
@@ -158,6 +148,8 @@ pub fn load_model_with(
                 .with_context(|| format!("built-in model {name}")),
             None => mallard_model::load_with(p, caps).with_context(|| format!("{}", p.display())),
         },
-        None => mallard_model::load_bytes(DEFAULT_API_MODEL).context("built-in default model"),
+        None => {
+            mallard_model::load_bytes(mallard_scan::builtin::API).context("built-in default model")
+        }
     }
 }

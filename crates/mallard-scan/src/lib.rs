@@ -10,6 +10,7 @@
 //! their size is checked against the caps before anything is read.
 
 mod batch;
+pub mod builtin;
 pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
 
 use mallard_apiseq::{read_report, Report, ReportOptions};
@@ -163,6 +164,19 @@ impl std::error::Error for ScanSetupError {}
 impl Scanner {
     /// `model` scores sandbox reports; `pe_model`, a feature model that names its feature
     /// set, scores PE files.
+    /// A scanner with the built-in models for reports and PE files (what `mallard scan`
+    /// uses when no `--model` is given).
+    pub fn builtin(opts: ScanOptions) -> Result<Self, ScanSetupError> {
+        let load = |name: &str| -> Result<Box<dyn Model>, ScanSetupError> {
+            match builtin::load(name) {
+                Some(Ok(m)) => Ok(m),
+                Some(Err(e)) => Err(ScanSetupError(format!("built-in model {name}: {e}"))),
+                None => Err(ScanSetupError(format!("no built-in model {name}"))),
+            }
+        };
+        Self::new(Some(load("api")?), Some(load("pe")?), opts)
+    }
+
     pub fn new(
         model: Option<Box<dyn Model>>,
         pe_model: Option<Box<dyn Model>>,
