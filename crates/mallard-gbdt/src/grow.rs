@@ -135,8 +135,14 @@ const PAR_CELLS: usize = 1 << 15;
 /// (a few hundred features): below, one scan takes microseconds and threads only add waits.
 const PAR_BINS: usize = 1 << 16;
 
-/// Largest table (rows x features) that also gets a row-major bin copy.
+/// Largest table (rows x features) that also gets a row-major bin copy...
 const ROW_MAJOR_CELLS: usize = 1 << 26;
+/// ... if it has this many features: on a narrow table the per-feature passes are as fast
+/// and the copy would only cost memory.
+const ROW_MAJOR_MIN_FEATURES: usize = 16;
+
+/// Rows whose gradients are gathered at once for the per-feature histogram passes.
+const GATHER_ROWS: usize = 1 << 16;
 
 /// Relative gain difference below which two features' best splits count as a tie.
 const TIE: f64 = 1e-10;
@@ -174,7 +180,7 @@ impl<'a> Grower<'a> {
         }
         offsets.push(total);
         let nf = mappers.len();
-        let row_bins = if n_rows * nf <= ROW_MAJOR_CELLS {
+        let row_bins = if n_rows * nf <= ROW_MAJOR_CELLS && nf >= ROW_MAJOR_MIN_FEATURES {
             let mut rb = vec![0u8; n_rows * nf];
             for (f, col) in bins.iter().enumerate() {
                 for (r, &b) in col.iter().enumerate() {
@@ -192,7 +198,7 @@ impl<'a> Grower<'a> {
             offsets,
             total,
             perm: (0..n_rows as u32).collect(),
-            scratch: vec![0; n_rows],
+            scratch: vec![0; n_rows / 2 + 1],
             row_bins,
             pool: Vec::new(),
             rng: crate::dnn::Rng(params.seed),
@@ -236,7 +242,7 @@ impl<'a> Grower<'a> {
 
     /// Fills `hist` (zeroed) from a leaf's rows. Every bin sums its rows in leaf order
     /// whichever path runs, so the result does not depend on the thread count.
-    fn build_hist(&self, rows: &[u32], grad: &[f64], hess: &[f64], hist: &mut Hist) {
+    fn build_hist(&self, rows: &[u32], grad: &[f32], hess: &[f32], hist: &mut Hist) {
         let nf = self.mappers.len();
         for (f, m) in self.mappers.iter().enumerate() {
             if m.has_nan {
@@ -249,8 +255,8 @@ impl<'a> Grower<'a> {
             let offsets = &self.offsets[..nf];
             for &r in rows {
                 let e = Bin {
-                    g: grad[r as usize],
-                    h: hess[r as usize],
+                    g: grad[r as usize] as f64,
+                    h: hess[r as usize] as f64,
                 };
                 let rb = &self.row_bins[r as usize * nf..(r as usize + 1) * nf];
                 for (&o, &b) in offsets.iter().zip(rb) {
@@ -264,13 +270,6 @@ impl<'a> Grower<'a> {
             }
             return;
         }
-        let gh: Vec<Bin> = rows
-            .iter()
-            .map(|&r| Bin {
-                g: grad[r as usize],
-                h: hess[r as usize],
-            })
-            .collect();
         let mut parts: Vec<(usize, &mut [Bin], &mut [u32])> = Vec::with_capacity(nf);
         let (mut rest, mut rest_n): (&mut [Bin], &mut [u32]) = (&mut hist.gh, &mut hist.n);
         for f in 0..nf {
@@ -285,21 +284,32 @@ impl<'a> Grower<'a> {
             rest = b;
             rest_n = bn;
         }
-        let fill = |(f, h, hn): (usize, &mut [Bin], &mut [u32])| {
-            let col = &self.bins[f];
-            for (&r, e) in rows.iter().zip(&gh) {
-                h[col[r as usize] as usize].add(e);
-            }
-            if !hn.is_empty() {
-                for &r in rows {
-                    hn[col[r as usize] as usize] += 1;
+        // Gradients are gathered a block of rows at a time (contiguous for the per-feature
+        // passes) instead of all at once: the root of a 10-million-row table would take
+        // another 160 MB. Every bin still adds its rows in leaf order.
+        let mut gh: Vec<Bin> = Vec::with_capacity(rows.len().min(GATHER_ROWS));
+        for block in rows.chunks(GATHER_ROWS) {
+            gh.clear();
+            gh.extend(block.iter().map(|&r| Bin {
+                g: grad[r as usize] as f64,
+                h: hess[r as usize] as f64,
+            }));
+            let fill = |(f, h, hn): &mut (usize, &mut [Bin], &mut [u32])| {
+                let col = &self.bins[*f];
+                for (&r, e) in block.iter().zip(&gh) {
+                    h[col[r as usize] as usize].add(e);
                 }
+                if !hn.is_empty() {
+                    for &r in block {
+                        hn[col[r as usize] as usize] += 1;
+                    }
+                }
+            };
+            if parallel {
+                parts.par_iter_mut().for_each(fill);
+            } else {
+                parts.iter_mut().for_each(fill);
             }
-        };
-        if parallel {
-            parts.into_par_iter().for_each(fill);
-        } else {
-            parts.into_iter().for_each(fill);
         }
     }
 
@@ -460,8 +470,8 @@ impl<'a> Grower<'a> {
     /// `stride`, offset `out`) and returns the tree.
     pub fn grow(
         &mut self,
-        grad: &[f64],
-        hess: &[f64],
+        grad: &[f32],
+        hess: &[f32],
         scores: &mut [f64],
         stride: usize,
         out: usize,
@@ -473,8 +483,8 @@ impl<'a> Grower<'a> {
         let mut sum = Bin::default();
         for i in 0..n {
             sum.add(&Bin {
-                g: grad[i],
-                h: hess[i],
+                g: grad[i] as f64,
+                h: hess[i] as f64,
             });
         }
         let mut hist = self.buffer();
@@ -517,24 +527,45 @@ impl<'a> Grower<'a> {
             let nan_bin = m.nan_bin() as u8;
             let col = &self.bins[s.feature];
             let seg = &mut self.perm[start..start + len];
-            let (mut nl, mut nr) = (0, 0);
-            for i in 0..len {
-                let r = seg[i];
+            let goes_left = |r: u32| {
                 let b = col[r as usize];
-                let left = if b == nan_bin {
+                if b == nan_bin {
                     s.nan_left
                 } else {
                     b as usize <= s.bin
-                };
-                if left {
-                    seg[nl] = r;
-                    nl += 1;
-                } else {
-                    self.scratch[nr] = r;
-                    nr += 1;
                 }
+            };
+            // Stable: one side is compacted in place, the smaller one goes through
+            // `scratch`, which therefore needs half the rows.
+            let nl = seg.iter().filter(|&&r| goes_left(r)).count();
+            let nr = len - nl;
+            if nr <= nl {
+                let (mut l, mut k) = (0, 0);
+                for i in 0..len {
+                    let r = seg[i];
+                    if goes_left(r) {
+                        seg[l] = r;
+                        l += 1;
+                    } else {
+                        self.scratch[k] = r;
+                        k += 1;
+                    }
+                }
+                seg[nl..].copy_from_slice(&self.scratch[..nr]);
+            } else {
+                let (mut w, mut k) = (len, nl);
+                for i in (0..len).rev() {
+                    let r = seg[i];
+                    if goes_left(r) {
+                        k -= 1;
+                        self.scratch[k] = r;
+                    } else {
+                        w -= 1;
+                        seg[w] = r;
+                    }
+                }
+                seg[..nl].copy_from_slice(&self.scratch[..nl]);
             }
-            seg[nl..].copy_from_slice(&self.scratch[..nr]);
             if nl == 0 || nr == 0 {
                 // only possible with min_sum_hessian_in_leaf = 0 and a count estimate of a
                 // bin that holds no row: not a split

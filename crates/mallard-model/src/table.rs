@@ -209,9 +209,6 @@ impl TableModel {
                 "training needs at least two classes; the data has {names:?}"
             )));
         }
-        let y = table
-            .label_indices(&names)
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
         let means = column_means(&table);
         let (n_rows, n_cols) = (table.n_rows(), table.n_cols());
         let Table {
@@ -221,8 +218,8 @@ impl TableModel {
             schema,
             ..
         } = table;
-        drop(labels);
-        let g = Gbdt::fit_owned(values, n_cols, &y, weights, names.len(), p).map_err(compute)?;
+        let y = labels.into_class_ids(&names).map_err(ModelError::Invalid)?;
+        let g = Gbdt::fit_owned(values, n_cols, y, weights, names.len(), p).map_err(compute)?;
         let mut meta = Meta::new("gbdt", InputKind::Features, names);
         meta.feature_set = feature_set.map(str::to_string);
         meta.training = serde_json::json!({

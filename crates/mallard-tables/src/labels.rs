@@ -59,6 +59,25 @@ impl Labels {
         &self.names
     }
 
+    /// Each row's label as an index into `classes`, reusing this storage (a narrow table of
+    /// millions of rows should not hold two label columns); errors on a label not in
+    /// `classes`.
+    pub fn into_class_ids(self, classes: &[String]) -> Result<Vec<u32>, String> {
+        let map: Vec<Option<u32>> = self
+            .names
+            .iter()
+            .map(|n| classes.iter().position(|c| c == n).map(|i| i as u32))
+            .collect();
+        if let Some(n) = self.names.iter().zip(&map).find(|(_, m)| m.is_none()) {
+            return Err(format!("label {:?} is not one of {classes:?}", n.0));
+        }
+        let mut ids = self.ids;
+        for id in &mut ids {
+            *id = map[*id as usize].unwrap_or_default();
+        }
+        Ok(ids)
+    }
+
     /// The labels of the given rows, in that order (rows out of range are skipped).
     pub fn select(&self, rows: &[usize]) -> Labels {
         let mut out = Labels::with_capacity(rows.len());
@@ -135,5 +154,14 @@ mod tests {
         let c: Labels = ["b", "m"].into_iter().collect();
         assert_ne!(b, c);
         assert_eq!(b, l.select(&[1, 0]));
+    }
+
+    #[test]
+    fn class_ids_follow_the_given_order() {
+        let l: Labels = ["m", "b", "m", "x"].into_iter().collect();
+        let classes = ["b".to_string(), "x".to_string(), "m".to_string()];
+        assert_eq!(l.clone().into_class_ids(&classes).unwrap(), [2, 0, 2, 1]);
+        let err = l.into_class_ids(&classes[..2]).unwrap_err();
+        assert!(err.contains("\"m\""), "{err}");
     }
 }
