@@ -1,18 +1,19 @@
 //! `mallard eval` and `mallard cv`.
 
 use crate::dataset::{
-    describe, guess_feature_set, load_labelled, load_table, load_tables, single, DataFormat,
-    DatasetArg, ReadArgs,
+    describe, load_labelled, load_table, load_tables, single, DataFormat, ReadArgs,
 };
 use crate::train_cmd::{ModelArgs, Progress};
 use crate::{load_model, Global};
 use anyhow::anyhow;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mallard_datasets::DatasetSpec;
 use mallard_eval::{confusion_svg, evaluate, render_table, roc_svg, Evaluation, RocSeries};
-use mallard_model::train::{label_set, train};
+use mallard_model::fit::{self, CvRun, FoldDone};
+use mallard_model::train::label_set;
 use mallard_model::Input;
-use mallard_model::{InputKind, Model};
+use mallard_model::InputKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ pub struct EvalArgs {
     /// Labelled data as FORMAT:PATH (malbehavd, malapi, cuckoo, cape, jsonl; csv, ember, pe).
     /// Feature tables may be given several times: their rows are joined.
     #[arg(long, value_name = "FORMAT:PATH", required = true)]
-    pub dataset: Vec<DatasetArg>,
+    pub dataset: Vec<DatasetSpec>,
     /// Model file (default: the built-in MalBehavD model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
@@ -113,7 +114,8 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
             .unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
         (ids, y, probs, table.n_rows())
     } else {
-        let (samples, labels) = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
+        let data = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
+        let (samples, labels) = (data.samples, data.labels);
         let y = index(labels.iter().map(String::as_str).collect())?;
         let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
@@ -155,7 +157,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     )
 }
 
-fn names_of(d: &[DatasetArg]) -> String {
+fn names_of(d: &[DatasetSpec]) -> String {
     d.iter()
         .map(|a| file_name(&a.path))
         .collect::<Vec<_>>()
@@ -215,7 +217,7 @@ pub struct CvArgs {
     /// Labelled data as FORMAT:PATH. Feature tables may be given several times (e.g. malware
     /// and benign files): their rows are joined.
     #[arg(long, value_name = "FORMAT:PATH", required = true)]
-    pub dataset: Vec<DatasetArg>,
+    pub dataset: Vec<DatasetSpec>,
     /// Train each fold on this share of its training groups only (whole groups, stratified):
     /// points of a learning curve. The test folds stay the same.
     #[arg(long, value_name = "F", value_parser = crate::train_cmd::check::share)]
@@ -238,212 +240,101 @@ pub struct CvArgs {
     pub predictions: Option<PathBuf>,
 }
 
-/// Folds never split identical sequences or samples with the same sha256; out-of-fold
-/// predictions are pooled and evaluated once (per-fold spread reported beside).
+/// Folds never split identical sequences, samples with the same sha256, identical feature
+/// rows or named groups; out-of-fold predictions are pooled and evaluated once (per-fold
+/// spread reported beside).
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
-    if !matches!(a.dataset[0].format, DataFormat::Seq(_)) {
-        return run_cv_table(a, g);
-    }
-    if a.train_fraction.is_some() {
-        bail!("--train-fraction is for feature tables");
-    }
-    let (samples, labels) = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
-    let names = label_set(&labels);
-    let opts = a.model.options(g.threads, names.len())?;
-    let y: Vec<usize> = labels
-        .iter()
-        .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
-        .collect();
-    let seqs: Vec<Vec<String>> = samples.iter().map(|s| s.apis.clone()).collect();
-    let sha: Vec<Option<String>> = samples.iter().map(|s| s.sha256.clone()).collect();
-    let groups = mallard_eval::groups_union(&seqs, &sha)?;
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
-    let mut fold_y: Vec<Vec<usize>> = Vec::new();
-    let mut fold_p: Vec<Vec<f32>> = Vec::new();
-    let mut positive = None;
     let t = Instant::now();
-    for (f, test) in folds.iter().enumerate() {
-        let train_idx = mallard_eval::complement(seqs.len(), test);
-        if !g.quiet {
+    let quiet = g.quiet;
+    let mut on_fold = |f: &FoldDone| {
+        if !quiet {
             eprintln!(
                 "fold {}/{}: {} train, {} test",
-                f + 1,
-                folds.len(),
-                train_idx.len(),
-                test.len()
+                f.fold, f.of, f.train_rows, f.test_rows
             );
         }
-        let tr_x: Vec<Vec<String>> = train_idx.iter().map(|&i| seqs[i].clone()).collect();
-        let tr_y: Vec<String> = train_idx.iter().map(|&i| labels[i].clone()).collect();
-        let mut progress = Progress::new(g.quiet);
-        let model = train(&tr_x, &tr_y, &opts, &mut progress)?;
-        drop(progress);
-        if model.meta().labels != names {
-            bail!(
-                "fold {} lacks a class: its model has labels {:?}",
-                f + 1,
-                model.meta().labels
-            );
-        }
-        positive = model.meta().positive;
-        let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
-        fold_p.push(model.predict_proba(&inputs)?);
-        fold_y.push(test.iter().map(|&i| y[i]).collect());
-    }
-    if let Some(p) = &a.predictions {
-        let order: Vec<usize> = folds.iter().flatten().copied().collect();
-        let ids: Vec<&str> = order.iter().map(|&i| samples[i].id.as_str()).collect();
-        let ys: Vec<usize> = order.iter().map(|&i| y[i]).collect();
-        let ps: Vec<f32> = fold_p.concat();
-        write_predictions(p, &names, &ids, &ys, &ps)?;
-    }
-    let fp: Vec<mallard_eval::FoldPredictions> = fold_y
-        .iter()
-        .zip(&fold_p)
-        .map(|(y, p)| mallard_eval::FoldPredictions {
-            y_true: y,
-            probs: p,
-        })
-        .collect();
-    let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
-    print!("{}", render_table(&cv.pooled));
-    if !g.quiet {
-        eprintln!(
-            "{}-fold cross-validation of {} in {:.1} s",
-            folds.len(),
-            opts.kind.name(),
-            t.elapsed().as_secs_f64()
-        );
-    }
-    let title = format!(
-        "{} {}-fold CV on {}",
-        opts.kind.name(),
-        folds.len(),
-        names_of(&a.dataset)
-    );
-    finish(
-        &cv.pooled,
-        &title,
-        a.report.as_deref(),
-        a.plots.as_deref(),
-        serde_json::json!({ "model": opts.kind.name(), "folds": folds.len(), "per_fold": cv.per_fold, "seconds": t.elapsed().as_secs_f64() }),
-    )
-}
-
-/// Table cross-validation: identical feature rows share a group, so duplicates never
-/// straddle a fold boundary.
-fn run_cv_table(a: CvArgs, g: &Global) -> Result<()> {
-    let learner = a.model.learner(g.threads)?;
-    let table = load_tables(&a.dataset, &a.read)?;
-    let set = guess_feature_set(&table.columns);
-    let names = label_set(&table.labels);
-    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let groups = crate::dataset::table_groups(&table)?;
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, a.folds, a.model.seed)?;
-    if let Some(f) = a.train_fraction {
-        if !(f > 0.0 && f <= 1.0) {
-            bail!("--train-fraction must be in (0, 1], got {f}");
-        }
-    }
-    if !g.quiet {
-        let n_groups = groups.iter().max().map_or(0, |m| m + 1);
-        eprintln!(
-            "{} rows ({}) in {n_groups} groups that never straddle a fold",
-            table.n_rows(),
-            names
-                .iter()
-                .enumerate()
-                .map(|(k, n)| format!("{} {n}", y.iter().filter(|&&v| v == k).count()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let t = Instant::now();
-    let mut fold_y = Vec::new();
-    let mut fold_p = Vec::new();
-    let mut positive = None;
-    let mut train_secs = 0.0;
-    for (f, test) in folds.iter().enumerate() {
-        let mut train_idx = mallard_eval::complement(table.n_rows(), test);
-        if let Some(frac) = a.train_fraction.filter(|&f| f < 1.0) {
-            let sub_g: Vec<usize> = train_idx.iter().map(|&i| groups[i]).collect();
-            let sub_y: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
-            let (_, keep) = mallard_eval::stratified_group_split(
-                &sub_g,
-                &sub_y,
-                frac,
-                a.model.seed ^ (f as u64 + 1),
-            )?;
-            train_idx = keep.iter().map(|&k| train_idx[k]).collect();
-        }
-        let tt = Instant::now();
-        let model =
-            crate::train_cmd::fit_table(&table.select_rows(&train_idx), &a.model, &learner, set)?;
-        train_secs += tt.elapsed().as_secs_f64();
-        if model.meta().labels != names {
-            bail!(
-                "fold {} lacks a class: its model has labels {:?}",
-                f + 1,
-                model.meta().labels
-            );
-        }
-        positive = model.meta().positive;
-        let inputs: Vec<Input> = test
-            .iter()
-            .map(|&i| Input::Features(table.row(i)))
-            .collect();
-        fold_p.push(model.predict_proba(&inputs)?);
-        fold_y.push(test.iter().map(|&i| y[i]).collect::<Vec<_>>());
-        if !g.quiet {
-            eprintln!(
-                "fold {}/{}: {} train, {} test",
-                f + 1,
-                folds.len(),
-                train_idx.len(),
-                test.len()
-            );
-        }
-    }
-    if let Some(p) = &a.predictions {
-        let order: Vec<usize> = folds.iter().flatten().copied().collect();
-        let ids: Vec<String> = order
-            .iter()
-            .map(|&i| {
-                table
-                    .ids
-                    .as_ref()
+    };
+    let (run, kind, ids, extra) = if a.dataset[0].is_table() {
+        let table = load_tables(&a.dataset, &a.read)?;
+        let fit = a.model.table_fit(g.threads, &table)?;
+        let run = fit::cross_validate_table(&table, &fit, a.folds, a.train_fraction, &mut on_fold)?;
+        let ids: Vec<String> = (0..table.n_rows())
+            .map(|i| {
+                (table.ids.as_ref())
                     .and_then(|v| v.get(i).cloned())
                     .unwrap_or_else(|| format!("row {}", i + 1))
             })
             .collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let ys: Vec<usize> = order.iter().map(|&i| y[i]).collect();
-        write_predictions(p, &names, &ids, &ys, &fold_p.concat())?;
+        let kind = a.model.kind.clone().unwrap_or_else(|| "gbdt".into());
+        let extra = serde_json::json!({ "train_fraction": a.train_fraction.unwrap_or(1.0), "rows": table.n_rows() });
+        (run, kind, ids, extra)
+    } else {
+        if a.train_fraction.is_some() {
+            bail!("--train-fraction is for feature tables");
+        }
+        let data = load_labelled(single(&a.dataset)?, &a.read, g.quiet)?;
+        let opts = a.model.options(g.threads, label_set(&data.labels).len())?;
+        let seqs: Vec<Vec<String>> = data.samples.iter().map(|s| s.apis.clone()).collect();
+        let sha: Vec<Option<String>> = data.samples.iter().map(|s| s.sha256.clone()).collect();
+        let mut progress = Progress::new(g.quiet);
+        let samples = fit::SampleSet {
+            seqs: &seqs,
+            labels: &data.labels,
+            sha256: &sha,
+        };
+        let run = fit::cross_validate_samples(
+            samples,
+            &opts,
+            a.folds,
+            a.model.seed,
+            &mut progress,
+            &mut on_fold,
+        )?;
+        drop(progress);
+        let ids = data.samples.into_iter().map(|s| s.id).collect();
+        (
+            run,
+            opts.kind.name().to_string(),
+            ids,
+            serde_json::json!({}),
+        )
+    };
+    report_cv(&a, g, &run, &kind, &ids, t.elapsed().as_secs_f64(), extra)
+}
+
+fn report_cv(
+    a: &CvArgs,
+    g: &Global,
+    run: &CvRun,
+    kind: &str,
+    ids: &[String],
+    secs: f64,
+    extra: serde_json::Value,
+) -> Result<()> {
+    if let Some(p) = &a.predictions {
+        let (order, ys, ps) = run.pooled_rows();
+        let ids: Vec<&str> = order.iter().map(|&i| ids[i].as_str()).collect();
+        write_predictions(p, &run.names, &ids, &ys, &ps)?;
     }
-    let fp: Vec<mallard_eval::FoldPredictions> = fold_y
-        .iter()
-        .zip(&fold_p)
-        .map(|(y, p)| mallard_eval::FoldPredictions {
-            y_true: y,
-            probs: p,
-        })
-        .collect();
-    let cv = mallard_eval::pooled(&names, &fp, positive, positive.map(|_| 0.5))?;
+    let cv = run.metrics()?;
     print!("{}", render_table(&cv.pooled));
-    let kind = a.model.kind.clone().unwrap_or_else(|| "gbdt".into());
+    let k = run.folds.len();
     if !g.quiet {
         eprintln!(
-            "{}-fold cross-validation of {kind} in {:.1} s ({train_secs:.2} s training)",
-            folds.len(),
-            t.elapsed().as_secs_f64()
+            "{k}-fold cross-validation of {kind} in {secs:.1} s ({:.2} s training; {} groups never straddle a fold)",
+            run.train_secs, run.n_groups
         );
     }
-    let title = format!("{kind} {}-fold CV on {}", folds.len(), names_of(&a.dataset));
+    let title = format!("{kind} {k}-fold CV on {}", names_of(&a.dataset));
+    let mut info = serde_json::json!({ "model": kind, "folds": k, "per_fold": cv.per_fold, "seconds": secs, "train_seconds": run.train_secs });
+    if let (Some(o), serde_json::Value::Object(x)) = (info.as_object_mut(), extra) {
+        o.extend(x);
+    }
     finish(
         &cv.pooled,
         &title,
         a.report.as_deref(),
         a.plots.as_deref(),
-        serde_json::json!({ "model": kind, "folds": folds.len(), "per_fold": cv.per_fold, "train_seconds": train_secs, "train_fraction": a.train_fraction.unwrap_or(1.0), "rows": table.n_rows() }),
+        info,
     )
 }

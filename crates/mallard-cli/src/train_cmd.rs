@@ -1,16 +1,16 @@
 //! `mallard train`.
 
-use crate::dataset::{
-    describe, guess_feature_set, load_labelled, load_tables, DataFormat, DatasetArg, ReadArgs,
-};
+use crate::dataset::{describe, guess_feature_set, load_labelled, load_tables, ReadArgs};
 use crate::Global;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mallard_datasets::DatasetSpec;
+use mallard_model::fit::{self, TableFit};
 use mallard_model::train::{
     label_set, train, EpochReport, ModelKind, Observer, Preset, TrainOptions,
 };
-use mallard_model::{GbdtParams, MlpParams, Model, TableLearner, TableModel};
+use mallard_model::{GbdtParams, MlpParams, Model, TableLearner};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ pub struct TrainArgs {
     /// Feature tables may be given several times (e.g. malware and benign files): their rows
     /// are joined.
     #[arg(long, value_name = "FORMAT:PATH", required = true)]
-    pub dataset: Vec<DatasetArg>,
+    pub dataset: Vec<DatasetSpec>,
     /// Record this file's sha256 in the model file as part of its training provenance (the
     /// corpus manifests); may be repeated.
     #[arg(long, value_name = "FILE")]
@@ -192,6 +192,27 @@ impl ModelArgs {
         }
     }
 
+    /// How a model of `table` is trained: the learner, splits, holdout and kind balancing.
+    pub fn table_fit(
+        &self,
+        threads: usize,
+        table: &mallard_model::tables::Table,
+    ) -> Result<TableFit> {
+        let feature_set = guess_feature_set(&table.columns);
+        if self.balance_kinds.is_some() && mallard_datasets::pe_kinds(table).is_none() {
+            bail!("--balance-kinds reads the PE kind from EMBER v2 columns; this table has none");
+        }
+        Ok(TableFit {
+            learner: self.learner(threads)?,
+            feature_set: feature_set.map(str::to_string),
+            seed: self.seed,
+            holdout: self.table_holdout(),
+            balance: self
+                .balance_kinds
+                .map(|p| (mallard_datasets::pe_kinds as fit::StrataFn, p)),
+        })
+    }
+
     /// Settings for sequence models; `n_labels` picks the default kind (svm is two-class).
     pub fn options(&self, threads: usize, n_labels: usize) -> Result<TrainOptions> {
         let default = if n_labels == 2 { "svm" } else { "ngram" };
@@ -313,24 +334,24 @@ impl Drop for Progress {
 }
 
 pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
-    if !matches!(a.dataset[0].format, DataFormat::Seq(_)) {
+    if a.dataset[0].is_table() {
         return run_table(a, g);
     }
-    let dataset = crate::dataset::single(&a.dataset)?;
+    let dataset = mallard_datasets::single(&a.dataset)?;
     let t = Instant::now();
-    let (samples, labels) = load_labelled(dataset, &a.read, g.quiet)?;
-    let opts = a.model.options(g.threads, label_set(&labels).len())?;
+    let data = load_labelled(dataset, &a.read, g.quiet)?;
+    let opts = a.model.options(g.threads, label_set(&data.labels).len())?;
     if !g.quiet {
         eprintln!(
             "read {} samples from {} in {:.2} s",
-            samples.len(),
+            data.samples.len(),
             dataset.path.display(),
             t.elapsed().as_secs_f64()
         );
     }
-    let seqs: Vec<Vec<String>> = samples.into_iter().map(|s| s.apis).collect();
+    let seqs: Vec<Vec<String>> = data.samples.into_iter().map(|s| s.apis).collect();
     let mut progress = Progress::new(g.quiet);
-    let model = train(&seqs, &labels, &opts, &mut progress).context("training")?;
+    let model = train(&seqs, &data.labels, &opts, &mut progress).context("training")?;
     drop(progress);
     model
         .save(&a.out)
@@ -348,10 +369,10 @@ pub fn run(a: TrainArgs, g: &Global) -> Result<()> {
 }
 
 fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
-    let learner = a.model.learner(g.threads)?;
     let t = Instant::now();
     let table = load_tables(&a.dataset, &a.read)?;
     let set = guess_feature_set(&table.columns);
+    let fit = a.model.table_fit(g.threads, &table)?;
     if !g.quiet {
         eprintln!(
             "read {} rows x {} features from {} in {:.2} s{}",
@@ -364,42 +385,42 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
         );
     }
     // Everything that reads the table runs first, so that a plain fit can consume it.
-    let provenance = provenance(&a, &table)?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let datasets: Vec<&std::path::Path> = a.dataset.iter().map(|d| d.path.as_path()).collect();
+    let provenance = fit::provenance(
+        &format!("mallard {}", argv.join(" ")),
+        &datasets,
+        &a.manifest,
+        &table,
+    )?;
     let calibration = match a.model.calibrate_fpr {
-        Some(fpr) => Some((fpr, calibrate(&table, &a.model, &learner, set, fpr)?)),
+        Some(fpr) => Some(fit::calibrate(&table, &fit, fpr)?),
         None => None,
     };
     let t = Instant::now();
-    let model = if a.model.table_holdout().is_none() {
-        let w = kind_weights(&table, &a.model)?;
-        TableModel::train_owned(table, w.as_deref(), &learner, set).map_err(anyhow::Error::from)
-    } else {
-        fit_table(&table, &a.model, &learner, set)
-    }
-    .context("training")?;
+    let model = fit::fit_table_owned(table, &fit).context("training")?;
     let secs = t.elapsed().as_secs_f64();
     let mut file = model.to_file()?;
-    if let Some((fpr, (thr, tpr, points))) = calibration {
+    if let Some(c) = &calibration {
         if !g.quiet {
-            eprintln!("calibrated threshold {thr:.6}: out-of-fold FPR <= {fpr} at TPR {tpr:.4}");
-            for p in points.as_array().into_iter().flatten() {
+            let p = c.chosen;
+            eprintln!(
+                "calibrated threshold {:.6}: out-of-fold FPR <= {} at TPR {:.4}",
+                p.threshold, p.max_fpr, p.oof_tpr
+            );
+            for p in &c.points {
                 eprintln!(
                     "  out-of-fold FPR <= {}: threshold {:.6}, TPR {:.4}",
-                    p["max_fpr"],
-                    p["threshold"].as_f64().unwrap_or(f64::NAN),
-                    p["oof_tpr"].as_f64().unwrap_or(f64::NAN)
+                    p.max_fpr, p.threshold, p.oof_tpr
                 );
             }
         }
-        file.meta.threshold = thr;
-        if let Some(o) = file.meta.training.as_object_mut() {
-            o.insert(
-                "calibration".into(),
-                serde_json::json!({ "max_fpr": fpr, "folds": 5, "threshold": thr, "oof_tpr": tpr, "points": points }),
-            );
-        }
+        file.meta.threshold = c.chosen.threshold;
     }
     if let Some(o) = file.meta.training.as_object_mut() {
+        if let Some(c) = &calibration {
+            o.insert("calibration".into(), c.to_json());
+        }
         o.insert("provenance".into(), provenance);
         if let Some(p) = a.model.balance_kinds {
             o.insert("balance_kinds".into(), p.into());
@@ -435,204 +456,6 @@ fn run_table(a: TrainArgs, g: &Global) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// What a model was trained from, for its file: the command line, each dataset and
-/// `--manifest` file with its sha256, and the rows per label.
-fn provenance(a: &TrainArgs, table: &mallard_model::tables::Table) -> Result<serde_json::Value> {
-    use sha2::{Digest, Sha256};
-    let hash = |p: &std::path::Path| -> Result<String> {
-        // Regular files only: a FIFO or /dev/zero given as --manifest must not hang training.
-        let (mut f, _) = mallard_io::open_regular(p)?;
-        let mut h = Sha256::new();
-        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
-        Ok(format!("{:x}", h.finalize()))
-    };
-    let mut files = Vec::new();
-    for d in &a.dataset {
-        let sha = if d.path.is_file() {
-            serde_json::Value::String(hash(&d.path)?)
-        } else {
-            serde_json::Value::Null
-        };
-        files.push(serde_json::json!({ "dataset": d.path.display().to_string(), "sha256": sha }));
-    }
-    for m in &a.manifest {
-        files.push(serde_json::json!({ "manifest": m.display().to_string(), "sha256": hash(m)? }));
-    }
-    let mut rows = serde_json::Map::new();
-    for l in mallard_model::train::label_set(&table.labels) {
-        let n = table.labels.iter().filter(|x| **x == l).count();
-        rows.insert(l, n.into());
-    }
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    Ok(serde_json::json!({
-        "command": format!("mallard {}", argv.join(" ")),
-        "files": files,
-        "rows": rows,
-        "mallard": env!("CARGO_PKG_VERSION"),
-    }))
-}
-
-/// Trains a table model; with a holdout share (see [`ModelArgs::table_holdout`]) a grouped,
-/// stratified part of the rows is set aside for early stopping (fold 1 of round(1/share)
-/// folds, so identical rows never sit on both sides).
-pub fn fit_table(
-    table: &mallard_model::tables::Table,
-    args: &ModelArgs,
-    learner: &TableLearner,
-    set: Option<&str>,
-) -> Result<TableModel> {
-    let Some(share) = args.table_holdout() else {
-        let w = kind_weights(table, args)?;
-        return Ok(TableModel::train_weighted(
-            table,
-            w.as_deref(),
-            None,
-            learner,
-            set,
-        )?);
-    };
-    if !(share > 0.0 && share < 0.5) {
-        anyhow::bail!("--validation-split must be in (0, 0.5), got {share}");
-    }
-    let names = mallard_model::train::label_set(&table.labels);
-    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let k = ((1.0 / share).round() as usize).max(2);
-    let folds = crate::dataset::table_folds(table, &y, k, args.seed)?;
-    let valid = folds.first().cloned().unwrap_or_default();
-    let train_idx = mallard_eval::complement(table.n_rows(), &valid);
-    let (tr, va) = (table.select_rows(&train_idx), table.select_rows(&valid));
-    let w = kind_weights(&tr, args)?;
-    Ok(TableModel::train_weighted(
-        &tr,
-        w.as_deref(),
-        Some(&va),
-        learner,
-        set,
-    )?)
-}
-
-/// `--balance-kinds`: each row's weight from its PE kind and label (None without the flag).
-fn kind_weights(
-    table: &mallard_model::tables::Table,
-    args: &ModelArgs,
-) -> Result<Option<Vec<f32>>> {
-    let Some(power) = args.balance_kinds else {
-        return Ok(None);
-    };
-    let cols =
-        mallard_pefeatures::ember::kind::KindColumns::find(&table.columns).ok_or_else(|| {
-            anyhow!("--balance-kinds reads the PE kind from EMBER v2 columns; this table has none")
-        })?;
-    let kinds: Vec<usize> = (0..table.n_rows())
-        .map(|i| cols.kind(table.row(i)))
-        .collect();
-    let names = mallard_model::train::label_set(&table.labels);
-    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    Ok(Some(mallard_eval::stratum_balanced_weights(
-        &kinds, &y, power,
-    )?))
-}
-
-/// Out-of-fold P(malicious) of the training table (5 grouped folds): benign rows' scores
-/// and malicious rows' scores.
-fn out_of_fold(
-    table: &mallard_model::tables::Table,
-    args: &ModelArgs,
-    learner: &TableLearner,
-    set: Option<&str>,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    use mallard_model::Input;
-    let names = mallard_model::train::label_set(&table.labels);
-    let pos = mallard_model::positive_index(&names)
-        .ok_or_else(|| anyhow!("calibration needs a two-class table"))?;
-    let y = table.label_indices(&names).map_err(|e| anyhow!("{e}"))?;
-    let folds = crate::dataset::table_folds(table, &y, 5, args.seed)?;
-    let (mut neg, mut posv) = (Vec::new(), Vec::new());
-    for test in &folds {
-        let train_idx = mallard_eval::complement(table.n_rows(), test);
-        let m = fit_table(&table.select_rows(&train_idx), args, learner, set)?;
-        let inputs: Vec<Input> = test
-            .iter()
-            .map(|&i| Input::Features(table.row(i)))
-            .collect();
-        let p = m.predict_proba(&inputs)?;
-        for (k, &i) in test.iter().enumerate() {
-            let s = p[k * names.len() + pos];
-            if y[i] == pos {
-                posv.push(s)
-            } else {
-                neg.push(s)
-            }
-        }
-    }
-    Ok((neg, posv))
-}
-
-/// The smallest threshold at which at most `max_fpr` of the benign scores are flagged
-/// (scores >= threshold are malicious), and the share of malicious scores flagged there.
-pub fn threshold_at_fpr(neg: &[f32], pos: &[f32], max_fpr: f64) -> (f32, f64) {
-    let mut neg = neg.to_vec();
-    neg.sort_by(|a, b| b.total_cmp(a));
-    let k = (max_fpr * neg.len() as f64).floor() as usize;
-    // Just above the (k+1)-th highest benign score.
-    let thr = neg
-        .get(k)
-        .map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
-    let tpr = pos.iter().filter(|&&s| s >= thr).count() as f64 / pos.len().max(1) as f64;
-    (thr, tpr)
-}
-
-/// The operating points recorded with every calibration, beside the one asked for.
-const STANDARD_FPRS: [f64; 2] = [0.01, 0.001];
-
-/// Calibrates on out-of-fold scores: the threshold for `max_fpr` and, for the model file,
-/// the thresholds at `max_fpr` and the standard false-positive rates.
-fn calibrate(
-    table: &mallard_model::tables::Table,
-    args: &ModelArgs,
-    learner: &TableLearner,
-    set: Option<&str>,
-    max_fpr: f64,
-) -> Result<(f32, f64, serde_json::Value)> {
-    if !(max_fpr > 0.0 && max_fpr < 1.0) {
-        anyhow::bail!("--calibrate-fpr must be in (0, 1), got {max_fpr}");
-    }
-    let (neg, pos) = out_of_fold(table, args, learner, set)?;
-    let (thr, tpr) = threshold_at_fpr(&neg, &pos, max_fpr);
-    let mut points = Vec::new();
-    let mut fprs = STANDARD_FPRS.to_vec();
-    if !fprs.contains(&max_fpr) {
-        fprs.push(max_fpr);
-    }
-    fprs.sort_by(|a, b| b.total_cmp(a));
-    for f in fprs {
-        let (t, r) = threshold_at_fpr(&neg, &pos, f);
-        points.push(serde_json::json!({ "max_fpr": f, "threshold": t, "oof_tpr": r }));
-    }
-    Ok((thr, tpr, serde_json::Value::Array(points)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::threshold_at_fpr;
-
-    #[test]
-    fn threshold_flags_at_most_the_allowed_share_of_benign_scores() {
-        // 10 benign scores 0.0, 0.1, ..., 0.9; at 10% FPR one may be flagged: the threshold
-        // sits just above the second highest (0.8), so only 0.9 is >= it.
-        let neg: Vec<f32> = (0..10).map(|i| i as f32 / 10.0).collect();
-        let pos = [0.85f32, 0.95, 0.5, 0.81];
-        let (t, tpr) = threshold_at_fpr(&neg, &pos, 0.1);
-        assert!(t > 0.8 && t < 0.8 + 1e-6, "{t}");
-        assert_eq!(neg.iter().filter(|&&s| s >= t).count(), 1);
-        assert_eq!(tpr, 0.75); // 0.85, 0.95 and 0.81
-                               // At 0% FPR nothing benign may pass: just above the highest.
-        let (t0, tpr0) = threshold_at_fpr(&neg, &pos, 0.0);
-        assert!(t0 > 0.9 && neg.iter().all(|&s| s < t0));
-        assert_eq!(tpr0, 0.25);
-    }
 }
 
 /// Value parsers for numeric options: a value that makes no sense is refused by clap with

@@ -32,7 +32,7 @@ pub use metrics::{evaluate, ClassMetrics, Evaluation, TprAtFpr};
 pub use plot::{confusion_svg, roc_svg, RocSeries};
 pub use report::render_table;
 pub use rng::SplitMix64;
-pub use roc::{drop_intermediate, roc_auc, roc_curve, tpr_at_fpr, RocPoint};
+pub use roc::{drop_intermediate, roc_auc, roc_curve, threshold_at_fpr, tpr_at_fpr, RocPoint};
 pub use split::{
     complement, group_ids, groups_union, stratified_group_kfold, stratified_group_split,
 };

@@ -132,6 +132,20 @@ pub fn tpr_at_fpr(curve: &[RocPoint], max_fpr: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The smallest threshold at which at most `max_fpr` of the negative scores are flagged
+/// (scores >= threshold are positive), and the share of positive scores flagged there.
+pub fn threshold_at_fpr(neg: &[f32], pos: &[f32], max_fpr: f64) -> (f32, f64) {
+    let mut neg = neg.to_vec();
+    neg.sort_by(|a, b| b.total_cmp(a));
+    let k = (max_fpr * neg.len() as f64).floor() as usize;
+    // Just above the (k+1)-th highest negative score.
+    let thr = neg
+        .get(k)
+        .map_or(0.5, |&s| f32::from_bits(s.to_bits() + 1).min(1.0));
+    let tpr = pos.iter().filter(|&&s| s >= thr).count() as f64 / pos.len().max(1) as f64;
+    (thr, tpr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +186,21 @@ mod tests {
         ));
         assert_eq!(tpr_at_fpr(&[], 0.01), 0.0);
         assert!(drop_intermediate(&[]).is_empty());
+    }
+
+    #[test]
+    fn threshold_flags_at_most_the_allowed_share_of_negative_scores() {
+        // 10 negatives 0.0, 0.1, ..., 0.9; at 10% FPR one may be flagged: the threshold
+        // sits just above the second highest (0.8), so only 0.9 is >= it.
+        let neg: Vec<f32> = (0..10).map(|i| i as f32 / 10.0).collect();
+        let pos = [0.85f32, 0.95, 0.5, 0.81];
+        let (t, tpr) = threshold_at_fpr(&neg, &pos, 0.1);
+        assert!(t > 0.8 && t < 0.8 + 1e-6, "{t}");
+        assert_eq!(neg.iter().filter(|&&s| s >= t).count(), 1);
+        assert_eq!(tpr, 0.75); // 0.85, 0.95 and 0.81
+                               // At 0% FPR nothing negative may pass: just above the highest.
+        let (t0, tpr0) = threshold_at_fpr(&neg, &pos, 0.0);
+        assert!(t0 > 0.9 && neg.iter().all(|&s| s < t0));
+        assert_eq!(tpr0, 0.25);
     }
 }

@@ -210,8 +210,8 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Adds the leaf's contributions. Each feature's share is (unwound sum) * (one - zero)
-    /// * value. The unwound sum of an element the row does not follow is S / zero with S
+    /// Adds the leaf's contributions. Each feature's share is the unwound sum times
+    /// (one - zero) times value. The unwound sum of an element the row does not follow is S / zero with S
     /// the same for all of them, so they all get -S * value; the others each need one pass
     /// over the path, done here for all of them at once so the inner loop vectorizes.
     fn leaf(&mut self, path: &[PathElem], value: f64, out: &mut [f64]) {
@@ -360,7 +360,6 @@ impl Tree {
                 scratch.stack = stack;
                 self.shap_rec(hot, depth + 1, x, out, scratch, zh, io, f as i64);
                 self.shap_rec(cold, depth + 1, x, out, scratch, zc, false, f as i64);
-                return;
             }
         }
     }

@@ -19,7 +19,8 @@ pub enum IoError {
 }
 
 impl IoError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         IoError::Io {
             path: path.to_path_buf(),
             source,

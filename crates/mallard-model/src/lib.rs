@@ -6,6 +6,7 @@
 
 mod ensemble;
 mod file;
+pub mod fit;
 mod ngram;
 mod sequence;
 mod svm;

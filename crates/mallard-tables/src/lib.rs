@@ -257,7 +257,7 @@ pub fn label_set<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<Stri
             set.insert(l.as_ref().to_string());
         }
     }
-    let mut v: Vec<String> = set.into_iter().map(String::from).collect();
+    let mut v: Vec<String> = set.into_iter().collect();
     let nums: Option<Vec<f64>> = v.iter().map(|s| s.parse::<f64>().ok()).collect();
     if let Some(nums) = nums {
         let mut idx: Vec<usize> = (0..v.len()).collect();

@@ -1,0 +1,441 @@
+//! mallard's datasets, named `FORMAT:PATH`: API-call samples (Cuckoo/CAPE reports,
+//! MalBehavD-V1, Mal-API-2019, jsonl) and labelled feature tables (CSV, EMBER jsonl, folders
+//! of PE files), with the caps of `mallard-io`. Nothing here prints: warnings come back to
+//! the caller.
+
+mod ember;
+mod pe;
+
+use mallard_apiseq::{read_dataset, DatasetOptions, Format, Sample};
+use mallard_tables::{read_csv, read_csv_with_schema, CsvOptions, Table, TableSchema};
+use std::path::PathBuf;
+
+pub use mallard_tables;
+
+/// Everything that can go wrong reading a dataset; each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error(transparent)]
+    Io(#[from] mallard_io::IoError),
+    /// A table that failed to read; `what` is `csv:PATH` or a path with a line.
+    #[error("{what}: {cause}")]
+    Table {
+        what: String,
+        cause: mallard_tables::TableError,
+    },
+    #[error("reading {what}: {cause}")]
+    Samples {
+        what: String,
+        cause: mallard_apiseq::ReadError,
+    },
+    /// Bad content or a bad combination of datasets and options; the message names the file.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T, E = DatasetError> = std::result::Result<T, E>;
+
+fn invalid(msg: impl Into<String>) -> DatasetError {
+    DatasetError::Invalid(msg.into())
+}
+
+/// What a dataset holds: API-call sequences (of some format) or a feature table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataFormat {
+    Seq(Format),
+    /// A CSV feature table.
+    Csv,
+    /// EMBER jsonl: raw feature objects (vectorized with the ember-v2 code) or `vector`s,
+    /// with EMBER's `label` (1 malicious, 0 benign, -1 unlabelled: skipped).
+    Ember,
+    /// A folder of PE files, labelled by their first sub-folder (`DIR/malicious/...`).
+    Pe,
+}
+
+/// One `FORMAT:PATH` dataset.
+#[derive(Clone, Debug)]
+pub struct DatasetSpec {
+    pub format: DataFormat,
+    pub path: PathBuf,
+}
+
+impl DatasetSpec {
+    /// The sequence format, or an error explaining that sequences are needed.
+    pub fn seq_format(&self) -> Result<Format> {
+        match self.format {
+            DataFormat::Seq(f) => Ok(f),
+            _ => Err(invalid(format!(
+                "{}: a feature table, but this model reads API-call sequences",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// True for feature tables (csv, ember, pe).
+    pub fn is_table(&self) -> bool {
+        !matches!(self.format, DataFormat::Seq(_))
+    }
+}
+
+impl std::str::FromStr for DatasetSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names = format!(
+            "{}, csv, ember, pe",
+            Format::ALL.map(|f| f.name()).join(", ")
+        );
+        let (f, p) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected FORMAT:PATH with FORMAT one of {names}"))?;
+        let format = match f.to_ascii_lowercase().as_str() {
+            "csv" => DataFormat::Csv,
+            "ember" => DataFormat::Ember,
+            "pe" => DataFormat::Pe,
+            _ => DataFormat::Seq(
+                f.parse::<Format>()
+                    .map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?,
+            ),
+        };
+        if p.is_empty() {
+            return Err("empty path after FORMAT:".into());
+        }
+        Ok(DatasetSpec {
+            format,
+            path: PathBuf::from(p),
+        })
+    }
+}
+
+/// How datasets are read (the CLI's `--label-column`, `--group-by`, caps, ...).
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Keep only the first N calls of each sample.
+    pub max_calls: Option<usize>,
+    /// Reports: one sample per monitored process instead of one per report.
+    pub per_process: bool,
+    /// csv: the column holding the label (in `labels_file` when that is given).
+    pub label_column: Option<String>,
+    /// csv: a separate id,label file joined on `id_column`.
+    pub labels_file: Option<PathBuf>,
+    /// csv: the column holding a row id (never a feature).
+    pub id_column: Option<String>,
+    /// Columns not to use as features.
+    pub drop_columns: Vec<String>,
+    /// pe: the feature set to extract (default ember-v2).
+    pub feature_set: Option<String>,
+    /// ember: the fields naming a row's group, first non-empty wins; empty means
+    /// `group,avclass`.
+    pub group_by: Vec<String>,
+    pub max_table_bytes: u64,
+    pub max_cell_bytes: usize,
+    /// pe: deepest folder nesting searched below the dataset folder.
+    pub max_depth: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        let caps = mallard_io::Caps::default();
+        ReadOptions {
+            max_calls: None,
+            per_process: false,
+            label_column: None,
+            labels_file: None,
+            id_column: None,
+            drop_columns: Vec::new(),
+            feature_set: None,
+            group_by: Vec::new(),
+            max_table_bytes: caps.max_table_bytes,
+            max_cell_bytes: caps.max_cell_bytes,
+            max_depth: caps.max_walk_depth,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// The grouping fields, or the default `group,avclass`.
+    pub fn group_fields(&self) -> Vec<String> {
+        if self.group_by.is_empty() {
+            vec!["group".into(), "avclass".into()]
+        } else {
+            self.group_by.clone()
+        }
+    }
+}
+
+/// Reads a labelled feature table (csv, ember or pe); with `schema`, columns are taken by
+/// name and encoded as the model was trained. Skipped files are described in `warnings`.
+pub fn load_table(
+    spec: &DatasetSpec,
+    read: &ReadOptions,
+    schema: Option<&TableSchema>,
+    warnings: &mut Vec<String>,
+) -> Result<Table> {
+    let t = match spec.format {
+        DataFormat::Ember => ember::table(&spec.path, &read.group_fields(), read.max_table_bytes)?,
+        DataFormat::Pe => pe::table(&spec.path, read, warnings)?,
+        DataFormat::Csv => return load_csv(spec, read, schema),
+        DataFormat::Seq(_) => {
+            return Err(invalid(format!(
+                "{}: API-call sequences, not a feature table",
+                spec.path.display()
+            )))
+        }
+    };
+    if t.n_rows() == 0 {
+        return Err(invalid(format!(
+            "{}: no labelled rows",
+            spec.path.display()
+        )));
+    }
+    Ok(match schema {
+        Some(s) => reorder(t, s),
+        None => t,
+    })
+}
+
+/// Columns in the schema's order (absent columns: NaN).
+fn reorder(t: Table, schema: &TableSchema) -> Table {
+    let want = schema.names();
+    if want == t.columns {
+        return t;
+    }
+    let idx: Vec<Option<usize>> = want
+        .iter()
+        .map(|c| t.columns.iter().position(|x| x == c))
+        .collect();
+    let mut values = Vec::with_capacity(t.n_rows() * want.len());
+    for i in 0..t.n_rows() {
+        let row = t.row(i);
+        values.extend(
+            idx.iter()
+                .map(|j| j.and_then(|j| row.get(j).copied()).unwrap_or(f32::NAN)),
+        );
+    }
+    Table {
+        columns: want,
+        values,
+        labels: t.labels,
+        ids: t.ids,
+        groups: t.groups,
+        schema: schema.clone(),
+    }
+}
+
+fn numeric_schema(names: &[String]) -> TableSchema {
+    TableSchema {
+        columns: names
+            .iter()
+            .map(|n| mallard_tables::ColumnSpec {
+                name: n.clone(),
+                categories: None,
+            })
+            .collect(),
+    }
+}
+
+fn load_csv(spec: &DatasetSpec, read: &ReadOptions, schema: Option<&TableSchema>) -> Result<Table> {
+    let label_column = read.label_column.clone().ok_or_else(|| {
+        invalid(format!(
+            "{}: a csv dataset needs a label column (--label-column)",
+            spec.path.display()
+        ))
+    })?;
+    let opts = CsvOptions {
+        label_column: Some(label_column),
+        id_column: read.id_column.clone(),
+        labels_file: read.labels_file.clone(),
+        drop_columns: read.drop_columns.clone(),
+        drop_empty_columns: true,
+        max_table_bytes: read.max_table_bytes,
+        max_cell_bytes: read.max_cell_bytes,
+    };
+    let t = match schema {
+        Some(s) => read_csv_with_schema(&spec.path, &opts, s),
+        None => read_csv(&spec.path, &opts),
+    }
+    .map_err(|cause| DatasetError::Table {
+        what: format!("reading csv:{}", spec.path.display()),
+        cause,
+    })?;
+    if t.n_rows() == 0 {
+        return Err(invalid(format!("{}: no rows", spec.path.display())));
+    }
+    Ok(t)
+}
+
+/// The feature extractor whose columns a table holds, if any: then files can be scored.
+pub fn guess_feature_set(columns: &[String]) -> Option<&'static str> {
+    use mallard_pefeatures::FeatureSet;
+    FeatureSet::ALL.into_iter().find_map(|set| {
+        let names = mallard_pefeatures::names(set);
+        columns
+            .iter()
+            .all(|c| names.contains(c))
+            .then_some(set.name())
+    })
+}
+
+/// Each row's kind of PE file (32-/64-bit EXE, DLL, .NET; see
+/// `mallard_pefeatures::ember::kind`), read from EMBER v2 columns; `None` for other tables.
+pub fn pe_kinds(table: &Table) -> Option<Vec<usize>> {
+    let cols = mallard_pefeatures::ember::kind::KindColumns::find(&table.columns)?;
+    Some(
+        (0..table.n_rows())
+            .map(|i| cols.kind(table.row(i)))
+            .collect(),
+    )
+}
+
+/// Reads several labelled tables and joins their rows (the first one's columns, in its
+/// order); `drop_columns` applies to all.
+pub fn load_tables(
+    specs: &[DatasetSpec],
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Table> {
+    let mut it = specs.iter();
+    let first = it.next().ok_or_else(|| invalid("no dataset given"))?;
+    let mut t = load_table(first, read, None, warnings)?;
+    if first.format != DataFormat::Csv {
+        // csv drops its columns while reading; the other tables here.
+        t.drop_columns(&read.drop_columns)
+            .map_err(|e| invalid(format!("--drop-columns: {e}")))?;
+    }
+    for s in it {
+        if !s.is_table() {
+            return Err(invalid(format!(
+                "{}: API-call sequences cannot be joined with a feature table",
+                s.path.display()
+            )));
+        }
+        let schema = t.schema.clone();
+        let u = load_table(s, read, Some(&schema), warnings)?;
+        t.append(u)
+            .map_err(|e| invalid(format!("joining {}: {e}", s.path.display())))?;
+    }
+    Ok(t)
+}
+
+/// The one dataset of a command that reads API-call sequences.
+pub fn single(specs: &[DatasetSpec]) -> Result<&DatasetSpec> {
+    match specs {
+        [one] => Ok(one),
+        [] => Err(invalid("no dataset given")),
+        [first, ..] => Err(invalid(format!(
+            "{}: API-call datasets are read one at a time; give --dataset once",
+            first.path.display()
+        ))),
+    }
+}
+
+/// Names of the datasets for messages: `a.jsonl + b.jsonl`.
+pub fn describe(specs: &[DatasetSpec]) -> String {
+    specs
+        .iter()
+        .map(|a| a.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Labelled API-call samples, the labels beside them (same order).
+pub struct Labelled {
+    pub samples: Vec<Sample>,
+    pub labels: Vec<String>,
+}
+
+/// Reads a labelled sample dataset. Files that fail, samples without a label or without
+/// calls are skipped and described in `warnings`; `notes` gets the reader's remarks.
+pub fn load_labelled(
+    spec: &DatasetSpec,
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<Labelled> {
+    let opts = DatasetOptions {
+        max_calls: read.max_calls,
+        per_process: read.per_process,
+        ..DatasetOptions::default()
+    };
+    let format = spec.seq_format()?;
+    let ds = read_dataset(format, &spec.path, &opts).map_err(|cause| DatasetError::Samples {
+        what: format!("{}:{}", format, spec.path.display()),
+        cause,
+    })?;
+    for (p, e) in &ds.errors {
+        warnings.push(format!("skipped {}: {e}", p.display()));
+    }
+    notes.extend(ds.warnings);
+    let mut samples = Vec::with_capacity(ds.samples.len());
+    let mut labels = Vec::with_capacity(ds.samples.len());
+    let (mut unlabelled, mut empty) = (0usize, 0usize);
+    for s in ds.samples {
+        match &s.label {
+            None => unlabelled += 1,
+            Some(_) if s.apis.is_empty() => empty += 1,
+            Some(l) => {
+                labels.push(l.clone());
+                samples.push(s);
+            }
+        }
+    }
+    if unlabelled > 0 {
+        warnings.push(format!("{unlabelled} samples without a label were skipped"));
+    }
+    if empty > 0 {
+        warnings.push(format!("{empty} samples without API calls were skipped"));
+    }
+    if samples.is_empty() {
+        return Err(invalid(format!(
+            "{}: no labelled samples with API calls",
+            spec.path.display()
+        )));
+    }
+    Ok(Labelled { samples, labels })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_refuse_clearly() {
+        let s: DatasetSpec = "CSV:a/b.csv".parse().unwrap();
+        assert_eq!(s.format, DataFormat::Csv);
+        assert_eq!(s.path, PathBuf::from("a/b.csv"));
+        assert!(s.is_table());
+        let s: DatasetSpec = "cuckoo:r".parse().unwrap();
+        assert!(!s.is_table() && s.seq_format().is_ok());
+        let e = "nope:x".parse::<DatasetSpec>().unwrap_err();
+        assert!(
+            e.contains("unknown dataset format") && e.contains("ember"),
+            "{e}"
+        );
+        assert!("csv:".parse::<DatasetSpec>().is_err());
+        assert!("plainpath".parse::<DatasetSpec>().is_err());
+    }
+
+    #[test]
+    fn tables_join_by_column_name_and_sequences_do_not_join() {
+        let d = std::env::temp_dir().join(format!("mallard-datasets-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a.csv"), "x,y,label\n1,2,b\n3,4,m\n").unwrap();
+        std::fs::write(d.join("b.csv"), "y,x,label\n20,10,m\n").unwrap();
+        let spec = |f: &str| format!("csv:{}", d.join(f).display()).parse().unwrap();
+        let read = ReadOptions {
+            label_column: Some("label".into()),
+            ..ReadOptions::default()
+        };
+        let mut w = Vec::new();
+        let t = load_tables(&[spec("a.csv"), spec("b.csv")], &read, &mut w).unwrap();
+        assert_eq!(t.columns, ["x", "y"]);
+        assert_eq!(t.row(2), [10.0, 20.0]);
+        assert_eq!(t.labels.to_vec(), ["b", "m", "m"]);
+        let seq: DatasetSpec = "jsonl:x.jsonl".parse().unwrap();
+        let e = load_tables(&[spec("a.csv"), seq], &read, &mut w).unwrap_err();
+        assert!(e.to_string().contains("cannot be joined"), "{e}");
+        let e = load_tables(&[spec("a.csv")], &ReadOptions::default(), &mut w).unwrap_err();
+        assert!(e.to_string().contains("label column"), "{e}");
+        assert!(w.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

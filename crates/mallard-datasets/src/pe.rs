@@ -1,0 +1,98 @@
+//! Tables from folders of PE files labelled by their first sub-folder.
+
+use crate::{invalid, numeric_schema, ReadOptions, Result};
+use mallard_tables::{Labels, Table};
+use std::path::PathBuf;
+
+pub(crate) fn table(
+    dir: &std::path::Path,
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Table> {
+    use rayon::prelude::*;
+    let set: mallard_pefeatures::FeatureSet = read
+        .feature_set
+        .as_deref()
+        .unwrap_or("ember-v2")
+        .parse()
+        .map_err(|e| invalid(format!("{e}")))?;
+    let names = mallard_pefeatures::names(set);
+    // One walk (depth capped); a file's label is its first sub-folder,
+    // files directly in `dir` have none and are left out. Unreadable entries are warned
+    // about and skipped, like files that fail to featurise.
+    let head_errors = std::cell::RefCell::new(Vec::new());
+    let keep = |p: &std::path::Path| match mallard_io::starts_like_pe(p) {
+        Ok(pe) => pe,
+        Err(e) => {
+            head_errors.borrow_mut().push(e.to_string());
+            false
+        }
+    };
+    let opts = mallard_io::WalkOptions {
+        follow_symlinks: false,
+        max_depth: read.max_depth,
+    };
+    if !dir.is_dir() {
+        return Err(invalid(format!(
+            "{}: not a folder (a pe dataset is a folder of label folders)",
+            dir.display()
+        )));
+    }
+    let mut w = mallard_io::walk(&[dir.to_path_buf()], &opts, &keep);
+    // Links to regular files are taken (a labelled view of a corpus is often made of
+    // links); links to folders are not followed, so they cannot loop or leave the dataset.
+    for link in std::mem::take(&mut w.links) {
+        if std::fs::metadata(&link).is_ok_and(|m| m.is_file()) && keep(&link) {
+            w.files.push(link);
+        }
+    }
+    for (_, e) in &w.errors {
+        warnings.push(format!("skipped {e}"));
+    }
+    for e in head_errors.into_inner() {
+        warnings.push(format!("skipped {e}"));
+    }
+    let mut files: Vec<(PathBuf, String)> = w
+        .files
+        .into_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(dir).ok()?;
+            let mut parts = rel.components();
+            let label = parts.next()?.as_os_str().to_string_lossy().into_owned();
+            parts.next()?;
+            Some((f, label))
+        })
+        .collect();
+    files.sort();
+    let rows: Vec<(String, String, Result<Vec<f32>, String>)> = files
+        .par_iter()
+        .map(|(f, l)| {
+            let v = mallard_pefeatures::extract_file(
+                set,
+                f,
+                mallard_io::Caps::DEFAULT_MAX_PE_BYTES as usize,
+            )
+            .map_err(|e| e.to_string());
+            (f.display().to_string(), l.clone(), v)
+        })
+        .collect();
+    let (mut values, mut labels, mut ids) = (Vec::new(), Labels::new(), Vec::new());
+    for (id, label, v) in rows {
+        match v {
+            Ok(v) => {
+                values.extend(v);
+                labels.push(&label);
+                ids.push(id);
+            }
+            Err(e) => warnings.push(format!("skipped {e}")),
+        }
+    }
+    Ok(Table {
+        schema: numeric_schema(&names),
+        columns: names,
+        values,
+        labels,
+        ids: Some(ids),
+        groups: None,
+    })
+}
