@@ -68,7 +68,7 @@ fn write_predictions(
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     let first = &a.dataset[0];
     let model = match (&a.model, first.format) {
-        (None, DataFormat::Pe) => crate::load_default_pe_model()?,
+        (None, DataFormat::Pe) => load_model(Some(Path::new("builtin:pe")))?,
         (None, DataFormat::Csv | DataFormat::Ember) => {
             bail!("a {:?} table needs --model", first.format)
         }

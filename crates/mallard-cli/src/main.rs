@@ -127,29 +127,12 @@ pub fn builtin_model_bytes(name: &str) -> anyhow::Result<&'static [u8]> {
     })
 }
 
-pub fn load_default_pe_model() -> anyhow::Result<Box<dyn mallard_model::Model>> {
-    use anyhow::Context;
-    mallard_model::load_bytes(mallard_scan::builtin::PE).context("built-in default PE model")
-}
-
+/// A model file or `builtin:NAME`; without one, the built-in report model.
 pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
-    load_model_with(path, &mallard_io::Caps::default())
-}
-
-/// [`load_model`] with the caps a model file is read under (built-in models are trusted).
-pub fn load_model_with(
-    path: Option<&std::path::Path>,
-    caps: &mallard_io::Caps,
-) -> anyhow::Result<Box<dyn mallard_model::Model>> {
-    use anyhow::Context;
-    match path {
-        Some(p) => match p.to_str().and_then(|s| s.strip_prefix("builtin:")) {
-            Some(name) => mallard_model::load_bytes(builtin_model_bytes(name)?)
-                .with_context(|| format!("built-in model {name}")),
-            None => mallard_model::load_with(p, caps).with_context(|| format!("{}", p.display())),
-        },
-        None => {
-            mallard_model::load_bytes(mallard_scan::builtin::API).context("built-in default model")
-        }
-    }
+    let default = std::path::Path::new("builtin:api");
+    let spec = path.unwrap_or(default);
+    Ok(mallard_scan::setup::load_model(
+        spec,
+        &mallard_io::Caps::default(),
+    )?)
 }

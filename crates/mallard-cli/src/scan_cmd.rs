@@ -1,17 +1,16 @@
 //! `mallard scan`.
 
-use crate::{load_model, Global};
-use anyhow::{bail, Result};
+use crate::Global;
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mallard_io::{Caps, WalkOptions};
-use mallard_model::InputKind;
 use mallard_scan::{
     expand_paths, is_pe, scan_batch, BatchOptions, ScanOptions, ScanResult, Scanner, Verdict,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -171,31 +170,6 @@ fn quiet_worker_panics() {
     }));
 }
 
-/// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
-fn read_hash_list(path: &std::path::Path) -> Result<std::collections::HashSet<String>> {
-    // Via read_capped: a FIFO given as a list cannot hang the scan, a huge file is refused
-    // by its size. Lists count as tables for the caps.
-    let bytes = mallard_io::read_capped(path, Caps::default().max_table_bytes)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))?;
-    let mut set = std::collections::HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let l = line.split('#').next().unwrap_or("").trim();
-        if l.is_empty() {
-            continue;
-        }
-        if l.len() != 64 || !l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!(
-                "{}:{}: not a sha256 (64 hex digits): {l:?}",
-                path.display(),
-                i + 1
-            );
-        }
-        set.insert(l.to_ascii_lowercase());
-    }
-    Ok(set)
-}
-
 /// Escapes control characters (a newline in a file name would forge a result line).
 fn escape_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -307,7 +281,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         let rules = want_rules.then(|| {
             s.spawn(|| mallard_rules::RuleSet::load_with(&a.rules, !a.no_builtin_rules, &walk))
         });
-        let models = load_scan_models(&a, &files, &pe_files, &caps);
+        let models = mallard_scan::setup::models_for(&a.model, &files, &a.report, &caps);
         (rules.map(|h| h.join()), models)
     });
     let (report_model, pe_model) = models?;
@@ -322,7 +296,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         ..ScanOptions::default()
     };
     if let Some(p) = &a.allow {
-        opts.allow = read_hash_list(p)?;
+        opts.allow = mallard_scan::setup::read_hash_list(p)?;
     }
     let mut rule_errors = 0usize;
     if let Some(joined) = rules {
@@ -335,7 +309,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         opts.rules = set.map(std::sync::Arc::new);
     }
     if let Some(p) = &a.deny {
-        opts.deny = read_hash_list(p)?;
+        opts.deny = mallard_scan::setup::read_hash_list(p)?;
     }
     let scanner = Scanner::new(report_model, pe_model, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bar = if !g.quiet && files.len() > 1 && std::io::stderr().is_terminal() {
@@ -410,45 +384,6 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
     }))
 }
 
-type Loaded = Option<Box<dyn mallard_model::Model>>;
-
-/// The models named by `--model`, plus a built-in one for each kind of input that has none;
-/// a built-in model is loaded only when some input needs it (start-up time is scan latency).
-fn load_scan_models(
-    a: &ScanArgs,
-    files: &[PathBuf],
-    pe_files: &[&PathBuf],
-    caps: &Caps,
-) -> Result<(Loaded, Loaded)> {
-    let mut report_model = None;
-    let mut pe_model = None;
-    for p in &a.model {
-        let m = crate::load_model_with(Some(p), caps)?;
-        let slot = if m.meta().input == InputKind::Features {
-            &mut pe_model
-        } else {
-            &mut report_model
-        };
-        if slot.is_some() {
-            bail!("{}: two models for the same kind of input", p.display());
-        }
-        *slot = Some(m);
-    }
-    let reports_needed =
-        pe_files.len() < files.len() || !a.report.is_empty() || any_report_beside(pe_files);
-    let report_model = match report_model {
-        Some(m) => Some(m),
-        None if reports_needed => Some(load_model(None)?),
-        None => None,
-    };
-    let pe_model = match pe_model {
-        Some(m) => Some(m),
-        None if !pe_files.is_empty() => Some(crate::load_default_pe_model()?),
-        None => None,
-    };
-    Ok((report_model, pe_model))
-}
-
 fn human(r: &ScanResult) -> String {
     match r.verdict {
         Verdict::Error => {
@@ -483,28 +418,4 @@ fn human(r: &ScanResult) -> String {
             s
         }
     }
-}
-
-/// Whether any PE file's folder holds a report that could pair with it; each folder is
-/// read once, however many files it holds.
-fn any_report_beside(pe_files: &[&PathBuf]) -> bool {
-    let dirs: HashSet<&Path> = pe_files
-        .iter()
-        .map(|p| p.parent().unwrap_or(Path::new(".")))
-        .map(|d| {
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            }
-        })
-        .collect();
-    dirs.into_iter().any(|dir| {
-        std::fs::read_dir(dir).is_ok_and(|rd| {
-            rd.flatten().any(|e| {
-                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-                n.ends_with(".json") || n.ends_with(".json.gz")
-            })
-        })
-    })
 }

@@ -4,6 +4,7 @@
 //! the caller.
 
 mod ember;
+pub mod features_out;
 mod pe;
 
 use mallard_apiseq::{read_dataset, DatasetOptions, Format, Sample};

@@ -344,8 +344,9 @@ mod tests {
                 &AtomicBool::new(false),
                 &mut |i, r| got.push((i, r)),
             );
-            // The stuck input (5 s) is given up at its budget, not waited for.
-            assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+            // The stuck input (5 s) is given up at its budget (0.5 s), not waited for; the
+            // margin is for a loaded 2-core CI machine.
+            assert!(t.elapsed() < Duration::from_millis(4500), "{:?}", t.elapsed());
             assert_eq!(
                 end,
                 BatchEnd {

@@ -11,6 +11,7 @@
 
 mod batch;
 pub mod builtin;
+pub mod setup;
 pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
 
 use mallard_apiseq::{read_report, Report, ReportOptions};

@@ -1,0 +1,171 @@
+//! Getting a scan ready: which models a batch needs (built-in ones load only when some input
+//! needs them: start-up time is scan latency), model names like `builtin:pe`, and the
+//! allow/deny hash lists.
+
+use crate::{builtin, is_pe, ScanSetupError};
+use mallard_io::Caps;
+use mallard_model::{InputKind, Model};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+fn setup(msg: String) -> ScanSetupError {
+    ScanSetupError(msg)
+}
+
+/// A model by file path, or `builtin:NAME` for a built-in one; files are read under `caps`
+/// (built-in models are trusted).
+pub fn load_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanSetupError> {
+    match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+        Some(name) => match builtin::load(name) {
+            Some(r) => r.map_err(|e| setup(format!("built-in model {name}: {e}"))),
+            None => Err(setup(format!(
+                "no built-in model {name:?} ({})",
+                builtin::NAMES.join(", ")
+            ))),
+        },
+        None => mallard_model::load_with(spec, caps)
+            .map_err(|e| setup(format!("{}: {e}", spec.display()))),
+    }
+}
+
+/// A built-in model by name, for the defaults.
+fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
+    load_model(Path::new(&format!("builtin:{name}")), &Caps::default())
+}
+
+/// The report model and the PE model for a batch: those named in `specs` (one per kind of
+/// input), else a built-in one for each kind some input needs: reports (given, found among
+/// `inputs`, or beside a PE file) and PE files.
+#[allow(clippy::type_complexity)]
+pub fn models_for(
+    specs: &[PathBuf],
+    inputs: &[PathBuf],
+    reports: &[PathBuf],
+    caps: &Caps,
+) -> Result<(Option<Box<dyn Model>>, Option<Box<dyn Model>>), ScanSetupError> {
+    let (mut report_model, mut pe_model) = (None, None);
+    for p in specs {
+        let m = load_model(p, caps)?;
+        let slot = if m.meta().input == InputKind::Features {
+            &mut pe_model
+        } else {
+            &mut report_model
+        };
+        if slot.is_some() {
+            return Err(setup(format!(
+                "{}: two models for the same kind of input",
+                p.display()
+            )));
+        }
+        *slot = Some(m);
+    }
+    let pe_files: Vec<&PathBuf> = inputs.iter().filter(|p| is_pe(p)).collect();
+    let reports_needed =
+        pe_files.len() < inputs.len() || !reports.is_empty() || any_report_beside(&pe_files);
+    if report_model.is_none() && reports_needed {
+        report_model = Some(load_builtin("api")?);
+    }
+    if pe_model.is_none() && !pe_files.is_empty() {
+        pe_model = Some(load_builtin("pe")?);
+    }
+    Ok((report_model, pe_model))
+}
+
+/// Whether any PE file's folder holds a report that could pair with it; each folder is
+/// read once, however many files it holds.
+fn any_report_beside(pe_files: &[&PathBuf]) -> bool {
+    let dirs: HashSet<&Path> = pe_files
+        .iter()
+        .map(|p| p.parent().unwrap_or(Path::new(".")))
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .collect();
+    dirs.into_iter().any(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+                n.ends_with(".json") || n.ends_with(".json.gz")
+            })
+        })
+    })
+}
+
+/// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
+pub fn read_hash_list(path: &Path) -> Result<HashSet<String>, ScanSetupError> {
+    // Via read_capped: a FIFO given as a list cannot hang the scan, a huge file is refused
+    // by its size. Lists count as tables for the caps.
+    let bytes = mallard_io::read_capped(path, Caps::default().max_table_bytes)
+        .map_err(|e| setup(e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| setup(format!("{}: not UTF-8 text", path.display())))?;
+    let mut set = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        if l.len() != 64 || !l.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(setup(format!(
+                "{}:{}: not a sha256 (64 hex digits): {l:?}",
+                path.display(),
+                i + 1
+            )));
+        }
+        set.insert(l.to_ascii_lowercase());
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_lists_skip_comments_and_name_bad_lines() {
+        let d = std::env::temp_dir().join(format!("mallard-setup-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("allow.txt");
+        let h = "AB".repeat(32);
+        std::fs::write(&f, format!("# allowed\n\n{h}  # tool\n")).unwrap();
+        assert_eq!(
+            read_hash_list(&f).unwrap(),
+            HashSet::from([h.to_lowercase()])
+        );
+        std::fs::write(&f, format!("{h}\nabc\n")).unwrap();
+        let e = read_hash_list(&f).unwrap_err().to_string();
+        assert!(
+            e.ends_with(":2: not a sha256 (64 hex digits): \"abc\""),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn built_in_models_load_only_for_inputs_that_need_them() {
+        let d = std::env::temp_dir().join(format!("mallard-setup-m-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let pe = d.join("a.exe");
+        std::fs::write(&pe, b"MZ\x90\x00").unwrap();
+        let (r, p) = models_for(&[], std::slice::from_ref(&pe), &[], &Caps::default()).unwrap();
+        assert!(r.is_none() && p.is_some());
+        std::fs::write(d.join("a.exe.json"), b"{}").unwrap();
+        let (r, _) = models_for(&[], std::slice::from_ref(&pe), &[], &Caps::default()).unwrap();
+        assert!(
+            r.is_some(),
+            "a report beside the PE file needs the report model"
+        );
+        let two = [PathBuf::from("builtin:pe"), PathBuf::from("builtin:clamp")];
+        let e = models_for(&two, &[], &[], &Caps::default()).err().unwrap();
+        assert!(e.to_string().contains("two models"), "{e}");
+        let e = load_model(Path::new("builtin:nope"), &Caps::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("api, pe, clamp"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
