@@ -82,20 +82,8 @@ pub struct Mlp {
     layers: Vec<Layer>,
 }
 
-/// SplitMix64: tiny, seedable, good enough for shuffling and dropout masks.
-pub(crate) struct Rng(pub(crate) u64);
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The one generator (`mallard-rand`): shuffles, dropout masks and initial weights.
+pub(crate) use mallard_rand::SplitMix64 as Rng;
 
 /// Per-layer values kept by the forward pass for the backward pass.
 struct Cache {
@@ -166,7 +154,7 @@ impl Mlp {
                 if *p > 0.0 {
                     let keep = 1.0 / (1.0 - *p);
                     mask = (0..h.len())
-                        .map(|_| if rng.unit() < *p { 0.0 } else { keep })
+                        .map(|_| if rng.next_f64() < *p { 0.0 } else { keep })
                         .collect();
                     for (v, m) in h.iter_mut().zip(&mask) {
                         *v *= m;
@@ -327,7 +315,7 @@ impl Mlp {
                     n_in: w[0],
                     n_out: w[1],
                     w: (0..w[0] * w[1])
-                        .map(|_| (2.0 * rng.unit() - 1.0) * bound)
+                        .map(|_| (2.0 * rng.next_f64() - 1.0) * bound)
                         .collect(),
                     b: vec![0.0; w[1]],
                     a: (params.activation == Activation::Prelu && li + 2 < sizes.len())
@@ -380,7 +368,7 @@ impl Mlp {
                 "dropout in [0, 1), learning_rate > 0, batch_size >= 1".into(),
             ));
         }
-        let mut rng = Rng(params.seed);
+        let mut rng = Rng::new(params.seed);
         let mut net = Mlp::new(nf, n_classes, params, &mut rng);
         for f in 0..nf {
             let vals: Vec<f64> = (0..n)
@@ -424,7 +412,7 @@ impl Mlp {
         let mut yb = Vec::with_capacity(bs);
         for epoch in 0..params.max_epochs {
             for i in (1..n).rev() {
-                order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                order.swap(i, rng.modulo(i as u64 + 1) as usize);
             }
             let mut epoch_loss = 0.0;
             for chunk in order.chunks(bs) {
@@ -615,16 +603,16 @@ mod tests {
                 activation: act,
                 ..Default::default()
             };
-            let mut rng = Rng(7);
+            let mut rng = Rng::new(7);
             let mut net = Mlp::new(3, classes, &params, &mut rng);
             // non-zero biases and slopes so every branch is exercised
             for p in net.params_mut() {
                 for v in p.iter_mut() {
-                    *v += 0.1 * (2.0 * rng.unit() - 1.0);
+                    *v += 0.1 * (2.0 * rng.next_f64() - 1.0);
                 }
             }
             let rows = 6;
-            let x: Vec<f64> = (0..rows * 3).map(|_| 2.0 * rng.unit() - 1.0).collect();
+            let x: Vec<f64> = (0..rows * 3).map(|_| 2.0 * rng.next_f64() - 1.0).collect();
             let y: Vec<usize> = (0..rows).map(|r| r % classes).collect();
             let l2 = 0.3;
             let (_, grads) = net.loss_grad(&x, &y, l2, None);
@@ -656,11 +644,11 @@ mod tests {
 
     fn rings(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
         // class = inside the unit circle; not linearly separable, easy for a hidden layer
-        let mut r = Rng(seed);
+        let mut r = Rng::new(seed);
         let mut x = Vec::new();
         let mut y = Vec::new();
         for _ in 0..n {
-            let (a, b) = (4.0 * r.unit() - 2.0, 4.0 * r.unit() - 2.0);
+            let (a, b) = (4.0 * r.next_f64() - 2.0, 4.0 * r.next_f64() - 2.0);
             x.extend([a as f32 * 100.0 + 5000.0, b as f32, f32::NAN]);
             y.push((a * a + b * b < 1.2) as usize);
         }

@@ -201,7 +201,7 @@ impl<'a> Grower<'a> {
             scratch: vec![0; n_rows / 2 + 1],
             row_bins,
             pool: Vec::new(),
-            rng: crate::dnn::Rng(params.seed),
+            rng: crate::dnn::Rng::new(params.seed),
         }
     }
 
@@ -459,7 +459,7 @@ impl<'a> Grower<'a> {
         // Partial Fisher-Yates: the first k of a shuffled copy.
         let mut pool = usable;
         for i in 0..k {
-            let j = i + (self.rng.next() % (pool.len() - i) as u64) as usize;
+            let j = i + self.rng.modulo((pool.len() - i) as u64) as usize;
             pool.swap(i, j);
             alive[pool[i]] = true;
         }

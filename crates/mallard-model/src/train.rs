@@ -509,18 +509,12 @@ fn train_rnn(
     Ok(RnnModel::new(meta, tokenizer, input, net))
 }
 
-/// Fisher-Yates with SplitMix64: deterministic for a seed on every platform.
+/// Fisher-Yates with SplitMix64 (raw value modulo the range): deterministic for a seed on
+/// every platform.
 pub fn shuffle<T>(v: &mut [T], seed: u64) {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = mallard_rand::SplitMix64::new(seed);
     for i in (1..v.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
+        let j = rng.modulo(i as u64 + 1) as usize;
         v.swap(i, j);
     }
 }

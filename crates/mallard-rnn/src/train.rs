@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::kernel;
 use crate::optim::{OptState, Optimizer};
 use crate::params::{NetConfig, Output, Params};
-use crate::rng::SplitMix64;
+use crate::rng::{ShuffleHigh, SplitMix64};
 use crate::{check_tokens, Loss, Net, RnnError};
 
 /// Training settings.
@@ -209,7 +209,7 @@ impl EpochOrder {
     /// The next epoch's row order.
     pub fn next_epoch(&mut self) -> &[usize] {
         if self.shuffle {
-            self.rng.shuffle(&mut self.order);
+            self.rng.shuffle_53(&mut self.order);
         }
         &self.order
     }

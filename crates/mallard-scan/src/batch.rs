@@ -346,7 +346,11 @@ mod tests {
             );
             // The stuck input (5 s) is given up at its budget (0.5 s), not waited for; the
             // margin is for a loaded 2-core CI machine.
-            assert!(t.elapsed() < Duration::from_millis(4500), "{:?}", t.elapsed());
+            assert!(
+                t.elapsed() < Duration::from_millis(4500),
+                "{:?}",
+                t.elapsed()
+            );
             assert_eq!(
                 end,
                 BatchEnd {
