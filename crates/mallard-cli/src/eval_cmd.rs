@@ -40,6 +40,10 @@ pub struct EvalArgs {
     /// Write one JSON line per sample: id, label, predicted label, class probabilities.
     #[arg(long, value_name = "OUT.jsonl")]
     pub predictions: Option<PathBuf>,
+    /// API-call data: also evaluate on the rows whose set of API names appears nowhere in
+    /// this dataset (the training set), which a set-based model cannot have memorised.
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub novel_against: Option<DatasetSpec>,
 }
 
 /// One JSON line per sample with its true label and the model's probabilities.
@@ -94,7 +98,11 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
             .collect()
     };
     let t = Instant::now();
+    let mut novel: Option<Vec<bool>> = None;
     let (ids, y, probs, n) = if meta.input == InputKind::Features {
+        if a.novel_against.is_some() {
+            bail!("--novel-against is for API-call data");
+        }
         let schema = mallard_model::table_schema(&meta)?;
         let mut table = load_table(first, &read, Some(&schema))?;
         for d in &a.dataset[1..] {
@@ -119,6 +127,10 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         let y = index(labels.iter().map(String::as_str).collect())?;
         let inputs: Vec<Input> = samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = model.predict_proba(&inputs).context("scoring")?;
+        if let Some(r) = &a.novel_against {
+            let reference = load_labelled(r, &a.read, true)?;
+            novel = Some(mallard_datasets::novel_sets(&samples, &reference.samples));
+        }
         (
             samples.iter().map(|s| s.id.clone()).collect(),
             y,
@@ -147,14 +159,39 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         );
     }
     print!("{}", render_table(&ev));
+    let mut extra =
+        serde_json::json!({ "model": meta.kind, "dataset": describe(&a.dataset), "seconds": secs });
+    if let Some(mask) = &novel {
+        let k = meta.labels.len();
+        let keep: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
+        let ny: Vec<usize> = keep.iter().map(|&i| y[i]).collect();
+        let np: Vec<f32> = keep
+            .iter()
+            .flat_map(|&i| probs[i * k..(i + 1) * k].iter().copied())
+            .collect();
+        let nev = evaluate(
+            &meta.labels,
+            &ny,
+            &np,
+            meta.positive,
+            meta.positive.map(|_| threshold),
+        )
+        .context("computing metrics on the novel rows")?;
+        println!(
+            "\nnovel rows: {} of {n} (their API-name set is not in {})",
+            keep.len(),
+            a.novel_against
+                .as_ref()
+                .map_or(String::new(), |r| r.path.display().to_string())
+        );
+        print!("{}", render_table(&nev));
+        if let Some(o) = extra.as_object_mut() {
+            o.insert("novel_rows".into(), keep.len().into());
+            o.insert("novel".into(), serde_json::to_value(&nev)?);
+        }
+    }
     let name = format!("{} on {}", meta.kind, names_of(&a.dataset));
-    finish(
-        &ev,
-        &name,
-        a.report.as_deref(),
-        a.plots.as_deref(),
-        serde_json::json!({ "model": meta.kind, "dataset": describe(&a.dataset), "seconds": secs }),
-    )
+    finish(&ev, &name, a.report.as_deref(), a.plots.as_deref(), extra)
 }
 
 fn names_of(d: &[DatasetSpec]) -> String {

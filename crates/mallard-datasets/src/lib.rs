@@ -394,9 +394,31 @@ pub fn load_labelled(
     Ok(Labelled { samples, labels })
 }
 
+/// For each of `samples`, whether its set of distinct API names appears in none of
+/// `reference` (a training set): the rows a set-based model has not seen in another order.
+pub fn novel_sets(samples: &[Sample], reference: &[Sample]) -> Vec<bool> {
+    use std::collections::{BTreeSet, HashSet};
+    let set = |s: &Sample| -> BTreeSet<String> { s.apis.iter().cloned().collect() };
+    let seen: HashSet<BTreeSet<String>> = reference.iter().map(set).collect();
+    samples.iter().map(|s| !seen.contains(&set(s))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn novel_means_a_new_set_of_names_not_a_new_order() {
+        let s = |apis: &[&str]| Sample {
+            id: String::new(),
+            label: None,
+            apis: apis.iter().map(|a| a.to_string()).collect(),
+            sha256: None,
+        };
+        let train = [s(&["A", "B", "A"]), s(&["C"])];
+        let test = [s(&["B", "A"]), s(&["C", "D"]), s(&["C", "C"])];
+        assert_eq!(novel_sets(&test, &train), [false, true, false]);
+    }
 
     #[test]
     fn specs_parse_and_refuse_clearly() {

@@ -10,7 +10,7 @@
 //! mallard-eval's stratified 5-fold split (seed 42) is used.
 
 use mallard_eval::{evaluate, roc_auc, roc_curve, stratified_group_kfold, tpr_at_fpr};
-use mallard_gbdt::{dnn, Dataset, Gbdt, GbdtParams};
+use mallard_gbdt::{Dataset, Gbdt, GbdtParams};
 use mallard_tables::{big2015, clamp, clamp_with_schema, Table};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -60,7 +60,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             if with_dnn {
                 let t0 = Instant::now();
-                let net = dnn::Mlp::fit(data, 2, &dnn::MlpParams::default(), None)?;
+                let d = mallard_mlp::Dataset {
+                    x: data.x,
+                    n_features: data.n_features,
+                    y: data.y,
+                };
+                let net = mallard_mlp::Mlp::fit(d, 2, &mallard_mlp::MlpParams::default(), None)?;
                 let secs = t0.elapsed().as_secs_f64();
                 let p = net.predict_proba(&te.values)?;
                 report_binary(&format!("ClaMP {name}"), "mallard-dnn", &te, &yte, &p, secs)?;

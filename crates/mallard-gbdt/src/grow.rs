@@ -162,7 +162,7 @@ pub(crate) struct Grower<'a> {
     /// and page-fault on first touch.
     pool: Vec<Hist>,
     /// Draws each tree's features when `feature_fraction < 1`.
-    rng: crate::dnn::Rng,
+    rng: mallard_rand::SplitMix64,
 }
 
 impl<'a> Grower<'a> {
@@ -201,7 +201,7 @@ impl<'a> Grower<'a> {
             scratch: vec![0; n_rows / 2 + 1],
             row_bins,
             pool: Vec::new(),
-            rng: crate::dnn::Rng::new(params.seed),
+            rng: mallard_rand::SplitMix64::new(params.seed),
         }
     }
 

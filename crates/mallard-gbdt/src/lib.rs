@@ -20,7 +20,6 @@
 //! [`dnn`] holds the small feed-forward network (Saxe & Berlin style) for the same tables.
 
 mod bins;
-pub mod dnn;
 mod grow;
 mod tree;
 
@@ -213,7 +212,6 @@ fn softmax(s: &[f64], p: &mut [f64]) {
     }
 }
 
-/// Mean log loss of raw scores (probabilities clipped at 1e-15).
 /// Each training row's class: one byte when there are at most 256 classes (a binary table
 /// of ten million rows keeps 10 MB of labels instead of 80 as `usize`).
 enum ClassIds {
@@ -249,6 +247,7 @@ fn class_ids(y: &[usize]) -> Result<Vec<u32>, GbdtError> {
         .collect()
 }
 
+/// Mean log loss of raw scores (probabilities clipped at 1e-15).
 fn log_loss(scores: &[f64], y: &[usize], k_out: usize) -> f64 {
     let mut total = 0.0;
     let mut p = vec![0.0; k_out.max(2)];

@@ -2,7 +2,7 @@
 //! figures with default parameters on the same splits (bench/compare.py measures both).
 
 use mallard_eval::{evaluate, roc_auc, roc_curve, stratified_group_kfold, tpr_at_fpr};
-use mallard_gbdt::{dnn, Dataset, Gbdt, GbdtParams};
+use mallard_gbdt::{Dataset, Gbdt, GbdtParams};
 use mallard_tables::{big2015, clamp, clamp_with_schema, Table};
 use std::path::{Path, PathBuf};
 
@@ -123,25 +123,4 @@ fn big2015_five_fold_beats_lightgbm() {
     assert!(e.accuracy >= 0.9941, "accuracy {}", e.accuracy);
     assert!(e.macro_f1 >= 0.9815, "macro-F1 {}", e.macro_f1);
     assert!(e.log_loss <= 0.0328, "log loss {}", e.log_loss);
-}
-
-#[test]
-#[ignore = "data: reads ../shared/data"]
-fn dnn_on_clamp_integrated() {
-    let (tr, ytr, te, yte) = clamp_split("integrated");
-    let net = dnn::Mlp::fit(
-        Dataset {
-            x: &tr.values,
-            n_features: 69,
-            y: &ytr,
-        },
-        2,
-        &dnn::MlpParams::default(),
-        None,
-    )
-    .unwrap();
-    let (auc, _, acc) = binary_metrics(&net.predict_proba(&te.values).unwrap(), &yte);
-    // scikit-learn MLP (128, 64) baseline: AUC 0.9975, accuracy 0.9818
-    assert!(auc >= 0.997, "AUC {auc}");
-    assert!(acc >= 0.98, "accuracy {acc}");
 }

@@ -15,8 +15,9 @@ pub mod train;
 
 pub use ensemble::Ensemble;
 pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION};
-pub use mallard_gbdt::{dnn::MlpParams, GbdtParams};
+pub use mallard_gbdt::GbdtParams;
 pub use mallard_io::Caps;
+pub use mallard_mlp::MlpParams;
 pub use mallard_tables as tables;
 pub use mallard_tokenizer::Tokenizer;
 pub use ngram::NgramSeqModel;

@@ -1,8 +1,8 @@
 //! Classifiers over feature tables: boosted trees and a feed-forward net.
 
 use crate::{Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
-use mallard_gbdt::dnn::{Mlp, MlpMeta, MlpParams};
 use mallard_gbdt::{Dataset, Gbdt, GbdtMeta, GbdtParams};
+use mallard_mlp::{Mlp, MlpMeta, MlpParams};
 use mallard_tables::{Table, TableSchema};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub struct TableModel {
     inner: Inner,
 }
 
-fn compute(e: mallard_gbdt::GbdtError) -> ModelError {
+fn compute(e: impl std::fmt::Display) -> ModelError {
     ModelError::Compute(e.to_string())
 }
 
@@ -161,10 +161,17 @@ impl TableModel {
                     "row weights are supported for boosted trees (gbdt) only".into(),
                 ))
             }
-            TableLearner::Dnn(p) => (
-                "dnn",
-                Inner::Mlp(Mlp::fit(data, names.len(), p, vdata).map_err(compute)?),
-            ),
+            TableLearner::Dnn(p) => {
+                fn mlp_data(d: Dataset<'_>) -> mallard_mlp::Dataset<'_> {
+                    mallard_mlp::Dataset {
+                        x: d.x,
+                        n_features: d.n_features,
+                        y: d.y,
+                    }
+                }
+                let fit = Mlp::fit(mlp_data(data), names.len(), p, vdata.map(mlp_data));
+                ("dnn", Inner::Mlp(fit.map_err(compute)?))
+            }
         };
         let mut meta = Meta::new(kind, InputKind::Features, names);
         meta.feature_names = table.columns.clone();

@@ -5,8 +5,46 @@
 //! Math is f64 (so finite differences can prove the hand-written backward pass); weights
 //! are rounded to f32 after training so a stored model predicts exactly as the trained one.
 
-use crate::{Dataset, GbdtError};
 use serde::{Deserialize, Serialize};
+
+/// Training data: row-major `x` of `n_features` columns and class indices `y`.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset<'a> {
+    pub x: &'a [f32],
+    pub n_features: usize,
+    pub y: &'a [usize],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MlpError {
+    #[error("invalid parameter: {0}")]
+    Param(String),
+    #[error("invalid data: {0}")]
+    Data(String),
+    #[error("invalid model: {0}")]
+    Model(String),
+}
+
+fn check_x(x: &[f32], n_features: usize) -> Result<usize, MlpError> {
+    if n_features == 0 || x.len() % n_features != 0 {
+        return Err(MlpError::Data(format!(
+            "{} values are not a whole number of rows of {n_features} features",
+            x.len()
+        )));
+    }
+    Ok(x.len() / n_features)
+}
+
+/// Softmax of `z` into `p`, shifted by the largest score so large scores cannot overflow.
+fn softmax(z: &[f64], p: &mut [f64]) {
+    let top = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let mut sum = 0.0;
+    for (q, &v) in p.iter_mut().zip(z) {
+        *q = (v - top).exp();
+        sum += *q;
+    }
+    p.iter_mut().for_each(|q| *q /= sum);
+}
 
 /// Hidden-layer non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +121,7 @@ pub struct Mlp {
 }
 
 /// The one generator (`mallard-rand`): shuffles, dropout masks and initial weights.
-pub(crate) use mallard_rand::SplitMix64 as Rng;
+use mallard_rand::SplitMix64 as Rng;
 
 /// Per-layer values kept by the forward pass for the backward pass.
 struct Cache {
@@ -343,28 +381,28 @@ impl Mlp {
         n_classes: usize,
         params: &MlpParams,
         valid: Option<Dataset<'_>>,
-    ) -> Result<Mlp, GbdtError> {
+    ) -> Result<Mlp, MlpError> {
         let nf = train.n_features;
-        let n = crate::check_x(train.x, nf)?;
+        let n = check_x(train.x, nf)?;
         if n == 0 || train.y.len() != n {
-            return Err(GbdtError::Data(format!(
+            return Err(MlpError::Data(format!(
                 "{n} rows but {} labels",
                 train.y.len()
             )));
         }
         if n_classes < 2 || train.y.iter().any(|&c| c >= n_classes) {
-            return Err(GbdtError::Data(format!(
+            return Err(MlpError::Data(format!(
                 "labels must be class indices below {n_classes} (>= 2)"
             )));
         }
         if params.hidden.is_empty() || params.hidden.contains(&0) {
-            return Err(GbdtError::Param("hidden layer sizes must be >= 1".into()));
+            return Err(MlpError::Param("hidden layer sizes must be >= 1".into()));
         }
         if !(0.0..1.0).contains(&params.dropout)
             || params.learning_rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
             || params.batch_size == 0
         {
-            return Err(GbdtError::Param(
+            return Err(MlpError::Param(
                 "dropout in [0, 1), learning_rate > 0, batch_size >= 1".into(),
             ));
         }
@@ -386,9 +424,9 @@ impl Mlp {
         let xs = net.standardize(train.x, n);
         let vdata = match valid {
             Some(v) => {
-                let nv = crate::check_x(v.x, nf)?;
+                let nv = check_x(v.x, nf)?;
                 if v.n_features != nf || v.y.len() != nv || v.y.iter().any(|&c| c >= n_classes) {
-                    return Err(GbdtError::Data(
+                    return Err(MlpError::Data(
                         "validation set does not match the training set".into(),
                     ));
                 }
@@ -465,9 +503,7 @@ impl Mlp {
                 }
             }
             if !watch.is_finite() {
-                return Err(GbdtError::Data(
-                    "training diverged (non-finite loss)".into(),
-                ));
+                return Err(MlpError::Data("training diverged (non-finite loss)".into()));
             }
         }
         if vdata.is_some() {
@@ -491,9 +527,9 @@ impl Mlp {
     }
 
     /// Class probabilities, row-major `[rows, n_classes]` (binary: `[1 − p, p]`).
-    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, GbdtError> {
+    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, MlpError> {
         let nf = self.meta.n_features;
-        let rows = crate::check_x(x, nf)?;
+        let rows = check_x(x, nf)?;
         let xs = self.standardize(x, rows);
         let (z, _) = self.forward(&xs, rows, None);
         let k = n_out(self.meta.n_classes);
@@ -504,7 +540,7 @@ impl Mlp {
                 let q = 1.0 / (1.0 + (-zr[0]).exp());
                 out.extend([(1.0 - q) as f32, q as f32]);
             } else {
-                crate::softmax(zr, &mut p);
+                softmax(zr, &mut p);
                 out.extend(p.iter().map(|&v| v as f32));
             }
         }
@@ -533,15 +569,15 @@ impl Mlp {
     pub fn from_parts(
         meta: MlpMeta,
         tensors: &[(String, Vec<usize>, Vec<f32>)],
-    ) -> Result<Mlp, GbdtError> {
-        let get = |name: &str, shape: &[usize]| -> Result<Vec<f64>, GbdtError> {
+    ) -> Result<Mlp, MlpError> {
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f64>, MlpError> {
             let t = tensors
                 .iter()
                 .find(|t| t.0 == name)
-                .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))?;
+                .ok_or_else(|| MlpError::Model(format!("missing tensor {name}")))?;
             let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if t.1 != shape || Some(t.2.len()) != len {
-                return Err(GbdtError::Model(format!(
+                return Err(MlpError::Model(format!(
                     "{name}: shape {:?}, expected {shape:?}",
                     t.1
                 )));
@@ -549,7 +585,7 @@ impl Mlp {
             Ok(t.2.iter().map(|&v| v as f64).collect())
         };
         if meta.n_classes < 2 || meta.n_features == 0 || meta.params.hidden.contains(&0) {
-            return Err(GbdtError::Model("bad network sizes".into()));
+            return Err(MlpError::Model("bad network sizes".into()));
         }
         let nf = meta.n_features;
         let mut sizes = vec![nf];
@@ -572,7 +608,7 @@ impl Mlp {
         }
         let std = get("dnn.std", &[nf])?;
         if std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(GbdtError::Model("dnn.std must be finite and > 0".into()));
+            return Err(MlpError::Model("dnn.std must be finite and > 0".into()));
         }
         Ok(Mlp {
             mean: get("dnn.mean", &[nf])?,
