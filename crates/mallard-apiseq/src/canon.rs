@@ -646,6 +646,23 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_row() {
+        let doc = include_str!("../../../docs/api-names.md");
+        for r in TABLE {
+            let cell = r
+                .names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(
+                doc.contains(&format!("| {cell} | {} |", r.why)),
+                "docs/api-names.md lacks the row {cell}"
+            );
+        }
+    }
+
+    #[test]
     fn the_table_is_well_formed() {
         for (i, r) in TABLE.iter().enumerate() {
             assert!(r.names.len() >= 2, "row {i} maps nothing");
