@@ -12,6 +12,7 @@
 //! Any input may be gzip-compressed; it is recognised by its magic bytes, not its name.
 //! Inputs are untrusted: malformed data gives a [`ReadError`] naming the file, never a panic.
 
+pub mod canon;
 mod error;
 mod guard;
 mod input;

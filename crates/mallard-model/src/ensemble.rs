@@ -1,6 +1,6 @@
 //! A weighted average of member models' class probabilities.
 
-use crate::{Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{Input, Meta, Model, ModelError, ModelFile, NameCounts, Reason, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -124,6 +124,14 @@ impl Model for Ensemble {
             .iter()
             .filter_map(|(_, m)| m.known_apis(apis))
             .max()
+    }
+
+    /// The counts of the member that reads the most names (each maps into its own vocabulary).
+    fn api_names(&self, apis: &[String]) -> Option<NameCounts> {
+        self.members
+            .iter()
+            .filter_map(|(_, m)| m.api_names(apis))
+            .max_by_key(|c| (c.known + c.mapped, c.known))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {

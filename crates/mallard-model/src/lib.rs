@@ -15,6 +15,7 @@ pub mod train;
 
 pub use ensemble::Ensemble;
 pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION};
+pub use mallard_apiseq::canon::NameCounts;
 pub use mallard_gbdt::GbdtParams;
 pub use mallard_io::Caps;
 pub use mallard_mlp::MlpParams;
@@ -210,6 +211,31 @@ pub(crate) fn model_view<'a>(meta: &Meta, apis: &'a [String]) -> std::borrow::Co
     }
 }
 
+/// The sequence a model scores: every name the model never saw replaced by the first other
+/// name of the same call that it knows (`mallard_apiseq::canon`), then brought to the
+/// model's view. Names it knows are never touched, so inputs written in its own vocabulary
+/// score exactly as before; names it cannot map stay, to be ignored as before.
+pub(crate) fn scoring_view<'a>(
+    meta: &Meta,
+    apis: &'a [String],
+    knows: impl Fn(&str) -> bool,
+) -> std::borrow::Cow<'a, [String]> {
+    use std::borrow::Cow;
+    // Mapped first, then reduced: two names of one call become one call.
+    match mallard_apiseq::canon::map_sequence(apis, knows).apis {
+        Cow::Borrowed(a) => model_view(meta, a),
+        Cow::Owned(v) if meta.distinct_calls => Cow::Owned(distinct_in_order(&v)),
+        Cow::Owned(v) if meta.collapse_runs => Cow::Owned(collapse_runs(&v)),
+        Cow::Owned(v) => Cow::Owned(v),
+    }
+}
+
+/// Counts of the distinct names of `apis` that a vocabulary (`knows`) holds as they are,
+/// holds under another name of the same call, or does not hold.
+pub(crate) fn name_counts(apis: &[String], knows: impl Fn(&str) -> bool) -> NameCounts {
+    mallard_apiseq::canon::map_sequence(apis, knows).counts
+}
+
 /// Why a model scored an input as it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
@@ -234,9 +260,16 @@ pub trait Model: Send + Sync {
     /// Positive weights push toward the malicious (or predicted) class.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
 
-    /// How many of the distinct API names in `apis` the model has seen in training;
-    /// `None` when the model does not read API calls.
+    /// How many of the distinct API names in `apis` the model has seen in training, as they
+    /// are written; `None` when the model does not read API calls.
     fn known_apis(&self, _apis: &[String]) -> Option<(usize, usize)> {
+        None
+    }
+
+    /// How the distinct API names of `apis` meet the model's vocabulary: known as they are,
+    /// mapped to another name of the same call that the model knows (and scored as that
+    /// name), or unseen (ignored). `None` when the model does not read API calls.
+    fn api_names(&self, _apis: &[String]) -> Option<NameCounts> {
         None
     }
 

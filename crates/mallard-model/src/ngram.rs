@@ -1,6 +1,6 @@
 //! The classical baseline: n-gram TF-IDF + logistic regression over API names.
 
-use crate::{model_view, Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{scoring_view, Input, Meta, Model, ModelError, ModelFile, NameCounts, Reason, Tensor};
 use mallard_ngram::{NgramConfig, NgramModel};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,11 @@ pub struct NgramSeqModel {
 impl NgramSeqModel {
     pub fn new(meta: Meta, model: NgramModel) -> Self {
         NgramSeqModel { meta, model }
+    }
+
+    /// Whether any n-gram of the vocabulary holds `api`.
+    fn knows(&self, api: &str) -> bool {
+        self.model.vectorizer().knows_token(api)
     }
 
     pub(crate) fn from_file(file: ModelFile) -> Result<Self, ModelError> {
@@ -69,7 +74,10 @@ impl Model for NgramSeqModel {
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
         let seqs = inputs
             .iter()
-            .map(|i| i.apis().map(|a| model_view(&self.meta, a)))
+            .map(|i| {
+                i.apis()
+                    .map(|a| scoring_view(&self.meta, a, |t| self.knows(t)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self.model.predict_proba(&seqs))
     }
@@ -77,7 +85,7 @@ impl Model for NgramSeqModel {
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
         // The n-gram model explains the positive logit for two classes, else the argmax,
         // already sorted by absolute contribution.
-        let seq = model_view(&self.meta, input.apis()?);
+        let seq = scoring_view(&self.meta, input.apis()?, |t| self.knows(t));
         Ok(self
             .model
             .explain(&seq, top)
@@ -92,9 +100,11 @@ impl Model for NgramSeqModel {
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        Some(crate::count_known(apis, |a| {
-            self.model.vectorizer().knows_token(a)
-        }))
+        Some(crate::count_known(apis, |a| self.knows(a)))
+    }
+
+    fn api_names(&self, apis: &[String]) -> Option<NameCounts> {
+        Some(crate::name_counts(apis, |a| self.knows(a)))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {

@@ -1,6 +1,6 @@
 //! Recurrent classifiers over tokenized API-call sequences.
 
-use crate::{model_view, Input, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{scoring_view, Input, Meta, Model, ModelError, ModelFile, NameCounts, Reason, Tensor};
 use mallard_rnn::{Cell, Head, Net, NetConfig, Output};
 use mallard_tokenizer::{Side, Tokenizer};
 use serde::{Deserialize, Serialize};
@@ -146,8 +146,13 @@ impl RnnModel {
     }
 
     fn ids(&self, apis: &[String]) -> Vec<u32> {
-        self.input
-            .prepare(&self.tokenizer.encode(&model_view(&self.meta, apis)))
+        self.input.prepare(&self.encode(apis))
+    }
+
+    /// Token ids of the sequence the model scores (names mapped into its vocabulary).
+    fn encode(&self, apis: &[String]) -> Vec<u32> {
+        let view = scoring_view(&self.meta, apis, |a| self.tokenizer.knows(a));
+        self.tokenizer.encode(&view)
     }
 
     fn probs(&self, rows: &[&[u32]]) -> Result<Vec<f32>, ModelError> {
@@ -193,7 +198,7 @@ impl Model for RnnModel {
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
         let apis = input.apis()?;
         let tokens = mallard_tokenizer::truncate(
-            &self.tokenizer.encode(&model_view(&self.meta, apis)),
+            &self.encode(apis),
             self.input.maxlen,
             self.input.truncating,
         )
@@ -227,9 +232,11 @@ impl Model for RnnModel {
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        Some(crate::count_known(apis, |a| {
-            !self.tokenizer.encode(&[a]).is_empty()
-        }))
+        Some(crate::count_known(apis, |a| self.tokenizer.knows(a)))
+    }
+
+    fn api_names(&self, apis: &[String]) -> Option<NameCounts> {
+        Some(crate::name_counts(apis, |a| self.tokenizer.knows(a)))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {

@@ -1,10 +1,12 @@
 //! A kernel SVM over the *set* of distinct API names of a sample: one machine for two
 //! classes, one per class (one-vs-rest) for families.
 //!
-//! Kernel: `K(a, b) = exp(-gamma (1 - |a & b| / |a | b|))` (exponentiated Tanimoto); names
-//! never seen in training are ignored, as the n-gram model does: counting them would pull
-//! every report of another sandbox (CAPE names many calls Cuckoo never logs) toward the bias
-//! and a score near 0.5, whatever it did. Training merges identical (set, label) rows into one with its count folded
+//! Kernel: `K(a, b) = exp(-gamma (1 - |a & b| / |a | b|))` (exponentiated Tanimoto). A name
+//! never seen in training is first read as another name of the same call that the model
+//! knows (`mallard_apiseq::canon`: `NtWriteVirtualMemory` as `WriteProcessMemory`); names
+//! still unknown are ignored, as the n-gram model does: counting them would pull every report
+//! of another sandbox (CAPE names many calls Cuckoo never logs) toward the bias and a score
+//! near 0.5, whatever it did. Training merges identical (set, label) rows into one with its count folded
 //! into `C`, solves the C-SVC dual by SMO (`mallard-svm`), and keeps the support vectors as
 //! sorted token ids into the training vocabulary. Probabilities come from Platt's sigmoid on
 //! the decision value, fitted on 5-fold out-of-fold decision values of the training rows
@@ -13,7 +15,9 @@
 //! probabilities are normalised to sum to one.
 
 use crate::train::{shuffle, TrainOptions};
-use crate::{model_view, Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{
+    scoring_view, Input, InputKind, Meta, Model, ModelError, ModelFile, NameCounts, Reason, Tensor,
+};
 use mallard_svm::platt::{self, Sigmoid};
 use mallard_svm::tanimoto::{intersection, ExpTanimoto, SetKernel};
 use mallard_svm::{Kernel, Subset, SvcParams};
@@ -272,7 +276,7 @@ impl SvmSeqModel {
     pub fn decision_values(&self, inputs: &[Input<'_>]) -> Result<Vec<f64>, ModelError> {
         let mut out = Vec::with_capacity(inputs.len() * self.machines.len());
         for i in inputs {
-            let view = model_view(&self.meta, i.apis()?);
+            let view = scoring_view(&self.meta, i.apis()?, |a| self.knows(a));
             out.extend(self.decisions(&encode(&self.index, &view)));
         }
         Ok(out)
@@ -300,6 +304,11 @@ impl SvmSeqModel {
         }
     }
 
+    /// Whether the training vocabulary holds `api`.
+    fn knows(&self, api: &str) -> bool {
+        self.index.contains_key(api)
+    }
+
     pub fn support_vectors(&self) -> usize {
         self.svs.len()
     }
@@ -322,7 +331,7 @@ impl Model for SvmSeqModel {
     /// support vectors serves every API: removing `a` changes only the intersection (when a
     /// support vector holds `a`) or the union (when it does not).
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
-        let view = model_view(&self.meta, input.apis()?);
+        let view = scoring_view(&self.meta, input.apis()?, |a| self.knows(a));
         let ids = encode(&self.index, &view);
         let size = ids.len();
         let k = self.kernel();
@@ -382,7 +391,11 @@ impl Model for SvmSeqModel {
     }
 
     fn known_apis(&self, apis: &[String]) -> Option<(usize, usize)> {
-        Some(crate::count_known(apis, |a| self.index.contains_key(a)))
+        Some(crate::count_known(apis, |a| self.knows(a)))
+    }
+
+    fn api_names(&self, apis: &[String]) -> Option<NameCounts> {
+        Some(crate::name_counts(apis, |a| self.knows(a)))
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {

@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod setup;
 pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
 
+use mallard_apiseq::canon::NameCounts;
 use mallard_apiseq::{read_report, Report, ReportOptions};
 use mallard_model::{Input, InputKind, Model, Reason};
 use mallard_pefeatures::FeatureSet;
@@ -53,6 +54,11 @@ pub struct ScanResult {
     /// Number of API calls the model saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<usize>,
+    /// How the distinct API names met the report model's vocabulary: `known` as they are,
+    /// `mapped` to another name of the same call that the model knows (`NtWriteVirtualMemory`
+    /// read as `WriteProcessMemory`), `unseen` (ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_names: Option<NameCounts>,
     /// YARA rules that matched (namespace:name).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
@@ -83,6 +89,7 @@ impl ScanResult {
             error: Some(message),
             warnings: Vec::new(),
             calls: None,
+            api_names: None,
             rules: Vec::new(),
             components: Vec::new(),
         }
@@ -292,6 +299,7 @@ impl Scanner {
                     error: None,
                     warnings: Vec::new(),
                     calls: None,
+                    api_names: None,
                     rules: m
                         .iter()
                         .map(|m| format!("{}:{}", m.namespace, m.name))
@@ -400,6 +408,7 @@ impl Scanner {
                 error: None,
                 warnings: rule_warnings,
                 calls: None,
+                api_names: None,
                 rules: matched,
                 components: Vec::new(),
             };
@@ -556,24 +565,26 @@ impl Scanner {
                 ),
             );
         };
+        let names = model.api_names(apis);
         let mut warnings = Vec::new();
-        match model.known_apis(apis) {
-            Some((0, total)) => {
+        if let Some(c) = names {
+            if c.known + c.mapped == 0 {
                 return ScanResult::error(
                     path,
                     format!(
-                        "{}: none of its {total} distinct API names is known to the model (another sandbox's naming, or not Windows?)",
-                        path.display()
+                        "{}: none of its {} distinct API names is known to the model, under any name of the same call (another sandbox's naming, or not Windows?)",
+                        path.display(),
+                        c.distinct
                     ),
-                )
+                );
             }
-            Some((known, total)) if known < total => {
-                warnings.push(format!("{} of {total} distinct API names were never seen in training", total - known))
+            if let Some(w) = names_warning(&c) {
+                warnings.push(w);
             }
-            _ => {}
         }
         let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings);
         r.calls = Some(apis.len());
+        r.api_names = names;
         r
     }
 
@@ -602,6 +613,7 @@ impl Scanner {
             error: None,
             warnings: Vec::new(),
             calls: None,
+            api_names: None,
             rules: Vec::new(),
             components: Vec::new(),
         })
@@ -677,9 +689,28 @@ impl Scanner {
             error: None,
             warnings,
             calls: None,
+            api_names: None,
             rules: Vec::new(),
             components: Vec::new(),
         }
+    }
+}
+
+/// What a user should know about the names the model read: how many it ignored, and how
+/// many it read under its own name for the same call.
+fn names_warning(c: &NameCounts) -> Option<String> {
+    let (n, unseen, mapped) = (c.distinct, c.unseen, c.mapped);
+    match (unseen, mapped) {
+        (0, 0) => None,
+        (0, _) => Some(format!(
+            "{mapped} of {n} distinct API names were read as the model's name for the same call"
+        )),
+        (_, 0) => Some(format!(
+            "{unseen} of {n} distinct API names were never seen in training"
+        )),
+        _ => Some(format!(
+            "{unseen} of {n} distinct API names were never seen in training; {mapped} more were read as the model's name for the same call"
+        )),
     }
 }
 
@@ -752,6 +783,7 @@ fn ensemble(s: ScanResult, ts: f32, d: ScanResult, td: f32) -> ScanResult {
         error: None,
         warnings: s.warnings.into_iter().chain(d.warnings).collect(),
         calls: d.calls,
+        api_names: d.api_names,
         rules: s.rules,
         components,
     }

@@ -136,3 +136,146 @@ fn pe_benign_is_not_flagged_through_the_library() {
     }
     assert_eq!(n, 217);
 }
+
+/// A Cuckoo 2 report of one process making `calls` in order.
+fn report_of(path: &std::path::Path, calls: &[&str]) {
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|a| serde_json::json!({"api": a, "arguments": {}}))
+        .collect();
+    let r = serde_json::json!({
+        "info": {"version": "2.0.7"},
+        "behavior": {"processes": [{"pid": 4, "process_name": "x.exe", "calls": calls}]}
+    });
+    std::fs::write(path, r.to_string()).unwrap();
+}
+
+/// The same behaviour as Cuckoo logs it (names of the built-in model's MalBehavD vocabulary)
+/// and as CAPE logs it (other layers, other spellings), call for call.
+const CUCKOO_STYLE: [&str; 16] = [
+    "LdrLoadDll",
+    "LdrGetProcedureAddress",
+    "CreateProcessInternalW",
+    "WriteProcessMemory",
+    "NtProtectVirtualMemory",
+    "NtUnmapViewOfSection",
+    "GetSystemTimeAsFileTime",
+    "SHGetFolderPathW",
+    "CopyFileW",
+    "DeleteFileW",
+    "connect",
+    "HttpOpenRequestW",
+    "RegSetValueExW",
+    "NtClose",
+    "NtDelayExecution",
+    "NtTerminateProcess",
+];
+const CAPE_STYLE: [&str; 16] = [
+    "LoadLibraryExW",
+    "LdrGetProcedureAddressForCaller",
+    "CreateProcessA",
+    "NtWriteVirtualMemory",
+    "VirtualProtectEx",
+    "NtUnmapViewOfSectionEx",
+    "NtQuerySystemTime",
+    "SHGetKnownFolderPath",
+    "CopyFileExW",
+    "DeleteFileA",
+    "ConnectEx",
+    "WinHttpOpenRequest",
+    "RegSetValueExW",
+    "ZwClose",
+    "SleepEx",
+    "NtTerminateProcess",
+];
+
+#[test]
+fn a_report_written_cape_style_scores_like_the_same_report_cuckoo_style() {
+    let d = tmp("styles");
+    let scanner = Scanner::builtin(ScanOptions::default()).unwrap();
+    let (cuckoo, cape) = (d.join("cuckoo.json"), d.join("cape.json"));
+    // Calls repeat and interleave as in a real trace.
+    let twice = |names: &[&'static str]| -> Vec<&'static str> {
+        names.iter().chain(names.iter().rev()).copied().collect()
+    };
+    report_of(&cuckoo, &twice(&CUCKOO_STYLE));
+    report_of(&cape, &twice(&CAPE_STYLE));
+    let a = scanner.scan_path(&cuckoo);
+    let b = scanner.scan_path(&cape);
+    assert_ne!(a.verdict, Verdict::Error, "{a:?}");
+    assert_eq!(a.score, b.score, "{a:?}\n{b:?}");
+    assert_eq!(a.verdict, b.verdict);
+    assert_eq!(a.reasons, b.reasons);
+    let (na, nb) = (a.api_names.unwrap(), b.api_names.unwrap());
+    assert_eq!((na.known, na.mapped, na.unseen), (16, 0, 0), "{na:?}");
+    // Two CAPE names are Cuckoo's too (RegSetValueExW, NtTerminateProcess).
+    assert_eq!((nb.known, nb.mapped, nb.unseen), (2, 14, 0), "{nb:?}");
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    assert_eq!(
+        b.warnings,
+        ["14 of 16 distinct API names were read as the model's name for the same call"]
+    );
+    // JSON: the old keys as they were, the counts added.
+    let j = serde_json::to_value(&b).unwrap();
+    for k in ["path", "verdict", "score", "reasons", "calls", "warnings"] {
+        assert!(j.get(k).is_some(), "{k} missing: {j}");
+    }
+    assert_eq!(
+        j["api_names"],
+        serde_json::json!({"distinct": 16, "known": 2, "mapped": 14, "unseen": 0})
+    );
+}
+
+#[test]
+fn foreign_names_do_not_move_the_score() {
+    let d = tmp("foreign");
+    let scanner = Scanner::builtin(ScanOptions::default()).unwrap();
+    let plain = d.join("plain.json");
+    report_of(&plain, &CAPE_STYLE);
+    let base = scanner.scan_path(&plain);
+    assert_ne!(base.verdict, Verdict::Error, "{base:?}");
+    // Made-up names and real CAPE calls with no name in the model's vocabulary, in growing
+    // numbers and anywhere in the trace.
+    let real = ["memcpy", "NtWaitForSingleObject", "srand", "__anomaly__"];
+    for n in [1usize, 10, 100, 1000] {
+        let made_up: Vec<String> = (0..n).map(|i| format!("ZzMadeUpApi{i:04}W")).collect();
+        let mut calls: Vec<&str> = Vec::new();
+        for (i, c) in CAPE_STYLE.iter().enumerate() {
+            calls.push(c);
+            calls.extend(
+                made_up
+                    .iter()
+                    .skip(i)
+                    .step_by(CAPE_STYLE.len())
+                    .map(String::as_str),
+            );
+        }
+        calls.extend(real);
+        let p = d.join(format!("noisy{n}.json"));
+        report_of(&p, &calls);
+        let r = scanner.scan_path(&p);
+        assert_eq!(r.score, base.score, "{n} foreign names: {r:?}");
+        assert_eq!(r.verdict, base.verdict);
+        assert_eq!(r.reasons, base.reasons);
+        let c = r.api_names.unwrap();
+        assert_eq!(
+            (c.known, c.mapped, c.unseen),
+            (2, 14, n + real.len()),
+            "{c:?}"
+        );
+        assert_eq!(
+            r.warnings,
+            [format!(
+                "{} of {} distinct API names were never seen in training; 14 more were read as the model's name for the same call",
+                n + 4,
+                n + 20
+            )]
+        );
+    }
+    // Only foreign names: an error, not a guess.
+    let p = d.join("only.json");
+    report_of(&p, &real);
+    let r = scanner.scan_path(&p);
+    assert_eq!(r.verdict, Verdict::Error);
+    assert!(r.error.unwrap().contains("known to the model"));
+}

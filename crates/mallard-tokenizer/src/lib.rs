@@ -218,6 +218,20 @@ impl Tokenizer {
         self.config.oov_token.as_deref().and_then(|t| self.id(t))
     }
 
+    /// Whether `encode` turns `api` into vocabulary ids only: at least one token, and none
+    /// unknown, past `num_words` or the OOV token. (With an OOV token `encode` never drops a
+    /// name, so an empty result cannot tell.)
+    pub fn knows(&self, api: &str) -> bool {
+        let oov = self.oov_id();
+        let limit = self.config.num_words.filter(|&k| k > 0);
+        let tokens = split_tokens(&self.config.text, &[api]);
+        !tokens.is_empty()
+            && tokens.iter().all(|t| match self.id(t) {
+                Some(i) => Some(i) != oov && limit.is_none_or(|k| (i as usize) < k),
+                None => false,
+            })
+    }
+
     /// `texts_to_sequences` for one sequence.
     pub fn encode<S: AsRef<str>>(&self, apis: &[S]) -> Vec<u32> {
         let oov = self.oov_id();

@@ -43,6 +43,32 @@ fn num_words_and_oov() {
 }
 
 #[test]
+fn knows_means_encoded_to_vocabulary_ids_only() {
+    let tok = Tokenizer::fit(TokenizerConfig::default(), seqs());
+    assert!(tok.knows("NtClose") && tok.knows("LdrLoadDll"));
+    assert!(!tok.knows("Nope") && !tok.knows(""));
+    // With an OOV token and num_words, encode never drops a name: an id past the limit, an
+    // unknown name and the OOV token itself are not known.
+    let cfg = TokenizerConfig {
+        num_words: Some(3),
+        oov_token: Some("<OOV>".into()),
+        ..Default::default()
+    };
+    let tok = Tokenizer::fit(cfg, seqs());
+    assert!(tok.knows("NtClose"));
+    assert!(!tok.knows("NtOpenFile"), "id 3 is past num_words");
+    assert!(!tok.knows("Nope") && !tok.knows("<OOV>"));
+    // Keras text mode: a name is known when every piece it splits into is.
+    let cfg = TokenizerConfig {
+        text: mallard_tokenizer::TextMode::keras_default(),
+        ..Default::default()
+    };
+    let tok = Tokenizer::fit(cfg, seqs());
+    assert!(tok.knows("ntclose") && tok.knows("__exception__") && tok.knows("NtClose"));
+    assert!(!tok.knows("NtClose.Nope") && !tok.knows("__"));
+}
+
+#[test]
 fn round_trips_through_json() {
     let tok = Tokenizer::fit(TokenizerConfig::default(), seqs());
     let json = serde_json::to_string(&tok).unwrap();
