@@ -301,6 +301,57 @@ fn builtin_api_model_rebuilds_byte_for_byte() {
     );
 }
 
+/// The shipped ClaMP model is what models/README.md's rebuild command gives: the same bytes
+/// once the paths in its provenance (which name where it was built) are set aside.
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn builtin_clamp_model_rebuilds_byte_for_byte() {
+    let d = tmp("rebuild-clamp");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = format!(
+        "csv:{}",
+        shared()
+            .join("data/pe-header/clamp/raw-train.csv")
+            .display()
+    );
+    let out_path = d.join("clamp-pe.mallard");
+    let out = mallard(&[
+        "train",
+        "-q",
+        "--dataset",
+        &data,
+        "--label-column",
+        "class",
+        "--drop-columns",
+        "CreationYear,BaseOfData",
+        "--calibrate-fpr",
+        "0.01",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without_paths = |bytes: &[u8]| {
+        let mut f = mallard_model::ModelFile::from_bytes(bytes).unwrap();
+        let p = &mut f.meta.training["provenance"];
+        assert!(p.is_object(), "no provenance in the model file");
+        p["command"] = Value::Null;
+        for file in p["files"].as_array_mut().unwrap() {
+            file["dataset"] = Value::Null;
+        }
+        f.to_bytes().unwrap()
+    };
+    let rebuilt = without_paths(&std::fs::read(&out_path).unwrap());
+    let shipped = without_paths(&std::fs::read(root.join("models/clamp-pe.mallard")).unwrap());
+    assert!(
+        rebuilt == shipped,
+        "models/clamp-pe.mallard differs from a rebuild: run the command in models/README.md"
+    );
+}
+
 #[test]
 fn a_report_of_only_unknown_apis_is_an_error_not_a_guess() {
     let d = tmp("unknown");

@@ -23,26 +23,22 @@ fn tmp(name: &str) -> PathBuf {
     common::tmp_in("mallard-fp", name)
 }
 
-/// Whether `tool` runs; when it does not, a skip outside CI and a failure in CI.
+/// Whether `tool` runs. These tests are `#[ignore]`d by default (they need compilers a
+/// developer machine may lack) and run where the tools are (`.ci/run` installs them), so a
+/// missing tool is a failure, never a silent pass.
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-        || Command::new(tool)
-            .arg("version")
+    let runs = |arg: &str| {
+        Command::new(tool)
+            .arg(arg)
             .output()
             .map(|o| o.status.success())
-            .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is missing in CI: .ci/run should have installed it"
-        );
-        eprintln!("skipped: {tool} not installed");
-    }
-    ok
+            .unwrap_or(false)
+    };
+    assert!(
+        runs("--version") || runs("version"),
+        "{tool} is not installed: .ci/run installs it (this test runs with --ignored)"
+    );
+    true
 }
 
 fn run(cmd: &mut Command) {
@@ -115,6 +111,7 @@ func main() {
 "#;
 
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn go_programs_are_not_flagged() {
     if !have("go") {
         return;
@@ -180,6 +177,7 @@ BOOL WINAPI DllMain(HINSTANCE h, DWORD reason, LPVOID r) { (void)h; (void)reason
 "#;
 
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn mingw_programs_and_libraries_are_not_flagged() {
     let mut files = Vec::new();
     let d = tmp("mingw");
@@ -235,6 +233,7 @@ pub extern "C" fn greet(n: usize) -> usize { format!("hello {n}").len() }
 /// Rust's Windows standard library for the GNU target comes from Debian
 /// (`libstd-rust-dev-windows`, for Debian's `rustc` in /usr/bin), linked by MinGW-w64.
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn rust_programs_and_libraries_are_not_flagged() {
     let rustc = "/usr/bin/rustc";
     if !have(rustc) || !have("x86_64-w64-mingw32-gcc") {
@@ -309,6 +308,7 @@ public static class Inventory {
 "#;
 
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn dotnet_assemblies_are_not_flagged() {
     if !have("mcs") {
         return;
@@ -376,6 +376,7 @@ fn payload_source(limit: usize) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn self_extracting_archives_are_not_flagged() {
     // An installer or self-extracting archive is a small program with a compressed payload
     // appended (the overlay). Models that never saw one flag them for their entropy alone.
@@ -405,6 +406,7 @@ fn self_extracting_archives_are_not_flagged() {
 }
 
 #[test]
+#[ignore = "tools: needs Go, MinGW-w64, mcs, rustc with the Windows std, upx-ucl (.ci/run installs them)"]
 fn upx_packed_programs_are_not_flagged() {
     // Benign tools are shipped UPX-packed too; packing alone must not decide.
     let d = tmp("upx");
