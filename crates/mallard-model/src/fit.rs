@@ -308,22 +308,11 @@ pub fn cross_validate_table(
     }
     let (names, y) = class_indices(table)?;
     let groups = table_groups(table)?;
-    let folds =
-        mallard_eval::stratified_group_kfold(&groups, &y, k, fit.seed).map_err(eval_error)?;
-    let mut run = CvRun {
-        n_groups: groups.iter().max().map_or(0, |m| m + 1),
-        names,
-        y,
-        folds: Vec::new(),
-        probs: Vec::new(),
-        positive: None,
-        train_secs: 0.0,
-    };
-    for (f, test) in folds.iter().enumerate() {
-        let mut train_idx = mallard_eval::complement(table.n_rows(), test);
+    let fit_fold = |f: usize, train_idx: Vec<usize>| -> Result<FoldModel, ModelError> {
+        let mut train_idx = train_idx;
         if let Some(frac) = train_fraction.filter(|&f| f < 1.0) {
             let sub_g: Vec<usize> = train_idx.iter().map(|&i| groups[i]).collect();
-            let sub_y: Vec<usize> = train_idx.iter().map(|&i| run.y[i]).collect();
+            let sub_y: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
             let (_, keep) = mallard_eval::stratified_group_split(
                 &sub_g,
                 &sub_y,
@@ -335,23 +324,25 @@ pub fn cross_validate_table(
         }
         let t = Instant::now();
         let model = fit_table(&table.select_rows(&train_idx), fit)?;
-        run.train_secs += t.elapsed().as_secs_f64();
-        check_classes(&model, &run.names, f)?;
-        run.positive = model.meta().positive;
+        Ok((Box::new(model), train_idx.len(), t.elapsed().as_secs_f64()))
+    };
+    let score = |m: &dyn Model, test: &[usize]| {
         let inputs: Vec<Input> = test
             .iter()
             .map(|&i| Input::Features(table.row(i)))
             .collect();
-        run.probs.push(model.predict_proba(&inputs)?);
-        on_fold(&FoldDone {
-            fold: f + 1,
-            of: folds.len(),
-            train_rows: train_idx.len(),
-            test_rows: test.len(),
-        });
-    }
-    run.folds = folds;
-    Ok(run)
+        m.predict_proba(&inputs)
+    };
+    run_folds(
+        names,
+        y.clone(),
+        &groups,
+        k,
+        fit.seed,
+        &fit_fold,
+        &score,
+        on_fold,
+    )
 }
 
 /// Labelled API-call samples for cross-validation (same order everywhere).
@@ -387,7 +378,39 @@ pub fn cross_validate_samples(
         .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
         .collect();
     let groups = mallard_eval::groups_union(seqs, sha256).map_err(eval_error)?;
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, k, seed).map_err(eval_error)?;
+    // The observer is borrowed by one fold at a time.
+    let obs = std::cell::RefCell::new(obs);
+    let fit_fold = |_: usize, train_idx: Vec<usize>| -> Result<FoldModel, ModelError> {
+        let tr_x: Vec<Vec<String>> = train_idx.iter().map(|&i| seqs[i].clone()).collect();
+        let tr_y: Vec<String> = train_idx.iter().map(|&i| labels[i].clone()).collect();
+        let t = Instant::now();
+        let model = crate::train::train(&tr_x, &tr_y, opts, *obs.borrow_mut())?;
+        Ok((model, train_idx.len(), t.elapsed().as_secs_f64()))
+    };
+    let score = |m: &dyn Model, test: &[usize]| {
+        let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
+        m.predict_proba(&inputs)
+    };
+    run_folds(names, y, &groups, k, seed, &fit_fold, &score, on_fold)
+}
+
+/// A fold's model, its training rows and seconds spent training.
+type FoldModel = (Box<dyn Model>, usize, f64);
+
+/// The fold loop both cross-validations share: stratified folds of whole groups, a model per
+/// fold from `fit_fold(fold, training rows)`, its test rows scored by `score`.
+#[allow(clippy::too_many_arguments)]
+fn run_folds(
+    names: Vec<String>,
+    y: Vec<usize>,
+    groups: &[usize],
+    k: usize,
+    seed: u64,
+    fit_fold: &dyn Fn(usize, Vec<usize>) -> Result<FoldModel, ModelError>,
+    score: &dyn Fn(&dyn Model, &[usize]) -> Result<Vec<f32>, ModelError>,
+    on_fold: &mut dyn FnMut(&FoldDone),
+) -> Result<CvRun, ModelError> {
+    let folds = mallard_eval::stratified_group_kfold(groups, &y, k, seed).map_err(eval_error)?;
     let mut run = CvRun {
         n_groups: groups.iter().max().map_or(0, |m| m + 1),
         names,
@@ -398,20 +421,16 @@ pub fn cross_validate_samples(
         train_secs: 0.0,
     };
     for (f, test) in folds.iter().enumerate() {
-        let train_idx = mallard_eval::complement(seqs.len(), test);
-        let tr_x: Vec<Vec<String>> = train_idx.iter().map(|&i| seqs[i].clone()).collect();
-        let tr_y: Vec<String> = train_idx.iter().map(|&i| labels[i].clone()).collect();
-        let t = Instant::now();
-        let model = crate::train::train(&tr_x, &tr_y, opts, obs)?;
-        run.train_secs += t.elapsed().as_secs_f64();
+        let train_idx = mallard_eval::complement(groups.len(), test);
+        let (model, train_rows, secs) = fit_fold(f, train_idx)?;
+        run.train_secs += secs;
         check_classes(model.as_ref(), &run.names, f)?;
         run.positive = model.meta().positive;
-        let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
-        run.probs.push(model.predict_proba(&inputs)?);
+        run.probs.push(score(model.as_ref(), test)?);
         on_fold(&FoldDone {
             fold: f + 1,
             of: folds.len(),
-            train_rows: train_idx.len(),
+            train_rows,
             test_rows: test.len(),
         });
     }
