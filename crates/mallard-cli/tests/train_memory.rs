@@ -23,8 +23,8 @@ fn write_csv(path: &Path, features: usize, bytes: u64) -> u64 {
             state ^= state >> 7;
             state ^= state << 17;
             let d = state % 10;
-            if f < 2 {
-                first[f] = d;
+            if let Some(slot) = first.get_mut(f) {
+                *slot = d;
             }
             line.push(char::from(b'0' + d as u8));
             line.push(',');
@@ -43,6 +43,7 @@ fn write_csv(path: &Path, features: usize, bytes: u64) -> u64 {
 
 /// Runs mallard and returns (exit code, stderr, peak resident KiB).
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
 fn run_measured(args: &[&str]) -> (i32, String, i64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mallard"))
         .args(args)

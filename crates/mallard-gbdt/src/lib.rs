@@ -365,8 +365,8 @@ impl Gbdt {
         if n_classes < 2 {
             return Err(GbdtError::Param("need at least 2 classes".into()));
         }
-        fn check_y<T: Copy + Into<u64>>(
-            ys: &[T],
+        fn check_y(
+            ys: impl ExactSizeIterator<Item = usize>,
             rows: usize,
             n_classes: usize,
             what: &str,
@@ -377,19 +377,15 @@ impl Gbdt {
                     ys.len()
                 )));
             }
-            if let Some((i, c)) = ys
-                .iter()
-                .map(|&c| c.into())
-                .enumerate()
-                .find(|&(_, c)| c >= n_classes as u64)
-            {
+            let mut ys = ys.enumerate();
+            if let Some((i, c)) = ys.find(|&(_, c)| c >= n_classes) {
                 return Err(GbdtError::Data(format!(
                     "{what} row {i}: class {c} >= {n_classes}"
                 )));
             }
             Ok(())
         }
-        check_y(&y, n, n_classes, "train")?;
+        check_y(y.iter().map(|&c| c as usize), n, n_classes, "train")?;
         let y = ClassIds::new(y, n_classes);
         let valid = match valid {
             Some(v) => {
@@ -400,8 +396,7 @@ impl Gbdt {
                     )));
                 }
                 let nv = check_x(v.x, nf)?;
-                let vy: Vec<u64> = v.y.iter().map(|&c| c as u64).collect();
-                check_y(&vy, nv, n_classes, "validation")?;
+                check_y(v.y.iter().copied(), nv, n_classes, "validation")?;
                 Some((v, nv))
             }
             None => None,

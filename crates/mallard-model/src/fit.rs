@@ -397,6 +397,9 @@ pub fn cross_validate_samples(
 /// A fold's model, its training rows and seconds spent training.
 type FoldModel = (Box<dyn Model>, usize, f64);
 
+/// Scores a fold's test rows with its model.
+type ScoreFold<'a> = dyn Fn(&dyn Model, &[usize]) -> Result<Vec<f32>, ModelError> + 'a;
+
 /// The fold loop both cross-validations share: stratified folds of whole groups, a model per
 /// fold from `fit_fold(fold, training rows)`, its test rows scored by `score`.
 #[allow(clippy::too_many_arguments)]
@@ -407,7 +410,7 @@ fn run_folds(
     k: usize,
     seed: u64,
     fit_fold: &dyn Fn(usize, Vec<usize>) -> Result<FoldModel, ModelError>,
-    score: &dyn Fn(&dyn Model, &[usize]) -> Result<Vec<f32>, ModelError>,
+    score: &ScoreFold<'_>,
     on_fold: &mut dyn FnMut(&FoldDone),
 ) -> Result<CvRun, ModelError> {
     let folds = mallard_eval::stratified_group_kfold(groups, &y, k, seed).map_err(eval_error)?;

@@ -175,13 +175,7 @@ impl Scanner {
     /// A scanner with the built-in models for reports and PE files (what `mallard scan`
     /// uses when no `--model` is given).
     pub fn builtin(opts: ScanOptions) -> Result<Self, ScanSetupError> {
-        let load = |name: &str| -> Result<Box<dyn Model>, ScanSetupError> {
-            match builtin::load(name) {
-                Some(Ok(m)) => Ok(m),
-                Some(Err(e)) => Err(ScanSetupError(format!("built-in model {name}: {e}"))),
-                None => Err(ScanSetupError(format!("no built-in model {name}"))),
-            }
-        };
+        let load = setup::load_builtin;
         Self::new(Some(load("api")?), Some(load("pe")?), opts)
     }
 
@@ -1018,7 +1012,7 @@ mod input_tests {
                 follow_symlinks: follow,
                 ..Default::default()
             };
-            let e = expand_paths(&[d.clone()], &w);
+            let e = expand_paths(std::slice::from_ref(&d), &w);
             let names: Vec<_> = e
                 .files
                 .iter()

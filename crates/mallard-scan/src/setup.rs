@@ -16,21 +16,21 @@ fn setup(msg: String) -> ScanSetupError {
 /// (built-in models are trusted).
 pub fn load_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanSetupError> {
     match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
-        Some(name) => match builtin::load(name) {
-            Some(r) => r.map_err(|e| setup(format!("built-in model {name}: {e}"))),
-            None => Err(setup(format!(
-                "no built-in model {name:?} ({})",
-                builtin::NAMES.join(", ")
-            ))),
-        },
+        Some(name) => load_builtin(name),
         None => mallard_model::load_with(spec, caps)
             .map_err(|e| setup(format!("{}: {e}", spec.display()))),
     }
 }
 
-/// A built-in model by name, for the defaults.
-fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
-    load_model(Path::new(&format!("builtin:{name}")), &Caps::default())
+/// A built-in model by name (`api`, `pe`, `clamp`).
+pub fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
+    match builtin::load(name) {
+        Some(r) => r.map_err(|e| setup(format!("built-in model {name}: {e}"))),
+        None => Err(setup(format!(
+            "no built-in model {name:?} ({})",
+            builtin::NAMES.join(", ")
+        ))),
+    }
 }
 
 /// The report model and the PE model for a batch: those named in `specs` (one per kind of
