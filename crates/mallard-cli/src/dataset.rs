@@ -1,12 +1,7 @@
-//! `FORMAT:PATH` dataset arguments: the reading itself is `mallard-datasets`; this prints
-//! its warnings.
+//! `FORMAT:PATH` dataset reading options as flags; the reading is `mallard-datasets`.
 
-use anyhow::Result;
-use mallard_datasets::{DatasetSpec, Labelled, ReadOptions};
-use mallard_model::tables::{Table, TableSchema};
+use mallard_datasets::ReadOptions;
 use std::path::PathBuf;
-
-pub use mallard_datasets::{describe, guess_feature_set, single, DataFormat};
 
 /// How datasets are read, shared by `train`, `eval` and `cv`.
 #[derive(clap::Args, Clone, Debug)]
@@ -65,41 +60,4 @@ impl ReadArgs {
             max_depth: self.max_depth,
         }
     }
-}
-
-fn warn(warnings: Vec<String>) {
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-}
-
-/// Reads several labelled tables and joins their rows.
-pub fn load_tables(specs: &[DatasetSpec], read: &ReadArgs) -> Result<Table> {
-    let mut w = Vec::new();
-    let t = mallard_datasets::load_tables(specs, &read.options(), &mut w);
-    warn(w);
-    Ok(t?)
-}
-
-/// Reads one labelled table, its columns as `schema` says when given.
-pub fn load_table(
-    spec: &DatasetSpec,
-    read: &ReadArgs,
-    schema: Option<&TableSchema>,
-) -> Result<Table> {
-    let mut w = Vec::new();
-    let t = mallard_datasets::load_table(spec, &read.options(), schema, &mut w);
-    warn(w);
-    Ok(t?)
-}
-
-/// Reads a labelled sample dataset; skipped files and samples are warned about.
-pub fn load_labelled(spec: &DatasetSpec, read: &ReadArgs, quiet: bool) -> Result<Labelled> {
-    let (mut w, mut notes) = (Vec::new(), Vec::new());
-    let r = mallard_datasets::load_labelled(spec, &read.options(), &mut w, &mut notes);
-    warn(w);
-    if !quiet {
-        warn(notes);
-    }
-    Ok(r?)
 }

@@ -1,14 +1,10 @@
-//! `mallard features`: static PE features as JSON lines.
+//! `mallard features`: static PE features as JSON lines (`mallard_datasets::features_out`).
 
 use crate::Global;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use mallard_datasets::features_out::{expand, prepare_out, record, Expect, OutLock};
+use mallard_datasets::features_out::{expand, Expect, Sink};
 use mallard_pefeatures::FeatureSet;
-use rayon::prelude::*;
-use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,115 +42,56 @@ pub struct FeaturesArgs {
 pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
     let set: FeatureSet = a.set.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.names {
-        for n in mallard_pefeatures::names(set) {
-            println!("{n}");
-        }
+        mallard_pefeatures::names(set).iter().for_each(|n| println!("{n}"));
         return Ok(ExitCode::SUCCESS);
     }
     if a.raw && set != FeatureSet::EmberV2 {
         bail!("--raw is only defined for ember-v2 (EMBER's raw objects)");
     }
     let inputs = expand(&a.paths, a.max_depth);
-    let (files, input_errors, skipped_links) = (inputs.files, inputs.errors, inputs.skipped_links);
     if !g.quiet {
-        for (_, e) in &input_errors {
-            eprintln!("error: {e}");
-        }
-        if skipped_links > 0 {
-            eprintln!("note: {skipped_links} symbolic links inside folders were not followed");
+        inputs.errors.iter().for_each(|(_, e)| eprintln!("error: {e}"));
+        if inputs.skipped_links > 0 {
+            let n = inputs.skipped_links;
+            eprintln!("note: {n} symbolic links inside folders were not followed");
         }
     }
-
-    // Held until this function returns: a second run on the same --out is refused.
-    let _lock = match &a.out {
-        Some(p) => Some(OutLock::acquire(p)?),
-        None => None,
-    };
     let want = Expect { set, raw: a.raw };
-    let (mut sink, done): (Box<dyn Write>, HashSet<String>) = match &a.out {
+    let mut sink = match &a.out {
         Some(p) => {
             let mut notes = Vec::new();
-            let done = prepare_out(p, &want, a.force, &mut notes)?;
+            let sink = Sink::file(p, &want, a.force, &mut notes)?;
             if !g.quiet {
                 notes.iter().for_each(|n| eprintln!("note: {n}"));
             }
-            let f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(p)
-                .with_context(|| format!("writing {}", p.display()))?;
-            (Box::new(std::io::BufWriter::new(f)), done)
+            sink
         }
-        None => (
-            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            HashSet::new(),
-        ),
+        None => Sink::stdout(),
     };
-    let todo: Vec<&PathBuf> = files
-        .iter()
-        .filter(|p| !done.contains(&p.display().to_string()))
-        .collect();
-    if !g.quiet && !done.is_empty() {
-        eprintln!(
-            "resuming: {} files already done, {} to go",
-            files.len() - todo.len(),
-            todo.len()
-        );
+    let todo: Vec<&PathBuf> =
+        inputs.files.iter().filter(|p| !sink.done.contains(&p.display().to_string())).collect();
+    if !g.quiet && !sink.done.is_empty() {
+        let (done, left) = (inputs.files.len() - todo.len(), todo.len());
+        eprintln!("resuming: {done} files already done, {left} to go");
     }
-
-    let mut errors = 0usize;
-    for (p, e) in &input_errors {
-        let rec = serde_json::json!({ "path": p.display().to_string(), "error": e });
-        writeln!(sink, "{rec}")?;
-        errors += 1;
+    for (p, e) in &inputs.errors {
+        sink.error(p, e)?;
     }
-    let bar = if !g.quiet && todo.len() > 1 && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(todo.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "features {bar:30} {pos}/{len} {per_sec} [{elapsed}<{eta}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let max = a.max_size.saturating_mul(1 << 20);
-    let mut bytes = 0u64;
+    let bar = crate::ui::bar(
+        g.quiet,
+        todo.len(),
+        "features {bar:30} {pos}/{len} {per_sec} [{elapsed}<{eta}]",
+    );
     let t = std::time::Instant::now();
-    // Chunks keep the output in input order while every core works.
-    for chunk in todo.chunks(256) {
-        let lines: Vec<(String, bool, u64)> = chunk
-            .par_iter()
-            .map(|p| record(p, set, a.raw, max))
-            .collect();
-        for (line, ok, n) in lines {
-            writeln!(sink, "{line}")?;
-            errors += usize::from(!ok);
-            bytes += n;
-        }
-        if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
-        }
-    }
-    sink.flush()?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let max = a.max_size.saturating_mul(1 << 20);
+    let mut tick = |n: usize| bar.iter().for_each(|b| b.inc(n as u64));
+    let (failed, bytes) = sink.write_all(&todo, &want, max, &mut tick)?;
+    bar.iter().for_each(|b| b.finish_and_clear());
+    let errors = failed + inputs.errors.len();
     if !g.quiet {
-        let s = t.elapsed().as_secs_f64();
-        eprintln!(
-            "{} files ({:.1} MB) in {:.2} s: {} errors; {:.0} MB/s",
-            todo.len(),
-            bytes as f64 / 1e6,
-            s,
-            errors,
-            bytes as f64 / 1e6 / s.max(1e-9)
-        );
+        let (s, mb) = (t.elapsed().as_secs_f64(), bytes as f64 / 1e6);
+        let rate = mb / s.max(1e-9);
+        eprintln!("{} files ({mb:.1} MB) in {s:.2} s: {errors} errors; {rate:.0} MB/s", todo.len());
     }
-    Ok(if errors > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(if errors > 0 { 2 } else { 0 }))
 }

@@ -6,6 +6,7 @@ mod features_cmd;
 mod inspect_cmd;
 mod scan_cmd;
 mod train_cmd;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -37,7 +38,7 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Estimate a model kind's quality by de-duplicated, stratified k-fold cross-validation.
     Cv(eval_cmd::CvArgs),
-    /// Give a verdict, a score and reasons for sandbox reports (files or folders).
+    /// Give a verdict, a score and reasons for PE files and sandbox reports (files or folders).
     Scan(scan_cmd::ScanArgs),
     /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin) from PE files.
     Features(features_cmd::FeaturesArgs),
@@ -87,13 +88,8 @@ fn main() -> ExitCode {
     }
     let threads = cli.threads.unwrap_or(cores).max(1);
     // Ignore the error: a pool may exist already in tests that call main twice.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
-    let g = Global {
-        quiet: cli.quiet,
-        threads,
-    };
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    let g = Global { quiet: cli.quiet, threads };
     let result = match cli.command {
         Command::Train(a) => {
             purge_freed_memory_at_once();
@@ -115,24 +111,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The built-in models by the names `--model builtin:NAME` and `inspect --builtin` take.
-pub fn builtin_model_bytes(name: &str) -> anyhow::Result<&'static [u8]> {
-    mallard_scan::builtin::bytes(name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no built-in model {name:?} ({})",
-            mallard_scan::builtin::NAMES.join(", ")
-        )
-    })
-}
-
-/// A model file or `builtin:NAME`; without one, the built-in report model.
-pub fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn mallard_model::Model>> {
-    let default = std::path::Path::new("builtin:api");
-    let spec = path.unwrap_or(default);
-    Ok(mallard_scan::setup::load_model(
-        spec,
-        &mallard_io::Caps::default(),
-    )?)
 }

@@ -54,11 +54,7 @@ fn scan_json_one_line_per_input_and_exit_2_on_a_broken_file() {
     let d = tmp("scan");
     cuckoo_report(&d.join("a.json"), &["NtOpenFile", "NtReadFile", "NtClose"]);
     std::fs::write(d.join("broken.json"), r#"{"behavior": {"processes": ["#).unwrap();
-    std::fs::write(
-        d.join("nobehavior.json"),
-        r#"{"info": {"version": "2.0.7"}}"#,
-    )
-    .unwrap();
+    std::fs::write(d.join("nobehavior.json"), r#"{"info": {"version": "2.0.7"}}"#).unwrap();
     let out = mallard(&[
         "scan",
         "--json",
@@ -67,12 +63,7 @@ fn scan_json_one_line_per_input_and_exit_2_on_a_broken_file() {
         d.join("broken.json").to_str().unwrap(),
         d.join("nobehavior.json").to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -84,16 +75,10 @@ fn scan_json_one_line_per_input_and_exit_2_on_a_broken_file() {
             assert!(r.get(k).is_some(), "missing {k} in {r}");
         }
     }
-    assert!(matches!(
-        rows[0]["verdict"].as_str(),
-        Some("benign" | "malicious")
-    ));
+    assert!(matches!(rows[0]["verdict"].as_str(), Some("benign" | "malicious")));
     assert_eq!(rows[1]["verdict"], "error");
     assert!(rows[1]["error"].as_str().unwrap().contains("broken.json"));
-    assert!(rows[2]["error"]
-        .as_str()
-        .unwrap()
-        .contains("no behavior section"));
+    assert!(rows[2]["error"].as_str().unwrap().contains("no behavior section"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"));
 }
@@ -104,18 +89,11 @@ fn wrong_model_file_is_a_one_line_error_naming_it() {
     let m = d.join("model.mallard");
     std::fs::write(&m, b"this is not a model").unwrap();
     cuckoo_report(&d.join("a.json"), &["NtOpenFile"]);
-    let out = mallard(&[
-        "scan",
-        "--model",
-        m.to_str().unwrap(),
-        d.join("a.json").to_str().unwrap(),
-    ]);
+    let out =
+        mallard(&["scan", "--model", m.to_str().unwrap(), d.join("a.json").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("model.mallard") && err.contains("not a mallard model"),
-        "{err}"
-    );
+    assert!(err.contains("model.mallard") && err.contains("not a mallard model"), "{err}");
 }
 
 #[test]
@@ -151,11 +129,7 @@ fn train_eval_scan_round_trip() {
             ]);
         }
         let out = mallard(&args);
-        assert!(
-            out.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
 
         let report = d.join(format!("{kind}.json"));
         let test = format!("jsonl:{}", d.join("test.jsonl").display());
@@ -169,11 +143,7 @@ fn train_eval_scan_round_trip() {
             "--report",
             report.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
         let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         for k in [
             "accuracy",
@@ -189,11 +159,7 @@ fn train_eval_scan_round_trip() {
         assert_eq!(j["labels"], serde_json::json!(["benign", "malicious"]));
         // The toy task is separable: a working model gets every held-out row right.
         assert_eq!(j["accuracy"], 1.0, "{kind}: {j}");
-        assert_eq!(
-            j["confusion_matrix"],
-            serde_json::json!([[10, 0], [0, 10]]),
-            "{kind}"
-        );
+        assert_eq!(j["confusion_matrix"], serde_json::json!([[10, 0], [0, 10]]), "{kind}");
 
         cuckoo_report(
             &d.join("evil.json"),
@@ -206,23 +172,13 @@ fn train_eval_scan_round_trip() {
             model.to_str().unwrap(),
             d.join("evil.json").to_str().unwrap(),
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{kind}: malicious input gives exit 1"
-        );
+        assert_eq!(out.status.code(), Some(1), "{kind}: malicious input gives exit 1");
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["verdict"], "malicious");
-        let reasons: Vec<&str> = r["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap())
-            .collect();
+        let reasons: Vec<&str> =
+            r["reasons"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
         assert!(
-            reasons
-                .iter()
-                .any(|n| n.contains("CryptEncrypt") || n.contains("DeleteFileW")),
+            reasons.iter().any(|n| n.contains("CryptEncrypt") || n.contains("DeleteFileW")),
             "{kind}: {reasons:?}"
         );
     }
@@ -245,38 +201,36 @@ fn default_model_on_malbehavd_test() {
     let report = d.join("r.json");
     let test = format!(
         "malbehavd:{}",
-        shared()
-            .join("data/api-sequences/malbehavd-v1/test.csv")
-            .display()
+        shared().join("data/api-sequences/malbehavd-v1/test.csv").display()
     );
-    let out = mallard(&[
-        "eval",
-        "-q",
-        "--dataset",
-        &test,
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = mallard(&["eval", "-q", "--dataset", &test, "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     // Guards against regressions of the shipped model: the published Keras LSTM gets 0.968.
     assert!(j["roc_auc"].as_f64().unwrap() > 0.975, "{j}");
     assert!(j["accuracy"].as_f64().unwrap() > 0.93, "{j}");
 }
 
-/// The shipped default is what models/README.md's rebuild command gives, byte for byte.
+/// A model file's bytes with the paths in its provenance (which name where it was built)
+/// set aside; everything else, the sha256 of every dataset included, stays.
+fn without_paths(bytes: &[u8]) -> Vec<u8> {
+    let mut f = mallard_model::ModelFile::from_bytes(bytes).unwrap();
+    let p = &mut f.meta.training["provenance"];
+    assert!(p.is_object(), "no provenance in the model file");
+    p["command"] = Value::Null;
+    for file in p["files"].as_array_mut().unwrap() {
+        file["dataset"] = Value::Null;
+    }
+    f.to_bytes().unwrap()
+}
+
+/// The shipped default is what models/README.md's rebuild command gives: the same bytes
+/// once the paths in its provenance are set aside.
 #[test]
 fn builtin_api_model_rebuilds_byte_for_byte() {
     let d = tmp("rebuild");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = format!(
-        "malbehavd:{}",
-        root.join("models/data/malbehavd-v1/train.csv").display()
-    );
+    let data = format!("malbehavd:{}", root.join("models/data/malbehavd-v1/train.csv").display());
     let out_path = d.join("default-api.mallard");
     let out = mallard(&[
         "train",
@@ -288,13 +242,9 @@ fn builtin_api_model_rebuilds_byte_for_byte() {
         "--out",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rebuilt = std::fs::read(&out_path).unwrap();
-    let shipped = std::fs::read(root.join("models/default-api.mallard")).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rebuilt = without_paths(&std::fs::read(&out_path).unwrap());
+    let shipped = without_paths(&std::fs::read(root.join("models/default-api.mallard")).unwrap());
     assert!(
         rebuilt == shipped,
         "models/default-api.mallard differs from a rebuild: run the command in models/README.md"
@@ -308,12 +258,7 @@ fn builtin_api_model_rebuilds_byte_for_byte() {
 fn builtin_clamp_model_rebuilds_byte_for_byte() {
     let d = tmp("rebuild-clamp");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = format!(
-        "csv:{}",
-        shared()
-            .join("data/pe-header/clamp/raw-train.csv")
-            .display()
-    );
+    let data = format!("csv:{}", shared().join("data/pe-header/clamp/raw-train.csv").display());
     let out_path = d.join("clamp-pe.mallard");
     let out = mallard(&[
         "train",
@@ -329,21 +274,7 @@ fn builtin_clamp_model_rebuilds_byte_for_byte() {
         "--out",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let without_paths = |bytes: &[u8]| {
-        let mut f = mallard_model::ModelFile::from_bytes(bytes).unwrap();
-        let p = &mut f.meta.training["provenance"];
-        assert!(p.is_object(), "no provenance in the model file");
-        p["command"] = Value::Null;
-        for file in p["files"].as_array_mut().unwrap() {
-            file["dataset"] = Value::Null;
-        }
-        f.to_bytes().unwrap()
-    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rebuilt = without_paths(&std::fs::read(&out_path).unwrap());
     let shipped = without_paths(&std::fs::read(root.join("models/clamp-pe.mallard")).unwrap());
     assert!(
@@ -360,10 +291,7 @@ fn a_report_of_only_unknown_apis_is_an_error_not_a_guess() {
     assert_eq!(out.status.code(), Some(2));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["verdict"], "error");
-    assert!(
-        r["error"].as_str().unwrap().contains("known to the model"),
-        "{r}"
-    );
+    assert!(r["error"].as_str().unwrap().contains("known to the model"), "{r}");
 }
 
 #[test]
@@ -388,13 +316,7 @@ fn features_give_an_error_record_per_unreadable_file_and_exit_2() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["path"], missing.to_str().unwrap());
     assert!(rows[0]["error"].as_str().unwrap().contains("missing.exe"));
-    let out = mallard(&[
-        "features",
-        missing.to_str().unwrap(),
-        "--set",
-        "pe-header",
-        "--raw",
-    ]);
+    let out = mallard(&["features", missing.to_str().unwrap(), "--set", "pe-header", "--raw"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only defined for ember-v2"));
 }
@@ -410,28 +332,13 @@ fn features_resume_skips_files_already_done() {
         .lines()
         .skip(1)
         .take(3)
-        .map(|l| {
-            benign
-                .join(l.split('\t').next().unwrap())
-                .display()
-                .to_string()
-        })
+        .map(|l| benign.join(l.split('\t').next().unwrap()).display().to_string())
         .collect();
     let run = |n: usize| {
-        let mut args = vec![
-            "features",
-            "--set",
-            "saxe-1024",
-            "--out",
-            out_file.to_str().unwrap(),
-        ];
+        let mut args = vec!["features", "--set", "saxe-1024", "--out", out_file.to_str().unwrap()];
         args.extend(files[..n].iter().map(String::as_str));
         let out = mallard(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     run(2);
@@ -443,9 +350,7 @@ fn features_resume_skips_files_already_done() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 3);
-    assert!(rows
-        .iter()
-        .all(|r| r["vector"].as_array().unwrap().len() == 1024));
+    assert!(rows.iter().all(|r| r["vector"].as_array().unwrap().len() == 1024));
 }
 
 #[test]
@@ -455,11 +360,7 @@ fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
     let bytes = mallard_pe::synth::tiny_pe32();
     std::fs::write(&pe, &bytes).unwrap();
     let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decided_by"], "static model", "{r}");
     let score = r["score"].as_f64().unwrap();
@@ -469,11 +370,7 @@ fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
     let hash =
         String::from_utf8(Command::new("sha256sum").arg(&pe).output().unwrap().stdout).unwrap();
     let hash = hash.split_whitespace().next().unwrap().to_string();
-    std::fs::write(
-        d.join("deny.txt"),
-        format!("# known bad\n{}\n", hash.to_uppercase()),
-    )
-    .unwrap();
+    std::fs::write(d.join("deny.txt"), format!("# known bad\n{}\n", hash.to_uppercase())).unwrap();
     std::fs::write(d.join("allow.txt"), format!("{hash}\n")).unwrap();
     let out = mallard(&[
         "scan",
@@ -521,11 +418,7 @@ fn pe_files_are_scanned_by_the_static_model_and_lists_override_it() {
         .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["verdict"], "error");
-    assert!(
-        rows[0]["error"].as_str().unwrap().contains("cut.exe"),
-        "{}",
-        rows[0]
-    );
+    assert!(rows[0]["error"].as_str().unwrap().contains("cut.exe"), "{}", rows[0]);
     assert_ne!(rows[1]["verdict"], "error");
 }
 
@@ -545,16 +438,9 @@ fn default_pe_model_flags_at_most_1_percent_of_pe_benign() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 217);
-    assert!(
-        rows.iter().all(|r| r["verdict"] != "error"),
-        "errors on benign files"
-    );
+    assert!(rows.iter().all(|r| r["verdict"] != "error"), "errors on benign files");
     let flagged = rows.iter().filter(|r| r["verdict"] == "malicious").count();
-    assert!(
-        flagged * 100 <= rows.len(),
-        "{flagged} of {} benign files flagged",
-        rows.len()
-    );
+    assert!(flagged * 100 <= rows.len(), "{flagged} of {} benign files flagged", rows.len());
 }
 
 #[test]
@@ -567,14 +453,8 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
         shared().join("baselines/ember_reference/pe-benign/pe-benign.raw.jsonl"),
     )
     .unwrap();
-    let mut rows: Vec<Value> = raw
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let mut sizes: Vec<f64> = rows
-        .iter()
-        .map(|r| r["general"]["size"].as_f64().unwrap())
-        .collect();
+    let mut rows: Vec<Value> = raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut sizes: Vec<f64> = rows.iter().map(|r| r["general"]["size"].as_f64().unwrap()).collect();
     sizes.sort_by(f64::total_cmp);
     let median = sizes[sizes.len() / 2];
     let mut text = String::new();
@@ -597,11 +477,7 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
 
@@ -609,11 +485,7 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
     let benign = shared().join("data/pe-benign");
     for r in &rows {
         let name = r["path"].as_str().unwrap();
-        let label = if r["label"] == 1 {
-            "malicious"
-        } else {
-            "benign"
-        };
+        let label = if r["label"] == 1 { "malicious" } else { "benign" };
         std::fs::create_dir_all(d.join("pe").join(label)).unwrap();
         std::os::unix::fs::symlink(benign.join(name), d.join("pe").join(label).join(name)).unwrap();
     }
@@ -628,11 +500,7 @@ fn ember_jsonl_and_pe_folders_train_models_that_learn_a_known_rule() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(j["n"], rows.len());
     assert!(j["accuracy"].as_f64().unwrap() > 0.9, "{j}");
@@ -645,13 +513,7 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
     cuckoo_report(
         &d.join("sample.exe.json"),
-        &[
-            "NtOpenFile",
-            "NtReadFile",
-            "CreateProcessInternalW",
-            "CopyFileA",
-            "RegSetValueExA",
-        ],
+        &["NtOpenFile", "NtReadFile", "CreateProcessInternalW", "CopyFileA", "RegSetValueExA"],
     );
     // A report is only the file's when it names the file's sha256.
     let mut j: Value =
@@ -659,11 +521,7 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     j["target"]["file"]["sha256"] = Value::from(common::sha256sum(&pe));
     std::fs::write(d.join("sample.exe.json"), j.to_string()).unwrap();
     let out = mallard(&["scan", "--json", pe.to_str().unwrap()]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decided_by"], "static+dynamic ensemble", "{r}");
     let c = r["components"].as_array().unwrap();
@@ -678,19 +536,11 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     };
     let want: f64 = c
         .iter()
-        .map(|x| {
-            centred(
-                x["score"].as_f64().unwrap(),
-                x["threshold"].as_f64().unwrap(),
-            )
-        })
+        .map(|x| centred(x["score"].as_f64().unwrap(), x["threshold"].as_f64().unwrap()))
         .sum::<f64>()
         / 2.0;
     assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-5, "{r}");
-    assert_eq!(
-        r["verdict"],
-        if want >= 0.5 { "malicious" } else { "benign" }
-    );
+    assert_eq!(r["verdict"], if want >= 0.5 { "malicious" } else { "benign" });
 }
 
 #[test]
@@ -710,11 +560,7 @@ fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_sc
         "rule tiny_dll : malicious { condition: uint16(0) == 0x5A4D and filesize == 0x600 }",
     )
     .unwrap();
-    std::fs::write(
-        d.join("rules/broken.yar"),
-        "rule broken { condition: $nope }",
-    )
-    .unwrap();
+    std::fs::write(d.join("rules/broken.yar"), "rule broken { condition: $nope }").unwrap();
     let out = mallard(&[
         "scan",
         "--json",
@@ -724,11 +570,7 @@ fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_sc
         eicar.to_str().unwrap(),
         pe.to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "a broken rules file gives exit 2"
-    );
+    assert_eq!(out.status.code(), Some(2), "a broken rules file gives exit 2");
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yar"));
     let rows: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -771,16 +613,7 @@ fn boosted_trees_stop_early_and_report_the_feature_that_decides() {
     std::fs::write(d.join("t.csv"), s).unwrap();
     let model = d.join("m.mallard");
     let ds = format!("csv:{}", d.join("t.csv").display());
-    let args = [
-        "train",
-        "-q",
-        "--dataset",
-        &ds,
-        "--label-column",
-        "class",
-        "--id-column",
-        "id",
-    ];
+    let args = ["train", "-q", "--dataset", &ds, "--label-column", "class", "--id-column", "id"];
     let out = mallard(
         &[
             &args[..],
@@ -797,31 +630,17 @@ fn boosted_trees_stop_early_and_report_the_feature_that_decides() {
         ]
         .concat(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &meta["training"];
     // Noisy labels: more rounds only fit the noise, so the held-out loss stops improving early.
     assert!(t["rounds"].as_u64().unwrap() < 500, "{t}");
-    assert_eq!(
-        t["validation_samples"].as_u64().unwrap() + t["samples"].as_u64().unwrap(),
-        600
-    );
+    assert_eq!(t["validation_samples"].as_u64().unwrap() + t["samples"].as_u64().unwrap(), 600);
     assert_eq!(t["feature_importance"][0]["feature"], "signal", "{t}");
     let text = String::from_utf8(mallard(&["inspect", model.to_str().unwrap()]).stdout).unwrap();
-    assert!(
-        text.contains("feature importance") && text.contains("signal"),
-        "{text}"
-    );
+    assert!(text.contains("feature importance") && text.contains("signal"), "{text}");
     let out = mallard(&["inspect", d.join("t.csv").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("t.csv"));
@@ -850,11 +669,7 @@ fn grouped_ember(dir: &Path) -> (PathBuf, PathBuf) {
                 "sha256": format!("{g:02}-{r:02}"), "label": label,
                 "avclass": format!("Family{g}"), "source": "toy", "vector": v,
             });
-            let out = if label == 1 {
-                &mut malicious
-            } else {
-                &mut benign
-            };
+            let out = if label == 1 { &mut malicious } else { &mut benign };
             out.push_str(&row.to_string());
             out.push('\n');
         }
@@ -876,10 +691,7 @@ fn grouped_folds_keep_families_apart_and_datasets_join() {
     // split by family, nothing carries over and the model can only guess.
     let d = tmp("groups");
     let (b, m) = grouped_ember(&d);
-    let (b, m) = (
-        format!("ember:{}", b.display()),
-        format!("ember:{}", m.display()),
-    );
+    let (b, m) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
     let cv = |group_by: &str| {
         let report = d.join(format!("cv-{group_by}.json"));
         let out = mallard(&[
@@ -896,21 +708,14 @@ fn grouped_folds_keep_families_apart_and_datasets_join() {
             "--report",
             report.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         assert_eq!(j["n"], 1000, "{j}");
         j["roc_auc"].as_f64().unwrap()
     };
     let by_row = cv("none");
     let by_family = cv("avclass");
-    assert!(
-        by_row > 0.95,
-        "row-wise folds should leak the family column: {by_row}"
-    );
+    assert!(by_row > 0.95, "row-wise folds should leak the family column: {by_row}");
     assert!(by_family < 0.8, "family folds must not leak: {by_family}");
 }
 
@@ -922,10 +727,7 @@ fn a_table_model_file_records_its_training_data_and_operating_points() {
     let manifest = d.join("MANIFEST.tsv");
     std::fs::write(&manifest, "sha256\tpackage\n00\ttoy\n").unwrap();
     let model = d.join("m.mallard");
-    let (bs, ms) = (
-        format!("ember:{}", b.display()),
-        format!("ember:{}", m.display()),
-    );
+    let (bs, ms) = (format!("ember:{}", b.display()), format!("ember:{}", m.display()));
     let out = mallard(&[
         "train",
         "-q",
@@ -942,54 +744,30 @@ fn a_table_model_file_records_its_training_data_and_operating_points() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = j.to_string();
     let hex = |p: &Path| format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()));
     for p in [&b, &m, &manifest] {
-        assert!(
-            text.contains(&hex(p)),
-            "no sha256 of {} in {text}",
-            p.display()
-        );
+        assert!(text.contains(&hex(p)), "no sha256 of {} in {text}", p.display());
     }
     let prov = find_key(&j, "provenance").expect("provenance");
     let benign = prov["rows"]["benign"].as_u64().unwrap();
     let malicious = prov["rows"]["malicious"].as_u64().unwrap();
     assert_eq!(benign + malicious, 1000);
-    assert_eq!(
-        benign,
-        std::fs::read_to_string(&b).unwrap().lines().count() as u64
-    );
-    assert!(prov["command"]
-        .as_str()
-        .unwrap()
-        .starts_with("mallard train"));
+    assert_eq!(benign, std::fs::read_to_string(&b).unwrap().lines().count() as u64);
+    assert!(prov["command"].as_str().unwrap().starts_with("mallard train"));
     let cal = find_key(&j, "calibration").expect("calibration");
-    let fprs: Vec<f64> = cal["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["max_fpr"].as_f64().unwrap())
-        .collect();
+    let fprs: Vec<f64> =
+        cal["points"].as_array().unwrap().iter().map(|p| p["max_fpr"].as_f64().unwrap()).collect();
     assert_eq!(fprs, [0.05, 0.01, 0.001]);
 }
 
 fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
-        Value::Object(o) => o
-            .get(key)
-            .or_else(|| o.values().find_map(|x| find_key(x, key))),
+        Value::Object(o) => o.get(key).or_else(|| o.values().find_map(|x| find_key(x, key))),
         Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
         _ => None,
     }
@@ -1062,11 +840,7 @@ fn balance_kinds_takes_the_kind_out_of_the_score() {
         ];
         args.extend_from_slice(extra);
         let out = mallard(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let (mut sum, mut n) = ([0.0f64; 2], [0usize; 2]);
         for l in std::fs::read_to_string(&pred).unwrap().lines() {
             let p: Value = serde_json::from_str(l).unwrap();
@@ -1078,10 +852,7 @@ fn balance_kinds_takes_the_kind_out_of_the_score() {
     };
     let plain = gap(&[]);
     let balanced = gap(&["--balance-kinds"]);
-    assert!(
-        plain > 0.6,
-        "unweighted: 32-bit rows score {plain:.3} higher"
-    );
+    assert!(plain > 0.6, "unweighted: 32-bit rows score {plain:.3} higher");
     assert!(balanced.abs() < 0.1, "balanced: gap {balanced:.3}");
 
     // The model file says it was weighted; a table without EMBER columns is refused.
@@ -1098,25 +869,14 @@ fn balance_kinds_takes_the_kind_out_of_the_score() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = mallard(&["inspect", "--json", model.to_str().unwrap()]);
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        find_key(&j, "balance_kinds").and_then(Value::as_f64),
-        Some(0.5),
-        "{j}"
-    );
+    assert_eq!(find_key(&j, "balance_kinds").and_then(Value::as_f64), Some(0.5), "{j}");
     let csv = d.join("t.csv");
     let mut t = String::from("a,label\n");
     for i in 0..40 {
-        t.push_str(&format!(
-            "{i},{}\n",
-            if i % 2 == 0 { "benign" } else { "malicious" }
-        ));
+        t.push_str(&format!("{i},{}\n", if i % 2 == 0 { "benign" } else { "malicious" }));
     }
     std::fs::write(&csv, t).unwrap();
     let out = mallard(&[
@@ -1132,8 +892,5 @@ fn balance_kinds_takes_the_kind_out_of_the_score() {
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--balance-kinds") && err.contains("EMBER"),
-        "{err}"
-    );
+    assert!(err.contains("--balance-kinds") && err.contains("EMBER"), "{err}");
 }

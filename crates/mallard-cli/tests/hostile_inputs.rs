@@ -35,17 +35,12 @@ fn stderr(o: &Output) -> String {
 }
 
 fn records(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
 }
 
 fn mkfifo(p: &Path) {
     let ok = Command::new("mkfifo").arg(p).status();
-    assert!(
-        ok.map(|s| s.success()).unwrap_or(false),
-        "mkfifo unavailable"
-    );
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "mkfifo unavailable");
 }
 
 /// A small file that starts like a PE file; saxe-1024 featurises any bytes.
@@ -97,12 +92,7 @@ fn features_sparse_1gb_mz_file_is_refused_at_once_with_its_real_size() {
     let d = tmp("sparse");
     let big = d.join("big.exe");
     mz(&big, "");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&big)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&big).unwrap().set_len(1 << 30).unwrap();
     mz(&d.join("ok.exe"), "fine");
     let t = std::time::Instant::now();
     let out = features(&[&d], &[]);
@@ -111,10 +101,7 @@ fn features_sparse_1gb_mz_file_is_refused_at_once_with_its_real_size() {
     let rows = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(rows.len(), 2);
     let e = rows.iter().find(|r| r.get("error").is_some()).unwrap();
-    assert!(
-        e["error"].as_str().unwrap().contains("1073741824 bytes"),
-        "{e}"
-    );
+    assert!(e["error"].as_str().unwrap().contains("1073741824 bytes"), "{e}");
     assert!(rows.iter().any(|r| r["path"] == s(&d.join("ok.exe"))
         && r["vector"].as_array().is_some_and(|v| v.len() == 1024)));
 }
@@ -129,10 +116,7 @@ fn features_will_not_overwrite_an_unrelated_file_unless_forced() {
     let out = features(&[&d.join("a.exe")], &["--out", s(&out_file)]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(
-        err.contains("notes.jsonl") && err.contains("--force"),
-        "{err}"
-    );
+    assert!(err.contains("notes.jsonl") && err.contains("--force"), "{err}");
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), precious);
     let out = features(&[&d.join("a.exe")], &["--out", s(&out_file), "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -164,10 +148,7 @@ fn features_resume_with_another_set_is_refused() {
     );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(
-        err.contains("saxe-1024") && err.contains("ember-v2"),
-        "{err}"
-    );
+    assert!(err.contains("saxe-1024") && err.contains("ember-v2"), "{err}");
     assert_eq!(std::fs::read(&out_file).unwrap(), before);
 }
 
@@ -193,10 +174,7 @@ fn features_second_run_on_one_out_is_refused_and_a_stale_lock_is_taken_over() {
     let out = features(&[&d.join("a.exe")], &["--out", s(&out_file)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!lock.exists(), "the lock is removed at exit");
-    assert_eq!(
-        records(&std::fs::read_to_string(&out_file).unwrap()).len(),
-        1
-    );
+    assert_eq!(records(&std::fs::read_to_string(&out_file).unwrap()).len(), 1);
 }
 
 #[test]
@@ -218,11 +196,7 @@ fn features_resume_drops_a_last_line_cut_mid_utf8() {
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = features(&paths, &["--out", s(&out_file)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("2 files already done, 1 to go"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("2 files already done, 1 to go"), "{}", stderr(&out));
     let rows = records(&std::fs::read_to_string(&out_file).unwrap());
     let got: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
     let want: Vec<&str> = files.iter().map(|f| s(f)).collect();
@@ -238,9 +212,7 @@ fn features_unreadable_subfolder_is_an_error_record_and_the_rest_goes_on() {
     mz(&data.join("closed/hidden.exe"), "h");
     mz(&data.join("open.exe"), "o");
     std::fs::set_permissions(data.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
     // Root reads any folder: run the binary as nobody, from a copy it can reach.
     let out = if root {
         let bin = d.join("mallard");
@@ -332,11 +304,7 @@ fn train_refuses_a_huge_cell_naming_file_line_and_column() {
     small.extend(["--max-table-mib", "1"]);
     let out = mallard_within(60, &small);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(&format!("{n} bytes")),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains(&format!("{n} bytes")), "{}", stderr(&out));
 }
 
 #[test]
@@ -371,10 +339,7 @@ fn train_refuses_nonsense_numbers_naming_the_flag() {
         ]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         let err = stderr(&out);
-        assert!(
-            err.contains(flag) && err.contains(value),
-            "{flag} {value}: {err}"
-        );
+        assert!(err.contains(flag) && err.contains(value), "{flag} {value}: {err}");
         assert!(!model.exists(), "{flag} {value} wrote a model");
     }
     // A manifest that never ends is refused, not hashed forever.

@@ -28,11 +28,7 @@ fn tmp(name: &str) -> PathBuf {
 /// missing tool is a failure, never a silent pass.
 fn have(tool: &str) -> bool {
     let runs = |arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false)
     };
     assert!(
         runs("--version") || runs("version"),
@@ -43,11 +39,7 @@ fn have(tool: &str) -> bool {
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run compiler");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Scans `files` with the built-in PE model; every verdict must be benign.
@@ -58,20 +50,12 @@ fn assert_benign(files: &[PathBuf]) {
     args.extend(names.iter().map(String::as_str));
     let out = mallard(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), files.len(), "{stdout}");
     let flagged: Vec<String> = rows
         .iter()
         .filter(|r| r["verdict"] != "benign")
-        .map(|r| {
-            format!(
-                "{} {} {}: {}",
-                r["path"], r["verdict"], r["score"], r["reasons"]
-            )
-        })
+        .map(|r| format!("{} {} {}: {}", r["path"], r["verdict"], r["score"], r["reasons"]))
         .collect();
     assert!(flagged.is_empty(), "flagged:\n{}", flagged.join("\n"));
 }
@@ -121,10 +105,8 @@ fn go_programs_are_not_flagged() {
     std::fs::write(d.join("go.mod"), "module example.com/sum\n\ngo 1.19\n").unwrap();
     let mut files = Vec::new();
     for (arch, flags) in [("amd64", ""), ("386", ""), ("amd64", "-s -w")] {
-        let out = d.join(format!(
-            "sum-{arch}{}.exe",
-            if flags.is_empty() { "" } else { "-stripped" }
-        ));
+        let out =
+            d.join(format!("sum-{arch}{}.exe", if flags.is_empty() { "" } else { "-stripped" }));
         run(Command::new("go")
             .current_dir(&d)
             .env("GOOS", "windows")
@@ -195,11 +177,7 @@ fn mingw_programs_and_libraries_are_not_flagged() {
             .arg("lines.c")
             .arg("-ladvapi32"));
         let dll = d.join(format!("sum-{cc}.dll"));
-        run(Command::new(cc)
-            .current_dir(&d)
-            .args(["-O2", "-shared", "-o"])
-            .arg(&dll)
-            .arg("sum.c"));
+        run(Command::new(cc).current_dir(&d).args(["-O2", "-shared", "-o"]).arg(&dll).arg("sum.c"));
         files.extend([exe, dll]);
     }
     assert_benign(&files);
@@ -242,30 +220,15 @@ fn rust_programs_and_libraries_are_not_flagged() {
     let d = tmp("rust");
     std::fs::write(d.join("words.rs"), RUST_PROGRAM).unwrap();
     std::fs::write(d.join("sum.rs"), RUST_LIBRARY).unwrap();
-    let target = [
-        "--target",
-        "x86_64-pc-windows-gnu",
-        "-C",
-        "linker=x86_64-w64-mingw32-gcc",
-    ];
+    let target = ["--target", "x86_64-pc-windows-gnu", "-C", "linker=x86_64-w64-mingw32-gcc"];
     let mut files = Vec::new();
     for (name, extra) in [
         ("words-debug.exe", vec!["-C", "opt-level=0"]),
-        (
-            "words-release.exe",
-            vec!["-C", "opt-level=3", "-C", "strip=symbols"],
-        ),
-        (
-            "sum.dll",
-            vec!["--crate-type", "cdylib", "-C", "opt-level=3"],
-        ),
+        ("words-release.exe", vec!["-C", "opt-level=3", "-C", "strip=symbols"]),
+        ("sum.dll", vec!["--crate-type", "cdylib", "-C", "opt-level=3"]),
     ] {
         let out = d.join(name);
-        let src = if name.ends_with(".dll") {
-            "sum.rs"
-        } else {
-            "words.rs"
-        };
+        let src = if name.ends_with(".dll") { "sum.rs" } else { "words.rs" };
         run(Command::new(rustc)
             .current_dir(&d)
             .args(["--edition", "2021"])
@@ -352,11 +315,7 @@ fn mingw_programs(d: &std::path::Path) -> Option<Vec<PathBuf>> {
 /// Real data to pack: the licence texts and manuals every Debian system carries.
 fn payload_source(limit: usize) -> Vec<u8> {
     let mut raw = Vec::new();
-    for dir in [
-        "/usr/share/common-licenses",
-        "/usr/share/doc/bash",
-        "/usr/share/doc/coreutils",
-    ] {
+    for dir in ["/usr/share/common-licenses", "/usr/share/doc/bash", "/usr/share/doc/coreutils"] {
         let Ok(rd) = std::fs::read_dir(dir) else {
             continue;
         };
@@ -417,10 +376,7 @@ fn upx_packed_programs_are_not_flagged() {
     let mut files = Vec::new();
     for p in &programs {
         let packed = p.with_extension("upx.exe");
-        run(Command::new(upx)
-            .args(["-9", "-q", "-o"])
-            .arg(&packed)
-            .arg(p));
+        run(Command::new(upx).args(["-9", "-q", "-o"]).arg(&packed).arg(p));
         files.push(packed);
     }
     assert_benign(&files);

@@ -31,10 +31,8 @@ fn s(p: impl AsRef<Path>) -> &'static str {
 
 /// A Cuckoo report naming `sha` as its target.
 fn report(path: &Path, sha: &str, apis: &[&str]) {
-    let calls: Vec<Value> = apis
-        .iter()
-        .map(|a| serde_json::json!({"api": a, "arguments": {}}))
-        .collect();
+    let calls: Vec<Value> =
+        apis.iter().map(|a| serde_json::json!({"api": a, "arguments": {}})).collect();
     let r = serde_json::json!({
         "info": {"version": "2.0.7"},
         "target": {"file": {"name": "x.exe", "sha256": sha}},
@@ -60,13 +58,7 @@ fn link_loops_give_each_file_once_and_rules_compile_once() {
     symlink(".", d.join("rules/self1")).unwrap();
     symlink(".", d.join("rules/self2")).unwrap();
     for follow in [false, true] {
-        let mut args = vec![
-            "scan",
-            "--json",
-            "--rules",
-            s(&d.join("rules")),
-            s(&d.join("in")),
-        ];
+        let mut args = vec!["scan", "--json", "--rules", s(&d.join("rules")), s(&d.join("in"))];
         if follow {
             args.push("--follow-symlinks");
         }
@@ -80,11 +72,7 @@ fn link_loops_give_each_file_once_and_rules_compile_once() {
             .iter()
             .filter(|x| x.as_str().unwrap().ends_with(":tiny_dll"))
             .collect();
-        assert_eq!(
-            tiny.len(),
-            1,
-            "the rules file compiled more than once: {r:?}"
-        );
+        assert_eq!(tiny.len(), 1, "the rules file compiled more than once: {r:?}");
         assert_eq!(out.status.code(), Some(1));
     }
 }
@@ -101,26 +89,17 @@ fn a_fifo_in_a_folder_or_as_a_path_is_an_error_and_the_batch_goes_on() {
     mkfifo(&list);
     for args in [
         vec!["scan", "--json", s(&d)],
-        vec![
-            "scan",
-            "--json",
-            s(&d.join("pipe.exe")),
-            s(&d.join("ok.dll")),
-        ],
+        vec!["scan", "--json", s(&d.join("pipe.exe")), s(&d.join("ok.dll"))],
     ] {
         let out = mallard_within(&args, 60).expect("scan hung on a FIFO");
         assert_eq!(out.status.code(), Some(2));
         let r = rows(&out.stdout);
         assert_eq!(r.len(), 2, "{r:?}");
-        let pipe = r
-            .iter()
-            .find(|x| x["path"].as_str().unwrap().ends_with("pipe.exe"));
+        let pipe = r.iter().find(|x| x["path"].as_str().unwrap().ends_with("pipe.exe"));
         let pipe = pipe.expect("no result for the FIFO");
         assert_eq!(pipe["verdict"], "error");
         assert!(pipe["error"].as_str().unwrap().contains("FIFO"), "{pipe}");
-        let ok = r
-            .iter()
-            .find(|x| x["path"].as_str().unwrap().ends_with("ok.dll"));
+        let ok = r.iter().find(|x| x["path"].as_str().unwrap().ends_with("ok.dll"));
         assert_ne!(ok.unwrap()["verdict"], "error");
     }
     for flag in ["--allow", "--deny"] {
@@ -140,10 +119,7 @@ fn huge_sparse_inputs_are_refused_by_size_before_reading() {
     std::io::Write::write_all(&mut &f, b"MZ").unwrap();
     f.set_len(1 << 30).unwrap();
     let rep = d.join("big.json");
-    std::fs::File::create(&rep)
-        .unwrap()
-        .set_len(3 << 30)
-        .unwrap();
+    std::fs::File::create(&rep).unwrap().set_len(3 << 30).unwrap();
     let t = std::time::Instant::now();
     let out = mallard_within(&["scan", "--json", s(&pe), s(&rep)], 60).expect("hung");
     assert_eq!(out.status.code(), Some(2));
@@ -191,13 +167,7 @@ fn an_unreadable_file_is_an_error_result_with_exit_2() {
         .find(|x| x["path"].as_str().unwrap().ends_with("secret.exe"))
         .expect("the unreadable file was skipped silently");
     assert_eq!(secret["verdict"], "error");
-    assert!(
-        secret["error"]
-            .as_str()
-            .unwrap()
-            .contains("ermission denied"),
-        "{secret}"
-    );
+    assert!(secret["error"].as_str().unwrap().contains("ermission denied"), "{secret}");
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -241,13 +211,7 @@ fn a_report_for_another_file_never_changes_a_verdict() {
     // --report with another sha256 is not paired either.
     std::fs::remove_file(d.join("dropper.exe.json")).unwrap();
     report(&d.join("elsewhere.json"), &other, &apis);
-    let out = mallard(&[
-        "scan",
-        "--json",
-        "--report",
-        s(&d.join("elsewhere.json")),
-        s(&pe),
-    ]);
+    let out = mallard(&["scan", "--json", "--report", s(&d.join("elsewhere.json")), s(&pe)]);
     let r = &rows(&out.stdout)[0];
     assert_eq!(r["decided_by"], "static model", "{r}");
 }
@@ -296,16 +260,9 @@ fn a_bad_report_option_is_an_error_result_and_the_scan_goes_on() {
     assert_eq!(out.status.code(), Some(2));
     let r = rows(&out.stdout);
     assert_eq!(r.len(), 3, "{r:?}");
-    let find = |n: &str| {
-        r.iter()
-            .find(|x| x["path"].as_str().unwrap().ends_with(n))
-            .unwrap()
-    };
+    let find = |n: &str| r.iter().find(|x| x["path"].as_str().unwrap().ends_with(n)).unwrap();
     assert_eq!(find("broken.json")["verdict"], "error");
-    assert!(find("nosha.json")["error"]
-        .as_str()
-        .unwrap()
-        .contains("sha256"));
+    assert!(find("nosha.json")["error"].as_str().unwrap().contains("sha256"));
     assert_eq!(find("a.dll")["decided_by"], "static model");
 }
 
@@ -334,13 +291,7 @@ fn an_input_over_its_time_budget_is_an_error_and_the_others_still_get_results() 
     let r = rows(&out.stdout);
     assert_eq!(r.len(), 2);
     for x in &r {
-        assert!(
-            x["error"]
-                .as_str()
-                .unwrap()
-                .contains("took longer than 0.000001 s"),
-            "{x}"
-        );
+        assert!(x["error"].as_str().unwrap().contains("took longer than 0.000001 s"), "{x}");
     }
     // With a generous budget the same inputs are scanned.
     let out = mallard(&["scan", "--json", "--file-timeout", "600", s(&d)]);
@@ -368,20 +319,13 @@ fn results_stream_and_ctrl_c_prints_the_summary_and_exits_130() {
     let first = lines.next().expect("no result streamed").unwrap();
     assert!(first.contains("f00000.dll"), "{first}");
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let rest = lines.count();
     let status = child.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    assert!(
-        rest + 1 < n,
-        "all {n} files were scanned before the interrupt"
-    );
+    assert!(rest + 1 < n, "all {n} files were scanned before the interrupt");
     let want = format!("scanned {}:", rest + 1);
     assert!(err.contains(&want) && err.contains("interrupted"), "{err}");
 }
@@ -445,14 +389,7 @@ fn scan_caps_are_flags() {
     let model = d.join("m.mallard");
     let f = std::fs::File::create(&model).unwrap();
     f.set_len(2 << 20).unwrap();
-    let out = mallard(&[
-        "scan",
-        "--max-model-mib",
-        "1",
-        "--model",
-        s(&model),
-        s(&small),
-    ]);
+    let out = mallard(&["scan", "--max-model-mib", "1", "--model", s(&model), s(&small)]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("m.mallard") && err.contains("cap"), "{err}");
@@ -463,11 +400,7 @@ fn scan_caps_are_flags() {
     tiny_pe(&d.join("tree/sub/deep.exe"));
     let out = mallard(&["scan", "--json", "--max-depth", "0", s(d.join("tree"))]);
     let r = rows(&out.stdout);
-    assert!(
-        r.iter()
-            .any(|row| row["path"].as_str().unwrap().ends_with("top.exe")),
-        "{r:?}"
-    );
+    assert!(r.iter().any(|row| row["path"].as_str().unwrap().ends_with("top.exe")), "{r:?}");
     assert!(
         !r.iter()
             .any(|row| row["path"].as_str().unwrap().ends_with("deep.exe")
@@ -476,11 +409,7 @@ fn scan_caps_are_flags() {
     );
 
     // nonsense values are usage errors
-    for bad in [
-        ["--max-file-mib", "0"],
-        ["--rule-timeout", "0"],
-        ["--max-calls", "-1"],
-    ] {
+    for bad in [["--max-file-mib", "0"], ["--rule-timeout", "0"], ["--max-calls", "-1"]] {
         let out = mallard(&["scan", bad[0], bad[1], s(&small)]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }

@@ -29,11 +29,7 @@ fn write_csv(path: &Path, features: usize, bytes: u64) -> u64 {
             line.push(char::from(b'0' + d as u8));
             line.push(',');
         }
-        line.push_str(if first[0] + first[1] > 9 {
-            "m\n"
-        } else {
-            "b\n"
-        });
+        line.push_str(if first[0] + first[1] > 9 { "m\n" } else { "b\n" });
         w.write_all(line.as_bytes()).unwrap();
         written += line.len() as u64;
         rows += 1;
@@ -60,11 +56,7 @@ fn run_measured(args: &[&str]) -> (i32, String, i64) {
     let pid = child.id() as libc::pid_t;
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     (code, err, usage.ru_maxrss)
 }
 
@@ -94,14 +86,8 @@ fn training_on_a_100_mb_csv_of_small_cells_stays_under_300_mb() {
             &model.to_string_lossy(),
         ]);
         assert_eq!(code, 0, "{err}");
-        println!(
-            "{rows} rows x {features} cells: peak {} MiB",
-            peak_kib / 1024
-        );
-        assert!(
-            peak_kib < 300 * 1024,
-            "{rows} rows x {features}: peak RSS {peak_kib} KiB"
-        );
+        println!("{rows} rows x {features} cells: peak {} MiB", peak_kib / 1024);
+        assert!(peak_kib < 300 * 1024, "{rows} rows x {features}: peak RSS {peak_kib} KiB");
         // the model is usable: eval on the same table
         let out = common::mallard(&[
             "eval",
@@ -112,11 +98,7 @@ fn training_on_a_100_mb_csv_of_small_cells_stays_under_300_mb() {
             "--model",
             &model.to_string_lossy(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("roc_auc"), "{text}");
         std::fs::remove_file(&csv).unwrap();

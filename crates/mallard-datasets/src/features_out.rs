@@ -239,6 +239,75 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Where a run's records go: stdout, or a resumable, locked --out file.
+pub struct Sink {
+    out: Box<dyn Write>,
+    /// Paths the output already holds features for (skipped by this run).
+    pub done: HashSet<String>,
+    _lock: Option<OutLock>,
+}
+
+impl Sink {
+    /// Standard output: nothing done yet.
+    pub fn stdout() -> Sink {
+        Sink {
+            out: Box::new(std::io::BufWriter::new(std::io::stdout())),
+            done: HashSet::new(),
+            _lock: None,
+        }
+    }
+
+    /// `out`, locked for this run (a second run on it is refused), resumed as
+    /// [`prepare_out`] says unless `force` starts it afresh.
+    pub fn file(out: &Path, want: &Expect, force: bool, notes: &mut Vec<String>) -> Result<Sink> {
+        let lock = OutLock::acquire(out)?;
+        let done = prepare_out(out, want, force, notes)?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(out)
+            .map_err(|e| io(out, e))?;
+        Ok(Sink {
+            out: Box::new(std::io::BufWriter::new(f)),
+            done,
+            _lock: Some(lock),
+        })
+    }
+
+    /// An error record for an input that could not be walked or read.
+    pub fn error(&mut self, path: &Path, error: &str) -> std::io::Result<()> {
+        let rec = serde_json::json!({ "path": path.display().to_string(), "error": error });
+        writeln!(self.out, "{rec}")
+    }
+
+    /// Extracts `want` from every file on all rayon threads, writing records in input
+    /// order; `on_chunk(files)` after each chunk. Returns (error records, bytes read).
+    pub fn write_all(
+        &mut self,
+        files: &[&PathBuf],
+        want: &Expect,
+        max_bytes: usize,
+        on_chunk: &mut dyn FnMut(usize),
+    ) -> std::io::Result<(usize, u64)> {
+        use rayon::prelude::*;
+        let (mut errors, mut bytes) = (0usize, 0u64);
+        // Chunks keep the output in input order while every core works.
+        for chunk in files.chunks(256) {
+            let lines: Vec<(String, bool, u64)> = chunk
+                .par_iter()
+                .map(|p| record(p, want.set, want.raw, max_bytes))
+                .collect();
+            for (line, ok, n) in lines {
+                writeln!(self.out, "{line}")?;
+                errors += usize::from(!ok);
+                bytes += n;
+            }
+            on_chunk(chunk.len());
+        }
+        self.out.flush()?;
+        Ok((errors, bytes))
+    }
+}
+
 /// Files as given; folders recursively through `mallard_io::walk` (links not followed,
 /// depth capped), keeping files that start with "MZ". Returns the files, one error per
 /// path that could not be walked or read, and the number of links skipped.

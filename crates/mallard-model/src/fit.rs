@@ -297,7 +297,7 @@ pub fn cross_validate_table(
     fit: &TableFit,
     k: usize,
     train_fraction: Option<f64>,
-    on_fold: &mut dyn FnMut(&FoldDone),
+    obs: &mut dyn Observer,
 ) -> Result<CvRun, ModelError> {
     if let Some(f) = train_fraction {
         if !(f > 0.0 && f <= 1.0) {
@@ -341,7 +341,7 @@ pub fn cross_validate_table(
         fit.seed,
         &fit_fold,
         &score,
-        on_fold,
+        &mut |f| obs.fold_done(f),
     )
 }
 
@@ -362,7 +362,6 @@ pub fn cross_validate_samples(
     k: usize,
     seed: u64,
     obs: &mut dyn Observer,
-    on_fold: &mut dyn FnMut(&FoldDone),
 ) -> Result<CvRun, ModelError> {
     let SampleSet {
         seqs,
@@ -391,7 +390,8 @@ pub fn cross_validate_samples(
         let inputs: Vec<Input> = test.iter().map(|&i| Input::Apis(&seqs[i])).collect();
         m.predict_proba(&inputs)
     };
-    run_folds(names, y, &groups, k, seed, &fit_fold, &score, on_fold)
+    let mut on_fold = |f: &FoldDone| obs.borrow_mut().fold_done(f);
+    run_folds(names, y, &groups, k, seed, &fit_fold, &score, &mut on_fold)
 }
 
 /// A fold's model, its training rows and seconds spent training.
@@ -442,12 +442,12 @@ fn run_folds(
 }
 
 /// What a model was trained from, for its file: the command, each dataset file and manifest
-/// with its sha256 (folders: none), and the rows per label.
+/// with its sha256 (folders: none), and the rows (samples) per label.
 pub fn provenance(
     command: &str,
     datasets: &[&std::path::Path],
     manifests: &[std::path::PathBuf],
-    table: &Table,
+    labels: &[&str],
 ) -> Result<serde_json::Value, ModelError> {
     use sha2::{Digest, Sha256};
     let hash = |p: &std::path::Path| -> Result<String, ModelError> {
@@ -470,8 +470,8 @@ pub fn provenance(
         files.push(serde_json::json!({ "manifest": m.display().to_string(), "sha256": hash(m)? }));
     }
     let mut rows = serde_json::Map::new();
-    for l in label_set(&table.labels) {
-        let n = table.labels.iter().filter(|x| **x == l).count();
+    for l in label_set(labels) {
+        let n = labels.iter().filter(|x| **x == l).count();
         rows.insert(l, n.into());
     }
     Ok(serde_json::json!({
@@ -544,9 +544,15 @@ mod tests {
     #[test]
     fn cv_folds_cover_every_row_once_and_keep_groups_whole() {
         let t = table();
-        let mut seen = 0;
-        let run = cross_validate_table(&t, &fit(), 4, None, &mut |_| seen += 1).unwrap();
-        assert_eq!(seen, 4);
+        struct Count(usize);
+        impl Observer for Count {
+            fn fold_done(&mut self, _: &FoldDone) {
+                self.0 += 1;
+            }
+        }
+        let mut seen = Count(0);
+        let run = cross_validate_table(&t, &fit(), 4, None, &mut seen).unwrap();
+        assert_eq!(seen.0, 4);
         let mut fold_of = vec![usize::MAX; t.n_rows()];
         for (f, rows) in run.folds.iter().enumerate() {
             for &r in rows {

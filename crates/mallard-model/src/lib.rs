@@ -4,6 +4,7 @@
 //! reasons for a score, and a [`ModelFile`] to save. [`load`] picks the implementation from
 //! the file's metadata.
 
+pub mod describe;
 mod ensemble;
 mod file;
 pub mod fit;

@@ -149,6 +149,14 @@ pub trait Observer {
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
     fn batch(&mut self, _done: usize, _total: usize, _loss: f32) {}
     fn epoch_end(&mut self, _report: &EpochReport) {}
+    /// A cross-validation fold has been trained and scored.
+    fn fold_done(&mut self, _fold: &crate::fit::FoldDone) {}
+    /// A line worth showing a person: what was read, chosen or written.
+    fn info(&mut self, _line: &str) {}
+    /// Something was skipped or looks wrong, but the work goes on.
+    fn warning(&mut self, _message: &str) {}
+    /// A detail (e.g. a reader's note on what it skipped on purpose) for verbose output.
+    fn note(&mut self, _message: &str) {}
 }
 
 /// An observer that ignores everything.

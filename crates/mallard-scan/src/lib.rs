@@ -13,6 +13,8 @@ mod batch;
 pub mod builtin;
 pub mod setup;
 pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
+mod output;
+pub use output::{escape_controls, quiet_worker_panics, InOrder, Tally};
 
 use mallard_apiseq::canon::NameCounts;
 use mallard_apiseq::{read_report, Report, ReportOptions};

@@ -169,3 +169,56 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// What a scanner is built from, as a front end gathers it (flags, a config file).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Model files or `builtin:NAME`, at most one per kind of input.
+    pub models: Vec<PathBuf>,
+    /// Extra YARA rule files or folders.
+    pub rules: Vec<PathBuf>,
+    /// Run mallard's built-in rules on PE files.
+    pub builtin_rules: bool,
+    pub allow: Option<PathBuf>,
+    pub deny: Option<PathBuf>,
+    pub walk: mallard_io::WalkOptions,
+}
+
+/// A scanner for `inputs` (already expanded): the models they need and the rules, loaded
+/// side by side (on a one-file scan yara-x's start-up hides behind the model's), with the
+/// caps of `caps`. Rule files that fail to compile come back beside the scanner: the scan
+/// goes on without them.
+pub fn prepare(
+    plan: &Plan,
+    inputs: &[PathBuf],
+    mut opts: crate::ScanOptions,
+    caps: &Caps,
+) -> Result<(crate::Scanner, Vec<mallard_rules::RulesError>), ScanSetupError> {
+    let any_pe = inputs.iter().any(|p| is_pe(p));
+    let want_rules = !plan.rules.is_empty() || (any_pe && plan.builtin_rules);
+    let (rules, models) = std::thread::scope(|s| {
+        let rules = want_rules.then(|| {
+            s.spawn(|| {
+                mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk)
+            })
+        });
+        let models = models_for(&plan.models, inputs, &opts.reports, caps);
+        (rules.map(|h| h.join()), models)
+    });
+    let (report_model, pe_model) = models?;
+    let mut rule_errors = Vec::new();
+    if let Some(joined) = rules {
+        let (set, errors) =
+            joined.map_err(|_| setup("loading the YARA rules failed unexpectedly".into()))?;
+        rule_errors = errors;
+        opts.rules = set.map(std::sync::Arc::new);
+    }
+    if let Some(p) = &plan.allow {
+        opts.allow = read_hash_list(p)?;
+    }
+    if let Some(p) = &plan.deny {
+        opts.deny = read_hash_list(p)?;
+    }
+    let scanner = crate::Scanner::new(report_model, pe_model, opts)?;
+    Ok((scanner, rule_errors))
+}

@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 
 /// Runs the mallard binary built for these tests.
 pub fn mallard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mallard"))
-        .args(args)
-        .output()
-        .expect("run mallard")
+    Command::new(env!("CARGO_BIN_EXE_mallard")).args(args).output().expect("run mallard")
 }
 
 /// A fresh, empty temporary folder for one test (`prefix` names the test binary).
@@ -53,11 +50,7 @@ pub fn mallard_within(args: &[&str], secs: u64) -> Option<Output> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         if let Some(status) = child.try_wait().expect("wait for mallard") {
-            return Some(Output {
-                status,
-                stdout: o.join().unwrap(),
-                stderr: e.join().unwrap(),
-            });
+            return Some(Output { status, stdout: o.join().unwrap(), stderr: e.join().unwrap() });
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
@@ -76,13 +69,6 @@ pub fn mkfifo(path: &std::path::Path) {
 
 /// Lower-case hex sha256 of a file, by the system's `sha256sum` (independent of mallard).
 pub fn sha256sum(path: &std::path::Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
 }
