@@ -87,8 +87,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let threads = cli.threads.unwrap_or(cores).max(1);
+    // Only commands that use rayon size its pool: building it starts every worker at
+    // once, which a one-file scan paid for without using (`scan` runs its own threads).
     // Ignore the error: a pool may exist already in tests that call main twice.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    if !matches!(cli.command, Command::Scan(_) | Command::Inspect(_)) {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    }
     let g = Global { quiet: cli.quiet, threads };
     let result = match cli.command {
         Command::Train(a) => {

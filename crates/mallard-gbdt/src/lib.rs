@@ -610,13 +610,14 @@ impl Gbdt {
         for c in 0..k {
             out[c * (nf + 1) + nf] = self.init[c] as f64;
         }
+        let mut scratch = tree::Scratch::default();
         for (t, tree) in self.trees.iter().enumerate() {
             let c = t % k;
             let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
             let bias = match how {
                 Explain::Saabas => tree.saabas(row, &mut o[..nf]),
                 Explain::TreeShap => {
-                    tree.shap(row, &mut o[..nf]);
+                    tree.shap(row, &mut o[..nf], &mut scratch);
                     tree.expected_value()
                 }
             };
@@ -697,7 +698,9 @@ impl Gbdt {
         }
         let nodes = get("gbdt.nodes")?;
         let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
-            if v >= 0.0 && v.fract() == 0.0 && v < 16_777_216.0 {
+            // A round trip through u32 tests for a whole number without `fract`, a libm
+            // call per value (three per node of the 43,000 the built-in model loads).
+            if (0.0..16_777_216.0).contains(&v) && (v as u32) as f32 == v {
                 Ok(v as u32)
             } else {
                 Err(bad(format!("{what} {v} is not a valid index")))

@@ -44,6 +44,9 @@ struct Shared {
     next: AtomicUsize,
     stop: AtomicBool,
     per_file: Duration,
+    /// Whether a file's rules may take a thread of their own: only when there are fewer
+    /// inputs than threads, so that `--threads` stays the number of busy cores.
+    beside: bool,
 }
 
 /// What one worker is doing: the input and when it started it.
@@ -76,7 +79,12 @@ fn over_time(path: &std::path::Path, budget: Duration) -> ScanResult {
 
 /// Scans one input in isolation: a panic becomes an error result.
 pub fn scan_isolated(scanner: &Scanner, path: &std::path::Path) -> ScanResult {
-    match catch_unwind(AssertUnwindSafe(|| scanner.scan_path(path))) {
+    isolated(scanner, path, true)
+}
+
+/// [`scan_isolated`]; `beside` as in [`Scanner::scan_path_with`].
+fn isolated(scanner: &Scanner, path: &std::path::Path, beside: bool) -> ScanResult {
+    match catch_unwind(AssertUnwindSafe(|| scanner.scan_path_with(path, beside))) {
         Ok(r) => r,
         Err(p) => ScanResult::error(
             path,
@@ -102,7 +110,7 @@ fn worker(shared: Arc<Shared>, slot: Arc<Slot>, tx: mpsc::Sender<(usize, ScanRes
         if let Ok(mut b) = slot.busy.lock() {
             *b = Some((i, t0));
         }
-        let mut r = scan_isolated(&shared.scanner, path);
+        let mut r = isolated(&shared.scanner, path, shared.beside);
         // Judged here too, so an input over budget gets the same result whether or not
         // the watchdog looked in time.
         if t0.elapsed() > shared.per_file {
@@ -151,6 +159,7 @@ pub fn scan_batch(
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         per_file: opts.per_file,
+        beside: opts.threads > total,
     });
     let (tx, rx) = mpsc::channel();
     let mut spawned = 0usize;
@@ -178,7 +187,7 @@ pub fn scan_batch(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let r = scan_isolated(&shared.scanner, &shared.paths[i]);
+            let r = isolated(&shared.scanner, &shared.paths[i], shared.beside);
             finish(i, r, &mut reported, &mut done);
         }
         return BatchEnd {
