@@ -58,7 +58,7 @@ fn link_loops_give_each_file_once_and_rules_compile_once() {
     symlink(".", d.join("rules/self1")).unwrap();
     symlink(".", d.join("rules/self2")).unwrap();
     for follow in [false, true] {
-        let mut args = vec!["scan", "--json", "--rules", s(&d.join("rules")), s(&d.join("in"))];
+        let mut args = vec!["scan", "--json", "--rules", s(d.join("rules")), s(d.join("in"))];
         if follow {
             args.push("--follow-symlinks");
         }
@@ -89,7 +89,7 @@ fn a_fifo_in_a_folder_or_as_a_path_is_an_error_and_the_batch_goes_on() {
     mkfifo(&list);
     for args in [
         vec!["scan", "--json", s(&d)],
-        vec!["scan", "--json", s(&d.join("pipe.exe")), s(&d.join("ok.dll"))],
+        vec!["scan", "--json", s(d.join("pipe.exe")), s(d.join("ok.dll"))],
     ] {
         let out = mallard_within(&args, 60).expect("scan hung on a FIFO");
         assert_eq!(out.status.code(), Some(2));
@@ -103,7 +103,7 @@ fn a_fifo_in_a_folder_or_as_a_path_is_an_error_and_the_batch_goes_on() {
         assert_ne!(ok.unwrap()["verdict"], "error");
     }
     for flag in ["--allow", "--deny"] {
-        let args = ["scan", flag, s(&list), s(&d.join("ok.dll"))];
+        let args = ["scan", flag, s(&list), s(d.join("ok.dll"))];
         let out = mallard_within(&args, 60).expect("scan hung on a FIFO list");
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -143,8 +143,8 @@ fn an_unreadable_file_is_an_error_result_with_exit_2() {
     std::fs::set_permissions(d.join("in"), std::fs::Permissions::from_mode(0o755)).unwrap();
     tiny_pe(&d.join("in/ok.dll"));
     tiny_pe(&d.join("in/secret.exe"));
-    std::fs::set_permissions(d.join("in/secret.exe"), std::fs::Permissions::from_mode(0)).unwrap();
-    let args = ["scan", "--json", s(&d.join("in"))];
+    std::fs::set_permissions(d.join("in/secret.exe"), std::fs::Permissions::from_mode(0o0)).unwrap();
+    let args = ["scan", "--json", s(d.join("in"))];
     // Root reads anything: run a copy of the binary as `nobody` so the check is real.
     let out = if unsafe_is_root() {
         let bin = d.join("mallard");
@@ -211,7 +211,7 @@ fn a_report_for_another_file_never_changes_a_verdict() {
     // --report with another sha256 is not paired either.
     std::fs::remove_file(d.join("dropper.exe.json")).unwrap();
     report(&d.join("elsewhere.json"), &other, &apis);
-    let out = mallard(&["scan", "--json", "--report", s(&d.join("elsewhere.json")), s(&pe)]);
+    let out = mallard(&["scan", "--json", "--report", s(d.join("elsewhere.json")), s(&pe)]);
     let r = &rows(&out.stdout)[0];
     assert_eq!(r["decided_by"], "static model", "{r}");
 }
@@ -252,10 +252,10 @@ fn a_bad_report_option_is_an_error_result_and_the_scan_goes_on() {
         "scan",
         "--json",
         "--report",
-        s(&d.join("broken.json")),
+        s(d.join("broken.json")),
         "--report",
-        s(&d.join("nosha.json")),
-        s(&d.join("a.dll")),
+        s(d.join("nosha.json")),
+        s(d.join("a.dll")),
     ]);
     assert_eq!(out.status.code(), Some(2));
     let r = rows(&out.stdout);

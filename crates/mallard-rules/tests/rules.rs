@@ -42,7 +42,7 @@ fn a_broken_rules_file_is_reported_and_the_others_still_work() {
     .unwrap();
     std::fs::write(d.join("bad.yar"), "rule oops { condition: $missing }").unwrap();
     std::fs::write(d.join("notes.txt"), "not a rule file").unwrap();
-    let (set, errors) = RuleSet::load(&[d.clone()], false);
+    let (set, errors) = RuleSet::load(std::slice::from_ref(&d), false);
     assert_eq!(errors.len(), 1, "{errors:?}");
     let msg = errors[0].to_string();
     assert!(msg.contains("bad.yar") && !msg.contains('\n'), "{msg}");
@@ -82,7 +82,7 @@ fn self_links_in_a_rules_folder_compile_each_file_once() {
             ..Default::default()
         };
         let t = std::time::Instant::now();
-        let (set, errors) = RuleSet::load_with(&[d.clone()], false, &opts);
+        let (set, errors) = RuleSet::load_with(std::slice::from_ref(&d), false, &opts);
         assert!(errors.is_empty(), "{errors:?}");
         let set = set.unwrap();
         assert_eq!(set.sources.len(), 1, "follow={follow}: {:?}", set.sources);
