@@ -143,7 +143,8 @@ fn an_unreadable_file_is_an_error_result_with_exit_2() {
     std::fs::set_permissions(d.join("in"), std::fs::Permissions::from_mode(0o755)).unwrap();
     tiny_pe(&d.join("in/ok.dll"));
     tiny_pe(&d.join("in/secret.exe"));
-    std::fs::set_permissions(d.join("in/secret.exe"), std::fs::Permissions::from_mode(0o0)).unwrap();
+    std::fs::set_permissions(d.join("in/secret.exe"), std::fs::Permissions::from_mode(0o0))
+        .unwrap();
     let args = ["scan", "--json", s(d.join("in"))];
     // Root reads anything: run a copy of the binary as `nobody` so the check is real.
     let out = if unsafe_is_root() {

@@ -186,13 +186,7 @@ pub struct Gbdt {
 }
 
 fn check_x(x: &[f32], n_features: usize) -> Result<usize, GbdtError> {
-    if n_features == 0 || x.len() % n_features != 0 {
-        return Err(GbdtError::Data(format!(
-            "{} values are not a whole number of rows of {n_features} features",
-            x.len()
-        )));
-    }
-    Ok(x.len() / n_features)
+    mallard_tables::row_count(x.len(), n_features).map_err(GbdtError::Data)
 }
 
 fn sigmoid(s: f64) -> f64 {

@@ -26,13 +26,7 @@ pub enum MlpError {
 }
 
 fn check_x(x: &[f32], n_features: usize) -> Result<usize, MlpError> {
-    if n_features == 0 || x.len() % n_features != 0 {
-        return Err(MlpError::Data(format!(
-            "{} values are not a whole number of rows of {n_features} features",
-            x.len()
-        )));
-    }
-    Ok(x.len() / n_features)
+    mallard_tables::row_count(x.len(), n_features).map_err(MlpError::Data)
 }
 
 /// Softmax of `z` into `p`, shifted by the largest score so large scores cannot overflow.

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mallard_rnn::{Cell, Head, Loss, Net, NetConfig, Optimizer, Output, RnnError, Tensor};
+use mallard_rnn::{
+    BatchLayout, Cell, Head, Loss, Net, NetConfig, Optimizer, Output, RnnError, Tensor,
+};
 
 use crate::ctx::{Arg, Buf, Ctx, Recorder, K, MAX_GROUPS};
 use crate::GpuError;
@@ -95,88 +97,6 @@ impl ParamLayout {
     }
 }
 
-/// Rows of a batch sorted by length, longest first, with each step's live-prefix.
-struct Layout {
-    rows: Vec<usize>,
-    lens: Vec<usize>,
-    /// (packed offset, live rows) per step.
-    steps: Vec<(usize, usize)>,
-    ntok: usize,
-}
-
-impl Layout {
-    fn new(batch: &[&[u32]], rows: &[usize]) -> Layout {
-        let mut rows = rows.to_vec();
-        rows.sort_by(|&a, &b| batch[b].len().cmp(&batch[a].len()).then(a.cmp(&b)));
-        let lens: Vec<usize> = rows.iter().map(|&r| batch[r].len()).collect();
-        let tmax = lens.first().copied().unwrap_or(0);
-        let mut steps = Vec::with_capacity(tmax);
-        let (mut off, mut n) = (0, lens.len());
-        for t in 0..tmax {
-            while n > 0 && lens[n - 1] <= t {
-                n -= 1;
-            }
-            steps.push((off, n));
-            off += n;
-        }
-        Layout {
-            rows,
-            lens,
-            steps,
-            ntok: off,
-        }
-    }
-
-    fn n0(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Token per packed position for direction `d` (1 = reversed rows).
-    fn tokens(&self, batch: &[&[u32]], d: usize) -> Vec<u32> {
-        let mut idx = Vec::with_capacity(self.ntok);
-        for (t, &(_, n)) in self.steps.iter().enumerate() {
-            for r in 0..n {
-                let seq = batch[self.rows[r]];
-                let len = self.lens[r];
-                idx.push(if d == 1 { seq[len - 1 - t] } else { seq[t] });
-            }
-        }
-        idx
-    }
-
-    /// [row of the final state, length] per sorted row; `ring` for inference, where step t's
-    /// states live in block `t % 2` of an [2, n0, H] buffer instead of at packed offsets.
-    fn rowinfo(&self, ring: bool) -> Vec<u32> {
-        let n0 = self.n0();
-        let mut v = Vec::with_capacity(2 * n0);
-        for (r, &len) in self.lens.iter().enumerate() {
-            let last = match len {
-                0 => NONE,
-                _ if ring => (((len - 1) % 2) * n0 + r) as u32,
-                _ => (self.steps[len - 1].0 + r) as u32,
-            };
-            v.push(last);
-            v.push(len as u32);
-        }
-        v
-    }
-
-    /// Packed row of each token's previous hidden state (NONE at step 0).
-    fn prevrows(&self) -> Vec<u32> {
-        let mut v = Vec::with_capacity(self.ntok);
-        for (t, &(_, n)) in self.steps.iter().enumerate() {
-            for r in 0..n {
-                v.push(if t == 0 {
-                    NONE
-                } else {
-                    (self.steps[t - 1].0 + r) as u32
-                });
-            }
-        }
-        v
-    }
-}
-
 /// CSR lists of packed positions per vocabulary entry: (offsets [V + 1], positions).
 fn csr(idx: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
     let mut off = vec![0u32; vocab + 1];
@@ -221,7 +141,7 @@ pub(crate) type Progress<'a> = dyn FnMut(usize, &[f32]) -> Result<(), GpuError> 
 
 /// Buffers of one forward pass kept for the backward pass.
 struct Forward {
-    lay: Layout,
+    lay: BatchLayout,
     hs: Vec<Buf>,
     aux: Vec<Buf>,
     acts: Vec<Buf>,
@@ -293,19 +213,67 @@ fn gates_of(cfg: &NetConfig) -> usize {
     }
 }
 
-pub(crate) fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), GpuError> {
-    for (row, seq) in batch.iter().enumerate() {
-        if let Some(pos) = seq.iter().position(|&t| t as usize >= vocab) {
-            return Err(RnnError::TokenOutOfRange {
-                row,
-                pos,
-                token: seq[pos],
-                vocab,
-            }
-            .into());
-        }
+/// The index buffers the shaders read, built from the layout the CPU kernel uses too.
+trait ShaderLayout {
+    fn n0(&self) -> usize;
+    /// Token per packed position for direction `d` (1 = reversed rows).
+    fn tokens(&self, batch: &[&[u32]], d: usize) -> Vec<u32>;
+    /// [row of the final state, length] per sorted row; `ring` for inference, where step t's
+    /// states live in block `t % 2` of an [2, n0, H] buffer instead of at packed offsets.
+    fn rowinfo(&self, ring: bool) -> Vec<u32>;
+    /// Packed row of each token's previous hidden state (NONE at step 0).
+    fn prevrows(&self) -> Vec<u32>;
+}
+
+impl ShaderLayout for BatchLayout {
+    fn n0(&self) -> usize {
+        self.rows.len()
     }
-    Ok(())
+
+    fn tokens(&self, batch: &[&[u32]], d: usize) -> Vec<u32> {
+        let mut idx = Vec::with_capacity(self.ntok);
+        for (t, &(_, n)) in self.steps.iter().enumerate() {
+            for r in 0..n {
+                let seq = batch[self.rows[r]];
+                let len = self.lens[r];
+                idx.push(if d == 1 { seq[len - 1 - t] } else { seq[t] });
+            }
+        }
+        idx
+    }
+
+    fn rowinfo(&self, ring: bool) -> Vec<u32> {
+        let n0 = self.n0();
+        let mut v = Vec::with_capacity(2 * n0);
+        for (r, &len) in self.lens.iter().enumerate() {
+            let last = match len {
+                0 => NONE,
+                _ if ring => (((len - 1) % 2) * n0 + r) as u32,
+                _ => (self.steps[len - 1].0 + r) as u32,
+            };
+            v.push(last);
+            v.push(len as u32);
+        }
+        v
+    }
+
+    fn prevrows(&self) -> Vec<u32> {
+        let mut v = Vec::with_capacity(self.ntok);
+        for (t, &(_, n)) in self.steps.iter().enumerate() {
+            for r in 0..n {
+                v.push(if t == 0 {
+                    NONE
+                } else {
+                    (self.steps[t - 1].0 + r) as u32
+                });
+            }
+        }
+        v
+    }
+}
+
+pub(crate) fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), GpuError> {
+    Ok(mallard_rnn::check_tokens(vocab, batch)?)
 }
 
 fn gemm_args(
@@ -433,7 +401,7 @@ impl GpuNet {
 
     /// Reject batches whose packed sizes would overflow 32-bit indices, the grid or the
     /// adapter's binding size.
-    fn check_sizes(&self, lay: &Layout, save: bool) -> Result<(), GpuError> {
+    fn check_sizes(&self, lay: &BatchLayout, save: bool) -> Result<(), GpuError> {
         let g = gates_of(&self.cfg);
         let per_tok = if save { 2 * g } else { 1 };
         let max_bind = self.ctx.device.limits().max_storage_buffer_binding_size as usize;
@@ -454,7 +422,7 @@ impl GpuNet {
         &mut self,
         rec: &mut Recorder,
         batch: &[&[u32]],
-        lay: Layout,
+        lay: BatchLayout,
         save: bool,
     ) -> Forward {
         let cfg = self.cfg.clone();
@@ -610,7 +578,7 @@ impl GpuNet {
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by(|&a, &b| batch[b].len().cmp(&batch[a].len()).then(a.cmp(&b)));
         for block in order.chunks(PREDICT_BLOCK) {
-            let lay = Layout::new(batch, block);
+            let lay = BatchLayout::sorted(batch, block);
             self.check_sizes(&lay, false)?;
             let n0 = lay.n0();
             let mut rec = self.ctx.recorder();
@@ -631,28 +599,9 @@ impl GpuNet {
         targets: &[f32],
         weights: Option<&[f32]>,
     ) -> Result<(), GpuError> {
-        check_tokens(self.cfg.vocab, batch)?;
-        let n = batch.len();
-        let k = self.cfg.n_out();
-        if targets.len() != n * k {
-            return Err(RnnError::Length {
-                what: "target values",
-                expected: n * k,
-                got: targets.len(),
-            }
-            .into());
-        }
-        if let Some(w) = weights {
-            if w.len() != n {
-                return Err(RnnError::Length {
-                    what: "row weights",
-                    expected: n,
-                    got: w.len(),
-                }
-                .into());
-            }
-        }
-        Ok(())
+        Ok(mallard_rnn::check_batch(
+            &self.cfg, batch, targets, weights,
+        )?)
     }
 
     /// Record forward, loss and backward for `rows` of `batch`: gradients land in
@@ -670,7 +619,7 @@ impl GpuNet {
         rowloss: &Buf,
         loss_base: usize,
     ) -> Result<(), GpuError> {
-        let lay = Layout::new(batch, rows);
+        let lay = BatchLayout::sorted(batch, rows);
         self.check_sizes(&lay, true)?;
         let cfg = self.cfg.clone();
         let (hd, g, e, v) = (cfg.hidden, gates_of(&cfg), cfg.embed, cfg.vocab);
@@ -1081,10 +1030,7 @@ impl GpuNet {
                 beta2,
                 eps,
             } => {
-                let t = st.t as i32;
-                // Keras folds both bias corrections into the step size.
-                let alpha = (lr as f64 * (1.0 - (beta2 as f64).powi(t)).sqrt()
-                    / (1.0 - (beta1 as f64).powi(t))) as f32;
+                let alpha = st.opt.adam_step_size(st.t).unwrap_or(lr);
                 vec![
                     n.into(),
                     1u32.into(),

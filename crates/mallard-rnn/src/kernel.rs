@@ -11,8 +11,10 @@ use crate::params::{Head, Kind, NetConfig, Output, Params};
 use crate::real::{gemm, rm, tr, Real};
 use crate::Loss;
 
-/// Rows of one chunk sorted by length, with the live-prefix size of every step.
-pub(crate) struct Layout {
+/// Rows of a batch sorted by length, longest first, with the live-prefix size of every
+/// step: the packed layout both the CPU kernel and the GPU shaders step through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchLayout {
     /// Batch row indices, longest first (ties by index).
     pub rows: Vec<usize>,
     pub lens: Vec<usize>,
@@ -21,9 +23,16 @@ pub(crate) struct Layout {
     pub ntok: usize,
 }
 
-impl Layout {
+impl BatchLayout {
+    /// `rows` of `batch`, sorted here by length, longest first (ties by index).
+    pub fn sorted(batch: &[&[u32]], rows: &[usize]) -> BatchLayout {
+        let mut rows = rows.to_vec();
+        rows.sort_by(|&a, &b| batch[b].len().cmp(&batch[a].len()).then(a.cmp(&b)));
+        BatchLayout::new(rows, batch)
+    }
+
     /// `rows` must already be sorted by length, longest first.
-    pub(crate) fn new(rows: Vec<usize>, batch: &[&[u32]]) -> Layout {
+    pub fn new(rows: Vec<usize>, batch: &[&[u32]]) -> BatchLayout {
         let lens: Vec<usize> = rows.iter().map(|&r| batch[r].len()).collect();
         let tmax = lens.first().copied().unwrap_or(0);
         let mut steps = Vec::with_capacity(tmax);
@@ -36,7 +45,7 @@ impl Layout {
             steps.push((off, n));
             off += n;
         }
-        Layout {
+        BatchLayout {
             rows,
             lens,
             steps,
@@ -164,7 +173,7 @@ pub(crate) fn forward_dir<T: Real>(
     table: &[T],
     u: &Packed<T>,
     brec: &[T],
-    lay: &Layout,
+    lay: &BatchLayout,
     batch: &[&[u32]],
     reverse: bool,
     save: bool,
@@ -189,7 +198,7 @@ unsafe fn forward_dir_avx2<T: Real>(
     table: &[T],
     u: &Packed<T>,
     brec: &[T],
-    lay: &Layout,
+    lay: &BatchLayout,
     batch: &[&[u32]],
     reverse: bool,
     save: bool,
@@ -208,7 +217,7 @@ fn forward_dir_body<T: Real>(
     table: &[T],
     u: &Packed<T>,
     brec: &[T],
-    lay: &Layout,
+    lay: &BatchLayout,
     batch: &[&[u32]],
     reverse: bool,
     save: bool,
@@ -374,7 +383,7 @@ pub(crate) fn backward_dir<T: Real>(
     head: Head,
     hd: usize,
     ut: &Packed<T>,
-    lay: &Layout,
+    lay: &BatchLayout,
     cache: &DirCache<T>,
     dfinal: &[T],
     dtable: &mut [T],
@@ -399,7 +408,7 @@ unsafe fn backward_dir_avx2<T: Real>(
     head: Head,
     hd: usize,
     ut: &Packed<T>,
-    lay: &Layout,
+    lay: &BatchLayout,
     cache: &DirCache<T>,
     dfinal: &[T],
     dtable: &mut [T],
@@ -418,7 +427,7 @@ fn backward_dir_body<T: Real>(
     head: Head,
     hd: usize,
     ut: &Packed<T>,
-    lay: &Layout,
+    lay: &BatchLayout,
     cache: &DirCache<T>,
     dfinal: &[T],
     dtable: &mut [T],
@@ -575,7 +584,7 @@ fn gru_cell_back<T: Real>(
 
 /// Forward pass of one chunk up to the logits.
 pub(crate) struct ChunkForward<T> {
-    pub lay: Layout,
+    pub lay: BatchLayout,
     caches: Vec<DirCache<T>>,
     /// Recurrent features fed to the dense layer [n, hout], sorted-row order.
     feat: Vec<T>,
@@ -591,7 +600,7 @@ pub(crate) fn forward_chunk<T: Real>(
     rows: Vec<usize>,
     save: bool,
 ) -> ChunkForward<T> {
-    let lay = Layout::new(rows, batch);
+    let lay = BatchLayout::new(rows, batch);
     let (hd, g, hout, k) = (cfg.hidden, cfg.g(), cfg.hout(), cfg.n_out());
     let nc = lay.rows.len();
     let kind = cfg.kind();

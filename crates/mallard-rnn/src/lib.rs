@@ -24,6 +24,7 @@ mod train;
 #[cfg(test)]
 mod tests;
 
+pub use kernel::BatchLayout;
 pub use optim::Optimizer;
 pub use params::{Cell, Head, NetConfig, Output};
 pub use train::{
@@ -138,7 +139,7 @@ fn named(cfg: &NetConfig, p: &Params<f32>) -> Vec<Tensor> {
 }
 
 /// Reject tokens outside the vocabulary (they would index past the embedding table).
-fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), RnnError> {
+pub fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), RnnError> {
     for (row, seq) in batch.iter().enumerate() {
         if let Some(pos) = seq.iter().position(|&t| t as usize >= vocab) {
             return Err(RnnError::TokenOutOfRange {
@@ -146,6 +147,36 @@ fn check_tokens(vocab: usize, batch: &[&[u32]]) -> Result<(), RnnError> {
                 pos,
                 token: seq[pos],
                 vocab,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a training batch against a net's shape: tokens inside the vocabulary, one target
+/// row per sequence, one weight per sequence. The CPU and GPU nets share it.
+pub fn check_batch(
+    cfg: &NetConfig,
+    batch: &[&[u32]],
+    targets: &[f32],
+    weights: Option<&[f32]>,
+) -> Result<(), RnnError> {
+    check_tokens(cfg.vocab, batch)?;
+    let n = batch.len();
+    let k = cfg.n_out();
+    if targets.len() != n * k {
+        return Err(RnnError::Length {
+            what: "target values",
+            expected: n * k,
+            got: targets.len(),
+        });
+    }
+    if let Some(w) = weights {
+        if w.len() != n {
+            return Err(RnnError::Length {
+                what: "row weights",
+                expected: n,
+                got: w.len(),
             });
         }
     }
@@ -237,26 +268,7 @@ impl Net {
         targets: &[f32],
         weights: Option<&[f32]>,
     ) -> Result<(), RnnError> {
-        check_tokens(self.cfg.vocab, batch)?;
-        let n = batch.len();
-        let k = self.cfg.n_out();
-        if targets.len() != n * k {
-            return Err(RnnError::Length {
-                what: "target values",
-                expected: n * k,
-                got: targets.len(),
-            });
-        }
-        if let Some(w) = weights {
-            if w.len() != n {
-                return Err(RnnError::Length {
-                    what: "row weights",
-                    expected: n,
-                    got: w.len(),
-                });
-            }
-        }
-        Ok(())
+        check_batch(&self.cfg, batch, targets, weights)
     }
 
     /// Named tensors with Keras names and layouts (e.g. `rnn/lstm_cell/kernel` [embed, 4*hidden]).

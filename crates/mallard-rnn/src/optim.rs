@@ -27,6 +27,22 @@ impl Optimizer {
             eps: 1e-7,
         }
     }
+    /// Adam's step size at step `t` (from 1), with both bias corrections folded in as Keras
+    /// does; `None` for other rules.
+    pub fn adam_step_size(&self, t: u64) -> Option<f32> {
+        let Optimizer::Adam {
+            lr, beta1, beta2, ..
+        } = *self
+        else {
+            return None;
+        };
+        let t = t.min(i32::MAX as u64) as i32;
+        Some(
+            (lr as f64 * (1.0 - (beta2 as f64).powi(t)).sqrt() / (1.0 - (beta1 as f64).powi(t)))
+                as f32,
+        )
+    }
+
     /// Keras defaults: lr 1e-3, ρ 0.9, eps 1e-7.
     pub fn rmsprop() -> Self {
         Optimizer::RmsProp {
@@ -75,9 +91,7 @@ impl OptState {
                 beta2,
                 eps,
             } => {
-                let t = self.t as i32;
-                let alpha = (lr as f64 * (1.0 - (beta2 as f64).powi(t)).sqrt()
-                    / (1.0 - (beta1 as f64).powi(t))) as f32;
+                let alpha = self.opt.adam_step_size(self.t).unwrap_or(lr);
                 let (c1, c2) = (1.0 - beta1, 1.0 - beta2);
                 for (((w, gr), m), v) in p
                     .slices_mut()

@@ -248,6 +248,17 @@ impl Table {
     }
 }
 
+/// Rows in a row-major matrix of `values` numbers with `n_features` columns; `Err` says why
+/// it is not one (no columns, or a cut row). Every learner checks its input with it.
+pub fn row_count(values: usize, n_features: usize) -> Result<usize, String> {
+    if n_features == 0 || values % n_features != 0 {
+        return Err(format!(
+            "{values} values are not a whole number of rows of {n_features} features"
+        ));
+    }
+    Ok(values / n_features)
+}
+
 /// Distinct labels sorted numerically when all are numbers ("2" < "10"), else byte-wise.
 /// With ClaMP's "0"/"1" this makes "1" (malware) the positive class.
 pub fn label_set<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<String> {
