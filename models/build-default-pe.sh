@@ -3,6 +3,7 @@
 # ../shared/data/pe-corpus and the benign corpus that corpus/benign/build.sh downloads.
 #
 #   bash models/build-default-pe.sh [MALLARD_BINARY]
+#   OUT=/tmp/pe.mallard bash models/build-default-pe.sh    (elsewhere; the rebuild test does this)
 #
 # Steps: build (or reuse) the benign corpus; extract its EMBER v2 raw features with mallard;
 # label and group them by package; check that nothing held out (EXCLUDE-sha256.txt) is in
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
 SHARED=${SHARED:-../shared}
 BENIGN=${BENIGN:-$HOME/.cache/mallard/benign-corpus}
+OUT=${OUT:-models/default-pe.mallard}
 MALWARE=$SHARED/data/pe-corpus/malware-ember-v2-raw.jsonl.gz
 EXCLUDE=$SHARED/data/pe-corpus/EXCLUDE-sha256.txt
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
@@ -40,4 +42,4 @@ PY
     --dataset "ember:$MALWARE" --dataset "ember:$BENIGN/benign-ember.jsonl.gz" \
     --manifest "$SHARED/data/pe-corpus/MANIFEST.tsv" --manifest "$BENIGN/MANIFEST.tsv" \
     --model gbdt ${TRAIN_OPTS:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds 1} \
-    --calibrate-fpr 0.01 --out models/default-pe.mallard
+    --calibrate-fpr 0.01 --out "$OUT"

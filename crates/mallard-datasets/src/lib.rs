@@ -223,15 +223,7 @@ fn reorder(t: Table, schema: &TableSchema) -> Table {
 }
 
 fn numeric_schema(names: &[String]) -> TableSchema {
-    TableSchema {
-        columns: names
-            .iter()
-            .map(|n| mallard_tables::ColumnSpec {
-                name: n.clone(),
-                categories: None,
-            })
-            .collect(),
-    }
+    TableSchema::numeric(names)
 }
 
 fn load_csv(spec: &DatasetSpec, read: &ReadOptions, schema: Option<&TableSchema>) -> Result<Table> {

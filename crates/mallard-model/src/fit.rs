@@ -508,22 +508,9 @@ mod tests {
             }
         }
         let columns = vec!["x".to_string(), "z".to_string()];
-        Table {
-            schema: TableSchema {
-                columns: columns
-                    .iter()
-                    .map(|n| ColumnSpec {
-                        name: n.clone(),
-                        categories: None,
-                    })
-                    .collect(),
-            },
-            columns,
-            values,
-            labels: labels.into_iter().collect(),
-            ids: None,
-            groups: Some(groups),
-        }
+        let mut t = Table::numeric(columns, values, labels.into_iter().collect());
+        t.groups = Some(groups);
+        t
     }
 
     fn fit() -> TableFit {

@@ -924,22 +924,8 @@ mod tests {
         for (p, _) in files {
             values.extend(mallard_pefeatures::extract(set, &std::fs::read(p).unwrap()).unwrap());
         }
-        let table = Table {
-            schema: TableSchema {
-                columns: columns
-                    .iter()
-                    .map(|n| ColumnSpec {
-                        name: n.clone(),
-                        categories: None,
-                    })
-                    .collect(),
-            },
-            columns,
-            values,
-            labels: files.iter().map(|(_, l)| l.to_string()).collect(),
-            ids: None,
-            groups: None,
-        };
+        let labels = files.iter().map(|(_, l)| l.to_string()).collect();
+        let table = Table::numeric(columns, values, labels);
         let params = GbdtParams {
             n_estimators: 5,
             min_data_in_leaf: 2,

@@ -66,6 +66,19 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// All columns numeric (no categories), as feature extractors give them.
+    pub fn numeric(names: &[String]) -> TableSchema {
+        TableSchema {
+            columns: names
+                .iter()
+                .map(|n| ColumnSpec {
+                    name: n.clone(),
+                    categories: None,
+                })
+                .collect(),
+        }
+    }
+
     /// Column names in order.
     pub fn names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
@@ -112,6 +125,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table of numeric columns: `values` row-major, one label per row, no ids or groups.
+    pub fn numeric(columns: Vec<String>, values: Vec<f32>, labels: Labels) -> Table {
+        Table {
+            schema: TableSchema::numeric(&columns),
+            columns,
+            values,
+            labels,
+            ids: None,
+            groups: None,
+        }
+    }
+
     pub fn n_rows(&self) -> usize {
         if self.columns.is_empty() {
             0
