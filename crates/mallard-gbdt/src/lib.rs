@@ -177,6 +177,14 @@ pub struct Dataset<'a> {
     pub y: &'a [usize],
 }
 
+/// A little-endian f32 tensor as a model file holds it (see [`Gbdt::from_le_tensors`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LeTensor<'a> {
+    pub shape: &'a [usize],
+    /// `4 * shape.product()` bytes.
+    pub data: &'a [u8],
+}
+
 /// A trained boosted-tree classifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gbdt {
@@ -680,23 +688,81 @@ impl Gbdt {
                 .find(|t| t.0 == name)
                 .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))
         };
+        let (init, sizes, nodes) = (
+            get("gbdt.init")?,
+            get("gbdt.tree_sizes")?,
+            get("gbdt.nodes")?,
+        );
+        let rows = nodes
+            .2
+            .chunks_exact(8)
+            .map(|r| [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]);
+        Self::build(
+            meta,
+            (&init.1, init.2.clone()),
+            (&sizes.1, &sizes.2),
+            (&nodes.1, nodes.2.len(), rows),
+            max_depth,
+        )
+    }
+
+    /// [`Gbdt::from_parts_capped`] from the little-endian bytes of the tensors `gbdt.init`,
+    /// `gbdt.tree_sizes` and `gbdt.nodes` (in that order; `None`: missing), as a model file
+    /// holds them: the nodes are decoded in one pass, without a copy as f32 values first.
+    pub fn from_le_tensors(
+        meta: GbdtMeta,
+        [init, sizes, nodes]: [Option<LeTensor<'_>>; 3],
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
+        let missing = |name: &str| GbdtError::Model(format!("missing tensor {name}"));
+        let init = init.ok_or_else(|| missing("gbdt.init"))?;
+        let sizes = sizes.ok_or_else(|| missing("gbdt.tree_sizes"))?;
+        let nodes = nodes.ok_or_else(|| missing("gbdt.nodes"))?;
+        let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let rows = nodes.data.chunks_exact(32).map(|r| {
+            [
+                f(&r[0..4]),
+                f(&r[4..8]),
+                f(&r[8..12]),
+                f(&r[12..16]),
+                f(&r[16..20]),
+                f(&r[20..24]),
+                f(&r[24..28]),
+                f(&r[28..32]),
+            ]
+        });
+        let size_values: Vec<f32> = sizes.data.chunks_exact(4).map(f).collect();
+        Self::build(
+            meta,
+            (init.shape, init.data.chunks_exact(4).map(f).collect()),
+            (sizes.shape, &size_values),
+            (nodes.shape, nodes.data.len() / 4, rows),
+            max_depth,
+        )
+    }
+
+    /// Checks every shape, index and link; `nodes` is (shape, number of values, rows).
+    fn build(
+        meta: GbdtMeta,
+        (init_shape, init): (&[usize], Vec<f32>),
+        (sizes_shape, sizes): (&[usize], &[f32]),
+        (nodes_shape, nodes_len, mut rows): (&[usize], usize, impl Iterator<Item = [f32; 8]>),
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
         if meta.n_classes < 2 || meta.n_features == 0 {
             return Err(bad("n_classes must be >= 2 and n_features >= 1".into()));
         }
         let k = meta.n_outputs();
-        let init = get("gbdt.init")?;
-        if init.1 != [k] || init.2.len() != k {
+        if init_shape != [k] || init.len() != k {
             return Err(bad(format!("gbdt.init must have shape [{k}]")));
         }
-        let sizes = get("gbdt.tree_sizes")?;
-        if sizes.1 != [meta.n_trees] || sizes.2.len() != meta.n_trees || meta.n_trees % k != 0 {
+        if sizes_shape != [meta.n_trees] || sizes.len() != meta.n_trees || meta.n_trees % k != 0 {
             return Err(bad(format!(
                 "gbdt.tree_sizes must have shape [{}], a multiple of {k}",
                 meta.n_trees
             )));
         }
-        let nodes = get("gbdt.nodes")?;
         let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
             // A round trip through u32 tests for a whole number without `fract`, a libm
             // call per value (three per node of the 43,000 the built-in model loads).
@@ -707,15 +773,15 @@ impl Gbdt {
             }
         };
         let mut total = 0usize;
-        for &s in &sizes.2 {
+        for &s in sizes {
             total += int(s, "tree size")? as usize;
         }
-        if nodes.1 != [total, 8] || nodes.2.len() != total * 8 {
+        if nodes_shape != [total, 8] || nodes_len != total * 8 {
             return Err(bad(format!("gbdt.nodes must have shape [{total}, 8]")));
         }
         let mut trees = Vec::with_capacity(meta.n_trees);
-        let mut rows = nodes.2.chunks_exact(8);
-        for (t, &s) in sizes.2.iter().enumerate() {
+        let mut depth = Vec::new();
+        for (t, &s) in sizes.iter().enumerate() {
             let mut tn = Vec::with_capacity(s as usize);
             for _ in 0..s as usize {
                 let r = rows.next().ok_or_else(|| bad("too few nodes".into()))?;
@@ -736,14 +802,10 @@ impl Gbdt {
                 });
             }
             let tree = Tree { nodes: tn };
-            tree.validate(meta.n_features, max_depth)
+            tree.validate_with(meta.n_features, max_depth, &mut depth)
                 .map_err(|e| bad(format!("tree {t}: {e}")))?;
             trees.push(tree);
         }
-        Ok(Gbdt {
-            meta,
-            init: init.2.clone(),
-            trees,
-        })
+        Ok(Gbdt { meta, init, trees })
     }
 }

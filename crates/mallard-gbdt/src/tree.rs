@@ -83,17 +83,22 @@ impl Tree {
         }
     }
 
-    /// Checks links so that traversal can index freely: children point forward (no cycles)
-    /// and inside the array.
     /// Checks links, values and shape: children come after their parent, every node has
     /// at most one parent (a tree, not a graph whose paths multiply), and no node is more
     /// than `max_depth` splits below the root.
-    pub fn validate(&self, n_features: usize, max_depth: usize) -> Result<(), String> {
+    /// `depth` is a buffer the trees of one model share.
+    pub fn validate_with(
+        &self,
+        n_features: usize,
+        max_depth: usize,
+        depth: &mut Vec<Option<usize>>,
+    ) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("empty tree".into());
         }
         // depth[i]: None until a parent links to node i.
-        let mut depth: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        depth.clear();
+        depth.resize(self.nodes.len(), None);
         depth[0] = Some(0);
         for (i, n) in self.nodes.iter().enumerate() {
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
