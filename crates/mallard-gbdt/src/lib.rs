@@ -606,6 +606,19 @@ impl Gbdt {
     /// contributions; the last column is the bias (the score with no feature known). Each
     /// output's row sums to its raw score. See [`Explain`] for the two methods.
     pub fn contributions(&self, row: &[f32], how: Explain) -> Result<Vec<f64>, GbdtError> {
+        self.contributions_with(row, how, 1)
+    }
+
+    /// [`Gbdt::contributions`] with TreeSHAP's trees shared among `threads` threads (the
+    /// caller's and `threads - 1` more), for one row explained while cores are idle. The
+    /// result is the same, bit for bit, for any number of threads: each tree's
+    /// contributions are summed on their own and added to the total in tree order.
+    pub fn contributions_with(
+        &self,
+        row: &[f32],
+        how: Explain,
+        threads: usize,
+    ) -> Result<Vec<f64>, GbdtError> {
         let nf = self.meta.n_features;
         if row.len() != nf {
             return Err(GbdtError::Data(format!(
@@ -618,18 +631,65 @@ impl Gbdt {
         for c in 0..k {
             out[c * (nf + 1) + nf] = self.init[c] as f64;
         }
-        let mut scratch = tree::Scratch::default();
-        for (t, tree) in self.trees.iter().enumerate() {
-            let c = t % k;
-            let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
-            let bias = match how {
-                Explain::Saabas => tree.saabas(row, &mut o[..nf]),
-                Explain::TreeShap => {
-                    tree.shap(row, &mut o[..nf], &mut scratch);
-                    tree.expected_value()
+        if how == Explain::Saabas {
+            for (t, tree) in self.trees.iter().enumerate() {
+                let c = t % k;
+                let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
+                let bias = tree.saabas(row, &mut o[..nf]);
+                o[nf] += bias;
+            }
+            return Ok(out);
+        }
+        // Trees in chunks, taken in turn by whichever thread is free; each chunk's sums
+        // are kept as (slot in `out`, value) and added in chunk order at the end.
+        const CHUNK: usize = 25;
+        let n_chunks = self.trees.len().div_ceil(CHUNK);
+        let threads = threads.clamp(1, n_chunks.max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            let mut scratch = tree::Scratch::new(nf);
+            let mut done: Vec<(usize, Vec<(u32, f64)>)> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n_chunks {
+                    return done;
                 }
-            };
-            o[nf] += bias;
+                let mut sums = Vec::new();
+                let end = ((i + 1) * CHUNK).min(self.trees.len());
+                for t in i * CHUNK..end {
+                    let base = (t % k) * (nf + 1);
+                    self.trees[t].shap_sums(row, &mut scratch, &mut |f, v| {
+                        sums.push(((base + f as usize) as u32, v))
+                    });
+                }
+                done.push((i, sums));
+            }
+        };
+        let mut chunks = if threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|s| {
+                let helpers: Vec<_> = (1..threads)
+                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                    .collect();
+                let mut all = work();
+                for h in helpers {
+                    // A helper's panic is this explanation's, as it would be inline.
+                    all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                }
+                all
+            })
+        };
+        chunks.sort_unstable_by_key(|c| c.0);
+        for (_, sums) in chunks {
+            for (slot, v) in sums {
+                if let Some(o) = out.get_mut(slot as usize) {
+                    *o += v;
+                }
+            }
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            out[(t % k) * (nf + 1) + nf] += tree.expected_value();
         }
         Ok(out)
     }
@@ -807,5 +867,49 @@ impl Gbdt {
             trees.push(tree);
         }
         Ok(Gbdt { meta, init, trees })
+    }
+}
+
+#[cfg(test)]
+mod shared_shap_tests {
+    use super::*;
+
+    #[test]
+    fn treeshap_on_several_threads_gives_the_same_bits() {
+        // 3 classes, 60 rounds: 180 trees in 8 chunks, classes interleaved.
+        let (n, nf) = (600, 6);
+        let x: Vec<f32> = (0..n * nf)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
+            .collect();
+        let y: Vec<usize> = (0..n)
+            .map(|i| ((x[i * nf] + x[i * nf + 2] * 0.5) as usize) % 3)
+            .collect();
+        let params = GbdtParams {
+            n_estimators: 60,
+            n_threads: Some(1),
+            ..Default::default()
+        };
+        let data = Dataset {
+            x: &x,
+            n_features: nf,
+            y: &y,
+        };
+        let m = Gbdt::fit(data, 3, &params, None).unwrap();
+        for r in 0..20 {
+            let row = &x[r * nf..(r + 1) * nf];
+            let one = m.contributions(row, Explain::TreeShap).unwrap();
+            let raw = m.predict_raw(row).unwrap();
+            for c in 0..3 {
+                let s: f64 = one[c * (nf + 1)..(c + 1) * (nf + 1)].iter().sum();
+                assert!((s - raw[c]).abs() < 1e-9, "{s} vs {}", raw[c]);
+            }
+            for threads in [2, 3, 16] {
+                let par = m
+                    .contributions_with(row, Explain::TreeShap, threads)
+                    .unwrap();
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&one), bits(&par), "{threads} threads");
+            }
+        }
     }
 }

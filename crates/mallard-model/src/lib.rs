@@ -261,6 +261,18 @@ pub trait Model: Send + Sync {
     /// Positive weights push toward the malicious (or predicted) class.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
 
+    /// [`Model::explain`] on up to `threads` threads (the caller's and more), for one
+    /// input while cores would idle; the same reasons, weights to the bit, as
+    /// [`Model::explain`]. Models that cannot share the work use one thread.
+    fn explain_with(
+        &self,
+        input: &Input<'_>,
+        top: usize,
+        _threads: usize,
+    ) -> Result<Vec<Reason>, ModelError> {
+        self.explain(input, top)
+    }
+
     /// How many of the distinct API names in `apis` the model has seen in training, as they
     /// are written; `None` when the model does not read API calls.
     fn known_apis(&self, _apis: &[String]) -> Option<(usize, usize)> {

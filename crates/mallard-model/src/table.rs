@@ -409,6 +409,16 @@ impl Model for TableModel {
     /// Trees: TreeSHAP contributions to the explained class's raw score.
     /// Net: occlusion, the probability change when a feature takes its training mean.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        self.explain_with(input, top, 1)
+    }
+
+    /// Trees share TreeSHAP's trees among `threads` threads; the net uses one.
+    fn explain_with(
+        &self,
+        input: &Input<'_>,
+        top: usize,
+        threads: usize,
+    ) -> Result<Vec<Reason>, ModelError> {
         let x = self.row(input)?;
         let p = self.proba(x)?;
         let class = crate::sequence::explained_class(&self.meta, &p);
@@ -417,7 +427,7 @@ impl Model for TableModel {
         let weights: Vec<f32> = match &self.inner {
             Inner::Gbdt(g) => {
                 let c = g
-                    .contributions(x, mallard_gbdt::Explain::TreeShap)
+                    .contributions_with(x, mallard_gbdt::Explain::TreeShap, threads)
                     .map_err(compute)?;
                 let nf = x.len();
                 // Binary models have one output (toward class 1); multi-class one per class.
