@@ -479,7 +479,7 @@ mod scoring_load_tests {
                 let n = a.feature_names.len();
                 for seed in 0..4u32 {
                     let x: Vec<f32> = (0..n)
-                        .map(|j| ((j as u32 * 2654435761 ^ seed) % 1000) as f32 / 7.0)
+                        .map(|j| (((j as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 7.0)
                         .collect();
                     let i = Input::Features(&x);
                     assert_eq!(
@@ -496,7 +496,8 @@ mod scoring_load_tests {
     fn edited_trees_are_refused_by_both_loaders_alike() {
         let caps = Caps::default();
         let base = ModelFile::from_bytes(FILES[1]).unwrap();
-        let edits: [(&str, fn(&mut ModelFile)); 6] = [
+        type Edit = fn(&mut ModelFile);
+        let edits: [(&str, Edit); 6] = [
             ("child out of range", |f| {
                 let t = f
                     .tensors
