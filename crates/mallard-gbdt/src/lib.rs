@@ -177,6 +177,14 @@ pub struct Dataset<'a> {
     pub y: &'a [usize],
 }
 
+/// A little-endian f32 tensor as a model file holds it (see [`Gbdt::from_le_tensors`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LeTensor<'a> {
+    pub shape: &'a [usize],
+    /// `4 * shape.product()` bytes.
+    pub data: &'a [u8],
+}
+
 /// A trained boosted-tree classifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gbdt {
@@ -592,6 +600,19 @@ impl Gbdt {
     /// contributions; the last column is the bias (the score with no feature known). Each
     /// output's row sums to its raw score. See [`Explain`] for the two methods.
     pub fn contributions(&self, row: &[f32], how: Explain) -> Result<Vec<f64>, GbdtError> {
+        self.contributions_with(row, how, 1)
+    }
+
+    /// [`Gbdt::contributions`] with TreeSHAP's trees shared among `threads` threads (the
+    /// caller's and `threads - 1` more), for one row explained while cores are idle. The
+    /// result is the same, bit for bit, for any number of threads: each tree's
+    /// contributions are summed on their own and added to the total in tree order.
+    pub fn contributions_with(
+        &self,
+        row: &[f32],
+        how: Explain,
+        threads: usize,
+    ) -> Result<Vec<f64>, GbdtError> {
         let nf = self.meta.n_features;
         if row.len() != nf {
             return Err(GbdtError::Data(format!(
@@ -604,18 +625,65 @@ impl Gbdt {
         for c in 0..k {
             out[c * (nf + 1) + nf] = self.init[c] as f64;
         }
-        let mut scratch = tree::Scratch::default();
-        for (t, tree) in self.trees.iter().enumerate() {
-            let c = t % k;
-            let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
-            let bias = match how {
-                Explain::Saabas => tree.saabas(row, &mut o[..nf]),
-                Explain::TreeShap => {
-                    tree.shap(row, &mut o[..nf], &mut scratch);
-                    tree.expected_value()
+        if how == Explain::Saabas {
+            for (t, tree) in self.trees.iter().enumerate() {
+                let c = t % k;
+                let o = &mut out[c * (nf + 1)..(c + 1) * (nf + 1)];
+                let bias = tree.saabas(row, &mut o[..nf]);
+                o[nf] += bias;
+            }
+            return Ok(out);
+        }
+        // Trees in chunks, taken in turn by whichever thread is free; each chunk's sums
+        // are kept as (slot in `out`, value) and added in chunk order at the end.
+        const CHUNK: usize = 25;
+        let n_chunks = self.trees.len().div_ceil(CHUNK);
+        let threads = threads.clamp(1, n_chunks.max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            let mut scratch = tree::Scratch::new(nf);
+            let mut done: Vec<(usize, Vec<(u32, f64)>)> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n_chunks {
+                    return done;
                 }
-            };
-            o[nf] += bias;
+                let mut sums = Vec::new();
+                let end = ((i + 1) * CHUNK).min(self.trees.len());
+                for t in i * CHUNK..end {
+                    let base = (t % k) * (nf + 1);
+                    self.trees[t].shap_sums(row, &mut scratch, &mut |f, v| {
+                        sums.push(((base + f as usize) as u32, v))
+                    });
+                }
+                done.push((i, sums));
+            }
+        };
+        let mut chunks = if threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|s| {
+                let helpers: Vec<_> = (1..threads)
+                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                    .collect();
+                let mut all = work();
+                for h in helpers {
+                    // A helper's panic is this explanation's, as it would be inline.
+                    all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                }
+                all
+            })
+        };
+        chunks.sort_unstable_by_key(|c| c.0);
+        for (_, sums) in chunks {
+            for (slot, v) in sums {
+                if let Some(o) = out.get_mut(slot as usize) {
+                    *o += v;
+                }
+            }
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            out[(t % k) * (nf + 1) + nf] += tree.expected_value();
         }
         Ok(out)
     }
@@ -674,23 +742,81 @@ impl Gbdt {
                 .find(|t| t.0 == name)
                 .ok_or_else(|| GbdtError::Model(format!("missing tensor {name}")))
         };
+        let (init, sizes, nodes) = (
+            get("gbdt.init")?,
+            get("gbdt.tree_sizes")?,
+            get("gbdt.nodes")?,
+        );
+        let rows = nodes
+            .2
+            .chunks_exact(8)
+            .map(|r| [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]);
+        Self::build(
+            meta,
+            (&init.1, init.2.clone()),
+            (&sizes.1, &sizes.2),
+            (&nodes.1, nodes.2.len(), rows),
+            max_depth,
+        )
+    }
+
+    /// [`Gbdt::from_parts_capped`] from the little-endian bytes of the tensors `gbdt.init`,
+    /// `gbdt.tree_sizes` and `gbdt.nodes` (in that order; `None`: missing), as a model file
+    /// holds them: the nodes are decoded in one pass, without a copy as f32 values first.
+    pub fn from_le_tensors(
+        meta: GbdtMeta,
+        [init, sizes, nodes]: [Option<LeTensor<'_>>; 3],
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
+        let missing = |name: &str| GbdtError::Model(format!("missing tensor {name}"));
+        let init = init.ok_or_else(|| missing("gbdt.init"))?;
+        let sizes = sizes.ok_or_else(|| missing("gbdt.tree_sizes"))?;
+        let nodes = nodes.ok_or_else(|| missing("gbdt.nodes"))?;
+        let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let rows = nodes.data.chunks_exact(32).map(|r| {
+            [
+                f(&r[0..4]),
+                f(&r[4..8]),
+                f(&r[8..12]),
+                f(&r[12..16]),
+                f(&r[16..20]),
+                f(&r[20..24]),
+                f(&r[24..28]),
+                f(&r[28..32]),
+            ]
+        });
+        let size_values: Vec<f32> = sizes.data.chunks_exact(4).map(f).collect();
+        Self::build(
+            meta,
+            (init.shape, init.data.chunks_exact(4).map(f).collect()),
+            (sizes.shape, &size_values),
+            (nodes.shape, nodes.data.len() / 4, rows),
+            max_depth,
+        )
+    }
+
+    /// Checks every shape, index and link; `nodes` is (shape, number of values, rows).
+    fn build(
+        meta: GbdtMeta,
+        (init_shape, init): (&[usize], Vec<f32>),
+        (sizes_shape, sizes): (&[usize], &[f32]),
+        (nodes_shape, nodes_len, mut rows): (&[usize], usize, impl Iterator<Item = [f32; 8]>),
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
         if meta.n_classes < 2 || meta.n_features == 0 {
             return Err(bad("n_classes must be >= 2 and n_features >= 1".into()));
         }
         let k = meta.n_outputs();
-        let init = get("gbdt.init")?;
-        if init.1 != [k] || init.2.len() != k {
+        if init_shape != [k] || init.len() != k {
             return Err(bad(format!("gbdt.init must have shape [{k}]")));
         }
-        let sizes = get("gbdt.tree_sizes")?;
-        if sizes.1 != [meta.n_trees] || sizes.2.len() != meta.n_trees || meta.n_trees % k != 0 {
+        if sizes_shape != [meta.n_trees] || sizes.len() != meta.n_trees || meta.n_trees % k != 0 {
             return Err(bad(format!(
                 "gbdt.tree_sizes must have shape [{}], a multiple of {k}",
                 meta.n_trees
             )));
         }
-        let nodes = get("gbdt.nodes")?;
         let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
             // A round trip through u32 tests for a whole number without `fract`, a libm
             // call per value (three per node of the 43,000 the built-in model loads).
@@ -701,15 +827,15 @@ impl Gbdt {
             }
         };
         let mut total = 0usize;
-        for &s in &sizes.2 {
+        for &s in sizes {
             total += int(s, "tree size")? as usize;
         }
-        if nodes.1 != [total, 8] || nodes.2.len() != total * 8 {
+        if nodes_shape != [total, 8] || nodes_len != total * 8 {
             return Err(bad(format!("gbdt.nodes must have shape [{total}, 8]")));
         }
         let mut trees = Vec::with_capacity(meta.n_trees);
-        let mut rows = nodes.2.chunks_exact(8);
-        for (t, &s) in sizes.2.iter().enumerate() {
+        let mut depth = Vec::new();
+        for (t, &s) in sizes.iter().enumerate() {
             let mut tn = Vec::with_capacity(s as usize);
             for _ in 0..s as usize {
                 let r = rows.next().ok_or_else(|| bad("too few nodes".into()))?;
@@ -730,14 +856,54 @@ impl Gbdt {
                 });
             }
             let tree = Tree { nodes: tn };
-            tree.validate(meta.n_features, max_depth)
+            tree.validate_with(meta.n_features, max_depth, &mut depth)
                 .map_err(|e| bad(format!("tree {t}: {e}")))?;
             trees.push(tree);
         }
-        Ok(Gbdt {
-            meta,
-            init: init.2.clone(),
-            trees,
-        })
+        Ok(Gbdt { meta, init, trees })
+    }
+}
+
+#[cfg(test)]
+mod shared_shap_tests {
+    use super::*;
+
+    #[test]
+    fn treeshap_on_several_threads_gives_the_same_bits() {
+        // 3 classes, 60 rounds: 180 trees in 8 chunks, classes interleaved.
+        let (n, nf) = (600, 6);
+        let x: Vec<f32> = (0..n * nf)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
+            .collect();
+        let y: Vec<usize> = (0..n)
+            .map(|i| ((x[i * nf] + x[i * nf + 2] * 0.5) as usize) % 3)
+            .collect();
+        let params = GbdtParams {
+            n_estimators: 60,
+            n_threads: Some(1),
+            ..Default::default()
+        };
+        let data = Dataset {
+            x: &x,
+            n_features: nf,
+            y: &y,
+        };
+        let m = Gbdt::fit(data, 3, &params, None).unwrap();
+        for r in 0..20 {
+            let row = &x[r * nf..(r + 1) * nf];
+            let one = m.contributions(row, Explain::TreeShap).unwrap();
+            let raw = m.predict_raw(row).unwrap();
+            for c in 0..3 {
+                let s: f64 = one[c * (nf + 1)..(c + 1) * (nf + 1)].iter().sum();
+                assert!((s - raw[c]).abs() < 1e-9, "{s} vs {}", raw[c]);
+            }
+            for threads in [2, 3, 16] {
+                let par = m
+                    .contributions_with(row, Explain::TreeShap, threads)
+                    .unwrap();
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&one), bits(&par), "{threads} threads");
+            }
+        }
     }
 }

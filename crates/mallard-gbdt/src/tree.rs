@@ -83,17 +83,22 @@ impl Tree {
         }
     }
 
-    /// Checks links so that traversal can index freely: children point forward (no cycles)
-    /// and inside the array.
     /// Checks links, values and shape: children come after their parent, every node has
     /// at most one parent (a tree, not a graph whose paths multiply), and no node is more
     /// than `max_depth` splits below the root.
-    pub fn validate(&self, n_features: usize, max_depth: usize) -> Result<(), String> {
+    /// `depth` is a buffer the trees of one model share.
+    pub fn validate_with(
+        &self,
+        n_features: usize,
+        max_depth: usize,
+        depth: &mut Vec<Option<usize>>,
+    ) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("empty tree".into());
         }
         // depth[i]: None until a parent links to node i.
-        let mut depth: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        depth.clear();
+        depth.resize(self.nodes.len(), None);
         depth[0] = Some(0);
         for (i, n) in self.nodes.iter().enumerate() {
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
@@ -197,8 +202,9 @@ fn unwind(path: &mut Vec<PathElem>, i: usize) {
 /// Buffers reused across the nodes and trees of one explanation: one path per depth, and
 /// the per-leaf factors. Allocating per node made the allocator the hot spot; per tree it
 /// still cost a one-file scan about 10,000 allocations for 600 trees.
-#[derive(Default)]
 pub(crate) struct Scratch {
+    /// One tree's sums per feature, zero between trees.
+    tree_sums: Vec<f64>,
     stack: Vec<Vec<PathElem>>,
     /// `(l + 1) / (j + 1)` and `(l - j) / (l + 1)` for the current leaf's path length.
     up: Vec<f64>,
@@ -211,6 +217,19 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
+    pub fn new(n_features: usize) -> Self {
+        Scratch {
+            tree_sums: vec![0.0; n_features],
+            stack: Vec::new(),
+            up: Vec::new(),
+            down: Vec::new(),
+            hot_zero: Vec::new(),
+            hot_feature: Vec::new(),
+            hot_n: Vec::new(),
+            hot_total: Vec::new(),
+        }
+    }
+
     /// Adds the leaf's contributions. Each feature's share is the unwound sum times
     /// (one - zero) times value. The unwound sum of an element the row does not follow is S / zero with S
     /// the same for all of them, so they all get -S * value; the others each need one pass
@@ -294,16 +313,32 @@ impl Tree {
     }
 
     /// Exact TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2) with training-row counts as
-    /// cover: adds each feature's Shapley value to `out`; with [`Tree::expected_value`] they
-    /// sum to [`Tree::predict`]. `scratch` holds buffers the trees of one explanation share.
-    pub fn shap(&self, x: &[f32], out: &mut [f64], scratch: &mut Scratch) {
+    /// cover: gives `emit(feature, value)` this tree's Shapley value of each feature it
+    /// splits on (summed over its leaves; zeros left out); with [`Tree::expected_value`]
+    /// they sum to [`Tree::predict`]. `scratch` holds buffers the trees of one explanation
+    /// share. A tree's values are summed on their own before they are added to a total, so
+    /// that trees explained on several threads add up to the same bits.
+    pub fn shap_sums(&self, x: &[f32], scratch: &mut Scratch, emit: &mut dyn FnMut(u32, f64)) {
         // One path buffer per depth, reused: cloning the path at every node made the
         // allocator the hot spot of explaining a verdict. The root's parent path, at
         // depth 0, is empty and never written.
         if scratch.stack.is_empty() {
             scratch.stack.push(Vec::new());
         }
-        self.shap_rec(0, 0, x, out, scratch, 1.0, true, -1);
+        let mut sums = std::mem::take(&mut scratch.tree_sums);
+        self.shap_rec(0, 0, x, &mut sums, scratch, 1.0, true, -1);
+        // Every feature with a value is split on somewhere; taking it leaves zeros behind.
+        // A zero adds nothing to a total that starts at +0 (which never becomes -0).
+        for n in &self.nodes {
+            let Some(f) = n.feature else { continue };
+            if let Some(s) = sums.get_mut(f as usize) {
+                let v = std::mem::take(s);
+                if v != 0.0 {
+                    emit(f, v);
+                }
+            }
+        }
+        scratch.tree_sums = sums;
     }
 
     /// The path at node `j` lives in `stack[depth + 1]`, a copy of its parent's in

@@ -32,6 +32,156 @@ impl Tensor {
     }
 }
 
+/// One tensor of a [`Header`]: checked, its data still in the file's bytes.
+pub(crate) struct RawTensor<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// `false`: a `U8` blob.
+    pub f32: bool,
+    pub data: &'a [u8],
+}
+
+/// A model file's header, checked, with its tensors left in the file's bytes: scoring
+/// decodes the large ones straight into the model instead of through [`Tensor`]s.
+pub(crate) struct Header<'a> {
+    /// The `mallard` metadata, JSON text.
+    pub meta_json: String,
+    /// In name order.
+    pub tensors: Vec<RawTensor<'a>>,
+}
+
+impl<'a> Header<'a> {
+    /// Checks the format, version and every tensor's place, type and shape; refuses more
+    /// than `caps.max_model_count` tensors or dimensions that overflow.
+    pub fn read(bytes: &'a [u8], caps: &Caps) -> Result<Self, ModelError> {
+        if bytes.len() as u64 > caps.max_model_bytes {
+            return Err(ModelError::Corrupt(format!(
+                "{} bytes, over the cap of {} (max_model_bytes)",
+                bytes.len(),
+                caps.max_model_bytes
+            )));
+        }
+        let (header_len, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
+        let info = header.metadata().as_ref().ok_or_else(|| {
+            ModelError::Foreign("safetensors file without mallard metadata".into())
+        })?;
+        match info.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(ModelError::Foreign(format!(
+                    "safetensors file of format {other:?}"
+                )))
+            }
+            None => {
+                return Err(ModelError::Foreign(
+                    "safetensors file without mallard metadata".into(),
+                ))
+            }
+        }
+        let version: u32 = info
+            .get("format_version")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ModelError::Corrupt("format_version missing or not a number".into()))?;
+        if version > FORMAT_VERSION {
+            return Err(ModelError::Newer {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let meta_json = info
+            .get("mallard")
+            .ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?
+            .clone();
+        // read_metadata has validated the offsets against the buffer; take the data from it
+        // directly instead of parsing the header a second time.
+        let body = bytes
+            .get(8 + header_len..)
+            .ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
+        let infos = header.tensors();
+        if infos.len() > caps.max_model_count {
+            return Err(ModelError::Corrupt(format!(
+                "{} tensors, over the cap of {} (max_model_count)",
+                infos.len(),
+                caps.max_model_count
+            )));
+        }
+        let mut tensors = Vec::with_capacity(infos.len());
+        for (name, info) in infos {
+            // The data size was checked against the offsets; the shape must describe it.
+            let elems = info
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| {
+                    ModelError::Corrupt(format!(
+                        "tensor {name:?}: shape {:?} overflows",
+                        info.shape
+                    ))
+                })?;
+            let (a, b) = info.data_offsets;
+            let data = body.get(a..b).ok_or_else(|| {
+                ModelError::Corrupt(format!("tensor {name:?} lies outside the file"))
+            })?;
+            let f32 = match info.dtype {
+                Dtype::F32 => {
+                    if elems.checked_mul(4) != Some(data.len()) {
+                        return Err(ModelError::Corrupt(format!(
+                            "tensor {name:?}: shape {:?} does not match its {} bytes",
+                            info.shape,
+                            data.len()
+                        )));
+                    }
+                    true
+                }
+                Dtype::U8 => false,
+                other => {
+                    return Err(ModelError::Corrupt(format!(
+                        "tensor {name:?} is {other:?}, expected F32 or U8"
+                    )))
+                }
+            };
+            tensors.push(RawTensor {
+                name,
+                shape: info.shape.clone(),
+                f32,
+                data,
+            });
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Header { meta_json, tensors })
+    }
+
+    /// Every tensor decoded, beside `meta`.
+    pub fn into_file(self, meta: Meta) -> Result<ModelFile, ModelError> {
+        let mut tensors = Vec::new();
+        let mut blobs = Vec::new();
+        for t in self.tensors {
+            if t.f32 {
+                tensors.push(Tensor {
+                    data: f32s(t.data),
+                    name: t.name,
+                    shape: t.shape,
+                });
+            } else {
+                blobs.push((t.name, t.data.to_vec()));
+            }
+        }
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs,
+        })
+    }
+}
+
+/// Little-endian f32 values (the length was checked to be a multiple of 4).
+pub(crate) fn f32s(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// Metadata plus tensors, as stored on disk.
 #[derive(Debug, Clone)]
 pub struct ModelFile {
@@ -158,113 +308,11 @@ impl ModelFile {
     /// Parses a model file held in memory; refuses more than `caps.max_model_count`
     /// tensors or tensor dimensions that overflow.
     pub fn from_bytes_with(bytes: &[u8], caps: &Caps) -> Result<Self, ModelError> {
-        if bytes.len() as u64 > caps.max_model_bytes {
-            return Err(ModelError::Corrupt(format!(
-                "{} bytes, over the cap of {} (max_model_bytes)",
-                bytes.len(),
-                caps.max_model_bytes
-            )));
-        }
-        let (header_len, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| ModelError::Foreign(format!("not a safetensors file ({e})")))?;
-        let info = header.metadata().as_ref().ok_or_else(|| {
-            ModelError::Foreign("safetensors file without mallard metadata".into())
-        })?;
-        match info.get("format").map(String::as_str) {
-            Some(FORMAT) => {}
-            Some(other) => {
-                return Err(ModelError::Foreign(format!(
-                    "safetensors file of format {other:?}"
-                )))
-            }
-            None => {
-                return Err(ModelError::Foreign(
-                    "safetensors file without mallard metadata".into(),
-                ))
-            }
-        }
-        let version: u32 = info
-            .get("format_version")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ModelError::Corrupt("format_version missing or not a number".into()))?;
-        if version > FORMAT_VERSION {
-            return Err(ModelError::Newer {
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let meta_json = info
-            .get("mallard")
-            .ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?;
-        let meta: Meta = serde_json::from_str(meta_json)
+        let header = Header::read(bytes, caps)?;
+        let meta: Meta = serde_json::from_str(&header.meta_json)
             .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
-        // read_metadata has validated the offsets against the buffer; take the data from it
-        // directly instead of parsing the header a second time.
-        let body = bytes
-            .get(8 + header_len..)
-            .ok_or_else(|| ModelError::Corrupt("truncated".into()))?;
-        let mut tensors = Vec::new();
-        let mut blobs = Vec::new();
-        let infos = header.tensors();
-        if infos.len() > caps.max_model_count {
-            return Err(ModelError::Corrupt(format!(
-                "{} tensors, over the cap of {} (max_model_count)",
-                infos.len(),
-                caps.max_model_count
-            )));
-        }
-        for (name, info) in infos {
-            // The data size was checked against the offsets; the shape must describe it.
-            let elems = info
-                .shape
-                .iter()
-                .try_fold(1usize, |a, &d| a.checked_mul(d))
-                .ok_or_else(|| {
-                    ModelError::Corrupt(format!(
-                        "tensor {name:?}: shape {:?} overflows",
-                        info.shape
-                    ))
-                })?;
-            let (a, b) = info.data_offsets;
-            let raw = body.get(a..b).ok_or_else(|| {
-                ModelError::Corrupt(format!("tensor {name:?} lies outside the file"))
-            })?;
-            match info.dtype {
-                Dtype::F32 => {
-                    if elems.checked_mul(4) != Some(raw.len()) {
-                        return Err(ModelError::Corrupt(format!(
-                            "tensor {name:?}: shape {:?} does not match its {} bytes",
-                            info.shape,
-                            raw.len()
-                        )));
-                    }
-                    let data = raw
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                    tensors.push(Tensor {
-                        name,
-                        shape: info.shape.clone(),
-                        data,
-                    });
-                }
-                Dtype::U8 => blobs.push((name, raw.to_vec())),
-                other => {
-                    return Err(ModelError::Corrupt(format!(
-                        "tensor {name:?} is {other:?}, expected F32 or U8"
-                    )))
-                }
-            }
-        }
-        blobs.sort();
-        tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(ModelFile {
-            meta,
-            tensors,
-            blobs,
-        })
+        header.into_file(meta)
     }
-
     /// Reads a model file with the default [`Caps`].
     pub fn read(path: &Path) -> Result<Self, ModelError> {
         Self::read_with(path, &Caps::default())

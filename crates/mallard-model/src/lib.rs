@@ -261,6 +261,18 @@ pub trait Model: Send + Sync {
     /// Positive weights push toward the malicious (or predicted) class.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError>;
 
+    /// [`Model::explain`] on up to `threads` threads (the caller's and more), for one
+    /// input while cores would idle; the same reasons, weights to the bit, as
+    /// [`Model::explain`]. Models that cannot share the work use one thread.
+    fn explain_with(
+        &self,
+        input: &Input<'_>,
+        top: usize,
+        _threads: usize,
+    ) -> Result<Vec<Reason>, ModelError> {
+        self.explain(input, top)
+    }
+
     /// How many of the distinct API names in `apis` the model has seen in training, as they
     /// are written; `None` when the model does not read API calls.
     fn known_apis(&self, _apis: &[String]) -> Option<(usize, usize)> {
@@ -351,4 +363,201 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Box<dyn Model>, ModelError> {
 /// [`load_bytes`] under `caps`.
 pub fn load_bytes_with(bytes: &[u8], caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
     from_file_with(ModelFile::from_bytes_with(bytes, caps)?, caps)
+}
+
+/// [`Meta`] as scoring needs it: the training history and metrics (a third of the built-in
+/// PE model's metadata) are skipped unparsed, and the kind's config is kept as JSON text
+/// for the model to read directly. Same fields and defaults as [`Meta`].
+#[derive(Deserialize)]
+struct ScoringMeta {
+    mallard_version: String,
+    kind: String,
+    input: InputKind,
+    labels: Vec<String>,
+    positive: Option<usize>,
+    threshold: f32,
+    #[serde(default)]
+    distinct_calls: bool,
+    #[serde(default)]
+    collapse_runs: bool,
+    #[serde(default)]
+    tokenizer: Option<Tokenizer>,
+    #[serde(default)]
+    feature_names: Vec<String>,
+    #[serde(default)]
+    feature_set: Option<String>,
+    #[serde(default)]
+    config: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default, rename = "training")]
+    _training: serde::de::IgnoredAny,
+    #[serde(default, rename = "metrics")]
+    _metrics: serde::de::IgnoredAny,
+}
+
+/// Loads a model to score with, from a file held in memory, checked under `caps` exactly
+/// as [`load_bytes_with`] checks it. Faster to load (a one-file scan waits for it): the
+/// model's `meta().training` and `meta().metrics` are `Null`, and a table model's
+/// `meta().config` is `Null` too (its settings are read into the model); use
+/// [`load_bytes_with`] for a model to inspect or save.
+pub fn load_bytes_for_scoring(bytes: &[u8], caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    let header = file::Header::read(bytes, caps)?;
+    let m: ScoringMeta = serde_json::from_str(&header.meta_json)
+        .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
+    let mut meta = Meta {
+        mallard_version: m.mallard_version,
+        kind: m.kind,
+        input: m.input,
+        labels: m.labels,
+        positive: m.positive,
+        threshold: m.threshold,
+        distinct_calls: m.distinct_calls,
+        collapse_runs: m.collapse_runs,
+        tokenizer: m.tokenizer,
+        feature_names: m.feature_names,
+        feature_set: m.feature_set,
+        config: serde_json::Value::Null,
+        training: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+    };
+    check_meta(&meta)?;
+    let config = m.config.as_deref().map_or("null", |c| c.get());
+    if matches!(meta.kind.as_str(), "gbdt" | "dnn") {
+        return Ok(Box::new(TableModel::for_scoring(
+            meta, config, &header, caps,
+        )?));
+    }
+    meta.config =
+        serde_json::from_str(config).map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
+    from_file_with(header.into_file(meta)?, caps)
+}
+
+/// [`load_bytes_for_scoring`] of a file on disk, read as [`ModelFile::read_with`] reads it.
+pub fn load_for_scoring(path: &Path, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    let bytes = mallard_io::read_capped(path, caps.max_model_bytes)?;
+    load_bytes_for_scoring(&bytes, caps)
+}
+
+#[cfg(test)]
+mod scoring_load_tests {
+    use super::*;
+
+    const FILES: [&[u8]; 3] = [
+        include_bytes!("../../../models/default-pe.mallard"),
+        include_bytes!("../../../models/clamp-pe.mallard"),
+        include_bytes!("../../../models/default-api.mallard"),
+    ];
+
+    fn err(r: Result<Box<dyn Model>, ModelError>) -> String {
+        match r {
+            Ok(_) => panic!("an edited model was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_model_loaded_for_scoring_scores_as_the_whole_model() {
+        let caps = Caps::default();
+        for bytes in FILES {
+            let full = load_bytes_with(bytes, &caps).unwrap();
+            let fast = load_bytes_for_scoring(bytes, &caps).unwrap();
+            let (a, b) = (full.meta(), fast.meta());
+            let mut stripped = a.clone();
+            stripped.training = serde_json::Value::Null;
+            stripped.metrics = serde_json::Value::Null;
+            if matches!(a.kind.as_str(), "gbdt" | "dnn") {
+                stripped.config = serde_json::Value::Null;
+            }
+            assert_eq!(
+                serde_json::to_string(&stripped).unwrap(),
+                serde_json::to_string(b).unwrap()
+            );
+            let (fa, fb) = (full.to_file().unwrap(), fast.to_file().unwrap());
+            assert_eq!(fa.tensors, fb.tensors);
+            assert_eq!(fa.blobs, fb.blobs);
+            assert_eq!(fa.meta.config, fb.meta.config);
+            if a.input == InputKind::Features {
+                let n = a.feature_names.len();
+                for seed in 0..4u32 {
+                    let x: Vec<f32> = (0..n)
+                        .map(|j| (((j as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 7.0)
+                        .collect();
+                    let i = Input::Features(&x);
+                    assert_eq!(
+                        full.predict_proba(&[i]).unwrap(),
+                        fast.predict_proba(&[i]).unwrap()
+                    );
+                    assert_eq!(full.explain(&i, 5).unwrap(), fast.explain(&i, 5).unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn edited_trees_are_refused_by_both_loaders_alike() {
+        let caps = Caps::default();
+        let base = ModelFile::from_bytes(FILES[1]).unwrap();
+        type Edit = fn(&mut ModelFile);
+        let edits: [(&str, Edit); 6] = [
+            ("child out of range", |f| {
+                let t = f
+                    .tensors
+                    .iter_mut()
+                    .find(|t| t.name == "gbdt.nodes")
+                    .unwrap();
+                t.data[3] = 1e6;
+            }),
+            ("child before parent", |f| {
+                let t = f
+                    .tensors
+                    .iter_mut()
+                    .find(|t| t.name == "gbdt.nodes")
+                    .unwrap();
+                t.data[8 + 3] = 0.0;
+            }),
+            ("feature out of range", |f| {
+                let t = f
+                    .tensors
+                    .iter_mut()
+                    .find(|t| t.name == "gbdt.nodes")
+                    .unwrap();
+                t.data[0] = 1e5;
+            }),
+            ("tree sizes", |f| {
+                let t = f
+                    .tensors
+                    .iter_mut()
+                    .find(|t| t.name == "gbdt.tree_sizes")
+                    .unwrap();
+                t.data[0] += 1.0;
+            }),
+            ("missing tensor", |f| {
+                f.tensors.retain(|t| t.name != "gbdt.init")
+            }),
+            ("means", |f| {
+                f.meta.config["means"].as_array_mut().unwrap().pop();
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut f = base.clone();
+            edit(&mut f);
+            let bytes = f.to_bytes().unwrap();
+            assert_eq!(
+                err(load_bytes_with(&bytes, &caps)),
+                err(load_bytes_for_scoring(&bytes, &caps)),
+                "{what}"
+            );
+        }
+        let tight = Caps {
+            max_tree_depth: 2,
+            ..Caps::default()
+        };
+        let e = err(load_bytes_for_scoring(FILES[1], &tight));
+        assert!(e.contains("max_tree_depth"), "{e}");
+        let small = Caps {
+            max_model_bytes: 1000,
+            ..Caps::default()
+        };
+        let e = err(load_bytes_for_scoring(FILES[1], &small));
+        assert!(e.contains("max_model_bytes"), "{e}");
+    }
 }

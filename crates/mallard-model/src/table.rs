@@ -17,6 +17,12 @@ struct Stored {
     mlp: Option<MlpMeta>,
 }
 
+/// Where a model's tensors come from.
+enum Parts<'a> {
+    Decoded(&'a [(String, Vec<usize>, Vec<f32>)]),
+    Raw(&'a crate::file::Header<'a>),
+}
+
 enum Inner {
     Gbdt(Gbdt),
     Mlp(Mlp),
@@ -264,42 +270,91 @@ impl TableModel {
         // allocations for EMBER's 2381 columns.
         let stored = Stored::deserialize(&file.meta.config)
             .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", file.meta.kind)))?;
-        let n = stored.schema.columns.len();
-        if stored.means.len() != n || file.meta.feature_names.len() != n {
-            return Err(ModelError::Corrupt(format!(
-                "{n} schema columns, {} means, {} names",
-                stored.means.len(),
-                file.meta.feature_names.len()
-            )));
-        }
         let tensors: Vec<_> = file
             .tensors
             .into_iter()
             .map(|t| (t.name, t.shape, t.data))
             .collect();
+        Self::build(file.meta, stored, Parts::Decoded(&tensors), caps)
+    }
+
+    /// The model of a file read for scoring: the config from its JSON text, and boosted
+    /// trees decoded straight from the file's bytes (no intermediate tensors).
+    pub(crate) fn for_scoring(
+        meta: Meta,
+        config: &str,
+        header: &crate::file::Header<'_>,
+        caps: &crate::Caps,
+    ) -> Result<Self, ModelError> {
+        let stored: Stored = serde_json::from_str(config)
+            .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", meta.kind)))?;
+        Self::build(meta, stored, Parts::Raw(header), caps)
+    }
+
+    fn build(
+        meta: Meta,
+        stored: Stored,
+        parts: Parts<'_>,
+        caps: &crate::Caps,
+    ) -> Result<Self, ModelError> {
+        let n = stored.schema.columns.len();
+        if stored.means.len() != n || meta.feature_names.len() != n {
+            return Err(ModelError::Corrupt(format!(
+                "{n} schema columns, {} means, {} names",
+                stored.means.len(),
+                meta.feature_names.len()
+            )));
+        }
         // Sizes the learner allocates by must agree with what the file actually lists.
         let sizes = |nf: usize, nc: usize| -> Result<(), ModelError> {
-            if nf != n || nc != file.meta.labels.len() {
+            if nf != n || nc != meta.labels.len() {
                 return Err(ModelError::Corrupt(format!(
                     "{nf} features and {nc} classes, but {n} columns and {} labels",
-                    file.meta.labels.len()
+                    meta.labels.len()
                 )));
             }
             Ok(())
         };
-        let inner = match (file.meta.kind.as_str(), stored.gbdt, stored.mlp) {
+        let corrupt = |e: &dyn std::fmt::Display| ModelError::Corrupt(e.to_string());
+        let inner = match (meta.kind.as_str(), stored.gbdt, stored.mlp) {
             ("gbdt", Some(m), _) => {
                 sizes(m.n_features, m.n_classes)?;
-                Inner::Gbdt(
-                    Gbdt::from_parts_capped(m, &tensors, caps.max_tree_depth)
-                        .map_err(|e| ModelError::Corrupt(e.to_string()))?,
-                )
+                let g = match parts {
+                    Parts::Decoded(t) => Gbdt::from_parts_capped(m, t, caps.max_tree_depth),
+                    Parts::Raw(h) => {
+                        let get = |name: &str| {
+                            h.tensors.iter().find(|t| t.name == name && t.f32).map(|t| {
+                                mallard_gbdt::LeTensor {
+                                    shape: &t.shape,
+                                    data: t.data,
+                                }
+                            })
+                        };
+                        Gbdt::from_le_tensors(
+                            m,
+                            [get("gbdt.init"), get("gbdt.tree_sizes"), get("gbdt.nodes")],
+                            caps.max_tree_depth,
+                        )
+                    }
+                };
+                Inner::Gbdt(g.map_err(|e| corrupt(&e))?)
             }
             ("dnn", _, Some(m)) => {
                 sizes(m.n_features, m.n_classes)?;
-                Inner::Mlp(
-                    Mlp::from_parts(m, &tensors).map_err(|e| ModelError::Corrupt(e.to_string()))?,
-                )
+                let decoded;
+                let t = match parts {
+                    Parts::Decoded(t) => t,
+                    Parts::Raw(h) => {
+                        decoded = h
+                            .tensors
+                            .iter()
+                            .filter(|t| t.f32)
+                            .map(|t| (t.name.clone(), t.shape.clone(), crate::file::f32s(t.data)))
+                            .collect::<Vec<_>>();
+                        &decoded
+                    }
+                };
+                Inner::Mlp(Mlp::from_parts(m, t).map_err(|e| corrupt(&e))?)
             }
             (k, _, _) => {
                 return Err(ModelError::Corrupt(format!(
@@ -308,7 +363,7 @@ impl TableModel {
             }
         };
         Ok(TableModel {
-            meta: file.meta,
+            meta,
             schema: stored.schema,
             means: stored.means,
             inner,
@@ -354,6 +409,16 @@ impl Model for TableModel {
     /// Trees: TreeSHAP contributions to the explained class's raw score.
     /// Net: occlusion, the probability change when a feature takes its training mean.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        self.explain_with(input, top, 1)
+    }
+
+    /// Trees share TreeSHAP's trees among `threads` threads; the net uses one.
+    fn explain_with(
+        &self,
+        input: &Input<'_>,
+        top: usize,
+        threads: usize,
+    ) -> Result<Vec<Reason>, ModelError> {
         let x = self.row(input)?;
         let p = self.proba(x)?;
         let class = crate::sequence::explained_class(&self.meta, &p);
@@ -362,7 +427,7 @@ impl Model for TableModel {
         let weights: Vec<f32> = match &self.inner {
             Inner::Gbdt(g) => {
                 let c = g
-                    .contributions(x, mallard_gbdt::Explain::TreeShap)
+                    .contributions_with(x, mallard_gbdt::Explain::TreeShap, threads)
                     .map_err(compute)?;
                 let nf = x.len();
                 // Binary models have one output (toward class 1); multi-class one per class.

@@ -374,7 +374,10 @@ impl Scanner {
                 .iter()
                 .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
                 .collect();
-            let mut r = self.decide(path, sm.model.as_ref(), Input::Features(&row), Vec::new());
+            // A core would idle beside this file: TreeSHAP's trees go to two threads.
+            let threads = if beside { 2 } else { 1 };
+            let input = Input::Features(&row);
+            let mut r = self.decide(path, sm.model.as_ref(), input, Vec::new(), threads);
             if let Some(raw) = &raw {
                 describe_ember(&mut r.reasons, raw, &sm.model.meta().feature_names, &row);
             }
@@ -613,7 +616,7 @@ impl Scanner {
                 warnings.push(w);
             }
         }
-        let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings);
+        let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings, 1);
         r.calls = Some(apis.len());
         r.api_names = names;
         r
@@ -650,13 +653,14 @@ impl Scanner {
         })
     }
 
-    /// Scores one input with `model` and explains the verdict.
+    /// Scores one input with `model` and explains the verdict (on up to `threads` threads).
     fn decide(
         &self,
         path: &Path,
         model: &dyn Model,
         input: Input<'_>,
         mut warnings: Vec<String>,
+        threads: usize,
     ) -> ScanResult {
         let meta = model.meta();
         let probs = match model.predict_proba(&[input]) {
@@ -692,7 +696,7 @@ impl Scanner {
         } else {
             // Reasons in the verdict's direction: what pushed toward malicious for a
             // malicious verdict, toward benign for a benign one.
-            match model.explain(&input, self.opts.top.saturating_mul(4)) {
+            match model.explain_with(&input, self.opts.top.saturating_mul(4), threads) {
                 Ok(mut r) => {
                     r.retain(|x| {
                         if verdict == Verdict::Benign {

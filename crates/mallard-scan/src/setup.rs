@@ -12,20 +12,23 @@ fn setup(msg: String) -> ScanSetupError {
     ScanSetupError(msg)
 }
 
-/// A model by file path, or `builtin:NAME` for a built-in one; files are read under `caps`
-/// (built-in models are trusted).
+/// A model to score with, by file path, or `builtin:NAME` for a built-in one; files are
+/// read and checked under `caps`. Loaded for scoring (`mallard_model::load_for_scoring`):
+/// without the training history, which a scan never reads.
 pub fn load_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanSetupError> {
     match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
         Some(name) => load_builtin(name),
-        None => mallard_model::load_with(spec, caps)
+        None => mallard_model::load_for_scoring(spec, caps)
             .map_err(|e| setup(format!("{}: {e}", spec.display()))),
     }
 }
 
-/// A built-in model by name (`api`, `pe`, `clamp`).
+/// A built-in model by name (`api`, `pe`, `clamp`), loaded for scoring as in [`load_model`]
+/// (`builtin::load` gives the whole model).
 pub fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
-    match builtin::load(name) {
-        Some(r) => r.map_err(|e| setup(format!("built-in model {name}: {e}"))),
+    match builtin::bytes(name) {
+        Some(b) => mallard_model::load_bytes_for_scoring(b, &Caps::default())
+            .map_err(|e| setup(format!("built-in model {name}: {e}"))),
         None => Err(setup(format!(
             "no built-in model {name:?} ({})",
             builtin::NAMES.join(", ")
