@@ -485,7 +485,6 @@ pub fn provenance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mallard_tables::{ColumnSpec, TableSchema};
 
     /// 200 rows, two features; `x` is informative but noisy, rows come in pairs of identical
     /// values (which must share a fold), and every fifth row names a group.

@@ -896,7 +896,7 @@ pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mallard_model::tables::{ColumnSpec, Table, TableSchema};
+    use mallard_model::tables::Table;
     use mallard_model::{GbdtParams, TableLearner, TableModel};
     use mallard_pe::synth::{off, set_u32, tiny_pe32};
 
