@@ -5,7 +5,7 @@ use crate::dataset::ReadArgs;
 use crate::train_cmd::ModelArgs;
 use crate::ui::Progress;
 use crate::Global;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use mallard_datasets::DatasetSpec;
 use mallard_eval::{render_table, Evaluation};
@@ -49,7 +49,12 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         Some(m) => m.clone(),
         None => PathBuf::from(default_model(&a.dataset[0])?),
     };
-    let model = mallard_scan::setup::load_model(&spec, &mallard_io::Caps::default())?;
+    // The full model, not the scan's scoring-only load: reading a table takes its schema.
+    let model = match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+        Some(name) => mallard_scan::builtin::load(name).context("no such built-in model")??,
+        None => mallard_model::load_with(&spec, &mallard_io::Caps::default())
+            .with_context(|| spec.display().to_string())?,
+    };
     let mut progress = Progress::new(g.quiet);
     let read = a.read.options();
     let scored = score(model.as_ref(), &a.dataset, &read, a.novel_against.as_ref(), &mut progress)?;

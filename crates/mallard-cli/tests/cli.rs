@@ -932,3 +932,29 @@ fn balance_kinds_takes_the_kind_out_of_the_score() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--balance-kinds") && err.contains("EMBER"), "{err}");
 }
+
+/// A table model trained by `train` scores its own table with `eval` (its column schema comes
+/// from the full model file, not the scan's scoring-only load).
+#[test]
+fn a_table_model_evaluates_a_csv_it_was_trained_on() {
+    let d = tmp("table-eval");
+    let csv = d.join("t.csv");
+    let mut t = String::from("a,b,class\n");
+    for i in 0..200 {
+        let y = i % 2;
+        t.push_str(&format!("{},{},{y}\n", y * 10 + i % 7, i % 5));
+    }
+    std::fs::write(&csv, t).unwrap();
+    let model = d.join("m.mallard");
+    let data = format!("csv:{}", csv.display());
+    let m = model.to_str().unwrap();
+    let args = ["--dataset", &data, "--label-column", "class"];
+    let out =
+        mallard(&[&["train", "-q"][..], &args, &["--n-estimators", "5", "--out", m]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mallard(&[&["eval", "-q"][..], &args, &["--model", m]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Column a separates the classes completely.
+    assert!(text.contains("roc_auc                 1.0000"), "{text}");
+}

@@ -47,10 +47,9 @@ pub fn train(req: &TrainRequest<'_>, obs: &mut dyn Observer) -> Result<ModelFile
         dataset.path.display(),
         t.elapsed().as_secs_f64()
     ));
-    let labels: Vec<&str> = data.labels.iter().map(String::as_str).collect();
     let provenance = during(
         "provenance",
-        fit::provenance(req.command, &paths, req.manifests, &labels),
+        fit::provenance(req.command, &paths, req.manifests, &data.labels),
     )?;
     let seqs: Vec<Vec<String>> = data.samples.into_iter().map(|s| s.apis).collect();
     let model = during(
@@ -93,12 +92,10 @@ fn train_table(
             .unwrap_or_default()
     ));
     // Everything that reads the table runs first, so that the fit can consume it.
-    let labels: Vec<&str> = table.labels.iter().collect();
     let provenance = during(
         "provenance",
-        fit::provenance(req.command, paths, req.manifests, &labels),
+        fit::provenance(req.command, paths, req.manifests, table.labels.iter()),
     )?;
-    drop(labels);
     let calibration = match req.settings.calibrate_fpr {
         Some(fpr) => Some(during("calibrating", fit::calibrate(&table, &fit, fpr))?),
         None => None,

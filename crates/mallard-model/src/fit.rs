@@ -443,11 +443,11 @@ fn run_folds(
 
 /// What a model was trained from, for its file: the command, each dataset file and manifest
 /// with its sha256 (folders: none), and the rows (samples) per label.
-pub fn provenance(
+pub fn provenance<S: AsRef<str>>(
     command: &str,
     datasets: &[&std::path::Path],
     manifests: &[std::path::PathBuf],
-    labels: &[&str],
+    labels: impl IntoIterator<Item = S>,
 ) -> Result<serde_json::Value, ModelError> {
     use sha2::{Digest, Sha256};
     let hash = |p: &std::path::Path| -> Result<String, ModelError> {
@@ -469,9 +469,20 @@ pub fn provenance(
     for m in manifests {
         files.push(serde_json::json!({ "manifest": m.display().to_string(), "sha256": hash(m)? }));
     }
+    // One pass, no copy of the labels: a table may have tens of millions of rows.
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for l in labels {
+        let l = l.as_ref();
+        match counts.get_mut(l) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(l.to_string(), 1);
+            }
+        }
+    }
     let mut rows = serde_json::Map::new();
-    for l in label_set(labels) {
-        let n = labels.iter().filter(|x| **x == l).count();
+    for l in label_set(counts.keys()) {
+        let n = counts.get(&l).copied().unwrap_or(0);
         rows.insert(l, n.into());
     }
     Ok(serde_json::json!({
