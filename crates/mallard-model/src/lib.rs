@@ -497,38 +497,21 @@ mod scoring_load_tests {
         let caps = Caps::default();
         let base = ModelFile::from_bytes(FILES[1]).unwrap();
         type Edit = fn(&mut ModelFile);
+        fn tensor<'a>(f: &'a mut ModelFile, name: &str) -> &'a mut Tensor {
+            f.tensors.iter_mut().find(|t| t.name == name).unwrap()
+        }
         let edits: [(&str, Edit); 6] = [
             ("child out of range", |f| {
-                let t = f
-                    .tensors
-                    .iter_mut()
-                    .find(|t| t.name == "gbdt.nodes")
-                    .unwrap();
-                t.data[3] = 1e6;
+                tensor(f, "gbdt.nodes").data[3] = 1e6;
             }),
             ("child before parent", |f| {
-                let t = f
-                    .tensors
-                    .iter_mut()
-                    .find(|t| t.name == "gbdt.nodes")
-                    .unwrap();
-                t.data[8 + 3] = 0.0;
+                tensor(f, "gbdt.nodes").data[8 + 3] = 0.0;
             }),
             ("feature out of range", |f| {
-                let t = f
-                    .tensors
-                    .iter_mut()
-                    .find(|t| t.name == "gbdt.nodes")
-                    .unwrap();
-                t.data[0] = 1e5;
+                tensor(f, "gbdt.nodes").data[0] = 1e5;
             }),
             ("tree sizes", |f| {
-                let t = f
-                    .tensors
-                    .iter_mut()
-                    .find(|t| t.name == "gbdt.tree_sizes")
-                    .unwrap();
-                t.data[0] += 1.0;
+                tensor(f, "gbdt.tree_sizes").data[0] += 1.0;
             }),
             ("missing tensor", |f| {
                 f.tensors.retain(|t| t.name != "gbdt.init")
