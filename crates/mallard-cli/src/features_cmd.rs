@@ -13,7 +13,8 @@ pub struct FeaturesArgs {
     /// PE files, or folders searched recursively (there, files not starting with "MZ" are skipped).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Feature set: ember-v2 (2,381 floats), pe-header (ClaMP's columns) or saxe-1024.
+    /// Feature set: ember-v2 (2,381 floats), pe-header (ClaMP's columns), saxe-1024 or opcodes
+    /// (mnemonic n-grams of the x86/x64 code reached from the entry points).
     #[arg(long, value_name = "NAME")]
     pub set: String,
     /// With ember-v2: EMBER's raw feature objects (its JSON schema) instead of vectors.

@@ -515,8 +515,22 @@ impl<'a> Pe<'a> {
 
     /// Loader-like RVA to file offset: inside the headers, or inside a section's raw data.
     pub fn rva_to_offset(&self, rva: u32) -> Option<usize> {
-        if rva < self.optional.size_of_headers && (rva as usize) < self.data.len() {
-            return Some(rva as usize);
+        self.rva_span(rva).map(|(off, _)| off)
+    }
+
+    /// The file bytes a loader maps at `rva`, up to the end of what the file holds for the
+    /// headers or the section there: `(offset, bytes)`, never empty. `None` when the RVA is
+    /// outside the headers and every section, or in a section's zero-filled tail.
+    pub fn rva_bytes(&self, rva: u32) -> Option<(usize, &'a [u8])> {
+        let (off, end) = self.rva_span(rva)?;
+        Some((off, &self.data[off..end]))
+    }
+
+    fn rva_span(&self, rva: u32) -> Option<(usize, usize)> {
+        let len = self.data.len();
+        if rva < self.optional.size_of_headers && (rva as usize) < len {
+            let end = (self.optional.size_of_headers as usize).min(len);
+            return Some((rva as usize, end));
         }
         for s in &self.sections {
             let va = s.virtual_address;
@@ -534,7 +548,10 @@ impl<'a> Pe<'a> {
                     s.pointer_to_raw_data
                 };
                 let off = (base as usize).checked_add(delta as usize)?;
-                return (off < self.data.len()).then_some(off);
+                let end = (base as usize)
+                    .saturating_add(s.size_of_raw_data as usize)
+                    .min(len);
+                return (off < end).then_some((off, end));
             }
         }
         None

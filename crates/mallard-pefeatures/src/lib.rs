@@ -4,6 +4,8 @@
 //!   elastic/ember `features.py` with lief 0.12.3 (see README.md for the measured parity).
 //! * `pe-header`: ClaMP's 55 raw header columns, in the column order of `ClaMP_Raw-5184.csv`.
 //! * `saxe-1024`: Saxe & Berlin (2015) style 4 x 256 features.
+//! * `opcodes`: mnemonic shares and hashed 2-/3-grams of the x86/x64 code reached from the
+//!   entry points (`mallard-disasm`).
 //!
 //! ```no_run
 //! use mallard_pefeatures::{extract, names, FeatureSet};
@@ -19,6 +21,7 @@ pub mod bytes;
 pub mod clamp;
 pub mod ember;
 pub mod hasher;
+pub mod opcodes;
 pub mod saxe;
 
 use std::path::Path;
@@ -32,7 +35,7 @@ pub enum FeatureError {
     Pe(#[from] PeError),
     #[error("{0}")]
     Raw(String),
-    #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024)")]
+    #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024, opcodes)")]
     UnknownSet(String),
     #[error("{path}: {source}")]
     File {
@@ -55,13 +58,15 @@ pub enum FeatureSet {
     EmberV2,
     PeHeader,
     Saxe1024,
+    Opcodes,
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 3] = [
+    pub const ALL: [FeatureSet; 4] = [
         FeatureSet::EmberV2,
         FeatureSet::PeHeader,
         FeatureSet::Saxe1024,
+        FeatureSet::Opcodes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +74,7 @@ impl FeatureSet {
             FeatureSet::EmberV2 => "ember-v2",
             FeatureSet::PeHeader => "pe-header",
             FeatureSet::Saxe1024 => "saxe-1024",
+            FeatureSet::Opcodes => "opcodes",
         }
     }
 
@@ -77,6 +83,7 @@ impl FeatureSet {
             FeatureSet::EmberV2 => ember::DIM,
             FeatureSet::PeHeader => clamp::DIM,
             FeatureSet::Saxe1024 => saxe::DIM,
+            FeatureSet::Opcodes => opcodes::dim(),
         }
     }
 }
@@ -94,6 +101,7 @@ impl std::str::FromStr for FeatureSet {
             "ember-v2" | "ember" | "emberv2" => Ok(FeatureSet::EmberV2),
             "pe-header" | "clamp" => Ok(FeatureSet::PeHeader),
             "saxe-1024" | "saxe" => Ok(FeatureSet::Saxe1024),
+            "opcodes" | "opcode" => Ok(FeatureSet::Opcodes),
             _ => Err(FeatureError::UnknownSet(s.to_string())),
         }
     }
@@ -105,6 +113,7 @@ pub fn names(set: FeatureSet) -> Vec<String> {
         FeatureSet::EmberV2 => ember::names(),
         FeatureSet::PeHeader => clamp::names(),
         FeatureSet::Saxe1024 => saxe::names(),
+        FeatureSet::Opcodes => opcodes::names(),
     }
 }
 
@@ -115,6 +124,7 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
         FeatureSet::EmberV2 => ember::extract(bytes),
         FeatureSet::PeHeader => clamp::extract(bytes),
         FeatureSet::Saxe1024 => saxe::extract(bytes),
+        FeatureSet::Opcodes => opcodes::extract(bytes),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use mallard_pe::synth::tiny_pe32;
-use mallard_pefeatures::hasher::bucket;
+use mallard_pefeatures::hasher::{bucket, murmur3_32};
 use mallard_pefeatures::{ember_raw, ember_vectorize, extract, names, FeatureSet};
 use serde_json::json;
 
@@ -213,4 +213,41 @@ fn clamp_matches_pefile_on_pe_benign() {
         rows += 1;
     }
     assert_eq!(rows, 217);
+}
+
+#[test]
+fn opcodes_on_tiny_pe() {
+    // tiny_pe32's entry: push ebp; mov ebp, esp; xor eax, eax; pop ebp; ret (7 bytes of a
+    // 0x200-byte .text). Without its exports (one of which points into the nop padding).
+    let mut b = tiny_pe32();
+    mallard_pe::synth::set_u32(&mut b, mallard_pe::synth::off::DATA_DIRECTORIES, 0);
+    let v = extract(FeatureSet::Opcodes, &b).unwrap();
+    let n = names(FeatureSet::Opcodes);
+    assert_eq!(v.len(), n.len());
+    assert_eq!(v.len(), FeatureSet::Opcodes.dim());
+    let get = |name: &str| v[n.iter().position(|x| x == name).unwrap()];
+    let log2 = |x: f64| x.log2() as f32;
+    assert_eq!(get("opcodes_walked"), 1.0);
+    assert_eq!(get("opcodes_x64"), 0.0);
+    assert_eq!(get("opcodes_log2_instructions"), log2(6.0));
+    assert_eq!(get("opcodes_log2_distinct_mnemonics"), log2(6.0));
+    assert_eq!(get("opcodes_log2_entry_points"), 1.0);
+    assert_eq!(get("opcodes_coverage"), 7.0 / 512.0);
+    for m in ["push", "mov", "xor", "pop", "ret"] {
+        assert_eq!(get(&format!("opcode_{m}")), 0.2, "{m}");
+    }
+    assert_eq!(get("opcode_call"), 0.0);
+    // Four 2-grams, a quarter each, in the bucket MurmurHash3 gives their text.
+    let mut want2 = vec![0f32; 1024];
+    for g in ["push mov", "mov xor", "xor pop", "pop ret"] {
+        want2[murmur3_32(g.as_bytes(), 0) as u32 as usize % 1024] += 0.25;
+    }
+    let at = n.iter().position(|x| x == "opcodes_2gram_hash0").unwrap();
+    assert_eq!(&v[at..at + 1024], &want2[..]);
+    let s3: f32 = v[at + 1024..].iter().sum();
+    assert!((s3 - 1.0).abs() < 1e-6);
+    // Other machines: zeros, and column 0 says the code was not walked.
+    mallard_pe::synth::set_u16(&mut b, mallard_pe::synth::off::COFF, 0xaa64);
+    let v = extract(FeatureSet::Opcodes, &b).unwrap();
+    assert!(v.iter().all(|&x| x == 0.0));
 }
