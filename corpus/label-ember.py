@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Adds EMBER's `label` and mallard's `group`/`source` to the raw objects of
-`mallard features --raw`, joining on sha256 with a corpus manifest (tab-separated, with
-`sha256` and `package` columns, and `source` when present).
+"""Adds EMBER's `label` and mallard's `group`/`source` to the records of `mallard features`
+(raw objects with `--raw`, or vectors), joining on sha256 with a corpus manifest
+(tab-separated): the benign corpus's (`sha256`, `package`, `source` when present; grouped by
+project) or `shared/data/pe-corpus`'s (`sha256`, `source_repo`, `family`: the family hint
+becomes `avclass` and the collection `source`, as in its EMBER rows).
 
     python3 corpus/label-ember.py RAW.jsonl MANIFEST.tsv benign|malicious OUT.jsonl.gz
 
@@ -66,9 +68,13 @@ def main():
             seen.add(sha)
             d.pop("path", None)
             d["label"] = label
-            d["avclass"] = ""
-            d["source"] = f'{r.get("source", "")}:{r["package"]}'
-            d["group"] = f'project:{project(r["package"])}'
+            if "package" in r:
+                d["avclass"] = ""
+                d["source"] = f'{r.get("source", "")}:{r["package"]}'
+                d["group"] = f'project:{project(r["package"])}'
+            else:
+                d["avclass"] = r["family"]
+                d["source"] = r["source_repo"]
             w.write(json.dumps(d, separators=(",", ":")) + "\n")
             kept += 1
     print(f"{out}: {kept} rows ({missing} not in the manifest, {repeated} repeated, {errors} errors)",

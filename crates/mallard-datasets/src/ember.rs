@@ -44,7 +44,11 @@ pub(crate) fn table(
     max_bytes: u64,
 ) -> Result<Table> {
     use std::io::{BufRead, Read};
-    let names = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::EmberV2);
+    use mallard_pefeatures::FeatureSet;
+    // EMBER's raw objects and ember-v2 vectors; `mallard features` vectors of another set
+    // name it in `set`. The first row decides; every row must agree.
+    let mut set: Option<FeatureSet> = None;
+    let mut names = Vec::new();
     let mut reader = open_maybe_gz(path, max_bytes)?;
     let (mut values, mut labels, mut ids, mut groups) =
         (Vec::new(), Labels::new(), Vec::new(), Vec::new());
@@ -77,19 +81,40 @@ pub(crate) fn table(
             Some(0) => "benign",
             _ => continue,
         };
+        let row_set = match v.get("set").and_then(|x| x.as_str()) {
+            Some(name) => name
+                .parse::<FeatureSet>()
+                .map_err(|e| invalid(format!("{}: {e}", at())))?,
+            None => FeatureSet::EmberV2,
+        };
+        match set {
+            None => {
+                set = Some(row_set);
+                names = mallard_pefeatures::names(row_set);
+            }
+            Some(s) if s != row_set => {
+                return Err(invalid(format!(
+                    "{}: a {row_set} row in a file of {s} rows",
+                    at()
+                )))
+            }
+            Some(_) => {}
+        }
         let vector: Vec<f32> = match v.get("vector").and_then(|x| x.as_array()) {
             Some(a) => a
                 .iter()
                 .map(|x| x.as_f64().map(|f| f as f32).unwrap_or(f32::NAN))
                 .collect(),
-            None => mallard_pefeatures::ember_vectorize(&v)
+            None if row_set == FeatureSet::EmberV2 => mallard_pefeatures::ember_vectorize(&v)
                 .map_err(|e| invalid(format!("{}: {e}", at())))?,
+            None => return Err(invalid(format!("{}: a {row_set} row without a vector", at()))),
         };
         if vector.len() != names.len() {
             return Err(invalid(format!(
-                "{}: {} values, EMBER v2 has {}",
+                "{}: {} values, {} has {}",
                 at(),
                 vector.len(),
+                row_set,
                 names.len()
             )));
         }

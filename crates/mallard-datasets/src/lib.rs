@@ -430,6 +430,37 @@ mod tests {
     }
 
     #[test]
+    fn feature_vectors_of_any_set_read_as_ember_rows() {
+        use mallard_pefeatures::{names, FeatureSet};
+        let d = std::env::temp_dir().join(format!("mallard-datasets-set-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let dim = FeatureSet::PeHeader.dim();
+        let row = |set: &str, label: i32, x: f32, fam: &str| {
+            serde_json::json!({"set": set, "sha256": format!("{x}"), "vector": vec![x; dim],
+                "label": label, "avclass": fam})
+            .to_string()
+        };
+        let good = d.join("good.jsonl");
+        let lines = [row("pe-header", 1, 1.0, "Emotet"), row("pe-header", 0, 2.0, "")];
+        std::fs::write(&good, lines.join("\n")).unwrap();
+        let spec: DatasetSpec = format!("ember:{}", good.display()).parse().unwrap();
+        let mut w = Vec::new();
+        let t = load_table(&spec, &ReadOptions::default(), None, &mut w).unwrap();
+        assert_eq!(t.columns, names(FeatureSet::PeHeader));
+        assert_eq!(t.n_rows(), 2);
+        assert_eq!(t.row(1)[0], 2.0);
+        assert_eq!(t.labels.get(0), Some("malicious"));
+        assert_eq!(t.groups.as_ref().unwrap()[0], "avclass:emotet");
+        let mixed = d.join("mixed.jsonl");
+        let lines = [row("pe-header", 1, 1.0, ""), row("saxe-1024", 0, 2.0, "")];
+        std::fs::write(&mixed, lines.join("\n")).unwrap();
+        let spec: DatasetSpec = format!("ember:{}", mixed.display()).parse().unwrap();
+        let e = load_table(&spec, &ReadOptions::default(), None, &mut w).unwrap_err();
+        assert!(e.to_string().contains("mixed.jsonl:2: a saxe-1024 row in a file of pe-header rows"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn tables_join_by_column_name_and_sequences_do_not_join() {
         let d = std::env::temp_dir().join(format!("mallard-datasets-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
