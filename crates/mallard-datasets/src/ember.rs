@@ -43,8 +43,8 @@ pub(crate) fn table(
     group_fields: &[String],
     max_bytes: u64,
 ) -> Result<Table> {
-    use std::io::{BufRead, Read};
     use mallard_pefeatures::FeatureSet;
+    use std::io::{BufRead, Read};
     // EMBER's raw objects and ember-v2 vectors; `mallard features` vectors of another set
     // name it in `set`. The first row decides; every row must agree.
     let mut set: Option<FeatureSet> = None;
@@ -107,7 +107,12 @@ pub(crate) fn table(
                 .collect(),
             None if row_set == FeatureSet::EmberV2 => mallard_pefeatures::ember_vectorize(&v)
                 .map_err(|e| invalid(format!("{}: {e}", at())))?,
-            None => return Err(invalid(format!("{}: a {row_set} row without a vector", at()))),
+            None => {
+                return Err(invalid(format!(
+                    "{}: a {row_set} row without a vector",
+                    at()
+                )))
+            }
         };
         if vector.len() != names.len() {
             return Err(invalid(format!(

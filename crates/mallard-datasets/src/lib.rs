@@ -51,6 +51,9 @@ pub enum DataFormat {
     Ember,
     /// A folder of PE files, labelled by their first sub-folder (`DIR/malicious/...`).
     Pe,
+    /// The same folders read as sequences: the mnemonics of each file's reachable x86/x64
+    /// code (`mallard-disasm`), for the sequence models.
+    Opcodes,
 }
 
 /// One `FORMAT:PATH` dataset.
@@ -65,6 +68,10 @@ impl DatasetSpec {
     pub fn seq_format(&self) -> Result<Format> {
         match self.format {
             DataFormat::Seq(f) => Ok(f),
+            DataFormat::Opcodes => Err(invalid(format!(
+                "{}: opcode sequences, not API calls",
+                self.path.display()
+            ))),
             _ => Err(invalid(format!(
                 "{}: a feature table, but this model reads API-call sequences",
                 self.path.display()
@@ -74,7 +81,13 @@ impl DatasetSpec {
 
     /// True for feature tables (csv, ember, pe).
     pub fn is_table(&self) -> bool {
-        !matches!(self.format, DataFormat::Seq(_))
+        !matches!(self.format, DataFormat::Seq(_) | DataFormat::Opcodes)
+    }
+
+    /// Where a sequence dataset's tokens come from, as a model records it
+    /// (`Meta::feature_set`): `Some("opcodes")`, or `None` for API calls and tables.
+    pub fn token_source(&self) -> Option<&'static str> {
+        (self.format == DataFormat::Opcodes).then_some("opcodes")
     }
 }
 
@@ -82,7 +95,7 @@ impl std::str::FromStr for DatasetSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let names = format!(
-            "{}, csv, ember, pe",
+            "{}, csv, ember, pe, opcodes",
             Format::ALL.map(|f| f.name()).join(", ")
         );
         let (f, p) = s
@@ -92,6 +105,7 @@ impl std::str::FromStr for DatasetSpec {
             "csv" => DataFormat::Csv,
             "ember" => DataFormat::Ember,
             "pe" => DataFormat::Pe,
+            "opcodes" => DataFormat::Opcodes,
             _ => DataFormat::Seq(
                 f.parse::<Format>()
                     .map_err(|_| format!("unknown dataset format {f:?} (one of {names})"))?,
@@ -175,9 +189,9 @@ pub fn load_table(
         DataFormat::Ember => ember::table(&spec.path, &read.group_fields(), read.max_table_bytes)?,
         DataFormat::Pe => pe::table(&spec.path, read, warnings)?,
         DataFormat::Csv => return load_csv(spec, read, schema),
-        DataFormat::Seq(_) => {
+        DataFormat::Seq(_) | DataFormat::Opcodes => {
             return Err(invalid(format!(
-                "{}: API-call sequences, not a feature table",
+                "{}: sequences, not a feature table",
                 spec.path.display()
             )))
         }
@@ -349,19 +363,25 @@ pub fn load_labelled(
         per_process: read.per_process,
         ..DatasetOptions::default()
     };
-    let format = spec.seq_format()?;
-    let ds = read_dataset(format, &spec.path, &opts).map_err(|cause| DatasetError::Samples {
-        what: format!("{}:{}", format, spec.path.display()),
-        cause,
-    })?;
-    for (p, e) in &ds.errors {
-        warnings.push(format!("skipped {}: {e}", p.display()));
-    }
-    notes.extend(ds.warnings);
-    let mut samples = Vec::with_capacity(ds.samples.len());
-    let mut labels = Vec::with_capacity(ds.samples.len());
+    let samples_read = if spec.format == DataFormat::Opcodes {
+        pe::opcode_samples(&spec.path, read, warnings)?
+    } else {
+        let format = spec.seq_format()?;
+        let ds =
+            read_dataset(format, &spec.path, &opts).map_err(|cause| DatasetError::Samples {
+                what: format!("{}:{}", format, spec.path.display()),
+                cause,
+            })?;
+        for (p, e) in &ds.errors {
+            warnings.push(format!("skipped {}: {e}", p.display()));
+        }
+        notes.extend(ds.warnings);
+        ds.samples
+    };
+    let mut samples = Vec::with_capacity(samples_read.len());
+    let mut labels = Vec::with_capacity(samples_read.len());
     let (mut unlabelled, mut empty) = (0usize, 0usize);
-    for s in ds.samples {
+    for s in samples_read {
         match &s.label {
             None => unlabelled += 1,
             Some(_) if s.apis.is_empty() => empty += 1,
@@ -375,7 +395,9 @@ pub fn load_labelled(
         warnings.push(format!("{unlabelled} samples without a label were skipped"));
     }
     if empty > 0 {
-        warnings.push(format!("{empty} samples without API calls were skipped"));
+        warnings.push(format!(
+            "{empty} samples without calls or instructions were skipped"
+        ));
     }
     if samples.is_empty() {
         return Err(invalid(format!(
@@ -441,7 +463,10 @@ mod tests {
             .to_string()
         };
         let good = d.join("good.jsonl");
-        let lines = [row("pe-header", 1, 1.0, "Emotet"), row("pe-header", 0, 2.0, "")];
+        let lines = [
+            row("pe-header", 1, 1.0, "Emotet"),
+            row("pe-header", 0, 2.0, ""),
+        ];
         std::fs::write(&good, lines.join("\n")).unwrap();
         let spec: DatasetSpec = format!("ember:{}", good.display()).parse().unwrap();
         let mut w = Vec::new();
@@ -456,7 +481,11 @@ mod tests {
         std::fs::write(&mixed, lines.join("\n")).unwrap();
         let spec: DatasetSpec = format!("ember:{}", mixed.display()).parse().unwrap();
         let e = load_table(&spec, &ReadOptions::default(), None, &mut w).unwrap_err();
-        assert!(e.to_string().contains("mixed.jsonl:2: a saxe-1024 row in a file of pe-header rows"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("mixed.jsonl:2: a saxe-1024 row in a file of pe-header rows"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -17,6 +17,47 @@ pub(crate) fn table(
         .parse()
         .map_err(|e| invalid(format!("{e}")))?;
     let names = mallard_pefeatures::names(set);
+    let files = labelled_files(dir, read, warnings)?;
+    let rows: Vec<(String, String, Result<Vec<f32>, String>)> = files
+        .par_iter()
+        .map(|(f, l)| {
+            let v = mallard_pefeatures::extract_file(
+                set,
+                f,
+                mallard_io::Caps::DEFAULT_MAX_PE_BYTES as usize,
+            )
+            .map_err(|e| e.to_string());
+            (f.display().to_string(), l.clone(), v)
+        })
+        .collect();
+    let (mut values, mut labels, mut ids) = (Vec::new(), Labels::new(), Vec::new());
+    for (id, label, v) in rows {
+        match v {
+            Ok(v) => {
+                values.extend(v);
+                labels.push(&label);
+                ids.push(id);
+            }
+            Err(e) => warnings.push(format!("skipped {e}")),
+        }
+    }
+    Ok(Table {
+        schema: numeric_schema(&names),
+        columns: names,
+        values,
+        labels,
+        ids: Some(ids),
+        groups: None,
+    })
+}
+
+/// The files below `dir` that start like PE files, with their label (first sub-folder),
+/// sorted; files directly in `dir` have none and are left out.
+fn labelled_files(
+    dir: &std::path::Path,
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(PathBuf, String)>> {
     // One walk (depth capped); a file's label is its first sub-folder,
     // files directly in `dir` have none and are left out. Unreadable entries are warned
     // about and skipped, like files that fail to featurise.
@@ -64,35 +105,46 @@ pub(crate) fn table(
         })
         .collect();
     files.sort();
-    let rows: Vec<(String, String, Result<Vec<f32>, String>)> = files
+    Ok(files)
+}
+
+/// Opcode sequences of the PE files below `dir` (labels from the first sub-folder): the
+/// mnemonics of the x86/x64 code reached from each file's entry points, in address order,
+/// at most `read.max_calls` (default: the walk's cap). Files of other machines and files
+/// that fail are skipped with a warning.
+pub(crate) fn opcode_samples(
+    dir: &std::path::Path,
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<mallard_apiseq::Sample>> {
+    use rayon::prelude::*;
+    let files = labelled_files(dir, read, warnings)?;
+    let mut caps = mallard_pefeatures::opcodes::Caps::default();
+    if let Some(n) = read.max_calls {
+        caps.max_instructions = n;
+    }
+    let rows: Vec<Result<mallard_apiseq::Sample, String>> = files
         .par_iter()
-        .map(|(f, l)| {
-            let v = mallard_pefeatures::extract_file(
-                set,
-                f,
-                mallard_io::Caps::DEFAULT_MAX_PE_BYTES as usize,
-            )
-            .map_err(|e| e.to_string());
-            (f.display().to_string(), l.clone(), v)
+        .map(|(f, label)| {
+            let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", f.display());
+            let bytes =
+                mallard_pefeatures::read_capped(f, mallard_io::Caps::DEFAULT_MAX_PE_BYTES as usize)
+                    .map_err(|e| e.to_string())?;
+            let seq = mallard_pefeatures::opcodes::sequence(&bytes, &caps).map_err(|e| fail(&e))?;
+            Ok(mallard_apiseq::Sample {
+                id: f.display().to_string(),
+                label: Some(label.clone()),
+                apis: seq.into_iter().map(String::from).collect(),
+                sha256: None,
+            })
         })
         .collect();
-    let (mut values, mut labels, mut ids) = (Vec::new(), Labels::new(), Vec::new());
-    for (id, label, v) in rows {
-        match v {
-            Ok(v) => {
-                values.extend(v);
-                labels.push(&label);
-                ids.push(id);
-            }
+    let mut samples = Vec::with_capacity(rows.len());
+    for r in rows {
+        match r {
+            Ok(s) => samples.push(s),
             Err(e) => warnings.push(format!("skipped {e}")),
         }
     }
-    Ok(Table {
-        schema: numeric_schema(&names),
-        columns: names,
-        values,
-        labels,
-        ids: Some(ids),
-        groups: None,
-    })
+    Ok(samples)
 }

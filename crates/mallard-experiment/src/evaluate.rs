@@ -11,9 +11,9 @@ use std::time::Instant;
 pub fn default_model(first: &DatasetSpec) -> Result<&'static str, Error> {
     match first.format {
         DataFormat::Pe => Ok("builtin:pe"),
-        DataFormat::Csv | DataFormat::Ember => Err(Error::Invalid(format!(
-            "a {:?} table needs a model",
-            first.format
+        DataFormat::Csv | DataFormat::Ember | DataFormat::Opcodes => Err(Error::Invalid(format!(
+            "{}: no built-in model reads this kind of data; name one with --model",
+            first.path.display()
         ))),
         _ => Ok("builtin:api"),
     }
@@ -99,7 +99,18 @@ pub fn score(
             .unwrap_or_else(|| (1..=table.n_rows()).map(|i| format!("row {i}")).collect());
         (ids, y, probs)
     } else {
-        let data = load(mallard_datasets::single(datasets)?, &read, obs)?;
+        let dataset = mallard_datasets::single(datasets)?;
+        if dataset.token_source() != meta.feature_set.as_deref() {
+            let what = |s: Option<&str>| s.map_or("API calls", |_| "opcode sequences of PE files");
+            return Err(Error::Invalid(format!(
+                "{}: {}, but the {} model reads {}",
+                dataset.path.display(),
+                what(dataset.token_source()),
+                meta.kind,
+                what(meta.feature_set.as_deref())
+            )));
+        }
+        let data = load(dataset, &read, obs)?;
         let y = index(data.labels.iter().map(String::as_str).collect())?;
         let inputs: Vec<Input> = data.samples.iter().map(|s| Input::Apis(&s.apis)).collect();
         let probs = during("scoring", model.predict_proba(&inputs))?;

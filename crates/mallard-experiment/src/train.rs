@@ -57,6 +57,7 @@ pub fn train(req: &TrainRequest<'_>, obs: &mut dyn Observer) -> Result<ModelFile
         mallard_model::train::train(&seqs, &data.labels, &opts, obs),
     )?;
     let mut file = during("training", model.to_file())?;
+    file.meta.feature_set = dataset.token_source().map(String::from);
     if let Some(o) = file.meta.training.as_object_mut() {
         o.insert("provenance".into(), provenance);
     }

@@ -120,7 +120,8 @@ pub struct Meta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feature_names: Vec<String>,
     /// Feature models: the extractor whose columns they read (`pe-header`, `ember-v2`,
-    /// `saxe-1024`), so that files can be scored directly.
+    /// `saxe-1024`, `opcodes`), so that files can be scored directly. Sequence models:
+    /// `opcodes` when their tokens are the mnemonics of a PE file's code, none for API calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_set: Option<String>,
     /// Kind-specific settings needed to rebuild the model.
@@ -222,6 +223,10 @@ pub(crate) fn scoring_view<'a>(
     knows: impl Fn(&str) -> bool,
 ) -> std::borrow::Cow<'a, [String]> {
     use std::borrow::Cow;
+    // Opcode models read mnemonics, which have no other names.
+    if meta.feature_set.is_some() {
+        return model_view(meta, apis);
+    }
     // Mapped first, then reduced: two names of one call become one call.
     match mallard_apiseq::canon::map_sequence(apis, knows).apis {
         Cow::Borrowed(a) => model_view(meta, a),

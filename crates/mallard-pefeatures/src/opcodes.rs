@@ -12,7 +12,8 @@
 //! Files of other machines (ARM64, ...) and files that do not parse as PE get zeros: column 0
 //! says whether the code was walked.
 
-use mallard_disasm::{mnemonic_names, walk, Caps, Code};
+pub use mallard_disasm::Caps;
+use mallard_disasm::{mnemonic_names, walk, Code};
 use mallard_pe::Pe;
 
 use crate::hasher::murmur3_32;

@@ -143,6 +143,8 @@ impl Default for ScanOptions {
 struct StaticModel {
     model: Box<dyn Model>,
     set: FeatureSet,
+    /// A sequence model over the mnemonics of the reachable code (`set` is `Opcodes`).
+    opcode_sequence: bool,
     /// For each model column, its index in the extractor's vector (None: absent, NaN).
     columns: Vec<Option<usize>>,
 }
@@ -187,7 +189,7 @@ impl Scanner {
         opts: ScanOptions,
     ) -> Result<Self, ScanSetupError> {
         if let Some(m) = &model {
-            if m.meta().input != InputKind::ApiSequence {
+            if m.meta().input != InputKind::ApiSequence || m.meta().feature_set.is_some() {
                 return Err(ScanSetupError(format!(
                     "the report model ({}) does not read API-call sequences",
                     m.meta().kind
@@ -204,6 +206,13 @@ impl Scanner {
                     ))
                 })?;
                 let set: FeatureSet = name.parse().map_err(|e| ScanSetupError(format!("{e}")))?;
+                let opcode_sequence = m.meta().input == InputKind::ApiSequence;
+                if opcode_sequence && set != FeatureSet::Opcodes {
+                    return Err(ScanSetupError(format!(
+                        "the {} model reads sequences of {name}, which are not PE features",
+                        m.meta().kind
+                    )));
+                }
                 let names = mallard_pefeatures::names(set);
                 // By name through a map: a search per column was 2381 squared string
                 // comparisons for EMBER, a tenth of a one-file scan. The first of equal
@@ -221,6 +230,7 @@ impl Scanner {
                 Some(StaticModel {
                     model: m,
                     set,
+                    opcode_sequence,
                     columns,
                 })
             }
@@ -358,6 +368,16 @@ impl Scanner {
             let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
             if sm.set == FeatureSet::EmberV2 {
                 mallard_pefeatures::check_pe(&bytes).map_err(err)?;
+            }
+            if sm.opcode_sequence {
+                let caps = mallard_pefeatures::opcodes::Caps::default();
+                let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(&bytes, &caps)
+                    .map_err(err)?
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                let input = Input::Apis(&seq);
+                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
             }
             // EMBER reasons are put in words from the raw object the vector came from.
             let (raw, v) = if sm.set == FeatureSet::EmberV2 && self.opts.top > 0 {

@@ -49,7 +49,10 @@ pub fn models_for(
     let (mut report_model, mut pe_model) = (None, None);
     for p in specs {
         let m = load_model(p, caps)?;
-        let slot = if m.meta().input == InputKind::Features {
+        // Opcode-sequence models read PE files, as feature models do.
+        let reads_pe = m.meta().input == InputKind::Features
+            || m.meta().feature_set.as_deref() == Some("opcodes");
+        let slot = if reads_pe {
             &mut pe_model
         } else {
             &mut report_model
