@@ -24,7 +24,8 @@ pub struct ReadArgs {
     /// Columns not to use as features (csv: e.g. ids; ember/pe: e.g. header_timestamp).
     #[arg(long, value_name = "COL", value_delimiter = ',')]
     pub drop_columns: Vec<String>,
-    /// pe: the feature set to extract (ember-v2, pe-header, saxe-1024, opcodes; default ember-v2).
+    /// pe: the feature set to extract (ember-v2, pe-header, saxe-1024, opcodes, image; default
+    /// ember-v2).
     #[arg(long, value_name = "NAME")]
     pub feature_set: Option<String>,
     /// ember: the fields that group rows for every split (folds, early-stopping holdout,
@@ -45,19 +46,14 @@ pub struct ReadArgs {
 }
 
 impl ReadArgs {
+    /// The flags as the library's options: the same names, the table cap in bytes.
+    #[rustfmt::skip]
     pub fn options(&self) -> ReadOptions {
-        ReadOptions {
-            max_calls: self.max_calls,
-            per_process: self.per_process,
-            label_column: self.label_column.clone(),
-            labels_file: self.labels_file.clone(),
-            id_column: self.id_column.clone(),
-            drop_columns: self.drop_columns.clone(),
-            feature_set: self.feature_set.clone(),
-            group_by: self.group_by.clone(),
-            max_table_bytes: self.max_table_mib.saturating_mul(1 << 20),
-            max_cell_bytes: self.max_cell_bytes,
-            max_depth: self.max_depth,
+        let a = self.clone();
+        macro_rules! same {
+            ($($f:ident),*) => { ReadOptions { $($f: a.$f,)* max_table_bytes: a.max_table_mib.saturating_mul(1 << 20) } };
         }
+        same!(max_calls, per_process, label_column, labels_file, id_column, drop_columns, feature_set, group_by,
+            max_cell_bytes, max_depth)
     }
 }

@@ -5,14 +5,14 @@ use crate::dataset::ReadArgs;
 use crate::train_cmd::ModelArgs;
 use crate::ui::Progress;
 use crate::Global;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use mallard_datasets::DatasetSpec;
-use mallard_eval::{render_table, Evaluation};
-use mallard_experiment::output::{dataset_names, write_plots, write_predictions, write_report};
+use mallard_eval::render_table;
+use mallard_experiment::output::{dataset_names, write_outputs, write_predictions};
 use mallard_experiment::settings::check;
 use mallard_experiment::{cross_validate, default_model, score, CvRequest};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -50,11 +50,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         None => PathBuf::from(default_model(&a.dataset[0])?),
     };
     // The full model, not the scan's scoring-only load: reading a table takes its schema.
-    let model = match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
-        Some(name) => mallard_scan::builtin::load(name).context("no such built-in model")??,
-        None => mallard_model::load_with(&spec, &mallard_io::Caps::default())
-            .with_context(|| spec.display().to_string())?,
-    };
+    let model = mallard_scan::setup::load_full_model(&spec, &mallard_io::Caps::default())?;
     let mut progress = Progress::new(g.quiet);
     let read = a.read.options();
     let scored = score(model.as_ref(), &a.dataset, &read, a.novel_against.as_ref(), &mut progress)?;
@@ -75,23 +71,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         extra["novel"] = serde_json::to_value(&nev)?;
     }
     let title = format!("{kind} on {}", dataset_names(&a.dataset));
-    finish(&ev, &title, a.report.as_deref(), a.plots.as_deref(), extra)
-}
-
-fn finish(
-    ev: &Evaluation,
-    title: &str,
-    report: Option<&Path>,
-    plots: Option<&Path>,
-    extra: serde_json::Value,
-) -> Result<()> {
-    if let Some(out) = report {
-        write_report(out, ev, extra)?;
-    }
-    if let Some(dir) = plots {
-        write_plots(dir, ev, title)?;
-    }
-    Ok(())
+    Ok(write_outputs(&ev, &title, a.report.as_deref(), a.plots.as_deref(), extra)?)
 }
 
 #[derive(Args)]
@@ -152,5 +132,5 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     if let (Some(o), serde_json::Value::Object(x)) = (info.as_object_mut(), out.extra) {
         o.extend(x);
     }
-    finish(&cv.pooled, &title, a.report.as_deref(), a.plots.as_deref(), info)
+    Ok(write_outputs(&cv.pooled, &title, a.report.as_deref(), a.plots.as_deref(), info)?)
 }

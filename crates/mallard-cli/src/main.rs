@@ -3,6 +3,7 @@
 mod dataset;
 mod eval_cmd;
 mod features_cmd;
+mod image_cmd;
 mod inspect_cmd;
 mod scan_cmd;
 mod train_cmd;
@@ -40,8 +41,10 @@ enum Command {
     Cv(eval_cmd::CvArgs),
     /// Give a verdict, a score and reasons for PE files and sandbox reports (files or folders).
     Scan(scan_cmd::ScanArgs),
-    /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin) from PE files.
+    /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin, opcodes, image) from PE files.
     Features(features_cmd::FeaturesArgs),
+    /// Draw a file as a grayscale byte plot (Nataraj et al.), PE sections marked, to a PNG.
+    Image(image_cmd::ImageArgs),
     /// Show what a model file holds: kind, labels, threshold, training summary, feature importance.
     Inspect(inspect_cmd::InspectArgs),
 }
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
     // Only commands that use rayon size its pool: building it starts every worker at
     // once, which a one-file scan paid for without using (`scan` runs its own threads).
     // Ignore the error: a pool may exist already in tests that call main twice.
-    if !matches!(cli.command, Command::Scan(_) | Command::Inspect(_)) {
+    if !matches!(cli.command, Command::Scan(_) | Command::Inspect(_) | Command::Image(_)) {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
     let g = Global { quiet: cli.quiet, threads };
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => scan_cmd::run(a, &g),
         Command::Features(a) => features_cmd::run(a, &g),
         Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

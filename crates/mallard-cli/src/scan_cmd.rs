@@ -135,15 +135,7 @@ fn catch_sigint() {
 
 /// Writes one result: a JSON object or a line in words; in JSON mode errors go to stderr too.
 fn emit(r: &ScanResult, json: bool, bar: Option<&indicatif::ProgressBar>) {
-    let line = if json {
-        serde_json::to_string(r).unwrap_or_else(|e| {
-            format!(
-                "{{\"path\":null,\"verdict\":\"error\",\"error\":\"cannot encode result: {e}\"}}"
-            )
-        })
-    } else {
-        r.line()
-    };
+    let line = if json { r.json_line() } else { r.line() };
     let write = || {
         let mut out = std::io::stdout().lock();
         // A closed stdout (`| head`) must not panic; the summary still says what happened.

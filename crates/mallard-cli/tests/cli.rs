@@ -958,3 +958,26 @@ fn a_table_model_evaluates_a_csv_it_was_trained_on() {
     // Column a separates the classes completely.
     assert!(text.contains("roc_auc                 1.0000"), "{text}");
 }
+
+#[test]
+fn image_draws_a_byte_plot_with_regions_and_features_have_an_image_set() {
+    let d = tmp("image");
+    let exe = d.join("tiny.exe");
+    std::fs::write(&exe, mallard_pe::synth::tiny_pe32()).unwrap();
+    let png = d.join("tiny.png");
+    let out = mallard(&["image", exe.to_str().unwrap(), "--out", png.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // 0x600 bytes: Nataraj's 32 pixels a row, 48 rows; an 8-pixel region strip beside it.
+    assert!(err.contains("32 x 48 pixels; marked: headers, .text, .idata"), "{err}");
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(b[16..20].try_into().unwrap()), 40); // IHDR width
+    assert_eq!(u32::from_be_bytes(b[20..24].try_into().unwrap()), 48); // IHDR height
+    let out = mallard(&["image", d.join("none").to_str().unwrap(), "--out", png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = mallard(&["features", "--set", "image", exe.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["vector"].as_array().unwrap().len(), 340);
+}

@@ -43,6 +43,23 @@ pub fn write_report(path: &Path, ev: &Evaluation, extra: serde_json::Value) -> R
     std::fs::write(path, text + "\n").map_err(write_err(path))
 }
 
+/// The JSON report (with `extra` fields) and the plots, each where asked.
+pub fn write_outputs(
+    ev: &Evaluation,
+    title: &str,
+    report: Option<&Path>,
+    plots: Option<&Path>,
+    extra: serde_json::Value,
+) -> Result<(), Error> {
+    if let Some(out) = report {
+        write_report(out, ev, extra)?;
+    }
+    if let Some(dir) = plots {
+        write_plots(dir, ev, title)?;
+    }
+    Ok(())
+}
+
 /// `roc.svg` (two-class evaluations) and `confusion.svg` in `dir`, created if needed.
 pub fn write_plots(dir: &Path, ev: &Evaluation, title: &str) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(write_err(dir))?;

@@ -4,6 +4,7 @@
 //!   elastic/ember `features.py` with lief 0.12.3 (see README.md for the measured parity).
 //! * `pe-header`: ClaMP's 55 raw header columns, in the column order of `ClaMP_Raw-5184.csv`.
 //! * `saxe-1024`: Saxe & Berlin (2015) style 4 x 256 features.
+//! * `image`: texture descriptors of the file's byte plot (`mallard-image`).
 //! * `opcodes`: mnemonic shares and hashed 2-/3-grams of the x86/x64 code reached from the
 //!   entry points (`mallard-disasm`).
 //!
@@ -21,6 +22,7 @@ pub mod bytes;
 pub mod clamp;
 pub mod ember;
 pub mod hasher;
+pub mod image;
 pub mod opcodes;
 pub mod saxe;
 
@@ -35,7 +37,7 @@ pub enum FeatureError {
     Pe(#[from] PeError),
     #[error("{0}")]
     Raw(String),
-    #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024, opcodes)")]
+    #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024, opcodes, image)")]
     UnknownSet(String),
     #[error("{path}: {source}")]
     File {
@@ -59,14 +61,16 @@ pub enum FeatureSet {
     PeHeader,
     Saxe1024,
     Opcodes,
+    Image,
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 4] = [
+    pub const ALL: [FeatureSet; 5] = [
         FeatureSet::EmberV2,
         FeatureSet::PeHeader,
         FeatureSet::Saxe1024,
         FeatureSet::Opcodes,
+        FeatureSet::Image,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl FeatureSet {
             FeatureSet::PeHeader => "pe-header",
             FeatureSet::Saxe1024 => "saxe-1024",
             FeatureSet::Opcodes => "opcodes",
+            FeatureSet::Image => "image",
         }
     }
 
@@ -84,6 +89,7 @@ impl FeatureSet {
             FeatureSet::PeHeader => clamp::DIM,
             FeatureSet::Saxe1024 => saxe::DIM,
             FeatureSet::Opcodes => opcodes::dim(),
+            FeatureSet::Image => image::DIM,
         }
     }
 }
@@ -102,6 +108,7 @@ impl std::str::FromStr for FeatureSet {
             "pe-header" | "clamp" => Ok(FeatureSet::PeHeader),
             "saxe-1024" | "saxe" => Ok(FeatureSet::Saxe1024),
             "opcodes" | "opcode" => Ok(FeatureSet::Opcodes),
+            "image" | "byteplot" => Ok(FeatureSet::Image),
             _ => Err(FeatureError::UnknownSet(s.to_string())),
         }
     }
@@ -114,6 +121,7 @@ pub fn names(set: FeatureSet) -> Vec<String> {
         FeatureSet::PeHeader => clamp::names(),
         FeatureSet::Saxe1024 => saxe::names(),
         FeatureSet::Opcodes => opcodes::names(),
+        FeatureSet::Image => image::names(),
     }
 }
 
@@ -125,6 +133,7 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
         FeatureSet::PeHeader => clamp::extract(bytes),
         FeatureSet::Saxe1024 => saxe::extract(bytes),
         FeatureSet::Opcodes => opcodes::extract(bytes),
+        FeatureSet::Image => Ok(image::texture(bytes)),
     }
 }
 

@@ -20,6 +20,16 @@ pub fn escape_controls(s: &str) -> String {
 }
 
 impl ScanResult {
+    /// The result as one JSON object (`scan --json`); a result that cannot be encoded
+    /// becomes an error object saying why.
+    pub fn json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(
+                "{{\"path\":null,\"verdict\":\"error\",\"error\":\"cannot encode result: {e}\"}}"
+            )
+        })
+    }
+
     /// `PATH: MALICIOUS (score 0.981, family x) reasons: a +0.4, ...`, or `PATH: ERROR why`;
     /// control characters escaped.
     pub fn line(&self) -> String {

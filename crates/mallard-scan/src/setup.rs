@@ -23,6 +23,23 @@ pub fn load_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanSetupE
     }
 }
 
+/// A model file or `builtin:NAME`, loaded whole (training summary and table settings
+/// included), for evaluating or inspecting rather than scanning.
+pub fn load_full_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanSetupError> {
+    match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+        Some(name) => builtin::load(name)
+            .ok_or_else(|| {
+                setup(format!(
+                    "no built-in model {name:?} ({})",
+                    builtin::NAMES.join(", ")
+                ))
+            })?
+            .map_err(|e| setup(format!("built-in model {name}: {e}"))),
+        None => mallard_model::load_with(spec, caps)
+            .map_err(|e| setup(format!("{}: {e}", spec.display()))),
+    }
+}
+
 /// A built-in model by name (`api`, `pe`, `clamp`), loaded for scoring as in [`load_model`]
 /// (`builtin::load` gives the whole model).
 pub fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
