@@ -17,8 +17,10 @@ BENIGN=${BENIGN:-$HOME/.cache/mallard/benign-corpus}
 WORK=${WORK:-$HOME/.cache/mallard/static-detectors}
 MAX=${MAX:-262144}
 SETS=${*:-ember-v2 opcodes}
-# The default PE model's settings (models/README.md), chosen on its own training data.
-TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds}
+# The default PE model's settings (models/README.md), chosen on its own training data, but
+# without --balance-kinds, which reads the kind of file from EMBER columns that other sets
+# lack: every set is trained the same way.
+TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40}
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
 [ -f "$BENIGN/MANIFEST.tsv" ] || { echo "no benign corpus in $BENIGN: bash corpus/benign/build.sh" >&2; exit 2; }
 mkdir -p "$WORK"
