@@ -11,6 +11,7 @@ Rows whose sha256 is not in the manifest, and error records, are left out (and c
 """
 import csv
 import gzip
+import io
 import json
 import sys
 
@@ -51,7 +52,11 @@ def main():
             rows[r["sha256"].lower()] = r
     kept = missing = errors = repeated = 0
     seen = set()
-    with open(raw) as f, gzip.open(out, "wt", compresslevel=6) as w:
+    # mtime=0 and no file name in the gzip header: the same rows give the same bytes, so the
+    # sha256 a model file records for its training data is reproducible.
+    with open(raw) as f, open(out, "wb") as raw_out, gzip.GzipFile(
+        filename="", mode="wb", compresslevel=6, fileobj=raw_out, mtime=0
+    ) as gz, io.TextIOWrapper(gz, encoding="utf-8") as w:
         for line in f:
             d = json.loads(line)
             if "error" in d:
