@@ -5,7 +5,7 @@
 # corpus's files of that size (corpus/benign/build.sh). Folds never split a malware family
 # hint or a benign project (the groups of the default PE model).
 #
-#   bash bench/static-detectors.sh [SET...]        (default: ember-v2 opcodes)
+#   bash bench/static-detectors.sh [SET...]        (default: ember-v2 opcodes; also image, malconv)
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end; features, labels and out-of-fold predictions go to $WORK.
@@ -44,6 +44,28 @@ awk -F'\t' -v max="$MAX" 'NR > 1 && $3 <= max { print $1 }' "$BENIGN/MANIFEST.ts
 echo "malware: $(ls "$TMP/malware" | wc -l) files; benign: $(ls "$WORK/benign-small" | wc -l) files (at most $MAX bytes)"
 
 for set in $SETS; do
+    if [ "$set" = malconv ]; then
+        # MalConv reads the files themselves: a labelled folder of links and the same groups
+        # (family hint, benign project) as the feature sets' rows, by file name.
+        rm -rf "$WORK/malconv-files" && mkdir -p "$WORK/malconv-files/malicious" "$WORK/malconv-files/benign"
+        for f in "$TMP"/malware/*; do ln -s "$f" "$WORK/malconv-files/malicious/"; done
+        for f in "$WORK"/benign-small/*; do ln -s "$f" "$WORK/malconv-files/benign/"; done
+        python3 - "$SHARED/data/pe-corpus/MANIFEST.tsv" "$BENIGN/MANIFEST.tsv" > "$WORK/malconv-groups.tsv" <<'PY'
+import csv, importlib.util, sys
+spec = importlib.util.spec_from_file_location("label", "corpus/label-ember.py")
+label = importlib.util.module_from_spec(spec); spec.loader.exec_module(label)
+print("name\tgroup")
+for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
+    if r.get("family"):
+        print(f'{r["sha256"].lower()}\tfamily:{r["family"]}')
+for r in csv.DictReader(open(sys.argv[2]), delimiter="\t"):
+    print(f'{r["name"]}\tproject:{label.project(r["package"])}')
+PY
+        echo "== malconv"
+        "$BIN" cv --model malconv --dataset "pe:$WORK/malconv-files" --groups "$WORK/malconv-groups.tsv" \
+            ${MALCONV:-} --predictions "$WORK/cv-malconv.jsonl"
+        continue
+    fi
     for side in malicious benign; do
         if [ $side = malicious ]; then dir=$TMP/malware; man=$SHARED/data/pe-corpus/MANIFEST.tsv
         else dir=$WORK/benign-small; man=$BENIGN/MANIFEST.tsv; fi

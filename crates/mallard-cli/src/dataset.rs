@@ -43,6 +43,10 @@ pub struct ReadArgs {
     /// pe: deepest folder nesting searched below the dataset folder.
     #[arg(long, value_name = "N", default_value_t = mallard_io::Caps::default().max_walk_depth)]
     pub max_depth: usize,
+    /// pe: a tab-separated NAME<TAB>GROUP file giving files (by name) a group, such as a
+    /// malware family or a benign project: a group never straddles a split.
+    #[arg(long = "groups", value_name = "FILE.tsv")]
+    pub groups_file: Option<PathBuf>,
 }
 
 impl ReadArgs {
@@ -54,6 +58,6 @@ impl ReadArgs {
             ($($f:ident),*) => { ReadOptions { $($f: a.$f,)* max_table_bytes: a.max_table_mib.saturating_mul(1 << 20) } };
         }
         same!(max_calls, per_process, label_column, labels_file, id_column, drop_columns, feature_set, group_by,
-            max_cell_bytes, max_depth)
+            max_cell_bytes, max_depth, groups_file)
     }
 }

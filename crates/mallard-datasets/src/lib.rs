@@ -6,6 +6,7 @@
 mod ember;
 pub mod features_out;
 mod pe;
+pub use pe::{labelled_pe_files, LabelledFiles};
 
 use mallard_apiseq::{read_dataset, DatasetOptions, Format, Sample};
 use mallard_tables::{read_csv, read_csv_with_schema, CsvOptions, Table, TableSchema};
@@ -145,6 +146,9 @@ pub struct ReadOptions {
     pub max_cell_bytes: usize,
     /// pe: deepest folder nesting searched below the dataset folder.
     pub max_depth: usize,
+    /// pe: a tab-separated `NAME<TAB>GROUP` file naming the group (family, project) of files
+    /// by file name; files of one group never straddle a split.
+    pub groups_file: Option<PathBuf>,
 }
 
 impl Default for ReadOptions {
@@ -162,6 +166,7 @@ impl Default for ReadOptions {
             max_table_bytes: caps.max_table_bytes,
             max_cell_bytes: caps.max_cell_bytes,
             max_depth: caps.max_walk_depth,
+            groups_file: None,
         }
     }
 }

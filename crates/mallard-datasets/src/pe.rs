@@ -2,6 +2,7 @@
 
 use crate::{invalid, numeric_schema, ReadOptions, Result};
 use mallard_tables::{Labels, Table};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub(crate) fn table(
@@ -30,13 +31,16 @@ pub(crate) fn table(
             (f.display().to_string(), l.clone(), v)
         })
         .collect();
-    let (mut values, mut labels, mut ids) = (Vec::new(), Labels::new(), Vec::new());
-    for (id, label, v) in rows {
+    let named = read_groups(read)?;
+    let (mut values, mut labels, mut ids, mut groups) =
+        (Vec::new(), Labels::new(), Vec::new(), Vec::new());
+    for ((id, label, v), (f, _)) in rows.into_iter().zip(&files) {
         match v {
             Ok(v) => {
                 values.extend(v);
                 labels.push(&label);
                 ids.push(id);
+                groups.push(group_of(&named, f).unwrap_or_default());
             }
             Err(e) => warnings.push(format!("skipped {e}")),
         }
@@ -47,8 +51,75 @@ pub(crate) fn table(
         values,
         labels,
         ids: Some(ids),
-        groups: None,
+        groups: (!named.is_empty()).then_some(groups),
     })
+}
+
+/// Labelled files of a `pe:` folder, for models that read raw bytes.
+#[derive(Clone, Debug, Default)]
+pub struct LabelledFiles {
+    pub paths: Vec<PathBuf>,
+    pub labels: Vec<String>,
+    /// Named groups from `ReadOptions::groups_file` (`None`: not listed).
+    pub groups: Vec<Option<String>>,
+}
+
+/// The PE files below `dir` with their labels (first sub-folder) and named groups, sorted.
+pub fn labelled_pe_files(
+    dir: &std::path::Path,
+    read: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<LabelledFiles> {
+    let named = read_groups(read)?;
+    let mut out = LabelledFiles::default();
+    for (f, label) in labelled_files(dir, read, warnings)? {
+        out.groups.push(group_of(&named, &f));
+        out.paths.push(f);
+        out.labels.push(label);
+    }
+    Ok(out)
+}
+
+/// `NAME<TAB>GROUP` lines (a header line without a tab, blank lines and `#` comments are
+/// skipped); the file is capped like a table.
+fn read_groups(read: &ReadOptions) -> Result<HashMap<String, String>> {
+    let Some(path) = &read.groups_file else {
+        return Ok(HashMap::new());
+    };
+    let bytes =
+        mallard_io::read_capped(path, read.max_table_bytes).map_err(|e| invalid(e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid(format!("{}: not UTF-8 text", path.display())))?;
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('\t') {
+            Some((name, group)) if !name.is_empty() && !group.is_empty() => {
+                out.insert(name.to_string(), group.to_string());
+            }
+            _ if n == 0 => {}
+            _ => {
+                return Err(invalid(format!(
+                    "{}:{}: expected NAME<TAB>GROUP",
+                    path.display(),
+                    n + 1
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A file's group: by its name, else by its name up to the first dot.
+fn group_of(named: &HashMap<String, String>, f: &std::path::Path) -> Option<String> {
+    let name = f.file_name()?.to_string_lossy();
+    named
+        .get(name.as_ref())
+        .or_else(|| named.get(name.split('.').next()?))
+        .cloned()
 }
 
 /// The files below `dir` that start like PE files, with their label (first sub-folder),

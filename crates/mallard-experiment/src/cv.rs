@@ -35,6 +35,35 @@ pub fn cross_validate(req: &CvRequest<'_>, obs: &mut dyn Observer) -> Result<CvO
         .datasets
         .first()
         .ok_or_else(|| Error::Invalid("no dataset given".into()))?;
+    if req.settings.reads_bytes() {
+        let files = crate::train::byte_files(req.datasets, req.read, obs)?;
+        let opts = req.settings.malconv_options()?;
+        let set = mallard_model::malconv::FileSet {
+            paths: &files.paths,
+            labels: &files.labels,
+            groups: &files.groups,
+        };
+        let run = during(
+            "cross-validation",
+            mallard_model::malconv::cross_validate_files(
+                &set,
+                &opts,
+                req.folds,
+                req.settings.seed,
+                obs,
+            ),
+        )?;
+        return Ok(CvOutcome {
+            run,
+            kind: "malconv".into(),
+            ids: files
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            extra: serde_json::json!({ "rows": files.paths.len(), "malconv": opts.settings }),
+        });
+    }
     if first.is_table() {
         let mut w = Vec::new();
         let table = mallard_datasets::load_tables(req.datasets, req.read, &mut w);

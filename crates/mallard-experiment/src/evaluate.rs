@@ -67,7 +67,30 @@ pub fn score(
     };
     let t = Instant::now();
     let mut novel = None;
-    let (ids, y, probs) = if meta.input == InputKind::Features {
+    let (ids, y, probs) = if meta.input == InputKind::Bytes {
+        if novel_against.is_some() {
+            return Err(Error::Invalid(
+                "novel rows are defined for API-call data".into(),
+            ));
+        }
+        let files = crate::train::byte_files(datasets, &read, obs)?;
+        let y = index(files.labels.iter().map(String::as_str).collect())?;
+        let mut probs = Vec::with_capacity(y.len() * meta.labels.len());
+        let max = mallard_model::Caps::default().max_pe_bytes;
+        for p in &files.paths {
+            let bytes = mallard_model::malconv::read_prefix(p, max).map_err(Error::Invalid)?;
+            probs.extend(during(
+                "scoring",
+                model.predict_proba(&[Input::Bytes(&bytes)]),
+            )?);
+        }
+        let ids = files
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        (ids, y, probs)
+    } else if meta.input == InputKind::Features {
         if novel_against.is_some() {
             return Err(Error::Invalid(
                 "novel rows are defined for API-call data".into(),

@@ -195,6 +195,52 @@ impl ModelSettings {
     }
 }
 
+impl ModelSettings {
+    /// Whether the kind reads raw file bytes (`malconv`).
+    pub fn reads_bytes(&self) -> bool {
+        self.kind
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case("malconv"))
+    }
+
+    /// MalConv's settings: defaults (docs/decisions.md) with the flags that apply.
+    pub fn malconv_options(&self) -> Result<mallard_model::malconv::MalConvOptions, Error> {
+        let mut o = mallard_model::malconv::MalConvOptions::default();
+        set(&mut o.settings.embed, self.embed);
+        set(&mut o.settings.hidden, self.hidden);
+        set(&mut o.train.epochs, self.epochs);
+        set(&mut o.train.batch_size, self.batch_size);
+        set(&mut o.validation, self.validation_split);
+        if self.patience.is_some() {
+            o.train.patience = self.patience;
+        }
+        let lr = self.learning_rate.unwrap_or(1e-3);
+        o.train.optimizer = match self.optimizer.as_deref().unwrap_or("adam") {
+            "adam" => mallard_model::malconv::Optimizer::Adam {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7,
+            },
+            "rmsprop" => mallard_model::malconv::Optimizer::RmsProp {
+                lr,
+                rho: 0.9,
+                eps: 1e-7,
+            },
+            other => return Err(bad(format!("unknown optimizer {other:?} (adam, rmsprop)"))),
+        };
+        o.class_weights = self.class_weights;
+        o.train.seed = self.seed;
+        o.train.threads = self.threads.max(1);
+        if self.gpu {
+            return Err(bad(
+                "MalConv trains on the CPU only in this version (docs/decisions.md)".into(),
+            ));
+        }
+        Ok(o)
+    }
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;

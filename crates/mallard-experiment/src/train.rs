@@ -29,6 +29,9 @@ pub fn train(req: &TrainRequest<'_>, obs: &mut dyn Observer) -> Result<ModelFile
         .first()
         .ok_or_else(|| Error::Invalid("no dataset given".into()))?;
     let paths: Vec<&std::path::Path> = req.datasets.iter().map(|d| d.path.as_path()).collect();
+    if req.settings.reads_bytes() {
+        return train_bytes(req, &paths, obs);
+    }
     if first.is_table() {
         return train_table(req, &paths, obs);
     }
@@ -151,5 +154,70 @@ fn train_table(
             .collect();
         obs.info(&format!("top features by gain: {}", top.join(", ")));
     }
+    Ok(file)
+}
+
+/// The labelled files of the one `pe:` dataset a byte model reads.
+pub(crate) fn byte_files(
+    datasets: &[DatasetSpec],
+    read: &ReadOptions,
+    obs: &mut dyn Observer,
+) -> Result<mallard_datasets::LabelledFiles, Error> {
+    let d = mallard_datasets::single(datasets)?;
+    if d.format != mallard_datasets::DataFormat::Pe {
+        return Err(Error::Invalid(format!(
+            "{}: MalConv reads the bytes of PE files: give a pe:DIR dataset (DIR/<label>/...)",
+            d.path.display()
+        )));
+    }
+    let mut w = Vec::new();
+    let files = mallard_datasets::labelled_pe_files(&d.path, read, &mut w);
+    pass_on(obs, w, Vec::new());
+    let files = files?;
+    if files.paths.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no PE files in label folders",
+            d.path.display()
+        )));
+    }
+    Ok(files)
+}
+
+fn train_bytes(
+    req: &TrainRequest<'_>,
+    paths: &[&std::path::Path],
+    obs: &mut dyn Observer,
+) -> Result<ModelFile, Error> {
+    let t = Instant::now();
+    let files = byte_files(req.datasets, req.read, obs)?;
+    let opts = req.settings.malconv_options()?;
+    obs.info(&format!(
+        "read {} files from {}; MalConv {:?}",
+        files.paths.len(),
+        mallard_datasets::describe(req.datasets),
+        opts.settings
+    ));
+    let provenance = during(
+        "provenance",
+        fit::provenance(req.command, paths, req.manifests, files.labels.iter()),
+    )?;
+    let set = mallard_model::malconv::FileSet {
+        paths: &files.paths,
+        labels: &files.labels,
+        groups: &files.groups,
+    };
+    let model = during(
+        "training",
+        mallard_model::malconv::train_files(&set, &opts, obs),
+    )?;
+    let mut file = during("training", model.to_file())?;
+    if let Some(o) = file.meta.training.as_object_mut() {
+        o.insert("provenance".into(), provenance);
+    }
+    obs.info(&format!(
+        "trained malconv (labels {:?}) in {:.1} s",
+        file.meta.labels,
+        t.elapsed().as_secs_f64()
+    ));
     Ok(file)
 }

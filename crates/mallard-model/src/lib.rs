@@ -8,6 +8,7 @@ pub mod describe;
 mod ensemble;
 mod file;
 pub mod fit;
+pub mod malconv;
 mod ngram;
 mod sequence;
 mod svm;
@@ -64,6 +65,8 @@ pub enum InputKind {
     ApiSequence,
     /// A fixed-length feature vector.
     Features,
+    /// A file's raw bytes.
+    Bytes,
 }
 
 /// One input to a model.
@@ -71,6 +74,7 @@ pub enum InputKind {
 pub enum Input<'a> {
     Apis(&'a [String]),
     Features(&'a [f32]),
+    Bytes(&'a [u8]),
 }
 
 impl<'a> Input<'a> {
@@ -78,6 +82,18 @@ impl<'a> Input<'a> {
         match self {
             Input::Apis(_) => "API-call sequences",
             Input::Features(_) => "feature vectors",
+            Input::Bytes(_) => "file bytes",
+        }
+    }
+
+    /// The bytes, or the error a byte model gives for any other input.
+    pub fn bytes(&self) -> Result<&'a [u8], ModelError> {
+        match self {
+            Input::Bytes(b) => Ok(b),
+            other => Err(ModelError::WrongInput {
+                expected: "file bytes",
+                got: other.kind_name(),
+            }),
         }
     }
 
@@ -314,6 +330,7 @@ pub fn from_file_with(file: ModelFile, caps: &Caps) -> Result<Box<dyn Model>, Mo
         "svm" => Ok(Box::new(SvmSeqModel::from_file(file)?)),
         "ensemble" => Ok(Box::new(Ensemble::from_file(file, caps)?)),
         "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file, caps)?)),
+        "malconv" => Ok(Box::new(malconv::MalConvModel::from_file(file, caps)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
 }

@@ -25,7 +25,7 @@ mod train;
 mod tests;
 
 pub use kernel::BatchLayout;
-pub use optim::Optimizer;
+pub use optim::{OptState, Optimizer};
 pub use params::{Cell, Head, NetConfig, Output};
 pub use train::{
     targets_for, train, EarlyStopping, EpochOrder, EpochReport, Stopping, TrainConfig, TrainPlan,

@@ -53,9 +53,10 @@ impl Optimizer {
     }
 }
 
-/// Per-parameter optimizer state.
+/// Per-parameter optimizer state over a fixed list of weight tensors (any network: the
+/// recurrent nets and MalConv take the same steps).
 #[derive(Clone, Debug)]
-pub(crate) struct OptState {
+pub struct OptState {
     opt: Optimizer,
     t: u64,
     m: Vec<Vec<f32>>,
@@ -64,12 +65,13 @@ pub(crate) struct OptState {
 
 impl OptState {
     pub(crate) fn new(opt: Optimizer, p: &Params<f32>) -> Self {
-        let zeros = || {
-            p.slices()
-                .iter()
-                .map(|s| vec![0.0f32; s.len()])
-                .collect::<Vec<_>>()
-        };
+        let sizes: Vec<usize> = p.slices().iter().map(|s| s.len()).collect();
+        Self::with_sizes(opt, &sizes)
+    }
+
+    /// State for tensors of these lengths, in the order [`OptState::step_slices`] gets them.
+    pub fn with_sizes(opt: Optimizer, sizes: &[usize]) -> Self {
+        let zeros = || sizes.iter().map(|&n| vec![0.0f32; n]).collect::<Vec<_>>();
         let m = match opt {
             Optimizer::Adam { .. } => zeros(),
             Optimizer::RmsProp { .. } => Vec::new(),
@@ -83,6 +85,11 @@ impl OptState {
     }
 
     pub(crate) fn step(&mut self, p: &mut Params<f32>, g: &Params<f32>) {
+        self.step_slices(p.slices_mut(), g.slices());
+    }
+
+    /// One step: `weights[i] -= update(grads[i])`, tensors in the order of construction.
+    pub fn step_slices(&mut self, weights: Vec<&mut [f32]>, grads: Vec<&[f32]>) {
         self.t += 1;
         match self.opt {
             Optimizer::Adam {
@@ -93,10 +100,9 @@ impl OptState {
             } => {
                 let alpha = self.opt.adam_step_size(self.t).unwrap_or(lr);
                 let (c1, c2) = (1.0 - beta1, 1.0 - beta2);
-                for (((w, gr), m), v) in p
-                    .slices_mut()
+                for (((w, gr), m), v) in weights
                     .into_iter()
-                    .zip(g.slices())
+                    .zip(grads)
                     .zip(&mut self.m)
                     .zip(&mut self.v)
                 {
@@ -109,7 +115,7 @@ impl OptState {
                 }
             }
             Optimizer::RmsProp { lr, rho, eps } => {
-                for ((w, gr), v) in p.slices_mut().into_iter().zip(g.slices()).zip(&mut self.v) {
+                for ((w, gr), v) in weights.into_iter().zip(grads).zip(&mut self.v) {
                     for i in 0..w.len() {
                         let gi = gr[i];
                         v[i] = rho * v[i] + (1.0 - rho) * gi * gi;

@@ -139,14 +139,25 @@ impl Default for ScanOptions {
     }
 }
 
-/// A feature model and how to build its input from an extractor's vector.
+/// A model for PE files and how to build its input from a file.
 struct StaticModel {
     model: Box<dyn Model>,
+    /// The extractor of a feature model (unused by the other two readers).
     set: FeatureSet,
-    /// A sequence model over the mnemonics of the reachable code (`set` is `Opcodes`).
-    opcode_sequence: bool,
+    reads: PeInput,
     /// For each model column, its index in the extractor's vector (None: absent, NaN).
     columns: Vec<Option<usize>>,
+}
+
+/// What a PE model reads of a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeInput {
+    /// A feature vector (`StaticModel::set`'s).
+    Features,
+    /// The mnemonics of the reachable code, as a sequence.
+    Opcodes,
+    /// The raw bytes (MalConv).
+    Bytes,
 }
 
 pub struct Scanner {
@@ -198,6 +209,12 @@ impl Scanner {
         }
         let pe = match pe_model {
             None => None,
+            Some(m) if m.meta().input == InputKind::Bytes => Some(StaticModel {
+                model: m,
+                set: FeatureSet::EmberV2,
+                reads: PeInput::Bytes,
+                columns: Vec::new(),
+            }),
             Some(m) => {
                 let name = m.meta().feature_set.clone().ok_or_else(|| {
                     ScanSetupError(format!(
@@ -206,14 +223,22 @@ impl Scanner {
                     ))
                 })?;
                 let set: FeatureSet = name.parse().map_err(|e| ScanSetupError(format!("{e}")))?;
-                let opcode_sequence = m.meta().input == InputKind::ApiSequence;
-                if opcode_sequence && set != FeatureSet::Opcodes {
+                let reads = if m.meta().input == InputKind::ApiSequence {
+                    PeInput::Opcodes
+                } else {
+                    PeInput::Features
+                };
+                if reads == PeInput::Opcodes && set != FeatureSet::Opcodes {
                     return Err(ScanSetupError(format!(
                         "the {} model reads sequences of {name}, which are not PE features",
                         m.meta().kind
                     )));
                 }
-                let names = mallard_pefeatures::names(set);
+                let names = if reads == PeInput::Features {
+                    mallard_pefeatures::names(set)
+                } else {
+                    Vec::new()
+                };
                 // By name through a map: a search per column was 2381 squared string
                 // comparisons for EMBER, a tenth of a one-file scan. The first of equal
                 // names wins, as a search would have it.
@@ -230,7 +255,7 @@ impl Scanner {
                 Some(StaticModel {
                     model: m,
                     set,
-                    opcode_sequence,
+                    reads,
                     columns,
                 })
             }
@@ -366,10 +391,14 @@ impl Scanner {
         };
         let run_model = || {
             let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
+            if sm.reads == PeInput::Bytes {
+                let input = Input::Bytes(&bytes);
+                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
+            }
             if sm.set == FeatureSet::EmberV2 {
                 mallard_pefeatures::check_pe(&bytes).map_err(err)?;
             }
-            if sm.opcode_sequence {
+            if sm.reads == PeInput::Opcodes {
                 let caps = mallard_pefeatures::opcodes::Caps::default();
                 let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(&bytes, &caps)
                     .map_err(err)?

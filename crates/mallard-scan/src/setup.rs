@@ -66,8 +66,8 @@ pub fn models_for(
     let (mut report_model, mut pe_model) = (None, None);
     for p in specs {
         let m = load_model(p, caps)?;
-        // Opcode-sequence models read PE files, as feature models do.
-        let reads_pe = m.meta().input == InputKind::Features
+        // Opcode-sequence and byte models read PE files, as feature models do.
+        let reads_pe = matches!(m.meta().input, InputKind::Features | InputKind::Bytes)
             || m.meta().feature_set.as_deref() == Some("opcodes");
         let slot = if reads_pe {
             &mut pe_model
