@@ -80,8 +80,8 @@ pub fn labelled_pe_files(
     Ok(out)
 }
 
-/// `NAME<TAB>GROUP` lines (a header line without a tab, blank lines and `#` comments are
-/// skipped); the file is capped like a table.
+/// `NAME<TAB>GROUP` lines (a first line `name<TAB>group` or without a tab, blank lines and
+/// `#` comments are skipped); the file is capped like a table.
 fn read_groups(read: &ReadOptions) -> Result<HashMap<String, String>> {
     let Some(path) = &read.groups_file else {
         return Ok(HashMap::new());
@@ -97,6 +97,7 @@ fn read_groups(read: &ReadOptions) -> Result<HashMap<String, String>> {
             continue;
         }
         match line.split_once('\t') {
+            Some(("name", "group")) if n == 0 => {}
             Some((name, group)) if !name.is_empty() && !group.is_empty() => {
                 out.insert(name.to_string(), group.to_string());
             }
@@ -218,4 +219,31 @@ pub(crate) fn opcode_samples(
         }
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod groups_tests {
+    use super::*;
+
+    #[test]
+    fn groups_file_names_files_by_name_or_stem_and_refuses_bad_lines() {
+        let d = std::env::temp_dir().join(format!("mallard-groups-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("groups.tsv");
+        std::fs::write(&f, "name\tgroup\n# comment\n\nabc\tfamily:x\nputty.exe\tproject:putty\r\n").unwrap();
+        let read = ReadOptions {
+            groups_file: Some(f.clone()),
+            ..ReadOptions::default()
+        };
+        let g = read_groups(&read).unwrap();
+        assert_eq!(g.len(), 2);
+        let of = |n: &str| group_of(&g, std::path::Path::new(n));
+        assert_eq!(of("/m/abc.bin").as_deref(), Some("family:x"));
+        assert_eq!(of("/b/putty.exe").as_deref(), Some("project:putty"));
+        assert_eq!(of("/b/other.exe"), None);
+        std::fs::write(&f, "name\tgroup\nabc family:x\n").unwrap();
+        let e = read_groups(&read).unwrap_err().to_string();
+        assert!(e.contains("groups.tsv:2"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

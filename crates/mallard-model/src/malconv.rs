@@ -396,3 +396,71 @@ pub fn cross_validate_files(
         train_secs: t.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> MalConvModel {
+        let settings = MalConvSettings {
+            embed: 4,
+            channels: 6,
+            window: 64,
+            hidden: 5,
+            max_bytes: 1 << 20,
+        };
+        let net = MalConv::new(settings.config(), 3).unwrap();
+        let meta = Meta::new("malconv", InputKind::Bytes, vec!["benign".into(), "malicious".into()]);
+        MalConvModel {
+            meta,
+            net,
+            settings,
+        }
+    }
+
+    #[test]
+    fn file_round_trip_scores_the_same() {
+        let m = model();
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let p = m.predict_proba(&[Input::Bytes(&bytes)]).unwrap();
+        let mut s = Scratch::default();
+        assert_eq!(p[1], m.net.score_bytes(&bytes, &mut s));
+        assert!((p[0] + p[1] - 1.0).abs() < 1e-6);
+        let back = crate::load_bytes(&m.to_file().unwrap().to_bytes().unwrap()).unwrap();
+        assert_eq!(back.meta().kind, "malconv");
+        assert_eq!(back.predict_proba(&[Input::Bytes(&bytes)]).unwrap(), p);
+        // A byte model refuses other inputs by name.
+        let e = back.predict_proba(&[Input::Features(&[1.0])]).unwrap_err();
+        assert!(e.to_string().contains("file bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_file_asking_for_too_much_is_refused() {
+        let mut f = model().to_file().unwrap();
+        f.meta.config["max_bytes"] = serde_json::json!(u64::MAX);
+        assert!(crate::from_file(f).is_err());
+        let mut f = model().to_file().unwrap();
+        f.meta.config["window"] = serde_json::json!(1usize << 40);
+        assert!(crate::from_file(f).is_err());
+    }
+
+    #[test]
+    fn reasons_name_the_pe_region_of_their_window() {
+        let regions = vec![
+            mallard_pefeatures::image::Region { name: "headers".into(), start: 0, end: 0x400 },
+            mallard_pefeatures::image::Region { name: ".text".into(), start: 0x400, end: 0x1000 },
+            mallard_pefeatures::image::Region { name: "overlay".into(), start: 0x1000, end: 0x1800 },
+        ];
+        assert_eq!(region_of(&regions, 0, 0x200), "headers");
+        // Most of 0x300..0x700 lies in .text.
+        assert_eq!(region_of(&regions, 0x300, 0x700), "section .text");
+        assert_eq!(region_of(&regions, 0x1200, 0x1400), "overlay");
+        assert_eq!(region_of(&regions, 0x1800, 0x1800), "padding");
+        assert_eq!(region_of(&regions, 0x2000, 0x2200), "a gap between sections");
+        let m = model();
+        let bytes = vec![0x41u8; 300];
+        let r = m.explain(&Input::Bytes(&bytes), 3).unwrap();
+        assert!(!r.is_empty() && r.len() <= 3);
+        assert!(r.iter().all(|x| x.kind == "bytes" && x.name.contains(" in file")), "{r:?}");
+    }
+}
