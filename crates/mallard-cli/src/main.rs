@@ -6,6 +6,7 @@ mod features_cmd;
 mod image_cmd;
 mod inspect_cmd;
 mod scan_cmd;
+mod stack_cmd;
 mod train_cmd;
 mod ui;
 
@@ -45,6 +46,9 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// Draw a file as a grayscale byte plot (Nataraj et al.), PE sections marked, to a PNG.
     Image(image_cmd::ImageArgs),
+    /// Combine trained PE models (trees, MalConv, opcode models) into one, weighted by a
+    /// logistic regression fitted on their out-of-fold predictions.
+    Stack(stack_cmd::StackArgs),
     /// Show what a model file holds: kind, labels, threshold, training summary, feature importance.
     Inspect(inspect_cmd::InspectArgs),
 }
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Features(a) => features_cmd::run(a, &g),
         Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Stack(a) => stack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

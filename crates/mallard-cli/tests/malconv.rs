@@ -77,7 +77,8 @@ fn malconv_trains_evaluates_cross_validates_and_scans_pe_files() {
     std::fs::create_dir_all(&fresh).unwrap();
     pe_with_overlay(&fresh.join("packed.exe"), true, 99);
     pe_with_overlay(&fresh.join("plain.exe"), false, 98);
-    let out = mallard(&["scan", "--json", "--model", model.to_str().unwrap(), fresh.to_str().unwrap()]);
+    let out =
+        mallard(&["scan", "--json", "--model", model.to_str().unwrap(), fresh.to_str().unwrap()]);
     // Exit status 1: something malicious was found.
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -119,7 +120,108 @@ fn malconv_trains_evaluates_cross_validates_and_scans_pe_files() {
     assert!(r["roc_auc"].as_f64().unwrap() > 0.9, "{r}");
 
     // Not PE files: refused by name.
-    let out = mallard(&["train", "--model", "malconv", "--dataset", "malbehavd:x.csv", "--out", "/dev/null"]);
+    let out = mallard(&[
+        "train",
+        "--model",
+        "malconv",
+        "--dataset",
+        "malbehavd:x.csv",
+        "--out",
+        "/dev/null",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pe:DIR"));
+}
+
+#[test]
+fn stack_joins_members_out_of_fold_and_scans_with_all_of_them() {
+    let d = common::tmp_in("mallard-malconv", "stack");
+    let root = corpus(&d);
+    let ds = format!("pe:{}", root.display());
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (mc, mc_oof) = (d.join("mc.mallard"), d.join("mc-oof.jsonl"));
+    let (gb, gb_oof) = (d.join("gb.mallard"), d.join("gb-oof.jsonl"));
+    let fast = ["--epochs", "40", "--lr", "0.01", "--batch-size", "4", "--validation-split", "0"];
+    let mut a = vec!["cv", "--model", "malconv", "--dataset", &ds, "--folds", "3", "--predictions"];
+    let mc_oof_s = s(&mc_oof);
+    a.push(&mc_oof_s);
+    a.extend(fast);
+    ok(&mallard(&a));
+    let mc_s = s(&mc);
+    let mut a = vec!["train", "--model", "malconv", "--dataset", &ds, "--out", &mc_s];
+    a.extend(fast);
+    ok(&mallard(&a));
+    let header = ["--feature-set", "ember-v2", "--min-data-in-leaf", "2"];
+    let gb_oof_s = s(&gb_oof);
+    let mut a = vec!["cv", "--dataset", &ds, "--folds", "3", "--predictions", &gb_oof_s];
+    a.extend(header);
+    ok(&mallard(&a));
+    let gb_s = s(&gb);
+    let mut a = vec!["train", "--dataset", &ds, "--out", &gb_s];
+    a.extend(header);
+    ok(&mallard(&a));
+
+    let stack = d.join("stack.mallard");
+    let out = mallard(&[
+        "stack",
+        "--member",
+        &format!("{mc_s}={mc_oof_s}"),
+        "--member",
+        &format!("{gb_s}={gb_oof_s}"),
+        "--folds",
+        "3",
+        "--out",
+        &s(&stack),
+    ]);
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("24 files with a prediction from every member"), "{text}");
+    assert!(text.contains("stack (cross-fitted)"), "{text}");
+
+    let out = mallard(&["inspect", &s(&stack), "--json"]);
+    ok(&out);
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["kind"], "stack", "{meta}");
+    assert_eq!(meta["metrics"]["rows"], 24, "{meta}");
+    let weights = text.lines().find(|l| l.starts_with("weights")).unwrap_or_default();
+    let list = weights.split(": ").nth(1).unwrap_or_default();
+    assert_eq!(list.matches(',').count(), 2, "intercept and two member weights: {text}");
+
+    // Scanning reads each member's input from the file: MalConv's bytes, the EMBER
+    // features of the trees; the reasons start with each member's score.
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    pe_with_overlay(&fresh.join("packed.exe"), true, 77);
+    let out = mallard(&["scan", "--json", "--model", &s(&stack), &s(&fresh)]);
+    assert!(out.status.code() == Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["verdict"], "malicious", "{v}");
+    let names: Vec<&str> =
+        v["reasons"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    assert!(names.iter().any(|n| n.starts_with("malconv scores")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("gbdt on ember-v2 scores")), "{names:?}");
+
+    // One member is not enough; predictions of other data do not join.
+    let out =
+        mallard(&["stack", "--member", &format!("{mc_s}={mc_oof_s}"), "--out", &s(&d.join("x"))]);
+    assert!(!out.status.success());
+    let other = d.join("other.jsonl");
+    std::fs::write(&other, "{\"id\":\"nothing-here\",\"label\":\"benign\",\"probs\":[0.9,0.1]}\n")
+        .unwrap();
+    let out = mallard(&[
+        "stack",
+        "--member",
+        &format!("{mc_s}={mc_oof_s}"),
+        "--member",
+        &format!("{gb_s}={}", s(&other)),
+        "--out",
+        &s(&d.join("x")),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no sample is in every"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

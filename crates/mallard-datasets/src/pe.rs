@@ -230,7 +230,11 @@ mod groups_tests {
         let d = std::env::temp_dir().join(format!("mallard-groups-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let f = d.join("groups.tsv");
-        std::fs::write(&f, "name\tgroup\n# comment\n\nabc\tfamily:x\nputty.exe\tproject:putty\r\n").unwrap();
+        std::fs::write(
+            &f,
+            "name\tgroup\n# comment\n\nabc\tfamily:x\nputty.exe\tproject:putty\r\n",
+        )
+        .unwrap();
         let read = ReadOptions {
             groups_file: Some(f.clone()),
             ..ReadOptions::default()

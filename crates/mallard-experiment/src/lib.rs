@@ -27,6 +27,7 @@ pub mod settings;
 
 mod cv;
 mod evaluate;
+pub mod stack;
 mod train;
 
 pub use cv::{cross_validate, CvOutcome, CvRequest};

@@ -11,6 +11,9 @@
 //! cost per byte is `embed * 2 * channels` multiply-adds, which sets the default width (see
 //! docs/decisions.md, "MalConv").
 
+// Index loops over channels read as the maths does.
+#![allow(clippy::needless_range_loop)]
+
 mod train;
 
 pub use train::{predict_rows, train, Source, TrainConfig};

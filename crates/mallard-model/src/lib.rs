@@ -11,6 +11,7 @@ pub mod fit;
 pub mod malconv;
 mod ngram;
 mod sequence;
+pub mod stack;
 mod svm;
 mod table;
 pub mod train;
@@ -331,6 +332,7 @@ pub fn from_file_with(file: ModelFile, caps: &Caps) -> Result<Box<dyn Model>, Mo
         "ensemble" => Ok(Box::new(Ensemble::from_file(file, caps)?)),
         "gbdt" | "dnn" => Ok(Box::new(TableModel::from_file(file, caps)?)),
         "malconv" => Ok(Box::new(malconv::MalConvModel::from_file(file, caps)?)),
+        "stack" => Ok(Box::new(stack::StackModel::from_file(file, caps)?)),
         other => Err(ModelError::UnknownKind(other.to_string())),
     }
 }

@@ -410,7 +410,11 @@ mod tests {
             max_bytes: 1 << 20,
         };
         let net = MalConv::new(settings.config(), 3).unwrap();
-        let meta = Meta::new("malconv", InputKind::Bytes, vec!["benign".into(), "malicious".into()]);
+        let meta = Meta::new(
+            "malconv",
+            InputKind::Bytes,
+            vec!["benign".into(), "malicious".into()],
+        );
         MalConvModel {
             meta,
             net,
@@ -447,20 +451,39 @@ mod tests {
     #[test]
     fn reasons_name_the_pe_region_of_their_window() {
         let regions = vec![
-            mallard_pefeatures::image::Region { name: "headers".into(), start: 0, end: 0x400 },
-            mallard_pefeatures::image::Region { name: ".text".into(), start: 0x400, end: 0x1000 },
-            mallard_pefeatures::image::Region { name: "overlay".into(), start: 0x1000, end: 0x1800 },
+            mallard_pefeatures::image::Region {
+                name: "headers".into(),
+                start: 0,
+                end: 0x400,
+            },
+            mallard_pefeatures::image::Region {
+                name: ".text".into(),
+                start: 0x400,
+                end: 0x1000,
+            },
+            mallard_pefeatures::image::Region {
+                name: "overlay".into(),
+                start: 0x1000,
+                end: 0x1800,
+            },
         ];
         assert_eq!(region_of(&regions, 0, 0x200), "headers");
         // Most of 0x300..0x700 lies in .text.
         assert_eq!(region_of(&regions, 0x300, 0x700), "section .text");
         assert_eq!(region_of(&regions, 0x1200, 0x1400), "overlay");
         assert_eq!(region_of(&regions, 0x1800, 0x1800), "padding");
-        assert_eq!(region_of(&regions, 0x2000, 0x2200), "a gap between sections");
+        assert_eq!(
+            region_of(&regions, 0x2000, 0x2200),
+            "a gap between sections"
+        );
         let m = model();
         let bytes = vec![0x41u8; 300];
         let r = m.explain(&Input::Bytes(&bytes), 3).unwrap();
         assert!(!r.is_empty() && r.len() <= 3);
-        assert!(r.iter().all(|x| x.kind == "bytes" && x.name.contains(" in file")), "{r:?}");
+        assert!(
+            r.iter()
+                .all(|x| x.kind == "bytes" && x.name.contains(" in file")),
+            "{r:?}"
+        );
     }
 }

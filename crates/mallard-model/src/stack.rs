@@ -1,0 +1,496 @@
+//! Stacking of PE models that read different things of a file (EMBER trees, opcode models,
+//! byte-plot trees, MalConv): each member reads the file its own way, and a logistic
+//! regression over the members' logits, fitted on their *out-of-fold* predictions, gives
+//! the score. The stack reads a file's bytes, so `scan` and `eval` treat it as MalConv.
+
+use crate::{Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use mallard_pefeatures::FeatureSet;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// How a member model's input is made from a PE file's bytes.
+pub enum PeReader {
+    /// A feature vector of `set`, mapped to the model's columns by name (absent: NaN).
+    Features {
+        set: FeatureSet,
+        columns: Vec<Option<usize>>,
+    },
+    /// The mnemonics of the reachable code (`opcodes` sequence models).
+    Opcodes,
+    /// The bytes themselves.
+    Bytes,
+}
+
+impl PeReader {
+    /// The reader a model needs, or why it cannot read PE files.
+    pub fn for_model(m: &dyn Model) -> Result<Self, ModelError> {
+        let meta = m.meta();
+        if meta.input == InputKind::Bytes {
+            return Ok(PeReader::Bytes);
+        }
+        let name = meta.feature_set.as_deref().ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "the {} model names no feature set: it cannot read PE files",
+                meta.kind
+            ))
+        })?;
+        let set: FeatureSet = name
+            .parse()
+            .map_err(|e| ModelError::Invalid(format!("{e}")))?;
+        if meta.input == InputKind::ApiSequence {
+            if set != FeatureSet::Opcodes {
+                return Err(ModelError::Invalid(format!(
+                    "the {} model reads sequences of {name}, which PE files do not give",
+                    meta.kind
+                )));
+            }
+            return Ok(PeReader::Opcodes);
+        }
+        let names = mallard_pefeatures::names(set);
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            index.entry(n.as_str()).or_insert(i);
+        }
+        let columns = meta
+            .feature_names
+            .iter()
+            .map(|c| index.get(c.as_str()).copied())
+            .collect();
+        Ok(PeReader::Features { set, columns })
+    }
+
+    /// P(malicious) of `m` on a file, read this way.
+    pub fn score(&self, m: &dyn Model, bytes: &[u8]) -> Result<f32, ModelError> {
+        let fail = |e: mallard_pefeatures::FeatureError| ModelError::Invalid(e.to_string());
+        let probs = match self {
+            PeReader::Bytes => m.predict_proba(&[Input::Bytes(bytes)])?,
+            PeReader::Opcodes => {
+                let caps = mallard_pefeatures::opcodes::Caps::default();
+                let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(bytes, &caps)
+                    .map_err(fail)?
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                m.predict_proba(&[Input::Apis(&seq)])?
+            }
+            PeReader::Features { set, columns } => {
+                let v = mallard_pefeatures::extract(*set, bytes).map_err(fail)?;
+                let row: Vec<f32> = columns
+                    .iter()
+                    .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
+                    .collect();
+                m.predict_proba(&[Input::Features(&row)])?
+            }
+        };
+        let pos = m.meta().positive.unwrap_or(1);
+        probs
+            .get(pos)
+            .copied()
+            .ok_or_else(|| ModelError::Compute("a member gave no probability".into()))
+    }
+
+    /// The member's reasons on a file, read this way.
+    fn explain(&self, m: &dyn Model, bytes: &[u8], top: usize) -> Result<Vec<Reason>, ModelError> {
+        let fail = |e: mallard_pefeatures::FeatureError| ModelError::Invalid(e.to_string());
+        match self {
+            PeReader::Bytes => m.explain(&Input::Bytes(bytes), top),
+            PeReader::Opcodes => {
+                let caps = mallard_pefeatures::opcodes::Caps::default();
+                let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(bytes, &caps)
+                    .map_err(fail)?
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                m.explain(&Input::Apis(&seq), top)
+            }
+            PeReader::Features { set, columns } => {
+                let v = mallard_pefeatures::extract(*set, bytes).map_err(fail)?;
+                let row: Vec<f32> = columns
+                    .iter()
+                    .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
+                    .collect();
+                m.explain(&Input::Features(&row), top)
+            }
+        }
+    }
+}
+
+/// Logit with probabilities clamped to [1e-6, 1 - 1e-6], so a member's certainty cannot
+/// outvote the others without bound.
+pub fn logit(p: f32) -> f32 {
+    let p = (p as f64).clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln() as f32
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z.clamp(-40.0, 40.0)).exp())
+}
+
+#[allow(clippy::needless_range_loop)]
+/// L2-regularised logistic regression by Newton's method: `x` rows of member logits, `y`
+/// 0/1; returns (intercept, weights...). The intercept is not penalised.
+pub fn fit_logistic(x: &[Vec<f32>], y: &[usize], l2: f64) -> Vec<f64> {
+    let d = x.first().map_or(0, |r| r.len()) + 1;
+    let mut w = vec![0.0f64; d];
+    let row = |i: usize, j: usize| if j == 0 { 1.0 } else { x[i][j - 1] as f64 };
+    for _ in 0..100 {
+        let mut g: Vec<f64> = (0..d)
+            .map(|j| if j == 0 { 0.0 } else { l2 * w[j] })
+            .collect();
+        let mut h = vec![vec![0.0f64; d]; d];
+        for (j, hj) in h.iter_mut().enumerate().skip(1) {
+            hj[j] = l2;
+        }
+        for i in 0..x.len() {
+            let z: f64 = (0..d).map(|j| w[j] * row(i, j)).sum();
+            let p = sigmoid(z);
+            let t = y[i] as f64;
+            for a in 0..d {
+                g[a] += (p - t) * row(i, a);
+                for b in 0..d {
+                    h[a][b] += p * (1.0 - p) * row(i, a) * row(i, b);
+                }
+            }
+        }
+        h[0][0] += 1e-9; // a constant column: keep the system solvable
+        let step = solve(h, g);
+        let mut biggest = 0.0f64;
+        for (wj, s) in w.iter_mut().zip(&step) {
+            *wj -= s;
+            biggest = biggest.max(s.abs());
+        }
+        if !biggest.is_finite() || biggest < 1e-10 {
+            break;
+        }
+    }
+    w
+}
+
+#[allow(clippy::needless_range_loop)]
+/// Gauss-Jordan with partial pivoting (d is the member count plus one).
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let d = b.len();
+    for c in 0..d {
+        let piv = (c..d)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap_or(c);
+        a.swap(c, piv);
+        b.swap(c, piv);
+        if a[c][c].abs() < 1e-300 {
+            continue;
+        }
+        for r in 0..d {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                for k in c..d {
+                    a[r][k] -= f * a[c][k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+    }
+    (0..d)
+        .map(|i| {
+            if a[i][i].abs() < 1e-300 {
+                0.0
+            } else {
+                b[i] / a[i][i]
+            }
+        })
+        .collect()
+}
+
+/// Stacker weights fitted out of fold, and the figure a skeptic would ask for.
+pub struct StackFit {
+    /// Fitted on every row: the stack's weights.
+    pub weights: Vec<f64>,
+    /// Each row's stacked P(malicious) from weights fitted without its fold.
+    pub cross_fitted: Vec<f32>,
+    /// Test rows of each fold.
+    pub folds: Vec<Vec<usize>>,
+    /// The weights of each fold's fit.
+    pub fold_weights: Vec<Vec<f64>>,
+}
+
+/// Fits the stacker on member probabilities `p` (rows x members, themselves out of fold),
+/// and cross-fits it over `k` stratified folds of whole `groups`.
+pub fn fit_stack(
+    p: &[Vec<f32>],
+    y: &[usize],
+    groups: &[usize],
+    k: usize,
+    seed: u64,
+) -> Result<StackFit, ModelError> {
+    const L2: f64 = 1e-2;
+    let x: Vec<Vec<f32>> = p
+        .iter()
+        .map(|r| r.iter().map(|&v| logit(v)).collect())
+        .collect();
+    let folds = mallard_eval::stratified_group_kfold(groups, y, k, seed)
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+    let mut cross_fitted = vec![0.0f32; y.len()];
+    let mut fold_weights = Vec::new();
+    for test in &folds {
+        let train = mallard_eval::complement(y.len(), test);
+        let xs: Vec<Vec<f32>> = train.iter().map(|&i| x[i].clone()).collect();
+        let ys: Vec<usize> = train.iter().map(|&i| y[i]).collect();
+        let w = fit_logistic(&xs, &ys, L2);
+        for &i in test {
+            let z = w[0]
+                + x[i]
+                    .iter()
+                    .zip(&w[1..])
+                    .map(|(a, b)| *a as f64 * b)
+                    .sum::<f64>();
+            cross_fitted[i] = sigmoid(z) as f32;
+        }
+        fold_weights.push(w);
+    }
+    Ok(StackFit {
+        weights: fit_logistic(&x, y, L2),
+        cross_fitted,
+        folds,
+        fold_weights,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMember {
+    meta: Meta,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// Intercept, then one weight per member logit.
+    weights: Vec<f64>,
+    members: Vec<StoredMember>,
+}
+
+/// Members and the logistic regression over their logits.
+pub struct StackModel {
+    meta: Meta,
+    weights: Vec<f64>,
+    members: Vec<(Box<dyn Model>, PeReader)>,
+}
+
+impl StackModel {
+    /// Two-class PE models and `weights` (intercept first, then one per member).
+    pub fn new(members: Vec<Box<dyn Model>>, weights: Vec<f64>) -> Result<Self, ModelError> {
+        if members.is_empty() || weights.len() != members.len() + 1 {
+            return Err(ModelError::Invalid(format!(
+                "a stack of {} members needs {} weights, got {}",
+                members.len(),
+                members.len() + 1,
+                weights.len()
+            )));
+        }
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(ModelError::Invalid("stack weights must be numbers".into()));
+        }
+        let mut with_readers = Vec::new();
+        for m in members {
+            let meta = m.meta();
+            if meta.labels.len() != 2 || meta.positive.is_none() {
+                return Err(ModelError::Invalid(format!(
+                    "member {} is not a two-class model with a benign label",
+                    meta.kind
+                )));
+            }
+            if meta.kind == "stack" {
+                return Err(ModelError::Invalid("stacks do not nest".into()));
+            }
+            let r = PeReader::for_model(m.as_ref())?;
+            with_readers.push((m, r));
+        }
+        let meta = Meta::new(
+            "stack",
+            InputKind::Bytes,
+            vec!["benign".into(), "malicious".into()],
+        );
+        Ok(StackModel {
+            meta,
+            weights,
+            members: with_readers,
+        })
+    }
+
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
+    /// Every member's P(malicious) on a file.
+    pub fn member_scores(&self, bytes: &[u8]) -> Result<Vec<f32>, ModelError> {
+        self.members
+            .iter()
+            .map(|(m, r)| r.score(m.as_ref(), bytes))
+            .collect()
+    }
+
+    fn combine(&self, scores: &[f32]) -> f32 {
+        let z = self.weights[0]
+            + scores
+                .iter()
+                .zip(&self.weights[1..])
+                .map(|(&p, w)| w * logit(p) as f64)
+                .sum::<f64>();
+        sigmoid(z) as f32
+    }
+
+    pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
+        let stored: Stored = serde_json::from_value(file.meta.config.clone())
+            .map_err(|e| ModelError::Corrupt(format!("stack config: {e}")))?;
+        if stored.members.len() > 64 {
+            return Err(ModelError::Corrupt("more than 64 stack members".into()));
+        }
+        let mut members = Vec::new();
+        for (i, m) in stored.members.into_iter().enumerate() {
+            if matches!(m.meta.kind.as_str(), "stack" | "ensemble") {
+                return Err(ModelError::Corrupt("stacks do not nest".into()));
+            }
+            let prefix = format!("m{i}/");
+            let tensors = file
+                .tensors
+                .iter()
+                .filter_map(|t| {
+                    t.name
+                        .strip_prefix(&prefix)
+                        .map(|n| Tensor::new(n, t.shape.clone(), t.data.clone()))
+                })
+                .collect();
+            let blobs = file
+                .blobs
+                .iter()
+                .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
+                .collect();
+            let meta = m.meta;
+            members.push(crate::from_file_with(
+                ModelFile {
+                    meta,
+                    tensors,
+                    blobs,
+                },
+                caps,
+            )?);
+        }
+        let mut s = StackModel::new(members, stored.weights)
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        s.meta = file.meta;
+        Ok(s)
+    }
+}
+
+impl Model for StackModel {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
+        let pos = self.meta.positive.unwrap_or(1);
+        let mut out = Vec::with_capacity(inputs.len() * 2);
+        for input in inputs {
+            let p = self.combine(&self.member_scores(input.bytes()?)?);
+            let mut row = [1.0 - p; 2];
+            row[pos] = p;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    /// Every member's reasons, scaled by the member's weight in the stack and named
+    /// `[kind] reason`; the members' own scores come first.
+    fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
+        let bytes = input.bytes()?;
+        let mut all = Vec::new();
+        for (i, (m, r)) in self.members.iter().enumerate() {
+            let w = self.weights[i + 1] as f32;
+            let p = r.score(m.as_ref(), bytes)?;
+            all.push(Reason {
+                kind: "member".into(),
+                name: format!("{} scores {p:.3}", member_name(m.as_ref())),
+                weight: w * logit(p),
+                feature: None,
+            });
+            for mut reason in r.explain(m.as_ref(), bytes, top)? {
+                reason.weight *= w;
+                reason.name = format!("[{}] {}", member_name(m.as_ref()), reason.name);
+                all.push(reason);
+            }
+        }
+        let (members, mut rest): (Vec<Reason>, Vec<Reason>) =
+            all.into_iter().partition(|r| r.kind == "member");
+        rest.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+        let mut out = members;
+        out.extend(rest);
+        out.truncate(top.max(self.members.len()));
+        Ok(out)
+    }
+
+    fn to_file(&self) -> Result<ModelFile, ModelError> {
+        let mut meta = self.meta.clone();
+        let (mut tensors, mut blobs, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (m, _)) in self.members.iter().enumerate() {
+            let f = m.to_file()?;
+            tensors.extend(
+                f.tensors
+                    .into_iter()
+                    .map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)),
+            );
+            blobs.extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
+            stored.push(StoredMember { meta: f.meta });
+        }
+        meta.config = serde_json::to_value(Stored {
+            weights: self.weights.clone(),
+            members: stored,
+        })
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        Ok(ModelFile {
+            meta,
+            tensors,
+            blobs,
+        })
+    }
+}
+
+/// `gbdt on ember-v2`, `malconv`, `ngram on opcodes`.
+pub fn member_name(m: &dyn Model) -> String {
+    match &m.meta().feature_set {
+        Some(s) => format!("{} on {s}", m.meta().kind),
+        None => m.meta().kind.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logistic_fit_recovers_known_weights() {
+        // y drawn from sigmoid(-1 + 2 a - 0.5 b) on a grid: the fit must come back near.
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        let mut rng = mallard_rand::SplitMix64::new(4);
+        for _ in 0..20000 {
+            let a = rng.range(-3.0, 3.0) as f32;
+            let b = rng.range(-3.0, 3.0) as f32;
+            let p = sigmoid(-1.0 + 2.0 * a as f64 - 0.5 * b as f64);
+            y.push(usize::from(rng.next_f64() < p));
+            x.push(vec![a, b]);
+        }
+        let w = fit_logistic(&x, &y, 1e-3);
+        assert!((w[0] + 1.0).abs() < 0.1, "{w:?}");
+        assert!((w[1] - 2.0).abs() < 0.1, "{w:?}");
+        assert!((w[2] + 0.5).abs() < 0.05, "{w:?}");
+    }
+
+    #[test]
+    fn separable_data_stays_finite() {
+        let x: Vec<Vec<f32>> = (0..100).map(|i| vec![i as f32 - 50.0]).collect();
+        let y: Vec<usize> = (0..100).map(|i| usize::from(i >= 50)).collect();
+        let w = fit_logistic(&x, &y, 1e-2);
+        assert!(w.iter().all(|v| v.is_finite()) && w[1] > 0.0, "{w:?}");
+    }
+}
