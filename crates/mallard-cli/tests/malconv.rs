@@ -176,7 +176,8 @@ fn stack_joins_members_out_of_fold_and_scans_with_all_of_them() {
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("24 files with a prediction from every member"), "{text}");
-    assert!(text.contains("stack (cross-fitted)"), "{text}");
+    assert!(text.contains("logistic weighting (cross-fitted)"), "{text}");
+    assert!(text.contains("stack as written"), "{text}");
 
     let out = mallard(&["inspect", &s(&stack), "--json"]);
     ok(&out);
@@ -199,8 +200,14 @@ fn stack_joins_members_out_of_fold_and_scans_with_all_of_them() {
     assert_eq!(v["verdict"], "malicious", "{v}");
     let names: Vec<&str> =
         v["reasons"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-    assert!(names.iter().any(|n| n.starts_with("malconv scores")), "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with("gbdt on ember-v2 scores")), "{names:?}");
+    // Both members are perfect here, so the stack may fall back to one of them (weight 1,
+    // the other 0, whose reasons then weigh nothing).
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("malconv scores") || n.starts_with("gbdt on ember-v2 scores")),
+        "{names:?}"
+    );
 
     // One member is not enough; predictions of other data do not join.
     let out =

@@ -26,7 +26,8 @@ pub struct StackOutcome {
     pub file: ModelFile,
     /// Rows every member has a prediction for.
     pub rows: usize,
-    /// (name, ROC AUC, TPR at 1% FPR, TPR at 0.1% FPR): each member, then the stack.
+    /// (name, ROC AUC, TPR at 1% FPR, TPR at 0.1% FPR): each member, the logistic
+    /// weighting, then the stack as written (the weighting, or the member it fell back to).
     pub figures: Vec<(String, f64, f64, f64)>,
 }
 
@@ -189,10 +190,11 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         figs.push(figures(member_name(m.as_ref()), &y, &col)?);
     }
     figs.push(figures(
-        "stack (cross-fitted)".into(),
+        "logistic weighting (cross-fitted)".into(),
         &y,
-        &fit.cross_fitted,
+        &fit.weighted_cross_fitted,
     )?);
+    figs.push(figures("stack as written".into(), &y, &fit.cross_fitted)?);
     let n_groups = groups.iter().collect::<HashSet<_>>().len();
     let mut stack = during(
         "building the stack",
@@ -220,7 +222,14 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         "groups": n_groups,
         "folds": req.folds,
     });
+    if let Some(j) = fit.fallback {
+        obs.info(&format!(
+            "no weighting beat {} alone out of fold (TPR at 1% FPR, then ROC AUC): the stack is that member",
+            figs[j].0
+        ));
+    }
     meta.training = serde_json::json!({
+        "fallback_member": fit.fallback,
         "members": req.members.iter().map(|(m, o)| serde_json::json!({"model": m.display().to_string(), "out_of_fold": o.display().to_string()})).collect::<Vec<_>>(),
         "fold_weights": fit.fold_weights,
         "seed": req.seed,

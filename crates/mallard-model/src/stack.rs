@@ -115,10 +115,11 @@ impl PeReader {
     }
 }
 
-/// Logit with probabilities clamped to [1e-6, 1 - 1e-6], so a member's certainty cannot
-/// outvote the others without bound.
+/// Logit with probabilities clamped to [1e-8, 1 - 1e-8]: a member's certainty cannot
+/// outvote the others without bound, and no two f32 probabilities become equal (f32 holds
+/// nothing between 1 - 6e-8 and 1), so a member's ranking survives the transform.
 pub fn logit(p: f32) -> f32 {
-    let p = (p as f64).clamp(1e-6, 1.0 - 1e-6);
+    let p = (p as f64).clamp(1e-8, 1.0 - 1e-8);
     (p / (1.0 - p)).ln() as f32
 }
 
@@ -204,12 +205,29 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
 pub struct StackFit {
     /// Fitted on every row: the stack's weights.
     pub weights: Vec<f64>,
-    /// Each row's stacked P(malicious) from weights fitted without its fold.
+    /// Each row's P(malicious) from the stack as written, the logistic weighting fitted
+    /// without the row's fold (or the fallback member's own out-of-fold score).
     pub cross_fitted: Vec<f32>,
+    /// The logistic weighting's cross-fitted P(malicious), whether or not it was kept.
+    pub weighted_cross_fitted: Vec<f32>,
     /// Test rows of each fold.
     pub folds: Vec<Vec<usize>>,
     /// The weights of each fold's fit.
     pub fold_weights: Vec<Vec<f64>>,
+    /// The member the stack fell back to (its weight 1, the others 0), when no weighting
+    /// beat that member alone out of fold.
+    pub fallback: Option<usize>,
+}
+
+/// How a score column is compared out of fold: TPR at 1% FPR, then ROC AUC.
+fn criterion(y: &[usize], p: &[f32]) -> Result<(f64, f64), ModelError> {
+    let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
+    let err = |e: mallard_eval::EvalError| ModelError::Invalid(e.to_string());
+    let curve = mallard_eval::roc_curve(&pos, p).map_err(err)?;
+    Ok((
+        mallard_eval::tpr_at_fpr(&curve, 0.01),
+        mallard_eval::roc_auc(&pos, p).map_err(err)?,
+    ))
 }
 
 /// Fits the stacker on member probabilities `p` (rows x members, themselves out of fold),
@@ -246,11 +264,36 @@ pub fn fit_stack(
         }
         fold_weights.push(w);
     }
+    // Selection on the training data only: a weighting that does not beat the best member
+    // out of fold is not worth its noise, and the stack becomes that member.
+    let mut best = (criterion(y, &cross_fitted)?, None);
+    for j in 0..p.first().map_or(0, |r| r.len()) {
+        let col: Vec<f32> = p.iter().map(|r| r[j]).collect();
+        let c = criterion(y, &col)?;
+        if c >= best.0 {
+            best = (c, Some(j));
+        }
+    }
+    let (weights, chosen) = match best.1 {
+        Some(j) => {
+            let mut w = vec![0.0; p[0].len() + 1];
+            w[j + 1] = 1.0;
+            (
+                w,
+                p.iter()
+                    .map(|r| sigmoid(logit(r[j]) as f64) as f32)
+                    .collect(),
+            )
+        }
+        None => (fit_logistic(&x, y, L2), cross_fitted.clone()),
+    };
     Ok(StackFit {
-        weights: fit_logistic(&x, y, L2),
-        cross_fitted,
+        weights,
+        cross_fitted: chosen,
+        weighted_cross_fitted: cross_fitted,
         folds,
         fold_weights,
+        fallback: best.1,
     })
 }
 
@@ -484,6 +527,40 @@ mod tests {
         assert!((w[0] + 1.0).abs() < 0.1, "{w:?}");
         assert!((w[1] - 2.0).abs() < 0.1, "{w:?}");
         assert!((w[2] + 0.5).abs() < 0.05, "{w:?}");
+    }
+
+    #[test]
+    fn two_members_that_err_apart_beat_each_alone_and_noise_falls_back() {
+        // Two members whose logits carry independent noise: their sum separates better
+        // than either. A member of pure noise beside a good one adds nothing.
+        let mut rng = mallard_rand::SplitMix64::new(8);
+        let (mut p, mut y, mut noisy) = (Vec::new(), Vec::new(), Vec::new());
+        let s = |z: f64| sigmoid(z) as f32;
+        for i in 0..2000 {
+            let mal = i % 2 == 0;
+            let m = if mal { 2.0 } else { -2.0 };
+            let (a, b) = (s(m + 1.5 * rng.normal()), s(m + 1.5 * rng.normal()));
+            p.push(vec![a, b]);
+            noisy.push(vec![a, rng.next_f64() as f32]);
+            y.push(usize::from(mal));
+        }
+        let groups: Vec<usize> = (0..2000).collect();
+        let fit = fit_stack(&p, &y, &groups, 5, 1).unwrap();
+        assert_eq!(fit.fallback, None);
+        let auc = |s: &[f32]| {
+            let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
+            mallard_eval::roc_auc(&pos, s).unwrap()
+        };
+        let col = |j: usize| p.iter().map(|r| r[j]).collect::<Vec<f32>>();
+        assert!(
+            auc(&fit.cross_fitted) > auc(&col(0)) + 0.01,
+            "{}",
+            auc(&fit.cross_fitted)
+        );
+        assert!(auc(&fit.cross_fitted) > auc(&col(1)) + 0.01);
+        let fit = fit_stack(&noisy, &y, &groups, 5, 1).unwrap();
+        assert_eq!(fit.fallback, Some(0));
+        assert_eq!(fit.weights, vec![0.0, 1.0, 0.0]);
     }
 
     #[test]
