@@ -12,9 +12,14 @@ pub struct ReadArgs {
     /// Reports: one sample per monitored process instead of one per report.
     #[arg(long)]
     pub per_process: bool,
-    /// csv: the column holding the label (in --labels-file when that is given).
+    /// csv: the column holding the label (in --labels-file when that is given); ember: the
+    /// field whose text is the label instead of EMBER's 0/1, e.g. `avclass` for families.
     #[arg(long, value_name = "COL")]
     pub label_column: Option<String>,
+    /// Tables: leave out the rows of labels with fewer rows than N (families too small to
+    /// learn and test).
+    #[arg(long, value_name = "N", value_parser = mallard_experiment::settings::check::positive_usize)]
+    pub min_class_rows: Option<usize>,
     /// csv: a separate id,label file joined on --id-column.
     #[arg(long, value_name = "FILE")]
     pub labels_file: Option<PathBuf>,
@@ -58,6 +63,6 @@ impl ReadArgs {
             ($($f:ident),*) => { ReadOptions { $($f: a.$f,)* max_table_bytes: a.max_table_mib.saturating_mul(1 << 20) } };
         }
         same!(max_calls, per_process, label_column, labels_file, id_column, drop_columns, feature_set, group_by,
-            max_cell_bytes, max_depth, groups_file)
+            max_cell_bytes, max_depth, groups_file, min_class_rows)
     }
 }

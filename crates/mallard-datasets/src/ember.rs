@@ -41,6 +41,7 @@ const MAX_EMBER_LINE: u64 = 64 << 20;
 pub(crate) fn table(
     path: &std::path::Path,
     group_fields: &[String],
+    label_field: Option<&str>,
     max_bytes: u64,
 ) -> Result<Table> {
     use mallard_pefeatures::FeatureSet;
@@ -76,10 +77,27 @@ pub(crate) fn table(
         }
         let v: serde_json::Value =
             serde_json::from_str(&line).map_err(|e| invalid(format!("{}: {e}", at())))?;
-        let label = match v.get("label").and_then(|l| l.as_i64()) {
-            Some(1) => "malicious",
-            Some(0) => "benign",
-            _ => continue,
+        // EMBER's 0/1 label, or a named field's text (a family: `avclass`); rows without
+        // one are unlabelled and skipped, as EMBER's -1.
+        let named;
+        let label = match label_field {
+            Some(f) => {
+                named = v
+                    .get(f)
+                    .and_then(|l| l.as_str())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                if named.is_empty() {
+                    continue;
+                }
+                named.as_str()
+            }
+            None => match v.get("label").and_then(|l| l.as_i64()) {
+                Some(1) => "malicious",
+                Some(0) => "benign",
+                _ => continue,
+            },
         };
         let row_set = match v.get("set").and_then(|x| x.as_str()) {
             Some(name) => name

@@ -10,6 +10,7 @@ pub use pe::{labelled_pe_files, LabelledFiles};
 
 use mallard_apiseq::{read_dataset, DatasetOptions, Format, Sample};
 use mallard_tables::{read_csv, read_csv_with_schema, CsvOptions, Table, TableSchema};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub use mallard_tables;
@@ -129,8 +130,12 @@ pub struct ReadOptions {
     pub max_calls: Option<usize>,
     /// Reports: one sample per monitored process instead of one per report.
     pub per_process: bool,
-    /// csv: the column holding the label (in `labels_file` when that is given).
+    /// csv: the column holding the label (in `labels_file` when that is given); ember: the
+    /// field whose text is the label instead of EMBER's 0/1 (e.g. `avclass`, the family).
     pub label_column: Option<String>,
+    /// Tables: leave out the rows of labels with fewer rows than this (families with too
+    /// few samples to learn or test).
+    pub min_class_rows: Option<usize>,
     /// csv: a separate id,label file joined on `id_column`.
     pub labels_file: Option<PathBuf>,
     /// csv: the column holding a row id (never a feature).
@@ -167,18 +172,25 @@ impl Default for ReadOptions {
             max_cell_bytes: caps.max_cell_bytes,
             max_depth: caps.max_walk_depth,
             groups_file: None,
+            min_class_rows: None,
         }
     }
 }
 
 impl ReadOptions {
     /// The grouping fields, or the default `group,avclass`.
+    /// A field that is the label (`--label-column avclass`) groups nothing: a family as
+    /// its own group could never be both trained on and tested.
     pub fn group_fields(&self) -> Vec<String> {
-        if self.group_by.is_empty() {
+        let fields: Vec<String> = if self.group_by.is_empty() {
             vec!["group".into(), "avclass".into()]
         } else {
             self.group_by.clone()
-        }
+        };
+        fields
+            .into_iter()
+            .filter(|f| Some(f) != self.label_column.as_ref())
+            .collect()
     }
 }
 
@@ -191,7 +203,12 @@ pub fn load_table(
     warnings: &mut Vec<String>,
 ) -> Result<Table> {
     let t = match spec.format {
-        DataFormat::Ember => ember::table(&spec.path, &read.group_fields(), read.max_table_bytes)?,
+        DataFormat::Ember => ember::table(
+            &spec.path,
+            &read.group_fields(),
+            read.label_column.as_deref(),
+            read.max_table_bytes,
+        )?,
         DataFormat::Pe => pe::table(&spec.path, read, warnings)?,
         DataFormat::Csv => return load_csv(spec, read, schema),
         DataFormat::Seq(_) | DataFormat::Opcodes => {
@@ -324,6 +341,23 @@ pub fn load_tables(
         let u = load_table(s, read, Some(&schema), warnings)?;
         t.append(u)
             .map_err(|e| invalid(format!("joining {}: {e}", s.path.display())))?;
+    }
+    if let Some(min) = read.min_class_rows {
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for l in t.labels.iter() {
+            *count.entry(l).or_default() += 1;
+        }
+        let keep: Vec<usize> = (0..t.n_rows())
+            .filter(|&i| t.labels.get(i).is_some_and(|l| count[l] >= min))
+            .collect();
+        let dropped = count.values().filter(|&&c| c < min).count();
+        if dropped > 0 {
+            warnings.push(format!(
+                "left out {} rows of {dropped} labels with fewer than {min} rows (--min-class-rows)",
+                t.n_rows() - keep.len()
+            ));
+            t = t.select_rows(&keep);
+        }
     }
     Ok(t)
 }
@@ -516,6 +550,51 @@ mod tests {
         let e = load_tables(&[spec("a.csv")], &ReadOptions::default(), &mut w).unwrap_err();
         assert!(e.to_string().contains("label column"), "{e}");
         assert!(w.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod family_tests {
+    use super::*;
+
+    #[test]
+    fn ember_rows_labelled_by_family_keep_families_with_enough_rows_and_do_not_group_by_them() {
+        let n = mallard_pefeatures::names(mallard_pefeatures::FeatureSet::PeHeader).len();
+        let d = std::env::temp_dir().join(format!("mallard-family-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("m.jsonl");
+        let mut text = String::new();
+        for (i, fam) in ["a", "a", "a", "b", "b", "b", "c", ""].iter().enumerate() {
+            let v: Vec<f32> = (0..n).map(|j| (i * n + j) as f32).collect();
+            text += &serde_json::json!({"sha256": format!("{i}"), "label": 1, "avclass": fam, "set": "pe-header", "vector": v}).to_string();
+            text.push('\n');
+        }
+        std::fs::write(&f, text).unwrap();
+        let spec: DatasetSpec = format!("ember:{}", f.display()).parse().unwrap();
+        let read = ReadOptions {
+            label_column: Some("avclass".into()),
+            min_class_rows: Some(2),
+            ..ReadOptions::default()
+        };
+        let mut w = Vec::new();
+        let t = load_tables(&[spec], &read, &mut w).unwrap();
+        // The unlabelled row is skipped, family c (one row) left out and said so.
+        assert_eq!(
+            t.labels.iter().collect::<Vec<_>>(),
+            ["a", "a", "a", "b", "b", "b"]
+        );
+        assert!(
+            w.iter().any(|m| m.contains("left out 1 rows of 1 labels")),
+            "{w:?}"
+        );
+        // The family is the label, so it is no group: every row is its own.
+        assert!(
+            t.groups.as_ref().unwrap().iter().all(|g| g.is_empty()),
+            "{:?}",
+            t.groups
+        );
+        assert_eq!(read.group_fields(), ["group"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -365,11 +365,19 @@ impl StackModel {
         &mut self.meta
     }
 
-    /// Every member's P(malicious) on a file.
+    /// Every member's P(malicious) on a file (0.5, not computed, for a member of weight
+    /// 0: a stack that fell back to one member runs only that one).
     pub fn member_scores(&self, bytes: &[u8]) -> Result<Vec<f32>, ModelError> {
         self.members
             .iter()
-            .map(|(m, r)| r.score(m.as_ref(), bytes))
+            .zip(&self.weights[1..])
+            .map(|((m, r), &w)| {
+                if w == 0.0 {
+                    Ok(0.5)
+                } else {
+                    r.score(m.as_ref(), bytes)
+                }
+            })
             .collect()
     }
 
@@ -450,6 +458,9 @@ impl Model for StackModel {
         let mut all = Vec::new();
         for (i, (m, r)) in self.members.iter().enumerate() {
             let w = self.weights[i + 1] as f32;
+            if w == 0.0 {
+                continue;
+            }
             let p = r.score(m.as_ref(), bytes)?;
             all.push(Reason {
                 kind: "member".into(),
@@ -468,7 +479,8 @@ impl Model for StackModel {
         rest.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
         let mut out = members;
         out.extend(rest);
-        out.truncate(top.max(self.members.len()));
+        let kept = out.iter().filter(|r| r.kind == "member").count();
+        out.truncate(top.max(kept));
         Ok(out)
     }
 
