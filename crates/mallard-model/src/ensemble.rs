@@ -1,6 +1,6 @@
 //! A weighted average of member models' class probabilities.
 
-use crate::{Input, Meta, Model, ModelError, ModelFile, NameCounts, Reason, Tensor};
+use crate::{Input, Meta, Model, ModelError, ModelFile, NameCounts, Reason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -60,31 +60,9 @@ impl Ensemble {
                     "nested ensembles are not supported".into(),
                 ));
             }
-            let prefix = format!("m{i}/");
-            let tensors = file
-                .tensors
-                .iter()
-                .filter_map(|t| {
-                    t.name
-                        .strip_prefix(&prefix)
-                        .map(|n| Tensor::new(n, t.shape.clone(), t.data.clone()))
-                })
-                .collect();
-            let blobs = file
-                .blobs
-                .iter()
-                .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
-                .collect();
             members.push((
                 m.weight,
-                crate::from_file_with(
-                    ModelFile {
-                        meta: m.meta,
-                        tensors,
-                        blobs,
-                    },
-                    caps,
-                )?,
+                crate::from_file_with(file.member(i, m.meta), caps)?,
             ));
         }
         Ensemble::new(file.meta, members)
@@ -135,29 +113,18 @@ impl Model for Ensemble {
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
-        let mut meta = self.meta.clone();
-        let mut tensors = Vec::new();
-        let mut blobs = Vec::new();
+        let mut out = ModelFile {
+            meta: self.meta.clone(),
+            tensors: Vec::new(),
+            blobs: Vec::new(),
+        };
         let mut stored = Vec::new();
         for (i, (w, m)) in self.members.iter().enumerate() {
-            let f = m.to_file()?;
-            tensors.extend(
-                f.tensors
-                    .into_iter()
-                    .map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)),
-            );
-            blobs.extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
-            stored.push(StoredMember {
-                weight: *w,
-                meta: f.meta,
-            });
+            let meta = out.add_member(i, m.to_file()?);
+            stored.push(StoredMember { weight: *w, meta });
         }
-        meta.config = serde_json::to_value(Stored { members: stored })
+        out.meta.config = serde_json::to_value(Stored { members: stored })
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        Ok(ModelFile {
-            meta,
-            tensors,
-            blobs,
-        })
+        Ok(out)
     }
 }

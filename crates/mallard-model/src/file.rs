@@ -192,6 +192,45 @@ pub struct ModelFile {
     pub blobs: Vec<(String, Vec<u8>)>,
 }
 
+impl ModelFile {
+    /// Member `i` of a container model (ensemble, stack): its tensors and blobs, stored
+    /// under `m{i}/`, with `meta`.
+    pub(crate) fn member(&self, i: usize, meta: Meta) -> ModelFile {
+        let prefix = format!("m{i}/");
+        let tensors = self
+            .tensors
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix(&prefix)
+                    .map(|n| Tensor::new(n, t.shape.clone(), t.data.clone()))
+            })
+            .collect();
+        let blobs = self
+            .blobs
+            .iter()
+            .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
+            .collect();
+        ModelFile {
+            meta,
+            tensors,
+            blobs,
+        }
+    }
+
+    /// Stores `f`'s tensors and blobs as member `i`; returns its metadata.
+    pub(crate) fn add_member(&mut self, i: usize, f: ModelFile) -> Meta {
+        self.tensors.extend(
+            f.tensors
+                .into_iter()
+                .map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)),
+        );
+        self.blobs
+            .extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
+        f.meta
+    }
+}
+
 /// Packs strings as (u32 little-endian length, UTF-8 bytes) records.
 pub fn pack_strings(items: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(items.iter().map(|s| s.len() + 4).sum());

@@ -174,6 +174,13 @@ impl Meta {
     }
 }
 
+/// A two-class probability row with `p` at `positive`.
+pub(crate) fn binary_row(p: f32, positive: usize) -> [f32; 2] {
+    let mut row = [1.0 - p; 2];
+    row[positive.min(1)] = p;
+    row
+}
+
 /// The malicious class of a two-class label set: the label that is not `benign`
 /// (`clean`, `goodware` and `0` count as benign too).
 pub fn positive_index(labels: &[String]) -> Option<usize> {

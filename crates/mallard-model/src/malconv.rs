@@ -134,9 +134,7 @@ impl Model for MalConvModel {
         let mut out = Vec::with_capacity(inputs.len() * 2);
         for input in inputs {
             let p = self.probability(input.bytes()?, &mut s);
-            let mut row = [1.0 - p; 2];
-            row[pos] = p;
-            out.extend(row);
+            out.extend(crate::binary_row(p, pos));
         }
         Ok(out)
     }
@@ -368,9 +366,7 @@ pub fn cross_validate_files(
             .map_err(|e| ModelError::Compute(e.to_string()))?;
         let mut fold_probs = Vec::with_capacity(test.len() * 2);
         for pi in p {
-            let mut row = [1.0 - pi; 2];
-            row[pos] = pi;
-            fold_probs.extend(row);
+            fold_probs.extend(crate::binary_row(pi, pos));
         }
         probs.push(fold_probs);
         obs.fold_done(&FoldDone {

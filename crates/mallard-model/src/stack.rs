@@ -3,7 +3,7 @@
 //! regression over the members' logits, fitted on their *out-of-fold* predictions, gives
 //! the score. The stack reads a file's bytes, so `scan` and `eval` treat it as MalConv.
 
-use crate::{Input, InputKind, Meta, Model, ModelError, ModelFile, Reason, Tensor};
+use crate::{Input, InputKind, Meta, Model, ModelError, ModelFile, Reason};
 use mallard_pefeatures::FeatureSet;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -59,11 +59,15 @@ impl PeReader {
         Ok(PeReader::Features { set, columns })
     }
 
-    /// P(malicious) of `m` on a file, read this way.
-    pub fn score(&self, m: &dyn Model, bytes: &[u8]) -> Result<f32, ModelError> {
+    /// Builds the member's input from a file's bytes and hands it to `f`.
+    fn with_input<T>(
+        &self,
+        bytes: &[u8],
+        f: impl FnOnce(&Input<'_>) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         let fail = |e: mallard_pefeatures::FeatureError| ModelError::Invalid(e.to_string());
-        let probs = match self {
-            PeReader::Bytes => m.predict_proba(&[Input::Bytes(bytes)])?,
+        match self {
+            PeReader::Bytes => f(&Input::Bytes(bytes)),
             PeReader::Opcodes => {
                 let caps = mallard_pefeatures::opcodes::Caps::default();
                 let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(bytes, &caps)
@@ -71,7 +75,7 @@ impl PeReader {
                     .into_iter()
                     .map(String::from)
                     .collect();
-                m.predict_proba(&[Input::Apis(&seq)])?
+                f(&Input::Apis(&seq))
             }
             PeReader::Features { set, columns } => {
                 let v = mallard_pefeatures::extract(*set, bytes).map_err(fail)?;
@@ -79,9 +83,14 @@ impl PeReader {
                     .iter()
                     .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
                     .collect();
-                m.predict_proba(&[Input::Features(&row)])?
+                f(&Input::Features(&row))
             }
-        };
+        }
+    }
+
+    /// P(malicious) of `m` on a file, read this way.
+    pub fn score(&self, m: &dyn Model, bytes: &[u8]) -> Result<f32, ModelError> {
+        let probs = self.with_input(bytes, |i| m.predict_proba(std::slice::from_ref(i)))?;
         let pos = m.meta().positive.unwrap_or(1);
         probs
             .get(pos)
@@ -91,27 +100,7 @@ impl PeReader {
 
     /// The member's reasons on a file, read this way.
     fn explain(&self, m: &dyn Model, bytes: &[u8], top: usize) -> Result<Vec<Reason>, ModelError> {
-        let fail = |e: mallard_pefeatures::FeatureError| ModelError::Invalid(e.to_string());
-        match self {
-            PeReader::Bytes => m.explain(&Input::Bytes(bytes), top),
-            PeReader::Opcodes => {
-                let caps = mallard_pefeatures::opcodes::Caps::default();
-                let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(bytes, &caps)
-                    .map_err(fail)?
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                m.explain(&Input::Apis(&seq), top)
-            }
-            PeReader::Features { set, columns } => {
-                let v = mallard_pefeatures::extract(*set, bytes).map_err(fail)?;
-                let row: Vec<f32> = columns
-                    .iter()
-                    .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
-                    .collect();
-                m.explain(&Input::Features(&row), top)
-            }
-        }
+        self.with_input(bytes, |i| m.explain(i, top))
     }
 }
 
@@ -402,30 +391,7 @@ impl StackModel {
             if matches!(m.meta.kind.as_str(), "stack" | "ensemble") {
                 return Err(ModelError::Corrupt("stacks do not nest".into()));
             }
-            let prefix = format!("m{i}/");
-            let tensors = file
-                .tensors
-                .iter()
-                .filter_map(|t| {
-                    t.name
-                        .strip_prefix(&prefix)
-                        .map(|n| Tensor::new(n, t.shape.clone(), t.data.clone()))
-                })
-                .collect();
-            let blobs = file
-                .blobs
-                .iter()
-                .filter_map(|(n, b)| n.strip_prefix(&prefix).map(|n| (n.to_string(), b.clone())))
-                .collect();
-            let meta = m.meta;
-            members.push(crate::from_file_with(
-                ModelFile {
-                    meta,
-                    tensors,
-                    blobs,
-                },
-                caps,
-            )?);
+            members.push(crate::from_file_with(file.member(i, m.meta), caps)?);
         }
         let mut s = StackModel::new(members, stored.weights)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
@@ -444,9 +410,7 @@ impl Model for StackModel {
         let mut out = Vec::with_capacity(inputs.len() * 2);
         for input in inputs {
             let p = self.combine(&self.member_scores(input.bytes()?)?);
-            let mut row = [1.0 - p; 2];
-            row[pos] = p;
-            out.extend(row);
+            out.extend(crate::binary_row(p, pos));
         }
         Ok(out)
     }
@@ -485,28 +449,22 @@ impl Model for StackModel {
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
-        let mut meta = self.meta.clone();
-        let (mut tensors, mut blobs, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = ModelFile {
+            meta: self.meta.clone(),
+            tensors: Vec::new(),
+            blobs: Vec::new(),
+        };
+        let mut stored = Vec::new();
         for (i, (m, _)) in self.members.iter().enumerate() {
-            let f = m.to_file()?;
-            tensors.extend(
-                f.tensors
-                    .into_iter()
-                    .map(|t| Tensor::new(format!("m{i}/{}", t.name), t.shape, t.data)),
-            );
-            blobs.extend(f.blobs.into_iter().map(|(n, b)| (format!("m{i}/{n}"), b)));
-            stored.push(StoredMember { meta: f.meta });
+            let meta = out.add_member(i, m.to_file()?);
+            stored.push(StoredMember { meta });
         }
-        meta.config = serde_json::to_value(Stored {
+        out.meta.config = serde_json::to_value(Stored {
             weights: self.weights.clone(),
             members: stored,
         })
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        Ok(ModelFile {
-            meta,
-            tensors,
-            blobs,
-        })
+        Ok(out)
     }
 }
 
