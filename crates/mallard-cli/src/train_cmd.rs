@@ -37,6 +37,7 @@ pub struct ModelArgs {
     /// for two labels), ngram (TF-IDF n-grams + logistic regression; the default for
     /// families), lstm, gru, bilstm, ensemble (LSTM + n-grams).
     /// Feature tables (csv): gbdt (default, boosted trees) or dnn (feed-forward net).
+    /// Raw bytes of PE files (pe:DIR): malconv (gated convolution over 512-byte windows).
     #[arg(long = "model", value_name = "KIND")]
     pub kind: Option<String>,
     /// Boosted trees: number of rounds (default 100).
