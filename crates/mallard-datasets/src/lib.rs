@@ -6,7 +6,7 @@
 mod ember;
 pub mod features_out;
 mod pe;
-pub use pe::{labelled_pe_files, LabelledFiles};
+pub use pe::{labelled_pe_files, read_groups_file, LabelledFiles};
 
 use mallard_apiseq::{read_dataset, DatasetOptions, Format, Sample};
 use mallard_tables::{read_csv, read_csv_with_schema, CsvOptions, Table, TableSchema};

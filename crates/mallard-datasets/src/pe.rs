@@ -83,11 +83,15 @@ pub fn labelled_pe_files(
 /// `NAME<TAB>GROUP` lines (a first line `name<TAB>group` or without a tab, blank lines and
 /// `#` comments are skipped); the file is capped like a table.
 fn read_groups(read: &ReadOptions) -> Result<HashMap<String, String>> {
-    let Some(path) = &read.groups_file else {
-        return Ok(HashMap::new());
-    };
-    let bytes =
-        mallard_io::read_capped(path, read.max_table_bytes).map_err(|e| invalid(e.to_string()))?;
+    match &read.groups_file {
+        Some(path) => read_groups_file(path, read.max_table_bytes),
+        None => Ok(HashMap::new()),
+    }
+}
+
+/// A `NAME<TAB>GROUP` file (`--groups`) as a map, refused above `max_bytes`.
+pub fn read_groups_file(path: &std::path::Path, max_bytes: u64) -> Result<HashMap<String, String>> {
+    let bytes = mallard_io::read_capped(path, max_bytes).map_err(|e| invalid(e.to_string()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| invalid(format!("{}: not UTF-8 text", path.display())))?;
     let mut out = HashMap::new();

@@ -4,7 +4,7 @@
 
 use crate::{during, Error, Observer};
 use mallard_model::stack::{fit_stack, member_name, StackModel};
-use mallard_model::{Model, ModelFile};
+use mallard_model::{Caps, Model, ModelFile};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -47,8 +47,9 @@ fn keys_of(id: &str) -> (String, Vec<String>) {
         .unwrap_or_else(|| id.to_string());
     let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
     let is_sha = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    // Capped as every PE file is: an id may name any file.
     let key = if path.is_file() {
-        std::fs::read(path)
+        mallard_io::read_capped(path, Caps::default().max_pe_bytes)
             .map(|b| format!("{:x}", Sha256::digest(&b)))
             .unwrap_or_else(|_| id.to_string())
     } else if is_sha(&stem) {
@@ -62,8 +63,10 @@ fn keys_of(id: &str) -> (String, Vec<String>) {
 }
 
 fn read_predictions(path: &Path, positive: usize) -> Result<HashMap<String, Row>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let bytes = mallard_io::read_capped(path, Caps::default().max_table_bytes)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))?;
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -90,17 +93,6 @@ fn read_predictions(path: &Path, positive: usize) -> Result<HashMap<String, Row>
         );
     }
     Ok(out)
-}
-
-fn read_groups(path: &Path) -> Result<HashMap<String, String>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').split_once('\t'))
-        .filter(|(n, g)| !n.is_empty() && !g.is_empty() && *n != "name")
-        .map(|(n, g)| (n.to_string(), g.to_string()))
-        .collect())
 }
 
 fn figures(name: String, y: &[usize], p: &[f32]) -> Result<(String, f64, f64, f64), Error> {
@@ -161,8 +153,9 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         }
         y.push(usize::from(labels[positive] == *l));
     }
+    let caps = Caps::default();
     let named = match req.groups_file {
-        Some(g) => read_groups(g)?,
+        Some(g) => mallard_datasets::read_groups_file(g, caps.max_table_bytes)?,
         None => HashMap::new(),
     };
     let group_keys: Vec<String> = keys

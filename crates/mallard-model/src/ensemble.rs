@@ -113,11 +113,7 @@ impl Model for Ensemble {
     }
 
     fn to_file(&self) -> Result<ModelFile, ModelError> {
-        let mut out = ModelFile {
-            meta: self.meta.clone(),
-            tensors: Vec::new(),
-            blobs: Vec::new(),
-        };
+        let mut out = ModelFile::container(self.meta.clone());
         let mut stored = Vec::new();
         for (i, (w, m)) in self.members.iter().enumerate() {
             let meta = out.add_member(i, m.to_file()?);

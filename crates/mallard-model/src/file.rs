@@ -193,6 +193,15 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
+    /// A container model's file before its members are added.
+    pub(crate) fn container(meta: Meta) -> ModelFile {
+        ModelFile {
+            meta,
+            tensors: Vec::new(),
+            blobs: Vec::new(),
+        }
+    }
+
     /// Member `i` of a container model (ensemble, stack): its tensors and blobs, stored
     /// under `m{i}/`, with `meta`.
     pub(crate) fn member(&self, i: usize, meta: Meta) -> ModelFile {
