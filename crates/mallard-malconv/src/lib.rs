@@ -14,9 +14,13 @@
 // Index loops over channels read as the maths does.
 #![allow(clippy::needless_range_loop)]
 
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 mod train;
 
-pub use train::{predict_rows, train, Source, TrainConfig};
+pub use train::{
+    predict_rows, predict_rows_pooled, train, train_pooled, BatchPooler, Source, TrainConfig,
+};
 
 use mallard_rand::SplitMix64;
 use std::io::Read;
@@ -43,6 +47,8 @@ pub enum MalConvError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Train(String),
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 /// Layer sizes.
@@ -502,13 +508,27 @@ impl MalConv {
         g: &mut Weights,
         s: &mut Scratch,
     ) -> f32 {
+        let p = self.pool_bytes(bytes, s);
+        self.accumulate_grad_pooled(bytes, &p, target, weight, g)
+    }
+
+    /// [`MalConv::accumulate_grad`] with `bytes` already pooled (by this network's
+    /// current weights, on any backend): the backward pass reads only each channel's
+    /// winning window.
+    pub fn accumulate_grad_pooled(
+        &self,
+        bytes: &[u8],
+        p: &Pooled,
+        target: f32,
+        weight: f32,
+        g: &mut Weights,
+    ) -> f32 {
         let (e, win, c, h_n) = (
             self.cfg.embed,
             self.cfg.window,
             self.cfg.channels,
             self.cfg.hidden,
         );
-        let p = self.pool_bytes(bytes, s);
         let (h, logit) = self.head(&p.z);
         // Stable: softplus(l) - t*l.
         let loss = weight * (logit.max(0.0) + (-logit.abs()).exp().ln_1p() - target * logit);

@@ -1,7 +1,7 @@
 //! Minibatch training with the recurrent nets' pieces: the same optimizers (Keras update
 //! rules), early stopping that restores the best weights, class weights, seeded shuffles.
 
-use crate::{add_into, fill_zero, MalConv, MalConvError, Scratch, Weights};
+use crate::{add_into, fill_zero, MalConv, MalConvError, Pooled, Scratch, Weights};
 use mallard_rand::SplitMix64;
 use mallard_rnn::{EarlyStopping, EpochReport, OptState, Optimizer, Stopping, TrainSummary};
 use std::time::Instant;
@@ -39,6 +39,15 @@ impl Default for TrainConfig {
 /// Reads row `i`'s bytes (the caller caps their length); an error names the input.
 pub type Source<'a> = dyn Fn(usize) -> Result<Vec<u8>, String> + Sync + 'a;
 
+/// The forward pass over whole inputs on another device (the GPU backend, [`crate::gpu`]):
+/// nearly all of MalConv's arithmetic. The head and the sparse backward stay on the CPU.
+pub trait BatchPooler {
+    /// Takes `net`'s current weights (called before the first batch and after every update).
+    fn load(&mut self, net: &MalConv) -> Result<(), MalConvError>;
+    /// Pools every input, in order, with the loaded weights.
+    fn pool(&mut self, inputs: &[Vec<u8>]) -> Result<Vec<Pooled>, MalConvError>;
+}
+
 /// Trains `net` on `train_rows` (labels 0/1 in `labels`), early-stopping on `val_rows`
 /// when given; `on_epoch` hears about every finished epoch.
 pub fn train(
@@ -48,6 +57,47 @@ pub fn train(
     train_rows: &[usize],
     val_rows: &[usize],
     cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainSummary, MalConvError> {
+    train_impl(
+        net, source, labels, train_rows, val_rows, cfg, None, on_epoch,
+    )
+}
+
+/// [`train`] with every forward pass done by `pooler` (the same shuffles, optimizer,
+/// early stopping and class weights; results differ from the CPU's by float rounding).
+#[allow(clippy::too_many_arguments)]
+pub fn train_pooled(
+    net: &mut MalConv,
+    source: &Source<'_>,
+    labels: &[usize],
+    train_rows: &[usize],
+    val_rows: &[usize],
+    cfg: &TrainConfig,
+    pooler: &mut dyn BatchPooler,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainSummary, MalConvError> {
+    train_impl(
+        net,
+        source,
+        labels,
+        train_rows,
+        val_rows,
+        cfg,
+        Some(pooler),
+        on_epoch,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_impl(
+    net: &mut MalConv,
+    source: &Source<'_>,
+    labels: &[usize],
+    train_rows: &[usize],
+    val_rows: &[usize],
+    cfg: &TrainConfig,
+    mut pooler: Option<&mut dyn BatchPooler>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainSummary, MalConvError> {
     if train_rows.is_empty() {
@@ -77,36 +127,60 @@ pub fn train(
         let start = Instant::now();
         rng.shuffle(&mut order);
         let (mut loss_sum, mut rows) = (0.0f64, 0usize);
+        if let Some(p) = pooler.as_deref_mut() {
+            p.load(net)?;
+        }
         for rows_b in order.chunks(batch) {
             let per = rows_b.len().div_ceil(threads);
             let net_ref = &*net;
-            let losses: Vec<Result<f64, String>> = std::thread::scope(|sc| {
-                let handles: Vec<_> = rows_b
-                    .chunks(per)
-                    .zip(grads.iter_mut())
-                    .zip(scratch.iter_mut())
-                    .map(|((part, g), s)| {
-                        sc.spawn(move || {
-                            fill_zero(g);
-                            let mut l = 0.0f64;
-                            for &i in part {
-                                let bytes = source(i)?;
-                                let y = labels[i];
-                                let w = cfg.class_weights.map_or(1.0, |cw| cw[y]);
-                                l += net_ref.accumulate_grad(&bytes, y as f32, w, g, s) as f64;
-                            }
-                            Ok(l)
+            let losses: Vec<Result<f64, String>> = if let Some(p) = pooler.as_deref_mut() {
+                let inputs = read_rows(source, rows_b, threads).map_err(MalConvError::Train)?;
+                let pooled = p.pool(&inputs)?;
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = rows_b
+                        .chunks(per)
+                        .zip(inputs.chunks(per))
+                        .zip(pooled.chunks(per))
+                        .zip(grads.iter_mut())
+                        .map(|(((part, ins), ps), g)| {
+                            sc.spawn(move || {
+                                fill_zero(g);
+                                let mut l = 0.0f64;
+                                for ((&i, bytes), pi) in part.iter().zip(ins).zip(ps) {
+                                    let y = labels[i];
+                                    let w = cfg.class_weights.map_or(1.0, |cw| cw[y]);
+                                    l += net_ref.accumulate_grad_pooled(bytes, pi, y as f32, w, g)
+                                        as f64;
+                                }
+                                Ok(l)
+                            })
                         })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err("a training thread panicked".into()))
-                    })
-                    .collect()
-            });
+                        .collect();
+                    join_all(handles, "a training thread panicked")
+                })
+            } else {
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = rows_b
+                        .chunks(per)
+                        .zip(grads.iter_mut())
+                        .zip(scratch.iter_mut())
+                        .map(|((part, g), s)| {
+                            sc.spawn(move || {
+                                fill_zero(g);
+                                let mut l = 0.0f64;
+                                for &i in part {
+                                    let bytes = source(i)?;
+                                    let y = labels[i];
+                                    let w = cfg.class_weights.map_or(1.0, |cw| cw[y]);
+                                    l += net_ref.accumulate_grad(&bytes, y as f32, w, g, s) as f64;
+                                }
+                                Ok(l)
+                            })
+                        })
+                        .collect();
+                    join_all(handles, "a training thread panicked")
+                })
+            };
             let used = rows_b.chunks(per).count();
             for l in losses {
                 loss_sum += l.map_err(MalConvError::Train)?;
@@ -123,13 +197,23 @@ pub fn train(
                 }
             }
             opt.step_slices(net.weights_mut().slices_mut(), mean.slices());
+            if let Some(p) = pooler.as_deref_mut() {
+                p.load(net)?;
+            }
             rows += rows_b.len();
         }
         let loss = (loss_sum / rows.max(1) as f64) as f32;
         let val = if val_rows.is_empty() {
             None
         } else {
-            Some(evaluate(net, source, labels, val_rows, threads)?)
+            Some(evaluate(
+                net,
+                source,
+                labels,
+                val_rows,
+                threads,
+                pooler.as_deref_mut(),
+            )?)
         };
         let decision = summary.end_epoch(epoch, loss, val, start, &mut stopping, on_epoch);
         match decision {
@@ -179,6 +263,53 @@ pub fn predict_rows(
     Ok(out)
 }
 
+/// Rows scored per [`BatchPooler::pool`] call when predicting.
+const PREDICT_GROUP: usize = 32;
+
+/// [`predict_rows`] with the forward passes done by `pooler` (loaded with `net`).
+pub fn predict_rows_pooled(
+    net: &MalConv,
+    source: &Source<'_>,
+    rows: &[usize],
+    threads: usize,
+    pooler: &mut (dyn BatchPooler + '_),
+) -> Result<Vec<f32>, MalConvError> {
+    pooler.load(net)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for group in rows.chunks(PREDICT_GROUP) {
+        let inputs = read_rows(source, group, threads).map_err(MalConvError::Train)?;
+        out.extend(pooler.pool(&inputs)?.iter().map(|p| net.probability(p)));
+    }
+    Ok(out)
+}
+
+/// Each row's bytes, read on up to `threads` threads, in row order.
+fn read_rows(source: &Source<'_>, rows: &[usize], threads: usize) -> Result<Vec<Vec<u8>>, String> {
+    let per = rows.len().div_ceil(threads.max(1)).max(1);
+    let parts: Vec<Result<Vec<Vec<u8>>, String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .map(|part| sc.spawn(move || part.iter().map(|&i| source(i)).collect()))
+            .collect();
+        join_all(handles, "a reading thread panicked")
+    });
+    let mut out = Vec::with_capacity(rows.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
+fn join_all<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T, String>>>,
+    panicked: &str,
+) -> Vec<Result<T, String>> {
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|_| Err(panicked.into())))
+        .collect()
+}
+
 /// Mean (unweighted) loss and accuracy at 0.5.
 fn evaluate(
     net: &MalConv,
@@ -186,8 +317,12 @@ fn evaluate(
     labels: &[usize],
     rows: &[usize],
     threads: usize,
+    pooler: Option<&mut (dyn BatchPooler + '_)>,
 ) -> Result<(f32, f32), MalConvError> {
-    let p = predict_rows(net, source, rows, threads)?;
+    let p = match pooler {
+        Some(pl) => predict_rows_pooled(net, source, rows, threads, pl)?,
+        None => predict_rows(net, source, rows, threads)?,
+    };
     let (mut loss, mut right) = (0.0f64, 0usize);
     for (&i, &pi) in rows.iter().zip(&p) {
         let y = labels[i] as f32;

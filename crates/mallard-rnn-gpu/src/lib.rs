@@ -15,7 +15,7 @@
 //! same shuffle) with the minibatches run on the GPU.
 
 #[cfg(feature = "wgpu")]
-mod ctx;
+mod kernels;
 #[cfg(feature = "wgpu")]
 mod net;
 #[cfg(feature = "wgpu")]
@@ -50,4 +50,15 @@ pub enum GpuError {
     /// Invalid input (tokens, lengths, tensors), as the CPU network reports it.
     #[error(transparent)]
     Rnn(#[from] mallard_rnn::RnnError),
+}
+
+#[cfg(feature = "wgpu")]
+impl From<mallard_gpu::GpuError> for GpuError {
+    fn from(e: mallard_gpu::GpuError) -> Self {
+        match e {
+            mallard_gpu::GpuError::NoAdapter(s) => GpuError::NoAdapter(s),
+            mallard_gpu::GpuError::Device(s) => GpuError::Device(s),
+            mallard_gpu::GpuError::Unsupported(s) => GpuError::Unsupported(s),
+        }
+    }
 }

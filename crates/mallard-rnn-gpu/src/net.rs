@@ -7,8 +7,9 @@ use mallard_rnn::{
     BatchLayout, Cell, Head, Loss, Net, NetConfig, Optimizer, Output, RnnError, Tensor,
 };
 
-use crate::ctx::{Arg, Buf, Ctx, Recorder, K, MAX_GROUPS};
+use crate::kernels::{Ctx, Recorder, K};
 use crate::GpuError;
+use mallard_gpu::{Arg, Buf, MAX_GROUPS};
 
 /// Marks "no row" in index arrays read by the kernels.
 const NONE: u32 = u32::MAX;
@@ -314,7 +315,7 @@ const G_ACC: u32 = 4;
 impl GpuNet {
     /// Upload `net`'s weights to the first high-performance adapter wgpu finds.
     pub fn from_net(net: &Net) -> Result<GpuNet, GpuError> {
-        let ctx = Ctx::new()?;
+        let ctx = crate::kernels::open()?;
         Self::with_ctx(ctx, net)
     }
 
@@ -357,13 +358,12 @@ impl GpuNet {
 
     /// Name and backend of the adapter in use, e.g. "NVIDIA H100 (Vulkan)".
     pub fn adapter(&self) -> String {
-        let i = &self.ctx.info;
-        format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        self.ctx.adapter()
     }
 
     /// True on a CPU (software) adapter such as lavapipe: timings there are not GPU figures.
     pub fn is_software(&self) -> bool {
-        self.ctx.info.device_type == wgpu::DeviceType::Cpu
+        self.ctx.is_software()
     }
 
     pub fn config(&self) -> &NetConfig {

@@ -2,42 +2,39 @@
 //! into one submission.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::shaders;
 use crate::GpuError;
 
 /// Size of each dispatch's uniform block as bound (every kernel's struct fits in it).
 const PARAM_BYTES: u64 = 128;
 /// Largest workgroup count in one grid dimension guaranteed by WebGPU.
-pub(crate) const MAX_GROUPS: u32 = 65_535;
+pub const MAX_GROUPS: u32 = 65_535;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A storage buffer with an id, so bind groups can be cached by the buffers they name.
-pub(crate) struct GBuf {
+pub struct GBuf {
     pub id: u64,
     pub buf: wgpu::Buffer,
     pub size: u64,
 }
 
-pub(crate) type Buf = Arc<GBuf>;
+pub type Buf = Arc<GBuf>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum K {
-    Gemm,
-    StepFwd,
-    StepBwd,
-    Feat,
-    HeadBack,
-    Loss,
-    DTable,
-    ColSum,
-    Transpose,
-    Optim,
-    SumSq,
-    ClipScale,
+/// A backend's kernel names: any small copyable key (an enum of its kernels).
+pub trait KernelKey: Copy + Eq + Hash + Debug {}
+impl<T: Copy + Eq + Hash + Debug> KernelKey for T {}
+
+/// One kernel to compile: its key, WGSL source (entry point `main`, scalars in a uniform
+/// block at binding 0) and the read-only flag of each storage binding 1.. .
+pub struct KernelSpec<K> {
+    pub key: K,
+    pub src: String,
+    pub read_only: Vec<bool>,
 }
 
 struct Kernel {
@@ -45,7 +42,8 @@ struct Kernel {
     pipeline: wgpu::ComputePipeline,
 }
 
-pub(crate) struct Ctx {
+/// A device, its queue and the kernels compiled for it.
+pub struct Ctx<K: KernelKey> {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
@@ -56,58 +54,14 @@ pub(crate) struct Ctx {
     pub dummy_w: [Buf; 2],
 }
 
-/// (kernel, WGSL source, read-only flag of each storage binding 1..).
-fn specs() -> Vec<(K, String, Vec<bool>)> {
-    vec![
-        (
-            K::Gemm,
-            shaders::GEMM.into(),
-            vec![true, true, false, true, true],
-        ),
-        (
-            K::StepFwd,
-            shaders::step_fwd(),
-            vec![true, true, true, false, false, false, false],
-        ),
-        (
-            K::StepBwd,
-            shaders::step_bwd(),
-            vec![true, true, true, true, false, false, true, true],
-        ),
-        (K::Feat, shaders::FEAT.into(), vec![true, true, true, false]),
-        (
-            K::HeadBack,
-            shaders::HEAD_BACK.into(),
-            vec![true, true, false],
-        ),
-        (
-            K::Loss,
-            shaders::LOSS.into(),
-            vec![true, true, true, false, false],
-        ),
-        (
-            K::DTable,
-            shaders::DTABLE.into(),
-            vec![true, true, true, false],
-        ),
-        (K::ColSum, shaders::COLSUM.into(), vec![true, false]),
-        (K::Transpose, shaders::TRANSPOSE.into(), vec![true, false]),
-        (
-            K::Optim,
-            shaders::OPTIM.into(),
-            vec![false, true, false, false, true],
-        ),
-        (K::SumSq, shaders::SUMSQ.into(), vec![true, false]),
-        (K::ClipScale, shaders::CLIP_SCALE.into(), vec![true, false]),
-    ]
-}
-
-impl Ctx {
-    pub(crate) fn new() -> Result<Ctx, GpuError> {
-        pollster::block_on(Self::new_async())
+impl<K: KernelKey> Ctx<K> {
+    /// Opens the first high-performance adapter (a GPU, or lavapipe) and compiles `specs`;
+    /// `label` names the device in driver messages.
+    pub fn new(label: &str, specs: Vec<KernelSpec<K>>) -> Result<Ctx<K>, GpuError> {
+        pollster::block_on(Self::new_async(label, specs))
     }
 
-    async fn new_async() -> Result<Ctx, GpuError> {
+    async fn new_async(label: &str, specs: Vec<KernelSpec<K>>) -> Result<Ctx<K>, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -120,15 +74,16 @@ impl Ctx {
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        if limits.max_storage_buffers_per_shader_stage < 8 {
+        let needed = specs.iter().map(|s| s.read_only.len()).max().unwrap_or(0) as u32;
+        if limits.max_storage_buffers_per_shader_stage < needed {
             return Err(GpuError::Unsupported(format!(
-                "adapter {} allows {} storage buffers per shader stage, 8 are needed",
+                "adapter {} allows {} storage buffers per shader stage, {needed} are needed",
                 info.name, limits.max_storage_buffers_per_shader_stage
             )));
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
-                label: Some("mallard-rnn-gpu"),
+                label: Some(label),
                 required_features: wgpu::Features::empty(),
                 // Everything the adapter offers: large vocabularies need big storage bindings.
                 required_limits: limits.clone(),
@@ -138,8 +93,9 @@ impl Ctx {
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut kernels = HashMap::new();
-        for (k, src, ro) in specs() {
-            kernels.insert(k, build_kernel(&device, k, &src, &ro));
+        for spec in specs {
+            let kernel = build_kernel(&device, spec.key, &spec.src, &spec.read_only);
+            kernels.insert(spec.key, kernel);
         }
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Device(format!("building kernels: {e}")));
@@ -158,18 +114,47 @@ impl Ctx {
         })
     }
 
-    pub(crate) fn buffer(&self, bytes: u64, label: &str) -> Buf {
+    /// Name and backend of the adapter, e.g. "NVIDIA H100 (Vulkan, DiscreteGpu)".
+    pub fn adapter(&self) -> String {
+        let i = &self.info;
+        format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+    }
+
+    /// True on a CPU (software) adapter such as lavapipe: timings there are not GPU figures.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The largest storage buffer one binding may cover, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.device.limits().max_storage_buffer_binding_size
+    }
+
+    pub fn buffer(&self, bytes: u64, label: &str) -> Buf {
         new_buf(&self.device, bytes, label)
     }
 
-    pub(crate) fn upload<T: Pod>(&self, buf: &Buf, data: &[T]) {
+    pub fn upload<T: Pod>(&self, buf: &Buf, data: &[T]) {
         if !data.is_empty() {
             self.queue.write_buffer(&buf.buf, 0, as_bytes(data));
         }
     }
 
     /// Copy `n` f32 values from the start of `buf` to the host (waits for queued work).
-    pub(crate) fn read_f32(&self, buf: &Buf, n: usize) -> Result<Vec<f32>, GpuError> {
+    pub fn read_f32(&self, buf: &Buf, n: usize) -> Result<Vec<f32>, GpuError> {
+        Ok(self
+            .read_words(buf, n)?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect())
+    }
+
+    /// Copy `n` u32 values from the start of `buf` to the host (waits for queued work).
+    pub fn read_u32(&self, buf: &Buf, n: usize) -> Result<Vec<u32>, GpuError> {
+        self.read_words(buf, n)
+    }
+
+    fn read_words(&self, buf: &Buf, n: usize) -> Result<Vec<u32>, GpuError> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -204,7 +189,7 @@ impl Ctx {
             .map_err(|e| GpuError::Device(format!("reading a mapped buffer: {e}")))?;
         let out = view
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         drop(view);
         staging.unmap();
@@ -212,7 +197,7 @@ impl Ctx {
     }
 
     /// Queue a copy of the first `bytes` of `src` into `dst` (ordered after earlier work).
-    pub(crate) fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
+    pub fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
         if bytes == 0 {
             return;
         }
@@ -223,7 +208,7 @@ impl Ctx {
         self.queue.submit([enc.finish()]);
     }
 
-    pub(crate) fn recorder(&self) -> Recorder {
+    pub fn recorder(&self) -> Recorder<K> {
         Recorder {
             align: self.align,
             params: Vec::new(),
@@ -249,7 +234,12 @@ fn new_buf(device: &wgpu::Device, bytes: u64, label: &str) -> Buf {
     })
 }
 
-fn build_kernel(device: &wgpu::Device, k: K, src: &str, read_only: &[bool]) -> Kernel {
+fn build_kernel<K: KernelKey>(
+    device: &wgpu::Device,
+    k: K,
+    src: &str,
+    read_only: &[bool],
+) -> Kernel {
     let label = format!("{k:?}");
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(&label),
@@ -298,11 +288,11 @@ fn build_kernel(device: &wgpu::Device, k: K, src: &str, read_only: &[bool]) -> K
 }
 
 /// Plain-old-data element types that may be viewed as bytes.
-pub(crate) trait Pod: Copy {}
+pub trait Pod: Copy {}
 impl Pod for f32 {}
 impl Pod for u32 {}
 
-pub(crate) fn as_bytes<T: Pod>(v: &[T]) -> &[u8] {
+pub fn as_bytes<T: Pod>(v: &[T]) -> &[u8] {
     // SAFETY: f32 and u32 have no padding and every byte pattern of them is initialised;
     // the byte length covers exactly the slice.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
@@ -310,7 +300,7 @@ pub(crate) fn as_bytes<T: Pod>(v: &[T]) -> &[u8] {
 
 /// A scalar for a kernel's uniform block.
 #[derive(Clone, Copy)]
-pub(crate) enum Arg {
+pub enum Arg {
     U(u32),
     F(f32),
 }
@@ -321,7 +311,7 @@ impl From<u32> for Arg {
     }
 }
 impl From<usize> for Arg {
-    // Sizes are checked against u32 before recording (see `GpuNet::check_sizes`).
+    // Callers check sizes against u32 before recording.
     fn from(v: usize) -> Arg {
         Arg::U(v as u32)
     }
@@ -332,7 +322,7 @@ impl From<f32> for Arg {
     }
 }
 
-enum Cmd {
+enum Cmd<K> {
     Dispatch {
         k: K,
         bufs: Vec<Buf>,
@@ -344,15 +334,15 @@ enum Cmd {
 
 /// Collects dispatches; `submit` uploads all uniform blocks at once and encodes everything
 /// into one command buffer (wgpu inserts the barriers between dependent dispatches).
-pub(crate) struct Recorder {
+pub struct Recorder<K: KernelKey> {
     align: u64,
     params: Vec<u8>,
-    cmds: Vec<Cmd>,
+    cmds: Vec<Cmd<K>>,
 }
 
-impl Recorder {
+impl<K: KernelKey> Recorder<K> {
     /// Dispatch `k` over a `groups` grid with scalars `args` and storage buffers `bufs`.
-    pub(crate) fn dispatch(&mut self, k: K, args: &[Arg], bufs: &[&Buf], groups: (u32, u32)) {
+    pub fn dispatch(&mut self, k: K, args: &[Arg], bufs: &[&Buf], groups: (u32, u32)) {
         if groups.0 == 0 || groups.1 == 0 {
             return;
         }
@@ -376,15 +366,15 @@ impl Recorder {
     }
 
     /// Dispatch over `n` threads in workgroups of 64 (kernels fold the y index back in).
-    pub(crate) fn dispatch_1d(&mut self, k: K, args: &[Arg], bufs: &[&Buf], n: usize) {
+    pub fn dispatch_1d(&mut self, k: K, args: &[Arg], bufs: &[&Buf], n: usize) {
         self.dispatch(k, args, bufs, grid_1d(n));
     }
 
-    pub(crate) fn clear(&mut self, b: &Buf) {
+    pub fn clear(&mut self, b: &Buf) {
         self.cmds.push(Cmd::Clear(Arc::clone(b)));
     }
 
-    pub(crate) fn submit(self, ctx: &Ctx) -> Result<(), GpuError> {
+    pub fn submit(self, ctx: &Ctx<K>) -> Result<(), GpuError> {
         if self.cmds.is_empty() {
             return Ok(());
         }
@@ -480,7 +470,7 @@ impl Recorder {
 }
 
 /// Workgroups (64 threads each) covering `n` threads, as (x, y) within the per-dimension cap.
-pub(crate) fn grid_1d(n: usize) -> (u32, u32) {
+pub fn grid_1d(n: usize) -> (u32, u32) {
     let wg = n.div_ceil(64);
     if wg <= MAX_GROUPS as usize {
         (wg as u32, 1)
