@@ -97,8 +97,8 @@ pub struct ModelArgs {
     /// Epochs (boosted trees: rounds, default 10) without a better validation loss before stopping.
     #[arg(long, value_parser = mallard_experiment::settings::check::positive_usize)]
     pub patience: Option<usize>,
-    /// Train recurrent nets (lstm, gru, bilstm, ensemble) on the GPU through Vulkan; needs a
-    /// build with `--features gpu`. Same training semantics as the CPU.
+    /// Train recurrent nets (lstm, gru, bilstm, ensemble) and malconv on the GPU through
+    /// Vulkan; needs a build with `--features gpu`. Same training semantics as the CPU.
     #[arg(long)]
     pub gpu: bool,
     /// Do not weight classes by inverse frequency.

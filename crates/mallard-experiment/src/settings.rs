@@ -232,11 +232,10 @@ impl ModelSettings {
         o.class_weights = self.class_weights;
         o.train.seed = self.seed;
         o.train.threads = self.threads.max(1);
-        if self.gpu {
-            return Err(bad(
-                "MalConv trains on the CPU only in this version (docs/decisions.md)".into(),
-            ));
+        if self.gpu && !cfg!(feature = "gpu") {
+            return Err(bad("GPU training: this mallard was built without GPU support; rebuild with `cargo build --release --features gpu`".into()));
         }
+        o.gpu = self.gpu;
         Ok(o)
     }
 }

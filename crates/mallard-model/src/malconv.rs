@@ -57,6 +57,8 @@ pub struct MalConvOptions {
     pub validation: f32,
     /// Weight classes by inverse frequency.
     pub class_weights: bool,
+    /// Run the forward passes (training and scoring) on a GPU; needs the `gpu` feature.
+    pub gpu: bool,
 }
 
 impl Default for MalConvOptions {
@@ -66,6 +68,7 @@ impl Default for MalConvOptions {
             train: TrainConfig::default(),
             validation: 0.1,
             class_weights: true,
+            gpu: false,
         }
     }
 }
@@ -253,6 +256,43 @@ pub fn file_groups(files: &FileSet<'_>, max_bytes: u64) -> Result<Vec<usize>, Mo
     mallard_eval::groups_union(&keys, &named).map_err(|e| ModelError::Invalid(e.to_string()))
 }
 
+/// The GPU's forward pass when `opts.gpu` (one device for every fold).
+fn open_gpu(
+    opts: &MalConvOptions,
+) -> Result<Option<Box<dyn mallard_malconv::BatchPooler>>, ModelError> {
+    if !opts.gpu {
+        return Ok(None);
+    }
+    #[cfg(feature = "gpu")]
+    {
+        // The pooler holds one network's shapes; its weights are replaced by every `load`.
+        let net = MalConv::new(opts.settings.config(), 0)
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let p = mallard_malconv::gpu::GpuPooler::new(&net)
+            .map_err(|e| ModelError::Compute(e.to_string()))?;
+        Ok(Some(Box::new(p)))
+    }
+    #[cfg(not(feature = "gpu"))]
+    Err(ModelError::Invalid(
+        "this mallard was built without GPU support; rebuild with `cargo build --release --features gpu`".into(),
+    ))
+}
+
+/// Scores `rows` on the CPU, or on the GPU when one is open.
+fn predict(
+    net: &MalConv,
+    source: &mallard_malconv::Source<'_>,
+    rows: &[usize],
+    threads: usize,
+    gpu: Option<&mut Box<dyn mallard_malconv::BatchPooler>>,
+) -> Result<Vec<f32>, ModelError> {
+    match gpu {
+        Some(p) => mallard_malconv::predict_rows_pooled(net, source, rows, threads, p.as_mut()),
+        None => mallard_malconv::predict_rows(net, source, rows, threads),
+    }
+    .map_err(|e| ModelError::Compute(e.to_string()))
+}
+
 /// Trains on `rows` of `files` (`y` 0/1), holding out a stratified share of their groups
 /// for early stopping.
 fn fit_rows(
@@ -261,6 +301,7 @@ fn fit_rows(
     groups: &[usize],
     rows: &[usize],
     opts: &MalConvOptions,
+    gpu: Option<&mut Box<dyn mallard_malconv::BatchPooler>>,
     obs: &mut dyn Observer,
 ) -> Result<(MalConv, serde_json::Value), ModelError> {
     let mut train_rows = rows.to_vec();
@@ -288,20 +329,34 @@ fn fit_rows(
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
     let batches = train_rows.len().div_ceil(cfg.batch_size.max(1));
     obs.epoch_start(1, cfg.epochs, batches);
-    let summary = mallard_malconv::train(
-        &mut net,
-        &source,
-        y,
-        &train_rows,
-        &val_rows,
-        &cfg,
-        &mut |r| {
-            obs.epoch_end(r);
-            if r.epoch < cfg.epochs {
-                obs.epoch_start(r.epoch + 1, cfg.epochs, batches);
-            }
-        },
-    )
+    let mut on_epoch = |r: &mallard_rnn::EpochReport| {
+        obs.epoch_end(r);
+        if r.epoch < cfg.epochs {
+            obs.epoch_start(r.epoch + 1, cfg.epochs, batches);
+        }
+    };
+    let gpu_used = gpu.is_some();
+    let summary = match gpu {
+        Some(p) => mallard_malconv::train_pooled(
+            &mut net,
+            &source,
+            y,
+            &train_rows,
+            &val_rows,
+            &cfg,
+            p.as_mut(),
+            &mut on_epoch,
+        ),
+        None => mallard_malconv::train(
+            &mut net,
+            &source,
+            y,
+            &train_rows,
+            &val_rows,
+            &cfg,
+            &mut on_epoch,
+        ),
+    }
     .map_err(|e| ModelError::Compute(e.to_string()))?;
     let history: Vec<serde_json::Value> = summary
         .history
@@ -317,6 +372,7 @@ fn fit_rows(
         "stopped_early": summary.stopped_early,
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
+        "device": if gpu_used { "gpu" } else { "cpu" },
         "history": history,
     });
     Ok((net, training))
@@ -331,7 +387,8 @@ pub fn train_files(
     let (names, y, pos) = labels_of(files)?;
     let groups = file_groups(files, opts.settings.max_bytes)?;
     let all: Vec<usize> = (0..y.len()).collect();
-    let (net, training) = fit_rows(files, &y, &groups, &all, opts, obs)?;
+    let mut gpu = open_gpu(opts)?;
+    let (net, training) = fit_rows(files, &y, &groups, &all, opts, gpu.as_mut(), obs)?;
     let mut meta = Meta::new("malconv", InputKind::Bytes, names);
     meta.positive = Some(pos);
     meta.training = training;
@@ -359,11 +416,11 @@ pub fn cross_validate_files(
     let mut probs = Vec::new();
     let max = opts.settings.max_bytes;
     let source = |i: usize| read_prefix(&files.paths[i], max);
+    let mut gpu = open_gpu(opts)?;
     for (f, test) in folds.iter().enumerate() {
         let rows = mallard_eval::complement(y.len(), test);
-        let (net, _) = fit_rows(files, &y, &groups, &rows, opts, obs)?;
-        let p = mallard_malconv::predict_rows(&net, &source, test, opts.train.threads)
-            .map_err(|e| ModelError::Compute(e.to_string()))?;
+        let (net, _) = fit_rows(files, &y, &groups, &rows, opts, gpu.as_mut(), obs)?;
+        let p = predict(&net, &source, test, opts.train.threads, gpu.as_mut())?;
         let mut fold_probs = Vec::with_capacity(test.len() * 2);
         for pi in p {
             fold_probs.extend(crate::binary_row(pi, pos));
