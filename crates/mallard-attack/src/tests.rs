@@ -1,0 +1,235 @@
+use super::*;
+use mallard_pe::synth::{off, set_u32, tiny_pe32};
+
+/// The tiny test PE with a Rich header in its stub and a certificate ending the file, so
+/// every action has something to edit.
+fn rich_signed_pe() -> Vec<u8> {
+    let mut b = tiny_pe32();
+    let key = 0x1234_5678u32;
+    set_u32(&mut b, 0x40, u32::from_le_bytes(*b"DanS") ^ key);
+    set_u32(&mut b, 0x50, 0x0001_0203 ^ key);
+    b[0x70..0x74].copy_from_slice(b"Rich");
+    set_u32(&mut b, 0x74, key);
+    // Debug directory entry (RVA inside .idata, unused there) and a 16-byte certificate.
+    set_u32(&mut b, off::DATA_DIRECTORIES + 8 * dir::DEBUG, 0x2180);
+    set_u32(&mut b, off::DATA_DIRECTORIES + 8 * dir::DEBUG + 4, 0x1c);
+    let cert = b.len() as u32;
+    b.extend_from_slice(&[16, 0, 0, 0, 0, 2, 2, 0, 0x30, 0x82, 0, 0, 0, 0, 0, 0]);
+    set_u32(&mut b, off::DATA_DIRECTORIES + 8 * dir::CERTIFICATE, cert);
+    set_u32(&mut b, off::DATA_DIRECTORIES + 8 * dir::CERTIFICATE + 4, 16);
+    b
+}
+
+#[test]
+fn every_action_applies_and_keeps_what_it_must() {
+    let original = rich_signed_pe();
+    check_preserved(&original, &original).unwrap();
+    let benign = b"This program cannot be run in DOS mode. ordinary benign text".repeat(20);
+    let params = Params {
+        benign: &benign,
+        max_append: 4096,
+        ..Params::default()
+    };
+    for action in ACTIONS {
+        for seed in 0..20 {
+            let mut rng = SplitMix64::new(seed);
+            let m = apply(&original, action, &mut rng, &params)
+                .unwrap_or_else(|e| panic!("{}: {e}", action.name()));
+            assert!(
+                m != original,
+                "{} seed {seed} changed nothing",
+                action.name()
+            );
+            check_preserved(&original, &m)
+                .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", action.name()));
+        }
+    }
+}
+
+#[test]
+fn each_action_edits_what_it_names() {
+    let original = rich_signed_pe();
+    let p = Params::default();
+    let mut rng = SplitMix64::new(1);
+    let run = |a: Action, rng: &mut SplitMix64| apply(&original, a, rng, &p).unwrap();
+
+    let m = run(Action::OverlayZeros, &mut rng);
+    assert!(m.len() > original.len() && m[original.len()..].iter().all(|&b| b == 0));
+    assert_eq!(m[..original.len()], original[..]);
+
+    let m = run(Action::RemoveCertificate, &mut rng);
+    assert_eq!(
+        m.len(),
+        off::FILE_SIZE,
+        "the certificate's bytes ended the file"
+    );
+    let pe = Pe::parse(&m).unwrap();
+    assert_eq!(
+        pe.data_directory(dir::CERTIFICATE).unwrap().virtual_address,
+        0
+    );
+
+    let m = run(Action::RichHeader, &mut rng);
+    assert!(!m.windows(4).any(|w| w == b"Rich"));
+    assert!(m[0x40..0x78].iter().all(|&b| b == 0));
+    assert_eq!(m[0x78..], original[0x78..]);
+
+    // .text: VirtualSize 0x10, raw 0x200 at 0x200: only 0x210..0x400 may change.
+    let m = run(Action::SlackFill, &mut rng);
+    assert_eq!(m[..0x210], original[..0x210]);
+    assert_ne!(m[0x210..0x400], original[0x210..0x400]);
+    assert_eq!(m[0x400..], original[0x400..]);
+
+    let m = run(Action::DosHeader, &mut rng);
+    assert_eq!(m[..2], *b"MZ");
+    assert_eq!(m[0x3c..], original[0x3c..]);
+
+    let m = run(Action::Timestamp, &mut rng);
+    let diff: Vec<usize> = (0..m.len()).filter(|&i| m[i] != original[i]).collect();
+    assert!(diff
+        .iter()
+        .all(|&i| (off::COFF + 4..off::COFF + 8).contains(&i)));
+
+    let m = run(Action::DebugDirectory, &mut rng);
+    assert_eq!(
+        Pe::parse(&m)
+            .unwrap()
+            .data_directory(dir::DEBUG)
+            .unwrap()
+            .size,
+        0
+    );
+
+    // Nothing to edit: a NotApplicable, not a silent copy.
+    let plain = tiny_pe32();
+    for a in [
+        Action::RichHeader,
+        Action::RemoveCertificate,
+        Action::DebugDirectory,
+    ] {
+        assert!(matches!(
+            apply(&plain, a, &mut rng, &p),
+            Err(AttackError::NotApplicable { .. })
+        ));
+    }
+    assert!(matches!(
+        apply(b"MZ not a PE", Action::Timestamp, &mut rng, &p),
+        Err(AttackError::Parse(_))
+    ));
+    let tight = Params {
+        max_size: original.len() + 1,
+        max_append: 100,
+        ..Params::default()
+    };
+    let mut big = None;
+    for seed in 0..10 {
+        if let Err(e) = apply(
+            &original,
+            Action::OverlayRandom,
+            &mut SplitMix64::new(seed),
+            &tight,
+        ) {
+            big = Some(e);
+        }
+    }
+    assert!(matches!(big, Some(AttackError::TooLarge(_))));
+}
+
+/// The check is not a formality: edits of what must stay are caught.
+#[test]
+fn the_check_catches_broken_mutants() {
+    let original = tiny_pe32();
+    let mut m = original.clone();
+    set_u32(&mut m, off::ADDRESS_OF_ENTRY_POINT, 0x1004);
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
+    let mut m = original.clone();
+    m[0x205] ^= 0xff; // a code byte
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
+    let mut m = original.clone();
+    let at = m.windows(11).position(|w| w == b"ExitProcess").unwrap();
+    m[at + 10] = b'X';
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
+    let mut m = original.clone();
+    m[off::E_LFANEW] = 0x90; // the PE header is lost
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
+    // Bytes past .text's virtual size are slack: not a change of the mapped code.
+    let mut m = original.clone();
+    m[0x300] = 0xcc;
+    check_preserved(&original, &m).unwrap();
+}
+
+fn shared() -> std::path::PathBuf {
+    std::env::var_os("MALLARD_SHARED")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        })
+}
+
+/// Every action on every real benign PE file of the shared corpus (x86, x64, ARM64, .NET,
+/// EFI), three seeds each: every mutant passes the structural checks.
+#[test]
+#[ignore = "reads ../shared/data/pe-benign"]
+fn every_mutant_of_the_shared_benign_files_passes_the_checks() {
+    let dir = shared().join("data/pe-benign");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x != "md" && x != "tsv"))
+        .collect();
+    files.sort();
+    let donor = std::fs::read(&files[0]).unwrap();
+    let params = Params {
+        benign: &donor,
+        ..Params::default()
+    };
+    let (mut made, mut parsed) = (std::collections::BTreeMap::new(), 0);
+    for f in &files {
+        let b = std::fs::read(f).unwrap();
+        if Pe::parse(&b).is_err() {
+            continue;
+        }
+        parsed += 1;
+        for action in ACTIONS {
+            for seed in 0..3 {
+                match apply(&b, action, &mut SplitMix64::new(seed), &params) {
+                    Ok(m) => {
+                        check_preserved(&b, &m).unwrap_or_else(|e| {
+                            panic!("{} {} seed {seed}: {e}", f.display(), action.name())
+                        });
+                        *made.entry(action.name()).or_insert(0) += 1;
+                    }
+                    Err(AttackError::NotApplicable { .. }) => {}
+                    Err(e) => panic!("{} {}: {e}", f.display(), action.name()),
+                }
+            }
+        }
+    }
+    println!("{parsed} files; mutants per action: {made:?}");
+    assert!(parsed >= 200, "{parsed} files parsed");
+    for a in [
+        Action::OverlayRandom,
+        Action::SectionRename,
+        Action::Timestamp,
+        Action::DosStub,
+    ] {
+        assert_eq!(
+            made[a.name()],
+            3 * parsed,
+            "{} applies to every file",
+            a.name()
+        );
+    }
+}
