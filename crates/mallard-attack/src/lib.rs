@@ -57,10 +57,13 @@ pub enum Action {
     RichHeader,
     /// Remove the Authenticode certificate (and its bytes when they end the file).
     RemoveCertificate,
+    /// Add a readable data section holding benign bytes (its raw data after the last
+    /// section's, before any overlay).
+    AddSection,
 }
 
 /// Every action, in a fixed order.
-pub const ACTIONS: [Action; 12] = [
+pub const ACTIONS: [Action; 13] = [
     Action::OverlayRandom,
     Action::OverlayZeros,
     Action::OverlayBenign,
@@ -73,6 +76,7 @@ pub const ACTIONS: [Action; 12] = [
     Action::DebugDirectory,
     Action::RichHeader,
     Action::RemoveCertificate,
+    Action::AddSection,
 ];
 
 impl Action {
@@ -90,6 +94,7 @@ impl Action {
             Action::DebugDirectory => "debug-directory",
             Action::RichHeader => "rich-header",
             Action::RemoveCertificate => "remove-certificate",
+            Action::AddSection => "add-section",
         }
     }
 
@@ -324,6 +329,105 @@ pub fn apply(
             if end >= out.len() && start >= last_section_end && start < out.len() {
                 out.truncate(start);
             }
+        }
+        Action::AddSection => return add_section(&pe, rng, params),
+    }
+    Ok(out)
+}
+
+fn get_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A new last section of benign bytes: a header in free (zero) space of the section table,
+/// raw data where the sections end (an overlay moves back by as much, and a certificate in
+/// it with it), SizeOfImage grown to cover it.
+fn add_section(
+    pe: &Pe<'_>,
+    rng: &mut SplitMix64,
+    params: &Params<'_>,
+) -> Result<Vec<u8>, AttackError> {
+    let action = Action::AddSection;
+    let data = pe.data();
+    let n = pe.sections.len();
+    if n == 0 || !pe.optional_complete || n != pe.coff.number_of_sections as usize {
+        return Err(na(action, "no complete section table"));
+    }
+    let (fa, sa) = (
+        u64::from(pe.optional.file_alignment.max(1)),
+        u64::from(pe.optional.section_alignment.max(1)),
+    );
+    let at = section_header_offset(pe, n);
+    let first_raw = pe
+        .sections
+        .iter()
+        .filter(|s| s.size_of_raw_data > 0)
+        .map(|s| s.pointer_to_raw_data as usize)
+        .min()
+        .unwrap_or(usize::MAX);
+    let headers_end = (pe.optional.size_of_headers as usize).min(first_raw);
+    let in_directory = directory_ranges(pe)
+        .iter()
+        .any(|r| r.start < at + 40 && at < r.end);
+    if at + 40 > headers_end
+        || in_directory
+        || data
+            .get(at..at + 40)
+            .is_none_or(|h| h.iter().any(|&b| b != 0))
+    {
+        return Err(na(action, "no free room for another section header"));
+    }
+    let raw_end = pe
+        .sections
+        .iter()
+        .map(|s| u64::from(s.pointer_to_raw_data) + u64::from(s.size_of_raw_data))
+        .max()
+        .unwrap_or(0)
+        .min(data.len() as u64);
+    let raw_ptr = mallard_pe::align_up(raw_end, fa);
+    let len = 1 + rng.below(params.max_append.max(1) as u64);
+    let raw_size = mallard_pe::align_up(len, fa);
+    let va = pe
+        .sections
+        .iter()
+        .map(|s| u64::from(s.virtual_address) + u64::from(s.virtual_size.max(s.size_of_raw_data)))
+        .max()
+        .map(|end| mallard_pe::align_up(end, sa))
+        .unwrap_or(0);
+    let image = mallard_pe::align_up(va + len, sa);
+    let grow = (raw_ptr - raw_end) + raw_size;
+    let total = data.len() as u64 + grow;
+    if image > u64::from(u32::MAX) || raw_ptr + raw_size > u64::from(u32::MAX) {
+        return Err(na(action, "the image would pass 4 GB"));
+    }
+    if total > params.max_size as u64 {
+        return Err(AttackError::TooLarge(total as usize));
+    }
+    let raw_end = raw_end as usize;
+    let mut out = Vec::with_capacity(total as usize);
+    out.extend_from_slice(&data[..raw_end]);
+    out.resize(raw_ptr as usize, 0);
+    out.extend(content(rng, params.benign, len as usize));
+    out.resize((raw_ptr + raw_size) as usize, 0);
+    out.extend_from_slice(&data[raw_end..]);
+    // The header: name, VirtualSize, VirtualAddress, SizeOfRawData, PointerToRawData, flags.
+    let mut name = [0u8; 8];
+    let pick = COMMON_NAMES[rng.below(COMMON_NAMES.len() as u64) as usize];
+    name[..pick.len()].copy_from_slice(pick);
+    out[at..at + 8].copy_from_slice(&name);
+    put_u32(&mut out, at + 8, len as u32);
+    put_u32(&mut out, at + 12, va as u32);
+    put_u32(&mut out, at + 16, raw_size as u32);
+    put_u32(&mut out, at + 20, raw_ptr as u32);
+    put_u32(&mut out, at + 36, scn::CNT_INITIALIZED_DATA | scn::MEM_READ);
+    let lfanew = pe.dos.e_lfanew as usize;
+    out[lfanew + 6..lfanew + 8].copy_from_slice(&((n + 1) as u16).to_le_bytes());
+    put_u32(&mut out, lfanew + 24 + 56, image as u32);
+    // A certificate lives at a file offset: it moves with the overlay.
+    let cert = dir_entry_offset(pe, dir::CERTIFICATE);
+    if let Some(off) = get_u32(&out, cert) {
+        if off as usize >= raw_end && off != 0 {
+            put_u32(&mut out, cert, off + grow as u32);
         }
     }
     Ok(out)

@@ -90,6 +90,35 @@ fn each_action_edits_what_it_names() {
         .iter()
         .all(|&i| (off::COFF + 4..off::COFF + 8).contains(&i)));
 
+    let m = run(Action::AddSection, &mut rng);
+    let pe = Pe::parse(&m).unwrap();
+    assert_eq!(pe.sections.len(), 3);
+    let new = &pe.sections[2];
+    assert_eq!(
+        new.virtual_address, 0x3000,
+        "after .idata (0x2000 + 0x200, aligned)"
+    );
+    assert_eq!(
+        new.pointer_to_raw_data, 0x600,
+        "where the sections' raw data ended"
+    );
+    assert!(pe.optional.size_of_image >= 0x3000 + new.virtual_size);
+    // The certificate moved back with the overlay, its bytes intact.
+    let cert = pe.data_directory(dir::CERTIFICATE).unwrap();
+    assert_eq!(cert.virtual_address, 0x600 + new.size_of_raw_data);
+    assert_eq!(m[cert.virtual_address as usize..], original[0x600..]);
+    // Before the new header, only NumberOfSections, SizeOfImage and the certificate's
+    // offset change.
+    let cert_at = off::DATA_DIRECTORIES + 8 * dir::CERTIFICATE;
+    for i in (0..0x1c8).filter(|&i| m[i] != original[i]) {
+        assert!(
+            i == off::NUMBER_OF_SECTIONS
+                || (off::OPTIONAL + 56..off::OPTIONAL + 60).contains(&i)
+                || (cert_at..cert_at + 4).contains(&i),
+            "byte 0x{i:x} changed"
+        );
+    }
+
     let m = run(Action::DebugDirectory, &mut rng);
     assert_eq!(
         Pe::parse(&m)
