@@ -11,6 +11,9 @@
 use mallard_pe::{dir, scn, Pe};
 use mallard_rand::SplitMix64;
 
+mod search;
+pub use search::{attack, Outcome, Strategy};
+
 /// Why an edit could not be made or a mutant failed its check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AttackError {

@@ -262,3 +262,110 @@ fn every_mutant_of_the_shared_benign_files_passes_the_checks() {
         );
     }
 }
+
+/// A scorer that falls as the file grows past its original size and as the timestamp
+/// field's top byte rises: overlays and sections help, the timestamp helps a little.
+fn toy_score(b: &[u8]) -> Result<f32, String> {
+    let pe = Pe::parse(b).map_err(|e| e.to_string())?;
+    let grown = b.len().saturating_sub(0x610) as f32 / 20_000.0;
+    let ts = (pe.coff.time_date_stamp >> 24) as f32 / 2550.0;
+    Ok((0.95 - grown - ts).max(0.0))
+}
+
+#[test]
+fn searches_evade_a_scorer_within_the_budget_and_keep_every_mutant_valid() {
+    let original = rich_signed_pe();
+    let p = Params {
+        max_append: 4096,
+        ..Params::default()
+    };
+    for strategy in [Strategy::Random, Strategy::Greedy] {
+        let mut calls = 0usize;
+        let mut score = |b: &[u8]| {
+            calls += 1;
+            check_preserved(&original, b).map_err(|e| e.to_string())?;
+            toy_score(b)
+        };
+        let o = attack(
+            &original,
+            &mut score,
+            0.5,
+            200,
+            strategy,
+            &p,
+            &mut SplitMix64::new(4),
+        )
+        .unwrap();
+        assert!(o.detected && o.evaded, "{strategy:?}: {o:?}");
+        assert!(o.after < 0.5 && o.before >= 0.5);
+        assert_eq!(
+            calls,
+            o.queries + 1,
+            "one call on the original, the rest on mutants"
+        );
+        assert!(o.queries <= 200 && !o.actions.is_empty());
+        check_preserved(&original, &o.mutant).unwrap();
+        assert_eq!(toy_score(&o.mutant).unwrap(), o.after);
+    }
+    // Greedy keeps only improvements: its mutant's score never rose along the way, and it
+    // needs fewer queries here than a random walk.
+    let mut s1 = |b: &[u8]| toy_score(b);
+    let g = attack(
+        &original,
+        &mut s1,
+        0.5,
+        200,
+        Strategy::Greedy,
+        &p,
+        &mut SplitMix64::new(4),
+    )
+    .unwrap();
+    let mut s2 = |b: &[u8]| toy_score(b);
+    let r = attack(
+        &original,
+        &mut s2,
+        0.5,
+        200,
+        Strategy::Random,
+        &p,
+        &mut SplitMix64::new(4),
+    )
+    .unwrap();
+    assert!(
+        g.actions.len() <= r.actions.len(),
+        "greedy {g:?} random {r:?}"
+    );
+}
+
+#[test]
+fn a_scorer_that_cannot_be_moved_spends_the_budget_and_an_undetected_file_none() {
+    let original = rich_signed_pe();
+    let p = Params::default();
+    let mut fixed = |_: &[u8]| Ok(0.9f32);
+    for strategy in [Strategy::Random, Strategy::Greedy] {
+        let o = attack(
+            &original,
+            &mut fixed,
+            0.5,
+            30,
+            strategy,
+            &p,
+            &mut SplitMix64::new(1),
+        )
+        .unwrap();
+        assert!(o.detected && !o.evaded);
+        assert_eq!(o.queries, 30, "{strategy:?}");
+    }
+    let mut low = |_: &[u8]| Ok(0.1f32);
+    let o = attack(
+        &original,
+        &mut low,
+        0.5,
+        30,
+        Strategy::Greedy,
+        &p,
+        &mut SplitMix64::new(1),
+    )
+    .unwrap();
+    assert!(!o.detected && !o.evaded && o.queries == 0 && o.mutant == original);
+}
