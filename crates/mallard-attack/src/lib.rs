@@ -208,6 +208,16 @@ pub fn apply(
     let lfanew = pe.dos.e_lfanew as usize;
     match action {
         Action::OverlayRandom | Action::OverlayZeros | Action::OverlayBenign => {
+            // Sections whose raw data runs past the end would take in the appended bytes.
+            let raw_end = pe
+                .sections
+                .iter()
+                .map(|s| u64::from(s.pointer_to_raw_data) + u64::from(s.size_of_raw_data))
+                .max()
+                .unwrap_or(0);
+            if raw_end > out.len() as u64 {
+                return Err(na(action, "section data runs past the end of the file"));
+            }
             let n = 1 + rng.below(params.max_append.max(1) as u64) as usize;
             if out.len() + n > params.max_size {
                 return Err(AttackError::TooLarge(out.len() + n));

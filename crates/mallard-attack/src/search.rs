@@ -109,8 +109,9 @@ pub fn attack(
     Ok(out)
 }
 
-/// `action` on `current`, checked against `original`; `None` when it does not apply or
-/// would pass the size cap.
+/// `action` on `current`, checked against `original`; `None` when it does not apply, would
+/// pass the size cap, or would break what must be kept on this file (such a mutant is
+/// never scored nor returned).
 fn mutate(
     original: &[u8],
     current: &[u8],
@@ -119,10 +120,11 @@ fn mutate(
     params: &Params<'_>,
 ) -> Result<Option<Vec<u8>>, AttackError> {
     match apply(current, action, rng, params) {
-        Ok(m) => {
-            check_preserved(original, &m)?;
-            Ok(Some(m))
-        }
+        Ok(m) => match check_preserved(original, &m) {
+            Ok(()) => Ok(Some(m)),
+            Err(AttackError::Broken(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
         Err(AttackError::NotApplicable { .. } | AttackError::TooLarge(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -369,3 +369,20 @@ fn a_scorer_that_cannot_be_moved_spends_the_budget_and_an_undetected_file_none()
     .unwrap();
     assert!(!o.detected && !o.evaded && o.queries == 0 && o.mutant == original);
 }
+
+/// A file cut inside its last section's raw data: an appended overlay would become part of
+/// that section, so overlays do not apply (found on a real sample).
+#[test]
+fn overlays_do_not_apply_when_sections_run_past_the_end() {
+    let mut cut = tiny_pe32();
+    cut.truncate(0x500);
+    let p = Params::default();
+    for a in [
+        Action::OverlayRandom,
+        Action::OverlayZeros,
+        Action::OverlayBenign,
+    ] {
+        let r = apply(&cut, a, &mut SplitMix64::new(1), &p);
+        assert!(matches!(r, Err(AttackError::NotApplicable { .. })), "{r:?}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The `mallard` command line.
 
+mod attack_cmd;
 mod dataset;
 mod eval_cmd;
 mod features_cmd;
@@ -46,6 +47,9 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// Draw a file as a grayscale byte plot (Nataraj et al.), PE sections marked, to a PNG.
     Image(image_cmd::ImageArgs),
+    /// Attack PE files with functionality-preserving edits (overlay, sections, headers,
+    /// slack, certificate) against a PE model and report how many evade it.
+    Attack(attack_cmd::AttackArgs),
     /// Combine trained PE models (trees, MalConv, opcode models) into one, weighted by a
     /// logistic regression fitted on their out-of-fold predictions.
     Stack(stack_cmd::StackArgs),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stack(a) => stack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
+        Command::Attack(a) => attack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@
 //! file.write(std::path::Path::new("api.mallard")).unwrap();
 //! ```
 
+pub mod attack;
 pub mod output;
 pub mod settings;
 
