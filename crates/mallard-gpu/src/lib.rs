@@ -8,6 +8,18 @@
 #[cfg(feature = "wgpu")]
 mod ctx;
 
+/// WGSL `sigm(x)`: the logistic function without overflow (exp of a large positive value
+/// is never formed), for kernels to prepend to their source.
+pub const SIGMOID_WGSL: &str = r#"
+fn sigm(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+"#;
+
 #[cfg(feature = "wgpu")]
 pub use ctx::{
     as_bytes, grid_1d, Arg, Buf, Ctx, GBuf, KernelKey, KernelSpec, Pod, Recorder, MAX_GROUPS,

@@ -91,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     )
 }
 
-const POOL: &str = r#"
+const POOL_BODY: &str = r#"
 struct P { files: u32, c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 // Per file of the chunk: first job, end job, first window's index in the file, state slot.
@@ -102,13 +102,6 @@ struct P { files: u32, c: u32 }
 @group(0) @binding(5) var<storage, read_write> val: array<f32>;
 @group(0) @binding(6) var<storage, read_write> gate: array<f32>;
 
-fn sigm(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -188,7 +181,7 @@ impl GpuPooler {
                 },
                 KernelSpec {
                     key: K::Pool,
-                    src: POOL.into(),
+                    src: format!("{}{POOL_BODY}", mallard_gpu::SIGMOID_WGSL),
                     read_only: vec![true, true, false, false, false, false],
                 },
             ],

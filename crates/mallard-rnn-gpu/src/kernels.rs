@@ -58,7 +58,7 @@ fn specs() -> Vec<KernelSpec<K>> {
         ),
         spec(
             K::Loss,
-            shaders::LOSS.into(),
+            shaders::loss(),
             vec![true, true, true, false, false],
         ),
         spec(

@@ -5,17 +5,10 @@
 //! Packed layout (as in the CPU kernel): rows sorted by length, longest first; step `t`'s
 //! values for live rows `0..n_t` start at packed row `off_t`.
 
-/// Activations shared by the recurrent kernels. Own tanh because some drivers compute the
-/// builtin as (e^2x - 1)/(e^2x + 1), which is NaN for large |x|.
-const ACT: &str = r#"
-fn sigm(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
+/// Activations shared by the recurrent kernels (with `mallard_gpu::SIGMOID_WGSL`). Own tanh
+/// because some drivers compute the builtin as (e^2x - 1)/(e^2x + 1), which is NaN for large
+/// |x|.
+const TANH: &str = r#"
 fn tanh_(x: f32) -> f32 {
     let ax = abs(x);
     if (ax < 0.1) {
@@ -453,7 +446,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /// Per-row loss (times the row weight) and dLoss/dlogits (times weight / batch size), with the
 /// same formulas as the CPU kernel. Sigmoid: one logit; softmax: k logits.
-pub(crate) const LOSS: &str = r#"
+const LOSS_BODY: &str = r#"
 struct P { n: u32, k: u32, softmax: u32, ce: u32, weighted: u32, loss_base: u32, inv_n: f32, }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
@@ -462,13 +455,6 @@ struct P { n: u32, k: u32, softmax: u32, ce: u32, weighted: u32, loss_base: u32,
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rowloss: array<f32>;
 
-fn sigm(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -705,9 +691,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 "#;
 
 pub(crate) fn step_fwd() -> String {
-    format!("{ACT}{STEP_FWD_BODY}")
+    format!("{}{TANH}{STEP_FWD_BODY}", mallard_gpu::SIGMOID_WGSL)
 }
 
 pub(crate) fn step_bwd() -> String {
-    format!("{ACT}{STEP_BWD_BODY}")
+    format!("{}{TANH}{STEP_BWD_BODY}", mallard_gpu::SIGMOID_WGSL)
+}
+
+pub(crate) fn loss() -> String {
+    format!("{}{LOSS_BODY}", mallard_gpu::SIGMOID_WGSL)
 }
