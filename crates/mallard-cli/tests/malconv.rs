@@ -232,3 +232,74 @@ fn stack_joins_members_out_of_fold_and_scans_with_all_of_them() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `mallard attack` against a trained model: a budget per file, a JSON report, and every
+/// mutant written passes the structural check against its original.
+#[test]
+fn attack_reports_within_budget_and_writes_only_preserved_mutants() {
+    let d = common::tmp_in("mallard-malconv", "attack");
+    let root = corpus(&d);
+    let model = d.join("mc.mallard");
+    let ds = format!("pe:{}", root.display());
+    ok(&mallard(&[
+        "train",
+        "--model",
+        "malconv",
+        "--dataset",
+        &ds,
+        "--epochs",
+        "40",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "4",
+        "--validation-split",
+        "0",
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let targets = d.join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    for i in 0..3 {
+        pe_with_overlay(&targets.join(format!("t{i}.exe")), true, 50 + i);
+    }
+    let (out_dir, report) = (d.join("mutants"), d.join("attack.json"));
+    let out = mallard(&[
+        "attack",
+        targets.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--budget",
+        "30",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 files attacked, 3 detected"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["budget"], 30);
+    assert_eq!(r["results"].as_array().map(Vec::len), Some(3), "{r}");
+    for f in r["results"].as_array().unwrap() {
+        assert!(f["queries"].as_u64().unwrap() <= 30, "{f}");
+        assert!(
+            f["after"].as_f64().unwrap() <= f["before"].as_f64().unwrap() + 1e-6
+                || f["actions"].as_array().unwrap().is_empty(),
+            "{f}"
+        );
+        let path = PathBuf::from(f["path"].as_str().unwrap());
+        let mutant =
+            out_dir.join(format!("{}.mutant", path.file_name().unwrap().to_string_lossy()));
+        if let Ok(m) = std::fs::read(&mutant) {
+            mallard_attack::check_preserved(&std::fs::read(&path).unwrap(), &m)
+                .unwrap_or_else(|e| panic!("{}: {e}", mutant.display()));
+            assert_eq!(f["actions"].as_array().map(|a| a.is_empty()), Some(false));
+        }
+    }
+    // A strategy that does not exist is refused by name.
+    let out = mallard(&["attack", targets.to_str().unwrap(), "--strategy", "genetic"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("genetic"));
+}
