@@ -2,7 +2,7 @@
 //! does (Anderson et al. 2018, Kreuk et al. 2018, Demetrio et al. 2021): bytes after the
 //! last section, section names, the slack after a section's data, the DOS header and stub,
 //! header fields the loader does not check for user-mode programs, the debug directory, the
-//! Rich header and the Authenticode certificate.
+//! Rich header, the Authenticode certificate, new sections and imports that are never called.
 //!
 //! Every mutant is checked, not assumed: [`check_preserved`] parses it with the project's
 //! own PE reader and compares the entry point, the bytes of every code section (as mapped)
@@ -63,10 +63,13 @@ pub enum Action {
     /// Add a readable data section holding benign bytes (its raw data after the last
     /// section's, before any overlay).
     AddSection,
+    /// Import a few functions of a system DLL that the code never calls (a new import
+    /// descriptor, in a new section with a copy of the old ones).
+    AddImports,
 }
 
 /// Every action, in a fixed order.
-pub const ACTIONS: [Action; 13] = [
+pub const ACTIONS: [Action; 14] = [
     Action::OverlayRandom,
     Action::OverlayZeros,
     Action::OverlayBenign,
@@ -80,6 +83,7 @@ pub const ACTIONS: [Action; 13] = [
     Action::RichHeader,
     Action::RemoveCertificate,
     Action::AddSection,
+    Action::AddImports,
 ];
 
 impl Action {
@@ -98,6 +102,7 @@ impl Action {
             Action::RichHeader => "rich-header",
             Action::RemoveCertificate => "remove-certificate",
             Action::AddSection => "add-section",
+            Action::AddImports => "add-imports",
         }
     }
 
@@ -344,6 +349,7 @@ pub fn apply(
             }
         }
         Action::AddSection => return add_section(&pe, rng, params),
+        Action::AddImports => return add_imports(&pe, rng, params),
     }
     Ok(out)
 }
@@ -352,15 +358,19 @@ fn get_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// A new last section of benign bytes: a header in free (zero) space of the section table,
-/// raw data where the sections end (an overlay moves back by as much, and a certificate in
-/// it with it), SizeOfImage grown to cover it.
-fn add_section(
-    pe: &Pe<'_>,
-    rng: &mut SplitMix64,
-    params: &Params<'_>,
-) -> Result<Vec<u8>, AttackError> {
-    let action = Action::AddSection;
+/// Where a new section goes: its header in the zero room after the section table, its raw
+/// data where the sections' raw data ends (any overlay moves back), its RVA after every
+/// section's.
+struct NewSection {
+    header_at: usize,
+    raw_end: usize,
+    raw_ptr: u64,
+    va: u64,
+    fa: u64,
+    sa: u64,
+}
+
+fn plan_section(pe: &Pe<'_>, action: Action) -> Result<NewSection, AttackError> {
     let data = pe.data();
     let n = pe.sections.len();
     if n == 0 || !pe.optional_complete || n != pe.coff.number_of_sections as usize {
@@ -397,9 +407,6 @@ fn add_section(
         .max()
         .unwrap_or(0)
         .min(data.len() as u64);
-    let raw_ptr = mallard_pe::align_up(raw_end, fa);
-    let len = 1 + rng.below(params.max_append.max(1) as u64);
-    let raw_size = mallard_pe::align_up(len, fa);
     let va = pe
         .sections
         .iter()
@@ -407,34 +414,56 @@ fn add_section(
         .max()
         .map(|end| mallard_pe::align_up(end, sa))
         .unwrap_or(0);
-    let image = mallard_pe::align_up(va + len, sa);
-    let grow = (raw_ptr - raw_end) + raw_size;
+    Ok(NewSection {
+        header_at: at,
+        raw_end: raw_end as usize,
+        raw_ptr: mallard_pe::align_up(raw_end, fa),
+        va,
+        fa,
+        sa,
+    })
+}
+
+/// The file with `body` as a new section named `name` with `flags`, as `plan` says;
+/// SizeOfImage grown to cover it, a certificate in the overlay moved with it.
+fn place_section(
+    pe: &Pe<'_>,
+    plan: &NewSection,
+    body: &[u8],
+    name: &[u8],
+    flags: u32,
+    params: &Params<'_>,
+) -> Result<Vec<u8>, AttackError> {
+    let data = pe.data();
+    let len = body.len() as u64;
+    let raw_size = mallard_pe::align_up(len, plan.fa);
+    let image = mallard_pe::align_up(plan.va + len, plan.sa);
+    let grow = (plan.raw_ptr - plan.raw_end as u64) + raw_size;
     let total = data.len() as u64 + grow;
-    if image > u64::from(u32::MAX) || raw_ptr + raw_size > u64::from(u32::MAX) {
-        return Err(na(action, "the image would pass 4 GB"));
+    if image > u64::from(u32::MAX) || plan.raw_ptr + raw_size > u64::from(u32::MAX) {
+        return Err(AttackError::TooLarge(total as usize));
     }
     if total > params.max_size as u64 {
         return Err(AttackError::TooLarge(total as usize));
     }
-    let raw_end = raw_end as usize;
+    let (at, raw_end) = (plan.header_at, plan.raw_end);
     let mut out = Vec::with_capacity(total as usize);
     out.extend_from_slice(&data[..raw_end]);
-    out.resize(raw_ptr as usize, 0);
-    out.extend(content(rng, params.benign, len as usize));
-    out.resize((raw_ptr + raw_size) as usize, 0);
+    out.resize(plan.raw_ptr as usize, 0);
+    out.extend_from_slice(body);
+    out.resize((plan.raw_ptr + raw_size) as usize, 0);
     out.extend_from_slice(&data[raw_end..]);
     // The header: name, VirtualSize, VirtualAddress, SizeOfRawData, PointerToRawData, flags.
-    let mut name = [0u8; 8];
-    let pick = COMMON_NAMES[rng.below(COMMON_NAMES.len() as u64) as usize];
-    name[..pick.len()].copy_from_slice(pick);
-    out[at..at + 8].copy_from_slice(&name);
+    let n = name.len().min(8);
+    out[at..at + n].copy_from_slice(&name[..n]);
     put_u32(&mut out, at + 8, len as u32);
-    put_u32(&mut out, at + 12, va as u32);
+    put_u32(&mut out, at + 12, plan.va as u32);
     put_u32(&mut out, at + 16, raw_size as u32);
-    put_u32(&mut out, at + 20, raw_ptr as u32);
-    put_u32(&mut out, at + 36, scn::CNT_INITIALIZED_DATA | scn::MEM_READ);
+    put_u32(&mut out, at + 20, plan.raw_ptr as u32);
+    put_u32(&mut out, at + 36, flags);
     let lfanew = pe.dos.e_lfanew as usize;
-    out[lfanew + 6..lfanew + 8].copy_from_slice(&((n + 1) as u16).to_le_bytes());
+    let count = (pe.sections.len() + 1) as u16;
+    out[lfanew + 6..lfanew + 8].copy_from_slice(&count.to_le_bytes());
     put_u32(&mut out, lfanew + 24 + 56, image as u32);
     // A certificate lives at a file offset: it moves with the overlay.
     let cert = dir_entry_offset(pe, dir::CERTIFICATE);
@@ -443,6 +472,139 @@ fn add_section(
             put_u32(&mut out, cert, off + grow as u32);
         }
     }
+    Ok(out)
+}
+
+/// Adds a readable data section of benign bytes.
+fn add_section(
+    pe: &Pe<'_>,
+    rng: &mut SplitMix64,
+    params: &Params<'_>,
+) -> Result<Vec<u8>, AttackError> {
+    let plan = plan_section(pe, Action::AddSection)?;
+    let len = 1 + rng.below(params.max_append.max(1) as u64) as usize;
+    let body = content(rng, params.benign, len);
+    let name = COMMON_NAMES[rng.below(COMMON_NAMES.len() as u64) as usize];
+    let flags = scn::CNT_INITIALIZED_DATA | scn::MEM_READ;
+    place_section(pe, &plan, &body, name, flags, params)
+}
+
+/// Functions every desktop Windows exports, by DLL: imports a program may carry without
+/// calling them (the loader resolves them; nothing runs).
+const BENIGN_IMPORTS: [(&str, &[&str]); 3] = [
+    (
+        "KERNEL32.dll",
+        &[
+            "GetTickCount", "GetSystemTimeAsFileTime", "GetCurrentProcessId", "GetCurrentThreadId",
+            "QueryPerformanceCounter", "GetModuleHandleW", "GetLastError", "SetLastError",
+            "GetCommandLineW", "GetStartupInfoW", "InitializeCriticalSection",
+            "DeleteCriticalSection", "EnterCriticalSection", "LeaveCriticalSection",
+            "GetProcessHeap", "HeapAlloc", "HeapFree", "MultiByteToWideChar",
+            "WideCharToMultiByte", "GetFileType", "GetStdHandle", "CloseHandle",
+            "GetUserDefaultLCID", "lstrlenW", "FormatMessageW", "GetACP",
+        ],
+    ),
+    (
+        "USER32.dll",
+        &[
+            "MessageBoxW", "LoadIconW", "LoadCursorW", "GetSystemMetrics", "DrawTextW", "GetDC",
+            "ReleaseDC", "DefWindowProcW", "RegisterClassExW", "CreateWindowExW", "ShowWindow",
+            "UpdateWindow", "GetMessageW", "TranslateMessage", "DispatchMessageW",
+            "PostQuitMessage", "SetWindowTextW", "GetClientRect", "InvalidateRect",
+        ],
+    ),
+    (
+        "GDI32.dll",
+        &[
+            "CreateFontW", "SelectObject", "DeleteObject", "GetStockObject", "BitBlt",
+            "CreateCompatibleDC", "DeleteDC", "SetTextColor", "SetBkMode", "GetDeviceCaps",
+        ],
+    ),
+];
+
+/// Import descriptors of `pe` as they are in the file, up to the null one (at most 4,096).
+fn raw_descriptors<'a>(pe: &Pe<'a>) -> Option<Vec<&'a [u8]>> {
+    let d = pe.data_directory(dir::IMPORT)?;
+    if d.virtual_address == 0 {
+        return Some(Vec::new());
+    }
+    let (_, bytes) = pe.rva_bytes(d.virtual_address)?;
+    let mut out = Vec::new();
+    for c in bytes.chunks(20).take(4096) {
+        if c.len() < 20 || c.iter().all(|&b| b == 0) {
+            return (c.len() == 20).then_some(out);
+        }
+        out.push(c);
+    }
+    None
+}
+
+/// Adds a section holding a copy of the import descriptors plus one more for a system DLL
+/// whose functions are never called (its own lookup and address tables), and points the
+/// import directory at it. The original descriptors keep their tables, so every address the
+/// code reads from the IAT stays where it was.
+fn add_imports(
+    pe: &Pe<'_>,
+    rng: &mut SplitMix64,
+    params: &Params<'_>,
+) -> Result<Vec<u8>, AttackError> {
+    let action = Action::AddImports;
+    // Native and EFI programs have no user-mode loader to resolve them.
+    if !matches!(pe.optional.subsystem, 2 | 3) || pe.data_directories.len() <= dir::IAT {
+        return Err(na(action, "not a Windows GUI or console program"));
+    }
+    let old = raw_descriptors(pe).ok_or_else(|| na(action, "import descriptors unreadable"))?;
+    let plan = plan_section(pe, action)?;
+    let (dll, names) = BENIGN_IMPORTS[rng.below(BENIGN_IMPORTS.len() as u64) as usize];
+    let k = 1 + rng.below(6.min(names.len() as u64)) as usize;
+    let mut picked: Vec<&str> = Vec::with_capacity(k);
+    while picked.len() < k {
+        let f = names[rng.below(names.len() as u64) as usize];
+        if !picked.contains(&f) {
+            picked.push(f);
+        }
+    }
+    let w = if pe.is_pe32_plus() { 8 } else { 4 };
+    // Layout: descriptors (old, new, null), ILT, IAT, DLL name, hint/name entries.
+    let descs = 20 * (old.len() + 2);
+    let ilt = descs;
+    let iat = ilt + w * (k + 1);
+    let dll_at = iat + w * (k + 1);
+    let mut body = vec![0u8; dll_at];
+    body.extend_from_slice(dll.as_bytes());
+    body.push(0);
+    let va = plan.va as u32;
+    let mut hints = Vec::with_capacity(k);
+    for f in &picked {
+        if body.len() % 2 == 1 {
+            body.push(0);
+        }
+        hints.push(va + body.len() as u32);
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(f.as_bytes());
+        body.push(0);
+    }
+    for (i, d) in old.iter().enumerate() {
+        body[20 * i..20 * i + 20].copy_from_slice(d);
+    }
+    let new = 20 * old.len();
+    put_u32(&mut body, new, va + ilt as u32);
+    put_u32(&mut body, new + 12, va + dll_at as u32);
+    put_u32(&mut body, new + 16, va + iat as u32);
+    for (i, h) in hints.iter().enumerate() {
+        put_u32(&mut body, ilt + w * i, *h);
+        put_u32(&mut body, iat + w * i, *h);
+    }
+    let flags = scn::CNT_INITIALIZED_DATA | scn::MEM_READ | scn::MEM_WRITE;
+    let mut out = place_section(pe, &plan, &body, b".idata", flags, params)?;
+    let at = dir_entry_offset(pe, dir::IMPORT);
+    if !(put_u32(&mut out, at, va) && put_u32(&mut out, at + 4, descs as u32)) {
+        return Err(na(action, "directory entry outside the file"));
+    }
+    // Bound imports describe the old table; without them the loader binds as usual.
+    let bound = dir_entry_offset(pe, dir::BOUND_IMPORT);
+    put_u32(&mut out, bound, 0);
+    put_u32(&mut out, bound + 4, 0);
     Ok(out)
 }
 
@@ -519,8 +681,21 @@ pub fn check_preserved(original: &[u8], mutant: &[u8]) -> Result<(), AttackError
             ));
         }
     }
-    if a.lief_imports().imports != b.lief_imports().imports {
+    // Imports may be added, never lost or moved: the original descriptors come first, with
+    // the same names and the same address tables.
+    let (ia, ib) = (a.lief_imports().imports, b.lief_imports().imports);
+    if ib.len() < ia.len() || ia[..] != ib[..ia.len()] {
         return broken("import table changed".into());
+    }
+    let iat = |d: &[u8]| get_u32(d, 16);
+    let (da, db) = (raw_descriptors(&a), raw_descriptors(&b));
+    if let Some(da) = da {
+        let same = db.is_some_and(|db| {
+            db.len() >= da.len() && da.iter().zip(&db).all(|(x, y)| iat(x) == iat(y))
+        });
+        if !same {
+            return broken("an import address table moved".into());
+        }
     }
     Ok(())
 }

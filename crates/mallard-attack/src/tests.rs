@@ -1,4 +1,5 @@
 use super::*;
+use mallard_pefeatures::{extract, FeatureSet};
 use mallard_pe::synth::{off, set_u32, tiny_pe32};
 
 /// The tiny test PE with a Rich header in its stub and a certificate ending the file, so
@@ -119,6 +120,37 @@ fn each_action_edits_what_it_names() {
         );
     }
 
+    // Imports: the old descriptors (copied, same tables) then one for a system DLL whose
+    // names resolve through the new section's own lookup and address tables.
+    for seed in 0..10 {
+        let m = apply(&original, Action::AddImports, &mut SplitMix64::new(seed), &p).unwrap();
+        let pe = Pe::parse(&m).unwrap();
+        let new = &pe.sections[2];
+        let imports = pe.lief_imports().imports;
+        let old = Pe::parse(&original).unwrap().lief_imports().imports;
+        assert_eq!(imports.len(), old.len() + 1);
+        assert_eq!(imports[..old.len()], old[..]);
+        let added = &imports[old.len()];
+        let (_, names) = BENIGN_IMPORTS
+            .iter()
+            .find(|(d, _)| *d == added.name)
+            .unwrap_or_else(|| panic!("{} is not a system DLL of the list", added.name));
+        assert!(!added.entries.is_empty());
+        for e in &added.entries {
+            assert!(names.contains(&e.name.as_str()), "{}", e.name);
+        }
+        let d = pe.data_directory(dir::IMPORT).unwrap();
+        assert_eq!(d.virtual_address, new.virtual_address);
+        assert_eq!(d.size as usize, 20 * (old.len() + 2));
+        assert_ne!(new.characteristics & scn::MEM_WRITE, 0, "the loader writes the IAT");
+        // The new descriptor's IAT lies in the new section; the old ones' did not move.
+        let descs = raw_descriptors(&pe).unwrap();
+        let iat = get_u32(descs[old.len()], 16).unwrap();
+        assert!(iat >= new.virtual_address && iat < new.virtual_address + new.virtual_size);
+        let before = raw_descriptors(&Pe::parse(&original).unwrap()).unwrap();
+        assert_eq!(descs[..old.len()], before[..]);
+    }
+
     let m = run(Action::DebugDirectory, &mut rng);
     assert_eq!(
         Pe::parse(&m)
@@ -193,6 +225,24 @@ fn the_check_catches_broken_mutants() {
         check_preserved(&original, &m),
         Err(AttackError::Broken(_))
     ));
+    // An import lost, or an old descriptor's IAT moved (the code reads its addresses there).
+    let mut m = original.clone();
+    m[off::IMPORT_DESCRIPTORS + 20..off::IMPORT_DESCRIPTORS + 40].fill(0);
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
+    let mut m = apply(&original, Action::AddImports, &mut SplitMix64::new(3), &Params::default())
+        .unwrap();
+    check_preserved(&original, &m).unwrap();
+    let table = Pe::parse(&m).unwrap().data_directory(dir::IMPORT).unwrap().virtual_address;
+    let at = Pe::parse(&m).unwrap().rva_to_offset(table).unwrap();
+    let iat = get_u32(&m, at + 16).unwrap();
+    set_u32(&mut m, at + 16, iat + 4);
+    assert!(matches!(
+        check_preserved(&original, &m),
+        Err(AttackError::Broken(_))
+    ));
     // Bytes past .text's virtual size are slack: not a change of the mapped code.
     let mut m = original.clone();
     m[0x300] = 0xcc;
@@ -207,8 +257,43 @@ fn shared() -> std::path::PathBuf {
         })
 }
 
+/// Vectors equal, NaN included.
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The hardened EMBER features ignore every region an action but `add-section` writes to:
+/// the mutants' vectors equal the original's, while plain EMBER v2 sees each edit.
+#[test]
+fn hardened_features_do_not_move_under_the_edits_they_ignore() {
+    let original = rich_signed_pe();
+    let benign = b"This program cannot be run in DOS mode. ordinary benign text".repeat(20);
+    let params = Params {
+        benign: &benign,
+        max_append: 4096,
+        ..Params::default()
+    };
+    let hardened = extract(FeatureSet::EmberV2Hardened, &original).unwrap();
+    let plain = extract(FeatureSet::EmberV2, &original).unwrap();
+    assert!(!same(&hardened, &plain), "the hardened view changes the file");
+    for action in ACTIONS {
+        for seed in 0..10 {
+            let m = apply(&original, action, &mut SplitMix64::new(seed), &params).unwrap();
+            let h = extract(FeatureSet::EmberV2Hardened, &m).unwrap();
+            let p = extract(FeatureSet::EmberV2, &m).unwrap();
+            assert!(!same(&p, &plain), "{} seed {seed}: EMBER v2 missed it", action.name());
+            if matches!(action, Action::AddSection | Action::AddImports) {
+                assert!(!same(&h, &hardened), "{}: a new section is seen", action.name());
+            } else {
+                assert!(same(&h, &hardened), "{} seed {seed} moved it", action.name());
+            }
+        }
+    }
+}
+
 /// Every action on every real benign PE file of the shared corpus (x86, x64, ARM64, .NET,
-/// EFI), three seeds each: every mutant passes the structural checks.
+/// EFI), three seeds each: every mutant passes the structural checks, and the hardened
+/// features see none of the edits but a new section.
 #[test]
 #[ignore = "reads ../shared/data/pe-benign"]
 fn every_mutant_of_the_shared_benign_files_passes_the_checks() {
@@ -231,6 +316,7 @@ fn every_mutant_of_the_shared_benign_files_passes_the_checks() {
             continue;
         }
         parsed += 1;
+        let hardened = extract(FeatureSet::EmberV2Hardened, &b).unwrap();
         for action in ACTIONS {
             for seed in 0..3 {
                 match apply(&b, action, &mut SplitMix64::new(seed), &params) {
@@ -238,6 +324,15 @@ fn every_mutant_of_the_shared_benign_files_passes_the_checks() {
                         check_preserved(&b, &m).unwrap_or_else(|e| {
                             panic!("{} {} seed {seed}: {e}", f.display(), action.name())
                         });
+                        if !matches!(action, Action::AddSection | Action::AddImports) {
+                            let h = extract(FeatureSet::EmberV2Hardened, &m).unwrap();
+                            assert!(
+                                same(&h, &hardened),
+                                "{} {} seed {seed}: the hardened features moved",
+                                f.display(),
+                                action.name()
+                            );
+                        }
                         *made.entry(action.name()).or_insert(0) += 1;
                     }
                     Err(AttackError::NotApplicable { .. }) => {}

@@ -46,8 +46,8 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
         mallard_pefeatures::names(set).iter().for_each(|n| println!("{n}"));
         return Ok(ExitCode::SUCCESS);
     }
-    if a.raw && set != FeatureSet::EmberV2 {
-        bail!("--raw is only defined for ember-v2 (EMBER's raw objects)");
+    if a.raw && !set.is_ember() {
+        bail!("--raw is only defined for ember-v2 and ember-v2-hardened (EMBER's raw objects)");
     }
     let inputs = expand(&a.paths, a.max_depth);
     if !g.quiet {

@@ -3,7 +3,7 @@
 //! expansion of inputs into PE files through the one walker.
 
 use crate::{DatasetError, Result};
-use mallard_pefeatures::{ember_raw, extract, read_capped, FeatureSet};
+use mallard_pefeatures::{ember_raw_of, extract, read_capped, FeatureSet};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{BufRead, Read, Write};
@@ -212,7 +212,7 @@ pub fn record(path: &Path, set: FeatureSet, raw: bool, max: usize) -> (String, b
     };
     let n = bytes.len() as u64;
     if raw {
-        return match ember_raw(&bytes) {
+        return match ember_raw_of(set, &bytes) {
             Ok(mut v) => {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("path".into(), p.clone().into());

@@ -255,6 +255,7 @@ fn reorder(t: Table, schema: &TableSchema) -> Table {
         ids: t.ids,
         groups: t.groups,
         schema: schema.clone(),
+        feature_set: t.feature_set,
     }
 }
 

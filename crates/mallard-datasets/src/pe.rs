@@ -46,6 +46,7 @@ pub(crate) fn table(
         }
     }
     Ok(Table {
+        feature_set: Some(set.name().to_string()),
         schema: numeric_schema(&names),
         columns: names,
         values,

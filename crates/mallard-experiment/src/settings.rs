@@ -146,7 +146,9 @@ impl ModelSettings {
         }
         Ok(TableFit {
             learner: self.learner()?,
-            feature_set: mallard_datasets::guess_feature_set(&table.columns).map(str::to_string),
+            feature_set: table.feature_set.clone().or_else(|| {
+                mallard_datasets::guess_feature_set(&table.columns).map(str::to_string)
+            }),
             seed: self.seed,
             holdout: self.table_holdout(),
             balance: self

@@ -21,6 +21,7 @@
 pub mod bytes;
 pub mod clamp;
 pub mod ember;
+pub mod hardened;
 pub mod hasher;
 pub mod image;
 pub mod opcodes;
@@ -58,6 +59,9 @@ pub enum FeatureError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FeatureSet {
     EmberV2,
+    /// EMBER v2's columns, of the file without the regions evasion edits write to
+    /// ([`hardened`]).
+    EmberV2Hardened,
     PeHeader,
     Saxe1024,
     Opcodes,
@@ -65,8 +69,9 @@ pub enum FeatureSet {
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 5] = [
+    pub const ALL: [FeatureSet; 6] = [
         FeatureSet::EmberV2,
+        FeatureSet::EmberV2Hardened,
         FeatureSet::PeHeader,
         FeatureSet::Saxe1024,
         FeatureSet::Opcodes,
@@ -76,6 +81,7 @@ impl FeatureSet {
     pub fn name(self) -> &'static str {
         match self {
             FeatureSet::EmberV2 => "ember-v2",
+            FeatureSet::EmberV2Hardened => "ember-v2-hardened",
             FeatureSet::PeHeader => "pe-header",
             FeatureSet::Saxe1024 => "saxe-1024",
             FeatureSet::Opcodes => "opcodes",
@@ -85,12 +91,19 @@ impl FeatureSet {
 
     pub fn dim(self) -> usize {
         match self {
-            FeatureSet::EmberV2 => ember::DIM,
+            FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened => ember::DIM,
             FeatureSet::PeHeader => clamp::DIM,
             FeatureSet::Saxe1024 => saxe::DIM,
             FeatureSet::Opcodes => opcodes::dim(),
             FeatureSet::Image => image::DIM,
         }
+    }
+}
+
+impl FeatureSet {
+    /// Whether the set has EMBER v2's columns (and rows come from EMBER raw objects).
+    pub fn is_ember(self) -> bool {
+        matches!(self, FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened)
     }
 }
 
@@ -105,6 +118,7 @@ impl std::str::FromStr for FeatureSet {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "ember-v2" | "ember" | "emberv2" => Ok(FeatureSet::EmberV2),
+            "ember-v2-hardened" | "ember-hardened" => Ok(FeatureSet::EmberV2Hardened),
             "pe-header" | "clamp" => Ok(FeatureSet::PeHeader),
             "saxe-1024" | "saxe" => Ok(FeatureSet::Saxe1024),
             "opcodes" | "opcode" => Ok(FeatureSet::Opcodes),
@@ -117,7 +131,7 @@ impl std::str::FromStr for FeatureSet {
 /// Column names of a feature set, in vector order.
 pub fn names(set: FeatureSet) -> Vec<String> {
     match set {
-        FeatureSet::EmberV2 => ember::names(),
+        FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened => ember::names(),
         FeatureSet::PeHeader => clamp::names(),
         FeatureSet::Saxe1024 => saxe::names(),
         FeatureSet::Opcodes => opcodes::names(),
@@ -130,6 +144,7 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
     check_size(bytes)?;
     match set {
         FeatureSet::EmberV2 => ember::extract(bytes),
+        FeatureSet::EmberV2Hardened => ember::raw_and_vector_hardened(bytes).map(|(_, v)| v),
         FeatureSet::PeHeader => clamp::extract(bytes),
         FeatureSet::Saxe1024 => saxe::extract(bytes),
         FeatureSet::Opcodes => opcodes::extract(bytes),
@@ -163,6 +178,44 @@ pub fn ember_raw_and_vector(bytes: &[u8]) -> Result<(serde_json::Value, Vec<f32>
 }
 
 pub use ember::explain::describe as ember_describe;
+
+/// [`ember_raw_and_vector`] for either EMBER set: the hardened one's raw object is that of
+/// the normalized file, masked ([`hardened`]).
+pub fn ember_raw_and_vector_of(
+    set: FeatureSet,
+    bytes: &[u8],
+) -> Result<(serde_json::Value, Vec<f32>), FeatureError> {
+    check_size(bytes)?;
+    match set {
+        FeatureSet::EmberV2Hardened => ember::raw_and_vector_hardened(bytes),
+        _ => ember::raw_and_vector(bytes),
+    }
+}
+
+/// EMBER's raw object of `bytes` as `set` sees it (the hardened set: normalized and masked).
+pub fn ember_raw_of(set: FeatureSet, bytes: &[u8]) -> Result<serde_json::Value, FeatureError> {
+    check_size(bytes)?;
+    match set {
+        FeatureSet::EmberV2Hardened => ember::raw_features_hardened(bytes),
+        _ => ember::raw_features(bytes),
+    }
+}
+
+/// The vector of an EMBER raw object for `set` (the hardened set masks the object first, so
+/// rows of whole files from an EMBER jsonl file can train a hardened model).
+pub fn ember_vectorize_as(
+    set: FeatureSet,
+    raw: &serde_json::Value,
+) -> Result<Vec<f32>, FeatureError> {
+    match set {
+        FeatureSet::EmberV2Hardened => {
+            let mut r = raw.clone();
+            hardened::mask_raw(&mut r);
+            ember::vectorize(&r)
+        }
+        _ => ember::vectorize(raw),
+    }
+}
 
 /// Whether `bytes` parse as a PE file (headers and section table). EMBER's extractor scores
 /// files that do not, from their bytes and strings alone; a scanner refuses them instead, so a

@@ -395,7 +395,7 @@ impl Scanner {
                 let input = Input::Bytes(&bytes);
                 return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
             }
-            if sm.set == FeatureSet::EmberV2 {
+            if sm.set.is_ember() {
                 mallard_pefeatures::check_pe(&bytes).map_err(err)?;
             }
             if sm.reads == PeInput::Opcodes {
@@ -409,8 +409,9 @@ impl Scanner {
                 return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
             }
             // EMBER reasons are put in words from the raw object the vector came from.
-            let (raw, v) = if sm.set == FeatureSet::EmberV2 && self.opts.top > 0 {
-                let (raw, v) = mallard_pefeatures::ember_raw_and_vector(&bytes).map_err(err)?;
+            let (raw, v) = if sm.set.is_ember() && self.opts.top > 0 {
+                let (raw, v) =
+                    mallard_pefeatures::ember_raw_and_vector_of(sm.set, &bytes).map_err(err)?;
                 (Some(raw), v)
             } else {
                 (

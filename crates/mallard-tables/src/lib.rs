@@ -121,13 +121,16 @@ pub struct Table {
     /// without a group are grouped only with identical rows.
     pub groups: Option<Vec<String>>,
     /// How the columns were encoded; apply it to later files with [`read_csv_with_schema`].
-    pub schema: TableSchema,
+    pub schema: TableSchema,    /// The feature extractor the columns came from, where the reader knows it (EMBER rows
+    /// name theirs); `None`: a reader of columns only.
+    pub feature_set: Option<String>,
 }
 
 impl Table {
     /// A table of numeric columns: `values` row-major, one label per row, no ids or groups.
     pub fn numeric(columns: Vec<String>, values: Vec<f32>, labels: Labels) -> Table {
         Table {
+            feature_set: None,
             schema: TableSchema::numeric(&columns),
             columns,
             values,
@@ -188,6 +191,7 @@ impl Table {
             values.extend_from_slice(self.row(r));
         }
         Table {
+            feature_set: self.feature_set.clone(),
             columns: self.columns.clone(),
             values,
             labels: self.labels.select(&keep),
@@ -236,6 +240,17 @@ impl Table {
     /// Appends another table's rows. Columns must match by name and order; ids and groups
     /// missing on one side are filled with row numbers and empty groups.
     pub fn append(&mut self, other: Table) -> Result<(), TableError> {
+        if let (Some(a), Some(b)) = (&self.feature_set, &other.feature_set) {
+            if a != b {
+                return Err(TableError::Invalid {
+                    path: "table".into(),
+                    msg: format!("tables of {a} and {b} features cannot be joined"),
+                });
+            }
+        }
+        if self.feature_set.is_none() {
+            self.feature_set.clone_from(&other.feature_set);
+        }
         if other.columns != self.columns {
             return Err(TableError::Invalid {
                 path: "table".into(),
@@ -635,6 +650,7 @@ fn build(
     })?;
     Ok(Table {
         groups: None,
+        feature_set: None,
         columns: schema.names(),
         values,
         labels,

@@ -731,6 +731,26 @@ pub fn raw_and_vector(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
     Ok((raw, v))
 }
 
+/// The hardened set's raw object: of the normalized file, masked (`crate::hardened`).
+pub fn raw_features_hardened(bytes: &[u8]) -> Result<Value, FeatureError> {
+    let mut raw = raw_features_with(&crate::hardened::normalize(bytes), false)?;
+    crate::hardened::mask_raw(&mut raw);
+    // The file's own hash, which labels and groups are keyed on.
+    if let Some(o) = raw.as_object_mut() {
+        o.insert("sha256".into(), Value::from(sha256_hex(bytes)));
+        o.insert("set".into(), Value::from("ember-v2-hardened"));
+    }
+    Ok(raw)
+}
+
+/// The hardened set's raw object (without sha256) and vector.
+pub fn raw_and_vector_hardened(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
+    let mut raw = raw_features_with(&crate::hardened::normalize(bytes), false)?;
+    crate::hardened::mask_raw(&mut raw);
+    let v = vectorize(&raw)?;
+    Ok((raw, v))
+}
+
 /// Column names: `<group>_<index>` plus the meaning where the column is not hashed.
 pub fn names() -> Vec<String> {
     let mut n = Vec::with_capacity(DIM);
