@@ -129,3 +129,29 @@ fn mutate(
         Err(e) => Err(e),
     }
 }
+
+/// A mutant of `original` made by `steps` random actions among `actions` (each applied to
+/// the previous mutant and checked against the original; actions that do not apply are
+/// drawn again, at most `4 * steps + 16` draws). For training on mutants (augmentation):
+/// no scorer is involved. Returns the mutant and the actions applied.
+pub fn random_mutant(
+    original: &[u8],
+    actions: &[Action],
+    steps: usize,
+    params: &Params<'_>,
+    rng: &mut SplitMix64,
+) -> Result<(Vec<u8>, Vec<Action>), AttackError> {
+    crate::parse(original)?;
+    let mut current = original.to_vec();
+    let mut applied = Vec::with_capacity(steps);
+    let mut draws = 0usize;
+    while applied.len() < steps && draws < 4 * steps + 16 && !actions.is_empty() {
+        draws += 1;
+        let a = actions[rng.below(actions.len() as u64) as usize];
+        if let Some(m) = mutate(original, &current, a, rng, params)? {
+            current = m;
+            applied.push(a);
+        }
+    }
+    Ok((current, applied))
+}

@@ -1,6 +1,6 @@
 use super::*;
-use mallard_pefeatures::{extract, FeatureSet};
 use mallard_pe::synth::{off, set_u32, tiny_pe32};
+use mallard_pefeatures::{extract, FeatureSet};
 
 /// The tiny test PE with a Rich header in its stub and a certificate ending the file, so
 /// every action has something to edit.
@@ -123,7 +123,13 @@ fn each_action_edits_what_it_names() {
     // Imports: the old descriptors (copied, same tables) then one for a system DLL whose
     // names resolve through the new section's own lookup and address tables.
     for seed in 0..10 {
-        let m = apply(&original, Action::AddImports, &mut SplitMix64::new(seed), &p).unwrap();
+        let m = apply(
+            &original,
+            Action::AddImports,
+            &mut SplitMix64::new(seed),
+            &p,
+        )
+        .unwrap();
         let pe = Pe::parse(&m).unwrap();
         let new = &pe.sections[2];
         let imports = pe.lief_imports().imports;
@@ -142,7 +148,11 @@ fn each_action_edits_what_it_names() {
         let d = pe.data_directory(dir::IMPORT).unwrap();
         assert_eq!(d.virtual_address, new.virtual_address);
         assert_eq!(d.size as usize, 20 * (old.len() + 2));
-        assert_ne!(new.characteristics & scn::MEM_WRITE, 0, "the loader writes the IAT");
+        assert_ne!(
+            new.characteristics & scn::MEM_WRITE,
+            0,
+            "the loader writes the IAT"
+        );
         // The new descriptor's IAT lies in the new section; the old ones' did not move.
         let descs = raw_descriptors(&pe).unwrap();
         let iat = get_u32(descs[old.len()], 16).unwrap();
@@ -232,10 +242,19 @@ fn the_check_catches_broken_mutants() {
         check_preserved(&original, &m),
         Err(AttackError::Broken(_))
     ));
-    let mut m = apply(&original, Action::AddImports, &mut SplitMix64::new(3), &Params::default())
-        .unwrap();
+    let mut m = apply(
+        &original,
+        Action::AddImports,
+        &mut SplitMix64::new(3),
+        &Params::default(),
+    )
+    .unwrap();
     check_preserved(&original, &m).unwrap();
-    let table = Pe::parse(&m).unwrap().data_directory(dir::IMPORT).unwrap().virtual_address;
+    let table = Pe::parse(&m)
+        .unwrap()
+        .data_directory(dir::IMPORT)
+        .unwrap()
+        .virtual_address;
     let at = Pe::parse(&m).unwrap().rva_to_offset(table).unwrap();
     let iat = get_u32(&m, at + 16).unwrap();
     set_u32(&mut m, at + 16, iat + 4);
@@ -275,17 +294,32 @@ fn hardened_features_do_not_move_under_the_edits_they_ignore() {
     };
     let hardened = extract(FeatureSet::EmberV2Hardened, &original).unwrap();
     let plain = extract(FeatureSet::EmberV2, &original).unwrap();
-    assert!(!same(&hardened, &plain), "the hardened view changes the file");
+    assert!(
+        !same(&hardened, &plain),
+        "the hardened view changes the file"
+    );
     for action in ACTIONS {
         for seed in 0..10 {
             let m = apply(&original, action, &mut SplitMix64::new(seed), &params).unwrap();
             let h = extract(FeatureSet::EmberV2Hardened, &m).unwrap();
             let p = extract(FeatureSet::EmberV2, &m).unwrap();
-            assert!(!same(&p, &plain), "{} seed {seed}: EMBER v2 missed it", action.name());
+            assert!(
+                !same(&p, &plain),
+                "{} seed {seed}: EMBER v2 missed it",
+                action.name()
+            );
             if matches!(action, Action::AddSection | Action::AddImports) {
-                assert!(!same(&h, &hardened), "{}: a new section is seen", action.name());
+                assert!(
+                    !same(&h, &hardened),
+                    "{}: a new section is seen",
+                    action.name()
+                );
             } else {
-                assert!(same(&h, &hardened), "{} seed {seed} moved it", action.name());
+                assert!(
+                    same(&h, &hardened),
+                    "{} seed {seed} moved it",
+                    action.name()
+                );
             }
         }
     }
@@ -480,4 +514,36 @@ fn overlays_do_not_apply_when_sections_run_past_the_end() {
         let r = apply(&cut, a, &mut SplitMix64::new(1), &p);
         assert!(matches!(r, Err(AttackError::NotApplicable { .. })), "{r:?}");
     }
+}
+
+#[test]
+fn random_mutants_take_the_steps_asked_and_pass_the_checks() {
+    let original = rich_signed_pe();
+    let p = Params {
+        max_append: 2048,
+        ..Params::default()
+    };
+    for seed in 0..20 {
+        let mut rng = SplitMix64::new(seed);
+        let (m, applied) = random_mutant(&original, &ACTIONS, 5, &p, &mut rng).unwrap();
+        assert_eq!(applied.len(), 5);
+        assert_ne!(m, original);
+        check_preserved(&original, &m).unwrap();
+    }
+    // Only actions that do not apply: nothing is applied, the original comes back.
+    let plain = tiny_pe32();
+    let (m, applied) = random_mutant(
+        &plain,
+        &[Action::RichHeader],
+        3,
+        &p,
+        &mut SplitMix64::new(1),
+    )
+    .unwrap();
+    assert!(applied.is_empty());
+    assert_eq!(m, plain);
+    assert!(matches!(
+        random_mutant(b"MZ", &ACTIONS, 1, &p, &mut SplitMix64::new(1)),
+        Err(AttackError::Parse(_))
+    ));
 }

@@ -6,6 +6,7 @@ mod eval_cmd;
 mod features_cmd;
 mod image_cmd;
 mod inspect_cmd;
+mod mutate_cmd;
 mod scan_cmd;
 mod stack_cmd;
 mod train_cmd;
@@ -50,6 +51,9 @@ enum Command {
     /// Attack PE files with functionality-preserving edits (overlay, sections, headers,
     /// slack, certificate) against a PE model and report how many evade it.
     Attack(attack_cmd::AttackArgs),
+    /// Write random functionality-preserving mutants of PE files (the edits of `attack`),
+    /// to train a model on them.
+    Mutate(mutate_cmd::MutateArgs),
     /// Combine trained PE models (trees, MalConv, opcode models) into one, weighted by a
     /// logistic regression fitted on their out-of-fold predictions.
     Stack(stack_cmd::StackArgs),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stack(a) => stack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Attack(a) => attack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
+        Command::Mutate(a) => mutate_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -182,3 +182,86 @@ pub fn attack_files(
 pub fn action_names() -> Vec<&'static str> {
     ACTIONS.iter().map(|a: &Action| a.name()).collect()
 }
+
+/// How to make mutants for training on them (`mallard mutate`).
+pub struct MutateOptions<'a> {
+    /// Mutants per file.
+    pub per_file: usize,
+    /// Random actions per mutant.
+    pub steps: usize,
+    /// The actions drawn from.
+    pub actions: Vec<Action>,
+    pub seed: u64,
+    pub benign: &'a [u8],
+    pub max_bytes: u64,
+    /// Where `NAME.mK` goes.
+    pub out_dir: &'a Path,
+}
+
+/// The actions named in `list` (comma-separated); all of them for `all` or an empty list.
+pub fn parse_actions(list: &str) -> Result<Vec<Action>, Error> {
+    if list.trim().is_empty() || list == "all" {
+        return Ok(ACTIONS.to_vec());
+    }
+    list.split(',')
+        .map(|n| {
+            Action::parse(n.trim()).ok_or_else(|| {
+                Error::Settings(format!(
+                    "unknown action {n:?} (one of: {})",
+                    action_names().join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Writes `per_file` random mutants of every file (each passes the structural checks) as
+/// `NAME.m0`, `NAME.m1`, ...; a file that cannot be read or parsed is reported through
+/// `on_file` and the batch goes on. Returns how many mutants were written.
+pub fn mutate_files(
+    paths: &[PathBuf],
+    opts: &MutateOptions<'_>,
+    on_file: &mut dyn FnMut(&Path, Result<usize, String>),
+) -> usize {
+    let params = Params {
+        benign: opts.benign,
+        max_size: opts.max_bytes as usize,
+        ..Params::default()
+    };
+    let mut written = 0;
+    for (i, path) in paths.iter().enumerate() {
+        let r = (|| {
+            let bytes = mallard_io::read_capped(path, opts.max_bytes).map_err(|e| e.to_string())?;
+            let name = path
+                .file_name()
+                .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+            let mut rng =
+                SplitMix64::new(opts.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut n = 0;
+            for k in 0..opts.per_file {
+                let (m, applied) = mallard_attack::random_mutant(
+                    &bytes,
+                    &opts.actions,
+                    opts.steps,
+                    &params,
+                    &mut rng,
+                )
+                .map_err(|e| e.to_string())?;
+                if applied.is_empty() {
+                    continue;
+                }
+                let dest = opts.out_dir.join(format!("{name}.m{k}"));
+                std::fs::write(&dest, &m)
+                    .map_err(|e| format!("writing {}: {e}", dest.display()))?;
+                n += 1;
+            }
+            Ok(n)
+        })()
+        .map_err(|e: String| format!("{}: {e}", path.display()));
+        if let Ok(n) = &r {
+            written += n;
+        }
+        on_file(path, r);
+    }
+    written
+}

@@ -80,7 +80,11 @@ pub fn normalize(bytes: &[u8]) -> Vec<u8> {
             continue;
         }
         let slack = p + vs..p + raw;
-        if slack.start < headers || mapped.iter().any(|m| m.start < slack.end && slack.start < m.end) {
+        if slack.start < headers
+            || mapped
+                .iter()
+                .any(|m| m.start < slack.end && slack.start < m.end)
+        {
             continue;
         }
         zero(&mut out, slack);

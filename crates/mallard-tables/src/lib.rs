@@ -121,7 +121,8 @@ pub struct Table {
     /// without a group are grouped only with identical rows.
     pub groups: Option<Vec<String>>,
     /// How the columns were encoded; apply it to later files with [`read_csv_with_schema`].
-    pub schema: TableSchema,    /// The feature extractor the columns came from, where the reader knows it (EMBER rows
+    pub schema: TableSchema,
+    /// The feature extractor the columns came from, where the reader knows it (EMBER rows
     /// name theirs); `None`: a reader of columns only.
     pub feature_set: Option<String>,
 }
