@@ -9,10 +9,11 @@
 #   bash bench/attack.sh            (env: BUDGET=1000 STRATEGY=greedy BIN= SHARED= BENIGN= WORK=)
 #   FEATURES=ember-v2-hardened bash bench/attack.sh     (the defence: features that leave out
 #                                                        the regions the edits write to)
+#   AUGMENT=2 ... bash bench/attack.sh                  (the defence: training on mutants)
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end, mutants included. Prints the attack summary and the held-out benign
-# files' false-positive rate; the JSON report goes to $WORK/$FEATURES/attack.json.
+# files' false-positive rate; the JSON report goes beside the model, $WORK/$FEATURES/model*-attack.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
@@ -22,6 +23,7 @@ WORK=${WORK:-$HOME/.cache/mallard/attack}
 BUDGET=${BUDGET:-1000}
 STRATEGY=${STRATEGY:-greedy}
 FEATURES=${FEATURES:-ember-v2}
+AUGMENT=${AUGMENT:-0}
 TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds 1}
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
 [ -f "$BENIGN/benign-ember.jsonl.gz" ] || { echo "no labelled benign corpus in $BENIGN: bash models/build-default-pe.sh" >&2; exit 2; }
@@ -67,19 +69,78 @@ for src, name in [(mal, "malicious"), (ben, "benign")]:
             (te.write(r["sha256"].lower() + "\n") if t else tr.write(line))
     print(f"{name}: {n[False]} training rows, {n[True]} held out (whole groups)")
 PY
-"$BIN" train --dataset "ember:$SPLIT/train-malicious.jsonl.gz" --dataset "ember:$SPLIT/train-benign.jsonl.gz" \
-    --model gbdt $TREES --calibrate-fpr 0.01 --out "$SPLIT/model.mallard" --quiet
-
 mkdir -p "$TMP/test"
 while read -r h; do
     [ -f "$TMP/all/$h.bin" ] && mv "$TMP/all/$h.bin" "$TMP/test/"
 done < "$SPLIT/test-malicious.txt"
-rm -rf "$TMP/all"
 echo "held-out malware binaries (<= 256 KB): $(ls "$TMP/test" | wc -l)"
 # Benign donor bytes from the training side (a file the attacker could have).
 DONOR=$(awk -F'\t' 'NR > 1 && $3 > 200000 && $3 < 2000000 { print $1; exit }' "$BENIGN/MANIFEST.tsv")
-"$BIN" attack "$TMP/test" --model "$SPLIT/model.mallard" --budget "$BUDGET" --strategy "$STRATEGY" \
-    --benign "$BENIGN/files/$DONOR" --report "$SPLIT/attack.json" --quiet 2>/dev/null | tail -1
+
+TRAIN_MAL=$SPLIT/train-malicious.jsonl.gz
+TRAIN_BEN=$SPLIT/train-benign.jsonl.gz
+if [ "$AUGMENT" -gt 0 ]; then
+    # The defence of training on mutants: AUGMENT random mutants (4 random actions each,
+    # other benign bytes than the attacker's) of every training-side malware binary, and one
+    # of as many training-side benign files, so that the edits themselves mean nothing.
+    FILL=$(awk -F'\t' 'NR > 1 && $3 > 300000 && $3 < 3000000 { n++; if (n == 7) { print $1; exit } }' "$BENIGN/MANIFEST.tsv")
+    mkdir -p "$TMP/benign-train"
+    python3 - "$SPLIT/test-benign.txt" "$BENIGN/MANIFEST.tsv" "$BENIGN/files" "$TMP/benign-train" "$(ls "$TMP/all" | wc -l)" <<'PY'
+import csv, os, random, sys
+held = {l.strip() for l in open(sys.argv[1]) if l.strip()}
+rows = [r for r in csv.DictReader(open(sys.argv[2]), delimiter="\t")
+        if r["sha256"].lower() not in held and int(r["size"]) <= 4 << 20]
+random.Random(0).shuffle(rows)
+for r in rows[: int(sys.argv[5])]:
+    os.link(os.path.join(sys.argv[3], r["name"]), os.path.join(sys.argv[4], r["name"]))
+PY
+    "$BIN" mutate "$TMP/all" --out "$TMP/mut-mal" --per-file "$AUGMENT" --steps 4 --benign "$BENIGN/files/$FILL" --seed 1 --quiet
+    "$BIN" mutate "$TMP/benign-train" --out "$TMP/mut-ben" --per-file 1 --steps 4 --benign "$BENIGN/files/$FILL" --seed 2 --quiet
+    "$BIN" features "$TMP/mut-mal" --set "$FEATURES" --raw --out "$TMP/mut-mal.jsonl" --quiet || true
+    "$BIN" features "$TMP/mut-ben" --set "$FEATURES" --raw --out "$TMP/mut-ben.jsonl" --quiet || true
+    rm -rf "$TMP/mut-mal" "$TMP/mut-ben" "$TMP/benign-train"
+    python3 - "$SPLIT" "$TMP" "$BENIGN/MANIFEST.tsv" <<'PY'
+import csv, gzip, json, os, sys
+split, tmp, manifest = sys.argv[1:]
+name_sha = {r["name"]: r["sha256"].lower() for r in csv.DictReader(open(manifest), delimiter="\t")}
+keys = ("histogram", "byteentropy", "strings", "general", "header", "section", "imports",
+        "exports", "datadirectories")
+for side, mut in (("malicious", "mut-mal"), ("benign", "mut-ben")):
+    rows = {}
+    with gzip.open(f"{split}/train-{side}.jsonl.gz", "rt") as f:
+        for line in f:
+            r = json.loads(line)
+            rows[r["sha256"].lower()] = r
+    n = 0
+    with gzip.open(f"{split}/train-{side}-aug.jsonl.gz", "wt") as o:
+        for r in rows.values():
+            o.write(json.dumps(r) + "\n")
+        for line in open(f"{tmp}/{mut}.jsonl"):
+            m = json.loads(line)
+            if "error" in m:
+                continue
+            base = os.path.basename(m["path"]).rsplit(".m", 1)[0]
+            orig = rows.get(name_sha.get(base, base.removesuffix(".bin")).lower())
+            if orig is None:
+                continue
+            r = dict(orig)
+            r.update({k: m[k] for k in keys if k in m})
+            r["sha256"] = m["sha256"]
+            r.pop("path", None)
+            o.write(json.dumps(r) + "\n")
+            n += 1
+    print(f"{side}: {n} mutant rows added (groups of their originals)")
+PY
+    TRAIN_MAL=$SPLIT/train-malicious-aug.jsonl.gz
+    TRAIN_BEN=$SPLIT/train-benign-aug.jsonl.gz
+fi
+rm -rf "$TMP/all"
+SUFFIX=""; [ "$AUGMENT" -gt 0 ] && SUFFIX="-aug$AUGMENT"
+MODEL=$SPLIT/model$SUFFIX.mallard
+"$BIN" train --dataset "ember:$TRAIN_MAL" --dataset "ember:$TRAIN_BEN" \
+    --model gbdt $TREES --calibrate-fpr 0.01 --out "$MODEL" --quiet
+"$BIN" attack "$TMP/test" --model "$MODEL" --budget "$BUDGET" --strategy "$STRATEGY" \
+    --benign "$BENIGN/files/$DONOR" --report "${MODEL%.mallard}-attack.json" --quiet 2>/dev/null | tail -1
 # False positives of the same model on the held-out benign files.
 mkdir -p "$TMP/benign"
 python3 - "$SPLIT/test-benign.txt" "$BENIGN/MANIFEST.tsv" "$BENIGN/files" "$TMP/benign" <<'PY'
@@ -89,7 +150,7 @@ for r in csv.DictReader(open(sys.argv[2]), delimiter="\t"):
     if r.get("sha256", "").lower() in want:
         os.link(os.path.join(sys.argv[3], r["name"]), os.path.join(sys.argv[4], r["name"]))
 PY
-"$BIN" scan "$TMP/benign" --model "$SPLIT/model.mallard" --no-builtin-rules --json --quiet 2>/dev/null |
+"$BIN" scan "$TMP/benign" --model "$MODEL" --no-builtin-rules --json --quiet 2>/dev/null |
     python3 -c '
 import json, sys
 v = [json.loads(l) for l in sys.stdin if l.strip()]

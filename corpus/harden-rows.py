@@ -27,7 +27,11 @@ def main(labelled, hardened, out):
             if "error" not in r and r.get("sha256"):
                 fresh[r["sha256"].lower()] = {k: r[k] for k in FEATURES if k in r}
     n = took = 0
-    with gzip.open(labelled, "rt") as f, gzip.open(out, "wt") as o:
+    # mtime=0 and no name in the gzip header: the same rows give the same bytes (the model
+    # file records the dataset's sha256).
+    with gzip.open(labelled, "rt") as f, open(out, "wb") as raw_out, gzip.GzipFile(
+        filename="", mode="wb", compresslevel=6, fileobj=raw_out, mtime=0
+    ) as o:
         for line in f:
             r = json.loads(line)
             h = fresh.get(r.get("sha256", "").lower())
@@ -35,7 +39,7 @@ def main(labelled, hardened, out):
                 r.update(h)
                 took += 1
             r["set"] = "ember-v2-hardened"
-            o.write(json.dumps(r) + "\n")
+            o.write((json.dumps(r) + "\n").encode())
             n += 1
     print(f"{out}: {n} rows, {took} with features of the hardened file, {n - took} masked only")
 

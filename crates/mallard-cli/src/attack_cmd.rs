@@ -33,6 +33,9 @@ pub struct AttackArgs {
     /// Write the JSON report (evasion rate, queries, actions, every file) here.
     #[arg(long, value_name = "OUT.json")]
     pub report: Option<PathBuf>,
+    /// Draw the detected files' scores before and after the attack (SVG) here.
+    #[arg(long, value_name = "OUT.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
@@ -97,6 +100,9 @@ pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
     if let Some(p) = &a.report {
         let json = serde_json::to_string_pretty(&report.to_json(&opts))?;
         std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.plot {
+        std::fs::write(p, report.svg()).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }

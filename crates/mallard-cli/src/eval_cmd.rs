@@ -42,9 +42,28 @@ pub struct EvalArgs {
     /// this dataset (the training set), which a set-based model cannot have memorised.
     #[arg(long, value_name = "FORMAT:PATH")]
     pub novel_against: Option<DatasetSpec>,
+    /// PE files (`pe:` datasets): also attack the malicious files with functionality-preserving
+    /// edits (as `mallard attack`) and report how many detected files evade; the report gets
+    /// an `attack` object and --plots an attack.svg.
+    #[arg(long)]
+    pub attack: bool,
+    /// Model queries per file for --attack.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "attack")]
+    pub attack_budget: usize,
+    /// Search for --attack: greedy or random.
+    #[arg(long, default_value = "greedy", requires = "attack")]
+    pub attack_strategy: String,
+    /// A benign file whose bytes the --attack edits use (default: random bytes).
+    #[arg(long, value_name = "FILE", requires = "attack")]
+    pub attack_benign: Option<PathBuf>,
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
+    if let Some(d) =
+        a.dataset.iter().find(|d| a.attack && d.format != mallard_datasets::DataFormat::Pe)
+    {
+        anyhow::bail!("--attack edits PE files: {} is not a pe: dataset", d.path.display());
+    }
     let spec = match &a.model {
         Some(m) => m.clone(),
         None => PathBuf::from(default_model(&a.dataset[0])?),
@@ -70,8 +89,68 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         extra["novel_rows"] = n.into();
         extra["novel"] = serde_json::to_value(&nev)?;
     }
+    if a.attack {
+        extra["attack"] = attack(model.as_ref(), &a, g)?;
+    }
     let title = format!("{kind} on {}", dataset_names(&a.dataset));
     Ok(write_outputs(&ev, &title, a.report.as_deref(), a.plots.as_deref(), extra)?)
+}
+
+/// `eval --attack`: the malicious files of the `pe:` datasets attacked at the model's own
+/// threshold; prints the summary, draws attack.svg into --plots, returns the JSON report.
+fn attack(model: &dyn mallard_model::Model, a: &EvalArgs, g: &Global) -> Result<serde_json::Value> {
+    use anyhow::Context;
+    use mallard_experiment::attack::{attack_files, strategy, AttackOptions};
+    let caps = mallard_io::Caps::default();
+    let read = a.read.options();
+    let mut files = Vec::new();
+    for d in &a.dataset {
+        let mut warnings = Vec::new();
+        let l = mallard_datasets::labelled_pe_files(&d.path, &read, &mut warnings)?;
+        files.extend(
+            l.paths.into_iter().zip(l.labels).filter(|(_, y)| y == "malicious").map(|(p, _)| p),
+        );
+    }
+    let benign = match &a.attack_benign {
+        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
+            .with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let opts = AttackOptions {
+        budget: a.attack_budget,
+        strategy: strategy(&a.attack_strategy)?,
+        seed: 0,
+        benign: &benign,
+        max_bytes: caps.max_pe_bytes,
+        out_dir: None,
+    };
+    let bar = crate::ui::bar(g.quiet, files.len(), "attacking {wide_bar} {pos}/{len} files");
+    let report = attack_files(model, &files, &opts, &mut |f| {
+        if let Err(e) = &f.outcome {
+            match &bar {
+                Some(b) => b.println(format!("error: {e}")),
+                None => eprintln!("error: {e}"),
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (attacked, detected, evaded) = report.counts();
+    let rate = if detected > 0 { 100.0 * evaded as f64 / detected as f64 } else { 0.0 };
+    println!(
+        "\nattack ({} queries per file, {}): {attacked} malicious files, {detected} detected, {evaded} evaded ({rate:.1}% of detected)",
+        a.attack_budget, a.attack_strategy
+    );
+    if let Some(dir) = &a.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let p = dir.join("attack.svg");
+        std::fs::write(&p, report.svg()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(report.to_json(&opts))
 }
 
 #[derive(Args)]

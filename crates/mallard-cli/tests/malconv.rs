@@ -298,6 +298,56 @@ fn attack_reports_within_budget_and_writes_only_preserved_mutants() {
             assert_eq!(f["actions"].as_array().map(|a| a.is_empty()), Some(false));
         }
     }
+    // The picture of the same attack: one curve before, one after, the threshold.
+    let plot = d.join("attack.svg");
+    ok(&mallard(&[
+        "attack",
+        targets.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--budget",
+        "30",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("before (3 files)"), "{svg}");
+    assert_eq!(svg.matches("<path").count(), 2);
+
+    // eval --attack: the metrics, then the 12 malicious files of the dataset attacked; the
+    // report and the plots get the attack.
+    let (eval_report, plots) = (d.join("eval.json"), d.join("plots"));
+    let out = mallard(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--dataset",
+        &ds,
+        "--attack",
+        "--attack-budget",
+        "15",
+        "--report",
+        eval_report.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("roc_auc") && stdout.contains("12 malicious files"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&eval_report).unwrap()).unwrap();
+    let attack = &r["attack"];
+    assert_eq!(attack["budget"], 15, "{r}");
+    assert_eq!(attack["results"].as_array().map(Vec::len), Some(12));
+    for f in attack["results"].as_array().unwrap() {
+        assert!(f["path"].as_str().unwrap().contains("malicious"), "{f}");
+        assert!(f["queries"].as_u64().unwrap() <= 15, "{f}");
+    }
+    assert!(plots.join("attack.svg").is_file() && plots.join("roc.svg").is_file());
+    // Not PE files: refused by name.
+    let out = mallard(&["eval", "--dataset", "malbehavd:x.csv", "--attack"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x.csv is not a pe: dataset"));
+
     // A strategy that does not exist is refused by name.
     let out = mallard(&["attack", targets.to_str().unwrap(), "--strategy", "genetic"]);
     assert!(!out.status.success());

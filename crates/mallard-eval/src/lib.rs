@@ -29,7 +29,7 @@ mod weights;
 pub use cv::{pooled, CrossValidation, FoldPredictions, FoldSummary, MeanSd, TprAtFprSummary};
 pub use error::EvalError;
 pub use metrics::{evaluate, ClassMetrics, Evaluation, TprAtFpr};
-pub use plot::{confusion_svg, roc_svg, RocSeries};
+pub use plot::{confusion_svg, roc_svg, score_shift_svg, RocSeries};
 pub use report::render_table;
 pub use rng::SplitMix64;
 pub use roc::{drop_intermediate, roc_auc, roc_curve, threshold_at_fpr, tpr_at_fpr, RocPoint};

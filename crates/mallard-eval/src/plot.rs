@@ -432,10 +432,170 @@ pub fn confusion_svg(labels: &[String], matrix: &[Vec<u64>], title: &str) -> Str
     s
 }
 
+/// Where the scores of attacked files went: for every score `x` on a logit axis, the share
+/// of files scoring at least `x` before the attack (blue) and after it (red), and the
+/// model's threshold (dashed). The share of detected files left above the threshold after
+/// the attack is where the red curve crosses the dashed line.
+pub fn score_shift_svg(before: &[f32], after: &[f32], threshold: f32, title: &str) -> String {
+    let (l, t, pw, ph) = (76.0, 52.0, 520.0, 320.0);
+    let (w, h) = (l + pw + 28.0, t + ph + 82.0);
+    // logit from 1e-4 to 1 - 1e-7: scores of detectors pile up near 1.
+    let logit = |p: f64| {
+        let p = p.clamp(1e-9, 1.0 - 1e-9);
+        (p / (1.0 - p)).ln()
+    };
+    let (lo, hi) = (logit(1e-4), logit(1.0 - 1e-7));
+    let px = |p: f64| l + ((logit(p) - lo) / (hi - lo)).clamp(0.0, 1.0) * pw;
+    let py = |share: f64| t + (1.0 - share.clamp(0.0, 1.0)) * ph;
+    let mut s = String::new();
+    header(&mut s, w, h);
+    text(
+        &mut s,
+        w / 2.0,
+        30.0,
+        16.0,
+        "middle",
+        r#"font-weight="bold""#,
+        title,
+    );
+    for p in [1e-4, 0.01, 0.5, 0.99, 0.9999, 1.0 - 1e-6] {
+        let x = px(p);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{t}" x2="{x:.1}" y2="{:.1}" stroke="#e5e5e5"/>"##,
+            t + ph
+        );
+        let label = if p < 0.5 {
+            format!("{p}")
+        } else {
+            let nines = (-(1.0 - p).log10()).round() as usize;
+            if nines <= 1 {
+                format!("{p}")
+            } else {
+                format!("0.{}", "9".repeat(nines))
+            }
+        };
+        text(&mut s, x, t + ph + 18.0, 11.0, "middle", "", &label);
+    }
+    for i in 0..=4 {
+        let v = i as f64 / 4.0;
+        let y = py(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{l}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e5e5e5"/>"##,
+            l + pw
+        );
+        text(
+            &mut s,
+            l - 8.0,
+            y + 4.0,
+            11.0,
+            "end",
+            "",
+            &format!("{:.0}%", v * 100.0),
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<rect x="{l}" y="{t}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
+    );
+    text(
+        &mut s,
+        l + pw / 2.0,
+        t + ph + 40.0,
+        12.0,
+        "middle",
+        "",
+        "score (logit axis)",
+    );
+    text(
+        &mut s,
+        18.0,
+        t + ph / 2.0,
+        12.0,
+        "middle",
+        &format!(r#"transform="rotate(-90 18 {:.1})""#, t + ph / 2.0),
+        "files scoring at least this",
+    );
+    // Survival curves as steps, from the left edge down.
+    for (scores, colour) in [(before, PALETTE[0]), (after, PALETTE[1])] {
+        let mut v: Vec<f64> = scores
+            .iter()
+            .map(|&x| f64::from(x))
+            .filter(|x| x.is_finite())
+            .collect();
+        if v.is_empty() {
+            continue;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len() as f64;
+        let mut d = format!("M{:.1},{:.1}", l, py(1.0));
+        for (i, x) in v.iter().enumerate() {
+            let share = (v.len() - i) as f64 / n;
+            let _ = write!(d, " L{:.1},{:.1}", px(*x), py(share));
+            let _ = write!(d, " L{:.1},{:.1}", px(*x), py(share - 1.0 / n));
+        }
+        let _ = write!(d, " L{:.1},{:.1}", l + pw, py(0.0));
+        let _ = writeln!(
+            s,
+            r#"<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"/>"#
+        );
+    }
+    let x = px(f64::from(threshold));
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x:.1}" y1="{t}" x2="{x:.1}" y2="{:.1}" stroke="#333" stroke-dasharray="5,4"/>"##,
+        t + ph
+    );
+    let legend = [
+        (PALETTE[0], format!("before ({} files)", before.len())),
+        (
+            PALETTE[1],
+            format!("after the attack ({} files)", after.len()),
+        ),
+        ("#333", format!("threshold {threshold:.4}")),
+    ];
+    for (i, (colour, name)) in legend.iter().enumerate() {
+        let y = t + ph + 62.0;
+        let x0 = l + i as f64 * 180.0;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{x0:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2"/>"#,
+            y - 4.0,
+            x0 + 22.0,
+            y - 4.0
+        );
+        text(&mut s, x0 + 28.0, y, 11.0, "start", "", &shorten(name, 26));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::roc_curve;
+
+    #[test]
+    fn score_shift_svg_puts_scores_on_a_logit_axis() {
+        // One file at 0.5: logit 0 sits at (0 - ln(1e-4/(1-1e-4))) / (ln((1-1e-7)/1e-7) -
+        // ln(1e-4/(1-1e-4))) = 9.2102 / 25.3283 = 0.36363 of 520 px, after the 76 px margin.
+        let svg = score_shift_svg(&[0.5], &[0.5], 0.5, "a & b");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("a &amp; b"));
+        assert!(
+            svg.contains(r#"d="M76.0,52.0 L265.1,52.0 L265.1,372.0 L596.0,372.0""#),
+            "{svg}"
+        );
+        assert!(svg.contains(r##"x1="265.1" y1="52" x2="265.1" y2="372.0" stroke="#333""##));
+        // Half the files above 0.99 after: the red curve steps down at 0.01 and at 0.999.
+        let svg = score_shift_svg(&[0.999, 0.999], &[0.01, 0.999], 0.99, "t");
+        assert!(svg.contains("before (2 files)") && svg.contains("threshold 0.9900"));
+        assert_eq!(svg.matches("<path").count(), 2);
+        // Nothing attacked: still a valid picture.
+        let empty = score_shift_svg(&[], &[], 0.9, "none");
+        assert!(empty.trim_end().ends_with("</svg>") && !empty.contains("<path"));
+    }
 
     #[test]
     fn roc_svg_is_well_formed_and_maps_points() {

@@ -52,6 +52,23 @@ impl AttackReport {
         )
     }
 
+    /// The before/after picture ([`mallard_eval::score_shift_svg`]) of the detected files.
+    pub fn svg(&self) -> String {
+        let (before, after): (Vec<f32>, Vec<f32>) = self
+            .files
+            .iter()
+            .filter_map(|f| f.outcome.as_ref().ok())
+            .filter(|o| o.detected)
+            .map(|o| (o.before, o.after))
+            .unzip();
+        let (_, detected, evaded) = self.counts();
+        let title = format!(
+            "{}: {evaded} of {detected} detected files evaded",
+            self.model
+        );
+        mallard_eval::score_shift_svg(&before, &after, self.threshold, &title)
+    }
+
     /// The report as JSON: totals, per-action use in evading mutants, every file.
     pub fn to_json(&self, opts: &AttackOptions<'_>) -> serde_json::Value {
         let (attacked, detected, evaded) = self.counts();
