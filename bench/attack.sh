@@ -9,7 +9,8 @@
 #   bash bench/attack.sh            (env: BUDGET=1000 STRATEGY=greedy BIN= SHARED= BENIGN= WORK=)
 #   FEATURES=ember-v2-hardened bash bench/attack.sh     (the defence: features that leave out
 #                                                        the regions the edits write to)
-#   AUGMENT=2 ... bash bench/attack.sh                  (the defence: training on mutants)
+#   AUGMENT=2 ... bash bench/attack.sh                  (the defence: training on mutants;
+#        AUG_ACTIONS=all AUG_STEPS=4 random edits each, AUG_BENIGN=1: benign files mutated too)
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end, mutants included. Prints the attack summary and the held-out benign
@@ -24,6 +25,9 @@ BUDGET=${BUDGET:-1000}
 STRATEGY=${STRATEGY:-greedy}
 FEATURES=${FEATURES:-ember-v2}
 AUGMENT=${AUGMENT:-0}
+AUG_ACTIONS=${AUG_ACTIONS:-all}
+AUG_STEPS=${AUG_STEPS:-4}
+AUG_BENIGN=${AUG_BENIGN:-1}
 TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds 1}
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
 [ -f "$BENIGN/benign-ember.jsonl.gz" ] || { echo "no labelled benign corpus in $BENIGN: bash models/build-default-pe.sh" >&2; exit 2; }
@@ -94,48 +98,23 @@ random.Random(0).shuffle(rows)
 for r in rows[: int(sys.argv[5])]:
     os.link(os.path.join(sys.argv[3], r["name"]), os.path.join(sys.argv[4], r["name"]))
 PY
-    "$BIN" mutate "$TMP/all" --out "$TMP/mut-mal" --per-file "$AUGMENT" --steps 4 --benign "$BENIGN/files/$FILL" --seed 1 --quiet
-    "$BIN" mutate "$TMP/benign-train" --out "$TMP/mut-ben" --per-file 1 --steps 4 --benign "$BENIGN/files/$FILL" --seed 2 --quiet
+    "$BIN" mutate "$TMP/all" --out "$TMP/mut-mal" --per-file "$AUGMENT" --steps "$AUG_STEPS" \
+        --actions "$AUG_ACTIONS" --benign "$BENIGN/files/$FILL" --seed 1 --quiet
+    mkdir -p "$TMP/mut-ben" && touch "$TMP/mut-ben.jsonl"
+    [ "$AUG_BENIGN" = 1 ] && "$BIN" mutate "$TMP/benign-train" --out "$TMP/mut-ben" --per-file 1 \
+        --steps "$AUG_STEPS" --actions "$AUG_ACTIONS" --benign "$BENIGN/files/$FILL" --seed 2 --quiet
     "$BIN" features "$TMP/mut-mal" --set "$FEATURES" --raw --out "$TMP/mut-mal.jsonl" --quiet || true
     "$BIN" features "$TMP/mut-ben" --set "$FEATURES" --raw --out "$TMP/mut-ben.jsonl" --quiet || true
     rm -rf "$TMP/mut-mal" "$TMP/mut-ben" "$TMP/benign-train"
-    python3 - "$SPLIT" "$TMP" "$BENIGN/MANIFEST.tsv" <<'PY'
-import csv, gzip, json, os, sys
-split, tmp, manifest = sys.argv[1:]
-name_sha = {r["name"]: r["sha256"].lower() for r in csv.DictReader(open(manifest), delimiter="\t")}
-keys = ("histogram", "byteentropy", "strings", "general", "header", "section", "imports",
-        "exports", "datadirectories")
-for side, mut in (("malicious", "mut-mal"), ("benign", "mut-ben")):
-    rows = {}
-    with gzip.open(f"{split}/train-{side}.jsonl.gz", "rt") as f:
-        for line in f:
-            r = json.loads(line)
-            rows[r["sha256"].lower()] = r
-    n = 0
-    with gzip.open(f"{split}/train-{side}-aug.jsonl.gz", "wt") as o:
-        for r in rows.values():
-            o.write(json.dumps(r) + "\n")
-        for line in open(f"{tmp}/{mut}.jsonl"):
-            m = json.loads(line)
-            if "error" in m:
-                continue
-            base = os.path.basename(m["path"]).rsplit(".m", 1)[0]
-            orig = rows.get(name_sha.get(base, base.removesuffix(".bin")).lower())
-            if orig is None:
-                continue
-            r = dict(orig)
-            r.update({k: m[k] for k in keys if k in m})
-            r["sha256"] = m["sha256"]
-            r.pop("path", None)
-            o.write(json.dumps(r) + "\n")
-            n += 1
-    print(f"{side}: {n} mutant rows added (groups of their originals)")
-PY
+    python3 corpus/mutant-rows.py "$SPLIT/train-malicious.jsonl.gz" "$TMP/mut-mal.jsonl" \
+        "$SHARED/data/pe-corpus/MANIFEST.tsv" "$SPLIT/train-malicious-aug.jsonl.gz"
+    python3 corpus/mutant-rows.py "$SPLIT/train-benign.jsonl.gz" "$TMP/mut-ben.jsonl" \
+        "$BENIGN/MANIFEST.tsv" "$SPLIT/train-benign-aug.jsonl.gz"
     TRAIN_MAL=$SPLIT/train-malicious-aug.jsonl.gz
     TRAIN_BEN=$SPLIT/train-benign-aug.jsonl.gz
 fi
 rm -rf "$TMP/all"
-SUFFIX=""; [ "$AUGMENT" -gt 0 ] && SUFFIX="-aug$AUGMENT"
+SUFFIX=""; [ "$AUGMENT" -gt 0 ] && SUFFIX="-aug$AUGMENT-${AUG_ACTIONS//,/+}-s$AUG_STEPS-b$AUG_BENIGN"
 MODEL=$SPLIT/model$SUFFIX.mallard
 "$BIN" train --dataset "ember:$TRAIN_MAL" --dataset "ember:$TRAIN_BEN" \
     --model gbdt $TREES --calibrate-fpr 0.01 --out "$MODEL" --quiet

@@ -2,7 +2,9 @@
 # Rebuilds models/default-pe.mallard: boosted trees on hardened EMBER v2 features
 # (ember-v2-hardened: the file without its overlay, DOS stub, slack and free header fields;
 # issue 15) of the real malware in ../shared/data/pe-corpus and the benign corpus that
-# corpus/benign/build.sh downloads, plus random mutants of both (training on mutants).
+# corpus/benign/build.sh downloads. AUGMENT=K adds K random mutants of every malware binary
+# and one of as many benign files (training on mutants; off: measured not to help, see
+# docs/decisions.md).
 #
 #   bash models/build-default-pe.sh [MALLARD_BINARY]
 #   OUT=/tmp/pe.mallard bash models/build-default-pe.sh    (elsewhere; the rebuild test does this)
@@ -10,9 +12,10 @@
 # Steps: build (or reuse) the benign corpus; extract its EMBER v2 raw features with mallard;
 # label and group them by package; check that nothing held out (EXCLUDE-sha256.txt) is in
 # either side; re-extract every binary there is (benign files, malware of at most 256 KB,
-# unzipped into a temporary folder and deleted) with the hardened set; write AUGMENT random
-# mutants of each malware binary and one of as many benign files (`mallard mutate`, 4
-# checked edits each), labelled and grouped as their originals; train with the settings
+# unzipped into a temporary folder and deleted) with the hardened set; with AUGMENT > 0,
+# write AUGMENT random mutants of each malware binary and one of as many benign files
+# (`mallard mutate`, 4 checked edits each), labelled and grouped as their originals; train
+# with the settings
 # below and calibrate the threshold on grouped out-of-fold predictions for 1% FPR. Then
 # `cargo build --release` embeds the new model.
 set -euo pipefail
@@ -22,7 +25,7 @@ SHARED=${SHARED:-../shared}
 BENIGN=${BENIGN:-$HOME/.cache/mallard/benign-corpus}
 OUT=${OUT:-models/default-pe.mallard}
 WORK=${WORK:-$HOME/.cache/mallard/default-pe}
-AUGMENT=${AUGMENT:-2}
+AUGMENT=${AUGMENT:-0}
 MALWARE=$SHARED/data/pe-corpus/malware-ember-v2-raw.jsonl.gz
 EXCLUDE=$SHARED/data/pe-corpus/EXCLUDE-sha256.txt
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }

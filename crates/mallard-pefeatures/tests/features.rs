@@ -251,3 +251,66 @@ fn opcodes_on_tiny_pe() {
     let v = extract(FeatureSet::Opcodes, &b).unwrap();
     assert!(v.iter().all(|&x| x == 0.0));
 }
+
+/// The hardened view by hand on the tiny PE with 100 bytes appended, a timestamp, a DOS
+/// stub byte and a slack byte: the overlay is cut, those bytes are zero, the code and
+/// import bytes are untouched; normalizing twice changes nothing; truncated and corrupted
+/// copies never panic.
+#[test]
+fn hardened_view_cuts_the_overlay_and_zeroes_free_bytes() {
+    use mallard_pe::synth::{off, set_u32};
+    use mallard_pefeatures::hardened::{mask_raw, normalize};
+    let mut b = tiny_pe32();
+    set_u32(&mut b, off::COFF + 4, 0x5eed_1234); // TimeDateStamp
+    b[0x50] = 0x77; // DOS stub
+    b[0x300] = 0xcc; // .text slack (VirtualSize 0x10 at 0x200)
+    b.extend_from_slice(&[0xab; 100]);
+    let n = normalize(&b);
+    assert_eq!(n.len(), off::FILE_SIZE, "cut where .idata's raw data ends");
+    assert_eq!(&n[..2], b"MZ");
+    assert_eq!(n[0x3c..0x40], b[0x3c..0x40], "e_lfanew kept");
+    assert!(n[2..0x3c].iter().all(|&x| x == 0) && n[0x40..0x80].iter().all(|&x| x == 0));
+    assert_eq!(n[off::COFF + 4..off::COFF + 8], [0, 0, 0, 0]);
+    assert_eq!(n[0x300], 0);
+    assert_eq!(n[0x200..0x210], b[0x200..0x210], "code kept");
+    assert_eq!(
+        n[off::IDATA..],
+        b[off::IDATA..off::FILE_SIZE],
+        "imports kept"
+    );
+    for i in 0..2 {
+        let name = off::SECTION_TABLE + 40 * i;
+        assert!(
+            n[name..name + 8].iter().all(|&x| x == 0),
+            "section {i} name"
+        );
+        assert_eq!(n[name + 8..name + 40], b[name + 8..name + 40]);
+    }
+    assert_eq!(normalize(&n), n);
+    // The raw object says what the bytes say, and masking twice is masking once.
+    let mut raw = ember_raw(&n).unwrap();
+    mask_raw(&mut raw);
+    assert_eq!(raw["header"]["coff"]["timestamp"], 0);
+    assert_eq!(raw["general"]["size"], off::FILE_SIZE);
+    assert!(raw["section"]["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["name"] == ""));
+    let again = {
+        let mut r = raw.clone();
+        mask_raw(&mut r);
+        r
+    };
+    assert_eq!(again, raw);
+    let v = extract(FeatureSet::EmberV2Hardened, &b).unwrap();
+    assert_eq!(v, ember_vectorize(&raw).unwrap());
+    for cut in 0..b.len() {
+        let _ = extract(FeatureSet::EmberV2Hardened, &b[..cut]);
+    }
+    for i in 0..off::FILE_SIZE {
+        let mut c = b.clone();
+        c[i] ^= 0xff;
+        let _ = extract(FeatureSet::EmberV2Hardened, &c);
+    }
+}

@@ -31,7 +31,7 @@ fn builtin_models_load_and_say_what_they_read() {
     let api = builtin::load("api").unwrap().unwrap();
     assert_eq!(api.meta().input, mallard_model::InputKind::ApiSequence);
     let pe = builtin::load("pe").unwrap().unwrap();
-    assert_eq!(pe.meta().feature_set.as_deref(), Some("ember-v2"));
+    assert_eq!(pe.meta().feature_set.as_deref(), Some("ember-v2-hardened"));
 }
 
 #[test]
