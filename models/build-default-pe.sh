@@ -15,9 +15,8 @@
 # unzipped into a temporary folder and deleted) with the hardened set; with AUGMENT > 0,
 # write AUGMENT random mutants of each malware binary and one of as many benign files
 # (`mallard mutate`, 4 checked edits each), labelled and grouped as their originals; train
-# with the settings
-# below and calibrate the threshold on grouped out-of-fold predictions for 1% FPR. Then
-# `cargo build --release` embeds the new model.
+# with the settings below and calibrate the threshold on grouped out-of-fold predictions for
+# 1% FPR. Then `cargo build --release` embeds the new model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
