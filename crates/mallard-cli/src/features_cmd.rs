@@ -13,11 +13,14 @@ pub struct FeaturesArgs {
     /// PE files, or folders searched recursively (there, files not starting with "MZ" are skipped).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Feature set: ember-v2 (2,381 floats), pe-header (ClaMP's columns), saxe-1024 or opcodes
-    /// (mnemonic n-grams of the x86/x64 code reached from the entry points).
+    /// Feature set: ember-v2 (2,381 floats), ember-v2-hardened (the same columns of the file
+    /// without overlay, DOS stub, slack and free header fields: what the built-in PE model
+    /// reads), pe-header (ClaMP's columns), saxe-1024, opcodes (mnemonic n-grams of the x86/x64
+    /// code reached from the entry points) or image (byte-plot texture).
     #[arg(long, value_name = "NAME")]
     pub set: String,
-    /// With ember-v2: EMBER's raw feature objects (its JSON schema) instead of vectors.
+    /// With ember-v2 or ember-v2-hardened: EMBER's raw feature objects (its JSON schema)
+    /// instead of vectors.
     #[arg(long)]
     pub raw: bool,
     /// JSON-lines output (default: stdout). An existing features output of the same set is
