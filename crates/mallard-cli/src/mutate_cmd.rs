@@ -21,7 +21,9 @@ pub struct MutateArgs {
     /// Random actions per mutant (each checked: entry point, code bytes, imports kept).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub steps: usize,
-    /// Comma-separated actions to draw from (see `mallard attack --help`), or `all`.
+    /// Comma-separated actions to draw from, or `all`: overlay-random, overlay-zeros,
+    /// overlay-benign, section-rename, slack-fill, dos-header, dos-stub, timestamp, checksum,
+    /// debug-directory, rich-header, remove-certificate, add-section, add-imports.
     #[arg(long, default_value = "all")]
     pub actions: String,
     /// A benign file whose bytes fill overlays, new sections, slack and DOS stubs (default:
