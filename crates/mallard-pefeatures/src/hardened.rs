@@ -5,7 +5,7 @@
 //! functionality-preserving attacks write to; a model that never sees them cannot be moved by
 //! them. The columns are EMBER v2's, so models, explanations and tables read them alike.
 
-use mallard_pe::{dir, Pe};
+use mallard_pe::{dir, scn, Pe};
 use serde_json::Value;
 
 /// The file as the hardened features see it: cut after the last section's raw data, with
@@ -20,8 +20,25 @@ pub fn normalize(bytes: &[u8]) -> Vec<u8> {
     let opt_size = usize::from(pe.coff.size_of_optional_header);
     let table = lfanew + 24 + opt_size;
     let table_end = table + 40 * pe.sections.len();
-    let raw_end = pe
-        .sections
+    // Trailing sections nothing points at (no code, not the entry point's, no data directory
+    // inside) are where an appended section goes: the view stops before them.
+    let entry = u64::from(pe.optional.address_of_entry_point);
+    let used = |s: &mallard_pe::Section| {
+        let va = u64::from(s.virtual_address);
+        let span = u64::from(s.virtual_size.max(s.size_of_raw_data));
+        let inside = |rva: u64| rva >= va && rva < va + span;
+        s.characteristics & (scn::CNT_CODE | scn::MEM_EXECUTE) != 0
+            || inside(entry)
+            || pe.data_directories.iter().enumerate().any(|(i, d)| {
+                i != dir::CERTIFICATE
+                    && i != dir::DEBUG
+                    && d.virtual_address != 0
+                    && inside(u64::from(d.virtual_address))
+            })
+    };
+    let keep = pe.sections.iter().rposition(used).map_or(pe.sections.len(), |i| i + 1);
+    let kept = &pe.sections[..keep];
+    let raw_end = kept
         .iter()
         .filter(|s| s.size_of_raw_data > 0)
         .map(|s| s.pointer_to_raw_data as usize + s.size_of_raw_data as usize)
@@ -53,12 +70,27 @@ pub fn normalize(bytes: &[u8]) -> Vec<u8> {
         }
     }
     for i in 0..pe.sections.len() {
-        zero(&mut out, table + 40 * i..table + 40 * i + 8);
+        let header = if i < keep { 8 } else { 40 };
+        zero(&mut out, table + 40 * i..table + 40 * i + header);
+    }
+    if let Some(n) = out.get_mut(lfanew + 6..lfanew + 8) {
+        n.copy_from_slice(&(keep as u16).to_le_bytes());
+    }
+    // SizeOfImage as the kept sections give it, for every file alike.
+    let sa = u64::from(pe.optional.section_alignment.max(1));
+    let image = kept
+        .iter()
+        .map(|s| u64::from(s.virtual_address) + u64::from(s.virtual_size.max(s.size_of_raw_data)))
+        .max()
+        .map_or(u64::from(pe.optional.size_of_image), |e| mallard_pe::align_up(e, sa));
+    if opt_size >= 60 {
+        if let Some(f) = out.get_mut(lfanew + 24 + 56..lfanew + 24 + 60) {
+            f.copy_from_slice(&(image.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+        }
     }
     // Slack: raw data past the virtual size is not mapped. A virtual size of 0 means the
     // raw size to old linkers, and slack another section's data lies in is not slack.
-    let mapped: Vec<std::ops::Range<usize>> = pe
-        .sections
+    let mapped: Vec<std::ops::Range<usize>> = kept
         .iter()
         .map(|s| {
             let n = if s.virtual_size == 0 {
@@ -70,7 +102,7 @@ pub fn normalize(bytes: &[u8]) -> Vec<u8> {
             p..p + n as usize
         })
         .collect();
-    for s in &pe.sections {
+    for s in kept {
         let (p, vs, raw) = (
             s.pointer_to_raw_data as usize,
             s.virtual_size as usize,
