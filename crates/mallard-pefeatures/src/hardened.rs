@@ -1,7 +1,8 @@
 //! EMBER v2 features of a PE file without what an evasion edit can change freely (issue 15):
 //! the overlay (and the certificate in it), the DOS header and stub (the Rich header among
 //! them), the timestamp, the checksum, the debug and certificate directory entries, section
-//! names and the slack after a section's mapped bytes. Those are the regions the published
+//! names, the slack after a section's mapped bytes, and trailing sections nothing points at
+//! (where an appended section goes). Those are the regions the published
 //! functionality-preserving attacks write to; a model that never sees them cannot be moved by
 //! them. The columns are EMBER v2's, so models, explanations and tables read them alike.
 
