@@ -41,20 +41,11 @@ pub struct AttackArgs {
 pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
     let caps = mallard_io::Caps::default();
     let model = mallard_scan::setup::load_full_model(&a.model, &caps)?;
-    let benign = match &a.benign {
-        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
-            .with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
+    let benign = read_benign(a.benign.as_deref(), &caps)?;
     if let Some(d) = &a.out {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let walk = mallard_io::WalkOptions { follow_symlinks: false, max_depth: caps.max_walk_depth };
-    let expanded = expand_paths(&a.paths, &walk);
-    for e in &expanded.errors {
-        eprintln!("{}", e.error.as_deref().unwrap_or("unreadable path"));
-    }
-    let files: Vec<PathBuf> = expanded.files.into_iter().filter(|p| is_pe(p)).collect();
+    let files = pe_files(&a.paths, &caps);
     let opts = AttackOptions {
         budget: a.budget,
         strategy: strategy(&a.strategy)?,
@@ -105,4 +96,24 @@ pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
         std::fs::write(p, report.svg()).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// The benign donor file's bytes (empty without one: edits use random bytes).
+pub fn read_benign(path: Option<&std::path::Path>, caps: &mallard_io::Caps) -> Result<Vec<u8>> {
+    match path {
+        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
+            .with_context(|| format!("reading {}", p.display())),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The PE files of `paths` (folders walked as `scan` walks them); unreadable paths are
+/// reported on stderr and left out.
+pub fn pe_files(paths: &[PathBuf], caps: &mallard_io::Caps) -> Vec<PathBuf> {
+    let walk = mallard_io::WalkOptions { follow_symlinks: false, max_depth: caps.max_walk_depth };
+    let expanded = expand_paths(paths, &walk);
+    for e in &expanded.errors {
+        eprintln!("{}", e.error.as_deref().unwrap_or("unreadable path"));
+    }
+    expanded.files.into_iter().filter(|p| is_pe(p)).collect()
 }

@@ -111,11 +111,7 @@ fn attack(model: &dyn mallard_model::Model, a: &EvalArgs, g: &Global) -> Result<
             l.paths.into_iter().zip(l.labels).filter(|(_, y)| y == "malicious").map(|(p, _)| p),
         );
     }
-    let benign = match &a.attack_benign {
-        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
-            .with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
+    let benign = crate::attack_cmd::read_benign(a.attack_benign.as_deref(), &caps)?;
     let opts = AttackOptions {
         budget: a.attack_budget,
         strategy: strategy(&a.attack_strategy)?,

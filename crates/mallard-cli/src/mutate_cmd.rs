@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use mallard_experiment::attack::{mutate_files, parse_actions, MutateOptions};
-use mallard_scan::{expand_paths, is_pe};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -37,18 +36,9 @@ pub struct MutateArgs {
 pub fn run(a: MutateArgs, g: &crate::Global) -> Result<()> {
     let caps = mallard_io::Caps::default();
     let actions = parse_actions(&a.actions)?;
-    let benign = match &a.benign {
-        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
-            .with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
+    let benign = crate::attack_cmd::read_benign(a.benign.as_deref(), &caps)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let walk = mallard_io::WalkOptions { follow_symlinks: false, max_depth: caps.max_walk_depth };
-    let expanded = expand_paths(&a.paths, &walk);
-    for e in &expanded.errors {
-        eprintln!("{}", e.error.as_deref().unwrap_or("unreadable path"));
-    }
-    let files: Vec<PathBuf> = expanded.files.into_iter().filter(|p| is_pe(p)).collect();
+    let files = crate::attack_cmd::pe_files(&a.paths, &caps);
     let opts = MutateOptions {
         per_file: a.per_file,
         steps: a.steps,
