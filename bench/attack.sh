@@ -11,6 +11,13 @@
 #                                                        the regions the edits write to)
 #   AUGMENT=2 ... bash bench/attack.sh                  (the defence: training on mutants;
 #        AUG_ACTIONS=all AUG_STEPS=4 random edits each, AUG_BENIGN=1: benign files mutated too)
+#   MONOTONE=additive ... bash bench/attack.sh          (the defence: trees whose score cannot
+#        fall as counts an editor can only add to rise: sizes, imports, sections, strings;
+#        or MONOTONE=COLUMNS as `train --monotone` takes them)
+#   MAX_DELTA=1 ... bash bench/attack.sh                (the defence: bounded leaf outputs,
+#        `train --max-delta-step`)
+#   MODEL_FILE=M.mallard ... bash bench/attack.sh       (attack a model trained on this split
+#        elsewhere, e.g. by bench/attack-ensemble.sh, instead of training one)
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end, mutants included. Prints the attack summary and the held-out benign
@@ -28,6 +35,10 @@ AUGMENT=${AUGMENT:-0}
 AUG_ACTIONS=${AUG_ACTIONS:-all}
 AUG_STEPS=${AUG_STEPS:-4}
 AUG_BENIGN=${AUG_BENIGN:-1}
+MONOTONE=${MONOTONE:-}
+MAX_DELTA=${MAX_DELTA:-}
+# What an editor that only adds (sections, imports, bytes, strings) can only make larger.
+[ "$MONOTONE" = additive ] && MONOTONE=general_size,general_vsize,general_imports,general_exports,general_symbols,section_count,section_zero_size,section_empty_name,section_rx,section_w,strings_numstrings,strings_printables,strings_paths,strings_urls,strings_registry,strings_MZ,datadirectories_IMPORT_TABLE_size
 TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40 --balance-kinds 1}
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
 [ -f "$BENIGN/benign-ember.jsonl.gz" ] || { echo "no labelled benign corpus in $BENIGN: bash models/build-default-pe.sh" >&2; exit 2; }
@@ -115,9 +126,12 @@ PY
 fi
 rm -rf "$TMP/all"
 SUFFIX=""; [ "$AUGMENT" -gt 0 ] && SUFFIX="-aug$AUGMENT-${AUG_ACTIONS//,/+}-s$AUG_STEPS-b$AUG_BENIGN"
-MODEL=$SPLIT/model$SUFFIX.mallard
-"$BIN" train --dataset "ember:$TRAIN_MAL" --dataset "ember:$TRAIN_BEN" \
-    --model gbdt $TREES --calibrate-fpr 0.01 --out "$MODEL" --quiet
+DEFENCE=()
+[ -n "$MONOTONE" ] && DEFENCE+=(--monotone "$MONOTONE") && SUFFIX+="-mono$(printf %s "$MONOTONE" | sha256sum | cut -c1-8)"
+[ -n "$MAX_DELTA" ] && DEFENCE+=(--max-delta-step "$MAX_DELTA") && SUFFIX+="-mds$MAX_DELTA"
+MODEL=${MODEL_FILE:-$SPLIT/model$SUFFIX.mallard}
+[ -n "${MODEL_FILE:-}" ] || "$BIN" train --dataset "ember:$TRAIN_MAL" --dataset "ember:$TRAIN_BEN" \
+    --model gbdt $TREES "${DEFENCE[@]}" --calibrate-fpr 0.01 --out "$MODEL" --quiet
 "$BIN" attack "$TMP/test" --model "$MODEL" --budget "$BUDGET" --strategy "$STRATEGY" \
     --benign "$BENIGN/files/$DONOR" --report "${MODEL%.mallard}-attack.json" --quiet 2>/dev/null | tail -1
 # False positives of the same model on the held-out benign files.

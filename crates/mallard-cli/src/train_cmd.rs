@@ -59,6 +59,16 @@ pub struct ModelArgs {
     /// value, 1.
     #[arg(long, value_name = "POWER", num_args = 0..=1, default_missing_value = "1", value_parser = mallard_experiment::settings::check::share)]
     pub balance_kinds: Option<f64>,
+    /// Boosted trees: columns the score may only rise with, comma-separated: NAME or +NAME
+    /// rising, -NAME falling, PREFIX* every column so named (e.g. general_imports,section_count).
+    /// A defence against edits that can only add (imports, sections, bytes): the trees cannot
+    /// learn "more of it means benign" (LightGBM's monotone constraints, basic method).
+    #[arg(long, value_name = "COLUMNS", allow_hyphen_values = true)]
+    pub monotone: Option<String>,
+    /// Boosted trees: cap on each leaf's output before the learning rate (LightGBM's
+    /// max_delta_step; default none), bounding what one tree can add to a score.
+    #[arg(long, value_name = "F", value_parser = mallard_experiment::settings::check::positive_f64)]
+    pub max_delta_step: Option<f64>,
     /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
     /// predictions on the training data is at most this, in (0, 1) (e.g. 0.01); default
     /// threshold 0.5.
@@ -134,6 +144,7 @@ impl ModelArgs {
             ($($f:ident),*) => { ModelSettings { $($f: m.$f,)* class_weights: !m.no_class_weights, threads } };
         }
         same!(kind, n_estimators, num_leaves, feature_fraction, min_data_in_leaf, balance_kinds,
+            monotone, max_delta_step,
             calibrate_fpr, preset, epochs, batch_size, optimizer, learning_rate, embed, hidden,
             head, maxlen, validation_split, patience, gpu, seed, collapse_repeats, svm_gamma,
             svm_c, ngram_max, ngram_c)

@@ -959,6 +959,48 @@ fn a_table_model_evaluates_a_csv_it_was_trained_on() {
     assert!(text.contains("roc_auc                 1.0000"), "{text}");
 }
 
+/// `--monotone`: the label falls as column a rises, so a rising constraint leaves the trees
+/// nothing to learn from a (AUC 0.5) and a falling one lets them separate the classes.
+#[test]
+fn monotone_columns_are_named_with_a_direction_and_enforced() {
+    let d = tmp("table-monotone");
+    let csv = d.join("t.csv");
+    let mut t = String::from("a,b,class\n");
+    for i in 0..200 {
+        let y = i % 2;
+        t.push_str(&format!("{},{},{y}\n", (1 - y) * 10 + i % 7, i % 5));
+    }
+    std::fs::write(&csv, t).unwrap();
+    let model = d.join("m.mallard");
+    let data = format!("csv:{}", csv.display());
+    let m = model.to_str().unwrap();
+    let args = ["--dataset", &data, "--label-column", "class"];
+    let auc = |mono: &str| {
+        let out = mallard(
+            &[
+                &["train", "-q"][..],
+                &args,
+                &["--n-estimators", "5", "--monotone", mono, "--out", m],
+            ]
+            .concat(),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = d.join("r.json");
+        let r = report.to_str().unwrap();
+        let out = mallard(&[&["eval", "-q"][..], &args, &["--model", m, "--report", r]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        find_key(&j, "roc_auc").and_then(Value::as_f64).unwrap()
+    };
+    assert_eq!(auc("-a"), 1.0);
+    assert_eq!(auc("a,b"), 0.5);
+    let out =
+        mallard(&[&["train", "-q"][..], &args, &["--monotone", "a,nope", "--out", m]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"nope\" names no column"), "{err}");
+}
+
 #[test]
 fn image_draws_a_byte_plot_with_regions_and_features_have_an_image_set() {
     let d = tmp("image");

@@ -19,6 +19,11 @@ pub struct ModelSettings {
     pub min_data_in_leaf: Option<usize>,
     /// Row weights equalising the malicious:benign mix per PE kind, tempered by this power.
     pub balance_kinds: Option<f64>,
+    /// Boosted trees: columns the score may only rise with (`NAME`, `+NAME`) or only fall
+    /// with (`-NAME`), comma-separated; a name ending in `*` is a prefix.
+    pub monotone: Option<String>,
+    /// Boosted trees: largest absolute leaf output before shrinkage.
+    pub max_delta_step: Option<f64>,
     /// Threshold chosen for this out-of-fold false-positive rate.
     pub calibrate_fpr: Option<f64>,
     /// `default` or `published`.
@@ -54,6 +59,8 @@ impl Default for ModelSettings {
             feature_fraction: None,
             min_data_in_leaf: None,
             balance_kinds: None,
+            monotone: None,
+            max_delta_step: None,
             calibrate_fpr: None,
             preset: "default".into(),
             epochs: None,
@@ -104,6 +111,7 @@ impl ModelSettings {
                     p.feature_fraction = ff;
                 }
                 set(&mut p.min_data_in_leaf, self.min_data_in_leaf);
+                set(&mut p.max_delta_step, self.max_delta_step);
                 p.seed = self.seed;
                 if self.table_holdout().is_some() {
                     p.early_stopping_rounds = Some(self.patience.unwrap_or(10));
@@ -111,6 +119,10 @@ impl ModelSettings {
                 p.n_threads = Some(self.threads);
                 Ok(TableLearner::Gbdt(p))
             }
+            "dnn" if self.monotone.is_some() || self.max_delta_step.is_some() => Err(bad(
+                "monotone constraints and --max-delta-step apply to boosted trees (gbdt), not dnn"
+                    .into(),
+            )),
             "dnn" => {
                 let mut p = MlpParams::default();
                 set(&mut p.max_epochs, self.epochs);
@@ -144,8 +156,12 @@ impl ModelSettings {
                     .into(),
             ));
         }
+        let mut learner = self.learner()?;
+        if let (TableLearner::Gbdt(p), Some(spec)) = (&mut learner, &self.monotone) {
+            p.monotone = monotone_constraints(spec, &table.columns)?;
+        }
         Ok(TableFit {
-            learner: self.learner()?,
+            learner,
             feature_set: table.feature_set.clone().or_else(|| {
                 mallard_datasets::guess_feature_set(&table.columns).map(str::to_string)
             }),
@@ -240,6 +256,49 @@ impl ModelSettings {
         o.gpu = self.gpu;
         Ok(o)
     }
+}
+
+/// One constraint per column from `--monotone`'s list: `NAME` or `+NAME` rising, `-NAME`
+/// falling, `PREFIX*` every column starting so. Every entry must name a column, and no
+/// column may be given both ways.
+pub fn monotone_constraints(spec: &str, columns: &[String]) -> Result<Vec<i8>, Error> {
+    let mut out = vec![0i8; columns.len()];
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (dir, name) = if let Some(n) = entry.strip_prefix('-') {
+            (-1, n)
+        } else {
+            (1, entry.strip_prefix('+').unwrap_or(entry))
+        };
+        let hit = |c: &str| match name.strip_suffix('*') {
+            Some(prefix) => c.starts_with(prefix),
+            None => c == name,
+        };
+        let mut any = false;
+        for (slot, c) in out.iter_mut().zip(columns) {
+            if hit(c) {
+                if *slot == -dir {
+                    return Err(bad(format!(
+                        "--monotone: column {c} is constrained both ways"
+                    )));
+                }
+                *slot = dir;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(bad(format!(
+                "--monotone: {name:?} names no column of the table ({} columns, e.g. {})",
+                columns.len(),
+                columns
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(out)
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -381,6 +440,41 @@ pub mod check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monotone_lists_name_columns_by_name_sign_and_prefix() {
+        let cols: Vec<String> = [
+            "general_size",
+            "general_imports",
+            "section_size_hash0",
+            "section_size_hash1",
+            "x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            monotone_constraints("general_size, -general_imports,+section_size_hash*", &cols)
+                .unwrap(),
+            vec![1, -1, 1, 1, 0]
+        );
+        let e = monotone_constraints("general_size,nope", &cols)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"nope\" names no column"), "{e}");
+        let e = monotone_constraints("section_size_hash1,-section_*", &cols)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("section_size_hash1 is constrained both ways"),
+            "{e}"
+        );
+        let s = ModelSettings {
+            kind: Some("dnn".into()),
+            max_delta_step: Some(1.0),
+            ..ModelSettings::default()
+        };
+        assert!(s.learner().is_err());
+    }
 
     #[test]
     fn unset_values_keep_the_learners_defaults() {

@@ -70,6 +70,36 @@ struct ScanCtx<'h> {
     fac: f64,
     /// ... or, when not empty, the exact counts of this feature's bins.
     counts: &'h [u32],
+    /// Outputs are bounded (monotone constraints or `max_delta_step`): gains are computed
+    /// from the bounded outputs and monotone splits must order them.
+    bounded: Option<Bounds>,
+    /// This feature's monotone constraint.
+    mono: i8,
+}
+
+/// What a leaf's output may be: `[lo, hi]` from monotone splits above it, and `|v| <= cap`
+/// (`max_delta_step`; infinite when off). Outputs are before shrinkage.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lo: f64,
+    hi: f64,
+    cap: f64,
+    lambda: f64,
+}
+
+impl Bounds {
+    fn output(&self, s: &Bin) -> f64 {
+        let v = -s.g / (s.h + self.lambda);
+        let v = if v.is_finite() { v } else { 0.0 };
+        v.clamp(-self.cap, self.cap).clamp(self.lo, self.hi)
+    }
+
+    /// Loss reduction of a leaf with output `o` against output 0; with the unbounded
+    /// output it equals `g^2 / (h + lambda)`.
+    fn gain(&self, s: &Bin) -> f64 {
+        let o = self.output(s);
+        -(2.0 * s.g * o + (s.h + self.lambda) * o * o)
+    }
 }
 
 impl ScanCtx<'_> {
@@ -98,9 +128,20 @@ impl ScanCtx<'_> {
         if left.h < self.min_h || right.h < self.min_h {
             return;
         }
-        let gain = left.g * left.g / (left.h + self.lambda)
-            + right.g * right.g / (right.h + self.lambda)
-            - self.parent;
+        let gain = match &self.bounded {
+            None => {
+                left.g * left.g / (left.h + self.lambda)
+                    + right.g * right.g / (right.h + self.lambda)
+                    - self.parent
+            }
+            Some(b) => {
+                let (ol, or) = (b.output(&left), b.output(&right));
+                if (self.mono > 0 && ol > or) || (self.mono < 0 && ol < or) {
+                    return;
+                }
+                b.gain(&left) + b.gain(&right) - self.parent
+            }
+        };
         if gain > self.min_gain && best.is_none_or(|b| gain > b.gain) {
             *best = Some(Split {
                 feature: f,
@@ -125,6 +166,9 @@ struct Leaf {
     /// Features worth scanning here: a feature with no valid split in a leaf is not tried
     /// again below it (as in LightGBM).
     alive: Vec<bool>,
+    /// Output bounds from monotone splits above.
+    lo: f64,
+    hi: f64,
 }
 
 /// Work below this many (row, feature) cells stays on one thread: rayon's hand-off costs
@@ -209,13 +253,39 @@ impl<'a> Grower<'a> {
         !self.params.min_data_by_hessian
     }
 
-    fn leaf_value(&self, s: &Bin) -> f32 {
-        let v = -s.g / (s.h + self.params.lambda_l2) * self.params.learning_rate;
+    fn leaf_value(&self, s: &Bin, lo: f64, hi: f64) -> f32 {
+        let v = match self.bounds(lo, hi) {
+            None => -s.g / (s.h + self.params.lambda_l2),
+            Some(b) => b.output(s),
+        } * self.params.learning_rate;
         if v.is_finite() {
             v as f32
         } else {
             0.0
         }
+    }
+
+    /// Whether outputs are bounded at all: without monotone constraints or a cap, split
+    /// finding keeps LightGBM's unbounded formulas (and its trees).
+    fn bounded(&self) -> bool {
+        self.params.max_delta_step > 0.0 || self.params.monotone.iter().any(|&m| m != 0)
+    }
+
+    fn bounds(&self, lo: f64, hi: f64) -> Option<Bounds> {
+        self.bounded().then_some(Bounds {
+            lo,
+            hi,
+            cap: if self.params.max_delta_step > 0.0 {
+                self.params.max_delta_step
+            } else {
+                f64::INFINITY
+            },
+            lambda: self.params.lambda_l2,
+        })
+    }
+
+    fn mono(&self, f: usize) -> i8 {
+        self.params.monotone.get(f).copied().unwrap_or(0)
     }
 
     /// A zeroed histogram buffer.
@@ -330,9 +400,13 @@ impl<'a> Grower<'a> {
         let range = self.offsets[f]..self.offsets[f + 1];
         let h = &leaf.hist.gh[range.clone()];
         let nb = m.n_bins();
+        let bounded = self.bounds(leaf.lo, leaf.hi);
         let ctx = ScanCtx {
             sum: leaf.sum,
-            parent: self.score(&leaf.sum),
+            parent: match &bounded {
+                None => self.score(&leaf.sum),
+                Some(b) => b.gain(&leaf.sum),
+            },
             lambda: p.lambda_l2,
             min_n: p.min_data_in_leaf.max(1) as i64,
             total_n: leaf.len as i64,
@@ -348,6 +422,8 @@ impl<'a> Grower<'a> {
             } else {
                 &leaf.hist.n[range]
             },
+            bounded,
+            mono: self.mono(f),
         };
         let mut best: Option<Split> = None;
         let mut right = Bin::default();
@@ -489,7 +565,8 @@ impl<'a> Grower<'a> {
         }
         let mut hist = self.buffer();
         self.build_hist(&self.perm, grad, hess, &mut hist);
-        let mut nodes = vec![Node::leaf(self.leaf_value(&sum), n as f32)];
+        let (lo, hi) = (f64::NEG_INFINITY, f64::INFINITY);
+        let mut nodes = vec![Node::leaf(self.leaf_value(&sum, lo, hi), n as f32)];
         let mut root = Leaf {
             start: 0,
             len: n,
@@ -499,6 +576,8 @@ impl<'a> Grower<'a> {
             hist,
             best: None,
             alive: self.tree_features(),
+            lo,
+            hi,
         };
         self.find_best(&mut root);
         let mut leaves = vec![root];
@@ -515,12 +594,27 @@ impl<'a> Grower<'a> {
             let Some(s) = leaves[li].best.take() else {
                 break;
             };
-            let (start, len, depth, node) = (
+            let (start, len, depth, node, lo, hi) = (
                 leaves[li].start,
                 leaves[li].len,
                 leaves[li].depth,
                 leaves[li].node,
+                leaves[li].lo,
+                leaves[li].hi,
             );
+            // Children of a monotone split stay on their side of the midpoint of their
+            // outputs, so that nothing grown below can reverse the order.
+            let ((l_lo, l_hi), (r_lo, r_hi)) = match (self.bounds(lo, hi), self.mono(s.feature)) {
+                (Some(b), m) if m != 0 => {
+                    let mid = 0.5 * (b.output(&s.left) + b.output(&s.right));
+                    if m > 0 {
+                        ((lo, mid), (mid, hi))
+                    } else {
+                        ((mid, hi), (lo, mid))
+                    }
+                }
+                _ => ((lo, hi), (lo, hi)),
+            };
 
             // stable partition of the leaf's rows
             let m = &self.mappers[s.feature];
@@ -585,8 +679,8 @@ impl<'a> Grower<'a> {
                 0.0 <= threshold
             };
             let (il, ir) = (nodes.len(), nodes.len() + 1);
-            nodes.push(Node::leaf(self.leaf_value(&s.left), nl as f32));
-            nodes.push(Node::leaf(self.leaf_value(&s.right), nr as f32));
+            nodes.push(Node::leaf(self.leaf_value(&s.left, l_lo, l_hi), nl as f32));
+            nodes.push(Node::leaf(self.leaf_value(&s.right, r_lo, r_hi), nr as f32));
             let nd = &mut nodes[node];
             nd.feature = Some(s.feature as u32);
             nd.threshold = threshold;
@@ -633,6 +727,8 @@ impl<'a> Grower<'a> {
                 hist: hl,
                 best: None,
                 alive: alive.clone(),
+                lo: l_lo,
+                hi: l_hi,
             };
             let mut right = Leaf {
                 start: start + nl,
@@ -643,6 +739,8 @@ impl<'a> Grower<'a> {
                 hist: hr,
                 best: None,
                 alive,
+                lo: r_lo,
+                hi: r_hi,
             };
             self.find_best(&mut left);
             self.find_best(&mut right);

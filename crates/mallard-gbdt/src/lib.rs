@@ -70,6 +70,20 @@ pub struct GbdtParams {
     pub feature_fraction: f64,
     /// Seed of the per-tree feature draw.
     pub seed: u64,
+    /// Monotone constraint per feature: +1 the score may only rise with the value, -1 only
+    /// fall, 0 free; empty: none. Enforced as LightGBM's "basic" method (a split on a
+    /// constrained feature must order its children's outputs, and their subtrees stay on
+    /// their side of the midpoint), so the score is monotone in every such feature.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub monotone: Vec<i8>,
+    /// Largest absolute leaf output before shrinkage (LightGBM's `max_delta_step`); 0: no
+    /// cap. Bounds what any one tree, and so any one split, can add to a score.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_delta_step: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for GbdtParams {
@@ -90,6 +104,8 @@ impl Default for GbdtParams {
             n_threads: None,
             feature_fraction: 1.0,
             seed: 42,
+            monotone: Vec::new(),
+            max_delta_step: 0.0,
         }
     }
 }
@@ -120,6 +136,12 @@ impl GbdtParams {
         }
         if self.max_depth == Some(0) {
             return bad("max_depth must be at least 1");
+        }
+        if !(self.max_delta_step.is_finite() && self.max_delta_step >= 0.0) {
+            return bad("max_delta_step must be finite and >= 0");
+        }
+        if self.monotone.iter().any(|m| !(-1..=1).contains(m)) {
+            return bad("monotone constraints must be -1, 0 or 1");
         }
         Ok(())
     }
@@ -320,6 +342,12 @@ impl Gbdt {
         valid: Option<Dataset<'_>>,
     ) -> Result<Gbdt, GbdtError> {
         params.validate()?;
+        if !params.monotone.is_empty() && params.monotone.len() != nf {
+            return Err(GbdtError::Param(format!(
+                "{} monotone constraints for {nf} features",
+                params.monotone.len()
+            )));
+        }
         if let Some(w) = weights {
             if w.len() != y.len() {
                 return Err(GbdtError::Data(format!(

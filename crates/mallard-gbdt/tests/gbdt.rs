@@ -962,3 +962,190 @@ fn integer_weights_equal_duplicated_rows() {
         ));
     }
 }
+
+fn fit2(x: &[f32], nf: usize, y: &[usize], params: &GbdtParams) -> Gbdt {
+    Gbdt::fit(
+        Dataset {
+            x,
+            n_features: nf,
+            y,
+        },
+        2,
+        params,
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn max_delta_step_caps_leaf_outputs_and_gains_by_hand() {
+    let (x, y) = stump_data();
+    // Unbounded the leaves would be -G/H = ∓1.5/0.75 = ∓2; capped at 1 they are ∓1 (x lr).
+    // Gain with output o: -(2 G o + H o²) per side = -(2 * 1.5 * -1 + 0.75) = 2.25, twice.
+    let m = fit2(
+        &x,
+        2,
+        &y,
+        &GbdtParams {
+            max_delta_step: 1.0,
+            ..tiny()
+        },
+    );
+    let raw = m.predict_raw(&[0.0, 1.0, 0.0, 6.0]).unwrap();
+    assert!(
+        (raw[0] + 0.1).abs() < 1e-7 && (raw[1] - 0.1).abs() < 1e-7,
+        "{raw:?}"
+    );
+    let g = m.feature_importance(Importance::Gain);
+    assert!((g[1] - 4.5).abs() < 1e-5, "{g:?}");
+}
+
+#[test]
+fn monotone_constraint_refuses_a_split_that_orders_the_wrong_way() {
+    // One feature, labels falling with it: a rising constraint leaves no split at all
+    // (the model stays at the prior, 0), a falling one allows the usual ±0.2 stump.
+    let x: Vec<f32> = (1..=6).map(|v| v as f32).collect();
+    let y = vec![1, 1, 1, 0, 0, 0];
+    let up = fit2(
+        &x,
+        1,
+        &y,
+        &GbdtParams {
+            monotone: vec![1],
+            ..tiny()
+        },
+    );
+    assert_eq!(up.predict_raw(&[1.0, 6.0]).unwrap(), vec![0.0, 0.0]);
+    let down = fit2(
+        &x,
+        1,
+        &y,
+        &GbdtParams {
+            monotone: vec![-1],
+            ..tiny()
+        },
+    );
+    let raw = down.predict_raw(&[1.0, 6.0]).unwrap();
+    assert!(
+        (raw[0] - 0.2).abs() < 1e-7 && (raw[1] + 0.2).abs() < 1e-7,
+        "{raw:?}"
+    );
+    let bad = Gbdt::fit(
+        Dataset {
+            x: &x,
+            n_features: 1,
+            y: &y,
+        },
+        2,
+        &GbdtParams {
+            monotone: vec![1, 0],
+            ..tiny()
+        },
+        None,
+    );
+    assert!(matches!(bad, Err(GbdtError::Param(_))));
+}
+
+/// Rows whose label rises and falls with features 0 and 1 (a bump), so that free trees
+/// are not monotone in either.
+fn bumpy(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
+    let mut r = mallard_rand::SplitMix64::new(seed);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let a = r.range(0.0, 1.0);
+        let b = r.range(0.0, 1.0);
+        let c = r.range(0.0, 1.0);
+        let z = 3.0 * a - 4.0 * (a - 0.7).powi(2) * 6.0 - 2.0 * b + 1.5 * (b - 0.3).abs() * 4.0 + c
+            - 0.5;
+        x.extend([a as f32, b as f32, c as f32]);
+        y.push(usize::from(r.next_f64() < sigmoid(2.0 * z)));
+    }
+    (x, y)
+}
+
+/// Largest drop of the score along a sweep of feature `f` (or rise, for `dir` -1), over
+/// grid rows built from `base`.
+fn worst_violation(m: &Gbdt, base: &[f32], f: usize, dir: f64) -> f64 {
+    let mut worst = 0.0f64;
+    for row in base.chunks(3) {
+        let mut prev: Option<f64> = None;
+        for k in 0..=100 {
+            let mut r = row.to_vec();
+            r[f] = k as f32 / 100.0;
+            let s = m.predict_raw(&r).unwrap()[0];
+            if let Some(p) = prev {
+                worst = worst.max(dir * (p - s));
+            }
+            prev = Some(s);
+        }
+    }
+    worst
+}
+
+#[test]
+fn monotone_constraints_make_the_score_monotone_where_free_trees_are_not() {
+    let (x, y) = bumpy(3000, 7);
+    let (base, _) = bumpy(60, 8);
+    let free = GbdtParams {
+        n_estimators: 60,
+        num_leaves: 15,
+        min_data_in_leaf: 10,
+        ..Default::default()
+    };
+    let m = fit2(&x, 3, &y, &free);
+    // the test can fail: unconstrained trees follow the bump
+    assert!(worst_violation(&m, &base, 0, 1.0) > 0.05);
+    assert!(worst_violation(&m, &base, 1, -1.0) > 0.05);
+    let mono = GbdtParams {
+        monotone: vec![1, -1, 0],
+        ..free.clone()
+    };
+    let m = fit2(&x, 3, &y, &mono);
+    assert_eq!(worst_violation(&m, &base, 0, 1.0), 0.0);
+    assert_eq!(worst_violation(&m, &base, 1, -1.0), 0.0);
+    // and it still learns: the free feature 2 is used, the training loss falls
+    assert!(m.feature_importance(Importance::Split)[2] > 0.0);
+    let p = m.predict_proba(&x).unwrap();
+    let ll: f64 = y
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| -(p[2 * i + t] as f64).max(1e-12).ln())
+        .sum::<f64>()
+        / y.len() as f64;
+    assert!(ll < 0.6, "log loss {ll}");
+}
+
+#[test]
+fn bounds_that_never_bind_grow_the_same_trees() {
+    // A huge cap takes the bounded code path (gains from outputs) without changing any
+    // output: the trees must be those of the unbounded formulas.
+    let (x, y) = bumpy(2000, 9);
+    let free = GbdtParams {
+        n_estimators: 30,
+        num_leaves: 15,
+        min_data_in_leaf: 10,
+        ..Default::default()
+    };
+    let a = fit2(&x, 3, &y, &free);
+    let b = fit2(
+        &x,
+        3,
+        &y,
+        &GbdtParams {
+            max_delta_step: 1e12,
+            monotone: vec![0, 0, 0],
+            ..free
+        },
+    );
+    let (pa, pb) = (a.predict_raw(&x).unwrap(), b.predict_raw(&x).unwrap());
+    let d = pa
+        .iter()
+        .zip(&pb)
+        .map(|(u, v)| (u - v).abs())
+        .fold(0.0, f64::max);
+    assert!(d < 1e-9, "largest difference {d}");
+    assert_eq!(
+        a.feature_importance(Importance::Split),
+        b.feature_importance(Importance::Split)
+    );
+}
