@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct FeaturesArgs {
     /// PE files, or folders searched recursively (there, files not starting with "MZ" are skipped).
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "names", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Feature set: ember-v2 (2,381 floats), ember-v2-hardened (the same columns of the file
     /// without overlay, DOS stub, slack and free header fields: what the built-in PE model

@@ -1002,6 +1002,18 @@ fn monotone_columns_are_named_with_a_direction_and_enforced() {
 }
 
 #[test]
+fn feature_names_need_no_path() {
+    let out = mallard(&["features", "--set", "ember-v2-hardened", "--names"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text.lines().collect();
+    // EMBER v2's 2,381 columns; general_imports is the 621st (0-based 620: 256 + 256 + 104 + 4)
+    assert_eq!(names.len(), 2381);
+    assert_eq!(names[620], "general_imports");
+    assert_eq!(mallard(&["features", "--set", "ember-v2"]).status.code(), Some(2));
+}
+
+#[test]
 fn image_draws_a_byte_plot_with_regions_and_features_have_an_image_set() {
     let d = tmp("image");
     let exe = d.join("tiny.exe");
