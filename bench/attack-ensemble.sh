@@ -8,6 +8,8 @@
 #   FEATURES=ember-v2-hardened bash bench/attack.sh      (first: the split, its rows, its trees)
 #   bash bench/static-detectors.sh opcodes                (first: opcode rows of files <= 256 KB)
 #   FEATURES=ember-v2-hardened bash bench/attack-ensemble.sh    (env: FAMILY=opcodes WORK=...)
+#   KEEP=1 ...                                            (keep the logistic weighting even where
+#        the trees alone do better out of fold: `mallard stack --keep-weighting`)
 #
 # The family's rows exist for files of at most 256 KB only, so the stacker is fitted on the
 # training rows both members have (the trees themselves are those of the whole training side).
@@ -17,6 +19,7 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
 WORK=${WORK:-$HOME/.cache/mallard/attack}
 FEATURES=${FEATURES:-ember-v2-hardened}
 FAMILY=${FAMILY:-opcodes}
+KEEP=${KEEP:-0}
 DETECTORS=${DETECTORS:-$HOME/.cache/mallard/static-detectors}
 TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0.5 --min-data-in-leaf 40}
 SPLIT=${SPLIT:-$WORK/$FEATURES}
@@ -35,6 +38,8 @@ mkdir -p "$OUT"
 [ -s "$OUT/cv-trees.jsonl" ] ||
     "$BIN" cv --dataset "ember:$SPLIT/train-malicious.jsonl.gz" --dataset "ember:$SPLIT/train-benign.jsonl.gz" \
         --model gbdt $TREES --balance-kinds 1 --predictions "$OUT/cv-trees.jsonl" --quiet | tail -3
+STACK=$OUT/stack.mallard; KEEPING=()
+[ "$KEEP" = 1 ] && STACK=$OUT/stack-kept.mallard && KEEPING=(--keep-weighting)
 
 # The family's rows of the training side only (none of the held-out groups), and the groups
 # of every training row for the stacker's own folds.
@@ -74,6 +79,6 @@ PY
     "$BIN" cv --dataset "ember:$OUT/train-malicious-$FAMILY.jsonl.gz" --dataset "ember:$OUT/train-benign-$FAMILY.jsonl.gz" \
         --model gbdt $TREES --predictions "$OUT/cv-$FAMILY.jsonl" --quiet | tail -3
 "$BIN" stack --member "$SPLIT/model.mallard=$OUT/cv-trees.jsonl" --member "$OUT/$FAMILY.mallard=$OUT/cv-$FAMILY.jsonl" \
-    --groups "$OUT/groups.tsv" --calibrate-fpr 0.01 --out "$OUT/stack.mallard"
+    --groups "$OUT/groups.tsv" --calibrate-fpr 0.01 "${KEEPING[@]}" --out "$STACK"
 # The same attack and false-positive count as the trees alone.
-MODEL_FILE=$OUT/stack.mallard bash bench/attack.sh
+MODEL_FILE=$STACK bash bench/attack.sh

@@ -22,6 +22,11 @@ pub struct StackArgs {
     /// this (default threshold 0.5).
     #[arg(long, value_name = "FPR", value_parser = check::open_fraction)]
     pub calibrate_fpr: Option<f64>,
+    /// Write the logistic weighting even where one member alone beats it out of fold (by
+    /// default the stack is then that member): an ensemble kept for what it resists, such as
+    /// edits that reach one member's features but not another's.
+    #[arg(long)]
+    pub keep_weighting: bool,
     /// Folds of the stacker's cross-fitting.
     #[arg(long, default_value_t = 5, value_parser = check::at_least_two)]
     pub folds: usize,
@@ -46,6 +51,7 @@ pub fn run(a: StackArgs, g: &Global) -> Result<()> {
         folds: a.folds,
         seed: a.seed,
         calibrate_fpr: a.calibrate_fpr,
+        keep_weighting: a.keep_weighting,
     };
     let mut progress = Progress::new(g.quiet);
     let out = build_stack(&req, &mut progress)?;

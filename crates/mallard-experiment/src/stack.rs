@@ -19,6 +19,8 @@ pub struct StackRequest<'a> {
     pub seed: u64,
     /// Threshold where the cross-fitted false-positive rate is at most this (else 0.5).
     pub calibrate_fpr: Option<f64>,
+    /// Keep the logistic weighting even where one member alone beats it out of fold.
+    pub keep_weighting: bool,
 }
 
 /// The stack and its figures.
@@ -175,7 +177,7 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         .collect();
     let fit = during(
         "fitting the stack",
-        fit_stack(&p, &y, &groups, req.folds, req.seed),
+        fit_stack(&p, &y, &groups, req.folds, req.seed, req.keep_weighting),
     )?;
     let mut figs = Vec::new();
     for (j, m) in models.iter().enumerate() {

@@ -220,13 +220,16 @@ fn criterion(y: &[usize], p: &[f32]) -> Result<(f64, f64), ModelError> {
 }
 
 /// Fits the stacker on member probabilities `p` (rows x members, themselves out of fold),
-/// and cross-fits it over `k` stratified folds of whole `groups`.
+/// and cross-fits it over `k` stratified folds of whole `groups`. With `keep_weighting` the
+/// weighting is kept even where one member alone does better out of fold (an ensemble wanted
+/// for what it resists rather than for its figures).
 pub fn fit_stack(
     p: &[Vec<f32>],
     y: &[usize],
     groups: &[usize],
     k: usize,
     seed: u64,
+    keep_weighting: bool,
 ) -> Result<StackFit, ModelError> {
     const L2: f64 = 1e-2;
     let x: Vec<Vec<f32>> = p
@@ -256,7 +259,12 @@ pub fn fit_stack(
     // Selection on the training data only: a weighting that does not beat the best member
     // out of fold is not worth its noise, and the stack becomes that member.
     let mut best = (criterion(y, &cross_fitted)?, None);
-    for j in 0..p.first().map_or(0, |r| r.len()) {
+    let members = if keep_weighting {
+        0
+    } else {
+        p.first().map_or(0, |r| r.len())
+    };
+    for j in 0..members {
         let col: Vec<f32> = p.iter().map(|r| r[j]).collect();
         let c = criterion(y, &col)?;
         if c >= best.0 {
@@ -511,7 +519,7 @@ mod tests {
             y.push(usize::from(mal));
         }
         let groups: Vec<usize> = (0..2000).collect();
-        let fit = fit_stack(&p, &y, &groups, 5, 1).unwrap();
+        let fit = fit_stack(&p, &y, &groups, 5, 1, false).unwrap();
         assert_eq!(fit.fallback, None);
         let auc = |s: &[f32]| {
             let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
@@ -524,9 +532,18 @@ mod tests {
             auc(&fit.cross_fitted)
         );
         assert!(auc(&fit.cross_fitted) > auc(&col(1)) + 0.01);
-        let fit = fit_stack(&noisy, &y, &groups, 5, 1).unwrap();
+        let fit = fit_stack(&noisy, &y, &groups, 5, 1, false).unwrap();
         assert_eq!(fit.fallback, Some(0));
         assert_eq!(fit.weights, vec![0.0, 1.0, 0.0]);
+        // kept on request: the fitted weighting, the noise member weighted near 0
+        let kept = fit_stack(&noisy, &y, &groups, 5, 1, true).unwrap();
+        assert_eq!(kept.fallback, None);
+        assert_eq!(kept.cross_fitted, kept.weighted_cross_fitted);
+        assert!(
+            kept.weights[1] > 0.5 && kept.weights[2].abs() < 0.5,
+            "{:?}",
+            kept.weights
+        );
     }
 
     #[test]
