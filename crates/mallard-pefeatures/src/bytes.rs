@@ -144,6 +144,16 @@ fn chunk_hist(chunk: &[u8], h: &mut [u32; 256]) {
 
 /// Compute all byte statistics in one pass over `data`.
 pub fn byte_stats(data: &[u8]) -> ByteStats {
+    let (histogram, byteentropy) = byte_histograms(data);
+    ByteStats {
+        histogram,
+        byteentropy,
+        strings: string_stats(data),
+    }
+}
+
+/// The byte histogram and EMBER's byte-entropy histogram (both EMBER v2 and EMBER2024).
+pub fn byte_histograms(data: &[u8]) -> ([u64; 256], [u64; 256]) {
     let mut histogram = [0u64; 256];
     let mut byteentropy = [0u64; 256];
     const STEP: usize = 1024;
@@ -186,11 +196,7 @@ pub fn byte_stats(data: &[u8]) -> ByteStats {
             }
         }
     }
-    ByteStats {
-        histogram,
-        byteentropy,
-        strings: string_stats(data),
-    }
+    (histogram, byteentropy)
 }
 
 /// Bit i set when byte i of `block` (at most 64 bytes) is in 0x20..=0x7f.

@@ -21,6 +21,7 @@
 pub mod bytes;
 pub mod clamp;
 pub mod ember;
+pub mod ember3;
 pub mod hardened;
 pub mod hasher;
 pub mod image;

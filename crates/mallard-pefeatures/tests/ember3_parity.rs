@@ -1,0 +1,124 @@
+//! Parity with EMBER2024's own outputs (thrember features.py @ 0ef753e, pefile 2024.8.26,
+//! signify 0.7.1, numpy 2.4.6) on the pe-benign corpus:
+//! ../shared/baselines/ember2024_reference/pe-benign.{raw,vectors}.jsonl.
+//!
+//! Two checks: our vector of each file against thrember's vector (the target: at least
+//! 99.9% of all entries within 1e-5, each group bit-exact on at least 99% of files), and our
+//! vectorizer applied to thrember's own raw object against thrember's vector (every entry of
+//! every file bit-exact: the vectorizer alone must reproduce `process_raw_features`).
+//!
+//! Run: cargo test --release -p mallard-pefeatures --test ember3_parity -- --ignored --nocapture
+
+use std::path::PathBuf;
+
+use mallard_pefeatures::ember3::{raw_features, vectorize, DIM, GROUPS};
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    match std::env::var_os("MALLARD_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+fn agree(a: f32, b: f32) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+}
+
+fn read_jsonl(p: &PathBuf) -> Vec<Value> {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn ref_vector(line: &Value) -> Vec<f32> {
+    line["vector"]
+        .as_array()
+        .expect("vector")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn ember_v3_parity_on_pe_benign() {
+    let root = shared();
+    let refdir = root.join("baselines/ember2024_reference");
+    let vectors = read_jsonl(&refdir.join("pe-benign.vectors.jsonl"));
+    let raws = read_jsonl(&refdir.join("pe-benign.raw.jsonl"));
+    assert_eq!(vectors.len(), 217);
+    assert_eq!(raws.len(), vectors.len());
+    let only: Option<String> = std::env::var("EMBER3_GROUP").ok();
+    let mut exact_files = [0usize; 12];
+    let mut entries_ok = 0usize;
+    let mut entries = 0usize;
+    let mut vectorizer_bad = 0usize;
+    for (vline, rline) in vectors.iter().zip(&raws) {
+        let name = vline["path"].as_str().expect("path");
+        assert_eq!(rline["path"].as_str(), Some(name));
+        let want = ref_vector(vline);
+        assert_eq!(want.len(), DIM);
+        // The vectorizer on thrember's raw object.
+        let mut robj = rline.clone();
+        if let Some(m) = robj.as_object_mut() {
+            m.remove("path");
+        }
+        let from_ref = vectorize(&robj).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bad: Vec<usize> = (0..DIM)
+            .filter(|&i| from_ref[i].to_bits() != want[i].to_bits())
+            .collect();
+        if !bad.is_empty() {
+            vectorizer_bad += 1;
+            eprintln!("{name}: vectorizer differs at {:?}", &bad[..bad.len().min(8)]);
+        }
+        // Our extraction.
+        let bytes = std::fs::read(root.join("data/pe-benign").join(name)).expect("read");
+        let raw = raw_features(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = vectorize(&raw).expect("vectorize");
+        for (g, &(key, start, len)) in GROUPS.iter().enumerate() {
+            let r = start..start + len;
+            let same = got[r.clone()]
+                .iter()
+                .zip(&want[r.clone()])
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            if same {
+                exact_files[g] += 1;
+            } else if only.as_deref().is_none_or(|o| o == key) {
+                let idx: Vec<String> = r
+                    .clone()
+                    .filter(|&i| got[i].to_bits() != want[i].to_bits())
+                    .take(6)
+                    .map(|i| format!("{i}: {} vs {}", got[i], want[i]))
+                    .collect();
+                eprintln!("{name}: {key} differs: {}", idx.join(", "));
+                if only.is_some() {
+                    eprintln!("  ours:   {}", raw[key]);
+                    eprintln!("  theirs: {}", rline[key]);
+                }
+            }
+        }
+        entries += DIM;
+        entries_ok += (0..DIM).filter(|&i| agree(got[i], want[i])).count();
+    }
+    let n = vectors.len();
+    let share = entries_ok as f64 / entries as f64;
+    println!(
+        "ember-v3 parity on {n} pe-benign files: {:.5}% of entries within 1e-5; vectorizer on thrember's raw objects differs on {vectorizer_bad} files",
+        100.0 * share
+    );
+    for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
+        println!("  {key:16} exact on {}/{n} files", exact_files[g]);
+    }
+    assert_eq!(vectorizer_bad, 0, "vectorize(thrember raw) must equal thrember's vector");
+    assert!(share >= 0.999, "entries within 1e-5: {share}");
+    for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
+        assert!(
+            exact_files[g] as f64 >= 0.99 * n as f64,
+            "{key}: exact on {}/{n} files",
+            exact_files[g]
+        );
+    }
+}
