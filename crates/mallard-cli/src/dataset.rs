@@ -29,8 +29,8 @@ pub struct ReadArgs {
     /// Columns not to use as features (csv: e.g. ids; ember/pe: e.g. header_timestamp).
     #[arg(long, value_name = "COL", value_delimiter = ',')]
     pub drop_columns: Vec<String>,
-    /// pe: the feature set to extract (ember-v2, ember-v2-hardened, pe-header, saxe-1024,
-    /// opcodes, image; default ember-v2).
+    /// pe: the feature set to extract (ember-v2, ember-v2-hardened, ember-v3, pe-header,
+    /// saxe-1024, opcodes, image; default ember-v2).
     #[arg(long, value_name = "NAME")]
     pub feature_set: Option<String>,
     /// ember: the fields that group rows for every split (folds, early-stopping holdout,

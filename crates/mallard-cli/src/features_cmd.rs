@@ -15,12 +15,12 @@ pub struct FeaturesArgs {
     pub paths: Vec<PathBuf>,
     /// Feature set: ember-v2 (2,381 floats), ember-v2-hardened (the same columns of the file
     /// without overlay, DOS stub, slack and free header fields: what the built-in PE model
-    /// reads), pe-header (ClaMP's columns), saxe-1024, opcodes (mnemonic n-grams of the x86/x64
+    /// reads), ember-v3 (EMBER2024's 2,568 floats), pe-header (ClaMP's columns), saxe-1024, opcodes (mnemonic n-grams of the x86/x64
     /// code reached from the entry points) or image (byte-plot texture).
     #[arg(long, value_name = "NAME")]
     pub set: String,
-    /// With ember-v2 or ember-v2-hardened: EMBER's raw feature objects (its JSON schema)
-    /// instead of vectors.
+    /// With ember-v2, ember-v2-hardened or ember-v3: EMBER's raw feature objects (its JSON
+    /// schema; EMBER2024's for ember-v3) instead of vectors.
     #[arg(long)]
     pub raw: bool,
     /// JSON-lines output (default: stdout). An existing features output of the same set is
@@ -49,8 +49,8 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
         mallard_pefeatures::names(set).iter().for_each(|n| println!("{n}"));
         return Ok(ExitCode::SUCCESS);
     }
-    if a.raw && !set.is_ember() {
-        bail!("--raw is only defined for ember-v2 and ember-v2-hardened (EMBER's raw objects)");
+    if a.raw && !set.has_raw() {
+        bail!("--raw is only defined for ember-v2, ember-v2-hardened and ember-v3 (EMBER's raw objects)");
     }
     let inputs = expand(&a.paths, a.max_depth);
     if !g.quiet {

@@ -123,7 +123,7 @@ pub(crate) fn table(
                 .iter()
                 .map(|x| x.as_f64().map(|f| f as f32).unwrap_or(f32::NAN))
                 .collect(),
-            None if row_set.is_ember() => mallard_pefeatures::ember_vectorize_as(row_set, &v)
+            None if row_set.has_raw() => mallard_pefeatures::ember_vectorize_as(row_set, &v)
                 .map_err(|e| invalid(format!("{}: {e}", at())))?,
             None => {
                 return Err(invalid(format!(

@@ -2,6 +2,8 @@
 //!
 //! * `ember-v2`: EMBER feature version 2 (raw JSON object + 2,381 floats), matching
 //!   elastic/ember `features.py` with lief 0.12.3 (see README.md for the measured parity).
+//! * `ember-v3`: EMBER2024 feature version 3 (raw JSON object + 2,568 floats), matching
+//!   FutureComputing4AI/EMBER2024 `features.py` (thrember) with pefile 2024.8.26 ([`ember3`]).
 //! * `pe-header`: ClaMP's 55 raw header columns, in the column order of `ClaMP_Raw-5184.csv`.
 //! * `saxe-1024`: Saxe & Berlin (2015) style 4 x 256 features.
 //! * `image`: texture descriptors of the file's byte plot (`mallard-image`).
@@ -39,7 +41,7 @@ pub enum FeatureError {
     Pe(#[from] PeError),
     #[error("{0}")]
     Raw(String),
-    #[error("unknown feature set '{0}' (known: ember-v2, pe-header, saxe-1024, opcodes, image)")]
+    #[error("unknown feature set '{0}' (known: ember-v2, ember-v2-hardened, ember-v3, pe-header, saxe-1024, opcodes, image)")]
     UnknownSet(String),
     #[error("{path}: {source}")]
     File {
@@ -63,6 +65,8 @@ pub enum FeatureSet {
     /// EMBER v2's columns, of the file without the regions evasion edits write to
     /// ([`hardened`]).
     EmberV2Hardened,
+    /// EMBER2024's feature version 3 ([`ember3`]).
+    EmberV3,
     PeHeader,
     Saxe1024,
     Opcodes,
@@ -70,9 +74,10 @@ pub enum FeatureSet {
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 6] = [
+    pub const ALL: [FeatureSet; 7] = [
         FeatureSet::EmberV2,
         FeatureSet::EmberV2Hardened,
+        FeatureSet::EmberV3,
         FeatureSet::PeHeader,
         FeatureSet::Saxe1024,
         FeatureSet::Opcodes,
@@ -83,6 +88,7 @@ impl FeatureSet {
         match self {
             FeatureSet::EmberV2 => "ember-v2",
             FeatureSet::EmberV2Hardened => "ember-v2-hardened",
+            FeatureSet::EmberV3 => "ember-v3",
             FeatureSet::PeHeader => "pe-header",
             FeatureSet::Saxe1024 => "saxe-1024",
             FeatureSet::Opcodes => "opcodes",
@@ -93,6 +99,7 @@ impl FeatureSet {
     pub fn dim(self) -> usize {
         match self {
             FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened => ember::DIM,
+            FeatureSet::EmberV3 => ember3::DIM,
             FeatureSet::PeHeader => clamp::DIM,
             FeatureSet::Saxe1024 => saxe::DIM,
             FeatureSet::Opcodes => opcodes::dim(),
@@ -105,6 +112,15 @@ impl FeatureSet {
     /// Whether the set has EMBER v2's columns (and rows come from EMBER raw objects).
     pub fn is_ember(self) -> bool {
         matches!(self, FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened)
+    }
+
+    /// Whether the set has a raw JSON object per file (`features --raw`) that its vector is
+    /// computed from: the EMBER sets.
+    pub fn has_raw(self) -> bool {
+        matches!(
+            self,
+            FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened | FeatureSet::EmberV3
+        )
     }
 }
 
@@ -120,6 +136,7 @@ impl std::str::FromStr for FeatureSet {
         match s.to_ascii_lowercase().as_str() {
             "ember-v2" | "ember" | "emberv2" => Ok(FeatureSet::EmberV2),
             "ember-v2-hardened" | "ember-hardened" => Ok(FeatureSet::EmberV2Hardened),
+            "ember-v3" | "emberv3" | "ember2024" | "thrember" => Ok(FeatureSet::EmberV3),
             "pe-header" | "clamp" => Ok(FeatureSet::PeHeader),
             "saxe-1024" | "saxe" => Ok(FeatureSet::Saxe1024),
             "opcodes" | "opcode" => Ok(FeatureSet::Opcodes),
@@ -133,6 +150,7 @@ impl std::str::FromStr for FeatureSet {
 pub fn names(set: FeatureSet) -> Vec<String> {
     match set {
         FeatureSet::EmberV2 | FeatureSet::EmberV2Hardened => ember::names(),
+        FeatureSet::EmberV3 => ember3::names(),
         FeatureSet::PeHeader => clamp::names(),
         FeatureSet::Saxe1024 => saxe::names(),
         FeatureSet::Opcodes => opcodes::names(),
@@ -146,6 +164,7 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
     match set {
         FeatureSet::EmberV2 => ember::extract(bytes),
         FeatureSet::EmberV2Hardened => ember::raw_and_vector_hardened(bytes).map(|(_, v)| v),
+        FeatureSet::EmberV3 => ember3::extract(bytes),
         FeatureSet::PeHeader => clamp::extract(bytes),
         FeatureSet::Saxe1024 => saxe::extract(bytes),
         FeatureSet::Opcodes => opcodes::extract(bytes),
@@ -198,6 +217,7 @@ pub fn ember_raw_of(set: FeatureSet, bytes: &[u8]) -> Result<serde_json::Value, 
     check_size(bytes)?;
     match set {
         FeatureSet::EmberV2Hardened => ember::raw_features_hardened(bytes),
+        FeatureSet::EmberV3 => ember3::raw_features(bytes),
         _ => ember::raw_features(bytes),
     }
 }
@@ -214,6 +234,7 @@ pub fn ember_vectorize_as(
             hardened::mask_raw(&mut r);
             ember::vectorize(&r)
         }
+        FeatureSet::EmberV3 => ember3::vectorize(raw),
         _ => ember::vectorize(raw),
     }
 }

@@ -47,18 +47,48 @@ fn ref_vector(line: &Value) -> Vec<f32> {
 fn ember_v3_parity_on_pe_benign() {
     let root = shared();
     let refdir = root.join("baselines/ember2024_reference");
-    let vectors = read_jsonl(&refdir.join("pe-benign.vectors.jsonl"));
-    let raws = read_jsonl(&refdir.join("pe-benign.raw.jsonl"));
-    assert_eq!(vectors.len(), 217);
-    assert_eq!(raws.len(), vectors.len());
+    check(
+        &refdir.join("pe-benign"),
+        &root.join("data/pe-benign"),
+        Some(217),
+    );
+}
+
+/// Other files with thrember outputs made by `run_thrember.py` (for example malware unzipped
+/// into a temporary folder): `EMBER3_REF=/tmp/x/mal` (the prefix of `mal.raw.jsonl` and
+/// `mal.vectors.jsonl`) and `EMBER3_FILES=/tmp/x/files`.
+#[test]
+#[ignore = "data: needs EMBER3_REF and EMBER3_FILES"]
+fn ember_v3_parity_on_other_files() {
+    let (Some(r), Some(f)) = (std::env::var_os("EMBER3_REF"), std::env::var_os("EMBER3_FILES"))
+    else {
+        panic!("set EMBER3_REF and EMBER3_FILES");
+    };
+    check(&PathBuf::from(r), &PathBuf::from(f), None);
+}
+
+fn check(prefix: &std::path::Path, files: &std::path::Path, expect: Option<usize>) {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));
+    let vectors: Vec<Value> = read_jsonl(&with("vectors.jsonl"))
+        .into_iter()
+        .filter(|v| v["vector"].is_array())
+        .collect();
+    let raws: Vec<Value> = read_jsonl(&with("raw.jsonl"));
+    if let Some(n) = expect {
+        assert_eq!(vectors.len(), n);
+    }
+    let by_path: std::collections::HashMap<String, Value> = raws
+        .into_iter()
+        .filter_map(|r| Some((r["path"].as_str()?.to_string(), r)))
+        .collect();
     let only: Option<String> = std::env::var("EMBER3_GROUP").ok();
     let mut exact_files = [0usize; 12];
     let mut entries_ok = 0usize;
     let mut entries = 0usize;
     let mut vectorizer_bad = 0usize;
-    for (vline, rline) in vectors.iter().zip(&raws) {
+    for vline in &vectors {
         let name = vline["path"].as_str().expect("path");
-        assert_eq!(rline["path"].as_str(), Some(name));
+        let rline = by_path.get(name).expect("raw line of each vector line");
         let want = ref_vector(vline);
         assert_eq!(want.len(), DIM);
         // The vectorizer on thrember's raw object.
@@ -75,7 +105,7 @@ fn ember_v3_parity_on_pe_benign() {
             eprintln!("{name}: vectorizer differs at {:?}", &bad[..bad.len().min(8)]);
         }
         // Our extraction.
-        let bytes = std::fs::read(root.join("data/pe-benign").join(name)).expect("read");
+        let bytes = std::fs::read(files.join(name)).expect("read");
         let raw = raw_features(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = vectorize(&raw).expect("vectorize");
         for (g, &(key, start, len)) in GROUPS.iter().enumerate() {
@@ -106,7 +136,8 @@ fn ember_v3_parity_on_pe_benign() {
     let n = vectors.len();
     let share = entries_ok as f64 / entries as f64;
     println!(
-        "ember-v3 parity on {n} pe-benign files: {:.5}% of entries within 1e-5; vectorizer on thrember's raw objects differs on {vectorizer_bad} files",
+        "ember-v3 parity on {n} files of {}: {:.5}% of entries within 1e-5; vectorizer on thrember's raw objects differs on {vectorizer_bad} files",
+        files.display(),
         100.0 * share
     );
     for (g, &(key, _, _)) in GROUPS.iter().enumerate() {

@@ -20,7 +20,8 @@ const MAX_DLL_LENGTH: usize = 0x200;
 const MAX_SYMBOL_NAME_LENGTH: usize = 0x200;
 const MAX_STRING_LENGTH: usize = 0x10_0000;
 const MAX_SYMBOL_EXPORT_COUNT: usize = 0x2000;
-const MAX_REPEATED_SYMBOL: usize = 10;
+/// `PE(max_repeated_symbol=120)`, the default.
+const MAX_REPEATED_SYMBOL: usize = 120;
 /// Base-relocation blocks read (pefile has no cap; each block needs 8 bytes of the image, so
 /// this is far above any real file and only stops a pathological loop).
 const MAX_RELOC_BLOCKS: usize = 1 << 20;
@@ -277,7 +278,11 @@ impl<'a> PeFile<'a> {
             if data.len() == off {
                 break;
             }
-            dirs.push((u32_at(data, off), u32_at(data, off + 4)));
+            // A short last entry is read padded with zeros.
+            let mut e = [0u8; 8];
+            let have = slice(data, off as u64, off as u64 + 8);
+            e[..have.len()].copy_from_slice(have);
+            dirs.push((u32_at(&e, 0), u32_at(&e, 4)));
             off += 8;
             if off >= opt_offset + opt_size + 8 * 16 {
                 break;
@@ -913,7 +918,7 @@ impl<'a> PeFile<'a> {
             ordinals.insert(ordinal);
             out.push((Some(name), ordinal as u32));
         }
-        let mut counts: HashMap<u64, usize> = HashMap::new();
+        let mut counts: HashMap<Option<u64>, usize> = HashMap::new();
         let mut failures = 10i32;
         let limit = n_funcs.min(py_int_div4(boundary(a_funcs)));
         for idx in 0..limit {
@@ -921,15 +926,15 @@ impl<'a> PeFile<'a> {
                 continue;
             }
             let addr = dword(funcs, idx);
-            let Some(addr) = addr else {
+            if addr.is_none() {
                 failures -= 1;
                 if failures <= 0 {
                     // The loop did not complete: pefile returns no export directory.
                     return Vec::new();
                 }
-                continue;
-            };
-            if addr == 0 {
+                // Otherwise pefile goes on and keeps an export without an address.
+            }
+            if addr == Some(0) {
                 continue;
             }
             let c = counts.entry(addr).or_insert(0);
