@@ -60,8 +60,10 @@ fn ember_v3_parity_on_pe_benign() {
 #[test]
 #[ignore = "data: needs EMBER3_REF and EMBER3_FILES"]
 fn ember_v3_parity_on_other_files() {
-    let (Some(r), Some(f)) = (std::env::var_os("EMBER3_REF"), std::env::var_os("EMBER3_FILES"))
-    else {
+    let (Some(r), Some(f)) = (
+        std::env::var_os("EMBER3_REF"),
+        std::env::var_os("EMBER3_FILES"),
+    ) else {
         panic!("set EMBER3_REF and EMBER3_FILES");
     };
     check(&PathBuf::from(r), &PathBuf::from(f), None);
@@ -102,7 +104,10 @@ fn check(prefix: &std::path::Path, files: &std::path::Path, expect: Option<usize
             .collect();
         if !bad.is_empty() {
             vectorizer_bad += 1;
-            eprintln!("{name}: vectorizer differs at {:?}", &bad[..bad.len().min(8)]);
+            eprintln!(
+                "{name}: vectorizer differs at {:?}",
+                &bad[..bad.len().min(8)]
+            );
         }
         // Our extraction.
         let bytes = std::fs::read(files.join(name)).expect("read");
@@ -143,7 +148,10 @@ fn check(prefix: &std::path::Path, files: &std::path::Path, expect: Option<usize
     for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
         println!("  {key:16} exact on {}/{n} files", exact_files[g]);
     }
-    assert_eq!(vectorizer_bad, 0, "vectorize(thrember raw) must equal thrember's vector");
+    assert_eq!(
+        vectorizer_bad, 0,
+        "vectorize(thrember raw) must equal thrember's vector"
+    );
     assert!(share >= 0.999, "entries within 1e-5: {share}");
     for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
         assert!(
@@ -151,5 +159,52 @@ fn check(prefix: &std::path::Path, files: &std::path::Path, expect: Option<usize
             "{key}: exact on {}/{n} files",
             exact_files[g]
         );
+    }
+}
+
+/// The malware of `pe-corpus/malware-small.zip` (unzipped into a temporary folder by
+/// `.ci/run`, files named `<sha256>.bin`): each group's float32 bytes against thrember's,
+/// stored as sha256 prefixes in tests/data/ember3_malware_groups.jsonl (made with
+/// run_thrember.py; no sample is stored).
+#[test]
+#[ignore = "data: needs MALLARD_MALWARE_DIR (set by .ci/run)"]
+fn ember_v3_parity_on_malware() {
+    use sha2::{Digest, Sha256};
+    let dir =
+        PathBuf::from(std::env::var_os("MALLARD_MALWARE_DIR").expect("set MALLARD_MALWARE_DIR"));
+    let refs = read_jsonl(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ember3_malware_groups.jsonl"),
+    );
+    let mut exact = [0usize; 12];
+    let mut n = 0usize;
+    for r in &refs {
+        let sha = r["sha256"].as_str().expect("sha256");
+        let bytes = std::fs::read(dir.join(format!("{sha}.bin")))
+            .unwrap_or_else(|e| panic!("{sha}.bin: {e}"));
+        let v = mallard_pefeatures::ember3::extract(&bytes).expect("extract");
+        n += 1;
+        for (g, &(key, start, len)) in GROUPS.iter().enumerate() {
+            let mut h = Sha256::new();
+            for x in &v[start..start + len] {
+                h.update(x.to_le_bytes());
+            }
+            let got: String = h.finalize()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if r["groups"][g].as_str() == Some(got.as_str()) {
+                exact[g] += 1;
+            } else {
+                eprintln!("{sha}: {key} differs from thrember");
+            }
+        }
+    }
+    println!("ember-v3 parity on {n} malware files:");
+    for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
+        println!("  {key:16} exact on {}/{n} files", exact[g]);
+    }
+    assert_eq!(n, 1368);
+    for (g, &(key, _, _)) in GROUPS.iter().enumerate() {
+        assert!(exact[g] * 100 >= n * 99, "{key}: exact on {}/{n}", exact[g]);
     }
 }

@@ -240,26 +240,37 @@ pub fn entropy_h(data: &[u8], counts: Option<&[u64; 256]>) -> f64 {
     let counts = match counts {
         Some(c) => c,
         None => {
+            // Four interleaved tables: repeated bytes (zero padding) do not stall on one
+            // counter.
+            let mut t = [[0u32; 256]; 4];
+            let mut q = data.chunks_exact(4);
+            for c in &mut q {
+                t[0][usize::from(c[0])] += 1;
+                t[1][usize::from(c[1])] += 1;
+                t[2][usize::from(c[2])] += 1;
+                t[3][usize::from(c[3])] += 1;
+            }
+            for &b in q.remainder() {
+                t[0][usize::from(b)] += 1;
+            }
             let mut c = [0u64; 256];
-            for &b in data {
-                c[usize::from(b)] += 1;
+            for (i, x) in c.iter_mut().enumerate() {
+                *x = u64::from(t[0][i])
+                    + u64::from(t[1][i])
+                    + u64::from(t[2][i])
+                    + u64::from(t[3][i]);
             }
             own = c;
             &own
         }
     };
-    let distinct = counts.iter().filter(|&&c| c > 0).count();
-    let mut seen = [false; 256];
-    let mut order = Vec::with_capacity(distinct);
-    for &b in data {
-        if !seen[usize::from(b)] {
-            seen[usize::from(b)] = true;
-            order.push(b);
-            if order.len() == distinct {
-                break;
-            }
-        }
-    }
+    // Each present byte's first position (memchr stops early: bytes appear soon).
+    let mut firsts: Vec<(usize, u8)> = (0..=255u8)
+        .filter(|&b| counts[usize::from(b)] > 0)
+        .map(|b| (memchr::memchr(b, data).unwrap_or(usize::MAX), b))
+        .collect();
+    firsts.sort_unstable();
+    let order = firsts.into_iter().map(|(_, b)| b);
     let n = data.len() as f64;
     let ln2 = std::f64::consts::LN_2;
     let mut e = 0.0f64;
@@ -472,13 +483,26 @@ fn datadirectories_raw(pe: &PeFile) -> Value {
 
 /// thrember's `raw_features(bytez)`.
 pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
+    raw_features_with(bytes, true)
+}
+
+/// The raw object, with or without its `sha256` (which no feature uses).
+fn raw_features_with(bytes: &[u8], sha256: bool) -> Result<Value, FeatureError> {
     if bytes.is_empty() {
         // B5: thrember raises IndexError on an empty file.
         return Err(FeatureError::Raw("empty file".into()));
     }
     let (histogram, byteentropy) = crate::bytes::byte_histograms(bytes);
     let st = strings::strings(bytes);
-    let pe = PeFile::parse(bytes).ok();
+    // pefile's own verdict decides `is_pe` (it also fails on a few AttributeErrors deep in
+    // its directory parsers); our view of the same file gives the structures.
+    let (parsed, last_used) = warnings::pefile_parse_counted(bytes, &histogram);
+    let pe = match &parsed {
+        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes)
+            .ok()
+            .inspect(|p| p.last_used.set(last_used)),
+        warnings::PefileParse::NotPe(_) => None,
+    };
     let general = json!({
         "size": bytes.len(),
         "entropy": entropy_h(bytes, Some(&histogram)),
@@ -512,7 +536,9 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
         })
     };
     let mut raw = Map::new();
-    raw.insert("sha256".into(), json!(hex(&Sha256::digest(bytes))));
+    if sha256 {
+        raw.insert("sha256".into(), json!(hex(&Sha256::digest(bytes))));
+    }
     raw.insert("general".into(), general);
     raw.insert("histogram".into(), json!(histogram.to_vec()));
     raw.insert("byteentropy".into(), json!(byteentropy.to_vec()));
@@ -530,8 +556,8 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
                 "authenticode".into(),
                 serde_json::to_value(auth).map_err(|e| FeatureError::Raw(e.to_string()))?,
             );
-            let w = match warnings::pefile_parse(bytes) {
-                warnings::PefileParse::Parsed { warnings } => warnings::normalize(&warnings),
+            let w = match &parsed {
+                warnings::PefileParse::Parsed { warnings } => warnings::normalize(warnings),
                 warnings::PefileParse::NotPe(_) => Vec::new(),
             };
             raw.insert("pefilewarnings".into(), json!(w));
@@ -625,7 +651,9 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     out.push(num(get(g, "size")?, "size")? as f32);
     out.push(num(get(g, "entropy")?, "entropy")? as f32);
     out.push(num(get(g, "is_pe")?, "is_pe")? as f32);
-    let sb = get(g, "start_bytes")?.as_array().ok_or_else(|| bad("start_bytes"))?;
+    let sb = get(g, "start_bytes")?
+        .as_array()
+        .ok_or_else(|| bad("start_bytes"))?;
     if sb.len() != 4 {
         return Err(bad("start_bytes"));
     }
@@ -641,7 +669,9 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
     out.push(num(get(s, "numstrings")?, "numstrings")? as f32);
     out.push(num(get(s, "avlength")?, "avlength")? as f32);
     out.push(printables as f32);
-    let dist = get(s, "printabledist")?.as_array().ok_or_else(|| bad("printabledist"))?;
+    let dist = get(s, "printabledist")?
+        .as_array()
+        .ok_or_else(|| bad("printabledist"))?;
     if dist.len() != 96 {
         return Err(bad("printabledist"));
     }
@@ -709,7 +739,10 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
             .chunks_exact(2)
             .map(|p| format!("{}", p[0] as i64))
             .collect();
-        let pairs = keys.iter().zip(vals.chunks_exact(2)).map(|(k, p)| (k.as_str(), p[1]));
+        let pairs = keys
+            .iter()
+            .zip(vals.chunks_exact(2))
+            .map(|(k, p)| (k.as_str(), p[1]));
         out.push((vals.len() / 2) as f32);
         f32s(&mut out, hash_pairs(pairs, 32));
     }
@@ -740,7 +773,11 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
             .as_array()
             .ok_or_else(|| bad("pefilewarnings"))?
             .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad("pefilewarnings")))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("pefilewarnings"))
+            })
             .collect::<Result<_, _>>()?;
         out.extend(warnings::vector(&list));
     }
@@ -848,7 +885,9 @@ fn vectorize_section(s: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> 
         out.extend([0f32; 224]);
         return Ok(());
     }
-    let secs = get(s, "sections")?.as_array().ok_or_else(|| bad("sections"))?;
+    let secs = get(s, "sections")?
+        .as_array()
+        .ok_or_else(|| bad("sections"))?;
     let ov = get(s, "overlay")?;
     let ov_entropy = num(get(ov, "entropy")?, "overlay entropy")?;
     let ov_ratio = num(get(ov, "size_ratio")?, "overlay size_ratio")?;
@@ -864,7 +903,9 @@ fn vectorize_section(s: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> 
     let mut v = Vec::with_capacity(secs.len());
     for x in secs {
         v.push(S {
-            name: get(x, "name")?.as_str().ok_or_else(|| bad("section name"))?,
+            name: get(x, "name")?
+                .as_str()
+                .ok_or_else(|| bad("section name"))?,
             size: num(get(x, "size")?, "size")?,
             vsize: num(get(x, "vsize")?, "vsize")?,
             entropy: num(get(x, "entropy")?, "entropy")?,
@@ -964,7 +1005,7 @@ pub fn raw_and_vector(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
 
 /// The vector of one file.
 pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
-    raw_and_vector(bytes).map(|(_, v)| v)
+    vectorize(&raw_features_with(bytes, false)?)
 }
 
 /// Column names, `group.part`.
@@ -974,10 +1015,21 @@ pub fn names() -> Vec<String> {
     n.extend((0..4).map(|i| format!("general.start_byte_{i}")));
     n.extend((0..256).map(|i| format!("histogram.{i}")));
     n.extend((0..256).map(|i| format!("byteentropy.{i}")));
-    n.extend(["strings.numstrings", "strings.avlength", "strings.printables"].map(String::from));
+    n.extend(
+        [
+            "strings.numstrings",
+            "strings.avlength",
+            "strings.printables",
+        ]
+        .map(String::from),
+    );
     n.extend((0..96).map(|i| format!("strings.printabledist_{i}")));
     n.push("strings.entropy".into());
-    n.extend(strings::PATTERNS.iter().map(|(k, _)| format!("strings.count:{k}")));
+    n.extend(
+        strings::PATTERNS
+            .iter()
+            .map(|(k, _)| format!("strings.count:{k}")),
+    );
     n.extend(
         [
             "timestamp",
@@ -1036,7 +1088,14 @@ pub fn names() -> Vec<String> {
         n.extend((0..50).map(|i| format!("section.{part}_{i}")));
     }
     n.extend((0..10).map(|i| format!("section.entry_hash_{i}")));
-    n.extend(["section.overlay_size", "section.overlay_size_ratio", "section.overlay_entropy"].map(String::from));
+    n.extend(
+        [
+            "section.overlay_size",
+            "section.overlay_size_ratio",
+            "section.overlay_entropy",
+        ]
+        .map(String::from),
+    );
     n.extend(["imports.functions", "imports.libraries"].map(String::from));
     n.extend((0..256).map(|i| format!("imports.library_hash_{i}")));
     n.extend((0..1024).map(|i| format!("imports.function_hash_{i}")));
@@ -1046,7 +1105,13 @@ pub fn names() -> Vec<String> {
         n.push(format!("datadirectories.{d}.size"));
         n.push(format!("datadirectories.{d}.virtual_address"));
     }
-    n.extend(["datadirectories.has_relocs", "datadirectories.has_dynamic_relocs"].map(String::from));
+    n.extend(
+        [
+            "datadirectories.has_relocs",
+            "datadirectories.has_dynamic_relocs",
+        ]
+        .map(String::from),
+    );
     n.push("richheader.pairs".into());
     n.extend((0..32).map(|i| format!("richheader.hash_{i}")));
     n.extend(
@@ -1062,7 +1127,11 @@ pub fn names() -> Vec<String> {
         ]
         .map(|k| format!("authenticode.{k}")),
     );
-    n.extend(warnings::names().into_iter().map(|k| format!("pefilewarnings.{k}")));
+    n.extend(
+        warnings::patterns()
+            .into_iter()
+            .map(|k| format!("pefilewarnings:{k}")),
+    );
     n.push("pefilewarnings.count".into());
     n
 }

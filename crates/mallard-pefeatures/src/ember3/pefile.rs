@@ -155,6 +155,10 @@ pub struct PeFile<'a> {
     /// Sections in pefile's order (sorted by VirtualAddress, stable).
     pub sections: Vec<Section>,
     header_len: usize,
+    /// pefile's `_get_section_by_rva_last_used`: lookups try this section first, which
+    /// matters where sections overlap in memory. Only the overlay's lookups use it (they come
+    /// last; [`super::warnings`] follows the cache through the full parse before them).
+    pub last_used: std::cell::Cell<Option<usize>>,
 }
 
 impl<'a> PeFile<'a> {
@@ -162,7 +166,9 @@ impl<'a> PeFile<'a> {
     /// headers and sections.
     pub fn parse(data: &'a [u8]) -> Result<PeFile<'a>, NotPe> {
         if data.len() < 64 {
-            return Err(NotPe("Unable to read the DOS Header, possibly a truncated file."));
+            return Err(NotPe(
+                "Unable to read the DOS Header, possibly a truncated file.",
+            ));
         }
         let e_magic = u16_at(data, 0);
         if e_magic == 0x4D5A {
@@ -218,8 +224,10 @@ impl<'a> PeFile<'a> {
         // pefile unpacks a PE32 header from up to 256 bytes, else from the first 0x200 bytes
         // padded with zeros when there are at least 69; PE32+ likewise from 0x200 (73).
         let mut buf = slice(data, opt_offset as u64, opt_offset as u64 + 0x200).to_vec();
-        if avail < 96 && avail < 69 {
-            return Err(NotPe("No Optional Header found, invalid PE32 or PE32+ file."));
+        if avail < 69 {
+            return Err(NotPe(
+                "No Optional Header found, invalid PE32 or PE32+ file.",
+            ));
         }
         buf.resize(buf.len() + 128, 0);
         let magic = u16_at(&buf, 0);
@@ -228,12 +236,20 @@ impl<'a> PeFile<'a> {
             0x20b => Some(true),
             _ => None,
         };
-        if pe64 == Some(true) && avail < 112 && avail < 73 {
-            return Err(NotPe("No Optional Header found, invalid PE32 or PE32+ file."));
+        if pe64 == Some(true) && avail < 73 {
+            return Err(NotPe(
+                "No Optional Header found, invalid PE32 or PE32+ file.",
+            ));
         }
         let b = &buf;
         let wide = pe64 == Some(true);
-        let q = |o: usize| if wide { u64_at(b, o) } else { u64::from(u32_at(b, o)) };
+        let q = |o: usize| {
+            if wide {
+                u64_at(b, o)
+            } else {
+                u64::from(u32_at(b, o))
+            }
+        };
         let (image_base, stack_at) = if wide {
             (u64_at(b, 24), 72)
         } else {
@@ -298,6 +314,7 @@ impl<'a> PeFile<'a> {
             dirs,
             sections: Vec::new(),
             header_len: 0,
+            last_used: std::cell::Cell::new(None),
         };
         let sections_offset = opt_offset + usize::from(pe.file.size_of_optional_header);
         let offset = pe.parse_sections(sections_offset)?;
@@ -465,6 +482,25 @@ impl<'a> PeFile<'a> {
         }
     }
 
+    /// `get_offset_from_rva` through pefile's last-used-section cache.
+    fn offset_from_rva_cached(&self, rva: u64) -> Option<i128> {
+        let cached = self.last_used.get().filter(|&i| {
+            self.sections
+                .get(i)
+                .is_some_and(|s| self.contains_rva(s, rva))
+        });
+        let idx = cached.or_else(|| self.sections.iter().position(|s| self.contains_rva(s, rva)));
+        match idx {
+            Some(i) => {
+                self.last_used.set(Some(i));
+                let s = &self.sections[i];
+                Some(i128::from(rva) - i128::from(s.va_adj) + i128::from(s.ptr_adj))
+            }
+            None if rva < self.data.len() as u64 => Some(i128::from(rva)),
+            None => None,
+        }
+    }
+
     /// `pe.get_string_at_rva(rva, max_length)`: bytes up to the first NUL.
     pub fn string_at_rva(&self, rva: u64, max_length: usize) -> Vec<u8> {
         let raw = match self.section_by_rva(rva) {
@@ -499,7 +535,7 @@ impl<'a> PeFile<'a> {
             if i == 4 {
                 continue;
             }
-            if let Some(off) = self.offset_from_rva(u64::from(va)) {
+            if let Some(off) = self.offset_from_rva_cached(u64::from(va)) {
                 consider(off, i128::from(size));
             }
         }
@@ -798,7 +834,7 @@ impl<'a> PeFile<'a> {
     /// pefile's order.
     pub fn exports(&self) -> Vec<(Option<Vec<u8>>, u32)> {
         let mut out = Vec::new();
-        let Some(&(va, size)) = self.dirs.get(0) else {
+        let Some(&(va, size)) = self.dirs.first() else {
             return out;
         };
         if va == 0 || !self.directory_is_parsed(0) {
@@ -828,7 +864,8 @@ impl<'a> PeFile<'a> {
             }
             self.get_data(r, Some(l as u64))
         };
-        let (Some(e1), Some(e2), Some(e3)) = (until_eof(a_names), until_eof(a_ords), until_eof(a_funcs))
+        let (Some(e1), Some(e2), Some(e3)) =
+            (until_eof(a_names), until_eof(a_ords), until_eof(a_funcs))
         else {
             return out;
         };
@@ -850,7 +887,8 @@ impl<'a> PeFile<'a> {
         };
         let word = |d: &[u8], i: u64| -> Option<u64> {
             let o = (i as usize).checked_mul(2)?;
-            d.get(o..o + 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+            d.get(o..o + 2)
+                .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
         };
         let dword = |d: &[u8], i: u64| -> Option<u64> {
             let o = (i as usize).checked_mul(4)?;
@@ -982,9 +1020,8 @@ fn adjust_section_alignment(va: u32, sa: u32, fa: u32) -> u64 {
 }
 
 fn is_valid_dos_filename(s: &[u8]) -> bool {
-    s.iter().all(|&c| {
-        c.is_ascii_alphanumeric() || b"!#$%&'()-@^_`{}~+,.;=[]:\\/".contains(&c)
-    })
+    s.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"!#$%&'()-@^_`{}~+,.;=[]:\\/".contains(&c))
 }
 
 fn is_valid_function_name(s: &[u8], relaxed: bool) -> bool {
@@ -993,5 +1030,6 @@ fn is_valid_function_name(s: &[u8], relaxed: bool) -> bool {
     } else {
         b"._?@$()<>"
     };
-    s.iter().all(|&c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    s.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }

@@ -45,7 +45,10 @@ pub const PATTERNS: [(&str, &str); 77] = [
     ("dos_msg", r"!This program "),
     ("download", r"(?i)download"),
     // S1: a copy of mac_addr in EMBER2024.
-    ("email_addr", r"\b(?:[0-9A-Fa-f]{2}[:-]){5}(?:[0-9A-Fa-f]{2})\b"),
+    (
+        "email_addr",
+        r"\b(?:[0-9A-Fa-f]{2}[:-]){5}(?:[0-9A-Fa-f]{2})\b",
+    ),
     ("encode", r"(?i)encode"),
     ("enum", r"(?i)enum"),
     ("environment", r"(?i)environment"),
@@ -72,7 +75,10 @@ pub const PATTERNS: [(&str, &str); 77] = [
     ),
     ("javascript", r"(?i)javascript"),
     ("keyboard", r"(?i)keyboard"),
-    ("mac_addr", r"\b(?:[0-9A-Fa-f]{2}[:-]){5}(?:[0-9A-Fa-f]{2})\b"),
+    (
+        "mac_addr",
+        r"\b(?:[0-9A-Fa-f]{2}[:-]){5}(?:[0-9A-Fa-f]{2})\b",
+    ),
     ("memory", r"(?i)memory"),
     ("module", r"(?i)module"),
     ("mutex", r"(?i)mutex"),
@@ -103,18 +109,92 @@ pub const PATTERNS: [(&str, &str); 77] = [
     ("window", r"(?i)window"),
 ];
 
-fn set() -> Option<&'static RegexSet> {
-    static SET: OnceLock<Option<RegexSet>> = OnceLock::new();
-    SET.get_or_init(|| {
-        // ASCII semantics: strings hold only 0x20..=0x7f, where Python's Unicode classes
-        // and ASCII ones agree; (?-u) keeps `.` and `\b` byte-wise.
-        let pats: Vec<String> = PATTERNS
-            .iter()
-            .map(|(_, p)| format!("(?-u:{p})"))
-            .collect();
-        RegexSet::new(pats).ok()
+/// How each pattern is searched: most are literals (one Aho-Corasick pass per run finds them
+/// all, case-folded or not); the rest go to one regex set. Same answers as the regexes, much
+/// less work per run (measured in docs/decisions.md).
+enum How {
+    /// Case-insensitive literal; `true` when a character must precede it (`.click`).
+    Folded(&'static str, bool),
+    Exact(&'static str),
+    Regex,
+}
+
+fn how(key: &str, pat: &'static str) -> How {
+    match key {
+        ".click(" => How::Folded("click", true),
+        "base64string" | "btc_wallet" | "email_addr" | "mac_addr" | "file_path" | "ipv4_addr"
+        | "ipv6_addr" | "registry_key" | "url" => How::Regex,
+        _ => match pat.strip_prefix("(?i)") {
+            Some(lit) => How::Folded(lit, false),
+            None => How::Exact(pat),
+        },
+    }
+}
+
+struct Matchers {
+    folded: aho_corasick::AhoCorasick,
+    /// Pattern id of `folded` -> (key index, needs a preceding character).
+    folded_keys: Vec<(usize, bool)>,
+    exact: aho_corasick::AhoCorasick,
+    exact_keys: Vec<usize>,
+    regex: RegexSet,
+    regex_keys: Vec<usize>,
+}
+
+fn matchers() -> Option<&'static Matchers> {
+    static M: OnceLock<Option<Matchers>> = OnceLock::new();
+    M.get_or_init(|| {
+        let (mut f, mut fk, mut e, mut ek, mut r, mut rk) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for (i, &(key, pat)) in PATTERNS.iter().enumerate() {
+            match how(key, pat) {
+                How::Folded(lit, pre) => {
+                    f.push(lit);
+                    fk.push((i, pre));
+                }
+                How::Exact(lit) => {
+                    e.push(lit);
+                    ek.push(i);
+                }
+                How::Regex => {
+                    // ASCII semantics: runs hold only 0x20..=0x7f, where Python's Unicode
+                    // classes and ASCII ones agree.
+                    r.push(format!("(?-u:{pat})"));
+                    rk.push(i);
+                }
+            }
+        }
+        Some(Matchers {
+            folded: aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&f)
+                .ok()?,
+            folded_keys: fk,
+            exact: aho_corasick::AhoCorasick::new(&e).ok()?,
+            exact_keys: ek,
+            regex: RegexSet::new(r).ok()?,
+            regex_keys: rk,
+        })
     })
     .as_ref()
+}
+
+/// Which of the 77 patterns `run` contains (Python's `re.search` on the decoded string).
+pub fn run_matches(run: &[u8], hit: &mut [bool; 77]) {
+    *hit = [false; 77];
+    let Some(m) = matchers() else { return };
+    for x in m.folded.find_overlapping_iter(run) {
+        let (k, pre) = m.folded_keys[x.pattern().as_usize()];
+        if !pre || x.start() > 0 {
+            hit[k] = true;
+        }
+    }
+    for x in m.exact.find_overlapping_iter(run) {
+        hit[m.exact_keys[x.pattern().as_usize()]] = true;
+    }
+    for i in m.regex.matches(run).iter() {
+        hit[m.regex_keys[i]] = true;
+    }
 }
 
 /// Everything EMBER2024's StringExtractor keeps of a file.
@@ -134,7 +214,9 @@ pub fn strings(data: &[u8]) -> Strings {
         printabledist: [0; 96],
         counts: [0; 77],
     };
-    let set = set();
+    let mut hit = [false; 77];
+    // Four interleaved tables: runs of one character do not serialise on one counter.
+    let mut dist4 = [[0u64; 128]; 4];
     crate::bytes::for_each_printable_run(data, |start, end| {
         if end - start < 5 {
             return;
@@ -142,15 +224,24 @@ pub fn strings(data: &[u8]) -> Strings {
         let run = &data[start..end];
         st.numstrings += 1;
         st.total_len += run.len() as u64;
-        for &b in run {
-            st.printabledist[usize::from(b - 0x20)] += 1;
+        let mut q = run.chunks_exact(4);
+        for c in &mut q {
+            dist4[0][usize::from(c[0] & 0x7f)] += 1;
+            dist4[1][usize::from(c[1] & 0x7f)] += 1;
+            dist4[2][usize::from(c[2] & 0x7f)] += 1;
+            dist4[3][usize::from(c[3] & 0x7f)] += 1;
         }
-        if let Some(set) = set {
-            for i in set.matches(run).iter() {
-                st.counts[i] += 1;
-            }
+        for &b in q.remainder() {
+            dist4[0][usize::from(b & 0x7f)] += 1;
+        }
+        run_matches(run, &mut hit);
+        for (c, &h) in st.counts.iter_mut().zip(hit.iter()) {
+            *c += u64::from(h);
         }
     });
+    for (k, d) in st.printabledist.iter_mut().enumerate() {
+        *d = dist4.iter().map(|t| t[k + 0x20]).sum();
+    }
     st
 }
 
@@ -170,4 +261,59 @@ pub fn entropy(dist: &[u64; 96]) -> f64 {
         })
         .collect();
     super::np_pairwise_sum_f64(&terms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The literal/regex split gives what the 77 regexes give, on strings made to hit
+    /// every pattern, their case variants and near misses.
+    #[test]
+    fn split_matchers_agree_with_the_plain_regexes() {
+        let all: Vec<regex::bytes::Regex> = PATTERNS
+            .iter()
+            .map(|(_, p)| regex::bytes::Regex::new(&format!("(?-u:{p})")).unwrap())
+            .collect();
+        let mut samples: Vec<String> = Vec::new();
+        for (k, p) in PATTERNS.iter() {
+            let lit = p.trim_start_matches("(?i)");
+            samples.push(format!("xx{k}yy"));
+            samples.push(lit.to_uppercase());
+            samples.push(lit.to_string());
+            samples.push(format!("z{}", lit.to_lowercase()));
+        }
+        samples.extend(
+            [
+                "click here",
+                "Xclick",
+                "see http://a.b/c?d=1",
+                "10.0.0.255",
+                "1.2.3.999",
+                "fe80::1:2",
+                "aa:bb:cc:dd:ee:ff",
+                "aa-bb-cc-dd-ee-fg",
+                "C:/Windows",
+                "xC:/a",
+                "HKCU\\Software",
+                "HKEY_LOCAL",
+                "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678/",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789999/",
+                "GET /index",
+                "get /x",
+                "onClick=",
+                "!This program cannot",
+                "\x7fpowershell",
+            ]
+            .map(String::from),
+        );
+        let mut hit = [false; 77];
+        for s in &samples {
+            run_matches(s.as_bytes(), &mut hit);
+            for (i, re) in all.iter().enumerate() {
+                assert_eq!(hit[i], re.is_match(s.as_bytes()), "{s:?} {}", PATTERNS[i].0);
+            }
+        }
+    }
 }
