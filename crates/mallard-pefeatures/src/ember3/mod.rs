@@ -264,10 +264,32 @@ pub fn entropy_h(data: &[u8], counts: Option<&[u64; 256]>) -> f64 {
             &own
         }
     };
-    // Each present byte's first position (memchr stops early: bytes appear soon).
+    // Each present byte's first position: one pass over the head (most bytes show up
+    // there), memchr from there for the few that do not.
+    let distinct = counts.iter().filter(|&&c| c > 0).count();
+    let mut first = [usize::MAX; 256];
+    let mut found = 0usize;
+    let head = data.len().min(4096);
+    for (i, &b) in data[..head].iter().enumerate() {
+        let f = &mut first[usize::from(b)];
+        if *f == usize::MAX {
+            *f = i;
+            found += 1;
+            if found == distinct {
+                break;
+            }
+        }
+    }
+    if found < distinct {
+        for b in 0..256 {
+            if counts[b] > 0 && first[b] == usize::MAX {
+                first[b] = head + memchr::memchr(b as u8, &data[head..]).unwrap_or(0);
+            }
+        }
+    }
     let mut firsts: Vec<(usize, u8)> = (0..=255u8)
         .filter(|&b| counts[usize::from(b)] > 0)
-        .map(|b| (memchr::memchr(b, data).unwrap_or(usize::MAX), b))
+        .map(|b| (first[usize::from(b)], b))
         .collect();
     firsts.sort_unstable();
     let order = firsts.into_iter().map(|(_, b)| b);

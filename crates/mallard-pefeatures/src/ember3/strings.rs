@@ -164,13 +164,18 @@ fn matchers() -> Option<&'static Matchers> {
                 }
             }
         }
+        let dfa = Some(aho_corasick::AhoCorasickKind::DFA);
         Some(Matchers {
             folded: aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
+                .kind(dfa)
                 .build(&f)
                 .ok()?,
             folded_keys: fk,
-            exact: aho_corasick::AhoCorasick::new(&e).ok()?,
+            exact: aho_corasick::AhoCorasick::builder()
+                .kind(dfa)
+                .build(&e)
+                .ok()?,
             exact_keys: ek,
             regex: RegexSet::new(r).ok()?,
             regex_keys: rk,
@@ -207,6 +212,32 @@ pub struct Strings {
     pub counts: [u64; 77],
 }
 
+/// What a run must contain for any of the regex patterns to match (each needs `:`, `.` or
+/// `-`, `KH`/`HK`, base64string's alphabet, or btc_wallet's 26 characters led by 1 or 3):
+/// most runs skip the regex set.
+fn regex_may_match(run: &[u8]) -> bool {
+    // One table pass: bit 1 `:` `.` `-`, bit 2 `K` `H`, bit 4 `1` `3`, bit 8 `A`.
+    const CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b':' as usize] = 1;
+        t[b'.' as usize] = 1;
+        t[b'-' as usize] = 1;
+        t[b'K' as usize] = 2;
+        t[b'H' as usize] = 2;
+        t[b'1' as usize] = 4;
+        t[b'3' as usize] = 4;
+        t[b'A' as usize] = 8;
+        t
+    };
+    let f = run.iter().fold(0u8, |a, &b| a | CLASS[usize::from(b)]);
+    f & 1 != 0
+        || (f & 4 != 0 && run.len() >= 26)
+        || (f & 2 != 0
+            && (memchr::memmem::find(run, b"KH").is_some()
+                || memchr::memmem::find(run, b"HK").is_some()))
+        || (f & 8 != 0 && memchr::memmem::find(run, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ").is_some())
+}
+
 pub fn strings(data: &[u8]) -> Strings {
     let mut st = Strings {
         numstrings: 0,
@@ -214,9 +245,14 @@ pub fn strings(data: &[u8]) -> Strings {
         printabledist: [0; 96],
         counts: [0; 77],
     };
-    let mut hit = [false; 77];
+    let m = matchers();
     // Four interleaved tables: runs of one character do not serialise on one counter.
     let mut dist4 = [[0u64; 128]; 4];
+    // The runs joined by NUL (no literal holds one), searched by one automaton pass each
+    // instead of one call per run; `ends[i]` is where run i ends in `joined`.
+    let mut joined: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
     crate::bytes::for_each_printable_run(data, |start, end| {
         if end - start < 5 {
             return;
@@ -234,13 +270,51 @@ pub fn strings(data: &[u8]) -> Strings {
         for &b in q.remainder() {
             dist4[0][usize::from(b & 0x7f)] += 1;
         }
-        run_matches(run, &mut hit);
-        for (c, &h) in st.counts.iter_mut().zip(hit.iter()) {
-            *c += u64::from(h);
+        if let Some(m) = m {
+            if regex_may_match(run) {
+                for i in m.regex.matches(run).iter() {
+                    st.counts[m.regex_keys[i]] += 1;
+                }
+            }
         }
+        starts.push(joined.len());
+        joined.extend_from_slice(run);
+        ends.push(joined.len());
+        joined.push(0);
     });
     for (k, d) in st.printabledist.iter_mut().enumerate() {
         *d = dist4.iter().map(|t| t[k + 0x20]).sum();
+    }
+    let Some(m) = m else { return st };
+    // A key counts a run once: matches come in order of their end, so runs are met in order.
+    let mut last = [usize::MAX; 77];
+    let mut count = |k: usize, run: usize, st: &mut Strings| {
+        if last[k] != run {
+            last[k] = run;
+            st.counts[k] += 1;
+        }
+    };
+    let mut r = 0usize;
+    for x in m.folded.find_overlapping_iter(&joined) {
+        while ends[r] < x.end() {
+            r += 1;
+        }
+        let (k, pre) = m.folded_keys[x.pattern().as_usize()];
+        if !pre || x.start() > starts[r] {
+            count(k, r, &mut st);
+        }
+    }
+    let mut last_exact = [usize::MAX; 77];
+    let mut r = 0usize;
+    for x in m.exact.find_overlapping_iter(&joined) {
+        while ends[r] < x.end() {
+            r += 1;
+        }
+        let k = m.exact_keys[x.pattern().as_usize()];
+        if last_exact[k] != r {
+            last_exact[k] = r;
+            st.counts[k] += 1;
+        }
     }
     st
 }
