@@ -113,6 +113,14 @@ fn check(prefix: &std::path::Path, files: &std::path::Path, expect: Option<usize
         let bytes = std::fs::read(files.join(name)).expect("read");
         let raw = raw_features(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = vectorize(&raw).expect("vectorize");
+        // The direct path (no JSON for the byte and string groups) gives the same bits.
+        let fast = mallard_pefeatures::ember3::extract(&bytes).expect("extract");
+        assert!(
+            fast.iter()
+                .zip(&got)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: extract differs from vectorize(raw_features)"
+        );
         for (g, &(key, start, len)) in GROUPS.iter().enumerate() {
             let r = start..start + len;
             let same = got[r.clone()]

@@ -505,11 +505,6 @@ fn datadirectories_raw(pe: &PeFile) -> Value {
 
 /// thrember's `raw_features(bytez)`.
 pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
-    raw_features_with(bytes, true)
-}
-
-/// The raw object, with or without its `sha256` (which no feature uses).
-fn raw_features_with(bytes: &[u8], sha256: bool) -> Result<Value, FeatureError> {
     if bytes.is_empty() {
         // B5: thrember raises IndexError on an empty file.
         return Err(FeatureError::Raw("empty file".into()));
@@ -558,14 +553,23 @@ fn raw_features_with(bytes: &[u8], sha256: bool) -> Result<Value, FeatureError> 
         })
     };
     let mut raw = Map::new();
-    if sha256 {
-        raw.insert("sha256".into(), json!(hex(&Sha256::digest(bytes))));
-    }
+    raw.insert("sha256".into(), json!(hex(&Sha256::digest(bytes))));
     raw.insert("general".into(), general);
     raw.insert("histogram".into(), json!(histogram.to_vec()));
     raw.insert("byteentropy".into(), json!(byteentropy.to_vec()));
     raw.insert("strings".into(), strings_raw);
-    match &pe {
+    pe_groups(&mut raw, bytes, pe.as_ref(), &parsed)?;
+    Ok(Value::Object(raw))
+}
+
+/// The raw objects of groups 5-12 (empty ones when pefile refuses the file).
+fn pe_groups(
+    raw: &mut Map<String, Value>,
+    bytes: &[u8],
+    pe: Option<&PeFile>,
+    parsed: &warnings::PefileParse,
+) -> Result<(), FeatureError> {
+    match pe {
         Some(pe) => {
             raw.insert("header".into(), header_raw(pe));
             raw.insert("section".into(), section_raw(pe, bytes.len()));
@@ -578,7 +582,7 @@ fn raw_features_with(bytes: &[u8], sha256: bool) -> Result<Value, FeatureError> 
                 "authenticode".into(),
                 serde_json::to_value(auth).map_err(|e| FeatureError::Raw(e.to_string()))?,
             );
-            let w = match &parsed {
+            let w = match parsed {
                 warnings::PefileParse::Parsed { warnings } => warnings::normalize(warnings),
                 warnings::PefileParse::NotPe(_) => Vec::new(),
             };
@@ -595,7 +599,7 @@ fn raw_features_with(bytes: &[u8], sha256: bool) -> Result<Value, FeatureError> 
             raw.insert("pefilewarnings".into(), json!([]));
         }
     }
-    Ok(Value::Object(raw))
+    Ok(())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -712,9 +716,21 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
         }
     }
     out.extend(sc);
-    vectorize_header(get(raw, "header")?, &mut out)?;
-    vectorize_section(get(raw, "section")?, &mut out)?;
-    vectorize_imports(get(raw, "imports")?, &mut out)?;
+    vectorize_pe_groups(raw, &mut out)?;
+    if out.len() != DIM {
+        return Err(FeatureError::Raw(format!(
+            "ember-v3 vector has {} values, expected {DIM}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Groups 5-12 of a raw object, appended to `out`.
+fn vectorize_pe_groups(raw: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> {
+    vectorize_header(get(raw, "header")?, out)?;
+    vectorize_section(get(raw, "section")?, out)?;
+    vectorize_imports(get(raw, "imports")?, out)?;
     // exports
     let e = get(raw, "exports")?;
     if is_empty(e) {
@@ -727,7 +743,7 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
             .map(|x| x.as_str().ok_or_else(|| bad("exports")))
             .collect::<Result<_, _>>()?;
         out.push(128.0); // E1
-        f32s(&mut out, hash_strings(names, 128));
+        f32s(out, hash_strings(names, 128));
     }
     // data directories (D1: the last parsed entry is dropped)
     let d = get(raw, "datadirectories")?;
@@ -766,7 +782,7 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
             .zip(vals.chunks_exact(2))
             .map(|(k, p)| (k.as_str(), p[1]));
         out.push((vals.len() / 2) as f32);
-        f32s(&mut out, hash_pairs(pairs, 32));
+        f32s(out, hash_pairs(pairs, 32));
     }
     // authenticode
     let a = get(raw, "authenticode")?;
@@ -803,13 +819,7 @@ pub fn vectorize(raw: &Value) -> Result<Vec<f32>, FeatureError> {
             .collect::<Result<_, _>>()?;
         out.extend(warnings::vector(&list));
     }
-    if out.len() != DIM {
-        return Err(FeatureError::Raw(format!(
-            "ember-v3 vector has {} values, expected {DIM}",
-            out.len()
-        )));
-    }
-    Ok(out)
+    Ok(())
 }
 
 fn vectorize_header(h: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> {
@@ -1025,9 +1035,52 @@ pub fn raw_and_vector(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
     Ok((raw, v))
 }
 
-/// The vector of one file.
+/// The vector of one file: what `vectorize(raw_features(bytes))` gives, without building the
+/// byte and string groups' JSON (a tenth of the time).
 pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
-    vectorize(&raw_features_with(bytes, false)?)
+    if bytes.is_empty() {
+        return Err(FeatureError::Raw("empty file".into()));
+    }
+    let (histogram, byteentropy) = crate::bytes::byte_histograms(bytes);
+    let st = strings::strings(bytes);
+    let (parsed, last_used) = warnings::pefile_parse_counted(bytes, &histogram);
+    let pe = match &parsed {
+        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes)
+            .ok()
+            .inspect(|p| p.last_used.set(last_used)),
+        warnings::PefileParse::NotPe(_) => None,
+    };
+    let mut out: Vec<f32> = Vec::with_capacity(DIM);
+    out.push(bytes.len() as f32);
+    out.push(entropy_h(bytes, Some(&histogram)) as f32);
+    out.push(if pe.is_some() { 1.0 } else { 0.0 });
+    for i in 0..4 {
+        out.push(f32::from(bytes.get(i).copied().unwrap_or(0)));
+    }
+    out.extend(crate::bytes::np_normalize_f32(&histogram));
+    out.extend(crate::bytes::np_normalize_f32(&byteentropy));
+    let printables: u64 = st.printabledist.iter().sum();
+    out.push(st.numstrings as f32);
+    if st.numstrings > 0 {
+        out.push((st.total_len as f64 / st.numstrings as f64) as f32);
+        out.push(printables as f32);
+        let div = printables as f64;
+        out.extend(st.printabledist.iter().map(|&c| (c as f64 / div) as f32));
+        out.push(strings::entropy(&st.printabledist) as f32);
+    } else {
+        out.extend([0f32; 2 + 96 + 1]);
+    }
+    out.extend(st.counts.iter().map(|&c| c as f32));
+    let mut raw = Map::new();
+    pe_groups(&mut raw, bytes, pe.as_ref(), &parsed)?;
+    vectorize_pe_groups(&Value::Object(raw), &mut out)?;
+    if out.len() != DIM {
+        return Err(FeatureError::Raw(format!(
+            "ember-v3 vector has {} values, expected {DIM}",
+            out.len()
+        )));
+    }
+    Ok(out)
 }
 
 /// Column names, `group.part`.
