@@ -5,15 +5,24 @@ use crate::ember::entropy_table::NEG_PLOG2P_2048;
 
 /// numpy's pairwise summation of float32 (`np.sum` on a contiguous float32 array).
 pub fn np_pairwise_sum_f32(a: &[f32]) -> f32 {
+    np_pairwise_sum(a)
+}
+
+/// numpy's pairwise summation (`np.sum` on a contiguous array of f32 or f64): sequential
+/// below 8 values, 8 accumulators up to 128, halves (at a multiple of 8) above.
+pub fn np_pairwise_sum<T>(a: &[T]) -> T
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::AddAssign,
+{
     let n = a.len();
     if n < 8 {
-        let mut res = 0.0f32;
+        let mut res = T::default();
         for &x in a {
             res += x;
         }
         res
     } else if n <= 128 {
-        let mut r = [0.0f32; 8];
+        let mut r = [T::default(); 8];
         r.copy_from_slice(&a[..8]);
         let full = n - n % 8;
         let mut i = 8;
@@ -31,7 +40,7 @@ pub fn np_pairwise_sum_f32(a: &[f32]) -> f32 {
     } else {
         let mut n2 = n / 2;
         n2 -= n2 % 8;
-        np_pairwise_sum_f32(&a[..n2]) + np_pairwise_sum_f32(&a[n2..])
+        np_pairwise_sum(&a[..n2]) + np_pairwise_sum(&a[n2..])
     }
 }
 

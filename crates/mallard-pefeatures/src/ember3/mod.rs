@@ -179,6 +179,42 @@ const SECTION_FLAGS: [(&str, u32); 45] = [
     ("MEM_WRITE", 0x80000000),
 ];
 
+/// The COFF header fields of the vector, in order (before the machine and subsystem).
+const COFF_FIELDS: [&str; 5] = [
+    "timestamp",
+    "number_of_sections",
+    "number_of_symbols",
+    "sizeof_optional_header",
+    "pointer_to_symbol_table",
+];
+
+/// The optional header fields of the vector, in order.
+const OPTIONAL_FIELDS: [&str; 23] = [
+    "major_image_version",
+    "minor_image_version",
+    "major_linker_version",
+    "minor_linker_version",
+    "major_operating_system_version",
+    "minor_operating_system_version",
+    "major_subsystem_version",
+    "minor_subsystem_version",
+    "sizeof_code",
+    "sizeof_headers",
+    "sizeof_image",
+    "sizeof_initialized_data",
+    "sizeof_uninitialized_data",
+    "sizeof_stack_reserve",
+    "sizeof_stack_commit",
+    "sizeof_heap_reserve",
+    "sizeof_heap_commit",
+    "address_of_entrypoint",
+    "base_of_code",
+    "image_base",
+    "section_alignment",
+    "checksum",
+    "number_of_rvas_and_sizes",
+];
+
 const DIRECTORY_NAMES: [&str; 16] = [
     "EXPORT",
     "IMPORT",
@@ -200,34 +236,7 @@ const DIRECTORY_NAMES: [&str; 16] = [
 
 /// numpy's pairwise summation of float64.
 pub fn np_pairwise_sum_f64(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        let mut res = 0.0f64;
-        for &x in a {
-            res += x;
-        }
-        res
-    } else if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let full = n - n % 8;
-        let mut i = 8;
-        while i < full {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &x in &a[full..] {
-            res += x;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        np_pairwise_sum_f64(&a[..n2]) + np_pairwise_sum_f64(&a[n2..])
-    }
+    crate::bytes::np_pairwise_sum(a)
 }
 
 /// pefile's `entropy_H` (and EMBER2024's general entropy, B4): `math.log(p, 2)` summed over a
@@ -831,13 +840,7 @@ fn vectorize_header(h: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> {
     let o = get(h, "optional")?;
     let dos = get(h, "dos")?;
     let mut vals: Vec<Num> = Vec::with_capacity(74);
-    for k in [
-        "timestamp",
-        "number_of_sections",
-        "number_of_symbols",
-        "sizeof_optional_header",
-        "pointer_to_symbol_table",
-    ] {
+    for k in COFF_FIELDS {
         vals.push(int_or_float(get(c, k)?, k)?);
     }
     let machine = get(c, "machine")?.as_str().unwrap_or("");
@@ -852,31 +855,7 @@ fn vectorize_header(h: &Value, out: &mut Vec<f32>) -> Result<(), FeatureError> {
         .position(|(n, _)| subsystem.strip_prefix("IMAGE_SUBSYSTEM_") == Some(n))
         .unwrap_or(0);
     vals.push(Num::U(si as u64));
-    for k in [
-        "major_image_version",
-        "minor_image_version",
-        "major_linker_version",
-        "minor_linker_version",
-        "major_operating_system_version",
-        "minor_operating_system_version",
-        "major_subsystem_version",
-        "minor_subsystem_version",
-        "sizeof_code",
-        "sizeof_headers",
-        "sizeof_image",
-        "sizeof_initialized_data",
-        "sizeof_uninitialized_data",
-        "sizeof_stack_reserve",
-        "sizeof_stack_commit",
-        "sizeof_heap_reserve",
-        "sizeof_heap_commit",
-        "address_of_entrypoint",
-        "base_of_code",
-        "image_base",
-        "section_alignment",
-        "checksum",
-        "number_of_rvas_and_sizes",
-    ] {
+    for k in OPTIONAL_FIELDS {
         vals.push(int_or_float(get(o, k)?, k)?);
     }
     let has = |list: &Value, name: &str| {
@@ -1105,41 +1084,9 @@ pub fn names() -> Vec<String> {
             .iter()
             .map(|(k, _)| format!("strings.count:{k}")),
     );
-    n.extend(
-        [
-            "timestamp",
-            "number_of_sections",
-            "number_of_symbols",
-            "sizeof_optional_header",
-            "pointer_to_symbol_table",
-            "machine",
-            "subsystem",
-            "major_image_version",
-            "minor_image_version",
-            "major_linker_version",
-            "minor_linker_version",
-            "major_operating_system_version",
-            "minor_operating_system_version",
-            "major_subsystem_version",
-            "minor_subsystem_version",
-            "sizeof_code",
-            "sizeof_headers",
-            "sizeof_image",
-            "sizeof_initialized_data",
-            "sizeof_uninitialized_data",
-            "sizeof_stack_reserve",
-            "sizeof_stack_commit",
-            "sizeof_heap_reserve",
-            "sizeof_heap_commit",
-            "address_of_entrypoint",
-            "base_of_code",
-            "image_base",
-            "section_alignment",
-            "checksum",
-            "number_of_rvas_and_sizes",
-        ]
-        .map(|k| format!("header.{k}")),
-    );
+    n.extend(COFF_FIELDS.map(|k| format!("header.{k}")));
+    n.extend(["header.machine", "header.subsystem"].map(String::from));
+    n.extend(OPTIONAL_FIELDS.map(|k| format!("header.{k}")));
     n.extend(IMAGE_CHARACTERISTICS.map(|k| format!("header.characteristics:{k}")));
     n.extend(DLL_CHARACTERISTICS.map(|k| format!("header.dll_characteristics:{k}")));
     n.extend(DOS_MEMBERS.map(|k| format!("header.dos.{k}")));
