@@ -1035,3 +1035,49 @@ fn image_draws_a_byte_plot_with_regions_and_features_have_an_image_set() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["vector"].as_array().unwrap().len(), 340);
 }
+
+#[test]
+fn ember_v3_raw_objects_and_vectors_from_the_cli() {
+    let d = tmp("ember3");
+    let exe = d.join("tiny.exe");
+    let bytes = mallard_pe::synth::tiny_pe32();
+    std::fs::write(&exe, &bytes).unwrap();
+    let vec_out = mallard(&["features", "--set", "ember-v3", exe.to_str().unwrap()]);
+    assert!(vec_out.status.success(), "{}", String::from_utf8_lossy(&vec_out.stderr));
+    let v: Value = serde_json::from_slice(&vec_out.stdout).unwrap();
+    let vector = v["vector"].as_array().unwrap();
+    assert_eq!(vector.len(), 2568);
+    // general: size, then is_pe at index 2, then the first four bytes "MZ" ...
+    assert_eq!(vector[0].as_f64(), Some(bytes.len() as f64));
+    assert_eq!(vector[2].as_f64(), Some(1.0));
+    assert_eq!(vector[3].as_f64(), Some(f64::from(b'M')));
+    assert_eq!(vector[4].as_f64(), Some(f64::from(b'Z')));
+    let raw_out = mallard(&["features", "--set", "ember-v3", "--raw", exe.to_str().unwrap()]);
+    assert!(raw_out.status.success());
+    let raw: Value = serde_json::from_slice(&raw_out.stdout).unwrap();
+    // thrember's keys, and the raw object vectorizes to the CLI's vector
+    for k in [
+        "sha256",
+        "general",
+        "histogram",
+        "byteentropy",
+        "strings",
+        "header",
+        "section",
+        "imports",
+        "exports",
+        "datadirectories",
+        "richheader",
+        "authenticode",
+        "pefilewarnings",
+    ] {
+        assert!(raw.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(raw["general"]["size"].as_u64(), Some(bytes.len() as u64));
+    let again = mallard_pefeatures::ember3::vectorize(&raw).unwrap();
+    for (a, b) in again.iter().zip(vector) {
+        assert_eq!(f64::from(*a), b.as_f64().unwrap());
+    }
+    let names = mallard(&["features", "--set", "ember-v3", "--names"]);
+    assert_eq!(String::from_utf8_lossy(&names.stdout).lines().count(), 2568);
+}
