@@ -163,6 +163,56 @@ pub fn byte_stats(data: &[u8]) -> ByteStats {
 
 /// The byte histogram and EMBER's byte-entropy histogram (both EMBER v2 and EMBER2024).
 pub fn byte_histograms(data: &[u8]) -> ([u64; 256], [u64; 256]) {
+    let (h, e, _) = byte_histograms_chunked(data, false);
+    (h, e)
+}
+
+/// Byte counts of 1 KiB chunks (chunk i covers bytes 1024 i ..): what the byte-entropy pass
+/// counts anyway, kept so that ranges of the file (sections) are counted from 256 sums per
+/// chunk instead of 1024 bytes. Empty for files under 2 KiB.
+pub type ChunkCounts = Vec<[u16; 256]>;
+
+/// Counts of the bytes `data[range]`, from the chunk counts where whole chunks lie inside.
+pub fn range_counts(
+    data: &[u8],
+    chunks: &ChunkCounts,
+    range: std::ops::Range<usize>,
+) -> [u64; 256] {
+    let mut c = [0u64; 256];
+    let (a, b) = (range.start.min(data.len()), range.end.min(data.len()));
+    if b <= a {
+        return c;
+    }
+    let first = a.div_ceil(1024);
+    let last = b / 1024; // chunks first..last lie inside
+    let direct = |c: &mut [u64; 256], bytes: &[u8]| {
+        let mut h = [0u32; 256];
+        chunk_hist(bytes, &mut h);
+        for (o, &x) in c.iter_mut().zip(h.iter()) {
+            *o += u64::from(x);
+        }
+    };
+    if chunks.is_empty() || first >= last || last > chunks.len() {
+        direct(&mut c, &data[a..b]);
+        return c;
+    }
+    let mut acc = [0u32; 256];
+    for ch in &chunks[first..last] {
+        for (o, &x) in acc.iter_mut().zip(ch.iter()) {
+            *o += u32::from(x);
+        }
+    }
+    for (o, &x) in c.iter_mut().zip(acc.iter()) {
+        *o = u64::from(x);
+    }
+    direct(&mut c, &data[a..first * 1024]);
+    direct(&mut c, &data[last * 1024..b]);
+    c
+}
+
+/// [`byte_histograms`], also returning the 1 KiB chunk counts when `keep` is set.
+pub fn byte_histograms_chunked(data: &[u8], keep: bool) -> ([u64; 256], [u64; 256], ChunkCounts) {
+    let mut kept: ChunkCounts = Vec::new();
     let mut histogram = [0u64; 256];
     let mut byteentropy = [0u64; 256];
     const STEP: usize = 1024;
@@ -183,9 +233,20 @@ pub fn byte_histograms(data: &[u8]) -> ([u64; 256], [u64; 256]) {
         let mut prev: Option<[u32; 16]> = None;
         let mut chunks = data.chunks(STEP);
         // Chunks 0..=nwin take part in windows; the rest only in the histogram.
+        if keep {
+            kept.reserve(data.len().div_ceil(STEP));
+        }
         for (ci, chunk) in (&mut chunks).enumerate() {
             let mut h = [0u32; 256];
             chunk_hist(chunk, &mut h);
+            if keep {
+                // A chunk holds at most 1024 bytes: every count fits in 16 bits.
+                let mut k = [0u16; 256];
+                for (o, &x) in k.iter_mut().zip(h.iter()) {
+                    *o = x as u16;
+                }
+                kept.push(k);
+            }
             for (o, &c) in histogram.iter_mut().zip(h.iter()) {
                 *o += u64::from(c);
             }
@@ -205,7 +266,7 @@ pub fn byte_histograms(data: &[u8]) -> ([u64; 256], [u64; 256]) {
             }
         }
     }
-    (histogram, byteentropy)
+    (histogram, byteentropy, kept)
 }
 
 /// Bit i set when byte i of `block` (at most 64 bytes) is in 0x20..=0x7f.
@@ -434,5 +495,50 @@ mod tests {
         // Small file: p = c / 2048 even though the block is shorter.
         let s = byte_stats(&[0u8; 10]);
         assert_eq!(s.byteentropy[0], 10);
+    }
+
+    #[test]
+    fn range_counts_equal_direct_counts_at_every_alignment() {
+        let mut x = 12345u64;
+        let data: Vec<u8> = (0..10_000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 7 == 0 {
+                    0
+                } else {
+                    (x >> 32) as u8
+                }
+            })
+            .collect();
+        let (h, _, chunks) = byte_histograms_chunked(&data, true);
+        assert_eq!(chunks.len(), 10);
+        let direct = |r: std::ops::Range<usize>| {
+            let mut c = [0u64; 256];
+            for &b in &data[r] {
+                c[usize::from(b)] += 1;
+            }
+            c
+        };
+        assert_eq!(range_counts(&data, &chunks, 0..data.len()), h);
+        for (a, b) in [
+            (0, 0),
+            (1, 5),
+            (0, 1024),
+            (1000, 3100),
+            (1024, 4096),
+            (1023, 9999),
+            (512, 10_000),
+            (9000, 20_000),
+        ] {
+            assert_eq!(
+                range_counts(&data, &chunks, a..b),
+                direct(a.min(10_000)..b.min(10_000)),
+                "{a}..{b}"
+            );
+        }
+        // No chunk counts (small files): counted directly.
+        assert_eq!(range_counts(&data, &Vec::new(), 5..6000), direct(5..6000));
     }
 }

@@ -414,7 +414,7 @@ fn header_raw(pe: &PeFile) -> Value {
     })
 }
 
-fn section_raw(pe: &PeFile, len: usize) -> Value {
+fn section_raw(pe: &PeFile, len: usize, chunks: &crate::bytes::ChunkCounts) -> Value {
     let n = len as f64;
     let mut entry = pe
         .entry_section()
@@ -439,10 +439,13 @@ fn section_raw(pe: &PeFile, len: usize) -> Value {
                 .filter(|(_, v)| s.characteristics & v != 0)
                 .map(|(k, _)| *k)
                 .collect();
+            let r = pe.section_range(s);
+            let c = crate::bytes::range_counts(pe.data(), chunks, r.clone());
+            let entropy = entropy_h(&pe.data()[r], Some(&c));
             json!({
                 "name": section_name(&s.name),
                 "size": s.size_of_raw_data,
-                "entropy": entropy_h(pe.section_bytes(s), None),
+                "entropy": entropy,
                 "vsize": s.virtual_size,
                 "size_ratio": f64::from(s.size_of_raw_data) / n,
                 "vsize_ratio": f64::from(s.size_of_raw_data) / f64::from(s.virtual_size.max(1)),
@@ -518,7 +521,7 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
         // B5: thrember raises IndexError on an empty file.
         return Err(FeatureError::Raw("empty file".into()));
     }
-    let (histogram, byteentropy) = crate::bytes::byte_histograms(bytes);
+    let (histogram, byteentropy, chunks) = crate::bytes::byte_histograms_chunked(bytes, true);
     let st = strings::strings(bytes);
     // pefile's own verdict decides `is_pe` (it also fails on a few AttributeErrors deep in
     // its directory parsers); our view of the same file gives the structures.
@@ -567,7 +570,7 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
     raw.insert("histogram".into(), json!(histogram.to_vec()));
     raw.insert("byteentropy".into(), json!(byteentropy.to_vec()));
     raw.insert("strings".into(), strings_raw);
-    pe_groups(&mut raw, bytes, pe.as_ref(), &parsed)?;
+    pe_groups(&mut raw, bytes, &chunks, pe.as_ref(), &parsed)?;
     Ok(Value::Object(raw))
 }
 
@@ -575,13 +578,14 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
 fn pe_groups(
     raw: &mut Map<String, Value>,
     bytes: &[u8],
+    chunks: &crate::bytes::ChunkCounts,
     pe: Option<&PeFile>,
     parsed: &warnings::PefileParse,
 ) -> Result<(), FeatureError> {
     match pe {
         Some(pe) => {
             raw.insert("header".into(), header_raw(pe));
-            raw.insert("section".into(), section_raw(pe, bytes.len()));
+            raw.insert("section".into(), section_raw(pe, bytes.len(), chunks));
             raw.insert("imports".into(), imports_raw(pe));
             raw.insert("exports".into(), exports_raw(pe));
             raw.insert("datadirectories".into(), datadirectories_raw(pe));
@@ -1020,7 +1024,7 @@ pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     if bytes.is_empty() {
         return Err(FeatureError::Raw("empty file".into()));
     }
-    let (histogram, byteentropy) = crate::bytes::byte_histograms(bytes);
+    let (histogram, byteentropy, chunks) = crate::bytes::byte_histograms_chunked(bytes, true);
     let st = strings::strings(bytes);
     let (parsed, last_used) = warnings::pefile_parse_counted(bytes, &histogram);
     let pe = match &parsed {
@@ -1051,7 +1055,7 @@ pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     }
     out.extend(st.counts.iter().map(|&c| c as f32));
     let mut raw = Map::new();
-    pe_groups(&mut raw, bytes, pe.as_ref(), &parsed)?;
+    pe_groups(&mut raw, bytes, &chunks, pe.as_ref(), &parsed)?;
     vectorize_pe_groups(&Value::Object(raw), &mut out)?;
     if out.len() != DIM {
         return Err(FeatureError::Raw(format!(

@@ -452,7 +452,25 @@ impl<'a> PeFile<'a> {
 
     /// A section's bytes as `section.get_data()` gives them (its entropy's input).
     pub fn section_bytes(&self, s: &Section) -> &'a [u8] {
-        self.section_data(s, None, None)
+        &self.data[self.section_range(s)]
+    }
+
+    /// Where [`Self::section_bytes`] lie in the file.
+    pub fn section_range(&self, s: &Section) -> std::ops::Range<usize> {
+        let n = self.data.len() as i128;
+        let a = i128::from(s.ptr_adj).min(n);
+        let end = (i128::from(s.ptr_adj) + i128::from(s.size_of_raw_data))
+            .min(i128::from(s.pointer_to_raw_data) + i128::from(s.size_of_raw_data));
+        let b = if end < 0 {
+            (n + end).max(0)
+        } else {
+            end.min(n)
+        };
+        if b <= a {
+            0..0
+        } else {
+            a as usize..b as usize
+        }
     }
 
     /// `pe.get_data(rva, length)`; `None` where pefile raises.
