@@ -215,21 +215,22 @@ pub struct Strings {
 /// What a run must contain for any of the regex patterns to match (each needs `:`, `.` or
 /// `-`, `KH`/`HK`, base64string's alphabet, or btc_wallet's 26 characters led by 1 or 3):
 /// most runs skip the regex set.
-fn regex_may_match(run: &[u8]) -> bool {
-    // One table pass: bit 1 `:` `.` `-`, bit 2 `K` `H`, bit 4 `1` `3`, bit 8 `A`.
-    const CLASS: [u8; 256] = {
-        let mut t = [0u8; 256];
-        t[b':' as usize] = 1;
-        t[b'.' as usize] = 1;
-        t[b'-' as usize] = 1;
-        t[b'K' as usize] = 2;
-        t[b'H' as usize] = 2;
-        t[b'1' as usize] = 4;
-        t[b'3' as usize] = 4;
-        t[b'A' as usize] = 8;
-        t
-    };
-    let f = run.iter().fold(0u8, |a, &b| a | CLASS[usize::from(b)]);
+/// Byte classes for [`regex_may_match`]: bit 1 `:` `.` `-`, bit 2 `K` `H`, bit 4 `1` `3`,
+/// bit 8 `A`.
+const CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    t[b':' as usize] = 1;
+    t[b'.' as usize] = 1;
+    t[b'-' as usize] = 1;
+    t[b'K' as usize] = 2;
+    t[b'H' as usize] = 2;
+    t[b'1' as usize] = 4;
+    t[b'3' as usize] = 4;
+    t[b'A' as usize] = 8;
+    t
+};
+
+fn regex_may_match(run: &[u8], f: u8) -> bool {
     f & 1 != 0
         || (f & 4 != 0 && run.len() >= 26)
         || (f & 2 != 0
@@ -260,18 +261,27 @@ pub fn strings(data: &[u8]) -> Strings {
         let run = &data[start..end];
         st.numstrings += 1;
         st.total_len += run.len() as u64;
+        let mut f = 0u8;
         let mut q = run.chunks_exact(4);
         for c in &mut q {
-            dist4[0][usize::from(c[0] & 0x7f)] += 1;
-            dist4[1][usize::from(c[1] & 0x7f)] += 1;
-            dist4[2][usize::from(c[2] & 0x7f)] += 1;
-            dist4[3][usize::from(c[3] & 0x7f)] += 1;
+            let (a, b, x, y) = (
+                usize::from(c[0] & 0x7f),
+                usize::from(c[1] & 0x7f),
+                usize::from(c[2] & 0x7f),
+                usize::from(c[3] & 0x7f),
+            );
+            dist4[0][a] += 1;
+            dist4[1][b] += 1;
+            dist4[2][x] += 1;
+            dist4[3][y] += 1;
+            f |= CLASS[a] | CLASS[b] | CLASS[x] | CLASS[y];
         }
         for &b in q.remainder() {
             dist4[0][usize::from(b & 0x7f)] += 1;
+            f |= CLASS[usize::from(b & 0x7f)];
         }
         if let Some(m) = m {
-            if regex_may_match(run) {
+            if regex_may_match(run, f) {
                 for i in m.regex.matches(run).iter() {
                     st.counts[m.regex_keys[i]] += 1;
                 }
