@@ -4,9 +4,8 @@
 //! `mallard-scan`. Library errors become Python exceptions (`ValueError`, `OSError`); nothing
 //! here unwraps, so no input can panic the interpreter away.
 
-// PyO3's macros expand to `unsafe` blocks under `#[allow(unsafe_code)]`, which `forbid`
-// would reject; `deny` still keeps hand-written unsafe code out of this crate.
-#![deny(unsafe_code)]
+// PyO3 0.30's macros pass under `forbid`: their unsafe code is spanned to PyO3, not here.
+#![forbid(unsafe_code)]
 
 mod convert;
 mod features;

@@ -65,7 +65,12 @@ def benign_files() -> list:
 def cli() -> Path:
     """The `mallard` binary: $MALLARD, else the release build in CARGO_TARGET_DIR."""
     env = os.environ.get("MALLARD")
-    candidates = [Path(env)] if env else []
+    if env:
+        # Named on purpose (ci.sh, .ci/run): missing is an error, not a reason to skip.
+        if not (Path(env).is_file() and os.access(env, os.X_OK)):
+            pytest.fail(f"MALLARD={env} is not an executable file")
+        return Path(env)
+    candidates = []
     target = os.environ.get("CARGO_TARGET_DIR")
     if target:
         candidates.append(Path(target) / "release" / "mallard")

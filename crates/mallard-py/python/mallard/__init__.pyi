@@ -1,7 +1,7 @@
 """Type stubs for mallard (the Rust extension ``mallard._native``)."""
 
 import os
-from typing import Any, Dict, List, Literal, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ class PEFeatureExtractor:
         """The float32 feature vector of ``bytez``."""
 
 def features(
-    items: Sequence[_Item],
+    items: Iterable[_Item],
     feature_set: str = "ember-v2",
     threads: Optional[int] = None,
     errors: Literal["raise", "nan"] = "raise",
