@@ -1,0 +1,26 @@
+"""mallard: EMBER-compatible PE features and malware scans, computed in Rust.
+
+* ``PEFeatureExtractor(feature_version=2)``: a drop-in for EMBER's extractor (2381
+  float32 values); ``feature_version=3`` for EMBER2024's (2568 values).
+* ``features(items, feature_set="ember-v2")``: a NumPy matrix of many files or byte
+  strings, extracted on all cores without the GIL.
+* ``scan(path)``: the verdict dict that ``mallard scan --json PATH`` prints.
+"""
+
+from ._native import (
+    PEFeatureExtractor,
+    __version__,
+    features,
+    names,
+    scan,
+    scan_many,
+)
+
+__all__ = [
+    "PEFeatureExtractor",
+    "__version__",
+    "features",
+    "names",
+    "scan",
+    "scan_many",
+]

@@ -1,0 +1,26 @@
+//! `mallard._native`: the Rust half of the Python package `mallard` (see README.md).
+//!
+//! A thin front end: EMBER feature extraction from `mallard-pefeatures` and scans from
+//! `mallard-scan`. Library errors become Python exceptions (`ValueError`, `OSError`); nothing
+//! here unwraps, so no input can panic the interpreter away.
+
+// PyO3 0.30's macros pass under `forbid`: their unsafe code is spanned to PyO3, not here.
+#![forbid(unsafe_code)]
+
+mod convert;
+mod features;
+mod scan;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<features::PeFeatureExtractor>()?;
+    m.add_function(wrap_pyfunction!(features::features, m)?)?;
+    m.add_function(wrap_pyfunction!(features::names, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::scan, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::scan_many, m)?)?;
+    Ok(())
+}
