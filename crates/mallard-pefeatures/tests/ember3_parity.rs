@@ -216,3 +216,45 @@ fn ember_v3_parity_on_malware() {
         assert!(exact[g] * 100 >= n * 99, "{key}: exact on {}/{n}", exact[g]);
     }
 }
+
+/// `has_dynamic_relocs` (no file of the corpora has a dynamic relocation table): a pe-benign
+/// file with a hand-made table written into its load config, as pefile 2024.8.26 reads it
+/// (tests/data/ember3_dvrt.json: the byte patches and pefile's answer for each variant).
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn ember_v3_dynamic_relocations_as_pefile_reads_them() {
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ember3_dvrt.json"),
+        )
+        .expect("spec"),
+    )
+    .expect("json");
+    let base = std::fs::read(
+        shared()
+            .join("data/pe-benign")
+            .join(spec["base"].as_str().expect("base")),
+    )
+    .expect("base file");
+    let variants = spec["variants"].as_array().expect("variants");
+    assert_eq!(variants.len(), 6);
+    for v in variants {
+        let mut b = base.clone();
+        for p in v["patches"].as_array().expect("patches") {
+            let off = p[0].as_u64().expect("offset") as usize;
+            let hex = p[1].as_str().expect("hex");
+            for (k, i) in (0..hex.len()).step_by(2).enumerate() {
+                b[off + k] = u8::from_str_radix(&hex[i..i + 2], 16).expect("hex byte");
+            }
+        }
+        let raw = raw_features(&b).expect("raw");
+        let want = v["has_dynamic_relocs"].as_u64().expect("answer");
+        assert_eq!(
+            raw["datadirectories"][0]["has_dynamic_relocs"].as_u64(),
+            Some(want),
+            "{}",
+            v["name"]
+        );
+        assert_eq!(vectorize(&raw).expect("vector")[2438], want as f32);
+    }
+}

@@ -505,9 +505,7 @@ fn exports_raw(pe: &PeFile) -> Value {
 fn datadirectories_raw(pe: &PeFile) -> Value {
     let mut out = vec![json!({
         "has_relocs": u8::from(pe.has_relocs()),
-        // Dynamic relocations (load config DVRT) are not read yet: 0 on every reference
-        // file; see docs/decisions.md.
-        "has_dynamic_relocs": 0,
+        "has_dynamic_relocs": u8::from(pe.has_dynamic_relocs.get()),
     })];
     for (i, &(va, size)) in pe.dirs.iter().enumerate() {
         out.push(json!({"name": DIRECTORY_NAMES[i], "size": size, "virtual_address": va}));
@@ -525,11 +523,12 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
     let st = strings::strings(bytes);
     // pefile's own verdict decides `is_pe` (it also fails on a few AttributeErrors deep in
     // its directory parsers); our view of the same file gives the structures.
-    let (parsed, last_used) = warnings::pefile_parse_counted(bytes, &histogram);
+    let (parsed, state) = warnings::pefile_parse_counted(bytes, &histogram);
     let pe = match &parsed {
-        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes)
-            .ok()
-            .inspect(|p| p.last_used.set(last_used)),
+        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes).ok().inspect(|p| {
+            p.last_used.set(state.last_used);
+            p.has_dynamic_relocs.set(state.has_dynamic_relocs);
+        }),
         warnings::PefileParse::NotPe(_) => None,
     };
     let general = json!({
@@ -1026,11 +1025,12 @@ pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     }
     let (histogram, byteentropy, chunks) = crate::bytes::byte_histograms_chunked(bytes, true);
     let st = strings::strings(bytes);
-    let (parsed, last_used) = warnings::pefile_parse_counted(bytes, &histogram);
+    let (parsed, state) = warnings::pefile_parse_counted(bytes, &histogram);
     let pe = match &parsed {
-        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes)
-            .ok()
-            .inspect(|p| p.last_used.set(last_used)),
+        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes).ok().inspect(|p| {
+            p.last_used.set(state.last_used);
+            p.has_dynamic_relocs.set(state.has_dynamic_relocs);
+        }),
         warnings::PefileParse::NotPe(_) => None,
     };
     let mut out: Vec<f32> = Vec::with_capacity(DIM);

@@ -159,6 +159,8 @@ pub struct PeFile<'a> {
     /// matters where sections overlap in memory. Only the overlay's lookups use it (they come
     /// last; [`super::warnings`] follows the cache through the full parse before them).
     pub last_used: std::cell::Cell<Option<usize>>,
+    /// `has_dynamic_relocs()`, from [`super::warnings`]' walk of the load config.
+    pub has_dynamic_relocs: std::cell::Cell<bool>,
 }
 
 impl<'a> PeFile<'a> {
@@ -315,6 +317,7 @@ impl<'a> PeFile<'a> {
             sections: Vec::new(),
             header_len: 0,
             last_used: std::cell::Cell::new(None),
+            has_dynamic_relocs: std::cell::Cell::new(false),
         };
         let sections_offset = opt_offset + usize::from(pe.file.size_of_optional_header);
         let offset = pe.parse_sections(sections_offset)?;

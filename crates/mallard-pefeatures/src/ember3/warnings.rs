@@ -39,13 +39,25 @@ pub fn pefile_parse(data: &[u8]) -> PefileParse {
     pefile_parse_counted(data, &counts).0
 }
 
+/// What the full parse leaves behind that EMBER2024 reads later.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PefileState {
+    /// pefile's `_get_section_by_rva_last_used` (an index into the sections sorted by
+    /// address): later address lookups try it first.
+    pub last_used: Option<usize>,
+    /// `pe.has_dynamic_relocs()`.
+    pub has_dynamic_relocs: bool,
+}
+
 /// [`pefile_parse`] given the file's byte histogram (the caller has it already), also
-/// returning pefile's last-used section after the full load (`_get_section_by_rva_last_used`,
-/// an index into the sections sorted by address): later address lookups start from it.
-pub fn pefile_parse_counted(data: &[u8], counts: &[u64; 256]) -> (PefileParse, Option<usize>) {
+/// returning what EMBER2024 reads of the parse later ([`PefileState`]).
+pub fn pefile_parse_counted(data: &[u8], counts: &[u64; 256]) -> (PefileParse, PefileState) {
     let mut p = Parser::new(data);
     let r = p.parse_counted(counts);
-    let last = p.last_used;
+    let last = PefileState {
+        last_used: p.last_used,
+        has_dynamic_relocs: p.dynamic_relocs,
+    };
     let out = match r {
         Ok(()) => {
             let mut w = std::mem::take(&mut p.w);
@@ -361,6 +373,9 @@ struct Parser<'a> {
     total_resource_bytes: i128,
     resource_limit_reached: bool,
     total_import_symbols: u64,
+    /// `has_dynamic_relocs()`: the load config parsed with a non-empty dynamic relocation
+    /// list (entries of symbol 3 and above).
+    dynamic_relocs: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -384,6 +399,7 @@ impl<'a> Parser<'a> {
             total_resource_bytes: 0,
             resource_limit_reached: false,
             total_import_symbols: 0,
+            dynamic_relocs: false,
         }
     }
 
@@ -1002,10 +1018,15 @@ impl<'a> Parser<'a> {
             };
             match r {
                 Ok(()) => {}
-                Err(Exc::Format(m)) => self.warn(format!(
-                    "Failed to process directory \"{name}\": {}",
-                    py_repr_str(&m)
-                )),
+                Err(Exc::Format(m)) => {
+                    if idx == 10 {
+                        self.dynamic_relocs = false;
+                    }
+                    self.warn(format!(
+                        "Failed to process directory \"{name}\": {}",
+                        py_repr_str(&m)
+                    ))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -2201,14 +2222,16 @@ impl<'a> Parser<'a> {
                     "'Structure' object has no attribute 'DynamicValueRelocTableSection'".into(),
                 ));
             };
-            self.parse_dynamic_relocations(dvrt_off, dvrt_sec)?;
+            let n = self.parse_dynamic_relocations(dvrt_off, dvrt_sec)?;
+            self.dynamic_relocs = n > 0;
         }
         Ok(())
     }
 
-    fn parse_dynamic_relocations(&mut self, off: u32, sec: u16) -> R<()> {
+    /// The number of entries pefile keeps in `dynamic_relocations`.
+    fn parse_dynamic_relocations(&mut self, off: u32, sec: u16) -> R<usize> {
         if off == 0 || sec == 0 || sec as usize > self.secs.len() {
-            return Ok(());
+            return Ok(0);
         }
         let mut rva = self.secs[sec as usize - 1].va as i128 + off as i128;
         let got = (|| -> R<(&'a [u8], i128)> {
@@ -2222,7 +2245,7 @@ impl<'a> Parser<'a> {
                     "Invalid IMAGE_DYNAMIC_RELOCATION_TABLE information. Can't read data at RVA: 0x{}",
                     hx(rva)
                 ));
-                return Ok(());
+                return Ok(0);
             }
             Err(e) => return Err(e),
         };
@@ -2236,12 +2259,13 @@ impl<'a> Parser<'a> {
             self.warn(format!(
                 "No parsing available for IMAGE_DYNAMIC_RELOCATION_TABLE.Version = {version}"
             ));
-            return Ok(());
+            return Ok(0);
         }
         rva += 8;
         let end = rva + tsize as i128;
         let plus = self.pe_type == Some(PE32P);
         let rsize: usize = if plus { 12 } else { 8 };
+        let mut kept = 0usize;
         while rva < end {
             let got = (|| -> R<(&'a [u8], i128)> {
                 let d = self.get_data(rva, Some(rsize as i128))?;
@@ -2277,9 +2301,10 @@ impl<'a> Parser<'a> {
                 s if s > 5 => self.parse_base_relocations(rva, bsize as i128, None)?,
                 _ => {}
             }
+            kept += usize::from(symbol >= 3);
             rva += bsize as i128;
         }
-        Ok(())
+        Ok(kept)
     }
 
     fn parse_function_override(&mut self, mut rva: i128) -> R<()> {
