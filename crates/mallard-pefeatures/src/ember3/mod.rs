@@ -513,8 +513,18 @@ fn datadirectories_raw(pe: &PeFile) -> Value {
     Value::Array(out)
 }
 
-/// thrember's `raw_features(bytez)`.
-pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
+/// What both the raw object and the direct vector start from: one pass of byte counts, the
+/// strings, pefile's verdict and our view of the file.
+struct Prepared<'a> {
+    histogram: [u64; 256],
+    byteentropy: [u64; 256],
+    chunks: crate::bytes::ChunkCounts,
+    st: strings::Strings,
+    parsed: warnings::PefileParse,
+    pe: Option<PeFile<'a>>,
+}
+
+fn prepare(bytes: &[u8]) -> Result<Prepared<'_>, FeatureError> {
     if bytes.is_empty() {
         // B5: thrember raises IndexError on an empty file.
         return Err(FeatureError::Raw("empty file".into()));
@@ -531,6 +541,26 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
         }),
         warnings::PefileParse::NotPe(_) => None,
     };
+    Ok(Prepared {
+        histogram,
+        byteentropy,
+        chunks,
+        st,
+        parsed,
+        pe,
+    })
+}
+
+/// thrember's `raw_features(bytez)`.
+pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
+    let Prepared {
+        histogram,
+        byteentropy,
+        chunks,
+        st,
+        parsed,
+        pe,
+    } = prepare(bytes)?;
     let general = json!({
         "size": bytes.len(),
         "entropy": entropy_h(bytes, Some(&histogram)),
@@ -1020,19 +1050,14 @@ pub fn raw_and_vector(bytes: &[u8]) -> Result<(Value, Vec<f32>), FeatureError> {
 /// The vector of one file: what `vectorize(raw_features(bytes))` gives, without building the
 /// byte and string groups' JSON (a tenth of the time).
 pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
-    if bytes.is_empty() {
-        return Err(FeatureError::Raw("empty file".into()));
-    }
-    let (histogram, byteentropy, chunks) = crate::bytes::byte_histograms_chunked(bytes, true);
-    let st = strings::strings(bytes);
-    let (parsed, state) = warnings::pefile_parse_counted(bytes, &histogram);
-    let pe = match &parsed {
-        warnings::PefileParse::Parsed { .. } => PeFile::parse(bytes).ok().inspect(|p| {
-            p.last_used.set(state.last_used);
-            p.has_dynamic_relocs.set(state.has_dynamic_relocs);
-        }),
-        warnings::PefileParse::NotPe(_) => None,
-    };
+    let Prepared {
+        histogram,
+        byteentropy,
+        chunks,
+        st,
+        parsed,
+        pe,
+    } = prepare(bytes)?;
     let mut out: Vec<f32> = Vec::with_capacity(DIM);
     out.push(bytes.len() as f32);
     out.push(entropy_h(bytes, Some(&histogram)) as f32);
