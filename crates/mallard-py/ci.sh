@@ -16,6 +16,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}"
 venv="${MALLARD_PY_VENV:-$HOME/.cache/mallard/py-venv}"
 # Pinned: the versions this was tested with (numpy 2.4.6 has CPython 3.11 wheels).
 pins="maturin==1.16.0 numpy==2.4.6 pytest==9.2.0"
+# For mallard.arrow and mallard.pipeline's tests (Arrow, Polars, Ray Data on a local cluster);
+# those tests are reported skipped if these cannot be installed.
+extra_pins="pyarrow==26.0.1 polars==2.1.0 ray[data]==2.60.0"
 
 skip() {
   echo "skipped: Python package tests (crates/mallard-py): $1"
@@ -49,6 +52,14 @@ if [ "$(cat "$venv/.mallard-pins" 2>/dev/null)" != "$pins" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check $pins \
     || skip "pip cannot install $pins"
   echo "$pins" > "$venv/.mallard-pins"
+fi
+if [ "$(cat "$venv/.mallard-extra-pins" 2>/dev/null)" != "$extra_pins" ]; then
+  # shellcheck disable=SC2086
+  if (set -f; "$venv/bin/python" -m pip install -q --disable-pip-version-check $extra_pins); then
+    echo "$extra_pins" > "$venv/.mallard-extra-pins"
+  else
+    echo "pip cannot install $extra_pins: the Arrow, Polars and Ray tests will be skipped"
+  fi
 fi
 
 # As .ci/run does for the release profile: a cache filled from another checkout keeps that

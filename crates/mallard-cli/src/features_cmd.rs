@@ -1,9 +1,11 @@
-//! `mallard features`: static PE features as JSON lines (`mallard_datasets::features_out`).
+//! `mallard features`: static PE features as JSON lines (`mallard_datasets::features_out`) or
+//! Parquet (`mallard_parquet`).
 
 use crate::Global;
 use anyhow::{bail, Result};
 use clap::Args;
 use mallard_datasets::features_out::{expand, Expect, Sink};
+use mallard_parquet::ParquetSink;
 use mallard_pefeatures::FeatureSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,11 +25,14 @@ pub struct FeaturesArgs {
     /// schema; EMBER2024's for ember-v3) instead of vectors.
     #[arg(long)]
     pub raw: bool,
-    /// JSON-lines output (default: stdout). An existing features output of the same set is
-    /// resumed: files it already holds features for are skipped, its error records are
-    /// retried. Any other existing file is refused (see --force). `OUT.lock` keeps a second
-    /// run off the same file.
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Output file (default: JSON lines on stdout). A name ending in `.parquet` writes Parquet:
+    /// columns path, sha256, features (fixed-size list of float32) and error, the set's name
+    /// and column names in the schema metadata; rows go to `OUT.parts/` in parts of 1,024
+    /// files and are merged at the end. An existing features output of the same set (and an
+    /// interrupted run's parts) is resumed: files it already holds features for are skipped,
+    /// its error records are retried. Any other existing file is refused (see --force).
+    /// `OUT.lock` keeps a second run off the same file.
+    #[arg(long, value_name = "FILE.jsonl|FILE.parquet")]
     pub out: Option<PathBuf>,
     /// Start the output file afresh (overwriting it) instead of resuming it.
     #[arg(long)]
@@ -41,6 +46,12 @@ pub struct FeaturesArgs {
     /// Print the feature names of the set, one per line, and exit.
     #[arg(long)]
     pub names: bool,
+}
+
+/// Where records go: JSON lines (a file or stdout) or a Parquet file.
+enum Out {
+    Lines(Sink),
+    Parquet(ParquetSink),
 }
 
 pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
@@ -60,26 +71,39 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
             eprintln!("note: {n} symbolic links inside folders were not followed");
         }
     }
+    let parquet = a
+        .out
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|x| x.eq_ignore_ascii_case("parquet"));
+    if parquet && a.raw {
+        bail!("--raw writes EMBER's JSON objects, as JSON lines: give --out FILE.jsonl");
+    }
     let want = Expect { set, raw: a.raw };
-    let mut sink = match &a.out {
-        Some(p) => {
-            let mut notes = Vec::new();
-            let sink = Sink::file(p, &want, a.force, &mut notes)?;
-            if !g.quiet {
-                notes.iter().for_each(|n| eprintln!("note: {n}"));
-            }
-            sink
-        }
-        None => Sink::stdout(),
+    let mut notes = Vec::new();
+    let mut sink = match (&a.out, parquet) {
+        (Some(p), true) => Out::Parquet(ParquetSink::open(p, set, a.force, &mut notes)?),
+        (Some(p), false) => Out::Lines(Sink::file(p, &want, a.force, &mut notes)?),
+        (None, _) => Out::Lines(Sink::stdout()),
+    };
+    if !g.quiet {
+        notes.iter().for_each(|n| eprintln!("note: {n}"));
+    }
+    let done = match &sink {
+        Out::Lines(s) => &s.done,
+        Out::Parquet(s) => &s.done,
     };
     let todo: Vec<&PathBuf> =
-        inputs.files.iter().filter(|p| !sink.done.contains(&p.display().to_string())).collect();
-    if !g.quiet && !sink.done.is_empty() {
+        inputs.files.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
+    if !g.quiet && !done.is_empty() {
         let (done, left) = (inputs.files.len() - todo.len(), todo.len());
         eprintln!("resuming: {done} files already done, {left} to go");
     }
     for (p, e) in &inputs.errors {
-        sink.error(p, e)?;
+        match &mut sink {
+            Out::Lines(s) => s.error(p, e)?,
+            Out::Parquet(s) => s.error(p, e)?,
+        }
     }
     let bar = crate::ui::bar(
         g.quiet,
@@ -89,7 +113,14 @@ pub fn run(a: FeaturesArgs, g: &Global) -> Result<ExitCode> {
     let t = std::time::Instant::now();
     let max = a.max_size.saturating_mul(1 << 20);
     let mut tick = |n: usize| bar.iter().for_each(|b| b.inc(n as u64));
-    let (failed, bytes) = sink.write_all(&todo, &want, max, &mut tick)?;
+    let (failed, bytes) = match sink {
+        Out::Lines(mut s) => s.write_all(&todo, &want, max, &mut tick)?,
+        Out::Parquet(mut s) => {
+            let r = s.write_all(&todo, max, &mut tick)?;
+            s.finish()?;
+            r
+        }
+    };
     bar.iter().for_each(|b| b.finish_and_clear());
     let errors = failed + inputs.errors.len();
     if !g.quiet {

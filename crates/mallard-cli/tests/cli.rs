@@ -360,6 +360,53 @@ fn features_give_an_error_record_per_unreadable_file_and_exit_2() {
 }
 
 #[test]
+fn features_write_parquet_resume_it_and_refuse_raw_objects_there() {
+    let d = tmp("parquet");
+    let out_file = d.join("f.parquet");
+    let pe = d.join("tiny.dll");
+    std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
+    let missing = d.join("missing.exe");
+    let run = |paths: &[&std::path::Path]| {
+        let mut args = vec!["features", "--set", "ember-v2", "--out", out_file.to_str().unwrap()];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        mallard(&args)
+    };
+    let out = run(&[&pe, &missing]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let (set, rows) = mallard_parquet::read_rows(&out_file).unwrap();
+    assert_eq!(set.name(), "ember-v2");
+    assert_eq!(rows.len(), 2);
+    let want = mallard_pefeatures::extract(
+        mallard_pefeatures::FeatureSet::EmberV2,
+        &std::fs::read(&pe).unwrap(),
+    )
+    .unwrap();
+    // Inputs that cannot be walked come first, then the files in order.
+    assert!(rows[0].error.as_deref().unwrap().contains("missing.exe"));
+    assert_eq!(rows[1].path, pe.display().to_string());
+    assert_eq!(rows[1].features.as_deref(), Some(want.as_slice()));
+    // Resumed: the done file is skipped, the error retried (and now it reads).
+    std::fs::copy(&pe, &missing).unwrap();
+    let out = run(&[&pe, &missing]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 files already done, 1 to go"));
+    let (_, rows) = mallard_parquet::read_rows(&out_file).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.features.as_deref() == Some(want.as_slice())));
+    let out = mallard(&[
+        "features",
+        "--set",
+        "ember-v2",
+        "--raw",
+        "--out",
+        out_file.to_str().unwrap(),
+        pe.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --out FILE.jsonl"));
+}
+
+#[test]
 #[ignore = "data: reads ../shared/data"]
 fn features_resume_skips_files_already_done() {
     let d = tmp("resume");

@@ -138,7 +138,7 @@ pub fn prepare_out(
 }
 
 /// `dir/NAME` + suffix beside `path`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
@@ -235,6 +235,38 @@ pub fn record(path: &Path, set: FeatureSet, raw: bool, max: usize) -> (String, b
     }
 }
 
+/// A file's feature vector as one record holds it, for writers of other formats (Parquet).
+pub struct VectorRecord {
+    pub path: String,
+    /// `Ok((sha256 hex, vector))`, or the one-line error naming the file.
+    pub result: std::result::Result<(String, Vec<f32>), String>,
+    /// Bytes read (0 when the file could not be read).
+    pub bytes: u64,
+}
+
+/// The vector record of one file: what [`record`] writes as JSON, as values.
+pub fn vector_record(path: &Path, set: FeatureSet, max: usize) -> VectorRecord {
+    let p = path.display().to_string();
+    let bytes = match read_capped(path, max) {
+        Ok(b) => b,
+        Err(e) => {
+            return VectorRecord {
+                path: p,
+                result: Err(e.to_string()),
+                bytes: 0,
+            }
+        }
+    };
+    let result = extract(set, &bytes)
+        .map(|v| (hex(&Sha256::digest(&bytes)), v))
+        .map_err(|e| format!("{p}: {e}"));
+    VectorRecord {
+        path: p,
+        result,
+        bytes: bytes.len() as u64,
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -308,42 +340,8 @@ impl Sink {
     }
 }
 
-/// Files as given; folders recursively through `mallard_io::walk` (links not followed,
-/// depth capped), keeping files that start with "MZ". Returns the files, one error per
-/// path that could not be walked or read, and the number of links skipped.
-pub fn expand(inputs: &[PathBuf], max_depth: usize) -> PeInputs {
-    let head_errors = std::cell::RefCell::new(Vec::new());
-    let keep = |p: &Path| match mallard_io::starts_like_pe(p) {
-        Ok(pe) => pe,
-        Err(e) => {
-            head_errors
-                .borrow_mut()
-                .push((p.to_path_buf(), e.to_string()));
-            false
-        }
-    };
-    let opts = mallard_io::WalkOptions {
-        follow_symlinks: false,
-        max_depth,
-    };
-    let w = mallard_io::walk(inputs, &opts, &keep);
-    let mut errors = w.errors;
-    errors.extend(head_errors.into_inner());
-    PeInputs {
-        files: w.files,
-        errors,
-        skipped_links: w.skipped_links,
-    }
-}
-
-/// PE files found under the inputs, with what could not be walked or read.
-pub struct PeInputs {
-    pub files: Vec<PathBuf>,
-    /// One error per path that could not be walked or read.
-    pub errors: Vec<(PathBuf, String)>,
-    /// Links inside folders, not followed.
-    pub skipped_links: usize,
-}
+// The inputs of `mallard features` and of the Python package's pipelines: one walker.
+pub use mallard_io::walk::{pe_files as expand, PeFiles as PeInputs};
 
 #[cfg(test)]
 mod tests {

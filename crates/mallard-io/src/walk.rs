@@ -313,3 +313,40 @@ mod tests {
         assert!(w.errors[0].0.ends_with("closed"));
     }
 }
+
+/// Files as given; folders recursively through `mallard_io::walk` (links not followed,
+/// depth capped), keeping files that start with "MZ". Returns the files, one error per
+/// path that could not be walked or read, and the number of links skipped.
+pub fn pe_files(inputs: &[PathBuf], max_depth: usize) -> PeFiles {
+    let head_errors = std::cell::RefCell::new(Vec::new());
+    let keep = |p: &Path| match crate::starts_like_pe(p) {
+        Ok(pe) => pe,
+        Err(e) => {
+            head_errors
+                .borrow_mut()
+                .push((p.to_path_buf(), e.to_string()));
+            false
+        }
+    };
+    let opts = WalkOptions {
+        follow_symlinks: false,
+        max_depth,
+    };
+    let w = walk(inputs, &opts, &keep);
+    let mut errors = w.errors;
+    errors.extend(head_errors.into_inner());
+    PeFiles {
+        files: w.files,
+        errors,
+        skipped_links: w.skipped_links,
+    }
+}
+
+/// PE files found under the inputs, with what could not be walked or read.
+pub struct PeFiles {
+    pub files: Vec<PathBuf>,
+    /// One error per path that could not be walked or read.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Links inside folders, not followed.
+    pub skipped_links: usize,
+}

@@ -45,6 +45,17 @@ impl Failure {
         self
     }
 
+    /// The name of the exception class `into_err` gives (for Python code that builds it).
+    pub fn class(&self) -> &'static str {
+        match self.kind {
+            Kind::Value => "ValueError",
+            Kind::Os(ErrorKind::NotFound) => "FileNotFoundError",
+            Kind::Os(ErrorKind::PermissionDenied) => "PermissionError",
+            Kind::Os(ErrorKind::IsADirectory) => "IsADirectoryError",
+            Kind::Os(_) => "OSError",
+        }
+    }
+
     pub fn into_err(self) -> PyErr {
         let m = self.message;
         match self.kind {

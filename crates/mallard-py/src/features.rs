@@ -269,3 +269,26 @@ pub fn features<'py>(
 pub fn names(feature_set: &str) -> PyResult<Vec<String>> {
     Ok(mallard_pefeatures::names(parse_set(feature_set)?))
 }
+
+/// PE files under `paths`, as `mallard features` finds them: files given are kept, folders
+/// are searched recursively (links not followed, nesting capped at `max_depth`) for files
+/// starting with "MZ". Returns (files, [(path, error)] for what could not be walked or read).
+#[pyfunction]
+#[pyo3(signature = (paths, max_depth = None))]
+pub fn pe_files(
+    py: Python<'_>,
+    paths: Vec<PathBuf>,
+    max_depth: Option<usize>,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let depth = max_depth.unwrap_or(mallard_io::Caps::default().max_walk_depth);
+    let found = py.detach(|| mallard_io::walk::pe_files(&paths, depth));
+    let show = |p: &std::path::Path| p.display().to_string();
+    (
+        found.files.iter().map(|p| show(p)).collect(),
+        found
+            .errors
+            .iter()
+            .map(|(p, e)| (show(p), e.clone()))
+            .collect(),
+    )
+}

@@ -4,9 +4,11 @@
 //! `mallard-scan`. Library errors become Python exceptions (`ValueError`, `OSError`); nothing
 //! here unwraps, so no input can panic the interpreter away.
 
-// PyO3 0.30's macros pass under `forbid`: their unsafe code is spanned to PyO3, not here.
-#![forbid(unsafe_code)]
+// PyO3 0.30's macros pass under `deny`: their unsafe code is spanned to PyO3, not here. One
+// function borrows Arrow buffers in place (`arrow::bytes_in_place`, with its contract).
+#![deny(unsafe_code)]
 
+mod arrow;
 mod convert;
 mod features;
 mod scan;
@@ -20,6 +22,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<features::PeFeatureExtractor>()?;
     m.add_function(wrap_pyfunction!(features::features, m)?)?;
     m.add_function(wrap_pyfunction!(features::names, m)?)?;
+    m.add_function(wrap_pyfunction!(arrow::_features_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(features::pe_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_many, m)?)?;
     Ok(())

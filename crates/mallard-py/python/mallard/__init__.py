@@ -5,6 +5,10 @@
 * ``features(items, feature_set="ember-v2")``: a NumPy matrix of many files or byte
   strings, extracted on all cores without the GIL.
 * ``scan(path)``: the verdict dict that ``mallard scan --json PATH`` prints.
+* ``mallard.arrow``: Arrow columns of file bytes or paths in, fixed-size-list float32
+  columns out (a UDF for Ray Data, Spark ``mapInArrow``, Polars, Daft); needs pyarrow.
+* ``mallard.pipeline.featurize_tree``: folder trees featurized with Ray Data into
+  resumable Parquet; needs ``ray[data]``.
 """
 
 from ._native import (
@@ -12,6 +16,7 @@ from ._native import (
     __version__,
     features,
     names,
+    pe_files,
     scan,
     scan_many,
 )
@@ -21,6 +26,7 @@ __all__ = [
     "__version__",
     "features",
     "names",
+    "pe_files",
     "scan",
     "scan_many",
 ]

@@ -1,7 +1,7 @@
 """Type stubs for mallard (the Rust extension ``mallard._native``)."""
 
 import os
-from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,11 @@ def features(
 
 def names(feature_set: str = "ember-v2") -> List[str]:
     """Column names of a feature set, in vector order."""
+
+def pe_files(
+    paths: Sequence[_Path], max_depth: Optional[int] = None
+) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """PE files under paths as ``mallard features`` finds them, and (path, error) pairs."""
 
 def scan(
     path: _Path, top: int = 5, threshold: Optional[float] = None
