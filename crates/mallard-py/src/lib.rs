@@ -11,6 +11,7 @@
 mod arrow;
 mod convert;
 mod features;
+mod model;
 mod scan;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ use pyo3::prelude::*;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<features::PeFeatureExtractor>()?;
+    m.add_class::<model::PyModel>()?;
     m.add_function(wrap_pyfunction!(features::features, m)?)?;
     m.add_function(wrap_pyfunction!(features::names, m)?)?;
     m.add_function(wrap_pyfunction!(arrow::_features_arrow, m)?)?;

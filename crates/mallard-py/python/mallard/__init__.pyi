@@ -36,6 +36,37 @@ class PEFeatureExtractor:
     def feature_vector(self, bytez: _Bytes) -> npt.NDArray[np.float32]:
         """The float32 feature vector of ``bytez``."""
 
+class Model:
+    """A trained mallard model: a model file or a built-in one."""
+
+    @staticmethod
+    def load(path: _Path) -> "Model": ...
+    @staticmethod
+    def builtin(name: Literal["pe", "api", "clamp"]) -> "Model": ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def input(self) -> Literal["features", "api_sequence", "bytes"]: ...
+    @property
+    def labels(self) -> List[str]: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def feature_set(self) -> Optional[str]: ...
+    @property
+    def feature_names(self) -> List[str]: ...
+    def meta(self) -> Dict[str, Any]: ...
+    def predict_proba(self, inputs: Any) -> npt.NDArray[np.float32]:
+        """(len(inputs), len(labels)) class probabilities."""
+    def score(self, inputs: Any) -> npt.NDArray[np.float32]:
+        """P(malicious) per input (two-class models)."""
+    def predict(self, inputs: Any) -> List[str]: ...
+    def score_files(
+        self, paths: Sequence[_Path], threads: Optional[int] = None
+    ) -> npt.NDArray[np.float32]:
+        """P(malicious) of PE files, features extracted as the model's feature_set."""
+    def explain(self, input: Any, top: int = 5) -> List[Dict[str, Any]]: ...
+
 def features(
     items: Iterable[_Item],
     feature_set: str = "ember-v2",
