@@ -135,6 +135,28 @@ fn nibbles_from_hist(h: &[u32; 256]) -> [u32; 16] {
     n
 }
 
+/// Counts of one chunk of at most 65,535 bytes. Four interleaved u16 tables (2 KiB, all in
+/// L1): runs of one byte do not serialise on one counter, and the final sum vectorizes.
+fn chunk_hist16(chunk: &[u8]) -> [u16; 256] {
+    debug_assert!(chunk.len() <= usize::from(u16::MAX));
+    let mut t = [[0u16; 256]; 4];
+    let mut q = chunk.chunks_exact(4);
+    for c in &mut q {
+        t[0][usize::from(c[0])] += 1;
+        t[1][usize::from(c[1])] += 1;
+        t[2][usize::from(c[2])] += 1;
+        t[3][usize::from(c[3])] += 1;
+    }
+    for &b in q.remainder() {
+        t[0][usize::from(b)] += 1;
+    }
+    let mut h = [0u16; 256];
+    for (i, o) in h.iter_mut().enumerate() {
+        *o = t[0][i] + t[1][i] + t[2][i] + t[3][i];
+    }
+    h
+}
+
 fn chunk_hist(chunk: &[u8], h: &mut [u32; 256]) {
     // Two interleaved tables halve store-to-load dependencies on repeated bytes.
     let mut h2 = [0u32; 256];
@@ -237,21 +259,19 @@ pub fn byte_histograms_chunked(data: &[u8], keep: bool) -> ([u64; 256], [u64; 25
             kept.reserve(data.len().div_ceil(STEP));
         }
         for (ci, chunk) in (&mut chunks).enumerate() {
-            let mut h = [0u32; 256];
-            chunk_hist(chunk, &mut h);
+            // A chunk holds at most 1024 bytes: every count fits in 16 bits.
+            let h = chunk_hist16(chunk);
             if keep {
-                // A chunk holds at most 1024 bytes: every count fits in 16 bits.
-                let mut k = [0u16; 256];
-                for (o, &x) in k.iter_mut().zip(h.iter()) {
-                    *o = x as u16;
-                }
-                kept.push(k);
+                kept.push(h);
             }
             for (o, &c) in histogram.iter_mut().zip(h.iter()) {
                 *o += u64::from(c);
             }
             if ci <= nwin {
-                let nib = nibbles_from_hist(&h);
+                let mut nib = [0u32; 16];
+                for (n, c) in nib.iter_mut().zip(h.chunks_exact(16)) {
+                    *n = c.iter().map(|&x| u32::from(x)).sum();
+                }
                 if let Some(p) = prev {
                     let mut w = [0u32; 16];
                     for k in 0..16 {
@@ -293,35 +313,47 @@ fn printable_mask(block: &[u8]) -> u64 {
     m
 }
 
-/// Call `f(start, end)` for every maximal run of bytes in 0x20..=0x7f, in order. Runs are
-/// found from 64-byte printable masks, so only run boundaries cost work.
+/// Calls `f(start, end)` for every maximal run of at least 5 bytes in 0x20..=0x7f (EMBER's
+/// and EMBER2024's strings, `[\x20-\x7f]{5,}`), in order.
+///
+/// Shorter runs never reach `f`: a byte belongs to a long run exactly when a window of five
+/// printable bytes starting at most 4 bytes before it exists, so the mask of long-run bytes
+/// is the printable mask's 5-wide "all set" starts, dilated by 4. Binary code has many short
+/// runs and few long ones; only the long ones cost events.
 pub fn for_each_printable_run<F: FnMut(usize, usize)>(data: &[u8], mut f: F) {
-    let mut run_start = 0usize;
-    let mut prev_bit = 0u64; // 1 when the byte before this block was printable
-    for (bi, block) in data.chunks(64).enumerate() {
-        let base = bi * 64;
-        let m = printable_mask(block);
-        let shifted = (m << 1) | prev_bit;
-        let valid = if block.len() == 64 {
-            u64::MAX
+    let mask = |i: usize| -> u64 {
+        let lo = i * 64;
+        if lo >= data.len() {
+            0
         } else {
-            (1u64 << block.len()) - 1
-        };
-        let mut events = (m ^ shifted) & valid;
+            printable_mask(&data[lo..(lo + 64).min(data.len())])
+        }
+    };
+    let nblocks = data.len().div_ceil(64);
+    let mut cur = mask(0);
+    let mut prev_starts = 0u64; // 5-wide starts of the block before
+    let mut prev_bit = 0u64; // 1 when the byte before this block is in a long run
+    let mut run_start = 0usize;
+    for bi in 0..nblocks {
+        let next = mask(bi + 1);
+        let w = u128::from(cur) | (u128::from(next) << 64);
+        let starts = (w & (w >> 1) & (w >> 2) & (w >> 3) & (w >> 4)) as u64;
+        let s = u128::from(prev_starts) | (u128::from(starts) << 64);
+        let long = ((s | (s << 1) | (s << 2) | (s << 3) | (s << 4)) >> 64) as u64;
+        let base = bi * 64;
+        let mut events = long ^ ((long << 1) | prev_bit);
         while events != 0 {
             let i = events.trailing_zeros() as usize;
             events &= events - 1;
-            if m & (1u64 << i) != 0 {
+            if long & (1u64 << i) != 0 {
                 run_start = base + i;
             } else {
                 f(run_start, base + i);
             }
         }
-        prev_bit = if block.len() == 64 {
-            m >> 63
-        } else {
-            (m >> (block.len() - 1)) & 1
-        };
+        prev_bit = long >> 63;
+        prev_starts = starts;
+        cur = next;
     }
     if prev_bit == 1 {
         f(run_start, data.len());
@@ -402,6 +434,46 @@ mod tests {
         let want = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + a[8];
         assert_eq!(np_pairwise_sum_f32(&a), want);
         assert_eq!(np_pairwise_sum_f32(&[1.0, 2.0, 3.0]), 6.0);
+    }
+
+    /// Maximal runs of >= 5 printable bytes, found one byte at a time.
+    fn runs_naive(data: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, &b) in data.iter().chain(std::iter::once(&0u8)).enumerate() {
+            match ((0x20..=0x7f).contains(&b) && i < data.len(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if i - s >= 5 {
+                        out.push((s, i));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn long_runs_equal_a_byte_by_byte_scan() {
+        // Densities from binary code to text, lengths around block edges.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..400 {
+            let len = [0, 1, 4, 5, 63, 64, 65, 127, 128, 129, 700][case % 11] + case / 11;
+            let dense = (case % 7) as u64;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x % 8 < dense { b'a' + (x >> 20) as u8 % 26 } else { (x >> 32) as u8 }
+                })
+                .collect();
+            let mut got = Vec::new();
+            for_each_printable_run(&data, |s, e| got.push((s, e)));
+            assert_eq!(got, runs_naive(&data), "case {case}, len {len}");
+        }
     }
 
     #[test]

@@ -456,10 +456,12 @@ fn section_raw(pe: &PeFile, len: usize, chunks: &crate::bytes::ChunkCounts) -> V
     let overlay = match pe.overlay_offset() {
         Some(off) => {
             let ov = &pe.data()[off..];
+            // Counts from the 1 KiB chunk counts (an installer's overlay is most of it).
+            let c = crate::bytes::range_counts(pe.data(), chunks, off..pe.data().len());
             json!({
                 "size": ov.len(),
                 "size_ratio": ov.len() as f64 / n,
-                "entropy": entropy_h(ov, None),
+                "entropy": entropy_h(ov, Some(&c)),
             })
         }
         None => json!({"size": 0, "size_ratio": 0, "entropy": 0}),
