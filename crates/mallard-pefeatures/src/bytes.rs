@@ -290,7 +290,7 @@ pub fn byte_histograms_chunked(data: &[u8], keep: bool) -> ([u64; 256], [u64; 25
 }
 
 /// Bit i set when byte i of `block` (at most 64 bytes) is in 0x20..=0x7f.
-#[inline]
+#[inline(always)]
 fn printable_mask(block: &[u8]) -> u64 {
     if block.len() < 64 {
         let mut m = 0u64;
@@ -299,18 +299,24 @@ fn printable_mask(block: &[u8]) -> u64 {
         }
         return m;
     }
+    // As a signed byte, 0x20..=0x7f is exactly "greater than 0x1f": one compare per byte,
+    // which LLVM turns into vector compares and a movemask per 16 bytes.
     let mut m = 0u64;
-    for (k, w) in block.chunks_exact(8).enumerate() {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(w);
-        let x = u64::from_le_bytes(a);
-        // Byte printable <=> bit 7 clear and (bit 6 or bit 5) set; flag lands in bit 7.
-        let pm = !x & ((x << 1) | (x << 2)) & 0x8080_8080_8080_8080;
-        // Gather the eight bit-7 flags into one byte (distinct partial products, no carries).
-        let bits = ((pm >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
-        m |= bits << (8 * k);
+    for (k, w) in block.chunks_exact(16).enumerate() {
+        if let Ok(w) = <&[u8; 16]>::try_from(w) {
+            m |= u64::from(mask16(w)) << (16 * k);
+        }
     }
     m
+}
+
+#[inline(always)]
+fn mask16(w: &[u8; 16]) -> u16 {
+    let mut bits = 0u16;
+    for (i, &b) in w.iter().enumerate() {
+        bits |= u16::from((b as i8) > 0x1f) << i;
+    }
+    bits
 }
 
 /// Calls `f(start, end)` for every maximal run of at least 5 bytes in 0x20..=0x7f (EMBER's
@@ -467,7 +473,11 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if x % 8 < dense { b'a' + (x >> 20) as u8 % 26 } else { (x >> 32) as u8 }
+                    if x % 8 < dense {
+                        b'a' + (x >> 20) as u8 % 26
+                    } else {
+                        (x >> 32) as u8
+                    }
                 })
                 .collect();
             let mut got = Vec::new();

@@ -132,6 +132,10 @@ fn how(key: &str, pat: &'static str) -> How {
 }
 
 struct Matchers {
+    /// Every literal, case-folded, leftmost-first: finds whether a run holds any literal
+    /// at all (with a SIMD prefilter where the overlapping automata have none). Only runs
+    /// it finds go to the overlapping searches.
+    any: aho_corasick::AhoCorasick,
     folded: aho_corasick::AhoCorasick,
     /// Pattern id of `folded` -> (key index, needs a preceding character).
     folded_keys: Vec<(usize, bool)>,
@@ -165,7 +169,13 @@ fn matchers() -> Option<&'static Matchers> {
             }
         }
         let dfa = Some(aho_corasick::AhoCorasickKind::DFA);
+        let all: Vec<&str> = f.iter().chain(e.iter()).copied().collect();
         Some(Matchers {
+            any: aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&all)
+                .ok()?,
             folded: aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .kind(dfa)
@@ -251,7 +261,9 @@ pub fn strings(data: &[u8]) -> Strings {
     let mut dist4 = [[0u64; 128]; 4];
     // The runs joined by NUL (no literal holds one), searched by one automaton pass each
     // instead of one call per run; `ends[i]` is where run i ends in `joined`.
-    let mut joined: Vec<u8> = Vec::new();
+    // At most every byte in a run plus a separator per run of 5+: one allocation, and only
+    // the pages written are ever touched.
+    let mut joined: Vec<u8> = Vec::with_capacity(data.len() + data.len() / 5 + 1);
     let mut ends: Vec<usize> = Vec::new();
     let mut starts: Vec<usize> = Vec::new();
     crate::bytes::for_each_printable_run(data, |start, end| {
@@ -296,35 +308,33 @@ pub fn strings(data: &[u8]) -> Strings {
         *d = dist4.iter().map(|t| t[k + 0x20]).sum();
     }
     let Some(m) = m else { return st };
-    // A key counts a run once: matches come in order of their end, so runs are met in order.
-    let mut last = [usize::MAX; 77];
-    let mut count = |k: usize, run: usize, st: &mut Strings| {
-        if last[k] != run {
-            last[k] = run;
-            st.counts[k] += 1;
-        }
-    };
-    let mut r = 0usize;
-    for x in m.folded.find_overlapping_iter(&joined) {
+    // A key counts a run once. Runs holding no literal at all (most of them) are passed
+    // over by one leftmost search; the runs it stops in are searched for every match.
+    let mut seen = [usize::MAX; 77];
+    let (mut pos, mut r) = (0usize, 0usize);
+    while pos < joined.len() {
+        let input = aho_corasick::Input::new(&joined).span(pos..joined.len());
+        let Some(x) = m.any.find(input) else { break };
         while ends[r] < x.end() {
             r += 1;
         }
-        let (k, pre) = m.folded_keys[x.pattern().as_usize()];
-        if !pre || x.start() > starts[r] {
-            count(k, r, &mut st);
+        let run = &joined[starts[r]..ends[r]];
+        for y in m.folded.find_overlapping_iter(run) {
+            let (k, pre) = m.folded_keys[y.pattern().as_usize()];
+            if (!pre || y.start() > 0) && seen[k] != r {
+                seen[k] = r;
+                st.counts[k] += 1;
+            }
         }
-    }
-    let mut last_exact = [usize::MAX; 77];
-    let mut r = 0usize;
-    for x in m.exact.find_overlapping_iter(&joined) {
-        while ends[r] < x.end() {
-            r += 1;
+        for y in m.exact.find_overlapping_iter(run) {
+            let k = m.exact_keys[y.pattern().as_usize()];
+            if seen[k] != r {
+                seen[k] = r;
+                st.counts[k] += 1;
+            }
         }
-        let k = m.exact_keys[x.pattern().as_usize()];
-        if last_exact[k] != r {
-            last_exact[k] = r;
-            st.counts[k] += 1;
-        }
+        pos = ends[r] + 1;
+        r += 1;
     }
     st
 }
