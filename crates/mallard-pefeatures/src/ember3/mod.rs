@@ -241,7 +241,11 @@ pub fn np_pairwise_sum_f64(a: &[f64]) -> f64 {
 
 /// pefile's `entropy_H` (and EMBER2024's general entropy, B4): `math.log(p, 2)` summed over a
 /// `Counter`, that is in order of each byte value's first occurrence.
-pub fn entropy_h(data: &[u8], counts: Option<&[u64; 256]>) -> f64 {
+pub fn entropy_h(
+    data: &[u8],
+    counts: Option<&[u64; 256]>,
+    chunks: Option<(&crate::bytes::ChunkCounts, usize)>,
+) -> f64 {
     if data.is_empty() {
         return 0.0;
     }
@@ -273,43 +277,70 @@ pub fn entropy_h(data: &[u8], counts: Option<&[u64; 256]>) -> f64 {
             &own
         }
     };
-    // Each present byte's first position: one pass over the head (most bytes show up
-    // there), memchr from there for the few that do not.
+    // Bytes in order of first occurrence: a scan of the head finds most in order; the few
+    // that first show up later are found through the 1 KiB chunk counts when the caller has
+    // them (only chunks holding the byte are searched) and sorted by position.
     let distinct = counts.iter().filter(|&&c| c > 0).count();
-    let mut first = [usize::MAX; 256];
-    let mut found = 0usize;
+    let mut order: Vec<u8> = Vec::with_capacity(distinct);
+    let mut seen = [false; 256];
     let head = data.len().min(4096);
-    for (i, &b) in data[..head].iter().enumerate() {
-        let f = &mut first[usize::from(b)];
-        if *f == usize::MAX {
-            *f = i;
-            found += 1;
-            if found == distinct {
+    for &b in &data[..head] {
+        if !seen[usize::from(b)] {
+            seen[usize::from(b)] = true;
+            order.push(b);
+            if order.len() == distinct {
                 break;
             }
         }
     }
-    if found < distinct {
-        for b in 0..256 {
-            if counts[b] > 0 && first[b] == usize::MAX {
-                first[b] = head + memchr::memchr(b as u8, &data[head..]).unwrap_or(0);
-            }
-        }
+    if order.len() < distinct {
+        let mut rest: Vec<(usize, u8)> = (0..=255u8)
+            .filter(|&b| counts[usize::from(b)] > 0 && !seen[usize::from(b)])
+            .map(|b| (first_after(data, head, b, chunks), b))
+            .collect();
+        rest.sort_unstable();
+        order.extend(rest.into_iter().map(|(_, b)| b));
     }
-    let mut firsts: Vec<(usize, u8)> = (0..=255u8)
-        .filter(|&b| counts[usize::from(b)] > 0)
-        .map(|b| (first[usize::from(b)], b))
-        .collect();
-    firsts.sort_unstable();
-    let order = firsts.into_iter().map(|(_, b)| b);
     let n = data.len() as f64;
     let ln2 = std::f64::consts::LN_2;
     let mut e = 0.0f64;
-    for b in order {
+    for &b in &order {
         let p = counts[usize::from(b)] as f64 / n;
         e -= p * (p.ln() / ln2);
     }
     e
+}
+
+/// Where byte `b` first occurs in `data` at or after `from` (`data.len()` if nowhere).
+/// `chunks`: the 1 KiB chunk counts of the file `data` lies in, and `data`'s offset there.
+fn first_after(
+    data: &[u8],
+    from: usize,
+    b: u8,
+    chunks: Option<(&crate::bytes::ChunkCounts, usize)>,
+) -> usize {
+    let Some((ch, off)) = chunks else {
+        return memchr::memchr(b, &data[from..]).map_or(data.len(), |i| from + i);
+    };
+    let mut c = (off + from) / 1024;
+    loop {
+        let lo = (c * 1024).max(off + from) - off;
+        if lo >= data.len() {
+            return data.len();
+        }
+        match ch.get(c) {
+            // Past the counted chunks: search the rest directly.
+            None => return memchr::memchr(b, &data[lo..]).map_or(data.len(), |i| lo + i),
+            Some(k) if k[usize::from(b)] > 0 => {
+                let hi = ((c + 1) * 1024 - off).min(data.len());
+                if let Some(i) = memchr::memchr(b, &data[lo..hi]) {
+                    return lo + i;
+                }
+            }
+            Some(_) => {}
+        }
+        c += 1;
+    }
 }
 
 /// Python's `bytes.decode(errors="ignore")`: invalid UTF-8 sequences are dropped.
@@ -441,7 +472,7 @@ fn section_raw(pe: &PeFile, len: usize, chunks: &crate::bytes::ChunkCounts) -> V
                 .collect();
             let r = pe.section_range(s);
             let c = crate::bytes::range_counts(pe.data(), chunks, r.clone());
-            let entropy = entropy_h(&pe.data()[r], Some(&c));
+            let entropy = entropy_h(&pe.data()[r.clone()], Some(&c), Some((chunks, r.start)));
             json!({
                 "name": section_name(&s.name),
                 "size": s.size_of_raw_data,
@@ -461,7 +492,7 @@ fn section_raw(pe: &PeFile, len: usize, chunks: &crate::bytes::ChunkCounts) -> V
             json!({
                 "size": ov.len(),
                 "size_ratio": ov.len() as f64 / n,
-                "entropy": entropy_h(ov, Some(&c)),
+                "entropy": entropy_h(ov, Some(&c), Some((chunks, off))),
             })
         }
         None => json!({"size": 0, "size_ratio": 0, "entropy": 0}),
@@ -565,7 +596,7 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
     } = prepare(bytes)?;
     let general = json!({
         "size": bytes.len(),
-        "entropy": entropy_h(bytes, Some(&histogram)),
+        "entropy": entropy_h(bytes, Some(&histogram), Some((&chunks, 0))),
         "is_pe": u8::from(pe.is_some()),
         "start_bytes": [
             bytes[0],
@@ -1062,7 +1093,7 @@ pub fn extract(bytes: &[u8]) -> Result<Vec<f32>, FeatureError> {
     } = prepare(bytes)?;
     let mut out: Vec<f32> = Vec::with_capacity(DIM);
     out.push(bytes.len() as f32);
-    out.push(entropy_h(bytes, Some(&histogram)) as f32);
+    out.push(entropy_h(bytes, Some(&histogram), Some((&chunks, 0))) as f32);
     out.push(if pe.is_some() { 1.0 } else { 0.0 });
     for i in 0..4 {
         out.push(f32::from(bytes.get(i).copied().unwrap_or(0)));
