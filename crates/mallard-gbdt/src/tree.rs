@@ -265,10 +265,18 @@ impl Walk<'_> {
         // what the earlier split credited to the leaves below here is taken back.
         let prev = self.path.iter().position(|e| e.feature == f);
         let (za, oa) = prev.map_or((1.0, true), |k| (self.path[k].zero, self.path[k].one));
-        let ca = if prev.is_some() { oa as u8 as f64 - za } else { 0.0 };
+        let ca = if prev.is_some() {
+            oa as u8 as f64 - za
+        } else {
+            0.0
+        };
         self.s[lo..mid].fill(0.0);
         for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
-            let e = OnPath { feature: f, zero: zc, one: oc };
+            let e = OnPath {
+                feature: f,
+                zero: zc,
+                one: oc,
+            };
             match prev {
                 None => {
                     for q in 0..m {
@@ -290,7 +298,13 @@ impl Walk<'_> {
                 None => {
                     self.path.pop();
                 }
-                Some(k) => self.path[k] = OnPath { feature: f, zero: za, one: oa },
+                Some(k) => {
+                    self.path[k] = OnPath {
+                        feature: f,
+                        zero: za,
+                        one: oa,
+                    }
+                }
             }
             let cc = oc as u8 as f64 - zc;
             let mut phi = 0.0;

@@ -277,5 +277,9 @@ fn prescan(
     let bytes = mallard_io::read_capped(path, max_bytes).ok()?;
     let scanned =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rules.scan(&bytes, timeout)));
-    Some(crate::Prescan { path: path.to_path_buf(), rules: scanned.ok()?, bytes })
+    Some(crate::Prescan {
+        path: path.to_path_buf(),
+        rules: scanned.ok()?,
+        bytes,
+    })
 }
