@@ -307,15 +307,31 @@ fn a_one_file_scan_rules_its_file_early_with_the_same_result() {
     };
     let caps = mallard_io::Caps::default();
     let json = |r: &mallard_scan::ScanResult| serde_json::to_string(r).unwrap();
-    let (one, errors) = prepare(&plan, &[pe.clone()], ScanOptions::default(), &caps).unwrap();
+    let (one, errors) = prepare(
+        &plan,
+        std::slice::from_ref(&pe),
+        ScanOptions::default(),
+        &caps,
+    )
+    .unwrap();
     assert!(errors.is_empty());
     let early = one.scan_path(&pe);
     assert_eq!(early.verdict, Verdict::Malicious);
     assert_eq!(early.decided_by, "rules");
     assert_eq!(early.rules.len(), 2, "{:?}", early.rules);
     assert!(early.rules[0].ends_with(":starts_mz"), "{:?}", early.rules);
-    assert!(early.rules[1].ends_with(":has_pe_signature"), "{:?}", early.rules);
-    let (two, _) = prepare(&plan, &[pe.clone(), pe.clone()], ScanOptions::default(), &caps).unwrap();
+    assert!(
+        early.rules[1].ends_with(":has_pe_signature"),
+        "{:?}",
+        early.rules
+    );
+    let (two, _) = prepare(
+        &plan,
+        &[pe.clone(), pe.clone()],
+        ScanOptions::default(),
+        &caps,
+    )
+    .unwrap();
     assert_eq!(json(&early), json(&two.scan_path(&pe)));
     // The second scan of the path reads it again: a changed file is seen as it is now.
     std::fs::write(&pe, b"MZ but not a PE file").unwrap();
