@@ -771,6 +771,16 @@ fn tree_shap_equals_brute_force_shapley() {
     }
 }
 
+/// Linear TreeSHAP integrates each leaf's polynomial with a quadrature rule sized by the
+/// tree's depth: deeper and wider trees (several points, many repeated features) must
+/// still give the brute-force values.
+#[test]
+fn tree_shap_on_deep_trees_equals_brute_force_shapley() {
+    for (nf, leaves) in [(8usize, 40usize), (5, 48), (2, 30)] {
+        shap_case(nf, leaves);
+    }
+}
+
 #[allow(clippy::needless_range_loop)]
 fn shap_case(nf: usize, num_leaves: usize) {
     let (x, y) = synthetic(500, nf, 17, 0.1);

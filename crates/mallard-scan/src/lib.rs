@@ -171,6 +171,17 @@ pub struct Scanner {
     /// Per folder, the names in it that could be reports (`*.json`, `*.json.gz`): read once
     /// per folder, not once per file (a folder of 20,000 files was read 20,000 times).
     report_names: Mutex<HashMap<PathBuf, Arc<HashSet<OsString>>>>,
+    /// A one-file scan's file, read and run through the rules by [`setup::prepare`]'s rules
+    /// thread while the main thread loaded the models; taken by the scan of that path.
+    prescan: Mutex<Option<Prescan>>,
+}
+
+/// A PE file read, and its rules run, before the scan (see `Scanner::prescan`). The scan
+/// uses these bytes for the model too, so rules and model see the same file.
+pub(crate) struct Prescan {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub rules: Result<Vec<mallard_rules::RuleMatch>, mallard_rules::RulesError>,
 }
 
 #[derive(Debug)]
@@ -290,6 +301,7 @@ impl Scanner {
             reports_by_sha,
             report_problems,
             report_names: Mutex::new(HashMap::new()),
+            prescan: Mutex::new(None),
         })
     }
 
@@ -371,9 +383,17 @@ impl Scanner {
                 ),
             );
         };
-        let bytes = match mallard_io::read_capped(path, self.opts.max_pe_bytes) {
-            Ok(b) => b,
-            Err(e) => return ScanResult::error(path, e.to_string()),
+        let prescan = self
+            .prescan
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take_if(|p| p.path == path));
+        let (bytes, prescanned) = match prescan {
+            Some(p) => (p.bytes, Some(p.rules)),
+            None => match mallard_io::read_capped(path, self.opts.max_pe_bytes) {
+                Ok(b) => (b, None),
+                Err(e) => return ScanResult::error(path, e.to_string()),
+            },
         };
         let sha: String = Sha256::digest(&bytes)
             .iter()
@@ -438,7 +458,9 @@ impl Scanner {
         // model and TreeSHAP together. A plain thread, not rayon: starting rayon's pool
         // cost a one-file scan more than it saved. With a decisive rule match the model's
         // result is simply dropped.
-        let (rule_scan, modelled) = if beside && self.opts.rules.is_some() {
+        let (rule_scan, modelled) = if let Some(r) = prescanned {
+            (Some(r), run_model())
+        } else if beside && self.opts.rules.is_some() {
             std::thread::scope(|s| {
                 let rules = std::thread::Builder::new()
                     .name(format!("{}rules", batch::WORKER_THREAD_PREFIX))

@@ -219,10 +219,24 @@ pub fn prepare(
 ) -> Result<(crate::Scanner, Vec<mallard_rules::RulesError>), ScanSetupError> {
     let any_pe = inputs.iter().any(|p| is_pe(p));
     let want_rules = !plan.rules.is_empty() || (any_pe && plan.builtin_rules);
+    // One PE file: the rules thread also reads it and runs the rules on it once they are
+    // loaded, while this thread loads the model (yara-x's first scan is ~2 ms that would
+    // otherwise compete with the model for the cores).
+    let one_pe = match inputs {
+        [p] if any_pe => Some(p.as_path()),
+        _ => None,
+    };
+    let (max_bytes, timeout) = (opts.max_pe_bytes, opts.rule_timeout);
     let (rules, models) = std::thread::scope(|s| {
         let rules = want_rules.then(|| {
-            s.spawn(|| {
-                mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk)
+            s.spawn(move || {
+                let (set, errors) =
+                    mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk);
+                let pre = match (&set, one_pe) {
+                    (Some(rs), Some(path)) => prescan(rs, path, max_bytes, timeout),
+                    _ => None,
+                };
+                (set, errors, pre)
             })
         });
         let models = models_for(&plan.models, inputs, &opts.reports, caps);
@@ -230,11 +244,13 @@ pub fn prepare(
     });
     let (report_model, pe_model) = models?;
     let mut rule_errors = Vec::new();
+    let mut prescanned = None;
     if let Some(joined) = rules {
-        let (set, errors) =
+        let (set, errors, pre) =
             joined.map_err(|_| setup("loading the YARA rules failed unexpectedly".into()))?;
         rule_errors = errors;
         opts.rules = set.map(std::sync::Arc::new);
+        prescanned = pre;
     }
     if let Some(p) = &plan.allow {
         opts.allow = read_hash_list(p)?;
@@ -243,5 +259,27 @@ pub fn prepare(
         opts.deny = read_hash_list(p)?;
     }
     let scanner = crate::Scanner::new(report_model, pe_model, opts)?;
+    if let Ok(mut slot) = scanner.prescan.lock() {
+        *slot = prescanned;
+    }
     Ok((scanner, rule_errors))
+}
+
+/// Reads `path` and runs `rules` on it for [`prepare`]. None when it cannot be read (the
+/// scan reads it again and reports why) or the rules panic (the scan runs them again, where
+/// a panic is that file's error result).
+fn prescan(
+    rules: &mallard_rules::RuleSet,
+    path: &Path,
+    max_bytes: u64,
+    timeout: std::time::Duration,
+) -> Option<crate::Prescan> {
+    let bytes = mallard_io::read_capped(path, max_bytes).ok()?;
+    let scanned =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rules.scan(&bytes, timeout)));
+    Some(crate::Prescan {
+        path: path.to_path_buf(),
+        rules: scanned.ok()?,
+        bytes,
+    })
 }

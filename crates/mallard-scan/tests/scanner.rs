@@ -279,3 +279,63 @@ fn foreign_names_do_not_move_the_score() {
     assert_eq!(r.verdict, Verdict::Error);
     assert!(r.error.unwrap().contains("known to the model"));
 }
+
+/// A one-file scan reads its file and runs the rules on `prepare`'s rules thread; the result
+/// must be what the same file gets when it is one of two inputs (read and ruled during the
+/// scan), and the pre-read must serve that one scan only.
+#[test]
+fn a_one_file_scan_rules_its_file_early_with_the_same_result() {
+    use mallard_scan::setup::{prepare, Plan};
+    let d = tmp("prescan");
+    let pe = d.join("tiny.exe");
+    std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
+    let rules = d.join("early.yar");
+    // Both hold for any PE file: the MZ magic at 0 and the "PE\0\0" signature.
+    std::fs::write(
+        &rules,
+        "rule starts_mz : malicious { condition: uint16(0) == 0x5A4D }\n\
+         rule has_pe_signature { strings: $s = { 50 45 00 00 } condition: $s }\n",
+    )
+    .unwrap();
+    let plan = Plan {
+        models: Vec::new(),
+        rules: vec![rules],
+        builtin_rules: false,
+        allow: None,
+        deny: None,
+        walk: Default::default(),
+    };
+    let caps = mallard_io::Caps::default();
+    let json = |r: &mallard_scan::ScanResult| serde_json::to_string(r).unwrap();
+    let (one, errors) = prepare(
+        &plan,
+        std::slice::from_ref(&pe),
+        ScanOptions::default(),
+        &caps,
+    )
+    .unwrap();
+    assert!(errors.is_empty());
+    let early = one.scan_path(&pe);
+    assert_eq!(early.verdict, Verdict::Malicious);
+    assert_eq!(early.decided_by, "rules");
+    assert_eq!(early.rules.len(), 2, "{:?}", early.rules);
+    assert!(early.rules[0].ends_with(":starts_mz"), "{:?}", early.rules);
+    assert!(
+        early.rules[1].ends_with(":has_pe_signature"),
+        "{:?}",
+        early.rules
+    );
+    let (two, _) = prepare(
+        &plan,
+        &[pe.clone(), pe.clone()],
+        ScanOptions::default(),
+        &caps,
+    )
+    .unwrap();
+    assert_eq!(json(&early), json(&two.scan_path(&pe)));
+    // The second scan of the path reads it again: a changed file is seen as it is now.
+    std::fs::write(&pe, b"MZ but not a PE file").unwrap();
+    let again = one.scan_path(&pe);
+    assert_ne!(json(&early), json(&again));
+    assert_eq!(json(&again), json(&two.scan_path(&pe)));
+}
