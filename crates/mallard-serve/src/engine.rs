@@ -136,6 +136,36 @@ pub fn all_names(r: &ScanResult) -> Vec<String> {
     vec![detection_name(r)]
 }
 
+/// What a verdict of "cannot be scanned" means to a clamd client: a file that is neither a
+/// PE file nor something that could be a sandbox report (JSON or gzip) is outside what
+/// mallard judges, and clamd answers `OK` for a file it finds nothing in; so does the daemon,
+/// with a warning in the JSON reply. Errors on PE files and reports stay errors.
+pub fn settle(r: ScanResult, path: &Path) -> ScanResult {
+    if r.verdict != Verdict::Error {
+        return r;
+    }
+    let Ok(head) = mallard_io::read_head(path, 64) else {
+        return r;
+    };
+    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    let first = text.iter().find(|b| !b.is_ascii_whitespace());
+    let maybe_ours = head.starts_with(b"MZ")
+        || head.starts_with(&[0x1f, 0x8b])
+        || matches!(first, Some(b'{' | b'['));
+    if maybe_ours {
+        return r;
+    }
+    ScanResult {
+        verdict: Verdict::Benign,
+        decided_by: "not scanned",
+        warnings: vec![
+            "neither a PE file nor a sandbox report: nothing for mallard's models to judge".into(),
+        ],
+        error: None,
+        ..r
+    }
+}
+
 struct Job {
     scanner: Arc<Scanner>,
     path: PathBuf,
@@ -205,7 +235,10 @@ impl Pool {
                     Err(_) => return,
                 };
                 let Ok(job) = job else { return };
-                let r = mallard_scan::scan_isolated(&job.scanner, &job.path);
+                let r = settle(
+                    mallard_scan::scan_isolated(&job.scanner, &job.path),
+                    &job.path,
+                );
                 let _ = job.reply.send(r);
                 // A stand-in's work is done once a thread it replaced is back.
                 if extra

@@ -174,6 +174,11 @@ impl Server {
         parts.join(", ")
     }
 
+    /// The private folder streams are written to (removed when `run` returns).
+    pub fn stream_dir(&self) -> PathBuf {
+        self.shared.tmp_path.clone()
+    }
+
     pub fn handle(&self) -> Handle {
         Handle(Arc::clone(&self.shared))
     }
