@@ -254,6 +254,20 @@ impl<'a> Conn<'a> {
         Ok(())
     }
 
+    /// Reads and discards what comes, until `idle` passes without data, `until`, or `max`
+    /// bytes.
+    pub fn drain(&mut self, idle: Duration, until: Instant, max: u64) {
+        let mut seen: u64 = 0;
+        while seen <= max {
+            self.start = self.end;
+            let deadline = until.min(Instant::now() + idle);
+            if self.fill(deadline).is_err() {
+                return;
+            }
+            seen += (self.end - self.start) as u64;
+        }
+    }
+
     /// Waits for a passed descriptor, reading (and keeping) bytes until one comes.
     pub fn take_fd(&mut self, deadline: Instant) -> Result<OwnedFd, ReadError> {
         loop {

@@ -11,25 +11,55 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Builds a scanner from the configuration: both models (the named ones, else the built-in
-/// ones), the rules and the lists. Any failure is an error, so that a reload that fails
-/// keeps the set in use; rule files that do not compile count as a failure too.
+/// ones), the rules and the lists, with `Reasons` reasons per verdict. Any failure is an
+/// error, so that a reload that fails keeps the set in use; rule files that do not compile
+/// count as a failure too.
 pub fn load_scanner(c: &Config) -> Result<Scanner, ServeError> {
+    let (opts, caps) = load_options(c)?;
+    scanner_with(
+        c,
+        &caps,
+        ScanOptions {
+            top: c.reasons,
+            ..opts
+        },
+    )
+}
+
+/// The two scanners a daemon keeps, sharing rules and lists: one without reasons for
+/// clamd's one-line replies (reasons were six sevenths of a PE file's scan time) and one
+/// with them for JSON replies.
+pub fn load_scanners(c: &Config) -> Result<(Scanner, Scanner), ServeError> {
+    let (opts, caps) = load_options(c)?;
+    let plain = scanner_with(
+        c,
+        &caps,
+        ScanOptions {
+            top: 0,
+            ..opts.clone()
+        },
+    )?;
+    let json = scanner_with(
+        c,
+        &caps,
+        ScanOptions {
+            top: c.reasons,
+            ..opts
+        },
+    )?;
+    Ok((plain, json))
+}
+
+fn setup_err(e: mallard_scan::ScanSetupError) -> ServeError {
+    ServeError::Setup(e.to_string())
+}
+
+fn load_options(c: &Config) -> Result<(ScanOptions, mallard_io::Caps), ServeError> {
     let caps = mallard_io::Caps {
         max_pe_bytes: c.max_file_size.max(c.stream_max_length),
         ..mallard_io::Caps::default()
     };
-    let setup = |e: mallard_scan::ScanSetupError| ServeError::Setup(e.to_string());
-    let (report_model, pe_model) = models_for(&c.models, &[], &[], &caps).map_err(setup)?;
-    let report_model = match report_model {
-        Some(m) => m,
-        None => load_builtin("api").map_err(setup)?,
-    };
-    let pe_model = match pe_model {
-        Some(m) => m,
-        None => load_builtin("pe").map_err(setup)?,
-    };
     let mut opts = ScanOptions {
-        top: c.reasons,
         threshold: c.threshold,
         max_pe_bytes: caps.max_pe_bytes,
         ..ScanOptions::default()
@@ -43,12 +73,29 @@ pub fn load_scanner(c: &Config) -> Result<Scanner, ServeError> {
         opts.rules = set.map(Arc::new);
     }
     if let Some(p) = &c.allow_list {
-        opts.allow = read_hash_list(p).map_err(setup)?;
+        opts.allow = read_hash_list(p).map_err(setup_err)?;
     }
     if let Some(p) = &c.deny_list {
-        opts.deny = read_hash_list(p).map_err(setup)?;
+        opts.deny = read_hash_list(p).map_err(setup_err)?;
     }
-    Scanner::new(Some(report_model), Some(pe_model), opts).map_err(setup)
+    Ok((opts, caps))
+}
+
+fn scanner_with(
+    c: &Config,
+    caps: &mallard_io::Caps,
+    opts: ScanOptions,
+) -> Result<Scanner, ServeError> {
+    let (report_model, pe_model) = models_for(&c.models, &[], &[], caps).map_err(setup_err)?;
+    let report_model = match report_model {
+        Some(m) => m,
+        None => load_builtin("api").map_err(setup_err)?,
+    };
+    let pe_model = match pe_model {
+        Some(m) => m,
+        None => load_builtin("pe").map_err(setup_err)?,
+    };
+    Scanner::new(Some(report_model), Some(pe_model), opts).map_err(setup_err)
 }
 
 /// The name clamd would give a detection: what decided, as `Mallard.<what>`.

@@ -13,7 +13,7 @@ mod engine;
 mod server;
 
 pub use config::{parse_size, parse_tcp, Config, CONFIG_HELP};
-pub use engine::{detection_name, load_scanner};
+pub use engine::{detection_name, load_scanner, load_scanners};
 pub use server::{Handle, Server, COMMANDS};
 
 /// What can stop the daemon from starting.

@@ -1,7 +1,7 @@
 //! Listening, accepting, and answering clamd's commands on each connection.
 
 use crate::conn::{Conn, ReadError, Stream};
-use crate::engine::{all_names, load_scanner, one_line, status_text, Pool, PoolError};
+use crate::engine::{all_names, load_scanners, one_line, status_text, Pool, PoolError};
 use crate::{Config, ServeError};
 use mallard_scan::{ScanResult, Scanner, Verdict};
 use std::ffi::OsStr;
@@ -22,9 +22,15 @@ pub const COMMANDS: &str = "SCAN QUIT RELOAD PING CONTSCAN VERSIONCOMMANDS VERSI
 /// Stack of a connection thread: it parses and writes; scans run on the pool's threads.
 const CONN_STACK: usize = 256 << 10;
 
+/// The scanner for one-line replies (no reasons) and the one for JSON replies.
+struct Scanners {
+    plain: Arc<Scanner>,
+    json: Arc<Scanner>,
+}
+
 struct Shared {
     config: Config,
-    scanner: RwLock<Arc<Scanner>>,
+    scanners: RwLock<Scanners>,
     pool: Pool,
     stop: AtomicBool,
     conns: AtomicUsize,
@@ -41,8 +47,9 @@ struct Shared {
 }
 
 impl Shared {
-    fn scanner(&self) -> Option<Arc<Scanner>> {
-        self.scanner.read().ok().map(|s| Arc::clone(&s))
+    fn scanner(&self, json: bool) -> Option<Arc<Scanner>> {
+        let s = self.scanners.read().ok()?;
+        Some(Arc::clone(if json { &s.json } else { &s.plain }))
     }
 
     /// Raises the stop flag and wakes the accept loops (by connecting to them).
@@ -118,7 +125,7 @@ impl Server {
                 std::fs::canonicalize(r).map_err(io_err(format!("ScanRoot {}", r.display())))?;
             roots.push(c);
         }
-        let scanner = load_scanner(&config)?;
+        let (plain, json) = load_scanners(&config)?;
         let tmp = tempfile::Builder::new()
             .prefix("mallard-serve-")
             .tempdir()
@@ -141,7 +148,10 @@ impl Server {
         };
         let pool = Pool::new(config.workers, config.max_queue, config.scan_timeout);
         let shared = Arc::new(Shared {
-            scanner: RwLock::new(Arc::new(scanner)),
+            scanners: RwLock::new(Scanners {
+                plain: Arc::new(plain),
+                json: Arc::new(json),
+            }),
             pool,
             stop: AtomicBool::new(false),
             conns: AtomicUsize::new(0),
@@ -521,10 +531,13 @@ fn reload(sh: &Shared) -> String {
     let Ok(_one_at_a_time) = sh.reload.lock() else {
         return "RELOAD failed: internal error. ERROR".into();
     };
-    match load_scanner(&sh.config) {
-        Ok(s) => match sh.scanner.write() {
+    match load_scanners(&sh.config) {
+        Ok((plain, json)) => match sh.scanners.write() {
             Ok(mut g) => {
-                *g = Arc::new(s);
+                *g = Scanners {
+                    plain: Arc::new(plain),
+                    json: Arc::new(json),
+                };
                 "RELOADING".into()
             }
             Err(_) => "RELOAD failed: internal error. ERROR".into(),
@@ -561,7 +574,7 @@ fn pool_error(sh: &Shared, e: PoolError, label: &str) -> String {
 
 /// Scans one file through the pool and gives its reply line.
 fn scan_one(sh: &Shared, real: &Path, label: &str, json: bool) -> String {
-    let Some(scanner) = sh.scanner() else {
+    let Some(scanner) = sh.scanner(json) else {
         return format!("{label}: internal error. ERROR");
     };
     match sh.pool.scan(scanner, real.to_path_buf()) {
@@ -614,7 +627,7 @@ fn path_scan(sh: &Shared, walk: Walk, arg: &OsStr, json: bool) -> Vec<String> {
     if !sh.roots.iter().any(|r| canon.starts_with(r)) {
         return denied();
     }
-    let Some(scanner) = sh.scanner() else {
+    let Some(scanner) = sh.scanner(json) else {
         return vec![format!("{label}: internal error. ERROR")];
     };
     if !canon.is_dir() {
@@ -758,6 +771,13 @@ fn instream(out: &mut Out, sh: &Shared, json: bool) -> Next {
             Ok(true) => break,
             Err(ReadError::TooLong) => {
                 out.line("INSTREAM size limit exceeded. ERROR");
+                // Clients (Python's clamd) send the whole stream before reading: take what
+                // is still coming for a moment so that they read the reply, not a broken pipe.
+                out.conn.drain(
+                    Duration::from_millis(100),
+                    Instant::now() + Duration::from_secs(2),
+                    max,
+                );
                 return Next::Close;
             }
             Err(ReadError::Timeout) => {
