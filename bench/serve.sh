@@ -8,7 +8,14 @@
 # percentiles (ms, per INSTREAM from connect to reply). A benchmark, not a test: targets are
 # p99 <= 20 ms and >= 5x the process-per-file throughput, on 2 cores.
 #
-#   bash bench/serve.sh          (env: BIN, CLIENTS=8, ROUNDS=3, THREADS=2, FILES=dir)
+#   bash bench/serve.sh          (env: BIN, CLIENTS=8, ROUNDS=3, THREADS=2, FILES=dir,
+#                                 SOAK_SECONDS=600 SOAK_MAX=2000000 for the memory soak, 0: none)
+#
+# The soak: CLIENTS clients send mixed commands (PING, VERSION, INSTREAM and JSON INSTREAM of
+# the PE files, SCAN inside the ScanRoot, sessions, unknown commands, oversized chunks) over
+# loopback TCP and the Unix socket for SOAK_SECONDS or SOAK_MAX commands, whichever first,
+# sampling the daemon's resident memory every 10 s; target: the last sample within 10% of the
+# first one taken after a warm-up minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
@@ -97,6 +104,77 @@ wait_sock "$work/mallard.sock"
 python3 "$work/drive.py" "$work/mallard.sock" "$CLIENTS" 1 "$work/files" > /dev/null   # warm-up
 python3 "$work/drive.py" "$work/mallard.sock" "$CLIENTS" "$ROUNDS" "$work/files"
 echo "   daemon RSS: $(grep VmRSS /proc/${pids[-1]}/status | awk '{print $2}') KiB"
+serve_pid=${pids[-1]}
+
+SOAK_SECONDS=${SOAK_SECONDS:-600}
+if [ "$SOAK_SECONDS" -gt 0 ]; then
+  echo "== soak: mixed commands for ${SOAK_SECONDS} s (at most ${SOAK_MAX:-2000000}), $CLIENTS clients"
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf 'ScanRoot %s\nTCPSocket %s\n' "$FILES" "$port" >> "$work/mallard.conf"
+  "$BIN" serve --config "$work/mallard.conf" 2>> "$work/serve.log" &
+  pids+=($!); serve_pid=$!
+  wait_sock "$work/mallard.sock"
+  python3 - "$work/mallard.sock" "$port" "$CLIENTS" "$SOAK_SECONDS" "${SOAK_MAX:-2000000}" "$work/files" "$serve_pid" <<'PY'
+import random, socket, struct, sys, threading, time
+sock, port, clients, secs, cap, listing, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+paths = [p.strip() for p in open(listing) if p.strip()]
+files = [open(p, "rb").read() for p in paths[:40]]
+def rss():
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmRSS:"): return int(l.split()[1])
+def conn(unix):
+    if unix:
+        s = socket.socket(socket.AF_UNIX); s.connect(sock)
+    else:
+        s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(30); return s
+def talk(data, unix):
+    s = conn(unix); s.sendall(data); out = b""
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        out += b
+    s.close(); return out
+def stream(data):
+    m = bytearray()
+    for i in range(0, len(data), 1 << 16): m += struct.pack("!L", len(data[i:i + (1 << 16)])) + data[i:i + (1 << 16)]
+    return bytes(m + struct.pack("!L", 0))
+count = [0]; errors = []; lock = threading.Lock(); end = time.time() + secs
+def worker(k):
+    r = random.Random(k)
+    while time.time() < end:
+        with lock:
+            if count[0] >= cap: return
+            count[0] += 1
+        unix = r.random() < 0.5; f = r.choice(files); c = r.randrange(8)
+        try:
+            if c == 0: ok = talk(b"nPING\n", unix) == b"PONG\n"
+            elif c == 1: ok = talk(b"zVERSION\0", unix).startswith(b"mallard ")
+            elif c == 2: ok = talk(b"zINSTREAM\0" + stream(f), unix).startswith(b"stream: ")
+            elif c == 3: ok = talk(b"nJSON INSTREAM\n" + stream(f), unix).startswith(b"{")
+            elif c == 4: ok = talk(("nSCAN " + r.choice(paths) + "\n").encode(), unix).endswith(b"\n")
+            elif c == 5: ok = talk(b"nIDSESSION\nnPING\nnINSTREAM\n" + stream(f) + b"nVERSION\nnEND\n", unix).startswith(b"1: PONG\n2: stream: ")
+            elif c == 6: ok = talk(b"nNOPE\n", unix) == b"UNKNOWN COMMAND\n"
+            else: ok = talk(b"nINSTREAM\n" + struct.pack("!L", 0xFFFFFFF0), unix) == b"INSTREAM size limit exceeded. ERROR\n"
+            if not ok: errors.append(c)
+        except Exception as e:
+            errors.append(repr(e))
+samples = []
+def sampler():
+    t0 = time.time()
+    while time.time() < end and count[0] < cap:
+        samples.append((time.time() - t0, rss())); time.sleep(10)
+    samples.append((time.time() - t0, rss()))
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(clients)] + [threading.Thread(target=sampler)]
+[t.start() for t in ts]; [t.join() for t in ts]
+warm = [s for s in samples if s[0] >= 60] or samples
+first, last = warm[0][1], samples[-1][1]
+peak = max(s[1] for s in samples)
+print(f"{count[0]} commands, {len(errors)} unexpected replies; RSS KiB after warm-up {first}, last {last}, peak {peak}: last/first {last/first:.3f} ({'flat' if last <= first * 1.10 else 'NOT flat'} within 10%)")
+for e in errors[:5]: print("  unexpected:", e)
+PY
+fi
 
 if command -v clamd >/dev/null; then
   echo "== ClamAV clamd $(clamd --version | head -1) (MaxThreads $THREADS, a 3-signature database made here)"
