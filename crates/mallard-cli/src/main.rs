@@ -8,6 +8,7 @@ mod image_cmd;
 mod inspect_cmd;
 mod mutate_cmd;
 mod scan_cmd;
+mod serve_cmd;
 mod stack_cmd;
 mod train_cmd;
 mod ui;
@@ -44,6 +45,9 @@ enum Command {
     Cv(eval_cmd::CvArgs),
     /// Give a verdict, a score and reasons for PE files and sandbox reports (files or folders).
     Scan(scan_cmd::ScanArgs),
+    /// Serve verdicts over clamd's socket protocol (Unix and/or TCP) to clamdscan and
+    /// other clamd clients, with models and rules loaded once.
+    Serve(serve_cmd::ServeArgs),
     /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin, opcodes, image) from PE files.
     Features(features_cmd::FeaturesArgs),
     /// Draw a file as a grayscale byte plot (Nataraj et al.), PE sections marked, to a PNG.
@@ -105,7 +109,10 @@ fn main() -> ExitCode {
     // Only commands that use rayon size its pool: building it starts every worker at
     // once, which a one-file scan paid for without using (`scan` runs its own threads).
     // Ignore the error: a pool may exist already in tests that call main twice.
-    if !matches!(cli.command, Command::Scan(_) | Command::Inspect(_) | Command::Image(_)) {
+    if !matches!(
+        cli.command,
+        Command::Scan(_) | Command::Serve(_) | Command::Inspect(_) | Command::Image(_)
+    ) {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
     let g = Global { quiet: cli.quiet, threads };
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
             eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS)
         }
         Command::Scan(a) => scan_cmd::run(a, &g),
+        Command::Serve(a) => serve_cmd::run(a, Some(g.threads)).map(|()| ExitCode::SUCCESS),
         Command::Features(a) => features_cmd::run(a, &g),
         Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),
