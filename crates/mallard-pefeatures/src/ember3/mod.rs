@@ -1219,3 +1219,63 @@ pub fn names() -> Vec<String> {
     n.push("pefilewarnings.count".into());
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pefile's `entropy_H` as written: a Counter (first-occurrence order), then the sum.
+    fn entropy_naive(data: &[u8]) -> f64 {
+        let mut order: Vec<u8> = Vec::new();
+        let mut counts = [0u64; 256];
+        for &b in data {
+            if counts[usize::from(b)] == 0 {
+                order.push(b);
+            }
+            counts[usize::from(b)] += 1;
+        }
+        let n = data.len() as f64;
+        let mut e = 0.0f64;
+        for b in order {
+            let p = counts[usize::from(b)] as f64 / n;
+            e -= p * (p.ln() / std::f64::consts::LN_2);
+        }
+        e
+    }
+
+    #[test]
+    fn entropy_through_chunk_counts_sums_in_first_occurrence_order() {
+        // Late first occurrences (after the 4 KiB head), ranges not aligned to chunks.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut file: Vec<u8> = (0..40_000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i < 9000 {
+                    (x % 7) as u8
+                } else {
+                    (x >> 24) as u8
+                }
+            })
+            .collect();
+        file[39_999] = 0xfe;
+        let (_, _, chunks) = crate::bytes::byte_histograms_chunked(&file, true);
+        for (a, b) in [
+            (0, 40_000),
+            (100, 39_000),
+            (5000, 5001),
+            (1023, 20_481),
+            (8191, 40_000),
+        ] {
+            let part = &file[a..b];
+            let c = crate::bytes::range_counts(&file, &chunks, a..b);
+            let want = entropy_naive(part);
+            assert_eq!(
+                entropy_h(part, Some(&c), Some((&chunks, a))).to_bits(),
+                want.to_bits()
+            );
+            assert_eq!(entropy_h(part, None, None).to_bits(), want.to_bits());
+        }
+    }
+}
