@@ -157,6 +157,17 @@ fn chunk_hist16(chunk: &[u8]) -> [u16; 256] {
     h
 }
 
+/// Byte counts of `data` of any length, through [`chunk_hist16`] on 65,535-byte parts.
+pub fn byte_counts(data: &[u8]) -> [u64; 256] {
+    let mut c = [0u64; 256];
+    for part in data.chunks(usize::from(u16::MAX)) {
+        for (o, &x) in c.iter_mut().zip(chunk_hist16(part).iter()) {
+            *o += u64::from(x);
+        }
+    }
+    c
+}
+
 fn chunk_hist(chunk: &[u8], h: &mut [u32; 256]) {
     // Two interleaved tables halve store-to-load dependencies on repeated bytes.
     let mut h2 = [0u32; 256];

@@ -253,26 +253,7 @@ pub fn entropy_h(
     let counts = match counts {
         Some(c) => c,
         None => {
-            // Four interleaved tables: repeated bytes (zero padding) do not stall on one
-            // counter.
-            let mut t = [[0u32; 256]; 4];
-            let mut q = data.chunks_exact(4);
-            for c in &mut q {
-                t[0][usize::from(c[0])] += 1;
-                t[1][usize::from(c[1])] += 1;
-                t[2][usize::from(c[2])] += 1;
-                t[3][usize::from(c[3])] += 1;
-            }
-            for &b in q.remainder() {
-                t[0][usize::from(b)] += 1;
-            }
-            let mut c = [0u64; 256];
-            for (i, x) in c.iter_mut().enumerate() {
-                *x = u64::from(t[0][i])
-                    + u64::from(t[1][i])
-                    + u64::from(t[2][i])
-                    + u64::from(t[3][i]);
-            }
+            let c = crate::bytes::byte_counts(data);
             own = c;
             &own
         }
