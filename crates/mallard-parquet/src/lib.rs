@@ -112,6 +112,11 @@ fn fields(dim: usize) -> Vec<Field> {
 
 /// Rows as one record batch of `set`'s schema.
 pub fn batch(set: FeatureSet, rows: &[Row]) -> Result<RecordBatch> {
+    batch_of(&schema(set), set, rows)
+}
+
+/// [`batch`] with the schema already built (it holds the set's 2,381+ column names).
+fn batch_of(schema: &SchemaRef, set: FeatureSet, rows: &[Row]) -> Result<RecordBatch> {
     let dim = set.dim();
     let mut values = Vec::with_capacity(rows.len() * dim);
     for r in rows {
@@ -149,7 +154,7 @@ pub fn batch(set: FeatureSet, rows: &[Row]) -> Result<RecordBatch> {
         Arc::new(list) as ArrayRef,
         text(&|r| r.error.as_deref()),
     ];
-    RecordBatch::try_new(schema(set), columns).map_err(|e| ParquetError::Invalid(e.to_string()))
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| ParquetError::Invalid(e.to_string()))
 }
 
 /// The feature set of a features file, checked against our schema (column names and types).
@@ -289,14 +294,14 @@ fn done_paths(path: &Path, set: FeatureSet, done: &mut HashSet<String>) -> Resul
     })
 }
 
-fn writer(path: &Path, set: FeatureSet) -> Result<ArrowWriter<File>> {
+fn writer(path: &Path, schema: &SchemaRef) -> Result<ArrowWriter<File>> {
     let f = File::create(path).map_err(|e| io(path, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(PART_ROWS))
         .build();
-    ArrowWriter::try_new(f, schema(set), Some(props)).map_err(|e| file_err(path, e))
+    ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|e| file_err(path, e))
 }
 
 /// A resumable Parquet output, locked against a second run (see the module's docs).
@@ -304,6 +309,7 @@ pub struct ParquetSink {
     out: PathBuf,
     parts: PathBuf,
     set: FeatureSet,
+    schema: SchemaRef,
     /// Paths the output (or an interrupted run's parts) already holds features for.
     pub done: HashSet<String>,
     /// The earlier output and earlier runs' parts: their error rows are dropped (retried).
@@ -333,6 +339,7 @@ impl ParquetSink {
             out: out.to_path_buf(),
             parts: parts.clone(),
             set,
+            schema: schema(set),
             done: HashSet::new(),
             earlier: Vec::new(),
             mine: Vec::new(),
@@ -441,8 +448,8 @@ impl ParquetSink {
         let name = format!("part-{}-{:06}", self.run, self.mine.len());
         let tmp = self.parts.join(format!("{name}.tmp"));
         let done = self.parts.join(format!("{name}.parquet"));
-        let mut w = writer(&tmp, self.set)?;
-        w.write(&batch(self.set, &self.pending)?)
+        let mut w = writer(&tmp, &self.schema)?;
+        w.write(&batch_of(&self.schema, self.set, &self.pending)?)
             .map_err(|e| file_err(&tmp, e))?;
         w.close().map_err(|e| file_err(&tmp, e))?;
         std::fs::rename(&tmp, &done).map_err(|e| io(&done, e))?;
@@ -497,7 +504,7 @@ impl ParquetSink {
     pub fn finish(mut self) -> Result<usize> {
         self.flush_part()?;
         let tmp = sibling(&self.out, ".partial");
-        let mut w = writer(&tmp, self.set)?;
+        let mut w = writer(&tmp, &self.schema)?;
         let mut rows = 0;
         let sources = self.earlier.iter().map(|p| (p, true));
         for (src, drop_errors) in sources.chain(self.mine.iter().map(|p| (p, false))) {
@@ -513,7 +520,7 @@ impl ParquetSink {
                 };
                 rows += b.num_rows();
                 // Our schema, metadata included, whatever the source's reader attached.
-                let b = RecordBatch::try_new(schema(self.set), b.columns().to_vec())
+                let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
                     .map_err(|e| file_err(src, e))?;
                 w.write(&b).map_err(|e| file_err(&tmp, e))
             })?;

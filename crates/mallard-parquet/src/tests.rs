@@ -44,7 +44,7 @@ fn rows_round_trip_through_a_file_with_nulls_and_metadata() {
         },
     ];
     let out = d.join("x.parquet");
-    let mut w = writer(&out, set).expect("writer");
+    let mut w = writer(&out, &schema(set)).expect("writer");
     w.write(&batch(set, &rows).expect("batch")).expect("write");
     w.close().expect("close");
     let (got_set, got) = read_rows(&out).expect("read");

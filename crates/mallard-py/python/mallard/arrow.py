@@ -20,6 +20,7 @@ cast to ``large_binary``/``large_string`` first (a copy).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional
 
 from . import _native
@@ -39,6 +40,7 @@ def _pa():
     return pyarrow
 
 
+@lru_cache(maxsize=None)
 def _dim(feature_set: str) -> int:
     return len(_native.names(feature_set))
 
@@ -169,6 +171,7 @@ def _list_type(feature_set: str):
     return pa.list_(pa.field("item", pa.float32(), nullable=False), _dim(feature_set))
 
 
+@lru_cache(maxsize=None)
 def schema(feature_set: str = "ember-v2", *, path_type=None):
     """The schema of a features file (``mallard features --out FILE.parquet``): ``path``,
     ``sha256``, ``features``, ``error``, with the set's name and column names as metadata."""
