@@ -198,10 +198,11 @@ pub(crate) struct Scratch {
     depth: Vec<u32>,
     /// Quadrature rules by number of points, made when first needed.
     rules: Vec<Option<(Vec<f64>, Vec<f64>)>>,
-    /// Per depth, the path's polynomial at the quadrature nodes (`p`), and the sum over
-    /// the leaves below of value times that polynomial (`s`); `m` values per depth.
+    /// Per depth, `m` values each: the buffers of [`Walk`].
     p: Vec<f64>,
-    s: Vec<f64>,
+    u: Vec<f64>,
+    g: Vec<f64>,
+    inv: Vec<f64>,
     path: Vec<OnPath>,
 }
 
@@ -212,13 +213,18 @@ impl Scratch {
             depth: Vec::new(),
             rules: Vec::new(),
             p: Vec::new(),
-            s: Vec::new(),
+            u: Vec::new(),
+            g: Vec::new(),
+            inv: Vec::new(),
             path: Vec::new(),
         }
     }
 }
 
-/// One tree's Linear TreeSHAP walk (see [`Tree::shap_sums`]).
+/// One tree's Linear TreeSHAP walk (see [`Tree::shap_sums`]). Per depth, `m` values each:
+/// `p` the path's polynomial at the quadrature points, `u` the sum over the leaves below of
+/// value times the factors below the node, `g` a child's factor relative to its parent,
+/// `inv` one over the factor of an earlier split on the node's feature.
 struct Walk<'a> {
     tree: &'a Tree,
     x: &'a [f32],
@@ -226,24 +232,26 @@ struct Walk<'a> {
     w: &'a [f64],
     m: usize,
     p: &'a mut [f64],
-    s: &'a mut [f64],
+    u: &'a mut [f64],
+    g: &'a mut [f64],
+    inv: &'a mut [f64],
     path: &'a mut Vec<OnPath>,
     sums: &'a mut [f64],
 }
 
 impl Walk<'_> {
-    /// Node `j` at depth `d`, whose path polynomial is in `p[d]`: leaves `s[d]` as the sum
-    /// over the leaves below it of value times their path polynomial, and adds to `sums`
-    /// the contributions of the features split on at this node.
+    /// Node `j` at depth `d`, whose path polynomial is in `p[d]`: leaves in `u[d]` the sum
+    /// over the leaves below of value times the factors below `j`, and adds to `sums` the
+    /// contributions of the feature split on at `j`. The node's own polynomial times
+    /// `u[d]` is the sum of value times path polynomial over those leaves, so a child's
+    /// share comes without dividing its factor out again: the only divisions are by the
+    /// factor of an earlier split on the same feature, which a split lower down replaces.
     fn node(&mut self, j: usize, d: usize) {
         let m = self.m;
         let n = &self.tree.nodes[j];
-        let (lo, mid) = (d * m, (d + 1) * m);
+        let (lo, mid, hi) = (d * m, (d + 1) * m, (d + 2) * m);
         let Some(f) = n.feature else {
-            let v = n.value as f64;
-            for q in 0..m {
-                self.s[lo + q] = v * self.p[lo + q];
-            }
+            self.u[lo..mid].fill(n.value as f64);
             return;
         };
         let hot = self.tree.next(n, f, self.x);
@@ -270,28 +278,32 @@ impl Walk<'_> {
         } else {
             0.0
         };
-        self.s[lo..mid].fill(0.0);
+        if prev.is_some() {
+            for (inv, &t) in self.inv[lo..mid].iter_mut().zip(self.t) {
+                let fa = factor(za, oa, t);
+                *inv = if fa != 0.0 { 1.0 / fa } else { 0.0 };
+            }
+        }
+        self.u[lo..mid].fill(0.0);
         for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
+            for q in 0..m {
+                let fq = factor(zc, oc, self.t[q]);
+                let g = if prev.is_some() {
+                    fq * self.inv[lo + q]
+                } else {
+                    fq
+                };
+                self.g[mid + q] = g;
+                self.p[mid + q] = self.p[lo + q] * g;
+            }
             let e = OnPath {
                 feature: f,
                 zero: zc,
                 one: oc,
             };
             match prev {
-                None => {
-                    for q in 0..m {
-                        self.p[mid + q] = self.p[lo + q] * factor(zc, oc, self.t[q]);
-                    }
-                    self.path.push(e);
-                }
-                Some(k) => {
-                    self.path[k] = e;
-                    for q in 0..m {
-                        let t = self.t[q];
-                        self.p[mid + q] =
-                            self.path.iter().map(|e| factor(e.zero, e.one, t)).product();
-                    }
-                }
+                None => self.path.push(e),
+                Some(k) => self.path[k] = e,
             }
             self.node(c, d + 1);
             match prev {
@@ -307,24 +319,27 @@ impl Walk<'_> {
                 }
             }
             let cc = oc as u8 as f64 - zc;
+            let (p, u, g, inv) = (
+                &self.p[lo..mid],
+                &self.u[mid..hi],
+                &self.g[mid..hi],
+                &self.inv[lo..mid],
+            );
             let mut phi = 0.0;
             for q in 0..m {
-                let (t, sq) = (self.t[q], self.s[mid + q]);
-                let mut r = 0.0;
-                if cc != 0.0 {
-                    let div = factor(zc, oc, t);
-                    if div != 0.0 {
-                        r += cc * sq / div;
-                    }
-                }
-                if ca != 0.0 {
-                    let div = factor(za, oa, t);
-                    if div != 0.0 {
-                        r -= ca * sq / div;
-                    }
-                }
+                // The leaves' sum of value times path polynomial without this feature's
+                // factor (and, for a repeated feature, without the earlier one's).
+                let base = p[q] * u[q];
+                let r = if prev.is_some() {
+                    let b = base * inv[q];
+                    cc * b - ca * b * g[q]
+                } else {
+                    cc * base
+                };
                 phi += self.w[q] * r;
-                self.s[lo + q] += sq;
+            }
+            for q in 0..m {
+                self.u[lo + q] += self.g[mid + q] * self.u[mid + q];
             }
             if let Some(o) = self.sums.get_mut(f as usize) {
                 *o += phi;
@@ -390,8 +405,10 @@ impl Tree {
         scratch.p.clear();
         scratch.p.resize(levels, 0.0);
         scratch.p[..m].fill(1.0);
-        scratch.s.clear();
-        scratch.s.resize(levels, 0.0);
+        for b in [&mut scratch.u, &mut scratch.g, &mut scratch.inv] {
+            b.clear();
+            b.resize(levels, 0.0);
+        }
         scratch.path.clear();
         let mut walk = Walk {
             tree: self,
@@ -400,7 +417,9 @@ impl Tree {
             w,
             m,
             p: &mut scratch.p,
-            s: &mut scratch.s,
+            u: &mut scratch.u,
+            g: &mut scratch.g,
+            inv: &mut scratch.inv,
             path: &mut scratch.path,
             sums: &mut scratch.tree_sums,
         };
