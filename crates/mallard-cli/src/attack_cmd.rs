@@ -1,8 +1,7 @@
 //! `mallard attack`: functionality-preserving edits of PE files against a PE model.
 
 use anyhow::{Context, Result};
-use mallard_experiment::attack::{attack_files, strategy, AttackOptions};
-use mallard_scan::{expand_paths, is_pe};
+use mallard_experiment::attack::{attack_files, read_benign, strategy, AttackOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -56,38 +55,12 @@ pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
     };
     let bar = crate::ui::bar(g.quiet, files.len(), "attacking {wide_bar} {pos}/{len} files");
     let report = attack_files(model.as_ref(), &files, &opts, &mut |f| {
-        let line = match &f.outcome {
-            Ok(o) if !o.detected => format!("{}: not detected ({:.3})", f.path.display(), o.before),
-            Ok(o) => format!(
-                "{}: {:.3} -> {:.3} {} after {} queries [{}]",
-                f.path.display(),
-                o.before,
-                o.after,
-                if o.evaded { "EVADED" } else { "still detected" },
-                o.queries,
-                o.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
-            ),
-            Err(e) => format!("error: {e}"),
-        };
-        match &bar {
-            Some(b) => {
-                b.println(line);
-                b.inc(1);
-            }
-            None => eprintln!("{line}"),
-        }
+        crate::ui::line(bar.as_ref(), &f.line());
+        bar.iter().for_each(|b| b.inc(1));
     })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let (attacked, detected, evaded) = report.counts();
-    let rate = if detected > 0 { evaded as f64 / detected as f64 } else { 0.0 };
-    println!(
-        "{}: {attacked} files attacked, {detected} detected, {evaded} evaded ({:.1}% of detected), {} errors",
-        report.model,
-        100.0 * rate,
-        files.len() - attacked
-    );
+    bar.iter().for_each(|b| b.finish_and_clear());
+    let errors = files.len() - report.counts().0;
+    println!("{}: {}, {errors} errors", report.model, report.summary());
     if let Some(p) = &a.report {
         let json = serde_json::to_string_pretty(&report.to_json(&opts))?;
         std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
@@ -98,22 +71,10 @@ pub fn run(a: AttackArgs, g: &crate::Global) -> Result<()> {
     Ok(())
 }
 
-/// The benign donor file's bytes (empty without one: edits use random bytes).
-pub fn read_benign(path: Option<&std::path::Path>, caps: &mallard_io::Caps) -> Result<Vec<u8>> {
-    match path {
-        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
-            .with_context(|| format!("reading {}", p.display())),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// The PE files of `paths` (folders walked as `scan` walks them); unreadable paths are
-/// reported on stderr and left out.
+/// The PE files of `paths` (folders walked by `mallard_io::walk::pe_files`); unreadable
+/// paths are reported on stderr and left out.
 pub fn pe_files(paths: &[PathBuf], caps: &mallard_io::Caps) -> Vec<PathBuf> {
-    let walk = mallard_io::WalkOptions { follow_symlinks: false, max_depth: caps.max_walk_depth };
-    let expanded = expand_paths(paths, &walk);
-    for e in &expanded.errors {
-        eprintln!("{}", e.error.as_deref().unwrap_or("unreadable path"));
-    }
-    expanded.files.into_iter().filter(|p| is_pe(p)).collect()
+    let found = mallard_io::walk::pe_files(paths, caps.max_walk_depth);
+    found.errors.iter().for_each(|(_, e)| eprintln!("error: {e}"));
+    found.files
 }

@@ -1,16 +1,15 @@
 //! `mallard eval` and `mallard cv`: arguments in, metrics printed and written
 //! (`mallard_experiment::{score, cross_validate}`).
 
-use crate::dataset::ReadArgs;
-use crate::train_cmd::ModelArgs;
 use crate::ui::Progress;
 use crate::Global;
 use anyhow::Result;
 use clap::Args;
-use mallard_datasets::DatasetSpec;
+use mallard_datasets::{DatasetSpec, ReadOptions};
 use mallard_eval::render_table;
+use mallard_experiment::attack::malicious_pe_files;
 use mallard_experiment::output::{dataset_names, write_outputs, write_predictions};
-use mallard_experiment::settings::check;
+use mallard_experiment::settings::{check, ModelSettings};
 use mallard_experiment::{cross_validate, default_model, score, CvRequest};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,7 +33,7 @@ pub struct EvalArgs {
     #[arg(long, value_parser = check::probability)]
     pub threshold: Option<f32>,
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub read: ReadOptions,
     /// Write one JSON line per sample: id, label, predicted label, class probabilities.
     #[arg(long, value_name = "OUT.jsonl")]
     pub predictions: Option<PathBuf>,
@@ -59,11 +58,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
-    if let Some(d) =
-        a.dataset.iter().find(|d| a.attack && d.format != mallard_datasets::DataFormat::Pe)
-    {
-        anyhow::bail!("--attack edits PE files: {} is not a pe: dataset", d.path.display());
-    }
+    let attacked = if a.attack { malicious_pe_files(&a.dataset, &a.read)? } else { Vec::new() };
     let spec = match &a.model {
         Some(m) => m.clone(),
         None => PathBuf::from(default_model(&a.dataset[0])?),
@@ -71,8 +66,8 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     // The full model, not the scan's scoring-only load: reading a table takes its schema.
     let model = mallard_scan::setup::load_full_model(&spec, &mallard_io::Caps::default())?;
     let mut progress = Progress::new(g.quiet);
-    let read = a.read.options();
-    let scored = score(model.as_ref(), &a.dataset, &read, a.novel_against.as_ref(), &mut progress)?;
+    let read = &a.read;
+    let scored = score(model.as_ref(), &a.dataset, read, a.novel_against.as_ref(), &mut progress)?;
     drop(progress);
     if let Some(p) = &a.predictions {
         let ids: Vec<&str> = scored.ids.iter().map(String::as_str).collect();
@@ -90,28 +85,24 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
         extra["novel"] = serde_json::to_value(&nev)?;
     }
     if a.attack {
-        extra["attack"] = attack(model.as_ref(), &a, g)?;
+        extra["attack"] = attack(model.as_ref(), &attacked, &a, g)?;
     }
     let title = format!("{kind} on {}", dataset_names(&a.dataset));
     Ok(write_outputs(&ev, &title, a.report.as_deref(), a.plots.as_deref(), extra)?)
 }
 
-/// `eval --attack`: the malicious files of the `pe:` datasets attacked at the model's own
-/// threshold; prints the summary, draws attack.svg into --plots, returns the JSON report.
-fn attack(model: &dyn mallard_model::Model, a: &EvalArgs, g: &Global) -> Result<serde_json::Value> {
+/// `eval --attack`: `files` attacked at the model's own threshold; prints the summary,
+/// draws attack.svg into --plots, returns the JSON report.
+fn attack(
+    model: &dyn mallard_model::Model,
+    files: &[PathBuf],
+    a: &EvalArgs,
+    g: &Global,
+) -> Result<serde_json::Value> {
     use anyhow::Context;
-    use mallard_experiment::attack::{attack_files, strategy, AttackOptions};
+    use mallard_experiment::attack::{attack_files, read_benign, strategy, AttackOptions};
     let caps = mallard_io::Caps::default();
-    let read = a.read.options();
-    let mut files = Vec::new();
-    for d in &a.dataset {
-        let mut warnings = Vec::new();
-        let l = mallard_datasets::labelled_pe_files(&d.path, &read, &mut warnings)?;
-        files.extend(
-            l.paths.into_iter().zip(l.labels).filter(|(_, y)| y == "malicious").map(|(p, _)| p),
-        );
-    }
-    let benign = crate::attack_cmd::read_benign(a.attack_benign.as_deref(), &caps)?;
+    let benign = read_benign(a.attack_benign.as_deref(), &caps)?;
     let opts = AttackOptions {
         budget: a.attack_budget,
         strategy: strategy(&a.attack_strategy)?,
@@ -121,26 +112,15 @@ fn attack(model: &dyn mallard_model::Model, a: &EvalArgs, g: &Global) -> Result<
         out_dir: None,
     };
     let bar = crate::ui::bar(g.quiet, files.len(), "attacking {wide_bar} {pos}/{len} files");
-    let report = attack_files(model, &files, &opts, &mut |f| {
-        if let Err(e) = &f.outcome {
-            match &bar {
-                Some(b) => b.println(format!("error: {e}")),
-                None => eprintln!("error: {e}"),
-            }
+    let report = attack_files(model, files, &opts, &mut |f| {
+        if f.outcome.is_err() {
+            crate::ui::line(bar.as_ref(), &f.line());
         }
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
+        bar.iter().for_each(|b| b.inc(1));
     })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let (attacked, detected, evaded) = report.counts();
-    let rate = if detected > 0 { 100.0 * evaded as f64 / detected as f64 } else { 0.0 };
-    println!(
-        "\nattack ({} queries per file, {}): {attacked} malicious files, {detected} detected, {evaded} evaded ({rate:.1}% of detected)",
-        a.attack_budget, a.attack_strategy
-    );
+    bar.iter().for_each(|b| b.finish_and_clear());
+    let (n, s) = (a.attack_budget, &a.attack_strategy);
+    println!("\nattack ({n} queries per file, {s}): {}", report.summary());
     if let Some(dir) = &a.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let p = dir.join("attack.svg");
@@ -163,9 +143,9 @@ pub struct CvArgs {
     #[arg(long, default_value_t = 5, value_parser = check::at_least_two)]
     pub folds: usize,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: ModelSettings,
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub read: ReadOptions,
     /// Write pooled and per-fold metrics as JSON here.
     #[arg(long, value_name = "OUT.json")]
     pub report: Option<PathBuf>,
@@ -181,8 +161,8 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
     let request = CvRequest {
         datasets: &a.dataset,
-        read: &a.read.options(),
-        settings: &a.model.settings(g.threads),
+        read: &a.read,
+        settings: &ModelSettings { threads: g.threads, ..a.model.clone() },
         folds: a.folds,
         train_fraction: a.train_fraction,
     };

@@ -1,7 +1,6 @@
 //! The `mallard` command line.
 
 mod attack_cmd;
-mod dataset;
 mod eval_cmd;
 mod features_cmd;
 mod image_cmd;

@@ -36,7 +36,7 @@ pub struct MutateArgs {
 pub fn run(a: MutateArgs, g: &crate::Global) -> Result<()> {
     let caps = mallard_io::Caps::default();
     let actions = parse_actions(&a.actions)?;
-    let benign = crate::attack_cmd::read_benign(a.benign.as_deref(), &caps)?;
+    let benign = mallard_experiment::attack::read_benign(a.benign.as_deref(), &caps)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let files = crate::attack_cmd::pe_files(&a.paths, &caps);
     let opts = MutateOptions {
@@ -53,18 +53,11 @@ pub fn run(a: MutateArgs, g: &crate::Global) -> Result<()> {
     let written = mutate_files(&files, &opts, &mut |_, r| {
         if let Err(e) = r {
             errors += 1;
-            match &bar {
-                Some(b) => b.println(format!("error: {e}")),
-                None => eprintln!("error: {e}"),
-            }
+            crate::ui::line(bar.as_ref(), &format!("error: {e}"));
         }
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
+        bar.iter().for_each(|b| b.inc(1));
     });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.iter().for_each(|b| b.finish_and_clear());
     println!(
         "wrote {written} mutants of {} files to {} ({errors} errors)",
         files.len(),

@@ -11,7 +11,7 @@ use mallard_scan::{ScanOptions, ScanResult, Tally};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,23 +116,6 @@ impl ScanCaps {
     }
 }
 
-/// Set by SIGINT: the scan stops, prints what it has, and exits 130.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-#[cfg(target_os = "linux")]
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_sigint() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
-    }
-}
-
 /// Writes one result: a JSON object or a line in words; in JSON mode errors go to stderr too.
 fn emit(r: &ScanResult, json: bool, bar: Option<&indicatif::ProgressBar>) {
     let line = if json { r.json_line() } else { r.line() };
@@ -194,7 +177,10 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         tally.add(r);
         emit(r, a.json, bar.as_ref());
     }
-    catch_sigint();
+    // Ctrl-C: the scan stops, prints what it has, and exits 130.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
     mallard_scan::quiet_worker_panics();
     let per_file = Duration::from_secs_f64(a.file_timeout.unwrap_or(caps.per_file_seconds as f64));
     let mut order = InOrder::default();
@@ -202,7 +188,7 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         Arc::new(scanner),
         files,
         BatchOptions { threads: g.threads, per_file },
-        &INTERRUPTED,
+        &interrupted,
         &mut |i, r| {
             let ready = if a.sort { order.push(i, r) } else { vec![r] };
             for r in &ready {
@@ -224,13 +210,5 @@ pub fn run(a: ScanArgs, g: &Global) -> Result<ExitCode> {
         let n = expanded.skipped_links;
         eprintln!("note: {n} symbolic links inside folders not followed (--follow-symlinks)");
     }
-    Ok(ExitCode::from(if end.interrupted {
-        130
-    } else if tally.errors > 0 || !rule_errors.is_empty() {
-        2
-    } else if tally.malicious > 0 {
-        1
-    } else {
-        0
-    }))
+    Ok(ExitCode::from(tally.exit_code(end.interrupted, !rule_errors.is_empty())))
 }

@@ -18,6 +18,14 @@ pub fn bar(quiet: bool, len: usize, template: &str) -> Option<ProgressBar> {
     Some(b)
 }
 
+/// A line on stderr above the bar, if there is one.
+pub fn line(bar: Option<&ProgressBar>, line: &str) {
+    match bar {
+        Some(b) => b.println(line),
+        None => eprintln!("{line}"),
+    }
+}
+
 /// Training and evaluation progress: a bar per epoch (one tick per minibatch) on a
 /// terminal, one line per epoch otherwise; warnings always, the rest unless `--quiet`.
 pub struct Progress {

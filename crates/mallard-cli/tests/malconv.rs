@@ -333,7 +333,10 @@ fn attack_reports_within_budget_and_writes_only_preserved_mutants() {
     ]);
     ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("roc_auc") && stdout.contains("12 malicious files"), "{stdout}");
+    assert!(
+        stdout.contains("roc_auc") && stdout.contains("12 files attacked, 12 detected"),
+        "{stdout}"
+    );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&eval_report).unwrap()).unwrap();
     let attack = &r["attack"];
     assert_eq!(attack["budget"], 15, "{r}");

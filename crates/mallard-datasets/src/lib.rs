@@ -123,37 +123,69 @@ impl std::str::FromStr for DatasetSpec {
     }
 }
 
-/// How datasets are read (the CLI's `--label-column`, `--group-by`, caps, ...).
+/// How datasets are read: the reading flags of `mallard train`, `eval` and `cv` (with the
+/// `clap` feature this struct is those flags; its docs are their help).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ReadOptions {
-    /// Keep only the first N calls of each sample.
+    /// Keep only the first N calls of each sample when reading.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub max_calls: Option<usize>,
     /// Reports: one sample per monitored process instead of one per report.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub per_process: bool,
-    /// csv: the column holding the label (in `labels_file` when that is given); ember: the
-    /// field whose text is the label instead of EMBER's 0/1 (e.g. `avclass`, the family).
+    /// csv: the column holding the label (in --labels-file when that is given); ember: the
+    /// field whose text is the label instead of EMBER's 0/1, e.g. `avclass` for families.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "COL"))]
     pub label_column: Option<String>,
-    /// Tables: leave out the rows of labels with fewer rows than this (families with too
-    /// few samples to learn or test).
+    /// Tables: leave out the rows of labels with fewer rows than N (families too small to
+    /// learn and test).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)))]
     pub min_class_rows: Option<usize>,
-    /// csv: a separate id,label file joined on `id_column`.
+    /// csv: a separate id,label file joined on --id-column.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub labels_file: Option<PathBuf>,
     /// csv: the column holding a row id (never a feature).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "COL"))]
     pub id_column: Option<String>,
-    /// Columns not to use as features.
+    /// Columns not to use as features (csv: e.g. ids; ember/pe: e.g. header_timestamp).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "COL", value_delimiter = ','))]
     pub drop_columns: Vec<String>,
-    /// pe: the feature set to extract (default ember-v2).
+    /// pe: the feature set to extract (ember-v2, ember-v2-hardened, ember-v3, pe-header,
+    /// saxe-1024, opcodes, image; default ember-v2).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "NAME"))]
     pub feature_set: Option<String>,
-    /// ember: the fields naming a row's group, first non-empty wins; empty means
-    /// `group,avclass`.
+    /// ember: the fields that group rows for every split (folds, early-stopping holdout,
+    /// calibration): the first non-empty one of them names a row's group, and a group is
+    /// never split. Default `group,avclass`: an explicit group (a benign file's project),
+    /// else the family hint. `group,source` holds out whole malware collections.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "FIELDS", value_delimiter = ',')
+    )]
     pub group_by: Vec<String>,
+    /// csv, ember: refuse table files larger than this many MiB (checked before reading).
+    #[cfg_attr(feature = "clap", arg(long = "max-table-mib", value_name = "MIB", default_value_t = mallard_io::Caps::default().max_table_bytes >> 20, value_parser = mib_to_bytes))]
     pub max_table_bytes: u64,
+    /// csv: refuse cells (labels and ids too) longer than this many bytes.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES", default_value_t = mallard_io::Caps::default().max_cell_bytes))]
     pub max_cell_bytes: usize,
     /// pe: deepest folder nesting searched below the dataset folder.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = mallard_io::Caps::default().max_walk_depth))]
     pub max_depth: usize,
-    /// pe: a tab-separated `NAME<TAB>GROUP` file naming the group (family, project) of files
-    /// by file name; files of one group never straddle a split.
+    /// pe: a tab-separated NAME<TAB>GROUP file giving files (by name) a group, such as a
+    /// malware family or a benign project: a group never straddles a split.
+    #[cfg_attr(feature = "clap", arg(long = "groups", value_name = "FILE.tsv"))]
     pub groups_file: Option<PathBuf>,
+}
+
+/// `--max-table-mib`: MiB on the command line, bytes in [`ReadOptions`].
+#[cfg(feature = "clap")]
+fn mib_to_bytes(s: &str) -> Result<u64, String> {
+    let mib: u64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of MiB"))?;
+    Ok(mib.saturating_mul(1 << 20))
 }
 
 impl Default for ReadOptions {

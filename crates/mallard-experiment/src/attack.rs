@@ -30,6 +30,64 @@ pub struct FileAttack {
     pub outcome: Result<mallard_attack::Outcome, String>,
 }
 
+impl FileAttack {
+    /// One line in words: the score before and after and the actions kept, or the error.
+    pub fn line(&self) -> String {
+        let p = self.path.display();
+        match &self.outcome {
+            Ok(o) if !o.detected => format!("{p}: not detected ({:.3})", o.before),
+            Ok(o) => format!(
+                "{p}: {:.3} -> {:.3} {} after {} queries [{}]",
+                o.before,
+                o.after,
+                if o.evaded { "EVADED" } else { "still detected" },
+                o.queries,
+                o.actions
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+}
+
+/// The files labelled malicious in `pe:` datasets (labels as
+/// [`mallard_datasets::labelled_pe_files`] reads them), for `eval --attack`.
+pub fn malicious_pe_files(
+    datasets: &[mallard_datasets::DatasetSpec],
+    read: &mallard_datasets::ReadOptions,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for d in datasets {
+        if d.format != mallard_datasets::DataFormat::Pe {
+            let p = d.path.display();
+            return Err(Error::Invalid(format!(
+                "attacks edit PE files: {p} is not a pe: dataset"
+            )));
+        }
+        let l = mallard_datasets::labelled_pe_files(&d.path, read, &mut Vec::new())?;
+        let malicious = l
+            .paths
+            .into_iter()
+            .zip(l.labels)
+            .filter(|(_, y)| y == "malicious");
+        files.extend(malicious.map(|(p, _)| p));
+    }
+    Ok(files)
+}
+
+/// The benign donor file's bytes, read under the PE size cap (empty without one: the
+/// edits then use random bytes).
+pub fn read_benign(path: Option<&Path>, caps: &mallard_io::Caps) -> Result<Vec<u8>, Error> {
+    match path {
+        Some(p) => mallard_io::read_capped(p, caps.max_pe_bytes)
+            .map_err(|e| Error::Invalid(format!("reading {}: {e}", p.display()))),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Every file's attack and the totals.
 pub struct AttackReport {
     pub model: String,
@@ -38,6 +96,17 @@ pub struct AttackReport {
 }
 
 impl AttackReport {
+    /// The totals in words: "N files attacked, D detected, E evaded (R% of detected)".
+    pub fn summary(&self) -> String {
+        let (attacked, detected, evaded) = self.counts();
+        let rate = if detected > 0 {
+            100.0 * evaded as f64 / detected as f64
+        } else {
+            0.0
+        };
+        format!("{attacked} files attacked, {detected} detected, {evaded} evaded ({rate:.1}% of detected)")
+    }
+
     /// Files attacked, detected before, evaded after.
     pub fn counts(&self) -> (usize, usize, usize) {
         let ok: Vec<_> = self

@@ -7,47 +7,122 @@ use mallard_model::tables::Table;
 use mallard_model::train::{ModelKind, Preset, TrainOptions};
 use mallard_model::{GbdtParams, MlpParams, TableLearner};
 
-/// What to train and how. Field names follow the command-line flags.
+/// What to train and how: the flags of `mallard train` and `mallard cv` (with the `clap`
+/// feature this struct is those flags; its docs are their help). `None` takes the model
+/// kind's default.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ModelSettings {
-    /// `gbdt`, `dnn` (tables); `svm`, `ngram`, `lstm`, `gru`, `bilstm`, `ensemble` (sequences).
-    /// `None`: gbdt for tables, svm for two labels, ngram for families.
+    /// Model kind. Sequences: svm (kernel SVM over the set of distinct API names; the default
+    /// for two labels), ngram (TF-IDF n-grams + logistic regression; the default for
+    /// families), lstm, gru, bilstm, ensemble (LSTM + n-grams).
+    /// Feature tables (csv): gbdt (default, boosted trees) or dnn (feed-forward net).
+    /// Raw bytes of PE files (pe:DIR): malconv (gated convolution over 512-byte windows).
+    #[cfg_attr(feature = "clap", arg(long = "model", value_name = "KIND"))]
     pub kind: Option<String>,
+    /// Boosted trees: number of rounds (default 100).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub n_estimators: Option<usize>,
+    /// Boosted trees: leaves per tree (default 31).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::at_least_two))]
     pub num_leaves: Option<usize>,
+    /// Boosted trees: share of the features each tree may use, drawn per tree (default 1).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "F", value_parser = check::share))]
     pub feature_fraction: Option<f64>,
+    /// Boosted trees: fewest training rows in a leaf (default 20).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = check::positive_usize))]
     pub min_data_in_leaf: Option<usize>,
-    /// Row weights equalising the malicious:benign mix per PE kind, tempered by this power.
+    /// Boosted trees on EMBER v2 columns: weight the rows so that every kind of PE file
+    /// (32-/64-bit EXE, DLL, .NET, read from the columns) has the overall malicious:benign
+    /// mix, so the trees learn content rather than which kinds the corpus happens to hold
+    /// more malware of. POWER in (0, 1] tempers the weights (weight^POWER); given without a
+    /// value, 1.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "POWER", num_args = 0..=1, default_missing_value = "1", value_parser = check::share))]
     pub balance_kinds: Option<f64>,
-    /// Boosted trees: columns the score may only rise with (`NAME`, `+NAME`) or only fall
-    /// with (`-NAME`), comma-separated; a name ending in `*` is a prefix.
+    /// Boosted trees: columns the score may only rise with, comma-separated: NAME or +NAME
+    /// rising, -NAME falling, PREFIX* every column so named (e.g. general_imports,section_count).
+    /// A defence against edits that can only add (imports, sections, bytes): the trees cannot
+    /// learn "more of it means benign" (LightGBM's monotone constraints, basic method).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "COLUMNS", allow_hyphen_values = true)
+    )]
     pub monotone: Option<String>,
-    /// Boosted trees: largest absolute leaf output before shrinkage.
+    /// Boosted trees: cap on each leaf's output before the learning rate (LightGBM's
+    /// max_delta_step; default none), bounding what one tree can add to a score.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "F", value_parser = check::positive_f64))]
     pub max_delta_step: Option<f64>,
-    /// Threshold chosen for this out-of-fold false-positive rate.
+    /// Set the decision threshold so that the false-positive rate of 5-fold out-of-fold
+    /// predictions on the training data is at most this, in (0, 1) (e.g. 0.01); default
+    /// threshold 0.5.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FPR", value_parser = check::open_fraction))]
     pub calibrate_fpr: Option<f64>,
-    /// `default` or `published`.
+    /// Settings to start from: `default` (mallard's) or `published` (the Keras pipeline of the
+    /// literature: Keras tokenizer, pre-padding, Embedding 32, LSTM 100, mse, RMSprop, batch 64, 5 epochs).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "default"))]
     pub preset: String,
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub epochs: Option<usize>,
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub batch_size: Option<usize>,
+    /// adam or rmsprop.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub optimizer: Option<String>,
+    #[cfg_attr(feature = "clap", arg(long = "lr", value_parser = check::positive_f32))]
     pub learning_rate: Option<f32>,
+    /// Embedding width.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub embed: Option<usize>,
+    /// Recurrent units (per direction).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub hidden: Option<usize>,
+    /// What the dense layer sees of the recurrent states: last, mean or max (pooling over time).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub head: Option<String>,
+    /// Longest token sequence the recurrent net reads.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub maxlen: Option<usize>,
+    /// Fraction of the training data held out for early stopping, in [0, 1) (sequence
+    /// models: default 0.1; tables: off unless this or --patience is given, then 0.1,
+    /// grouped and stratified, and at most 0.5).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::holdout))]
     pub validation_split: Option<f32>,
+    /// Epochs (boosted trees: rounds, default 10) without a better validation loss before stopping.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = check::positive_usize))]
     pub patience: Option<usize>,
+    /// Train recurrent nets (lstm, gru, bilstm, ensemble) and malconv on the GPU through
+    /// Vulkan; needs a build with `--features gpu`. Same training semantics as the CPU.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub gpu: bool,
+    /// Weight classes by inverse frequency (default); `--no-class-weights` turns it off.
+    #[cfg_attr(feature = "clap", arg(long = "no-class-weights", action = clap::ArgAction::SetFalse, help = "Do not weight classes by inverse frequency"))]
     pub class_weights: bool,
+    /// Seed for initialisation, shuffling and splits: same seed, same model.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 42))]
     pub seed: u64,
+    /// Count back-to-back repeats of a call once (raw sandbox traces); the model remembers
+    /// this and applies it when scoring.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub collapse_repeats: bool,
+    /// svm: kernel width gamma of K = exp(-gamma (1 - Tanimoto similarity of the API sets)).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "GAMMA", default_value_t = 3.0, value_parser = check::positive_f64))]
     pub svm_gamma: f64,
+    /// svm: box constraint C (soft-margin penalty; larger fits the training data harder).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "C", default_value_t = 3.0, value_parser = check::positive_f64))]
     pub svm_c: f64,
+    /// ngram: longest n-gram of API calls (1 to 8).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 4, value_parser = check::ngram_len))]
     pub ngram_max: usize,
+    /// ngram: inverse regularisation C of the logistic regression.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "C", default_value_t = 30.0, value_parser = check::positive_f64))]
     pub ngram_c: f64,
-    /// Worker threads for training.
+    /// Worker threads for training (front ends set it from their own thread option).
+    #[cfg_attr(feature = "clap", arg(skip = default_threads()))]
     pub threads: usize,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Default for ModelSettings {
@@ -81,7 +156,7 @@ impl Default for ModelSettings {
             svm_c: 3.0,
             ngram_max: 4,
             ngram_c: 30.0,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
         }
     }
 }

@@ -88,6 +88,21 @@ impl Tally {
     pub fn total(&self) -> usize {
         self.malicious + self.benign + self.errors
     }
+
+    /// The exit status, as clamscan's: 0 nothing found, 1 something malicious, 2 any error
+    /// result (or `setup_errors`, such as rules that did not compile); 130 when
+    /// interrupted, as a shell reports Ctrl-C.
+    pub fn exit_code(&self, interrupted: bool, setup_errors: bool) -> u8 {
+        if interrupted {
+            130
+        } else if self.errors > 0 || setup_errors {
+            2
+        } else if self.malicious > 0 {
+            1
+        } else {
+            0
+        }
+    }
 }
 
 /// Holds back results that finish early so that they come out in input order.
@@ -136,6 +151,22 @@ pub fn quiet_worker_panics() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// clamscan's statuses (its man page): errors outrank detections, Ctrl-C outranks both.
+    #[test]
+    fn exit_codes_follow_clamscan() {
+        let t = |malicious, benign, errors| Tally {
+            malicious,
+            benign,
+            errors,
+        };
+        assert_eq!(t(0, 3, 0).exit_code(false, false), 0);
+        assert_eq!(t(1, 3, 0).exit_code(false, false), 1);
+        assert_eq!(t(1, 3, 1).exit_code(false, false), 2);
+        assert_eq!(t(1, 3, 0).exit_code(false, true), 2);
+        assert_eq!(t(0, 0, 0).exit_code(false, true), 2);
+        assert_eq!(t(1, 0, 1).exit_code(true, true), 130);
+    }
 
     #[test]
     fn results_come_out_in_input_order() {
