@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", default="ember-v2")
     ap.add_argument("--mallard", default=os.environ.get("MALLARD"), help="the CLI binary")
-    ap.add_argument("--files-per-task", type=int, default=128)
+    ap.add_argument("--files-per-task", type=int, default=None, help="default: the pipeline's own choice")
     a = ap.parse_args()
 
     shared = Path(os.environ.get("MALLARD_SHARED", ROOT.parent / "shared"))

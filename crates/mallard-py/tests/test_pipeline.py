@@ -99,3 +99,12 @@ def test_featurize_as_a_map_batches_udf_over_read_binary_files(cluster, benign_f
     ref = mallard.features([str(f) for f in files])
     for f, r in zip(files, ref):
         assert same_bits(rows[f.name], r), f.name
+
+
+def test_default_task_size_is_two_tasks_per_cpu_within_bounds():
+    # ceil(files / (2 cpus)), then clamped to [64, 4096]: hand-computed.
+    assert mp._task_size(2170, 2) == 543
+    assert mp._task_size(4340, 2.0) == 1085
+    assert mp._task_size(10, 2) == 64
+    assert mp._task_size(1_000_000, 100) == 4096
+    assert mp._task_size(5000, 0) == 2500  # a cluster reporting no CPUs counts as one

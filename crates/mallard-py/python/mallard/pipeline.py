@@ -2,7 +2,8 @@
 
 ``featurize_tree(["corpus/"], "features/")`` finds the PE files as ``mallard features``
 does (folders searched recursively, files starting with "MZ", links not followed), hands
-them to Ray Data in tasks of ``files_per_task`` paths, extracts features with
+them to Ray Data in tasks of ``files_per_task`` paths (by default about two tasks per CPU
+of the cluster, 64 to 4,096 files each), extracts features with
 ``mallard.arrow.featurize`` on the workers (each task reads its own files: only paths
 travel through Ray's object store) and writes Parquet files with the columns of
 ``mallard features --out FILE.parquet`` (``path``, ``sha256``, ``features``, ``error``).
@@ -92,7 +93,7 @@ def featurize_tree(
     out: _PathLike,
     feature_set: str = "ember-v2",
     *,
-    files_per_task: int = 128,
+    files_per_task: Optional[int] = None,
     threads_per_task: int = 1,
     max_depth: Optional[int] = None,
     num_cpus: Optional[int] = None,
@@ -109,7 +110,7 @@ def featurize_tree(
     import pyarrow.parquet as pq
     import ray
 
-    if files_per_task < 1 or threads_per_task < 1:
+    if (files_per_task is not None and files_per_task < 1) or threads_per_task < 1:
         raise ValueError("files_per_task and threads_per_task must be at least 1")
     started = time.perf_counter()
     out = os.fspath(out)
@@ -135,11 +136,12 @@ def featurize_tree(
     if todo:
         if not ray.is_initialized():
             ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
+        per_task = files_per_task or _task_size(len(todo), ray.cluster_resources().get("CPU", 1))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         blocks = [
-            pa.table({"path": pa.array(todo[i : i + files_per_task], pa.string())})
-            for i in range(0, len(todo), files_per_task)
+            pa.table({"path": pa.array(todo[i : i + per_task], pa.string())})
+            for i in range(0, len(todo), per_task)
         ]
         ds = ray.data.from_arrow(blocks).map_batches(
             _featurize_block,
@@ -163,6 +165,15 @@ def featurize_tree(
         "seconds": time.perf_counter() - started,
         "notes": notes,
     }
+
+
+def _task_size(files: int, cpus: float) -> int:
+    """Files per task: about two tasks per CPU, so that every CPU stays busy to the end
+    while each task runs long enough to pay for Ray's per-task cost (tens of ms on a busy
+    2-core machine: 128-file tasks ran at 0.68x the CLI there, 543-file ones at 0.97x);
+    at most 4,096 files, so a lost task costs little and a task's output stays small."""
+    per = -(-files // int(2 * max(1.0, cpus)))
+    return max(64, min(4096, per))
 
 
 def _count_errors(out: str, stamp: str) -> int:
