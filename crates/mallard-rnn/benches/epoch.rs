@@ -192,6 +192,22 @@ fn main() {
         ntok,
         ntok as f64 / seqs.len() as f64
     );
+    // The machine beside the figures: they are only comparable on the same one.
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!(
+        "machine: {cpu}; kernels {:?} (MALLARD_SIMD caps it); load {}",
+        mallard_rnn::simd(),
+        load.join(" ")
+    );
     let epochs: usize = std::env::var("EPOCHS")
         .ok()
         .and_then(|s| s.parse().ok())

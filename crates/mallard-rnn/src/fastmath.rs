@@ -79,7 +79,25 @@ unsafe fn tanh_avx2(x: &mut [f32]) {
     tanh_generic(x)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn sigmoid_avx512(x: &mut [f32]) {
+    sigmoid_generic(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tanh_avx512(x: &mut [f32]) {
+    tanh_generic(x)
+}
+
 pub(crate) fn sigmoid_slice_f32(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::packed::simd() == crate::packed::Simd::Avx512 {
+        // SAFETY: the CPU supports the enabled features.
+        unsafe { sigmoid_avx512(x) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::packed::simd_available() {
         // SAFETY: the CPU supports the enabled features.
@@ -90,6 +108,12 @@ pub(crate) fn sigmoid_slice_f32(x: &mut [f32]) {
 }
 
 pub(crate) fn tanh_slice_f32(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::packed::simd() == crate::packed::Simd::Avx512 {
+        // SAFETY: the CPU supports the enabled features.
+        unsafe { tanh_avx512(x) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::packed::simd_available() {
         // SAFETY: the CPU supports the enabled features.

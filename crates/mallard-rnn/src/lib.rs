@@ -26,6 +26,7 @@ mod tests;
 
 pub use kernel::BatchLayout;
 pub use optim::{OptState, Optimizer};
+pub use packed::{simd, Simd};
 pub use params::{Cell, Head, NetConfig, Output};
 pub use train::{
     targets_for, train, EarlyStopping, EpochOrder, EpochReport, Stopping, TrainConfig, TrainPlan,

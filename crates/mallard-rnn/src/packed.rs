@@ -8,7 +8,7 @@
 
 use crate::real::{gemm, Mat, Real};
 
-/// Columns per panel (two 8-float AVX registers).
+/// Columns per panel (two 8-float AVX registers, one 16-float AVX-512 register).
 const NR: usize = 16;
 /// Rows per micro-kernel call.
 const MR: usize = 6;
@@ -106,16 +106,50 @@ impl<T: Real> Packed<T> {
     }
 }
 
-/// Whether this CPU runs the AVX2/FMA micro-kernel.
-pub(crate) fn simd_available() -> bool {
+/// The vector units the kernels use: the widest the CPU has, capped by the environment
+/// variable `MALLARD_SIMD` (`avx512`, `avx2` or `scalar`), read once. The cap tests every
+/// path on one machine, and a model trained under `avx2` gets the same bits on any AVX2 CPU
+/// (summation order differs between the paths, so the last bits of a model do too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Portable code (and `matrixmultiply` for the GEMMs).
+    Scalar,
+    /// 8-float AVX2 + FMA.
+    Avx2,
+    /// 16-float AVX-512F micro-kernel for the GEMMs, 16-wide activations.
+    Avx512,
+}
+
+/// The [`Simd`] level in use (see there).
+pub fn simd() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let hw = detect();
+        match std::env::var("MALLARD_SIMD").ok().as_deref() {
+            Some("scalar") => Simd::Scalar,
+            Some("avx2") => hw.min(Simd::Avx2),
+            _ => hw,
+        }
+    })
+}
+
+fn detect() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if avx2 && std::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if avx2 {
+            return Simd::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Simd::Scalar
+}
+
+/// Whether the packed micro-kernels run (AVX2/FMA or wider).
+pub(crate) fn simd_available() -> bool {
+    simd() >= Simd::Avx2
 }
 
 /// f32 panel GEMM. Returns false when the CPU lacks AVX2/FMA (caller falls back).
@@ -134,10 +168,17 @@ pub(crate) fn matmul_f32(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if simd_available() {
+        let level = simd();
+        if level >= Simd::Avx2 {
             assert_eq!(panels.len(), n.div_ceil(NR) * k * NR);
-            // SAFETY: features checked above; bounds asserted here and by the caller.
-            unsafe { avx::matmul(m, k, n, a, lda, panels, accumulate, c, ldc) };
+            // SAFETY: features checked by `simd`; bounds asserted here and by the caller.
+            unsafe {
+                if level == Simd::Avx512 {
+                    avx512::matmul(m, k, n, a, lda, panels, accumulate, c, ldc)
+                } else {
+                    avx::matmul(m, k, n, a, lda, panels, accumulate, c, ldc)
+                }
+            };
             return true;
         }
     }
@@ -257,18 +298,131 @@ mod avx {
     }
 }
 
+/// The same panels with one 16-float register per row: half the FMAs of the AVX2 kernel,
+/// and 32 registers, so up to 8 rows (x 1-8 accumulator sets) stay in registers.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::NR;
+    use std::arch::x86_64::*;
+
+    /// Rows per micro-kernel call.
+    const MR: usize = 8;
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        lda: usize,
+        panels: &[f32],
+        accumulate: bool,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let np = n.div_ceil(NR);
+        for jp in 0..np {
+            let bp = panels.as_ptr().add(jp * k * NR);
+            let j0 = jp * NR;
+            let ncols = (n - j0).min(NR);
+            // Columns of this panel that exist in C: all 16 but in the last panel.
+            let mask: __mmask16 = if ncols == NR {
+                0xffff
+            } else {
+                (1u16 << ncols) - 1
+            };
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(MR);
+                let ap = a.as_ptr().add(i * lda);
+                let cp = c.as_mut_ptr().add(i * ldc + j0);
+                // At least 8 independent FMA chains hide the FMA latency on two ports.
+                match rows {
+                    8 => tile::<8, 1>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    7 => tile::<7, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    6 => tile::<6, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    5 => tile::<5, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    4 => tile::<4, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    3 => tile::<3, 3>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    2 => tile::<2, 4>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    _ => tile::<1, 8>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                }
+                i += rows;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize, const S: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mask: __mmask16,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); R]; S];
+        let kmain = k - k % S;
+        let mut p = 0;
+        while p < kmain {
+            for (s, acc) in acc.iter_mut().enumerate() {
+                let q = p + s;
+                let bv = _mm512_loadu_ps(b.add(q * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * lda + q));
+                    *acc = _mm512_fmadd_ps(av, bv, *acc);
+                }
+            }
+            p += S;
+        }
+        for q in kmain..k {
+            let bv = _mm512_loadu_ps(b.add(q * NR));
+            for (r, acc) in acc[0].iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * lda + q));
+                *acc = _mm512_fmadd_ps(av, bv, *acc);
+            }
+        }
+        let mut sum = acc[0];
+        for more in &acc[1..] {
+            for (t, &v) in sum.iter_mut().zip(more) {
+                *t = _mm512_add_ps(*t, v);
+            }
+        }
+        for (r, &v) in sum.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            // Masked: the columns past C's edge are neither read nor written.
+            let v = if accumulate {
+                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cr))
+            } else {
+                v
+            };
+            _mm512_mask_storeu_ps(cr, mask, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::real::{rm, tr};
 
-    /// Every row-count remainder, odd k, and n not a multiple of 16, against a naive f64 loop.
+    const T_LEVELS: [Simd; 2] = [Simd::Avx2, Simd::Avx512];
+
+    /// Every row-count remainder, odd k, and n not a multiple of 16, against a naive f64 loop
+    /// (the kernel `simd()` picks), and every kernel the CPU has against that one.
     #[test]
     fn packed_matmul_matches_naive() {
         let mut rng = crate::rng::SplitMix64::new(3);
         for &(m, k, n) in &[
             (1, 7, 5),
             (13, 33, 40),
+            (8, 9, 16),
+            (23, 17, 33),
             (6, 100, 400),
             (31, 400, 100),
             (2, 3, 17),
@@ -290,6 +444,46 @@ mod tests {
                 for accumulate in [false, true] {
                     let mut c = c0.clone();
                     p.matmul(m, &a, k + 3, accumulate, &mut c, n + 1);
+                    // Every kernel this CPU can run, not only the one `simd()` picks.
+                    #[cfg(target_arch = "x86_64")]
+                    // (Panels exist unless `MALLARD_SIMD=scalar`.)
+                    if !p.panels.is_empty() {
+                        let mut c2 = c0.clone();
+                        for &l in T_LEVELS.iter().filter(|&&l| l <= detect()) {
+                            assert_eq!(p.panels.len(), n.div_ceil(NR) * k * NR);
+                            c2.copy_from_slice(&c0);
+                            // SAFETY: `detect` says the CPU has the level's features.
+                            unsafe {
+                                match l {
+                                    Simd::Avx512 => avx512::matmul(
+                                        m,
+                                        k,
+                                        n,
+                                        &a,
+                                        k + 3,
+                                        &p.panels,
+                                        accumulate,
+                                        &mut c2,
+                                        n + 1,
+                                    ),
+                                    _ => avx::matmul(
+                                        m,
+                                        k,
+                                        n,
+                                        &a,
+                                        k + 3,
+                                        &p.panels,
+                                        accumulate,
+                                        &mut c2,
+                                        n + 1,
+                                    ),
+                                }
+                            }
+                            for (x, y) in c2.iter().zip(&c) {
+                                assert!((x - y).abs() < 1e-4, "{l:?} m{m} k{k} n{n}: {x} vs {y}");
+                            }
+                        }
+                    }
                     for i in 0..m {
                         for j in 0..n {
                             let bij = |q: usize| if transposed { b[j * k + q] } else { b[q * n + j] } as f64;
