@@ -4,7 +4,19 @@
 use crate::ServeError;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Called on a scanning thread with each file's path just before it is scanned: lets tests
+/// (and embedders) hold a scan at a known point to force timeouts and a full queue.
+#[derive(Clone)]
+pub struct ScanHook(pub Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl std::fmt::Debug for ScanHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScanHook")
+    }
+}
 
 /// Everything `mallard serve` runs with.
 #[derive(Debug, Clone)]
@@ -49,6 +61,8 @@ pub struct Config {
     pub allow_shutdown: bool,
     /// Largest file `SCAN`/`FILDES` reads (and the cap on `StreamMaxLength`).
     pub max_file_size: u64,
+    /// Not in the file: see [`ScanHook`].
+    pub scan_hook: Option<ScanHook>,
 }
 
 impl Default for Config {
@@ -76,6 +90,7 @@ impl Default for Config {
             reasons: 5,
             allow_shutdown: true,
             max_file_size: mallard_io::Caps::default().max_pe_bytes,
+            scan_hook: None,
         }
     }
 }
