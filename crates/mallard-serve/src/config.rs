@@ -47,6 +47,9 @@ pub struct Config {
     /// Folders under which `SCAN`, `CONTSCAN`, `MULTISCAN` and `ALLMATCHSCAN` may read;
     /// none: path commands are refused (streams and `FILDES` still work).
     pub scan_roots: Vec<PathBuf>,
+    /// Entries (files, folders, links) a folder command may list; past it the request is
+    /// refused before any file is scanned.
+    pub max_directory_entries: usize,
     /// Model files or `builtin:NAME` (at most one per kind of input).
     pub models: Vec<PathBuf>,
     /// Extra YARA rule files or folders.
@@ -81,6 +84,7 @@ impl Default for Config {
             stream_max_length: 25 << 20,
             max_command_length: 8192,
             scan_roots: Vec::new(),
+            max_directory_entries: 100_000,
             models: Vec::new(),
             rules: Vec::new(),
             builtin_rules: true,
@@ -112,6 +116,8 @@ Configuration file (--config FILE): one `Key value` per line, # comments, keys a
   MaxFileSize SIZE         largest file SCAN or FILDES reads (the scan caps' PE size)
   ScanRoot DIR             folder SCAN/CONTSCAN/MULTISCAN/ALLMATCHSCAN may read; repeatable;
                            none: path commands are refused
+  MaxDirectoryEntries N    files, folders and links one folder command may list (100000);
+                           more: the request is refused; folders deeper than 64 not entered
   Model SPEC               model file or builtin:NAME; repeatable (one per input kind)
   Rules PATH               extra YARA rules (file or folder); repeatable
   BuiltinRules yes|no      run mallard's built-in rules (yes)
@@ -226,6 +232,9 @@ impl Config {
                 "streammaxlength" => c.stream_max_length = size()?,
                 "maxfilesize" => c.max_file_size = size()?,
                 "scanroot" => c.scan_roots.push(PathBuf::from(value)),
+                "maxdirectoryentries" => {
+                    c.max_directory_entries = num("a positive count")?.min(100_000_000)
+                }
                 "model" => c.models.push(PathBuf::from(value)),
                 "rules" => c.rules.push(PathBuf::from(value)),
                 "builtinrules" => c.builtin_rules = yes()?,

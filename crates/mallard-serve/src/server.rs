@@ -653,8 +653,18 @@ fn path_scan(sh: &Shared, walk: Walk, arg: &OsStr, json: bool) -> Vec<String> {
         }
         return vec![result_line(&r, &canon, &label, json)];
     }
-    let opts = mallard_io::WalkOptions::default();
-    let expanded = mallard_scan::expand_paths(&[path.to_path_buf()], &opts);
+    // Depth capped as every walk is; the entries listed too, before anything is scanned.
+    let opts = mallard_io::WalkOptions {
+        follow_symlinks: false,
+        max_depth: mallard_io::Caps::default().max_walk_depth,
+    };
+    let max = sh.config.max_directory_entries;
+    let Some(expanded) = mallard_scan::expand_paths_at_most(&[path.to_path_buf()], &opts, max)
+    else {
+        return vec![format!(
+            "{label}: Folder too large: more than {max} entries (MaxDirectoryEntries). ERROR"
+        )];
+    };
     let mut lines: Vec<String> = expanded
         .errors
         .iter()

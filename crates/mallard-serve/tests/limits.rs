@@ -155,3 +155,89 @@ fn a_full_queue_refuses_scans_and_the_daemon_serves_on() {
     );
     assert_eq!(entries(&d.streams), 0, "a stream file was left behind");
 }
+
+#[test]
+fn folder_listings_stop_at_max_directory_entries_and_the_depth_cap() {
+    let d = start(|c, _| c.max_directory_entries = 5);
+    let found = "Mallard.Rule.Serve_Test_Marker FOUND";
+    let fill = |dir: &Path, names: &[&str]| {
+        std::fs::create_dir_all(dir).unwrap();
+        for n in names {
+            std::fs::write(dir.join(n), marked()).unwrap();
+        }
+    };
+    let five = d.root.join("five");
+    fill(&five, &["a.json", "b.json", "c.json", "d.json", "e.json"]);
+    let six = d.root.join("six");
+    fill(
+        &six,
+        &["a.json", "b.json", "c.json", "d.json", "e.json", "f.json"],
+    );
+    // Five files in two folders, six entries: folders count too.
+    let nested = d.root.join("nested");
+    fill(&nested, &["a.json", "b.json"]);
+    fill(&nested.join("sub"), &["c.json", "d.json", "e.json"]);
+    let ask = |cmd: &str, p: &Path| {
+        text(unix(
+            &d.sock,
+            format!("n{cmd} {}\n", p.display()).as_bytes(),
+        ))
+    };
+    let lines = ask("CONTSCAN", &five);
+    assert_eq!(lines.lines().count(), 5, "{lines}");
+    assert!(lines.lines().all(|l| l.ends_with(found)), "{lines}");
+    for cmd in [
+        "SCAN",
+        "CONTSCAN",
+        "MULTISCAN",
+        "ALLMATCHSCAN",
+        "JSON CONTSCAN",
+    ] {
+        for dir in [&six, &nested] {
+            assert_eq!(
+                ask(cmd, dir),
+                format!(
+                    "{}: Folder too large: more than 5 entries (MaxDirectoryEntries). ERROR\n",
+                    dir.display()
+                ),
+                "{cmd}"
+            );
+        }
+    }
+    // A single file is no listing.
+    assert_eq!(
+        ask("SCAN", &six.join("f.json")),
+        format!("{}: {found}\n", six.join("f.json").display())
+    );
+    assert_eq!(text(unix(&d.sock, b"nPING\n")), "PONG\n");
+
+    // Depth: folders below the walk cap are reported, not entered.
+    let d = start(|_, _| {});
+    let ask = |cmd: &str, p: &Path| {
+        text(unix(
+            &d.sock,
+            format!("n{cmd} {}\n", p.display()).as_bytes(),
+        ))
+    };
+    let cap = mallard_io::Caps::default().max_walk_depth;
+    let deep = d.root.join("deep");
+    let mut p = deep.clone();
+    for _ in 0..cap + 3 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("bottom.json"), marked()).unwrap();
+    std::fs::write(deep.join("top.json"), marked()).unwrap();
+    let mut first_unentered = deep.clone();
+    for _ in 0..=cap {
+        first_unentered.push("d");
+    }
+    assert_eq!(
+        ask("CONTSCAN", &deep),
+        format!(
+            "{}: more than {cap} folders deep, not entered. ERROR\n{}: {found}\n",
+            first_unentered.display(),
+            deep.join("top.json").display()
+        )
+    );
+}
