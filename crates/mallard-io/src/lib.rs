@@ -14,4 +14,4 @@ pub mod walk;
 
 pub use caps::Caps;
 pub use read::{open_capped, open_regular, read_capped, read_head, starts_like_pe, IoError};
-pub use walk::{walk, WalkOptions, Walked};
+pub use walk::{walk, walk_at_most, WalkOptions, Walked};

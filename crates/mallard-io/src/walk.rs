@@ -46,7 +46,20 @@ pub struct Walked {
 
 /// Walks `roots`; inside folders keeps the regular files for which `keep` is true.
 pub fn walk(roots: &[PathBuf], opts: &WalkOptions, keep: &dyn Fn(&Path) -> bool) -> Walked {
+    walk_at_most(roots, opts, keep, usize::MAX).unwrap_or_default()
+}
+
+/// [`walk`], giving up (`None`) once more than `max_entries` entries of folders (files,
+/// folders and links alike) have been looked at: for a walk a remote client asks for, whose
+/// time and memory must not grow with whatever the folder holds.
+pub fn walk_at_most(
+    roots: &[PathBuf],
+    opts: &WalkOptions,
+    keep: &dyn Fn(&Path) -> bool,
+    max_entries: usize,
+) -> Option<Walked> {
     let mut out = Walked::default();
+    let mut budget = max_entries;
     for root in roots {
         match std::fs::metadata(root) {
             Err(e) => out
@@ -54,7 +67,9 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions, keep: &dyn Fn(&Path) -> bool)
                 .push((root.clone(), format!("{}: {e}", root.display()))),
             Ok(m) if m.is_dir() => {
                 let mut on_path = HashSet::new();
-                descend(root, 0, opts, keep, &mut on_path, &mut out);
+                if !descend(root, 0, opts, keep, &mut on_path, &mut budget, &mut out) {
+                    return None;
+                }
             }
             Ok(m) if m.is_file() => out.files.push(root.clone()),
             Ok(m) => out.errors.push((
@@ -63,7 +78,7 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions, keep: &dyn Fn(&Path) -> bool)
             )),
         }
     }
-    out
+    Some(out)
 }
 
 #[cfg(unix)]
@@ -76,25 +91,27 @@ fn id(_: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+/// False once `budget` entries are spent (the walk is then abandoned).
 fn descend(
     dir: &Path,
     depth: usize,
     opts: &WalkOptions,
     keep: &dyn Fn(&Path) -> bool,
     on_path: &mut HashSet<(u64, u64)>,
+    budget: &mut usize,
     out: &mut Walked,
-) {
+) -> bool {
     let here = match std::fs::metadata(dir) {
         Ok(m) => id(&m),
         Err(e) => {
             out.errors
                 .push((dir.to_path_buf(), format!("{}: {e}", dir.display())));
-            return;
+            return true;
         }
     };
     // A folder already being walked above us: a loop through links or bind mounts.
     if cfg!(unix) && !on_path.insert(here) {
-        return;
+        return true;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -102,11 +119,16 @@ fn descend(
             out.errors
                 .push((dir.to_path_buf(), format!("{}: {e}", dir.display())));
             on_path.remove(&here);
-            return;
+            return true;
         }
     };
     let mut paths = Vec::new();
     for e in entries {
+        // Counted before sorting, so that one huge folder is not read whole.
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         match e {
             Ok(e) => paths.push(e.path()),
             Err(e) => out
@@ -151,8 +173,8 @@ fn descend(
                         opts.max_depth
                     ),
                 ));
-            } else {
-                descend(&p, depth + 1, opts, keep, on_path, out);
+            } else if !descend(&p, depth + 1, opts, keep, on_path, budget, out) {
+                return false;
             }
         } else if meta.is_file() {
             if keep(&p) {
@@ -166,6 +188,7 @@ fn descend(
         }
     }
     on_path.remove(&here);
+    true
 }
 
 #[cfg(all(test, unix))]

@@ -945,6 +945,20 @@ pub struct Expanded {
 /// that cannot be read (so that they become error results, not silent skips). Paths given
 /// as files are kept as given.
 pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expanded {
+    expand_paths_at_most(inputs, walk, usize::MAX).unwrap_or_else(|| Expanded {
+        files: Vec::new(),
+        errors: Vec::new(),
+        skipped_links: 0,
+    })
+}
+
+/// [`expand_paths`], giving up (`None`) past `max_entries` folder entries
+/// (`mallard_io::walk_at_most`).
+pub fn expand_paths_at_most(
+    inputs: &[PathBuf],
+    walk: &mallard_io::WalkOptions,
+    max_entries: usize,
+) -> Option<Expanded> {
     let keep = |p: &Path| {
         let named = p
             .file_name()
@@ -953,8 +967,8 @@ pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expan
             // unreadable files are kept, to get their error result
             || mallard_io::starts_like_pe(p).unwrap_or(true)
     };
-    let w = mallard_io::walk(inputs, walk, &keep);
-    Expanded {
+    let w = mallard_io::walk_at_most(inputs, walk, &keep, max_entries)?;
+    Some(Expanded {
         files: w.files,
         errors: w
             .errors
@@ -962,7 +976,7 @@ pub fn expand_paths(inputs: &[PathBuf], walk: &mallard_io::WalkOptions) -> Expan
             .map(|(p, msg)| ScanResult::error(&p, msg))
             .collect(),
         skipped_links: w.skipped_links,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,19 @@
 use crate::ServeError;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Called on a scanning thread with each file's path just before it is scanned: lets tests
+/// (and embedders) hold a scan at a known point to force timeouts and a full queue.
+#[derive(Clone)]
+pub struct ScanHook(pub Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl std::fmt::Debug for ScanHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScanHook")
+    }
+}
 
 /// Everything `mallard serve` runs with.
 #[derive(Debug, Clone)]
@@ -35,6 +47,9 @@ pub struct Config {
     /// Folders under which `SCAN`, `CONTSCAN`, `MULTISCAN` and `ALLMATCHSCAN` may read;
     /// none: path commands are refused (streams and `FILDES` still work).
     pub scan_roots: Vec<PathBuf>,
+    /// Entries (files, folders, links) a folder command may list; past it the request is
+    /// refused before any file is scanned.
+    pub max_directory_entries: usize,
     /// Model files or `builtin:NAME` (at most one per kind of input).
     pub models: Vec<PathBuf>,
     /// Extra YARA rule files or folders.
@@ -49,6 +64,8 @@ pub struct Config {
     pub allow_shutdown: bool,
     /// Largest file `SCAN`/`FILDES` reads (and the cap on `StreamMaxLength`).
     pub max_file_size: u64,
+    /// Not in the file: see [`ScanHook`].
+    pub scan_hook: Option<ScanHook>,
 }
 
 impl Default for Config {
@@ -67,6 +84,7 @@ impl Default for Config {
             stream_max_length: 25 << 20,
             max_command_length: 8192,
             scan_roots: Vec::new(),
+            max_directory_entries: 100_000,
             models: Vec::new(),
             rules: Vec::new(),
             builtin_rules: true,
@@ -76,6 +94,7 @@ impl Default for Config {
             reasons: 5,
             allow_shutdown: true,
             max_file_size: mallard_io::Caps::default().max_pe_bytes,
+            scan_hook: None,
         }
     }
 }
@@ -97,6 +116,8 @@ Configuration file (--config FILE): one `Key value` per line, # comments, keys a
   MaxFileSize SIZE         largest file SCAN or FILDES reads (the scan caps' PE size)
   ScanRoot DIR             folder SCAN/CONTSCAN/MULTISCAN/ALLMATCHSCAN may read; repeatable;
                            none: path commands are refused
+  MaxDirectoryEntries N    files, folders and links one folder command may list (100000);
+                           more: the request is refused; folders deeper than 64 not entered
   Model SPEC               model file or builtin:NAME; repeatable (one per input kind)
   Rules PATH               extra YARA rules (file or folder); repeatable
   BuiltinRules yes|no      run mallard's built-in rules (yes)
@@ -211,6 +232,9 @@ impl Config {
                 "streammaxlength" => c.stream_max_length = size()?,
                 "maxfilesize" => c.max_file_size = size()?,
                 "scanroot" => c.scan_roots.push(PathBuf::from(value)),
+                "maxdirectoryentries" => {
+                    c.max_directory_entries = num("a positive count")?.min(100_000_000)
+                }
                 "model" => c.models.push(PathBuf::from(value)),
                 "rules" => c.rules.push(PathBuf::from(value)),
                 "builtinrules" => c.builtin_rules = yes()?,

@@ -1,11 +1,11 @@
 //! The scanner the daemon shares (models, rules and lists loaded once, swapped whole on
 //! `RELOAD`), the worker pool that runs scans, and how a result reads in clamd's words.
 
-use crate::{Config, ServeError};
+use crate::{Config, ScanHook, ServeError};
 use mallard_scan::setup::{load_builtin, models_for, read_hash_list};
 use mallard_scan::{ScanOptions, ScanResult, Scanner, Verdict};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -213,22 +213,49 @@ pub fn settle(r: ScanResult, path: &Path) -> ScanResult {
     }
 }
 
+/// Where a queued file stands, between its waiter and the thread that scans it.
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+/// Still running after its waiter gave up: its thread counts as stuck.
+const LATE: u8 = 2;
+const DONE: u8 = 3;
+/// Given up before a thread took it: not scanned at all.
+const ABANDONED: u8 = 4;
+
 struct Job {
     scanner: Arc<Scanner>,
     path: PathBuf,
     reply: mpsc::Sender<ScanResult>,
+    state: Arc<AtomicU8>,
+}
+
+/// A file in the queue or on a thread, as its waiter holds it.
+pub struct Pending {
+    rx: Receiver<ScanResult>,
+    state: Arc<AtomicU8>,
+}
+
+/// Thread counts, shared with the threads themselves.
+#[derive(Default)]
+struct Counts {
+    /// Threads alive.
+    live: AtomicUsize,
+    /// Threads on a file past its time.
+    late: AtomicUsize,
 }
 
 /// Threads that scan, fed through a bounded queue. A scan past its time gets an error
-/// reply at once and its thread is replaced (Rust cannot stop a thread: the stuck one
-/// finishes in its own time and then leaves), up to four times the pool's size.
+/// reply at once and, while fewer than `size` threads are free of late scans, a stand-in
+/// thread is started (Rust cannot stop a thread: the stuck one finishes in its own time),
+/// up to four times the pool's size; a thread leaves after a scan when more than `size`
+/// are free of late scans.
 pub struct Pool {
     tx: Mutex<Option<SyncSender<Job>>>,
     rx: Arc<Mutex<Receiver<Job>>>,
     size: usize,
-    /// Threads started beyond `size` to stand in for stuck ones, not yet gone.
-    extra: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
     timeout: Duration,
+    hook: Option<ScanHook>,
 }
 
 /// Why a file could not be scanned by the pool.
@@ -251,15 +278,30 @@ impl PoolError {
     }
 }
 
+/// Counts a thread alive until it leaves, however it leaves (unless it took itself off).
+struct Alive {
+    counts: Arc<Counts>,
+    counted: bool,
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if self.counted {
+            self.counts.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 impl Pool {
-    pub fn new(size: usize, queue: usize, timeout: Duration) -> Pool {
+    pub fn new(size: usize, queue: usize, timeout: Duration, hook: Option<ScanHook>) -> Pool {
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let pool = Pool {
             tx: Mutex::new(Some(tx)),
             rx: Arc::new(Mutex::new(rx)),
             size: size.max(1),
-            extra: Arc::new(AtomicUsize::new(0)),
+            counts: Arc::new(Counts::default()),
             timeout,
+            hook,
         };
         for _ in 0..pool.size {
             pool.spawn_worker();
@@ -273,67 +315,110 @@ impl Pool {
 
     fn spawn_worker(&self) -> bool {
         let rx = Arc::clone(&self.rx);
-        let extra = Arc::clone(&self.extra);
+        let counts = Arc::clone(&self.counts);
+        let hook = self.hook.clone();
+        let size = self.size;
+        counts.live.fetch_add(1, Ordering::SeqCst);
+        let alive = Alive {
+            counts: Arc::clone(&counts),
+            counted: true,
+        };
         std::thread::Builder::new()
             .name(format!("{}serve", mallard_scan::WORKER_THREAD_PREFIX))
-            .spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => return,
-                };
-                let Ok(job) = job else { return };
-                let r = settle(
-                    mallard_scan::scan_isolated(&job.scanner, &job.path),
-                    &job.path,
-                );
-                let _ = job.reply.send(r);
-                // A stand-in's work is done once a thread it replaced is back.
-                if extra
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    return;
+            .spawn(move || {
+                let mut alive = alive;
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let taken = job.state.compare_exchange(
+                        QUEUED,
+                        RUNNING,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    if taken.is_err() {
+                        continue;
+                    }
+                    if let Some(h) = &hook {
+                        (h.0)(&job.path);
+                    }
+                    let r = settle(
+                        mallard_scan::scan_isolated(&job.scanner, &job.path),
+                        &job.path,
+                    );
+                    let _ = job.reply.send(r);
+                    if job.state.swap(DONE, Ordering::SeqCst) == LATE {
+                        counts.late.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    // More threads free of late scans than the pool's size: a stand-in
+                    // whose stuck thread is back, or that thread itself; one leaves.
+                    let leave = counts
+                        .live
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                            (l.saturating_sub(counts.late.load(Ordering::SeqCst)) > size)
+                                .then(|| l - 1)
+                        });
+                    if leave.is_ok() {
+                        alive.counted = false;
+                        return;
+                    }
                 }
             })
             .is_ok()
     }
 
-    /// Queues a file; the result comes on the returned receiver.
-    pub fn submit(
-        &self,
-        scanner: Arc<Scanner>,
-        path: PathBuf,
-    ) -> Result<Receiver<ScanResult>, PoolError> {
+    /// Queues a file; its result comes through [`Pool::wait`].
+    pub fn submit(&self, scanner: Arc<Scanner>, path: PathBuf) -> Result<Pending, PoolError> {
         let (reply, rx) = mpsc::channel();
         let tx = match self.tx.lock() {
             Ok(g) => g.clone().ok_or(PoolError::Closed)?,
             Err(_) => return Err(PoolError::Closed),
         };
+        let state = Arc::new(AtomicU8::new(QUEUED));
         match tx.try_send(Job {
             scanner,
             path,
             reply,
+            state: Arc::clone(&state),
         }) {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok(Pending { rx, state }),
             Err(TrySendError::Full(_)) => Err(PoolError::QueueFull),
             Err(TrySendError::Disconnected(_)) => Err(PoolError::Closed),
         }
     }
 
     /// Waits for a queued file's result, at most the scan timeout.
-    pub fn wait(&self, rx: &Receiver<ScanResult>) -> Result<ScanResult, PoolError> {
-        match rx.recv_timeout(self.timeout) {
+    pub fn wait(&self, p: &Pending) -> Result<ScanResult, PoolError> {
+        match p.rx.recv_timeout(self.timeout) {
             Ok(r) => Ok(r),
             Err(RecvTimeoutError::Timeout) => {
-                let limit = self.size * 3;
-                let grown = self
-                    .extra
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n < limit).then_some(n + 1)
-                    })
-                    .is_ok();
-                if grown && !self.spawn_worker() {
-                    self.extra.fetch_sub(1, Ordering::SeqCst);
+                if let Ok(r) = p.rx.try_recv() {
+                    return Ok(r);
+                }
+                let given_up =
+                    p.state
+                        .compare_exchange(QUEUED, ABANDONED, Ordering::SeqCst, Ordering::SeqCst);
+                match given_up {
+                    // Still queued: no thread is stuck on it.
+                    Ok(_) => {}
+                    Err(RUNNING) => {
+                        if p.state
+                            .compare_exchange(RUNNING, LATE, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                        {
+                            self.counts.late.fetch_add(1, Ordering::SeqCst);
+                            self.stand_in();
+                        }
+                    }
+                    // Done just now.
+                    Err(_) => {
+                        if let Ok(r) = p.rx.try_recv() {
+                            return Ok(r);
+                        }
+                    }
                 }
                 Err(PoolError::TimedOut)
             }
@@ -341,10 +426,23 @@ impl Pool {
         }
     }
 
+    /// Starts a thread for one that is stuck, while fewer than `size` are free and the
+    /// pool is under four times its size.
+    fn stand_in(&self) {
+        let c = &self.counts;
+        let free = c
+            .live
+            .load(Ordering::SeqCst)
+            .saturating_sub(c.late.load(Ordering::SeqCst));
+        if free < self.size && c.live.load(Ordering::SeqCst) < self.size * 4 {
+            self.spawn_worker();
+        }
+    }
+
     /// Scans one file through the queue.
     pub fn scan(&self, scanner: Arc<Scanner>, path: PathBuf) -> Result<ScanResult, PoolError> {
-        let rx = self.submit(scanner, path)?;
-        self.wait(&rx)
+        let p = self.submit(scanner, path)?;
+        self.wait(&p)
     }
 
     /// Refuses new work; queued files still run, then the threads leave.

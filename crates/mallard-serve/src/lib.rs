@@ -12,7 +12,7 @@ mod conn;
 mod engine;
 mod server;
 
-pub use config::{parse_size, parse_tcp, Config, CONFIG_HELP};
+pub use config::{parse_size, parse_tcp, Config, ScanHook, CONFIG_HELP};
 pub use engine::{detection_name, load_scanner, load_scanners};
 pub use server::{Handle, Server, COMMANDS};
 

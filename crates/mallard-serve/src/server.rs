@@ -146,7 +146,12 @@ impl Server {
             Some(p) => Some(bind_unix(p)?),
             None => None,
         };
-        let pool = Pool::new(config.workers, config.max_queue, config.scan_timeout);
+        let pool = Pool::new(
+            config.workers,
+            config.max_queue,
+            config.scan_timeout,
+            config.scan_hook.clone(),
+        );
         let shared = Arc::new(Shared {
             scanners: RwLock::new(Scanners {
                 plain: Arc::new(plain),
@@ -568,8 +573,13 @@ fn result_line(r: &ScanResult, real: &Path, label: &str, json: bool) -> String {
         .unwrap_or_else(|_| format!("{label}: cannot encode the result. ERROR"))
 }
 
-fn pool_error(sh: &Shared, e: PoolError, label: &str) -> String {
-    format!("{label}: {}. ERROR", e.message(sh.pool.timeout()))
+/// The reply for a file the pool could not scan; a JSON request still gets JSON.
+fn pool_error(sh: &Shared, e: PoolError, real: &Path, label: &str, json: bool) -> String {
+    let msg = e.message(sh.pool.timeout());
+    if json {
+        return result_line(&ScanResult::error(real, msg), real, label, true);
+    }
+    format!("{label}: {msg}. ERROR")
 }
 
 /// Scans one file through the pool and gives its reply line.
@@ -579,7 +589,7 @@ fn scan_one(sh: &Shared, real: &Path, label: &str, json: bool) -> String {
     };
     match sh.pool.scan(scanner, real.to_path_buf()) {
         Ok(r) => result_line(&r, real, label, json),
-        Err(e) => pool_error(sh, e, label),
+        Err(e) => pool_error(sh, e, real, label, json),
     }
 }
 
@@ -633,7 +643,7 @@ fn path_scan(sh: &Shared, walk: Walk, arg: &OsStr, json: bool) -> Vec<String> {
     if !canon.is_dir() {
         let r = match sh.pool.scan(scanner, canon.clone()) {
             Ok(r) => r,
-            Err(e) => return vec![pool_error(sh, e, &label)],
+            Err(e) => return vec![pool_error(sh, e, &canon, &label, json)],
         };
         if walk == Walk::AllMatch && r.verdict == Verdict::Malicious && !json {
             return all_names(&r)
@@ -643,8 +653,18 @@ fn path_scan(sh: &Shared, walk: Walk, arg: &OsStr, json: bool) -> Vec<String> {
         }
         return vec![result_line(&r, &canon, &label, json)];
     }
-    let opts = mallard_io::WalkOptions::default();
-    let expanded = mallard_scan::expand_paths(&[path.to_path_buf()], &opts);
+    // Depth capped as every walk is; the entries listed too, before anything is scanned.
+    let opts = mallard_io::WalkOptions {
+        follow_symlinks: false,
+        max_depth: mallard_io::Caps::default().max_walk_depth,
+    };
+    let max = sh.config.max_directory_entries;
+    let Some(expanded) = mallard_scan::expand_paths_at_most(&[path.to_path_buf()], &opts, max)
+    else {
+        return vec![format!(
+            "{label}: Folder too large: more than {max} entries (MaxDirectoryEntries). ERROR"
+        )];
+    };
     let mut lines: Vec<String> = expanded
         .errors
         .iter()
@@ -680,7 +700,7 @@ fn path_scan(sh: &Shared, walk: Walk, arg: &OsStr, json: bool) -> Vec<String> {
                 .map(|p| (p, sh.pool.submit(Arc::clone(&scanner), p.clone())))
                 .collect();
             for (p, rx) in pending {
-                let r = match rx.and_then(|rx| sh.pool.wait(&rx)) {
+                let r = match rx.and_then(|p| sh.pool.wait(&p)) {
                     Ok(r) => r,
                     Err(e) => ScanResult::error(p, e.message(sh.pool.timeout())),
                 };
