@@ -115,6 +115,8 @@ fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
     let g = Global { quiet: cli.quiet, threads };
+    // `serve` needs to know whether --threads was given, to let it win over MaxThreads.
+    let flag_threads = cli.threads.map(|t| t.max(1));
     let result = match cli.command {
         Command::Train(a) => {
             purge_freed_memory_at_once();
@@ -126,7 +128,7 @@ fn main() -> ExitCode {
             eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS)
         }
         Command::Scan(a) => scan_cmd::run(a, &g),
-        Command::Serve(a) => serve_cmd::run(a, Some(g.threads)).map(|()| ExitCode::SUCCESS),
+        Command::Serve(a) => serve_cmd::run(a, flag_threads).map(|()| ExitCode::SUCCESS),
         Command::Features(a) => features_cmd::run(a, &g),
         Command::Inspect(a) => inspect_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Image(a) => image_cmd::run(a).map(|()| ExitCode::SUCCESS),

@@ -15,11 +15,13 @@ pub struct ServeArgs {
     /// only when written out: clamd's protocol has no authentication.
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
-    /// Configuration file in clamd.conf's style (keys below, with --help); flags win.
+    /// Configuration file in clamd.conf's style (keys below, with --help); flags win
+    /// (--threads over MaxThreads too).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
+/// `threads`: --threads when given (else MaxThreads, else all cores).
 pub fn run(a: ServeArgs, threads: Option<usize>) -> Result<()> {
     let mut c = match &a.config {
         Some(p) => Config::from_file(p)?,
@@ -31,7 +33,8 @@ pub fn run(a: ServeArgs, threads: Option<usize>) -> Result<()> {
     if let Some(t) = &a.tcp {
         c.tcp = Some(parse_tcp(t)?);
     }
-    if let (Some(t), None) = (threads, &a.config) {
+    // --threads wins over MaxThreads, as every flag wins over the file.
+    if let Some(t) = threads {
         c.workers = t;
     }
     crate::no_huge_pages();

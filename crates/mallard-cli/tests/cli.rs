@@ -1128,3 +1128,55 @@ fn ember_v3_raw_objects_and_vectors_from_the_cli() {
     let names = mallard(&["features", "--set", "ember-v3", "--names"]);
     assert_eq!(String::from_utf8_lossy(&names.stdout).lines().count(), 2568);
 }
+
+/// Scanning threads of a running `mallard serve` (named `mallard-scan-serve`, which the
+/// kernel cuts to 15 bytes).
+fn serve_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "mallard-scan-se")
+        })
+        .count()
+}
+
+#[test]
+fn serve_threads_flag_wins_over_max_threads() {
+    let d = tmp("serve-threads");
+    let conf = d.join("mallard.conf");
+    for (flag, want) in [(None, 2), (Some("3"), 3)] {
+        let sock = d.join("s.sock");
+        std::fs::write(
+            &conf,
+            format!("LocalSocket {}\nMaxThreads 2\nBuiltinRules no\n", sock.display()),
+        )
+        .unwrap();
+        let mut args = vec![];
+        if let Some(t) = flag {
+            args.extend(["--threads", t]);
+        }
+        args.extend(["serve", "--config", conf.to_str().unwrap()]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mallard"))
+            .args(&args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(t0.elapsed().as_secs() < 60, "mallard serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // The socket is bound before the pool starts: give its threads a moment.
+        let mut got = serve_threads(child.id());
+        while got != want && t0.elapsed().as_secs() < 70 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            got = serve_threads(child.id());
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&sock);
+        assert_eq!(got, want, "--threads {flag:?} with MaxThreads 2");
+    }
+}

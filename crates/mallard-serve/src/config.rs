@@ -106,7 +106,7 @@ Configuration file (--config FILE): one `Key value` per line, # comments, keys a
   TCPSocket PORT           TCP port, on TCPAddr (default 127.0.0.1; --tcp wins)
   TCPAddr HOST             address for TCPSocket; a non-loopback one only when named here
   MaxConnections N         connections served at once (64); more get an error reply
-  MaxThreads N             scanning threads (all cores)
+  MaxThreads N             scanning threads (all cores; --threads wins)
   MaxQueue N               files waiting for a thread (256); more get \"queue full\"
   CommandReadTimeout S     seconds to send a whole command (5)
   IdleTimeout S            seconds a connection may sit idle or stall a stream (30)
