@@ -327,7 +327,7 @@ fn length_stats(mut lens: Vec<usize>) -> (usize, usize, usize, usize) {
 fn malapi_stats(mut lens: Vec<usize>) -> (usize, f64, usize, usize) {
     lens.sort_unstable();
     let n = lens.len();
-    let median = if n % 2 == 0 {
+    let median = if n.is_multiple_of(2) {
         (lens[n / 2 - 1] + lens[n / 2]) as f64 / 2.0
     } else {
         lens[n / 2] as f64

@@ -32,7 +32,7 @@ fn toy_jsonl(path: &Path, n: usize, offset: usize) {
     for i in 0..n {
         let mal = i % 2 == 0;
         let mut apis = vec!["NtOpenFile", "NtReadFile"];
-        if (i + offset) % 3 == 0 {
+        if (i + offset).is_multiple_of(3) {
             apis.push("RegOpenKeyExW");
         }
         if mal {

@@ -134,7 +134,7 @@ fn walk_agrees_with_objdump_on_pe_benign() {
         }
     }
     let mut worst: Vec<_> = mismatches.into_iter().collect();
-    worst.sort_by(|a, b| b.1.cmp(&a.1));
+    worst.sort_by_key(|b| std::cmp::Reverse(b.1));
     eprintln!(
         "{files} files: {ours} instructions reached in executable sections, {found} at an \
          instruction start of objdump's sweep ({:.2}%), same mnemonic {same} ({:.3}%); \

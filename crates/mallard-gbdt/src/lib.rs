@@ -839,7 +839,10 @@ impl Gbdt {
         if init_shape != [k] || init.len() != k {
             return Err(bad(format!("gbdt.init must have shape [{k}]")));
         }
-        if sizes_shape != [meta.n_trees] || sizes.len() != meta.n_trees || meta.n_trees % k != 0 {
+        if sizes_shape != [meta.n_trees]
+            || sizes.len() != meta.n_trees
+            || !meta.n_trees.is_multiple_of(k)
+        {
             return Err(bad(format!(
                 "gbdt.tree_sizes must have shape [{}], a multiple of {k}",
                 meta.n_trees

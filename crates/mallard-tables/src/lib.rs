@@ -292,7 +292,7 @@ impl Table {
 /// Rows in a row-major matrix of `values` numbers with `n_features` columns; `Err` says why
 /// it is not one (no columns, or a cut row). Every learner checks its input with it.
 pub fn row_count(values: usize, n_features: usize) -> Result<usize, String> {
-    if n_features == 0 || values % n_features != 0 {
+    if n_features == 0 || !values.is_multiple_of(n_features) {
         return Err(format!(
             "{values} values are not a whole number of rows of {n_features} features"
         ));

@@ -764,7 +764,7 @@ fn ascii(b: &[u8]) -> R<String> {
 }
 
 fn utf16be(b: &[u8]) -> R<String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(Fail);
     }
     let units = b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
@@ -774,7 +774,7 @@ fn utf16be(b: &[u8]) -> R<String> {
 }
 
 fn utf32be(b: &[u8]) -> R<String> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(Fail);
     }
     b.chunks_exact(4)
@@ -2211,7 +2211,7 @@ mod tests {
         d.extend(0x200u16.to_le_bytes());
         d.extend(2u16.to_le_bytes());
         d.extend_from_slice(blob);
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         d

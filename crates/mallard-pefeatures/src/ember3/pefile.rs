@@ -384,7 +384,7 @@ impl<'a> PeFile<'a> {
             if s.va_adj > 0x1000_0000 {
                 errors += 1;
             }
-            if fa != 0 && s.pointer_to_raw_data % fa != 0 {
+            if fa != 0 && !s.pointer_to_raw_data.is_multiple_of(fa) {
                 errors += 1;
             }
             if errors >= 3 {

@@ -451,7 +451,7 @@ impl<'a> Parser<'a> {
             self.sa_warned = true;
         }
         let a = if self.sa < 0x1000 { self.fa } else { self.sa };
-        if a != 0 && val % a != 0 {
+        if a != 0 && !val.is_multiple_of(a) {
             (a as i128) * ((val / a) as i128)
         } else {
             val as i128
@@ -863,7 +863,7 @@ impl<'a> Parser<'a> {
                     "Suspicious value found parsing section {i}. VirtualAddress is beyond 0x10000000."
                 ));
             }
-            if self.fa != 0 && raw_ptr % self.fa != 0 {
+            if self.fa != 0 && !raw_ptr.is_multiple_of(self.fa) {
                 errors += 1;
                 self.warn(format!(
                     "Error parsing section {i}. PointerToRawData should normally be a multiple of FileAlignment, this might imply the file is trying to confuse tools which parse this incorrectly."
