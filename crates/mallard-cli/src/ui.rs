@@ -41,11 +41,8 @@ impl Progress {
         Progress { quiet, bar: None, epochs: 0, batches: 0, done_epochs: 0 }
     }
 
-    fn line(&self, line: &str) {
-        match &self.bar {
-            Some(b) if !b.is_hidden() && !b.is_finished() => b.println(line),
-            _ => eprintln!("{line}"),
-        }
+    fn line(&self, text: &str) {
+        line(self.bar.as_ref().filter(|b| !b.is_hidden() && !b.is_finished()), text)
     }
 }
 
