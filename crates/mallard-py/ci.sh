@@ -62,21 +62,21 @@ if [ "$(cat "$venv/.mallard-extra-pins" 2>/dev/null)" != "$extra_pins" ]; then
   fi
 fi
 
-# As .ci/run does for the release profile: a cache filled from another checkout keeps that
-# checkout's paths in our crates, so they are rebuilt (dependencies stay cached).
-stamp="$CARGO_TARGET_DIR/mallard-checkout-wheel"
+# As .ci/run does (same stamp): a cache filled from another checkout keeps that checkout's
+# paths in our crates, so they are rebuilt (dependencies stay cached).
+stamp="$CARGO_TARGET_DIR/mallard-checkout"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$root" ]; then
   for d in "$root"/crates/*/; do
-    (cd "$root" && cargo clean --profile wheel -p "$(basename "$d")" >/dev/null 2>&1) || true
+    (cd "$root" && cargo clean --release -p "$(basename "$d")" >/dev/null 2>&1) || true
   done
 fi
 mkdir -p "$CARGO_TARGET_DIR"
 echo "$root" > "$stamp"
 
-echo "== wheel (maturin build --profile wheel)"
+echo "== wheel (maturin build --release: the workspace's build, shared with the tests)"
 wheels="$CARGO_TARGET_DIR/wheels-ci"
 rm -rf "$wheels"
-"$venv/bin/maturin" build --profile wheel --locked --out "$wheels"
+"$venv/bin/maturin" build --release --locked --out "$wheels"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
   "$wheels"/mallard-*.whl
 

@@ -6,6 +6,7 @@
 //! outside the sections); users add theirs with `--rules DIR`.
 
 use mallard_io::WalkOptions;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ pub struct RuleSet {
     rules: yara_x::Rules,
     /// Where the rules came from, for messages.
     pub sources: Vec<String>,
+    digest: [u8; 32],
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -93,10 +95,14 @@ impl RuleSet {
         files.dedup();
         let mut compiler = yara_x::Compiler::new();
         let mut sources = Vec::new();
+        let mut digest = Sha256::new();
         if builtin {
             compiler.new_namespace("mallard");
             match compiler.add_source(BUILTIN) {
-                Ok(_) => sources.push("built-in".to_string()),
+                Ok(_) => {
+                    sources.push("built-in".to_string());
+                    digest.update(builtin_digest());
+                }
                 Err(e) => errors.push(RulesError::Compile {
                     path: "built-in rules".into(),
                     msg: one_line(&e.to_string()),
@@ -124,7 +130,10 @@ impl RuleSet {
             compiler.new_namespace(&format!("user{i}"));
             let src = yara_x::SourceCode::from(text.as_str()).with_origin(f.display().to_string());
             match compiler.add_source(src) {
-                Ok(_) => sources.push(f.display().to_string()),
+                Ok(_) => {
+                    sources.push(f.display().to_string());
+                    digest.update(Sha256::digest(text.as_bytes()));
+                }
                 Err(e) => errors.push(RulesError::Compile {
                     path: f.display().to_string(),
                     msg: one_line(&e.to_string()),
@@ -138,7 +147,22 @@ impl RuleSet {
         if builtin && paths.is_empty() && errors.is_empty() {
             store_builtin(&rules);
         }
-        (Some(RuleSet { rules, sources }), errors)
+        let digest = digest.finalize().into();
+        (
+            Some(RuleSet {
+                rules,
+                sources,
+                digest,
+            }),
+            errors,
+        )
+    }
+
+    /// SHA-256 over the SHA-256 of each compiled source's text, in load order (the built-in
+    /// rules first): the same rules give the same digest however they were loaded
+    /// (cached or compiled), any edited rule file another one.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// The rules matching `data`; a scan is cut off after `timeout`.
@@ -209,6 +233,10 @@ fn trusted(_path: &Path) -> bool {
     true
 }
 
+fn builtin_digest() -> [u8; 32] {
+    Sha256::digest(BUILTIN.as_bytes()).into()
+}
+
 fn cached_builtin() -> Option<RuleSet> {
     let path = cache_path()?;
     if !trusted(&path) {
@@ -220,6 +248,7 @@ fn cached_builtin() -> Option<RuleSet> {
     Some(RuleSet {
         rules,
         sources: vec!["built-in".to_string()],
+        digest: Sha256::digest(builtin_digest()).into(),
     })
 }
 

@@ -133,3 +133,33 @@ fn an_oversized_rules_file_is_refused_by_its_size() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_digest_names_the_rules_texts_cached_or_compiled() {
+    use sha2::{Digest, Sha256};
+    let of = |parts: &[&[u8]]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(Sha256::digest(p));
+        }
+        h.finalize().into()
+    };
+    let builtin = mallard_rules::BUILTIN.as_bytes();
+    // The first load may compile (and cache), the second reads the cache: same digest.
+    let first = RuleSet::load(&[], true).0.unwrap().digest();
+    let second = RuleSet::load(&[], true).0.unwrap().digest();
+    assert_eq!(first, of(&[builtin]));
+    assert_eq!(second, first);
+
+    let d = tmp("digest");
+    let text = "rule hello { strings: $a = \"hello\" condition: $a }";
+    std::fs::write(d.join("a.yar"), text).unwrap();
+    let with_file = RuleSet::load(std::slice::from_ref(&d), true).0.unwrap();
+    assert_eq!(with_file.digest(), of(&[builtin, text.as_bytes()]));
+    let alone = RuleSet::load(std::slice::from_ref(&d), false).0.unwrap();
+    assert_eq!(alone.digest(), of(&[text.as_bytes()]));
+    // One character edited: another digest.
+    std::fs::write(d.join("a.yar"), text.replace("hello\"", "hellO\"")).unwrap();
+    let edited = RuleSet::load(std::slice::from_ref(&d), true).0.unwrap();
+    assert_ne!(edited.digest(), with_file.digest());
+}

@@ -5,6 +5,7 @@
 use crate::{builtin, is_pe, ScanSetupError};
 use mallard_io::Caps;
 use mallard_model::{InputKind, Model};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -63,9 +64,32 @@ pub fn models_for(
     reports: &[PathBuf],
     caps: &Caps,
 ) -> Result<(Option<Box<dyn Model>>, Option<Box<dyn Model>>), ScanSetupError> {
+    let (report, pe, _) = models_hashed(specs, inputs, reports, caps)?;
+    Ok((report, pe))
+}
+
+/// [`models_for`], plus the SHA-256 of each loaded model file's bytes (the `specs` in order,
+/// then any built-in one added), taken from the very bytes that were loaded: a daemon can
+/// name the models it serves with.
+#[allow(clippy::type_complexity)]
+pub fn models_hashed(
+    specs: &[PathBuf],
+    inputs: &[PathBuf],
+    reports: &[PathBuf],
+    caps: &Caps,
+) -> Result<
+    (
+        Option<Box<dyn Model>>,
+        Option<Box<dyn Model>>,
+        Vec<[u8; 32]>,
+    ),
+    ScanSetupError,
+> {
     let (mut report_model, mut pe_model) = (None, None);
+    let mut digests = Vec::new();
     for p in specs {
-        let m = load_model(p, caps)?;
+        let (m, digest) = load_hashed(p, caps)?;
+        digests.push(digest);
         // Opcode-sequence and byte models read PE files, as feature models do.
         let reads_pe = matches!(m.meta().input, InputKind::Features | InputKind::Bytes)
             || m.meta().feature_set.as_deref() == Some("opcodes");
@@ -86,12 +110,35 @@ pub fn models_for(
     let reports_needed =
         pe_files.len() < inputs.len() || !reports.is_empty() || any_report_beside(&pe_files);
     if report_model.is_none() && reports_needed {
-        report_model = Some(load_builtin("api")?);
+        let (m, digest) = load_hashed(Path::new("builtin:api"), caps)?;
+        report_model = Some(m);
+        digests.push(digest);
     }
     if pe_model.is_none() && !pe_files.is_empty() {
-        pe_model = Some(load_builtin("pe")?);
+        let (m, digest) = load_hashed(Path::new("builtin:pe"), caps)?;
+        pe_model = Some(m);
+        digests.push(digest);
     }
-    Ok((report_model, pe_model))
+    Ok((report_model, pe_model, digests))
+}
+
+/// [`load_model`] and the SHA-256 of the bytes loaded (one read).
+pub fn load_hashed(spec: &Path, caps: &Caps) -> Result<(Box<dyn Model>, [u8; 32]), ScanSetupError> {
+    match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+        Some(name) => {
+            let m = load_builtin(name)?;
+            let bytes = builtin::bytes(name).unwrap_or_default();
+            Ok((m, Sha256::digest(bytes).into()))
+        }
+        None => {
+            // The read error names the file already.
+            let bytes = mallard_io::read_capped(spec, caps.max_model_bytes)
+                .map_err(|e| setup(e.to_string()))?;
+            let m = mallard_model::load_bytes_for_scoring(&bytes, caps)
+                .map_err(|e| setup(format!("{}: {e}", spec.display())))?;
+            Ok((m, Sha256::digest(&bytes).into()))
+        }
+    }
 }
 
 /// Whether any PE file's folder holds a report that could pair with it; each folder is

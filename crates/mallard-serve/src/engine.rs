@@ -2,13 +2,15 @@
 //! `RELOAD`), the worker pool that runs scans, and how a result reads in clamd's words.
 
 use crate::{Config, ScanHook, ServeError};
-use mallard_scan::setup::{load_builtin, models_for, read_hash_list};
+use mallard_scan::setup::{load_hashed, models_hashed, read_hash_list};
 use mallard_scan::{ScanOptions, ScanResult, Scanner, Verdict};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Builds a scanner from the configuration: both models (the named ones, else the built-in
 /// ones), the rules and the lists, with `Reasons` reasons per verdict. Any failure is an
@@ -16,22 +18,57 @@ use std::time::Duration;
 /// count as a failure too.
 pub fn load_scanner(c: &Config) -> Result<Scanner, ServeError> {
     let (opts, caps) = load_options(c)?;
-    scanner_with(
+    let (scanner, _) = scanner_with(
         c,
         &caps,
         ScanOptions {
             top: c.reasons,
             ..opts
         },
-    )
+    )?;
+    Ok(scanner)
+}
+
+/// What `VERSION` names as the database, as clamd names its signatures' version and date:
+/// a digest of the models, rules and lists in use, and when they were loaded.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// SHA-256 over the models' file bytes, the rules' texts and the lists' entries.
+    pub digest: [u8; 32],
+    pub loaded: SystemTime,
+}
+
+impl Database {
+    /// `mallard VERSION/DIGEST/DATE`, clamd's `ClamAV VERSION/DB/DATE` shape: the digest's
+    /// first 12 hex digits, the load time as C's `ctime` writes it, in UTC.
+    pub fn version_line(&self) -> String {
+        let hex: String = self.digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "mallard {}/{hex}/{}",
+            env!("CARGO_PKG_VERSION"),
+            ctime_utc(self.loaded)
+        )
+    }
 }
 
 /// The two scanners a daemon keeps, sharing rules and lists: one without reasons for
 /// clamd's one-line replies (reasons were six sevenths of a PE file's scan time) and one
-/// with them for JSON replies.
-pub fn load_scanners(c: &Config) -> Result<(Scanner, Scanner), ServeError> {
+/// with them for JSON replies; and what they were loaded from.
+pub fn load_scanners(c: &Config) -> Result<(Scanner, Scanner, Database), ServeError> {
     let (opts, caps) = load_options(c)?;
-    let plain = scanner_with(
+    let mut h = Sha256::new();
+    if let Some(r) = &opts.rules {
+        h.update(b"rules");
+        h.update(r.digest());
+    }
+    for (tag, list) in [(&b"allow"[..], &opts.allow), (&b"deny"[..], &opts.deny)] {
+        h.update(tag);
+        h.update(list_digest(list));
+    }
+    let (plain, models) = scanner_with(
         c,
         &caps,
         ScanOptions {
@@ -39,7 +76,11 @@ pub fn load_scanners(c: &Config) -> Result<(Scanner, Scanner), ServeError> {
             ..opts.clone()
         },
     )?;
-    let json = scanner_with(
+    h.update(b"models");
+    for m in &models {
+        h.update(m);
+    }
+    let (json, _) = scanner_with(
         c,
         &caps,
         ScanOptions {
@@ -47,7 +88,51 @@ pub fn load_scanners(c: &Config) -> Result<(Scanner, Scanner), ServeError> {
             ..opts
         },
     )?;
-    Ok((plain, json))
+    let db = Database {
+        digest: h.finalize().into(),
+        loaded: SystemTime::now(),
+    };
+    Ok((plain, json, db))
+}
+
+/// A hash list's entries, sorted, so comments and order do not change the digest.
+fn list_digest(list: &HashSet<String>) -> [u8; 32] {
+    let mut v: Vec<&String> = list.iter().collect();
+    v.sort();
+    let mut h = Sha256::new();
+    for e in v {
+        h.update(e.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().into()
+}
+
+/// `Fri Dec  4 20:50:12 2026` (C's `ctime` without its newline), in UTC.
+pub fn ctime_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, years >= 1970).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {day:2} {:02}:{:02}:{:02} {year}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 fn setup_err(e: mallard_scan::ScanSetupError) -> ServeError {
@@ -81,21 +166,26 @@ fn load_options(c: &Config) -> Result<(ScanOptions, mallard_io::Caps), ServeErro
     Ok((opts, caps))
 }
 
+/// A scanner and the SHA-256 of each model file it loaded.
 fn scanner_with(
     c: &Config,
     caps: &mallard_io::Caps,
     opts: ScanOptions,
-) -> Result<Scanner, ServeError> {
-    let (report_model, pe_model) = models_for(&c.models, &[], &[], caps).map_err(setup_err)?;
-    let report_model = match report_model {
-        Some(m) => m,
-        None => load_builtin("api").map_err(setup_err)?,
+) -> Result<(Scanner, Vec<[u8; 32]>), ServeError> {
+    let (report_model, pe_model, mut digests) =
+        models_hashed(&c.models, &[], &[], caps).map_err(setup_err)?;
+    let mut or_builtin = |m: Option<Box<dyn mallard_model::Model>>, name: &str| match m {
+        Some(m) => Ok(m),
+        None => {
+            let (m, d) = load_hashed(Path::new(name), caps).map_err(setup_err)?;
+            digests.push(d);
+            Ok::<_, ServeError>(m)
+        }
     };
-    let pe_model = match pe_model {
-        Some(m) => m,
-        None => load_builtin("pe").map_err(setup_err)?,
-    };
-    Scanner::new(Some(report_model), Some(pe_model), opts).map_err(setup_err)
+    let report_model = or_builtin(report_model, "builtin:api")?;
+    let pe_model = or_builtin(pe_model, "builtin:pe")?;
+    let s = Scanner::new(Some(report_model), Some(pe_model), opts).map_err(setup_err)?;
+    Ok((s, digests))
 }
 
 /// The name clamd would give a detection: what decided, as `Mallard.<what>`.
@@ -456,6 +546,21 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctime_utc_writes_dates_as_c_does() {
+        // Expected values from Python's time.asctime(time.gmtime(t)) (the C library's).
+        for (t, want) in [
+            (0, "Thu Jan  1 00:00:00 1970"),
+            (951_782_400, "Tue Feb 29 00:00:00 2000"),
+            (1_733_304_761, "Wed Dec  4 09:32:41 2024"),
+            (1_764_896_461, "Fri Dec  5 01:01:01 2025"),
+            (4_102_444_799, "Thu Dec 31 23:59:59 2099"),
+        ] {
+            let at = UNIX_EPOCH + Duration::from_secs(t);
+            assert_eq!(ctime_utc(at), want, "{t}");
+        }
+    }
 
     #[test]
     fn names_follow_what_decided() {

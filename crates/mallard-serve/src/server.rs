@@ -1,7 +1,7 @@
 //! Listening, accepting, and answering clamd's commands on each connection.
 
 use crate::conn::{Conn, ReadError, Stream};
-use crate::engine::{all_names, load_scanners, one_line, status_text, Pool, PoolError};
+use crate::engine::{all_names, load_scanners, one_line, status_text, Database, Pool, PoolError};
 use crate::{Config, ServeError};
 use mallard_scan::{ScanResult, Scanner, Verdict};
 use std::ffi::OsStr;
@@ -22,10 +22,12 @@ pub const COMMANDS: &str = "SCAN QUIT RELOAD PING CONTSCAN VERSIONCOMMANDS VERSI
 /// Stack of a connection thread: it parses and writes; scans run on the pool's threads.
 const CONN_STACK: usize = 256 << 10;
 
-/// The scanner for one-line replies (no reasons) and the one for JSON replies.
+/// The scanner for one-line replies (no reasons), the one for JSON replies, and what they
+/// were loaded from (for `VERSION`).
 struct Scanners {
     plain: Arc<Scanner>,
     json: Arc<Scanner>,
+    database: Database,
 }
 
 struct Shared {
@@ -125,7 +127,7 @@ impl Server {
                 std::fs::canonicalize(r).map_err(io_err(format!("ScanRoot {}", r.display())))?;
             roots.push(c);
         }
-        let (plain, json) = load_scanners(&config)?;
+        let (plain, json, database) = load_scanners(&config)?;
         let tmp = tempfile::Builder::new()
             .prefix("mallard-serve-")
             .tempdir()
@@ -156,6 +158,7 @@ impl Server {
             scanners: RwLock::new(Scanners {
                 plain: Arc::new(plain),
                 json: Arc::new(json),
+                database,
             }),
             pool,
             stop: AtomicBool::new(false),
@@ -464,7 +467,12 @@ fn command(out: &mut Out, sh: &Shared, raw: &[u8], in_session: bool) -> Next {
         out.line("UNKNOWN COMMAND");
         Next::Close
     };
-    let version = || format!("mallard {}", env!("CARGO_PKG_VERSION"));
+    let version = || {
+        sh.scanners.read().map_or_else(
+            |_| format!("mallard {}", env!("CARGO_PKG_VERSION")),
+            |s| s.database.version_line(),
+        )
+    };
     let walk = match name {
         b"SCAN" => Some(Walk::Scan),
         b"CONTSCAN" => Some(Walk::Cont),
@@ -537,11 +545,12 @@ fn reload(sh: &Shared) -> String {
         return "RELOAD failed: internal error. ERROR".into();
     };
     match load_scanners(&sh.config) {
-        Ok((plain, json)) => match sh.scanners.write() {
+        Ok((plain, json, database)) => match sh.scanners.write() {
             Ok(mut g) => {
                 *g = Scanners {
                     plain: Arc::new(plain),
                     json: Arc::new(json),
+                    database,
                 };
                 "RELOADING".into()
             }

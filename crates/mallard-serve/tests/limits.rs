@@ -47,6 +47,15 @@ fn gate(
     (hook, g, rx)
 }
 
+/// Opens the gate when dropped (a test that fails still lets its held scans go).
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
 fn marked() -> Vec<u8> {
     let mut m = b"x".to_vec();
     m.extend_from_slice(MARKER);
@@ -108,9 +117,8 @@ fn a_scan_past_scan_timeout_gets_an_error_and_a_stand_in_thread_serves_on() {
 }
 
 #[test]
-#[ignore = "flaky under CPU oversubscription (2 of ~20 runs with 3 busy loops beside it stalled 60 s): under investigation; .ci/run reports it skipped"]
 fn a_full_queue_refuses_scans_and_the_daemon_serves_on() {
-    let (hook, g, _entered) = gate(|_| true);
+    let (hook, g, entered) = gate(|_| true);
     let d = start(move |c, _| {
         c.workers = 1;
         c.max_queue = 1;
@@ -120,18 +128,27 @@ fn a_full_queue_refuses_scans_and_the_daemon_serves_on() {
         c.command_read_timeout = Duration::from_secs(30);
         c.idle_timeout = Duration::from_secs(30);
     });
-    // With the only thread held, one file runs and one waits: of 6 clients at once,
-    // exactly 4 are refused, whatever the order they come in.
+    // A failed assertion must not leave the held scan (and the daemon's shutdown) waiting
+    // out the gate's 60 s: dropped before `d`, this opens the gate whatever happens.
+    let _release = OpenOnDrop(Arc::clone(&g));
     let (tx, replies) = mpsc::channel();
-    let clients: Vec<_> = (0..6)
-        .map(|_| {
-            let (sock, tx) = (d.sock.clone(), tx.clone());
-            std::thread::spawn(move || {
-                tx.send(text(unix(&sock, &instream("n", b"hello"))))
-                    .unwrap()
-            })
+    let client = |tx: mpsc::Sender<String>| {
+        let sock = d.sock.clone();
+        std::thread::spawn(move || {
+            tx.send(text(unix(&sock, &instream("n", b"hello"))))
+                .unwrap()
         })
-        .collect();
+    };
+    // The first file must be on the only thread before the others come: otherwise, on busy
+    // cores, the thread may not have taken it from the queue yet and a fifth client is
+    // refused (the race that made this test flaky).
+    let mut clients = vec![client(tx.clone())];
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the first file never reached the scan thread");
+    // With the only thread held, one more file waits in the queue: of the 5 clients that
+    // come now, exactly 4 are refused, whatever the order they come in.
+    clients.extend((0..5).map(|_| client(tx.clone())));
     for _ in 0..4 {
         assert_eq!(
             replies.recv_timeout(Duration::from_secs(30)).unwrap(),

@@ -21,7 +21,18 @@ fn ping_version_and_prefixes_over_both_sockets() {
         // A legacy command is what one read brings, newline or not (clamd does the same).
         assert_eq!(text(send(b"PING")), "PONG\n");
         let v = text(send(b"nVERSION\n"));
-        assert!(v.starts_with("mallard ") && v.ends_with('\n'), "{v}");
+        let fields: Vec<&str> = v.trim_end().split('/').collect();
+        // clamd's shape: PROGRAM VERSION/DATABASE/DATE.
+        assert_eq!(fields.len(), 3, "{v}");
+        assert!(
+            fields[0].starts_with("mallard ") && v.ends_with('\n'),
+            "{v}"
+        );
+        assert!(
+            fields[1].len() == 12 && fields[1].bytes().all(|b| b.is_ascii_hexdigit()),
+            "{v}"
+        );
+        assert_eq!(fields[2].split_whitespace().count(), 5, "{v}");
         let vc = text(send(b"nVERSIONCOMMANDS\n"));
         let (_, cmds) = vc.trim_end().split_once("| COMMANDS: ").unwrap();
         for c in [
@@ -345,7 +356,14 @@ fn reload_swaps_the_whole_set_or_keeps_the_old_one() {
     let mut marked = b"x".to_vec();
     marked.extend_from_slice(MARKER);
     let found = "stream: Mallard.Rule.Serve_Test_Marker FOUND\n";
+    // VERSION's database part: the digest of what is loaded.
+    let database = || {
+        let v = text(unix(&d.sock, b"nVERSION\n"));
+        v.split('/').nth(1).unwrap_or_default().to_string()
+    };
+    let first = database();
     assert_eq!(text(unix(&d.sock, b"nRELOAD\n")), "RELOADING\n");
+    assert_eq!(database(), first, "the same files, the same digest");
     assert_eq!(text(unix(&d.sock, &instream("n", &marked))), found);
     std::fs::write(&rules, "rule broken : malicious { condition: }").unwrap();
     let r = text(unix(&d.sock, b"nRELOAD\n"));
@@ -358,12 +376,14 @@ fn reload_swaps_the_whole_set_or_keeps_the_old_one() {
         found,
         "the old rules must stay"
     );
+    assert_eq!(database(), first, "the old set is still the one in use");
     std::fs::write(&rules, RULE.replace("Serve_Test_Marker", "Renamed_Marker")).unwrap();
     assert_eq!(text(unix(&d.sock, b"nRELOAD\n")), "RELOADING\n");
     assert_eq!(
         text(unix(&d.sock, &instream("n", &marked))),
         "stream: Mallard.Rule.Renamed_Marker FOUND\n"
     );
+    assert_ne!(database(), first, "an edited rule file is another database");
 }
 
 #[test]
