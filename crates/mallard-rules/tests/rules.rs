@@ -163,3 +163,28 @@ fn the_digest_names_the_rules_texts_cached_or_compiled() {
     let edited = RuleSet::load(std::slice::from_ref(&d), true).0.unwrap();
     assert_ne!(edited.digest(), with_file.digest());
 }
+
+#[test]
+fn the_eicar_rule_is_exactly_the_string_at_offset_zero() {
+    let set = RuleSet::load(&[], true).0.unwrap();
+    let hits = |data: &[u8]| {
+        set.scan(data, Duration::from_secs(5))
+            .unwrap()
+            .iter()
+            .filter(|m| m.name == "eicar_test_file")
+            .count()
+    };
+    let mut longer = EICAR.to_vec();
+    longer.extend_from_slice(b"\r\n");
+    longer.extend(std::iter::repeat_n(b'A', 1000));
+    for ok in [EICAR, &longer[..]] {
+        assert_eq!(hits(ok), 1);
+    }
+    assert_eq!(hits(&EICAR[..67]), 0, "one byte short");
+    // Any one byte changed, anywhere in the 68, and it is not EICAR's file.
+    for i in 0..EICAR.len() {
+        let mut e = EICAR.to_vec();
+        e[i] ^= 0x20;
+        assert_eq!(hits(&e), 0, "byte {i} changed");
+    }
+}

@@ -10,7 +10,9 @@ use mallard_pe::{Pe, PeError};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::bytes::{byte_stats, np_normalize_f32, ByteStats};
+use crate::bytes::{
+    byte_histograms_chunked, np_normalize_f32, range_counts, string_stats, ByteStats, ChunkCounts,
+};
 use crate::hasher::{hash_pairs, hash_strings};
 use crate::FeatureError;
 
@@ -307,7 +309,14 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
 
 /// `raw_features`, optionally without the sha256 (the vector does not use it).
 fn raw_features_with(bytes: &[u8], with_sha256: bool) -> Result<Value, FeatureError> {
-    let bs = byte_stats(bytes);
+    // The 1 KiB chunk counts the byte-entropy pass makes anyway give the sections'
+    // byte counts (and so their entropies) without a second pass over their bytes.
+    let (histogram, byteentropy, chunks) = byte_histograms_chunked(bytes, true);
+    let bs = ByteStats {
+        histogram,
+        byteentropy,
+        strings: string_stats(bytes),
+    };
     let pe = match Pe::parse(bytes) {
         Ok(p) => Some(p),
         Err(e @ PeError::TooLarge { .. }) => return Err(FeatureError::Pe(e)),
@@ -334,7 +343,7 @@ fn raw_features_with(bytes: &[u8], with_sha256: bool) -> Result<Value, FeatureEr
             obj.insert("exports".into(), json!([]));
             obj.insert("datadirectories".into(), json!([]));
         }
-        Some(pe) => pe_groups(pe, bytes, &mut obj),
+        Some(pe) => pe_groups(pe, bytes, &chunks, &mut obj),
     }
     Ok(Value::Object(obj))
 }
@@ -353,7 +362,7 @@ fn default_header() -> Value {
     })
 }
 
-fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
+fn pe_groups(pe: &Pe<'_>, bytes: &[u8], chunks: &ChunkCounts, obj: &mut Map<String, Value>) {
     let imports = pe.lief_imports();
     let delay = pe.lief_delay_imports();
     let exports = pe.lief_exports();
@@ -441,7 +450,12 @@ fn pe_groups(pe: &Pe<'_>, bytes: &[u8], obj: &mut Map<String, Value>) {
         .iter()
         .map(|s| {
             let r = s.lief_content_range(bytes.len());
-            let ent = bytes.get(r).map(mallard_pe::entropy).unwrap_or(0.0);
+            let ent = match bytes.get(r.clone()) {
+                Some(b) => {
+                    mallard_pe::entropy_from_counts(&range_counts(bytes, chunks, r), b.len() as u64)
+                }
+                None => 0.0,
+            };
             json!({
                 "name": lief_str(s.name_bytes()),
                 "size": s.size_of_raw_data,
