@@ -395,12 +395,21 @@ impl Scanner {
                 Err(e) => return ScanResult::error(path, e.to_string()),
             },
         };
-        let sha: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if let Some(r) = self.listed(path, &sha) {
-            return r;
+        // The file's sha256 only when something reads it (a list, a report to pair): on a
+        // large file it cost a fifth of the scan.
+        let sha_cell = std::cell::OnceCell::new();
+        let sha = || -> &str {
+            sha_cell.get_or_init(|| {
+                Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            })
+        };
+        if !(self.opts.allow.is_empty() && self.opts.deny.is_empty()) {
+            if let Some(r) = self.listed(path, sha()) {
+                return r;
+            }
         }
         let mut rule_warnings = Vec::new();
         let run_rules = || {
@@ -552,22 +561,26 @@ impl Scanner {
     /// `SHA256.json`. A report is only the file's when its target sha256 is the file's
     /// (else a benign report dropped beside a malicious file would clear it); any other
     /// candidate is ignored with a warning on the file's result.
-    fn paired_report(
+    fn paired_report<'s>(
         &self,
         path: &Path,
-        sha: &str,
+        sha: &dyn Fn() -> &'s str,
         warnings: &mut Vec<String>,
     ) -> Option<ScanResult> {
-        let mut candidates = Vec::new();
-        if let Some(p) = self.reports_by_sha.get(sha) {
-            candidates.push(p.clone());
-        }
         let name = path.file_name()?.to_string_lossy().into_owned();
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
         let present = self.report_names_in(dir);
+        if self.reports_by_sha.is_empty() && present.is_empty() {
+            return None;
+        }
+        let sha = sha();
+        let mut candidates = Vec::new();
+        if let Some(p) = self.reports_by_sha.get(sha) {
+            candidates.push(p.clone());
+        }
         for n in [
             format!("{name}.json"),
             format!("{name}.json.gz"),
