@@ -215,6 +215,17 @@ fn a_report_for_another_file_never_changes_a_verdict() {
     let out = mallard(&["scan", "--json", "--report", s(d.join("elsewhere.json")), s(&pe)]);
     let r = &rows(&out.stdout)[0];
     assert_eq!(r["decided_by"], "static model", "{r}");
+    std::fs::remove_file(d.join("elsewhere.json")).unwrap();
+    // Named by this file's sha256 and naming it: paired (the hash is computed only when a
+    // report could pair, so both lookups by hash are checked here).
+    report(&d.join(format!("{sha}.json")), &sha, &apis);
+    let out = mallard(&["scan", "--json", s(&pe)]);
+    assert_eq!(rows(&out.stdout)[0]["decided_by"], "static+dynamic ensemble");
+    std::fs::remove_file(d.join(format!("{sha}.json"))).unwrap();
+    let elsewhere = tmp("evasion-reports");
+    report(&elsewhere.join("r.json"), &sha, &apis);
+    let out = mallard(&["scan", "--json", "--report", s(elsewhere.join("r.json")), s(&pe)]);
+    assert_eq!(rows(&out.stdout)[0]["decided_by"], "static+dynamic ensemble");
 }
 
 #[test]
