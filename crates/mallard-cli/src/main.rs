@@ -79,7 +79,17 @@ pub fn no_huge_pages() {
 /// Training frees big buffers (a table's values once binned) and then allocates others;
 /// mimalloc returns freed memory to the system only after a 10 ms delay, long enough for the
 /// next buffers to come from fresh pages, so peak memory counted both. Purging at once took
-/// a 100 MB CSV's training from 362 to 274 MB (docs/limits.md). Scans keep the default.
+/// a 100 MB CSV's training from 362 to 274 MB (docs/limits.md). Scans keep the default, and
+/// so does training on sequences: their per-batch buffers came back as fresh pages every
+/// step, and an LSTM epoch took 1.6x the time (see `tables_among`).
+/// Whether any dataset is read as a table (features), not as sequences (API calls, opcodes).
+fn tables_among(datasets: &[mallard_datasets::DatasetSpec]) -> bool {
+    use mallard_datasets::DataFormat;
+    datasets
+        .iter()
+        .any(|d| !matches!(d.format, DataFormat::Seq(_) | DataFormat::Opcodes))
+}
+
 fn purge_freed_memory_at_once() {
     // mi_option_purge_delay (15 in mimalloc's v2 and v3 option enums): 0 = immediately.
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -119,12 +129,16 @@ fn main() -> ExitCode {
     let flag_threads = cli.threads.map(|t| t.max(1));
     let result = match cli.command {
         Command::Train(a) => {
-            purge_freed_memory_at_once();
+            if tables_among(&a.dataset) {
+                purge_freed_memory_at_once();
+            }
             train_cmd::run(a, &g).map(|()| ExitCode::SUCCESS)
         }
         Command::Eval(a) => eval_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Cv(a) => {
-            purge_freed_memory_at_once();
+            if tables_among(&a.dataset) {
+                purge_freed_memory_at_once();
+            }
             eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS)
         }
         Command::Scan(a) => scan_cmd::run(a, &g),
