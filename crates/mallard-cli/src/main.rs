@@ -85,9 +85,7 @@ pub fn no_huge_pages() {
 /// Whether any dataset is read as a table (features), not as sequences (API calls, opcodes).
 fn tables_among(datasets: &[mallard_datasets::DatasetSpec]) -> bool {
     use mallard_datasets::DataFormat;
-    datasets
-        .iter()
-        .any(|d| !matches!(d.format, DataFormat::Seq(_) | DataFormat::Opcodes))
+    datasets.iter().any(|d| !matches!(d.format, DataFormat::Seq(_) | DataFormat::Opcodes))
 }
 
 fn purge_freed_memory_at_once() {

@@ -9,9 +9,11 @@
 //!   detection when following, a depth cap, errors per path).
 
 mod caps;
+mod date;
 mod read;
 pub mod walk;
 
 pub use caps::Caps;
+pub use date::civil_date;
 pub use read::{open_capped, open_regular, read_capped, read_head, starts_like_pe, IoError};
 pub use walk::{walk, walk_at_most, WalkOptions, Walked};

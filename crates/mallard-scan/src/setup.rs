@@ -64,7 +64,8 @@ pub fn models_for(
     reports: &[PathBuf],
     caps: &Caps,
 ) -> Result<(Option<Box<dyn Model>>, Option<Box<dyn Model>>), ScanSetupError> {
-    let (report, pe, _) = models_hashed(specs, inputs, reports, caps)?;
+    // No hashing here: a one-file scan would pay a SHA-256 of the built-in model.
+    let (report, pe, _) = models_loaded(specs, inputs, reports, caps, false)?;
     Ok((report, pe))
 }
 
@@ -85,11 +86,30 @@ pub fn models_hashed(
     ),
     ScanSetupError,
 > {
+    models_loaded(specs, inputs, reports, caps, true)
+}
+
+/// [`models_for`], with each model's SHA-256 when `hash` (else the list stays empty).
+#[allow(clippy::type_complexity)]
+fn models_loaded(
+    specs: &[PathBuf],
+    inputs: &[PathBuf],
+    reports: &[PathBuf],
+    caps: &Caps,
+    hash: bool,
+) -> Result<
+    (
+        Option<Box<dyn Model>>,
+        Option<Box<dyn Model>>,
+        Vec<[u8; 32]>,
+    ),
+    ScanSetupError,
+> {
     let (mut report_model, mut pe_model) = (None, None);
     let mut digests = Vec::new();
     for p in specs {
-        let (m, digest) = load_hashed(p, caps)?;
-        digests.push(digest);
+        let (m, digest) = load_maybe_hashed(p, caps, hash)?;
+        digests.extend(digest);
         // Opcode-sequence and byte models read PE files, as feature models do.
         let reads_pe = matches!(m.meta().input, InputKind::Features | InputKind::Bytes)
             || m.meta().feature_set.as_deref() == Some("opcodes");
@@ -110,25 +130,39 @@ pub fn models_hashed(
     let reports_needed =
         pe_files.len() < inputs.len() || !reports.is_empty() || any_report_beside(&pe_files);
     if report_model.is_none() && reports_needed {
-        let (m, digest) = load_hashed(Path::new("builtin:api"), caps)?;
+        let (m, digest) = load_maybe_hashed(Path::new("builtin:api"), caps, hash)?;
         report_model = Some(m);
-        digests.push(digest);
+        digests.extend(digest);
     }
     if pe_model.is_none() && !pe_files.is_empty() {
-        let (m, digest) = load_hashed(Path::new("builtin:pe"), caps)?;
+        let (m, digest) = load_maybe_hashed(Path::new("builtin:pe"), caps, hash)?;
         pe_model = Some(m);
-        digests.push(digest);
+        digests.extend(digest);
     }
     Ok((report_model, pe_model, digests))
 }
 
 /// [`load_model`] and the SHA-256 of the bytes loaded (one read).
 pub fn load_hashed(spec: &Path, caps: &Caps) -> Result<(Box<dyn Model>, [u8; 32]), ScanSetupError> {
+    let (m, digest) = load_maybe_hashed(spec, caps, true)?;
+    Ok((m, digest.unwrap_or_default()))
+}
+
+/// [`load_model`], and with `hash` the SHA-256 of the bytes it loaded.
+#[allow(clippy::type_complexity)]
+fn load_maybe_hashed(
+    spec: &Path,
+    caps: &Caps,
+    hash: bool,
+) -> Result<(Box<dyn Model>, Option<[u8; 32]>), ScanSetupError> {
+    if !hash {
+        return Ok((load_model(spec, caps)?, None));
+    }
     match spec.to_str().and_then(|s| s.strip_prefix("builtin:")) {
         Some(name) => {
             let m = load_builtin(name)?;
             let bytes = builtin::bytes(name).unwrap_or_default();
-            Ok((m, Sha256::digest(bytes).into()))
+            Ok((m, Some(Sha256::digest(bytes).into())))
         }
         None => {
             // The read error names the file already.
@@ -136,7 +170,7 @@ pub fn load_hashed(spec: &Path, caps: &Caps) -> Result<(Box<dyn Model>, [u8; 32]
                 .map_err(|e| setup(e.to_string()))?;
             let m = mallard_model::load_bytes_for_scoring(&bytes, caps)
                 .map_err(|e| setup(format!("{}: {e}", spec.display())))?;
-            Ok((m, Sha256::digest(&bytes).into()))
+            Ok((m, Some(Sha256::digest(&bytes).into())))
         }
     }
 }
