@@ -5,6 +5,10 @@
 //! rule set (`rules/mallard.yar`: EICAR, UPX, injection and keylogger imports, entry point
 //! outside the sections); users add theirs with `--rules DIR`.
 
+mod prefilter;
+
+pub use prefilter::may_match_builtin;
+
 use mallard_io::WalkOptions;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -46,10 +50,17 @@ pub struct RuleMatch {
 
 /// Compiled rules.
 pub struct RuleSet {
-    rules: yara_x::Rules,
+    engine: Engine,
     /// Where the rules came from, for messages.
     pub sources: Vec<String>,
     digest: [u8; 32],
+}
+
+enum Engine {
+    Compiled(yara_x::Rules),
+    /// The built-in rules alone: loaded (from the cache, or compiled) the first time a file
+    /// might match one of them, so a scan of files that cannot never starts yara-x.
+    Builtin(std::sync::OnceLock<Result<yara_x::Rules, String>>),
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -77,9 +88,12 @@ impl RuleSet {
         walk: &WalkOptions,
     ) -> (Option<RuleSet>, Vec<RulesError>) {
         if builtin && paths.is_empty() {
-            if let Some(set) = cached_builtin() {
-                return (Some(set), Vec::new());
-            }
+            let set = RuleSet {
+                engine: Engine::Builtin(std::sync::OnceLock::new()),
+                sources: vec!["built-in".to_string()],
+                digest: Sha256::digest(builtin_digest()).into(),
+            };
+            return (Some(set), Vec::new());
         }
         let walked = mallard_io::walk(paths, walk, &|p: &Path| {
             matches!(p.extension().and_then(|e| e.to_str()), Some("yar" | "yara"))
@@ -144,13 +158,10 @@ impl RuleSet {
             return (None, errors);
         }
         let rules = compiler.build();
-        if builtin && paths.is_empty() && errors.is_empty() {
-            store_builtin(&rules);
-        }
         let digest = digest.finalize().into();
         (
             Some(RuleSet {
-                rules,
+                engine: Engine::Compiled(rules),
                 sources,
                 digest,
             }),
@@ -167,7 +178,15 @@ impl RuleSet {
 
     /// The rules matching `data`; a scan is cut off after `timeout`.
     pub fn scan(&self, data: &[u8], timeout: Duration) -> Result<Vec<RuleMatch>, RulesError> {
-        let mut scanner = yara_x::Scanner::new(&self.rules);
+        let rules = match &self.engine {
+            Engine::Compiled(rules) => rules,
+            Engine::Builtin(_) if !prefilter::may_match_builtin(data) => return Ok(Vec::new()),
+            Engine::Builtin(cell) => cell
+                .get_or_init(builtin_rules)
+                .as_ref()
+                .map_err(|e| RulesError::Scan(e.clone()))?,
+        };
+        let mut scanner = yara_x::Scanner::new(rules);
         scanner.set_timeout(timeout);
         let results = scanner
             .scan(data)
@@ -237,19 +256,29 @@ fn builtin_digest() -> [u8; 32] {
     Sha256::digest(BUILTIN.as_bytes()).into()
 }
 
-fn cached_builtin() -> Option<RuleSet> {
+fn cached_builtin() -> Option<yara_x::Rules> {
     let path = cache_path()?;
     if !trusted(&path) {
         return None;
     }
     let bytes = std::fs::read(&path).ok()?;
     // A cache that does not load (corrupt, other yara-x) is simply rebuilt.
-    let rules = yara_x::Rules::deserialize(&bytes).ok()?;
-    Some(RuleSet {
-        rules,
-        sources: vec!["built-in".to_string()],
-        digest: Sha256::digest(builtin_digest()).into(),
-    })
+    yara_x::Rules::deserialize(&bytes).ok()
+}
+
+/// The built-in rules from the cache, or compiled (and cached) when there is none.
+fn builtin_rules() -> Result<yara_x::Rules, String> {
+    if let Some(rules) = cached_builtin() {
+        return Ok(rules);
+    }
+    let mut compiler = yara_x::Compiler::new();
+    compiler.new_namespace("mallard");
+    compiler
+        .add_source(BUILTIN)
+        .map_err(|e| format!("built-in rules: {}", one_line(&e.to_string())))?;
+    let rules = compiler.build();
+    store_builtin(&rules);
+    Ok(rules)
 }
 
 fn store_builtin(rules: &yara_x::Rules) {
