@@ -775,15 +775,16 @@ impl Gbdt {
             get("gbdt.tree_sizes")?,
             get("gbdt.nodes")?,
         );
-        let rows = nodes
-            .2
-            .chunks_exact(8)
-            .map(|r| [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]);
+        // A missing row reads as NaNs, which fail the checks (the count is checked first).
+        let row = |i: usize| match nodes.2.get(i * 8..i * 8 + 8) {
+            Some(r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]],
+            None => [f32::NAN; 8],
+        };
         Self::build(
             meta,
             (&init.1, init.2.clone()),
             (&sizes.1, &sizes.2),
-            (&nodes.1, nodes.2.len(), rows),
+            (&nodes.1, nodes.2.len(), row),
             max_depth,
         )
     }
@@ -801,34 +802,27 @@ impl Gbdt {
         let sizes = sizes.ok_or_else(|| missing("gbdt.tree_sizes"))?;
         let nodes = nodes.ok_or_else(|| missing("gbdt.nodes"))?;
         let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let rows = nodes.data.chunks_exact(32).map(|r| {
-            [
-                f(&r[0..4]),
-                f(&r[4..8]),
-                f(&r[8..12]),
-                f(&r[12..16]),
-                f(&r[16..20]),
-                f(&r[20..24]),
-                f(&r[24..28]),
-                f(&r[28..32]),
-            ]
-        });
+        let row = |i: usize| match nodes.data.get(i * 32..i * 32 + 32) {
+            Some(r) => std::array::from_fn(|j| f(&r[j * 4..j * 4 + 4])),
+            None => [f32::NAN; 8],
+        };
         let size_values: Vec<f32> = sizes.data.chunks_exact(4).map(f).collect();
         Self::build(
             meta,
             (init.shape, init.data.chunks_exact(4).map(f).collect()),
             (sizes.shape, &size_values),
-            (nodes.shape, nodes.data.len() / 4, rows),
+            (nodes.shape, nodes.data.len() / 4, row),
             max_depth,
         )
     }
 
-    /// Checks every shape, index and link; `nodes` is (shape, number of values, rows).
+    /// Checks every shape, index and link; `nodes` is (shape, number of values, node i's
+    /// row).
     fn build(
         meta: GbdtMeta,
         (init_shape, init): (&[usize], Vec<f32>),
         (sizes_shape, sizes): (&[usize], &[f32]),
-        (nodes_shape, nodes_len, mut rows): (&[usize], usize, impl Iterator<Item = [f32; 8]>),
+        (nodes_shape, nodes_len, row): (&[usize], usize, impl Fn(usize) -> [f32; 8] + Sync),
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
@@ -864,33 +858,65 @@ impl Gbdt {
         if nodes_shape != [total, 8] || nodes_len != total * 8 {
             return Err(bad(format!("gbdt.nodes must have shape [{total}, 8]")));
         }
-        let mut trees = Vec::with_capacity(meta.n_trees);
-        let mut depth = Vec::new();
-        for (t, &s) in sizes.iter().enumerate() {
-            let mut tn = Vec::with_capacity(s as usize);
-            for _ in 0..s as usize {
-                let r = rows.next().ok_or_else(|| bad("too few nodes".into()))?;
-                let feature = if r[0] == -1.0 {
-                    None
-                } else {
-                    Some(int(r[0], "feature")?)
-                };
-                tn.push(Node {
-                    feature,
-                    threshold: r[1],
-                    default_left: r[2] != 0.0,
-                    left: int(r[3], "left child")?,
-                    right: int(r[4], "right child")?,
-                    value: r[5],
-                    count: r[6],
-                    gain: r[7],
-                });
-            }
-            let tree = Tree { nodes: tn };
-            tree.validate_with(meta.n_features, max_depth, &mut depth)
-                .map_err(|e| bad(format!("tree {t}: {e}")))?;
-            trees.push(tree);
+        // Tree t's nodes start at starts[t].
+        let mut starts = Vec::with_capacity(sizes.len() + 1);
+        starts.push(0usize);
+        for &s in sizes {
+            starts.push(starts[starts.len() - 1] + s as usize);
         }
+        let n_features = meta.n_features;
+        let make = |range: std::ops::Range<usize>| -> Result<Vec<Tree>, GbdtError> {
+            let mut trees = Vec::with_capacity(range.len());
+            let mut depth = Vec::new();
+            for t in range {
+                let mut tn = Vec::with_capacity(starts[t + 1] - starts[t]);
+                for i in starts[t]..starts[t + 1] {
+                    let r = row(i);
+                    let feature = if r[0] == -1.0 {
+                        None
+                    } else {
+                        Some(int(r[0], "feature")?)
+                    };
+                    tn.push(Node {
+                        feature,
+                        threshold: r[1],
+                        default_left: r[2] != 0.0,
+                        left: int(r[3], "left child")?,
+                        right: int(r[4], "right child")?,
+                        value: r[5],
+                        count: r[6],
+                        gain: r[7],
+                    });
+                }
+                let tree = Tree { nodes: tn };
+                tree.validate_with(n_features, max_depth, &mut depth)
+                    .map_err(|e| bad(format!("tree {t}: {e}")))?;
+                trees.push(tree);
+            }
+            Ok(trees)
+        };
+        let n = sizes.len();
+        // A big model's trees are built in two halves side by side: loading the built-in
+        // PE model is most of a one-file scan's wait, and the second core is idle then.
+        let trees = if total < 20_000 {
+            make(0..n)?
+        } else {
+            let half = starts.partition_point(|&s| s < total / 2).min(n);
+            let (mut first, second) = std::thread::scope(|s| {
+                let second = std::thread::Builder::new().spawn_scoped(s, || make(half..n));
+                let first = make(0..half);
+                let second = match second {
+                    Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    Err(_) => make(half..n),
+                };
+                (first, second)
+            });
+            // The first half's error first: the message names the lowest bad tree.
+            if let Ok(v) = &mut first {
+                v.extend(second?);
+            }
+            first?
+        };
         Ok(Gbdt { meta, init, trees })
     }
 }

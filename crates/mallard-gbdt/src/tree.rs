@@ -246,8 +246,12 @@ impl Walk<'_> {
     /// `u[d]` is the sum of value times path polynomial over those leaves, so a child's
     /// share comes without dividing its factor out again: the only divisions are by the
     /// factor of an earlier split on the same feature, which a split lower down replaces.
-    fn node(&mut self, j: usize, d: usize) {
-        let m = self.m;
+    ///
+    /// `M` is the number of quadrature points when it is known when compiling (1 to 8: every
+    /// tree of depth 16 or less), so the loops over them unroll; 0 reads it from `self.m`.
+    /// Both do the same operations in the same order, so the values are the same bits.
+    fn node<const M: usize>(&mut self, j: usize, d: usize) {
+        let m = if M == 0 { self.m } else { M };
         let n = &self.tree.nodes[j];
         let (lo, mid, hi) = (d * m, (d + 1) * m, (d + 2) * m);
         let Some(f) = n.feature else {
@@ -269,6 +273,7 @@ impl Walk<'_> {
             }
         };
         let (fh, fc) = (frac(hot), frac(cold));
+        let t = &self.t[..m];
         // A feature split on above: its factor is replaced by the combined one below, and
         // what the earlier split credited to the leaves below here is taken back.
         let prev = self.path.iter().position(|e| e.feature == f);
@@ -279,22 +284,23 @@ impl Walk<'_> {
             0.0
         };
         if prev.is_some() {
-            for (inv, &t) in self.inv[lo..mid].iter_mut().zip(self.t) {
+            for (inv, &t) in self.inv[lo..mid].iter_mut().zip(t) {
                 let fa = factor(za, oa, t);
                 *inv = if fa != 0.0 { 1.0 / fa } else { 0.0 };
             }
         }
         self.u[lo..mid].fill(0.0);
         for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
-            for q in 0..m {
-                let fq = factor(zc, oc, self.t[q]);
-                let g = if prev.is_some() {
-                    fq * self.inv[lo + q]
-                } else {
-                    fq
-                };
-                self.g[mid + q] = g;
-                self.p[mid + q] = self.p[lo + q] * g;
+            {
+                let inv = &self.inv[lo..mid];
+                let (above, below) = self.p.split_at_mut(mid);
+                let (p, pc, gc) = (&above[lo..mid], &mut below[..m], &mut self.g[mid..hi]);
+                for q in 0..m {
+                    let fq = factor(zc, oc, t[q]);
+                    let g = if prev.is_some() { fq * inv[q] } else { fq };
+                    gc[q] = g;
+                    pc[q] = p[q] * g;
+                }
             }
             let e = OnPath {
                 feature: f,
@@ -305,7 +311,7 @@ impl Walk<'_> {
                 None => self.path.push(e),
                 Some(k) => self.path[k] = e,
             }
-            self.node(c, d + 1);
+            self.node::<M>(c, d + 1);
             match prev {
                 None => {
                     self.path.pop();
@@ -319,27 +325,30 @@ impl Walk<'_> {
                 }
             }
             let cc = oc as u8 as f64 - zc;
-            let (p, u, g, inv) = (
+            let (at, below) = self.u.split_at_mut(mid);
+            let (p, u, uc, g, inv, w) = (
                 &self.p[lo..mid],
-                &self.u[mid..hi],
+                &mut at[lo..mid],
+                &below[..m],
                 &self.g[mid..hi],
                 &self.inv[lo..mid],
+                &self.w[..m],
             );
             let mut phi = 0.0;
             for q in 0..m {
                 // The leaves' sum of value times path polynomial without this feature's
                 // factor (and, for a repeated feature, without the earlier one's).
-                let base = p[q] * u[q];
+                let base = p[q] * uc[q];
                 let r = if prev.is_some() {
                     let b = base * inv[q];
                     cc * b - ca * b * g[q]
                 } else {
                     cc * base
                 };
-                phi += self.w[q] * r;
+                phi += w[q] * r;
             }
             for q in 0..m {
-                self.u[lo + q] += self.g[mid + q] * self.u[mid + q];
+                u[q] += g[q] * uc[q];
             }
             if let Some(o) = self.sums.get_mut(f as usize) {
                 *o += phi;
@@ -423,7 +432,17 @@ impl Tree {
             path: &mut scratch.path,
             sums: &mut scratch.tree_sums,
         };
-        walk.node(0, 0);
+        match m {
+            1 => walk.node::<1>(0, 0),
+            2 => walk.node::<2>(0, 0),
+            3 => walk.node::<3>(0, 0),
+            4 => walk.node::<4>(0, 0),
+            5 => walk.node::<5>(0, 0),
+            6 => walk.node::<6>(0, 0),
+            7 => walk.node::<7>(0, 0),
+            8 => walk.node::<8>(0, 0),
+            _ => walk.node::<0>(0, 0),
+        }
         // Every feature with a value is split on somewhere; taking it leaves zeros behind.
         // A zero adds nothing to a total that starts at +0 (which never becomes -0).
         for n in &self.nodes {

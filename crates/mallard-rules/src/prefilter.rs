@@ -66,11 +66,15 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// True only when `no_sections_entry_outside` certainly does not match: the file parses as a
@@ -155,9 +159,18 @@ mod tests {
 
     #[test]
     fn case_is_ignored_and_partial_words_do_not_count() {
-        assert!(contains_ignore_case(b"xxGETasyncKEYstate", b"getasynckeystate"));
-        assert!(contains_ignore_case(b"gGetAsyncKeyState", b"getasynckeystate"));
-        assert!(!contains_ignore_case(b"GetAsyncKeyStat", b"getasynckeystate"));
+        assert!(contains_ignore_case(
+            b"xxGETasyncKEYstate",
+            b"getasynckeystate"
+        ));
+        assert!(contains_ignore_case(
+            b"gGetAsyncKeyState",
+            b"getasynckeystate"
+        ));
+        assert!(!contains_ignore_case(
+            b"GetAsyncKeyStat",
+            b"getasynckeystate"
+        ));
         assert!(!contains_ignore_case(b"", b"getasynckeystate"));
     }
 

@@ -96,5 +96,9 @@ fn the_prefilter_never_rules_out_a_file_yara_x_matches() {
     // The edits must actually make yara-x match, or the check above proves little.
     assert!(matched[1] > 1000 && matched[2] > 1000, "{matched:?}");
     // And the prefilter must be worth having: most plain files are ruled out.
-    assert!(ruled_out * 4 > files.len(), "{ruled_out} of {}", files.len());
+    assert!(
+        ruled_out * 4 > files.len(),
+        "{ruled_out} of {}",
+        files.len()
+    );
 }
