@@ -1180,3 +1180,27 @@ fn serve_threads_flag_wins_over_max_threads() {
         assert_eq!(got, want, "--threads {flag:?} with MaxThreads 2");
     }
 }
+
+#[test]
+fn the_eicar_test_file_is_caught_by_the_built_in_rules_alone() {
+    // Not a PE and not a report: only the built-in rules can decide it, and they are
+    // loaded only because a file might match them (mallard_rules::may_match_builtin).
+    let d = tmp("eicar-alone");
+    let eicar = d.join("eicar.com");
+    std::fs::write(
+        &eicar,
+        br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    )
+    .unwrap();
+    let out = mallard(&["scan", "--json", eicar.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (row["verdict"].as_str(), row["decided_by"].as_str()),
+        (Some("malicious"), Some("rules"))
+    );
+    assert_eq!(row["reasons"][0]["name"], "eicar_test_file");
+    // Without the built-in rules nothing can read it.
+    let out = mallard(&["scan", "--json", "--no-builtin-rules", eicar.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -299,7 +299,9 @@ pub fn prepare(
     caps: &Caps,
 ) -> Result<(crate::Scanner, Vec<mallard_rules::RulesError>), ScanSetupError> {
     let any_pe = inputs.iter().any(|p| is_pe(p));
-    let want_rules = !plan.rules.is_empty() || (any_pe && plan.builtin_rules);
+    // The built-in rules alone cost nothing until a file might match them (they load
+    // then), so they are always there: an EICAR test file that is not a PE is caught too.
+    let want_rules = !plan.rules.is_empty() || plan.builtin_rules;
     // One PE file: the rules thread also reads it and runs the rules on it once they are
     // loaded, while this thread loads the model (yara-x's first scan is ~2 ms that would
     // otherwise compete with the model for the cores).
@@ -308,21 +310,27 @@ pub fn prepare(
         _ => None,
     };
     let (max_bytes, timeout) = (opts.max_pe_bytes, opts.rule_timeout);
+    let load_rules = move || {
+        let (set, errors) =
+            mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk);
+        let pre = match (&set, one_pe) {
+            (Some(rs), Some(path)) => prescan(rs, path, max_bytes, timeout),
+            _ => None,
+        };
+        (set, errors, pre)
+    };
+    // Their own thread only when there is work for it (user rules to compile, or a file to
+    // read and check); the built-in rules alone are ready at once.
+    let beside = !plan.rules.is_empty() || one_pe.is_some();
     let (rules, models) = std::thread::scope(|s| {
-        let rules = want_rules.then(|| {
-            s.spawn(move || {
-                let (set, errors) =
-                    mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk);
-                let pre = match (&set, one_pe) {
-                    (Some(rs), Some(path)) => prescan(rs, path, max_bytes, timeout),
-                    _ => None,
-                };
-                (set, errors, pre)
-            })
-        });
+        let rules = (want_rules && beside).then(|| s.spawn(load_rules));
         let models = models_for(&plan.models, inputs, &opts.reports, caps);
         (rules.map(|h| h.join()), models)
     });
+    let rules = match rules {
+        None if want_rules => Some(Ok(load_rules())),
+        other => other,
+    };
     let (report_model, pe_model) = models?;
     let mut rule_errors = Vec::new();
     let mut prescanned = None;
