@@ -628,15 +628,13 @@ fn a_report_beside_a_pe_file_joins_the_static_model_in_an_ensemble() {
     assert_eq!(r["verdict"], if want >= 0.5 { "malicious" } else { "benign" });
 }
 
+const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
 #[test]
 fn yara_rules_decide_and_a_broken_rules_file_is_reported_without_stopping_the_scan() {
     let d = tmp("rules");
     let eicar = d.join("eicar.com");
-    std::fs::write(
-        &eicar,
-        br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
-    )
-    .unwrap();
+    std::fs::write(&eicar, EICAR).unwrap();
     let pe = d.join("tiny.dll");
     std::fs::write(&pe, mallard_pe::synth::tiny_pe32()).unwrap();
     std::fs::create_dir_all(d.join("rules")).unwrap();
@@ -1187,11 +1185,7 @@ fn the_eicar_test_file_is_caught_by_the_built_in_rules_alone() {
     // loaded only because a file might match them (mallard_rules::may_match_builtin).
     let d = tmp("eicar-alone");
     let eicar = d.join("eicar.com");
-    std::fs::write(
-        &eicar,
-        br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
-    )
-    .unwrap();
+    std::fs::write(&eicar, EICAR).unwrap();
     let out = mallard(&["scan", "--json", eicar.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let row: Value = serde_json::from_slice(&out.stdout).unwrap();

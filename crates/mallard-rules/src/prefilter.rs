@@ -12,11 +12,12 @@ use memchr::memmem;
 
 /// Whether `data` might match a built-in rule.
 pub fn may_match_builtin(data: &[u8]) -> bool {
+    // The header-only checks first: a file they leave open needs no pass over its bytes.
     eicar_possible(data)
+        || !entry_inside_a_section(data)
         || upx_possible(data)
         || injection_possible(data)
         || keylogger_possible(data)
-        || !entry_inside_a_section(data)
 }
 
 /// `eicar_test_file` compares the first 68 bytes with the EICAR string.
@@ -27,7 +28,7 @@ fn eicar_possible(data: &[u8]) -> bool {
 /// `upx_packed` needs a section named UPX0 or UPX1; yara-x's `pe.sections[i].name` is the
 /// 8 bytes of the section table (trailing zeros removed), so the bytes are in the file.
 fn upx_possible(data: &[u8]) -> bool {
-    memmem::find(data, b"UPX0").is_some() || memmem::find(data, b"UPX1").is_some()
+    memmem::find_iter(data, b"UPX").any(|i| matches!(data.get(i + 3), Some(b'0' | b'1')))
 }
 
 /// `process_injection_imports` needs three imports by name; yara-x compares imported names
@@ -87,56 +88,57 @@ fn u32_at(d: &[u8], at: usize) -> Option<u32> {
 /// plain case is claimed: exactly one section contains the entry point, within its raw
 /// size, and its raw data offset needs no rounding.
 fn entry_inside_a_section(d: &[u8]) -> bool {
-    (|| -> Option<bool> {
-        if d.len() < 64 || !d.starts_with(b"MZ") {
-            return None;
-        }
-        let pe = d.get(u32_at(d, 0x3c)? as usize..)?;
-        if !pe.starts_with(b"PE\0\0") {
-            return None;
-        }
-        let sections = usize::from(u16_at(pe, 6)?);
-        let optional_size = usize::from(u16_at(pe, 20)?);
-        let opt = pe.get(24..)?;
-        // The module reads the optional header's fixed fields from here whatever the size
-        // field says; a file too short for them gets zeros, so leave it to yara-x.
-        let fixed = if u16_at(opt, 0)? == 0x20b { 112 } else { 96 };
-        if opt.len() < fixed || sections == 0 || sections > 96 {
-            return None;
-        }
-        let entry = u32_at(opt, 16)?;
-        let section_alignment = u32_at(opt, 32)?;
-        let file_alignment = u32_at(opt, 36)?;
-        let table = pe.get(24 + optional_size..24 + optional_size + 40 * sections)?;
-        let mut lowest = u32::MAX;
-        let mut found = None;
-        for s in table.chunks_exact(40) {
-            let (virtual_size, va) = (u32_at(s, 8)?, u32_at(s, 12)?);
-            let (raw_size, raw_offset) = (u32_at(s, 16)?, u32_at(s, 20)?);
-            lowest = lowest.min(va);
-            let end = va.saturating_add(virtual_size.max(raw_size));
-            if (va..end).contains(&entry) {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some((va, raw_size, raw_offset));
+    entry_inside(d).is_some()
+}
+
+fn entry_inside(d: &[u8]) -> Option<()> {
+    if d.len() < 64 || !d.starts_with(b"MZ") {
+        return None;
+    }
+    let pe = d.get(u32_at(d, 0x3c)? as usize..)?;
+    if !pe.starts_with(b"PE\0\0") {
+        return None;
+    }
+    let sections = usize::from(u16_at(pe, 6)?);
+    let optional_size = usize::from(u16_at(pe, 20)?);
+    let opt = pe.get(24..)?;
+    // The module reads the optional header's fixed fields from here whatever the size
+    // field says; a file too short for them gets zeros, so leave it to yara-x.
+    let fixed = if u16_at(opt, 0)? == 0x20b { 112 } else { 96 };
+    if opt.len() < fixed || sections == 0 || sections > 96 {
+        return None;
+    }
+    let entry = u32_at(opt, 16)?;
+    let section_alignment = u32_at(opt, 32)?;
+    let file_alignment = u32_at(opt, 36)?;
+    let table = pe.get(24 + optional_size..24 + optional_size + 40 * sections)?;
+    let mut lowest = u32::MAX;
+    let mut found = None;
+    for s in table.chunks_exact(40) {
+        let (virtual_size, va) = (u32_at(s, 8)?, u32_at(s, 12)?);
+        let (raw_size, raw_offset) = (u32_at(s, 16)?, u32_at(s, 20)?);
+        lowest = lowest.min(va);
+        let end = va.saturating_add(virtual_size.max(raw_size));
+        if (va..end).contains(&entry) {
+            if found.is_some() {
+                return None;
             }
+            found = Some((va, raw_size, raw_offset));
         }
-        let (va, raw_size, raw_offset) = found?;
-        if entry < lowest || entry - va >= raw_size {
-            return None;
-        }
-        let fa = file_alignment.min(0x200);
-        if (fa != 0 && raw_offset % fa != 0)
-            || (section_alignment >= 0x1000 && raw_offset % 0x200 != 0)
-            || u64::from(raw_offset) + u64::from(raw_size) > u64::from(u32::MAX)
-        {
-            return None;
-        }
-        // The offset is raw_offset + (entry - va), below raw_offset + raw_size.
-        Some(true)
-    })()
-    .unwrap_or(false)
+    }
+    let (va, raw_size, raw_offset) = found?;
+    if entry < lowest || entry - va >= raw_size {
+        return None;
+    }
+    let fa = file_alignment.min(0x200);
+    if (fa != 0 && raw_offset % fa != 0)
+        || (section_alignment >= 0x1000 && raw_offset % 0x200 != 0)
+        || u64::from(raw_offset) + u64::from(raw_size) > u64::from(u32::MAX)
+    {
+        return None;
+    }
+    // The offset is raw_offset + (entry - va), below raw_offset + raw_size.
+    Some(())
 }
 
 #[cfg(test)]

@@ -69,42 +69,33 @@ pub fn models_for(
     Ok((report, pe))
 }
 
+/// The report model, the PE model, and the SHA-256 of each loaded model file.
+pub type HashedModels = (
+    Option<Box<dyn Model>>,
+    Option<Box<dyn Model>>,
+    Vec<[u8; 32]>,
+);
+
 /// [`models_for`], plus the SHA-256 of each loaded model file's bytes (the `specs` in order,
 /// then any built-in one added), taken from the very bytes that were loaded: a daemon can
 /// name the models it serves with.
-#[allow(clippy::type_complexity)]
 pub fn models_hashed(
     specs: &[PathBuf],
     inputs: &[PathBuf],
     reports: &[PathBuf],
     caps: &Caps,
-) -> Result<
-    (
-        Option<Box<dyn Model>>,
-        Option<Box<dyn Model>>,
-        Vec<[u8; 32]>,
-    ),
-    ScanSetupError,
-> {
+) -> Result<HashedModels, ScanSetupError> {
     models_loaded(specs, inputs, reports, caps, true)
 }
 
 /// [`models_for`], with each model's SHA-256 when `hash` (else the list stays empty).
-#[allow(clippy::type_complexity)]
 fn models_loaded(
     specs: &[PathBuf],
     inputs: &[PathBuf],
     reports: &[PathBuf],
     caps: &Caps,
     hash: bool,
-) -> Result<
-    (
-        Option<Box<dyn Model>>,
-        Option<Box<dyn Model>>,
-        Vec<[u8; 32]>,
-    ),
-    ScanSetupError,
-> {
+) -> Result<HashedModels, ScanSetupError> {
     let (mut report_model, mut pe_model) = (None, None);
     let mut digests = Vec::new();
     for p in specs {
@@ -302,9 +293,8 @@ pub fn prepare(
     // The built-in rules alone cost nothing until a file might match them (they load
     // then), so they are always there: an EICAR test file that is not a PE is caught too.
     let want_rules = !plan.rules.is_empty() || plan.builtin_rules;
-    // One PE file: the rules thread also reads it and runs the rules on it once they are
-    // loaded, while this thread loads the model (yara-x's first scan is ~2 ms that would
-    // otherwise compete with the model for the cores).
+    // One PE file: the rules thread also reads it and checks it (yara-x runs, ~2 ms, only if
+    // it might match) while this thread loads the model.
     let one_pe = match inputs {
         [p] if any_pe => Some(p.as_path()),
         _ => None,
