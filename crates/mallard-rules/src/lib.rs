@@ -176,6 +176,16 @@ impl RuleSet {
         self.digest
     }
 
+    /// Whether [`RuleSet::scan`] could find anything in `data`: false only when the set is
+    /// the built-in rules alone and their prefilter rules the data out, so a caller can skip
+    /// the scan (and any thread it would start for one).
+    pub fn might_match(&self, data: &[u8]) -> bool {
+        match &self.engine {
+            Engine::Compiled(_) => true,
+            Engine::Builtin(_) => prefilter::may_match_builtin(data),
+        }
+    }
+
     /// The rules matching `data`; a scan is cut off after `timeout`.
     pub fn scan(&self, data: &[u8], timeout: Duration) -> Result<Vec<RuleMatch>, RulesError> {
         let rules = match &self.engine {

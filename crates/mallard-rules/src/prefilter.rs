@@ -46,24 +46,40 @@ fn keylogger_possible(data: &[u8]) -> bool {
         && contains_ignore_case(data, b"setwindowshookex")
 }
 
-/// Whether `needle` (lower case ASCII letters) occurs in `hay` in any mix of cases.
+/// Whether `needle` (lower case ASCII letters, at least two) occurs in `hay` in any mix of
+/// cases. A letter with bit 5 set is its lower case, and no other byte becomes a lower-case
+/// letter that way: one vector compare per 16 bytes on the needle's first and last letters
+/// finds the places to check (a first-letter search stopped at every `c` or `s` in text).
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
+    use wide::u8x16;
+    let (Some(&first), Some(&last)) = (needle.first(), needle.last()) else {
         return true;
     };
-    let upper = first.to_ascii_uppercase();
-    let mut from = 0;
-    while let Some(i) = memchr::memchr2(first, upper, hay.get(from..).unwrap_or(&[])) {
-        let at = from + i + 1;
-        if hay
-            .get(at..at + rest.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
-        {
-            return true;
+    let span = needle.len() - 1;
+    let at = |p: usize| {
+        hay.get(p..p + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    };
+    let lanes = |p: usize| {
+        hay.get(p..p + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())
+            .map_or(u8x16::splat(0), |w| u8x16::from(w) | u8x16::splat(0x20))
+    };
+    let (f, l) = (u8x16::splat(first), u8x16::splat(last));
+    let mut p = 0;
+    // Blocks of 16 starting places whose last letters are all inside `hay`.
+    while p + span + 16 <= hay.len() {
+        let hit = lanes(p).simd_eq(f) & lanes(p + span).simd_eq(l);
+        let mut m = hit.to_bitmask() & 0xffff;
+        while m != 0 {
+            if at(p + m.trailing_zeros() as usize) {
+                return true;
+            }
+            m &= m - 1;
         }
-        from = at;
+        p += 16;
     }
-    false
+    (p..hay.len()).any(at)
 }
 
 fn u16_at(d: &[u8], at: usize) -> Option<u16> {
@@ -174,6 +190,45 @@ mod tests {
             b"getasynckeystate"
         ));
         assert!(!contains_ignore_case(b"", b"getasynckeystate"));
+    }
+
+    #[test]
+    fn the_vector_search_agrees_with_a_window_by_window_one() {
+        let needle = b"virtualallocex";
+        let naive = |h: &[u8]| {
+            h.windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        };
+        // Near misses (one letter, a wrong last letter, '@' where a 'v' or 'V' belongs) and
+        // the needle in mixed case, at offsets all around the 16-byte blocks and at the end.
+        let fillers: [&[u8]; 4] = [
+            b"V",
+            b"virtualallocey",
+            b"\x40irtualallocex",
+            b"vIRTUALALLOCEx",
+        ];
+        let mut x = 0x9e37_79b9u64;
+        for case in 0..2000 {
+            let mut h = Vec::new();
+            let len = case % 70;
+            while h.len() < len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match x % 4 {
+                    0 => h.extend_from_slice(fillers[(x >> 8) as usize % fillers.len()]),
+                    _ => h.push((x >> 24) as u8),
+                }
+            }
+            assert_eq!(contains_ignore_case(&h, needle), naive(&h), "{h:?}");
+        }
+        for pad in 0..40 {
+            let mut h = vec![b'.'; pad];
+            h.extend_from_slice(b"VirtualAllocEx");
+            assert!(contains_ignore_case(&h, needle), "{pad}");
+            h.pop();
+            assert!(!contains_ignore_case(&h, needle), "{pad}");
+        }
     }
 
     /// A minimal PE32 with one section: raw data at `raw_offset`, `raw_size` bytes,

@@ -82,9 +82,22 @@ pub fn scan_isolated(scanner: &Scanner, path: &std::path::Path) -> ScanResult {
     isolated(scanner, path, true)
 }
 
+/// [`Scanner::scan_pe_bytes`] in isolation: a panic becomes an error result naming `path`.
+pub fn scan_pe_bytes_isolated(
+    scanner: &Scanner,
+    path: &std::path::Path,
+    bytes: Vec<u8>,
+) -> ScanResult {
+    caught(path, || scanner.scan_pe_bytes(path, bytes))
+}
+
 /// [`scan_isolated`]; `beside` as in [`Scanner::scan_path_with`].
 fn isolated(scanner: &Scanner, path: &std::path::Path, beside: bool) -> ScanResult {
-    match catch_unwind(AssertUnwindSafe(|| scanner.scan_path_with(path, beside))) {
+    caught(path, || scanner.scan_path_with(path, beside))
+}
+
+fn caught(path: &std::path::Path, scan: impl FnOnce() -> ScanResult) -> ScanResult {
+    match catch_unwind(AssertUnwindSafe(scan)) {
         Ok(r) => r,
         Err(p) => ScanResult::error(
             path,

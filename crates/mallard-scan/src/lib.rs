@@ -12,7 +12,9 @@
 mod batch;
 pub mod builtin;
 pub mod setup;
-pub use batch::{scan_batch, scan_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX};
+pub use batch::{
+    scan_batch, scan_isolated, scan_pe_bytes_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX,
+};
 mod output;
 pub use output::{escape_controls, quiet_worker_panics, InOrder, Tally};
 
@@ -323,7 +325,7 @@ impl Scanner {
         // error result here, never a hang or a silent skip.
         match mallard_io::starts_like_pe(path) {
             Err(e) => return ScanResult::error(path, e.to_string()),
-            Ok(true) => return self.scan_pe_with(path, beside),
+            Ok(true) => return self.scan_pe_with(path, beside, None),
             Ok(false) => {}
         }
         let r = self.scan_report(path);
@@ -370,10 +372,23 @@ impl Scanner {
 
     /// Scans a PE file with the static model (and the rules, on a thread of their own).
     pub fn scan_pe(&self, path: &Path) -> ScanResult {
-        self.scan_pe_with(path, true)
+        self.scan_pe_with(path, true, None)
     }
 
-    fn scan_pe_with(&self, path: &Path, beside: bool) -> ScanResult {
+    /// Scans a PE file already in memory (a daemon's stream) as [`Scanner::scan_pe`] scans
+    /// one on disk. `path` only names it in the result: nothing is read from or beside it,
+    /// so a sandbox report pairs with it through [`ScanOptions::reports`] only.
+    pub fn scan_pe_bytes(&self, path: &Path, bytes: Vec<u8>) -> ScanResult {
+        self.scan_pe_with(path, true, Some(bytes))
+    }
+
+    /// `given`: the file's bytes, already in memory.
+    pub(crate) fn scan_pe_with(
+        &self,
+        path: &Path,
+        beside: bool,
+        given: Option<Vec<u8>>,
+    ) -> ScanResult {
         let Some(sm) = &self.pe else {
             return ScanResult::error(
                 path,
@@ -383,17 +398,31 @@ impl Scanner {
                 ),
             );
         };
-        let prescan = self
-            .prescan
-            .lock()
-            .ok()
-            .and_then(|mut p| p.take_if(|p| p.path == path));
-        let (bytes, prescanned) = match prescan {
-            Some(p) => (p.bytes, Some(p.rules)),
-            None => match mallard_io::read_capped(path, self.opts.max_pe_bytes) {
-                Ok(b) => (b, None),
-                Err(e) => return ScanResult::error(path, e.to_string()),
-            },
+        let in_memory = given.is_some();
+        let (bytes, prescanned) = match given {
+            Some(b) if b.len() as u64 > self.opts.max_pe_bytes => {
+                let e = mallard_io::IoError::TooLarge {
+                    path: path.to_path_buf(),
+                    size: b.len() as u64,
+                    cap: self.opts.max_pe_bytes,
+                };
+                return ScanResult::error(path, e.to_string());
+            }
+            Some(b) => (b, None),
+            None => {
+                let prescan = self
+                    .prescan
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.take_if(|p| p.path == path));
+                match prescan {
+                    Some(p) => (p.bytes, Some(p.rules)),
+                    None => match mallard_io::read_capped(path, self.opts.max_pe_bytes) {
+                        Ok(b) => (b, None),
+                        Err(e) => return ScanResult::error(path, e.to_string()),
+                    },
+                }
+            }
         };
         // The file's sha256 only when something reads it (a list, a report to pair): on a
         // large file it cost a fifth of the scan.
@@ -412,12 +441,13 @@ impl Scanner {
             }
         }
         let mut rule_warnings = Vec::new();
-        let run_rules = || {
-            self.opts
-                .rules
-                .as_ref()
-                .map(|rs| rs.scan(&bytes, self.opts.rule_timeout))
+        // Most files cannot match the built-in rules (their prefilter says so at memory
+        // speed): no rule scan, and no thread started for one.
+        let rules = match &prescanned {
+            Some(_) => None,
+            None => self.opts.rules.as_ref().filter(|rs| rs.might_match(&bytes)),
         };
+        let run_rules = || rules.map(|rs| rs.scan(&bytes, self.opts.rule_timeout));
         let run_model = || {
             let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
             if sm.reads == PeInput::Bytes {
@@ -469,7 +499,7 @@ impl Scanner {
         // result is simply dropped.
         let (rule_scan, modelled) = if let Some(r) = prescanned {
             (Some(r), run_model())
-        } else if beside && self.opts.rules.is_some() {
+        } else if beside && rules.is_some() {
             std::thread::scope(|s| {
                 let rules = std::thread::Builder::new()
                     .name(format!("{}rules", batch::WORKER_THREAD_PREFIX))
@@ -543,7 +573,7 @@ impl Scanner {
         if self.model.is_none() || r.verdict == Verdict::Error {
             return r;
         }
-        match self.paired_report(path, &sha, &mut r.warnings) {
+        match self.paired_report(path, &sha, !in_memory, &mut r.warnings) {
             Some(d) => {
                 let ts = self.opts.threshold.unwrap_or(sm.model.meta().threshold);
                 let td = self
@@ -565,6 +595,7 @@ impl Scanner {
         &self,
         path: &Path,
         sha: &dyn Fn() -> &'s str,
+        on_disk: bool,
         warnings: &mut Vec<String>,
     ) -> Option<ScanResult> {
         let name = path.file_name()?.to_string_lossy().into_owned();
@@ -572,7 +603,11 @@ impl Scanner {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let present = self.report_names_in(dir);
+        let present = if on_disk {
+            self.report_names_in(dir)
+        } else {
+            Arc::new(HashSet::new())
+        };
         if self.reports_by_sha.is_empty() && present.is_empty() {
             return None;
         }

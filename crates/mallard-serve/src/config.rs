@@ -42,6 +42,9 @@ pub struct Config {
     pub scan_timeout: Duration,
     /// Largest stream accepted (clamd's `StreamMaxLength`).
     pub stream_max_length: u64,
+    /// Bytes of streams kept in memory, all connections together; a stream that does not
+    /// fit goes to a private file, as every stream does when this is 0.
+    pub stream_memory: u64,
     /// Longest command line accepted, in bytes.
     pub max_command_length: usize,
     /// Folders under which `SCAN`, `CONTSCAN`, `MULTISCAN` and `ALLMATCHSCAN` may read;
@@ -82,6 +85,7 @@ impl Default for Config {
             stream_timeout: Duration::from_secs(120),
             scan_timeout: Duration::from_secs(60),
             stream_max_length: 25 << 20,
+            stream_memory: 256 << 20,
             max_command_length: 8192,
             scan_roots: Vec::new(),
             max_directory_entries: 100_000,
@@ -113,6 +117,8 @@ Configuration file (--config FILE): one `Key value` per line, # comments, keys a
   StreamTimeout S          seconds one INSTREAM may take to arrive (120)
   ScanTimeout S            seconds one file's scan may take (60)
   StreamMaxLength SIZE     largest INSTREAM, with K/M/G suffix (25M)
+  StreamMemory SIZE        streams held in memory, all connections together (256M); a
+                           stream past it goes to a private file; 0: every stream does
   MaxFileSize SIZE         largest file SCAN or FILDES reads (the scan caps' PE size)
   ScanRoot DIR             folder SCAN/CONTSCAN/MULTISCAN/ALLMATCHSCAN may read; repeatable;
                            none: path commands are refused
@@ -230,6 +236,15 @@ impl Config {
                 "streamtimeout" => c.stream_timeout = secs()?,
                 "scantimeout" => c.scan_timeout = secs()?,
                 "streammaxlength" => c.stream_max_length = size()?,
+                "streammemory" => {
+                    c.stream_memory = parse_size(value).ok_or_else(|| {
+                        bad(
+                            origin,
+                            n,
+                            format!("{key}: a size such as 256M (0: none), not {value:?}"),
+                        )
+                    })?
+                }
                 "maxfilesize" => c.max_file_size = size()?,
                 "scanroot" => c.scan_roots.push(PathBuf::from(value)),
                 "maxdirectoryentries" => {

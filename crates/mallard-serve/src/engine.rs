@@ -7,7 +7,7 @@ use mallard_scan::{ScanOptions, ScanResult, Scanner, Verdict};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -306,8 +306,70 @@ const ABANDONED: u8 = 4;
 struct Job {
     scanner: Arc<Scanner>,
     path: PathBuf,
+    /// A PE stream held in memory (`path` only names it), with its share of the budget.
+    data: Option<(Vec<u8>, Held)>,
     reply: mpsc::Sender<ScanResult>,
     state: Arc<AtomicU8>,
+}
+
+/// Bytes of streams held in memory by all connections together (`StreamMemory`): a stream
+/// that would take the total past the limit goes to a file instead.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: u64) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            used: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// An empty share, or none when streams never stay in memory (a limit of 0).
+    pub fn share(self: &Arc<Self>) -> Option<Held> {
+        (self.limit > 0).then(|| Held {
+            budget: Arc::clone(self),
+            n: 0,
+        })
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    fn used(&self) -> u64 {
+        self.used.load(Ordering::SeqCst)
+    }
+}
+
+/// A share of the [`MemoryBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    budget: Arc<MemoryBudget>,
+    n: u64,
+}
+
+impl Held {
+    /// Takes `more` bytes if the budget has them.
+    pub fn grow(&mut self, more: u64) -> bool {
+        let b = &self.budget;
+        let took = b
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                u.checked_add(more).filter(|&t| t <= b.limit)
+            });
+        if took.is_ok() {
+            self.n += more;
+        }
+        took.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.n, Ordering::SeqCst);
+    }
 }
 
 /// A file in the queue or on a thread, as its waiter holds it.
@@ -426,10 +488,22 @@ impl Pool {
                     if let Some(h) = &hook {
                         (h.0)(&job.path);
                     }
-                    let r = settle(
-                        mallard_scan::scan_isolated(&job.scanner, &job.path),
-                        &job.path,
-                    );
+                    let r = match job.data {
+                        // Only streams with the `MZ` magic stay in memory: no settling.
+                        Some((bytes, held)) => {
+                            let r = mallard_scan::scan_pe_bytes_isolated(
+                                &job.scanner,
+                                &job.path,
+                                bytes,
+                            );
+                            drop(held);
+                            r
+                        }
+                        None => settle(
+                            mallard_scan::scan_isolated(&job.scanner, &job.path),
+                            &job.path,
+                        ),
+                    };
                     let _ = job.reply.send(r);
                     if job.state.swap(DONE, Ordering::SeqCst) == LATE {
                         counts.late.fetch_sub(1, Ordering::SeqCst);
@@ -453,6 +527,15 @@ impl Pool {
 
     /// Queues a file; its result comes through [`Pool::wait`].
     pub fn submit(&self, scanner: Arc<Scanner>, path: PathBuf) -> Result<Pending, PoolError> {
+        self.submit_job(scanner, path, None)
+    }
+
+    fn submit_job(
+        &self,
+        scanner: Arc<Scanner>,
+        path: PathBuf,
+        data: Option<(Vec<u8>, Held)>,
+    ) -> Result<Pending, PoolError> {
         let (reply, rx) = mpsc::channel();
         let tx = match self.tx.lock() {
             Ok(g) => g.clone().ok_or(PoolError::Closed)?,
@@ -462,6 +545,7 @@ impl Pool {
         match tx.try_send(Job {
             scanner,
             path,
+            data,
             reply,
             state: Arc::clone(&state),
         }) {
@@ -526,6 +610,18 @@ impl Pool {
         self.wait(&p)
     }
 
+    /// Scans a PE file held in memory through the queue; `path` names it in the result.
+    pub fn scan_pe_bytes(
+        &self,
+        scanner: Arc<Scanner>,
+        path: PathBuf,
+        bytes: Vec<u8>,
+        held: Held,
+    ) -> Result<ScanResult, PoolError> {
+        let p = self.submit_job(scanner, path, Some((bytes, held)))?;
+        self.wait(&p)
+    }
+
     /// Refuses new work; queued files still run, then the threads leave.
     pub fn close(&self) {
         if let Ok(mut g) = self.tx.lock() {
@@ -573,6 +669,27 @@ mod tests {
         assert_eq!(detection_name(&r), "Mallard.Rule.Upx_Packed");
         r.verdict = Verdict::Benign;
         assert_eq!(status_text(&r, Path::new("x"), "x"), "OK");
+    }
+
+    #[test]
+    fn the_stream_memory_budget_is_never_overdrawn_and_comes_back() {
+        let b = MemoryBudget::new(100);
+        let mut x = b.share().unwrap();
+        let mut y = b.share().unwrap();
+        assert!(x.grow(60));
+        assert!(!y.grow(41), "60 + 41 is past 100");
+        assert!(y.grow(40));
+        assert_eq!(b.used(), 100);
+        assert!(!x.grow(1));
+        drop(x);
+        assert_eq!(b.used(), 40);
+        assert!(y.grow(60));
+        drop(y);
+        assert_eq!(b.used(), 0);
+        assert!(
+            MemoryBudget::new(0).share().is_none(),
+            "0: streams never stay in memory"
+        );
     }
 
     fn reason(name: &str) -> mallard_model::Reason {

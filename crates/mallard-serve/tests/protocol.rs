@@ -137,6 +137,54 @@ fn instream_gives_the_verdict_and_what_decided() {
 }
 
 #[test]
+fn a_stream_gets_the_same_reply_from_memory_as_from_a_file() {
+    // Held in memory (the default), always written to a file (StreamMemory 0), and moved to
+    // a file part-way, once it outgrows a small budget.
+    let mut daemons = [
+        start(|_, _| {}),
+        start(|c, _| c.stream_memory = 0),
+        start(|c, _| c.stream_memory = 4096),
+    ];
+    let tiny = mallard_pe::synth::tiny_pe32();
+    let mut big = tiny.clone();
+    big.resize(50_000, 0);
+    let mut marked = big.clone();
+    marked.extend_from_slice(MARKER);
+    let inputs: [(&str, &[u8]); 5] = [
+        ("tiny PE", &tiny),
+        ("PE with an overlay", &big),
+        ("PE with the marker", &marked),
+        ("MZ and nothing after", b"MZ\x90\x00"),
+        ("text", b"hello world"),
+    ];
+    for (what, bytes) in inputs {
+        let replies: Vec<(String, String)> = daemons
+            .iter()
+            .map(|d| {
+                let mut j = b"nJSON INSTREAM\n".to_vec();
+                j.extend(chunks(bytes, 3000));
+                (
+                    text(unix(&d.sock, &instream("n", bytes))),
+                    text(tcp(d.tcp, &j)),
+                )
+            })
+            .collect();
+        assert!(replies[0].0.starts_with("stream: "), "{what}: {replies:?}");
+        for r in &replies[1..] {
+            assert_eq!(r, &replies[0], "{what}");
+        }
+    }
+    assert_eq!(
+        text(unix(&daemons[0].sock, &instream("n", &marked))),
+        "stream: Mallard.Rule.Serve_Test_Marker FOUND\n"
+    );
+    for d in &mut daemons {
+        assert_eq!(entries(&d.streams), 0, "a stream file was left behind");
+        d.stop();
+    }
+}
+
+#[test]
 fn instream_limits_and_broken_streams() {
     let d = start(|c, _| c.stream_max_length = 10_000);
     // A chunk length above the limit is refused before its bytes are read.
