@@ -141,6 +141,10 @@ impl Default for ScanOptions {
     }
 }
 
+/// From this size on a PE file's rule scan (with the built-in rules' prefilter) goes to a
+/// thread beside the model whenever a core may be free, whether or not the rules could match.
+const LARGE_FILE: usize = 1 << 20;
+
 /// A model for PE files and how to build its input from a file.
 struct StaticModel {
     model: Box<dyn Model>,
@@ -442,10 +446,16 @@ impl Scanner {
         }
         let mut rule_warnings = Vec::new();
         // Most files cannot match the built-in rules (their prefilter says so at memory
-        // speed): no rule scan, and no thread started for one.
+        // speed): no rule scan, and no thread started for one. On a large file the
+        // prefilter's own passes are worth the thread: it runs there, beside the model.
+        let large = bytes.len() >= LARGE_FILE;
         let rules = match &prescanned {
             Some(_) => None,
-            None => self.opts.rules.as_ref().filter(|rs| rs.might_match(&bytes)),
+            None => self
+                .opts
+                .rules
+                .as_ref()
+                .filter(|rs| (beside && large) || rs.might_match(&bytes)),
         };
         let run_rules = || rules.map(|rs| rs.scan(&bytes, self.opts.rule_timeout));
         let run_model = || {

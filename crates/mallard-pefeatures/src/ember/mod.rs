@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bytes::{
     byte_histograms_chunked, np_normalize_f32, range_counts, string_stats, ByteStats, ChunkCounts,
+    StringStats,
 };
 use crate::hasher::{hash_pairs, hash_strings};
 use crate::FeatureError;
@@ -307,15 +308,40 @@ pub fn raw_features(bytes: &[u8]) -> Result<Value, FeatureError> {
     raw_features_with(bytes, true)
 }
 
+/// Inputs from this size on have their two passes over every byte run side by side.
+const TWO_THREADS_FROM: usize = 1 << 20;
+
+/// The byte histograms (with the 1 KiB chunk counts) and the string statistics. On a large
+/// input the strings pass runs on a second thread: the two passes are independent and about
+/// equally long, and a large file's wait is what a scanning daemon's slowest replies are
+/// made of; a small input is not worth a thread's start.
+fn both_passes(bytes: &[u8]) -> (([u64; 256], [u64; 256], ChunkCounts), StringStats) {
+    if bytes.len() < TWO_THREADS_FROM {
+        return (byte_histograms_chunked(bytes, true), string_stats(bytes));
+    }
+    std::thread::scope(|s| {
+        let strings = std::thread::Builder::new()
+            .name("mallard-strings".into())
+            .spawn_scoped(s, || string_stats(bytes));
+        let hist = byte_histograms_chunked(bytes, true);
+        let strings = match strings {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // No thread to be had: the same pass here.
+            Err(_) => string_stats(bytes),
+        };
+        (hist, strings)
+    })
+}
+
 /// `raw_features`, optionally without the sha256 (the vector does not use it).
 fn raw_features_with(bytes: &[u8], with_sha256: bool) -> Result<Value, FeatureError> {
     // The 1 KiB chunk counts the byte-entropy pass makes anyway give the sections'
     // byte counts (and so their entropies) without a second pass over their bytes.
-    let (histogram, byteentropy, chunks) = byte_histograms_chunked(bytes, true);
+    let ((histogram, byteentropy, chunks), strings) = both_passes(bytes);
     let bs = ByteStats {
         histogram,
         byteentropy,
-        strings: string_stats(bytes),
+        strings,
     };
     let pe = match Pe::parse(bytes) {
         Ok(p) => Some(p),
