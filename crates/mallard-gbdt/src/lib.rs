@@ -578,8 +578,13 @@ impl Gbdt {
             for (c, oc) in o.iter_mut().enumerate() {
                 *oc = self.init[c] as f64;
             }
-            for (t, tree) in self.trees.iter().enumerate() {
-                o[t % k] += tree.predict(row) as f64;
+            // Summed in tree order, as one tree at a time would.
+            let mut vals = [0f32; tree::GROUP];
+            for (g, ts) in self.trees.chunks(tree::GROUP).enumerate() {
+                Tree::leaves(ts, row, &mut vals);
+                for (j, v) in vals[..ts.len()].iter().enumerate() {
+                    o[(g * tree::GROUP + j) % k] += *v as f64;
+                }
             }
         };
         if n * self.trees.len() >= 20_000 {
@@ -924,6 +929,42 @@ impl Gbdt {
 #[cfg(test)]
 mod shared_shap_tests {
     use super::*;
+
+    #[test]
+    fn trees_walked_side_by_side_give_each_tree_s_own_leaf() {
+        // 3 classes x 23 rounds = 69 trees: groups of 8 with a short last one, classes
+        // interleaved across group edges; rows with NaN take the default branches.
+        let (n, nf) = (400, 5);
+        let x: Vec<f32> = (0..n * nf)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
+            .collect();
+        let y: Vec<usize> = (0..n).map(|i| (x[i * nf + 1] as usize) % 3).collect();
+        let params = GbdtParams {
+            n_estimators: 23,
+            n_threads: Some(1),
+            ..Default::default()
+        };
+        let data = Dataset {
+            x: &x,
+            n_features: nf,
+            y: &y,
+        };
+        let m = Gbdt::fit(data, 3, &params, None).unwrap();
+        assert_eq!(m.trees.len(), 69);
+        for r in 0..50 {
+            let mut row = x[r * nf..(r + 1) * nf].to_vec();
+            if r % 3 == 0 {
+                row[r % nf] = f32::NAN;
+            }
+            let mut want: Vec<f64> = m.init.iter().map(|&v| v as f64).collect();
+            for (t, tree) in m.trees.iter().enumerate() {
+                want[t % 3] += tree.predict(&row) as f64;
+            }
+            let got = m.predict_raw(&row).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "row {r}");
+        }
+    }
 
     #[test]
     fn treeshap_on_several_threads_gives_the_same_bits() {

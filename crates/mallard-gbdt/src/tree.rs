@@ -33,6 +33,9 @@ impl Node {
     }
 }
 
+/// Trees walked side by side by [`Tree::leaves`].
+pub(crate) const GROUP: usize = 8;
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Tree {
     pub nodes: Vec<Node>,
@@ -48,6 +51,30 @@ impl Tree {
             v <= n.threshold
         };
         (if left { n.left } else { n.right }) as usize
+    }
+
+    /// The leaf values of `trees` (at most [`GROUP`]) for one row, in tree order, into
+    /// `out`. The trees are walked side by side, one level per round: on a model larger than
+    /// the cache each step of a walk is a likely miss, and independent walks let the
+    /// processor wait for several at once. Same leaves as [`Tree::predict`] on each.
+    pub fn leaves(trees: &[Tree], x: &[f32], out: &mut [f32; GROUP]) {
+        let mut at = [0usize; GROUP];
+        loop {
+            let mut moved = false;
+            for (t, i) in trees.iter().zip(at.iter_mut()) {
+                let n = &t.nodes[*i];
+                if let Some(f) = n.feature {
+                    *i = t.next(n, f, x);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        for ((t, &i), o) in trees.iter().zip(&at).zip(out.iter_mut()) {
+            *o = t.nodes[i].value;
+        }
     }
 
     /// Leaf value for one row. Node links were validated when the tree was built or loaded.
