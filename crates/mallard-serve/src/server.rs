@@ -863,10 +863,13 @@ fn instream(out: &mut Out, sh: &Shared, json: bool) -> Next {
                 out.line("INSTREAM size limit exceeded. ERROR");
                 // Clients (Python's clamd) send the whole stream before reading: take what
                 // is still coming for a moment so that they read the reply, not a broken pipe.
+                // What is left may exceed the limit itself (a file twice the limit, plus a
+                // chunk header every kilobyte): the bytes are capped at four times it, the
+                // time at two seconds.
                 out.conn.drain(
                     Duration::from_millis(100),
                     Instant::now() + Duration::from_secs(2),
-                    max,
+                    max.saturating_mul(4),
                 );
                 return Next::Close;
             }
