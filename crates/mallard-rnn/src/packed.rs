@@ -322,16 +322,45 @@ mod avx512 {
         ldc: usize,
     ) {
         let np = n.div_ceil(NR);
-        for jp in 0..np {
-            let bp = panels.as_ptr().add(jp * k * NR);
-            let j0 = jp * NR;
-            let ncols = (n - j0).min(NR);
-            // Columns of this panel that exist in C: all 16 but in the last panel.
-            let mask: __mmask16 = if ncols == NR {
+        // Columns of panel jp that exist in C: all 16 but in the last panel.
+        let mask_of = |jp: usize| -> __mmask16 {
+            let ncols = (n - jp * NR).min(NR);
+            if ncols == NR {
                 0xffff
             } else {
                 (1u16 << ncols) - 1
-            };
+            }
+        };
+        let mut jp = 0;
+        // Two panels at a time: each broadcast of A feeds two FMAs, so the loads no longer
+        // outnumber the FMAs. Every element sums in the order of the one-panel tile.
+        while jp + 1 < np {
+            let b0 = panels.as_ptr().add(jp * k * NR);
+            let b1 = panels.as_ptr().add((jp + 1) * k * NR);
+            let mask = mask_of(jp + 1);
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(MR);
+                let ap = a.as_ptr().add(i * lda);
+                let cp = c.as_mut_ptr().add(i * ldc + jp * NR);
+                match rows {
+                    8 => tile2::<8, 1>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    7 => tile2::<7, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    6 => tile2::<6, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    5 => tile2::<5, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    4 => tile2::<4, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    3 => tile2::<3, 3>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    2 => tile2::<2, 4>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    _ => tile2::<1, 8>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                }
+                i += rows;
+            }
+            jp += 2;
+        }
+        if jp < np {
+            let bp = panels.as_ptr().add(jp * k * NR);
+            let j0 = jp * NR;
+            let mask = mask_of(jp);
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(MR);
@@ -350,6 +379,68 @@ mod avx512 {
                 }
                 i += rows;
             }
+        }
+    }
+
+    /// [`tile`] over two adjacent panels (`b[0]` full, `b[1]` masked by `mask`), each
+    /// element's chains and their sum in the same order as there.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile2<const R: usize, const S: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: [*const f32; 2],
+        c: *mut f32,
+        ldc: usize,
+        mask: __mmask16,
+        accumulate: bool,
+    ) {
+        let mut acc = [[[_mm512_setzero_ps(); 2]; R]; S];
+        let kmain = k - k % S;
+        let mut p = 0;
+        while p < kmain {
+            for (s, acc) in acc.iter_mut().enumerate() {
+                let q = p + s;
+                let b0 = _mm512_loadu_ps(b[0].add(q * NR));
+                let b1 = _mm512_loadu_ps(b[1].add(q * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * lda + q));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            p += S;
+        }
+        for q in kmain..k {
+            let b0 = _mm512_loadu_ps(b[0].add(q * NR));
+            let b1 = _mm512_loadu_ps(b[1].add(q * NR));
+            for (r, acc) in acc[0].iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * lda + q));
+                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        let mut sum = acc[0];
+        for more in &acc[1..] {
+            for (t, v) in sum.iter_mut().zip(more) {
+                t[0] = _mm512_add_ps(t[0], v[0]);
+                t[1] = _mm512_add_ps(t[1], v[1]);
+            }
+        }
+        for (r, v) in sum.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            let (v0, v1) = if accumulate {
+                (
+                    _mm512_add_ps(v[0], _mm512_loadu_ps(cr)),
+                    _mm512_add_ps(v[1], _mm512_maskz_loadu_ps(mask, cr.add(NR))),
+                )
+            } else {
+                (v[0], v[1])
+            };
+            _mm512_storeu_ps(cr, v0);
+            _mm512_mask_storeu_ps(cr.add(NR), mask, v1);
         }
     }
 
@@ -415,6 +506,47 @@ mod tests {
 
     /// Every row-count remainder, odd k, and n not a multiple of 16, against a naive f64 loop
     /// (the kernel `simd()` picks), and every kernel the CPU has against that one.
+    /// The AVX-512 kernel's two-panel tile gives each element the bits the one-panel tile
+    /// gives it: every panel computed on its own against the same panel in a full call.
+    /// `.ci/run` runs it where the CPU has AVX-512F and says "skipped" elsewhere.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    #[ignore = "needs a CPU with AVX-512F"]
+    fn two_panel_tiles_give_the_one_panel_bits() {
+        assert!(detect() >= Simd::Avx512, "this CPU has no AVX-512F");
+        let mut rng = crate::rng::SplitMix64::new(11);
+        for &(m, k, n) in &[(64, 100, 400), (13, 33, 40), (7, 17, 48), (9, 5, 31)] {
+            let b: Vec<f32> = (0..k * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let a: Vec<f32> = (0..m * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let p = Packed::new(rm(&b, n), k, n);
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            for accumulate in [false, true] {
+                let mut full = c0.clone();
+                // SAFETY: `detect` says the CPU has AVX-512F; sizes as the caller checks them.
+                unsafe { avx512::matmul(m, k, n, &a, k, &p.panels, accumulate, &mut full, n) };
+                for jp in 0..n.div_ceil(NR) {
+                    let (j0, w) = (jp * NR, (n - jp * NR).min(NR));
+                    let mut one: Vec<f32> = (0..m)
+                        .flat_map(|i| c0[i * n + j0..i * n + j0 + w].to_vec())
+                        .collect();
+                    let panel = &p.panels[jp * k * NR..(jp + 1) * k * NR];
+                    // SAFETY: as above; one panel of w columns.
+                    unsafe { avx512::matmul(m, k, w, &a, k, panel, accumulate, &mut one, w) };
+                    for i in 0..m {
+                        for j in 0..w {
+                            assert_eq!(
+                                full[i * n + j0 + j].to_bits(),
+                                one[i * w + j].to_bits(),
+                                "m{m} k{k} n{n} ({i},{})",
+                                j0 + j
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn packed_matmul_matches_naive() {
         let mut rng = crate::rng::SplitMix64::new(3);
