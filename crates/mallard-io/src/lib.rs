@@ -7,9 +7,11 @@
 //!   more than the cap.
 //! - [`walk`]: the one directory walker (no symlink following by default, loop
 //!   detection when following, a depth cap, errors per path).
+//! - [`le`]: bounds-checked little-endian reads for the binary-format readers.
 
 mod caps;
 mod date;
+pub mod le;
 mod read;
 pub mod walk;
 

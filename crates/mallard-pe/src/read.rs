@@ -19,24 +19,17 @@ pub(crate) fn u8_at(d: &[u8], off: u64) -> Option<u8> {
 
 #[inline]
 pub(crate) fn u16_at(d: &[u8], off: u64) -> Option<u16> {
-    let s = slice(d, off, 2)?;
-    Some(u16::from_le_bytes([*s.first()?, *s.get(1)?]))
+    mallard_io::le::u16_at(d, usize::try_from(off).ok()?)
 }
 
 #[inline]
 pub(crate) fn u32_at(d: &[u8], off: u64) -> Option<u32> {
-    let s = slice(d, off, 4)?;
-    let mut b = [0u8; 4];
-    b.copy_from_slice(s);
-    Some(u32::from_le_bytes(b))
+    mallard_io::le::u32_at(d, usize::try_from(off).ok()?)
 }
 
 #[inline]
 pub(crate) fn u64_at(d: &[u8], off: u64) -> Option<u64> {
-    let s = slice(d, off, 8)?;
-    let mut b = [0u8; 8];
-    b.copy_from_slice(s);
-    Some(u64::from_le_bytes(b))
+    mallard_io::le::u64_at(d, usize::try_from(off).ok()?)
 }
 
 /// A NUL-terminated string read the way LIEF 0.12's `peek_string_at` does, looking at no more

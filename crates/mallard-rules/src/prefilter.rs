@@ -8,6 +8,7 @@
 //! The reasoning is about the five rules of `rules/mallard.yar` as they are written; a test
 //! pins that text, so a changed rule cannot silently leave this behind.
 
+use mallard_io::le::{u16_at, u32_at};
 use memchr::memmem;
 
 /// Whether `data` might match a built-in rule.
@@ -80,18 +81,6 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
         p += 16;
     }
     (p..hay.len()).any(at)
-}
-
-fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
 }
 
 /// True only when `no_sections_entry_outside` certainly does not match: the file parses as a

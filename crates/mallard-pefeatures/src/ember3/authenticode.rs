@@ -35,6 +35,7 @@
 //! decoded. Against thrember on 1,368 malware files and 8,738 mutated signed files the
 //! raw objects agree exactly.
 
+use mallard_io::le::{u16_at, u32_at};
 use serde::{Deserialize, Serialize};
 
 /// thrember's `authenticode` raw object.
@@ -141,16 +142,6 @@ fn consume(out: &mut Authenticode, sd: &Signed, coff: u32) -> R<()> {
 
 // ---------------------------------------------------------------------------------------
 // PE: signify's own reading of the security directory.
-
-fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    let b = d.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    let b = d.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
 
 /// (offset, size) of the certificate table, or None where signify finds none.
 fn cert_table(d: &[u8]) -> Option<(usize, usize)> {

@@ -10,6 +10,7 @@
 // foldhash: seeded per process like std's SipHash, several times faster on the integer keys of
 // relocation, exception and import-thunk tables (hashing was ~5% of an ember-v3 extraction).
 use foldhash::{HashMap, HashSet};
+use mallard_io::le;
 
 /// Why pefile refuses a file (`PEFormatError`): EMBER2024 then sets `is_pe` to 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,20 +29,15 @@ const MAX_REPEATED_SYMBOL: usize = 120;
 /// this is far above any real file and only stops a pathological loop).
 const MAX_RELOC_BLOCKS: usize = 1 << 20;
 
+// pefile reads a field past the end of the data as 0.
 fn u16_at(d: &[u8], o: usize) -> u16 {
-    d.get(o..o.saturating_add(2))
-        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+    le::u16_at(d, o).unwrap_or(0)
 }
 fn u32_at(d: &[u8], o: usize) -> u32 {
-    d.get(o..o.saturating_add(4))
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    le::u32_at(d, o).unwrap_or(0)
 }
 fn u64_at(d: &[u8], o: usize) -> u64 {
-    d.get(o..o.saturating_add(8)).map_or(0, |b| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        u64::from_le_bytes(a)
-    })
+    le::u64_at(d, o).unwrap_or(0)
 }
 
 /// Python's `data[a:b]` for non-negative bounds.
