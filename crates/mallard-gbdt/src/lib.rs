@@ -930,17 +930,17 @@ impl Gbdt {
 mod shared_shap_tests {
     use super::*;
 
-    #[test]
-    fn trees_walked_side_by_side_give_each_tree_s_own_leaf() {
-        // 3 classes x 23 rounds = 69 trees: groups of 8 with a short last one, classes
-        // interleaved across group edges; rows with NaN take the default branches.
-        let (n, nf) = (400, 5);
+    /// A 3-class model of `rounds` rounds on `n` rows of `nf` hashed features (the label
+    /// from the features at `a` and `b`), and its rows.
+    fn toy(n: usize, nf: usize, rounds: usize, (a, b): (usize, usize)) -> (Gbdt, Vec<f32>) {
         let x: Vec<f32> = (0..n * nf)
             .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
             .collect();
-        let y: Vec<usize> = (0..n).map(|i| (x[i * nf + 1] as usize) % 3).collect();
+        let y: Vec<usize> = (0..n)
+            .map(|i| ((x[i * nf + a] + x[i * nf + b] * 0.5) as usize) % 3)
+            .collect();
         let params = GbdtParams {
-            n_estimators: 23,
+            n_estimators: rounds,
             n_threads: Some(1),
             ..Default::default()
         };
@@ -949,7 +949,15 @@ mod shared_shap_tests {
             n_features: nf,
             y: &y,
         };
-        let m = Gbdt::fit(data, 3, &params, None).unwrap();
+        (Gbdt::fit(data, 3, &params, None).unwrap(), x)
+    }
+
+    #[test]
+    fn trees_walked_side_by_side_give_each_tree_s_own_leaf() {
+        // 3 classes x 23 rounds = 69 trees: groups of 8 with a short last one, classes
+        // interleaved across group edges; rows with NaN take the default branches.
+        let nf = 5;
+        let (m, x) = toy(400, nf, 23, (1, 3));
         assert_eq!(m.trees.len(), 69);
         for r in 0..50 {
             let mut row = x[r * nf..(r + 1) * nf].to_vec();
@@ -969,24 +977,8 @@ mod shared_shap_tests {
     #[test]
     fn treeshap_on_several_threads_gives_the_same_bits() {
         // 3 classes, 60 rounds: 180 trees in 8 chunks, classes interleaved.
-        let (n, nf) = (600, 6);
-        let x: Vec<f32> = (0..n * nf)
-            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
-            .collect();
-        let y: Vec<usize> = (0..n)
-            .map(|i| ((x[i * nf] + x[i * nf + 2] * 0.5) as usize) % 3)
-            .collect();
-        let params = GbdtParams {
-            n_estimators: 60,
-            n_threads: Some(1),
-            ..Default::default()
-        };
-        let data = Dataset {
-            x: &x,
-            n_features: nf,
-            y: &y,
-        };
-        let m = Gbdt::fit(data, 3, &params, None).unwrap();
+        let nf = 6;
+        let (m, x) = toy(600, nf, 60, (0, 2));
         for r in 0..20 {
             let row = &x[r * nf..(r + 1) * nf];
             let one = m.contributions(row, Explain::TreeShap).unwrap();

@@ -556,18 +556,15 @@ mod tests {
             b"://",
             b"M",
         ];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = mallard_rand::SplitMix64::new(5);
         for case in 0..300 {
             let len = [0, 1, 2, 15, 16, 17, 31, 33, 64, 200][case % 10] + case / 10;
             let mut d = Vec::with_capacity(len + 8);
             while d.len() < len {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if x.is_multiple_of(5) {
-                    d.extend_from_slice(pieces[(x >> 8) as usize % pieces.len()]);
+                if rng.below(5) == 0 {
+                    d.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
                 } else {
-                    d.push((x >> 24) as u8);
+                    d.push(rng.next_u64() as u8);
                 }
             }
             assert_eq!(pattern_counts(&d), reference(&d), "case {case}: {d:?}");

@@ -196,17 +196,15 @@ mod tests {
             b"\x40irtualallocex",
             b"vIRTUALALLOCEx",
         ];
-        let mut x = 0x9e37_79b9u64;
+        let mut rng = mallard_rand::SplitMix64::new(9);
         for case in 0..2000 {
             let mut h = Vec::new();
             let len = case % 70;
             while h.len() < len {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                match x % 4 {
-                    0 => h.extend_from_slice(fillers[(x >> 8) as usize % fillers.len()]),
-                    _ => h.push((x >> 24) as u8),
+                if rng.below(4) == 0 {
+                    h.extend_from_slice(fillers[rng.below(fillers.len() as u64) as usize]);
+                } else {
+                    h.push(rng.next_u64() as u8);
                 }
             }
             assert_eq!(contains_ignore_case(&h, needle), naive(&h), "{h:?}");
