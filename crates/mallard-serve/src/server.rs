@@ -763,15 +763,21 @@ enum Sink {
 }
 
 impl Sink {
-    fn write(&mut self, b: &[u8], path: &Path) -> std::io::Result<()> {
+    /// Appends `b`; `most`: the most bytes the stream may hold.
+    fn write(&mut self, b: &[u8], path: &Path, most: usize) -> std::io::Result<()> {
         if let Sink::Memory(buf, held) = self {
             let need = buf.len() + b.len();
             if need <= buf.capacity() {
                 buf.extend_from_slice(b);
                 return Ok(());
             }
-            // Doubling, as a Vec grows, with every byte of capacity counted.
-            let want = need.max(buf.capacity() * 2).max(64 << 10);
+            // Doubling, as a Vec grows, with every byte of capacity counted; past 1 MiB one
+            // step to 8 MiB, so that a large stream is not copied again at every doubling
+            // (capacity not written to costs address space, not memory).
+            let mut want = need.max(buf.capacity() * 2).max(64 << 10);
+            if want > 1 << 20 {
+                want = want.max((8 << 20).min(most)).max(need);
+            }
             if held.grow((want - buf.capacity()) as u64) {
                 buf.reserve_exact(want - buf.len());
                 buf.extend_from_slice(b);
@@ -838,6 +844,7 @@ fn instream(out: &mut Out, sh: &Shared, json: bool) -> Next {
     let max = c
         .stream_max_length
         .min(c.max_file_size.max(c.stream_max_length));
+    let most = usize::try_from(max).unwrap_or(usize::MAX);
     let mut total: u64 = 0;
     loop {
         let deadline = whole.min(Instant::now() + c.idle_timeout);
@@ -853,7 +860,7 @@ fn instream(out: &mut Out, sh: &Shared, json: bool) -> Next {
             }
             total += len;
             out.conn
-                .copy_to(len, deadline, &mut |b| sink.write(b, &path))
+                .copy_to(len, deadline, &mut |b| sink.write(b, &path, most))
                 .map(|()| false)
         });
         match got {

@@ -141,18 +141,28 @@ fn a_stream_gets_the_same_reply_from_memory_as_from_a_file() {
     // Held in memory (the default), always written to a file (StreamMemory 0), and moved to
     // a file part-way, once it outgrows a small budget.
     let mut daemons = [
-        start(|_, _| {}),
-        start(|c, _| c.stream_memory = 0),
-        start(|c, _| c.stream_memory = 4096),
+        start(|c, _| c.stream_max_length = 8 << 20),
+        start(|c, _| {
+            c.stream_max_length = 8 << 20;
+            c.stream_memory = 0
+        }),
+        start(|c, _| {
+            c.stream_max_length = 8 << 20;
+            c.stream_memory = 4096
+        }),
     ];
     let tiny = mallard_pe::synth::tiny_pe32();
     let mut big = tiny.clone();
     big.resize(50_000, 0);
     let mut marked = big.clone();
     marked.extend_from_slice(MARKER);
-    let inputs: [(&str, &[u8]); 5] = [
+    // Past 1 MiB the in-memory buffer grows in one step to 8 MiB.
+    let mut large = tiny.clone();
+    large.resize(3 << 20, 7);
+    let inputs: [(&str, &[u8]); 6] = [
         ("tiny PE", &tiny),
         ("PE with an overlay", &big),
+        ("PE of 3 MiB", &large),
         ("PE with the marker", &marked),
         ("MZ and nothing after", b"MZ\x90\x00"),
         ("text", b"hello world"),
