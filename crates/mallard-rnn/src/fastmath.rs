@@ -92,14 +92,23 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn exp(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0)), _mm512_set1_ps(88.0));
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+            _mm512_set1_ps(88.0),
+        );
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
         );
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
         let mut p = _mm512_set1_ps(1.987_569_2e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
             p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
         }
         let e = _mm512_add_ps(
@@ -268,7 +277,10 @@ mod tests {
         for (i, &x) in xs.iter().enumerate() {
             let ws = 1.0 / (1.0 + (-(x as f64)).exp());
             let wt = (x as f64).tanh();
-            assert!((gs[i] as f64 - ws).abs() <= 2e-7 * ws.max(1e-30) + 1e-30, "{x}");
+            assert!(
+                (gs[i] as f64 - ws).abs() <= 2e-7 * ws.max(1e-30) + 1e-30,
+                "{x}"
+            );
             assert!((gt[i] as f64 - wt).abs() <= 3e-7 * wt.abs() + 1e-37, "{x}");
         }
     }
