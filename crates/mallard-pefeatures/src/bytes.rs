@@ -325,9 +325,7 @@ fn printable_mask(block: &[u8]) -> u64 {
 /// The 16 bytes of `d` at `at` (zeros when fewer are left: callers never ask for those).
 #[inline(always)]
 fn lanes(d: &[u8], at: usize) -> [u8; 16] {
-    d.get(at..at + 16)
-        .and_then(|w| <[u8; 16]>::try_from(w).ok())
-        .unwrap_or([0; 16])
+    mallard_io::le::bytes_at(d, at).unwrap_or([0; 16])
 }
 
 /// EMBER's counts over the whole file (Python `re` matches, which never overlap here: no

@@ -62,8 +62,7 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
             .is_some_and(|w| w.eq_ignore_ascii_case(needle))
     };
     let lanes = |p: usize| {
-        hay.get(p..p + 16)
-            .and_then(|w| <[u8; 16]>::try_from(w).ok())
+        mallard_io::le::bytes_at::<16>(hay, p)
             .map_or(u8x16::splat(0), |w| u8x16::from(w) | u8x16::splat(0x20))
     };
     let (f, l) = (u8x16::splat(first), u8x16::splat(last));
