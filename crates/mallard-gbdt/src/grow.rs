@@ -754,6 +754,6 @@ impl<'a> Grower<'a> {
             }
             self.pool.push(std::mem::take(&mut l.hist));
         }
-        Tree { nodes }
+        Tree::new(nodes)
     }
 }

@@ -893,8 +893,7 @@ impl Gbdt {
                         gain: r[7],
                     });
                 }
-                let tree = Tree { nodes: tn };
-                tree.validate_with(n_features, max_depth, &mut depth)
+                let tree = Tree::checked(tn, n_features, max_depth, &mut depth)
                     .map_err(|e| bad(format!("tree {t}: {e}")))?;
                 trees.push(tree);
             }
@@ -994,6 +993,40 @@ mod shared_shap_tests {
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&one), bits(&par), "{threads} threads");
             }
+        }
+    }
+
+    /// A loaded tree's depth and expected value come from the checks' pass; a grown tree's
+    /// from `Tree::new`. They must be the same, bit for bit, and match a count by hand.
+    #[test]
+    fn loaded_trees_keep_what_grown_trees_computed() {
+        let (m, _) = toy(400, 5, 20, (1, 3));
+        let loaded = Gbdt::from_parts(m.meta().clone(), &m.to_tensors()).unwrap();
+        assert_eq!(m.trees.len(), loaded.trees.len());
+        for (a, b) in m.trees.iter().zip(&loaded.trees) {
+            assert_eq!(a, b);
+            assert_eq!(a.expected_value().to_bits(), b.expected_value().to_bits());
+            // By hand: the longest path by a walk from the root, the mean by leaf shares.
+            let mut deepest = 0;
+            let mut stack = vec![(0usize, 0u32)];
+            while let Some((i, d)) = stack.pop() {
+                let n = &a.nodes[i];
+                if n.feature.is_some() {
+                    stack.push((n.left as usize, d + 1));
+                    stack.push((n.right as usize, d + 1));
+                } else {
+                    deepest = deepest.max(d);
+                }
+            }
+            assert_eq!(a.depth(), deepest);
+            let root = a.nodes[0].count as f64;
+            let mean: f64 = a
+                .nodes
+                .iter()
+                .filter(|n| n.feature.is_none())
+                .map(|n| n.value as f64 * n.count as f64 / root)
+                .sum();
+            assert!((a.expected_value() - mean).abs() <= 1e-12 * mean.abs().max(1.0));
         }
     }
 }

@@ -39,9 +39,47 @@ pub(crate) const GROUP: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Tree {
     pub nodes: Vec<Node>,
+    /// Splits on the longest root-to-leaf path, and [`Tree::expected_value`]: what each
+    /// TreeSHAP explanation needs, kept so that it does not walk every node for them.
+    depth: u32,
+    expected: f64,
 }
 
 impl Tree {
+    /// A tree of `nodes` (children after their parents, as grown).
+    pub fn new(nodes: Vec<Node>) -> Tree {
+        let mut depth = vec![0u32; nodes.len()];
+        let mut max_depth = 0;
+        for (i, n) in nodes.iter().enumerate() {
+            if n.feature.is_some() {
+                let d = depth[i] + 1;
+                max_depth = max_depth.max(d);
+                for c in [n.left, n.right] {
+                    if let Some(slot) = depth.get_mut(c as usize) {
+                        *slot = d;
+                    }
+                }
+            }
+        }
+        let expected = match nodes.first() {
+            Some(root) if root.count > 0.0 => {
+                let root = root.count as f64;
+                let mut e = 0.0;
+                for n in nodes.iter().filter(|n| n.feature.is_none()) {
+                    e += n.value as f64 * n.count as f64 / root;
+                }
+                e
+            }
+            Some(root) => root.value as f64,
+            None => 0.0,
+        };
+        Tree {
+            nodes,
+            depth: max_depth,
+            expected,
+        }
+    }
+
     #[inline]
     fn next(&self, n: &Node, f: u32, x: &[f32]) -> usize {
         let v = x.get(f as usize).copied().unwrap_or(f32::NAN);
@@ -110,60 +148,73 @@ impl Tree {
         }
     }
 
-    /// Checks links, values and shape: children come after their parent, every node has
-    /// at most one parent (a tree, not a graph whose paths multiply), and no node is more
-    /// than `max_depth` splits below the root.
+    /// A tree of `nodes` read from a model file, checked: links, values and shape (children
+    /// come after their parent, every node has at most one parent, so a tree and not a
+    /// graph whose paths multiply, and no node is more than `max_depth` splits below the
+    /// root). The checks' pass also finds what [`Tree::new`] finds.
     /// `depth` is a buffer the trees of one model share.
-    pub fn validate_with(
-        &self,
+    pub fn checked(
+        nodes: Vec<Node>,
         n_features: usize,
         max_depth: usize,
-        depth: &mut Vec<Option<usize>>,
-    ) -> Result<(), String> {
-        if self.nodes.is_empty() {
+        depth: &mut Vec<u32>,
+    ) -> Result<Tree, String> {
+        let Some(root) = nodes.first() else {
             return Err("empty tree".into());
-        }
-        // depth[i]: None until a parent links to node i.
+        };
+        let root = root.count as f64;
+        let (mut deepest, mut expected) = (0u32, 0.0f64);
+        // depth[i]: UNLINKED until a parent links to node i.
+        const UNLINKED: u32 = u32::MAX;
         depth.clear();
-        depth.resize(self.nodes.len(), None);
-        depth[0] = Some(0);
-        for (i, n) in self.nodes.iter().enumerate() {
+        depth.resize(nodes.len(), UNLINKED);
+        depth[0] = 0;
+        for (i, n) in nodes.iter().enumerate() {
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
                 return Err(format!(
                     "node {i}: count {} / value {} invalid",
                     n.count, n.value
                 ));
             }
-            if let Some(f) = n.feature {
-                if f as usize >= n_features {
-                    return Err(format!("node {i}: feature {f} out of range"));
+            let Some(f) = n.feature else {
+                // The same sum, in the same order, as Tree::new's.
+                expected += n.value as f64 * n.count as f64 / root;
+                continue;
+            };
+            if f as usize >= n_features {
+                return Err(format!("node {i}: feature {f} out of range"));
+            }
+            for c in [n.left, n.right] {
+                if c as usize <= i || c as usize >= nodes.len() {
+                    return Err(format!("node {i}: child {c} out of range"));
                 }
+            }
+            if n.left == n.right {
+                return Err(format!("node {i}: both children are node {}", n.left));
+            }
+            // Children come after parents, so depth[i] is final when i is visited.
+            let d = depth[i];
+            if d != UNLINKED {
+                if d as usize >= max_depth {
+                    return Err(format!(
+                        "deeper than the cap of {max_depth} (max_tree_depth)"
+                    ));
+                }
+                deepest = deepest.max(d + 1);
                 for c in [n.left, n.right] {
-                    if c as usize <= i || c as usize >= self.nodes.len() {
-                        return Err(format!("node {i}: child {c} out of range"));
+                    let slot = &mut depth[c as usize];
+                    if *slot != UNLINKED {
+                        return Err(format!("node {c} has two parents"));
                     }
-                }
-                if n.left == n.right {
-                    return Err(format!("node {i}: both children are node {}", n.left));
-                }
-                // Children come after parents, so depth[i] is final when i is visited.
-                if let Some(d) = depth[i] {
-                    for c in [n.left, n.right] {
-                        let slot = &mut depth[c as usize];
-                        if slot.is_some() {
-                            return Err(format!("node {c} has two parents"));
-                        }
-                        if d + 1 > max_depth {
-                            return Err(format!(
-                                "deeper than the cap of {max_depth} (max_tree_depth)"
-                            ));
-                        }
-                        *slot = Some(d + 1);
-                    }
+                    *slot = d + 1;
                 }
             }
         }
-        Ok(())
+        Ok(Tree {
+            nodes,
+            depth: deepest,
+            expected,
+        })
     }
 }
 
@@ -201,16 +252,6 @@ fn gauss_legendre(m: usize) -> (Vec<f64>, Vec<f64>) {
     (t, w)
 }
 
-/// A feature on the current root-to-node path: the product of its splits' cover
-/// fractions ("zero": the share of training rows that flow this way when the feature is
-/// unknown) and whether the row itself follows all of them ("one").
-#[derive(Debug, Clone, Copy)]
-struct OnPath {
-    feature: u32,
-    zero: f64,
-    one: bool,
-}
-
 /// The feature's factor `zero * (1 - t) + one * t` of a path's polynomial.
 #[inline]
 fn factor(zero: f64, one: bool, t: f64) -> f64 {
@@ -221,8 +262,8 @@ fn factor(zero: f64, one: bool, t: f64) -> f64 {
 pub(crate) struct Scratch {
     /// One tree's sums per feature, zero between trees.
     tree_sums: Vec<f64>,
-    /// Depth of each node of the current tree.
-    depth: Vec<u32>,
+    /// Features whose sum the current tree has touched (a feature may appear twice).
+    touched: Vec<u32>,
     /// Quadrature rules by number of points, made when first needed.
     rules: Vec<Option<(Vec<f64>, Vec<f64>)>>,
     /// Per depth, `m` values each: the buffers of [`Walk`].
@@ -230,20 +271,31 @@ pub(crate) struct Scratch {
     u: Vec<f64>,
     g: Vec<f64>,
     inv: Vec<f64>,
-    path: Vec<OnPath>,
+    /// Per feature, while it is on the current root-to-node path: the product of its
+    /// splits' cover fractions ("zero": the share of training rows that flow this way when
+    /// the feature is unknown), and whether the row itself follows all of them ("one"),
+    /// as [`OFF`], [`ZERO`] or [`ONE`]. Every walk leaves them all [`OFF`].
+    zero: Vec<f64>,
+    on: Vec<u8>,
 }
+
+/// Not on the path; on it with "one" false; on it with "one" true.
+const OFF: u8 = 0;
+const ZERO: u8 = 1;
+const ONE: u8 = 2;
 
 impl Scratch {
     pub fn new(n_features: usize) -> Self {
         Scratch {
             tree_sums: vec![0.0; n_features],
-            depth: Vec::new(),
+            touched: Vec::new(),
             rules: Vec::new(),
             p: Vec::new(),
             u: Vec::new(),
             g: Vec::new(),
             inv: Vec::new(),
-            path: Vec::new(),
+            zero: vec![0.0; n_features],
+            on: vec![OFF; n_features],
         }
     }
 }
@@ -262,8 +314,10 @@ struct Walk<'a> {
     u: &'a mut [f64],
     g: &'a mut [f64],
     inv: &'a mut [f64],
-    path: &'a mut Vec<OnPath>,
+    zero: &'a mut [f64],
+    on: &'a mut [u8],
     sums: &'a mut [f64],
+    touched: &'a mut Vec<u32>,
 }
 
 impl Walk<'_> {
@@ -274,8 +328,8 @@ impl Walk<'_> {
     /// share comes without dividing its factor out again: the only divisions are by the
     /// factor of an earlier split on the same feature, which a split lower down replaces.
     ///
-    /// `M` is the number of quadrature points when it is known when compiling (1 to 8: every
-    /// tree of depth 16 or less), so the loops over them unroll; 0 reads it from `self.m`.
+    /// `M` is the number of quadrature points when it is known when compiling (1 to 13: every
+    /// tree of depth 26 or less), so the loops over them unroll; 0 reads it from `self.m`.
     /// Both do the same operations in the same order, so the values are the same bits.
     fn node<const M: usize>(&mut self, j: usize, d: usize) {
         let m = if M == 0 { self.m } else { M };
@@ -303,14 +357,18 @@ impl Walk<'_> {
         let t = &self.t[..m];
         // A feature split on above: its factor is replaced by the combined one below, and
         // what the earlier split credited to the leaves below here is taken back.
-        let prev = self.path.iter().position(|e| e.feature == f);
-        let (za, oa) = prev.map_or((1.0, true), |k| (self.path[k].zero, self.path[k].one));
-        let ca = if prev.is_some() {
-            oa as u8 as f64 - za
+        // A feature the row carries is below n_features (checked on load); one beyond
+        // reads as absent and is never recorded.
+        let fi = f as usize;
+        let state = self.on.get(fi).copied().unwrap_or(OFF);
+        let prev = state != OFF;
+        let (za, oa) = if prev {
+            (self.zero[fi], state == ONE)
         } else {
-            0.0
+            (1.0, true)
         };
-        if prev.is_some() {
+        let ca = if prev { oa as u8 as f64 - za } else { 0.0 };
+        if prev {
             for (inv, &t) in self.inv[lo..mid].iter_mut().zip(t) {
                 let fa = factor(za, oa, t);
                 *inv = if fa != 0.0 { 1.0 / fa } else { 0.0 };
@@ -318,84 +376,123 @@ impl Walk<'_> {
         }
         self.u[lo..mid].fill(0.0);
         for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
+            // A leaf child's sum below is its value at every point: credited here, without
+            // a call that would write the value out only to have it read back at once.
+            let leaf = match self.tree.nodes.get(c) {
+                Some(n) if n.feature.is_none() => Some(n.value as f64),
+                _ => None,
+            };
             {
                 let inv = &self.inv[lo..mid];
                 let (above, below) = self.p.split_at_mut(mid);
                 let (p, pc, gc) = (&above[lo..mid], &mut below[..m], &mut self.g[mid..hi]);
                 for q in 0..m {
                     let fq = factor(zc, oc, t[q]);
-                    let g = if prev.is_some() { fq * inv[q] } else { fq };
+                    let g = if prev { fq * inv[q] } else { fq };
                     gc[q] = g;
-                    pc[q] = p[q] * g;
-                }
-            }
-            let e = OnPath {
-                feature: f,
-                zero: zc,
-                one: oc,
-            };
-            match prev {
-                None => self.path.push(e),
-                Some(k) => self.path[k] = e,
-            }
-            self.node::<M>(c, d + 1);
-            match prev {
-                None => {
-                    self.path.pop();
-                }
-                Some(k) => {
-                    self.path[k] = OnPath {
-                        feature: f,
-                        zero: za,
-                        one: oa,
+                    if leaf.is_none() {
+                        pc[q] = p[q] * g;
                     }
+                }
+            }
+            if leaf.is_none() {
+                if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
+                    *z = zc;
+                    *o = if oc { ONE } else { ZERO };
+                }
+                self.node::<M>(c, d + 1);
+                if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
+                    *z = za;
+                    *o = state;
                 }
             }
             let cc = oc as u8 as f64 - zc;
             let (at, below) = self.u.split_at_mut(mid);
-            let (p, u, uc, g, inv, w) = (
-                &self.p[lo..mid],
-                &mut at[lo..mid],
-                &below[..m],
-                &self.g[mid..hi],
-                &self.inv[lo..mid],
-                &self.w[..m],
-            );
-            let mut phi = 0.0;
-            for q in 0..m {
-                // The leaves' sum of value times path polynomial without this feature's
-                // factor (and, for a repeated feature, without the earlier one's).
-                let base = p[q] * uc[q];
-                let r = if prev.is_some() {
-                    let b = base * inv[q];
-                    cc * b - ca * b * g[q]
-                } else {
-                    cc * base
-                };
-                phi += w[q] * r;
-            }
-            for q in 0..m {
-                u[q] += g[q] * uc[q];
-            }
-            if let Some(o) = self.sums.get_mut(f as usize) {
+            let parts = Credit {
+                p: &self.p[lo..mid],
+                u: &mut at[lo..mid],
+                g: &self.g[mid..hi],
+                inv: &self.inv[lo..mid],
+                w: &self.w[..m],
+                prev,
+                cc,
+                ca,
+            };
+            let phi = match leaf {
+                Some(v) => parts.add::<M>(m, |_| v),
+                None => {
+                    let uc = &below[..m];
+                    parts.add::<M>(m, |q| uc[q])
+                }
+            };
+            if let Some(o) = self.sums.get_mut(fi) {
+                if *o == 0.0 {
+                    self.touched.push(f);
+                }
                 *o += phi;
             }
         }
     }
 }
 
+/// What a child adds to its parent (see [`Walk::node`]): `p` the parent's path polynomial,
+/// `u` the parent's sum below, `g` the child's factor relative to the parent, `inv` one
+/// over an earlier split's factor on the same feature (`prev`), `cc` and `ca` the child's
+/// and that earlier split's one minus zero.
+struct Credit<'a> {
+    p: &'a [f64],
+    u: &'a mut [f64],
+    g: &'a [f64],
+    inv: &'a [f64],
+    w: &'a [f64],
+    prev: bool,
+    cc: f64,
+    ca: f64,
+}
+
+impl Credit<'_> {
+    /// Adds the child's sum below, `uc(q)` at point q, into the parent's and returns the
+    /// feature's contribution. Inlined for each kind of `uc`, so a leaf's constant stays in
+    /// a register.
+    #[inline(always)]
+    fn add<const M: usize>(self, m: usize, uc: impl Fn(usize) -> f64) -> f64 {
+        let m = if M == 0 { m } else { M };
+        let (p, u, g, inv, w) = (
+            &self.p[..m],
+            &mut self.u[..m],
+            &self.g[..m],
+            &self.inv[..m],
+            &self.w[..m],
+        );
+        let mut phi = 0.0;
+        for q in 0..m {
+            // The leaves' sum of value times path polynomial without this feature's
+            // factor (and, for a repeated feature, without the earlier one's).
+            let base = p[q] * uc(q);
+            let r = if self.prev {
+                let b = base * inv[q];
+                self.cc * b - self.ca * b * g[q]
+            } else {
+                self.cc * base
+            };
+            phi += w[q] * r;
+        }
+        for q in 0..m {
+            u[q] += g[q] * uc(q);
+        }
+        phi
+    }
+}
+
 impl Tree {
     /// Cover-weighted mean output: what the tree predicts when no feature is known.
     pub fn expected_value(&self) -> f64 {
-        let root = self.nodes[0].count as f64;
-        if root <= 0.0 {
-            return self.nodes[0].value as f64;
-        }
-        self.nodes
-            .iter()
-            .filter(|n| n.feature.is_none())
-            .map(|n| n.value as f64 * n.count as f64 / root)
-            .sum()
+        self.expected
+    }
+
+    /// Splits on the longest root-to-leaf path.
+    pub fn depth(&self) -> u32 {
+        self.depth
     }
 
     /// Exact TreeSHAP values with training-row counts as cover (the values of Lundberg,
@@ -414,21 +511,7 @@ impl Tree {
     /// summed on their own before they are added to a total, so that trees explained on
     /// several threads add up to the same bits.
     pub fn shap_sums(&self, x: &[f32], scratch: &mut Scratch, emit: &mut dyn FnMut(u32, f64)) {
-        // Depth: children come after their parents (checked on load).
-        scratch.depth.clear();
-        scratch.depth.resize(self.nodes.len(), 0);
-        let mut max_depth = 0usize;
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.feature.is_some() {
-                let d = scratch.depth[i] + 1;
-                max_depth = max_depth.max(d as usize);
-                for c in [n.left, n.right] {
-                    if let Some(slot) = scratch.depth.get_mut(c as usize) {
-                        *slot = d;
-                    }
-                }
-            }
-        }
+        let max_depth = self.depth() as usize;
         if max_depth == 0 {
             return;
         }
@@ -445,7 +528,6 @@ impl Tree {
             b.clear();
             b.resize(levels, 0.0);
         }
-        scratch.path.clear();
         let mut walk = Walk {
             tree: self,
             x,
@@ -456,8 +538,10 @@ impl Tree {
             u: &mut scratch.u,
             g: &mut scratch.g,
             inv: &mut scratch.inv,
-            path: &mut scratch.path,
+            zero: &mut scratch.zero,
+            on: &mut scratch.on,
             sums: &mut scratch.tree_sums,
+            touched: &mut scratch.touched,
         };
         match m {
             1 => walk.node::<1>(0, 0),
@@ -468,12 +552,16 @@ impl Tree {
             6 => walk.node::<6>(0, 0),
             7 => walk.node::<7>(0, 0),
             8 => walk.node::<8>(0, 0),
+            9 => walk.node::<9>(0, 0),
+            10 => walk.node::<10>(0, 0),
+            11 => walk.node::<11>(0, 0),
+            12 => walk.node::<12>(0, 0),
+            13 => walk.node::<13>(0, 0),
             _ => walk.node::<0>(0, 0),
         }
-        // Every feature with a value is split on somewhere; taking it leaves zeros behind.
+        // Every feature with a value was touched by the walk; taking it leaves zeros behind.
         // A zero adds nothing to a total that starts at +0 (which never becomes -0).
-        for n in &self.nodes {
-            let Some(f) = n.feature else { continue };
+        for f in scratch.touched.drain(..) {
             if let Some(s) = scratch.tree_sums.get_mut(f as usize) {
                 let v = std::mem::take(s);
                 if v != 0.0 {
