@@ -9,6 +9,10 @@
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end; features, labels and out-of-fold predictions go to $WORK.
+#
+# Every detector tests each file in the same fold: the first set run makes the folds and
+# writes them ($WORK/folds.tsv, by sha256); the others read them (`cv --fold-file`), and so
+# can `mallard stack --fold-file`. FOLDS=new makes them afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/mallard/target}/release/mallard}
@@ -24,6 +28,9 @@ TREES=${TREES:---n-estimators 600 --lr 0.05 --num-leaves 63 --feature-fraction 0
 [ -x "$BIN" ] || { echo "no mallard binary at $BIN: run cargo build --release first" >&2; exit 2; }
 [ -f "$BENIGN/MANIFEST.tsv" ] || { echo "no benign corpus in $BENIGN: bash corpus/benign/build.sh" >&2; exit 2; }
 mkdir -p "$WORK"
+[ "${FOLDS:-}" = new ] && rm -f "$WORK/folds.tsv"
+# The shared folds: read them when they exist, else write the ones this run makes.
+folds() { if [ -s "$WORK/folds.tsv" ]; then echo --fold-file "$WORK/folds.tsv"; else echo --write-folds "$WORK/folds.tsv"; fi; }
 TMP=$(mktemp -d /tmp/mallard-malware-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -62,8 +69,9 @@ for r in csv.DictReader(open(sys.argv[2]), delimiter="\t"):
     print(f'{r["name"]}\tproject:{label.project(r["package"])}')
 PY
         echo "== malconv"
+        # shellcheck disable=SC2046
         "$BIN" cv --model malconv --dataset "pe:$WORK/malconv-files" --groups "$WORK/malconv-groups.tsv" \
-            ${MALCONV:-} --predictions "$WORK/cv-malconv.jsonl"
+            ${MALCONV:-} $(folds) --predictions "$WORK/cv-malconv.jsonl"
         continue
     fi
     for side in malicious benign; do
@@ -75,7 +83,7 @@ PY
         rm -f "$WORK/$side-$set.jsonl"
     done
     echo "== $set"
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2046
     "$BIN" cv --dataset "ember:$WORK/malicious-$set.jsonl.gz" --dataset "ember:$WORK/benign-$set.jsonl.gz" \
-        $TREES --predictions "$WORK/cv-$set.jsonl"
+        $TREES $(folds) --predictions "$WORK/cv-$set.jsonl"
 done

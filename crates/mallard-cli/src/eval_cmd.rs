@@ -6,11 +6,13 @@ use crate::Global;
 use anyhow::Result;
 use clap::Args;
 use mallard_datasets::{DatasetSpec, ReadOptions};
-use mallard_eval::render_table;
+use mallard_eval::{render_table, FoldPlan};
 use mallard_experiment::attack::malicious_pe_files;
 use mallard_experiment::output::{dataset_names, write_outputs, write_predictions};
 use mallard_experiment::settings::{check, ModelSettings};
-use mallard_experiment::{cross_validate, default_model, score, CvRequest};
+use mallard_experiment::{
+    cross_validate, default_model, read_fold_plan, score, write_fold_plan, CvRequest,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -140,8 +142,16 @@ pub struct CvArgs {
     #[arg(long, value_name = "F", value_parser = check::share)]
     pub train_fraction: Option<f64>,
     /// Number of folds (at least 2).
-    #[arg(long, default_value_t = 5, value_parser = check::at_least_two)]
+    #[arg(long, default_value_t = 5, value_parser = check::at_least_two, conflicts_with = "fold_file")]
     pub folds: usize,
+    /// Take the folds from this file (SHA256<TAB>FOLD lines, folds from 1, as --write-folds
+    /// writes them) instead of making them: detectors on the same files (EMBER rows, pe:
+    /// folders, MalConv) then test every file in the same fold
+    #[arg(long, value_name = "FILE.tsv")]
+    pub fold_file: Option<PathBuf>,
+    /// Write the folds used, by file sha256, for other detectors' --fold-file
+    #[arg(long, value_name = "OUT.tsv")]
+    pub write_folds: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelSettings,
     #[command(flatten)]
@@ -159,12 +169,15 @@ pub struct CvArgs {
 
 pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     let t = Instant::now();
+    let plan = a.fold_file.as_deref().map(read_fold_plan).transpose()?;
     let request = CvRequest {
         datasets: &a.dataset,
         read: &a.read,
         settings: &ModelSettings { threads: g.threads, ..a.model.clone() },
-        folds: a.folds,
+        folds: plan.as_ref().map_or(a.folds, FoldPlan::k),
         train_fraction: a.train_fraction,
+        fold_plan: plan.as_ref(),
+        want_keys: a.write_folds.is_some(),
     };
     let mut progress = Progress::new(g.quiet);
     let out = cross_validate(&request, &mut progress)?;
@@ -175,12 +188,18 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
         let ids: Vec<&str> = order.iter().map(|&i| out.ids[i].as_str()).collect();
         write_predictions(p, &run.names, &ids, &ys, &ps)?;
     }
+    if let (Some(p), Some(keys)) = (&a.write_folds, &out.keys) {
+        write_fold_plan(p, keys, &run.folds)?;
+    }
     let cv = run.metrics()?;
     print!("{}", render_table(&cv.pooled));
     let k = run.folds.len();
     if !g.quiet {
         let (tr, n) = (run.train_secs, run.n_groups);
-        eprintln!("{k}-fold cross-validation of {kind} in {secs:.1} s ({tr:.2} s training; {n} groups never straddle a fold)");
+        let how = a.fold_file.as_ref().map_or(format!("{n} groups never straddle a fold"), |p| {
+            format!("folds from {}", p.display())
+        });
+        eprintln!("{k}-fold cross-validation of {kind} in {secs:.1} s ({tr:.2} s training; {how})");
     }
     let title = format!("{kind} {k}-fold CV on {}", dataset_names(&a.dataset));
     let mut info = serde_json::json!({ "model": kind, "folds": k, "per_fold": cv.per_fold, "seconds": secs, "train_seconds": run.train_secs });

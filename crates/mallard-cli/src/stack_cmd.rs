@@ -4,6 +4,7 @@
 use crate::ui::Progress;
 use crate::Global;
 use anyhow::{bail, Context, Result};
+use mallard_experiment::read_fold_plan;
 use mallard_experiment::settings::check;
 use mallard_experiment::stack::{build_stack, StackRequest};
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub struct StackArgs {
     /// Folds of the stacker's cross-fitting.
     #[arg(long, default_value_t = 5, value_parser = check::at_least_two)]
     pub folds: usize,
+    /// Cross-fit over the folds of this file (`mallard cv --write-folds`), the ones the
+    /// members' out-of-fold predictions came from, instead of making --folds folds
+    #[arg(long, value_name = "FILE.tsv")]
+    pub fold_file: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Where to write the stacked model.
@@ -45,10 +50,12 @@ pub fn run(a: StackArgs, g: &Global) -> Result<()> {
         };
         members.push((PathBuf::from(model), PathBuf::from(oof)));
     }
+    let plan = a.fold_file.as_deref().map(read_fold_plan).transpose()?;
     let req = StackRequest {
         members: &members,
         groups_file: a.groups.as_deref(),
         folds: a.folds,
+        fold_plan: plan.as_ref(),
         seed: a.seed,
         calibrate_fpr: a.calibrate_fpr,
         keep_weighting: a.keep_weighting,

@@ -406,3 +406,137 @@ fn mutate_writes_checked_mutants_of_the_actions_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("paint-it-black"));
 }
+
+/// The sha256 of a file, as fold files key it.
+fn sha256_of(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+#[test]
+fn a_fold_file_gives_every_detector_the_same_folds() {
+    let d = common::tmp_in("mallard-malconv", "folds");
+    let root = corpus(&d);
+    let ds = format!("pe:{}", root.display());
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // By hand: files in name order, folds 1, 2, 3, 1, ... within each label.
+    let mut plan = String::from("sha256\tfold\n");
+    let mut want = std::collections::BTreeMap::new();
+    for label in ["benign", "malicious"] {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(root.join(label)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for (i, f) in files.iter().enumerate() {
+            let key = sha256_of(f);
+            plan.push_str(&format!("{key}\t{}\n", i % 3 + 1));
+            want.insert(key, i % 3 + 1);
+        }
+    }
+    let plan_path = d.join("folds.tsv");
+    std::fs::write(&plan_path, &plan).unwrap();
+    let read = |p: &Path| -> std::collections::BTreeMap<String, usize> {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.starts_with("sha256\tfold\n"), "{text}");
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                let (k, f) = l.split_once('\t').unwrap();
+                (k.to_string(), f.parse().unwrap())
+            })
+            .collect()
+    };
+    // Trees on EMBER features of the folder, and MalConv on its bytes, each given the file
+    // and asked to write back the folds it used.
+    let fast = ["--epochs", "5", "--lr", "0.01", "--batch-size", "4", "--validation-split", "0"];
+    let runs: [(&str, Vec<&str>); 2] = [
+        ("trees", vec!["--feature-set", "ember-v2", "--min-data-in-leaf", "2"]),
+        ("malconv", [&["--model", "malconv"][..], &fast[..]].concat()),
+    ];
+    let mut members = Vec::new();
+    for (name, extra) in runs {
+        let used = d.join(format!("used-{name}.tsv"));
+        let (oof, model) = (d.join(format!("{name}.jsonl")), d.join(format!("{name}.mallard")));
+        let mut a = vec!["cv", "--dataset", &ds, "--write-folds"];
+        let (used_s, plan_s, oof_s, model_s) = (s(&used), s(&plan_path), s(&oof), s(&model));
+        a.push(&used_s);
+        a.extend(["--fold-file", &plan_s, "--predictions", &oof_s]);
+        a.extend(extra.iter().copied());
+        let out = mallard(&a);
+        ok(&out);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("folds from"), "{name}");
+        assert_eq!(read(&used), want, "{name}");
+        let mut a = vec!["train", "--dataset", &ds, "--out", &model_s];
+        a.extend(extra.iter().copied());
+        ok(&mallard(&a));
+        members.push(format!("{model_s}={oof_s}"));
+    }
+    // The stack cross-fits over the same three folds (not its default five).
+    let stack = s(&d.join("stack.mallard"));
+    let plan_s = s(&plan_path);
+    let a = [
+        "stack",
+        "--member",
+        &members[0],
+        "--member",
+        &members[1],
+        "--fold-file",
+        &plan_s,
+        "--out",
+        &stack,
+    ];
+    ok(&mallard(&a));
+    let out = mallard(&["inspect", &stack, "--json"]);
+    ok(&out);
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["metrics"]["folds"], 3, "{meta}");
+    // Without a plan, the folds written are the ones made: a second run given them keeps them.
+    let made = d.join("made.tsv");
+    let tree = ["--feature-set", "ember-v2", "--min-data-in-leaf", "2", "--folds", "4"];
+    let mut a = vec!["cv", "--dataset", &ds, "--write-folds"];
+    let made_s = s(&made);
+    a.push(&made_s);
+    a.extend(tree);
+    ok(&mallard(&a));
+    let first = read(&made);
+    assert_eq!(first.len(), 24);
+    assert_eq!(first.values().copied().max(), Some(4));
+    let again = d.join("again.tsv");
+    let again_s = s(&again);
+    let a = [
+        "cv",
+        "--dataset",
+        &ds,
+        "--feature-set",
+        "ember-v2",
+        "--min-data-in-leaf",
+        "2",
+        "--fold-file",
+        &made_s,
+        "--write-folds",
+        &again_s,
+    ];
+    ok(&mallard(&a));
+    assert_eq!(read(&again), first);
+
+    // A file the plan does not list, and --folds beside a plan, are refused.
+    let short: String = plan.lines().take(24).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&plan_path, short).unwrap();
+    let out = mallard(&["cv", "--dataset", &ds, "--fold-file", &s(&plan_path)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 24 rows are not in the fold file"), "{err}");
+    let out = mallard(&["cv", "--dataset", &ds, "--fold-file", &s(&plan_path), "--folds", "3"]);
+    assert!(!out.status.success());
+    // Sequences have no sha256 to key a fold by.
+    let csv = d.join("seq.csv");
+    std::fs::write(&csv, "sha256,labels,api\na,0,x\nb,1,y\n").unwrap();
+    let out = mallard(&[
+        "cv",
+        "--dataset",
+        &format!("malbehavd:{}", s(&csv)),
+        "--write-folds",
+        &s(&d.join("x.tsv")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not sequences"));
+}

@@ -27,6 +27,8 @@ pub enum EvalError {
     InvalidThreshold(f32),
     #[error("ROC needs both positive and negative samples")]
     SingleClass,
+    #[error("fold file: {0}")]
+    FoldPlan(String),
     #[error("cannot make {k} folds from {groups} groups (need 2 <= k <= groups)")]
     InvalidFolds { k: usize, groups: usize },
     #[error("test fraction must be in (0, 1), got {0}")]

@@ -18,6 +18,7 @@
 
 mod cv;
 mod error;
+mod foldplan;
 mod metrics;
 mod plot;
 mod report;
@@ -28,6 +29,7 @@ mod weights;
 
 pub use cv::{pooled, CrossValidation, FoldPredictions, FoldSummary, MeanSd, TprAtFprSummary};
 pub use error::EvalError;
+pub use foldplan::{straddling_groups, FoldPlan, MAX_FOLDS};
 pub use metrics::{evaluate, ClassMetrics, Evaluation, TprAtFpr};
 pub use plot::{confusion_svg, roc_svg, score_shift_svg, RocSeries};
 pub use report::render_table;

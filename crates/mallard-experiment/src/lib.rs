@@ -31,7 +31,7 @@ mod evaluate;
 pub mod stack;
 mod train;
 
-pub use cv::{cross_validate, CvOutcome, CvRequest};
+pub use cv::{cross_validate, read_fold_plan, write_fold_plan, CvOutcome, CvRequest};
 pub use evaluate::{default_model, score, Scored};
 pub use mallard_model::train::Observer;
 pub use train::{train, TrainRequest};

@@ -16,6 +16,9 @@ pub struct StackRequest<'a> {
     /// `NAME<TAB>GROUP` (file name, name up to the first dot, or sha256), as for `--groups`.
     pub groups_file: Option<&'a Path>,
     pub folds: usize,
+    /// Cross-fit over these folds (the members' fold file, by sha256) instead of making
+    /// `folds` folds of whole groups.
+    pub fold_plan: Option<&'a mallard_eval::FoldPlan>,
     pub seed: u64,
     /// Threshold where the cross-fitted false-positive rate is at most this (else 0.5).
     pub calibrate_fpr: Option<f64>,
@@ -171,13 +174,21 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         })
         .collect();
     let groups = mallard_eval::group_ids(&group_keys);
+    let folds = match req.fold_plan {
+        Some(plan) => {
+            let folds = plan.folds(&keys)?;
+            mallard_model::fit::warn_straddling(&groups, &folds, obs);
+            folds
+        }
+        None => mallard_eval::stratified_group_kfold(&groups, &y, req.folds, req.seed)?,
+    };
     let p: Vec<Vec<f32>> = keys
         .iter()
         .map(|k| preds.iter().map(|m| m[*k].p).collect())
         .collect();
     let fit = during(
         "fitting the stack",
-        fit_stack(&p, &y, &groups, req.folds, req.seed, req.keep_weighting),
+        fit_stack(&p, &y, &folds, req.keep_weighting),
     )?;
     let mut figs = Vec::new();
     for (j, m) in models.iter().enumerate() {
@@ -215,7 +226,7 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         "cross_fitted": fig_json,
         "rows": y.len(),
         "groups": n_groups,
-        "folds": req.folds,
+        "folds": folds.len(),
     });
     if let Some(j) = fit.fallback {
         obs.info(&format!(

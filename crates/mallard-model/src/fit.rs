@@ -291,12 +291,14 @@ fn check_classes(model: &dyn Model, names: &[String], fold: usize) -> Result<(),
 
 /// Grouped, stratified k-fold cross-validation of a table model; with `train_fraction`
 /// below 1 each fold trains on that stratified share of its training groups (a learning
-/// curve point) while the test folds stay the same.
+/// curve point) while the test folds stay the same. `fixed`: each fold's test rows given
+/// ahead (a [`mallard_eval::FoldPlan`] shared with other detectors) instead of made here.
 pub fn cross_validate_table(
     table: &Table,
     fit: &TableFit,
     k: usize,
     train_fraction: Option<f64>,
+    fixed: Option<Vec<Vec<usize>>>,
     obs: &mut dyn Observer,
 ) -> Result<CvRun, ModelError> {
     if let Some(f) = train_fraction {
@@ -308,6 +310,15 @@ pub fn cross_validate_table(
     }
     let (names, y) = class_indices(table)?;
     let groups = table_groups(table)?;
+    let folds = match fixed {
+        Some(folds) => {
+            warn_straddling(&groups, &folds, obs);
+            folds
+        }
+        None => {
+            mallard_eval::stratified_group_kfold(&groups, &y, k, fit.seed).map_err(eval_error)?
+        }
+    };
     let fit_fold = |f: usize, train_idx: Vec<usize>| -> Result<FoldModel, ModelError> {
         let mut train_idx = train_idx;
         if let Some(frac) = train_fraction.filter(|&f| f < 1.0) {
@@ -337,12 +348,24 @@ pub fn cross_validate_table(
         names,
         y.clone(),
         &groups,
-        k,
-        fit.seed,
+        folds,
         &fit_fold,
         &score,
         &mut |f| obs.fold_done(f),
     )
+}
+
+/// Fixed folds (a fold file) may split what this data's own grouping keeps together
+/// (identical rows, named groups): worth saying, since those rows then test near-copies
+/// of what trained.
+pub fn warn_straddling(groups: &[usize], folds: &[Vec<usize>], obs: &mut dyn Observer) {
+    let n = mallard_eval::straddling_groups(groups, folds);
+    if n > 0 {
+        obs.warning(&format!(
+            "{n} groups of identical or grouped rows straddle the fold file's folds: \
+             those rows are tested beside near-copies of training rows"
+        ));
+    }
 }
 
 /// Labelled API-call samples for cross-validation (same order everywhere).
@@ -391,7 +414,8 @@ pub fn cross_validate_samples(
         m.predict_proba(&inputs)
     };
     let mut on_fold = |f: &FoldDone| obs.borrow_mut().fold_done(f);
-    run_folds(names, y, &groups, k, seed, &fit_fold, &score, &mut on_fold)
+    let folds = mallard_eval::stratified_group_kfold(&groups, &y, k, seed).map_err(eval_error)?;
+    run_folds(names, y, &groups, folds, &fit_fold, &score, &mut on_fold)
 }
 
 /// A fold's model, its training rows and seconds spent training.
@@ -407,13 +431,11 @@ fn run_folds(
     names: Vec<String>,
     y: Vec<usize>,
     groups: &[usize],
-    k: usize,
-    seed: u64,
+    folds: Vec<Vec<usize>>,
     fit_fold: &dyn Fn(usize, Vec<usize>) -> Result<FoldModel, ModelError>,
     score: &ScoreFold<'_>,
     on_fold: &mut dyn FnMut(&FoldDone),
 ) -> Result<CvRun, ModelError> {
-    let folds = mallard_eval::stratified_group_kfold(groups, &y, k, seed).map_err(eval_error)?;
     let mut run = CvRun {
         n_groups: groups.iter().max().map_or(0, |m| m + 1),
         names,
@@ -548,7 +570,7 @@ mod tests {
             }
         }
         let mut seen = Count(0);
-        let run = cross_validate_table(&t, &fit(), 4, None, &mut seen).unwrap();
+        let run = cross_validate_table(&t, &fit(), 4, None, None, &mut seen).unwrap();
         assert_eq!(seen.0, 4);
         let mut fold_of = vec![usize::MAX; t.n_rows()];
         for (f, rows) in run.folds.iter().enumerate() {

@@ -400,18 +400,26 @@ pub fn train_files(
 }
 
 /// Grouped, stratified k-fold cross-validation of MalConv on files (folds never split
-/// identical files or a named group).
+/// identical files or a named group), or on `fixed` folds (each fold's test rows, from a
+/// [`mallard_eval::FoldPlan`]) shared with other detectors.
 pub fn cross_validate_files(
     files: &FileSet<'_>,
     opts: &MalConvOptions,
     k: usize,
     seed: u64,
+    fixed: Option<Vec<Vec<usize>>>,
     obs: &mut dyn Observer,
 ) -> Result<CvRun, ModelError> {
     let (names, y, pos) = labels_of(files)?;
     let groups = file_groups(files, opts.settings.max_bytes)?;
-    let folds = mallard_eval::stratified_group_kfold(&groups, &y, k, seed)
-        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+    let folds = match fixed {
+        Some(folds) => {
+            crate::fit::warn_straddling(&groups, &folds, obs);
+            folds
+        }
+        None => mallard_eval::stratified_group_kfold(&groups, &y, k, seed)
+            .map_err(|e| ModelError::Invalid(e.to_string()))?,
+    };
     let t = std::time::Instant::now();
     let mut probs = Vec::new();
     let max = opts.settings.max_bytes;

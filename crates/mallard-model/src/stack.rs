@@ -220,15 +220,14 @@ fn criterion(y: &[usize], p: &[f32]) -> Result<(f64, f64), ModelError> {
 }
 
 /// Fits the stacker on member probabilities `p` (rows x members, themselves out of fold),
-/// and cross-fits it over `k` stratified folds of whole `groups`. With `keep_weighting` the
+/// and cross-fits it over `folds` (each fold's test rows: stratified folds of whole groups,
+/// or the members' own folds from a fold file). With `keep_weighting` the
 /// weighting is kept even where one member alone does better out of fold (an ensemble wanted
 /// for what it resists rather than for its figures).
 pub fn fit_stack(
     p: &[Vec<f32>],
     y: &[usize],
-    groups: &[usize],
-    k: usize,
-    seed: u64,
+    folds: &[Vec<usize>],
     keep_weighting: bool,
 ) -> Result<StackFit, ModelError> {
     const L2: f64 = 1e-2;
@@ -236,11 +235,9 @@ pub fn fit_stack(
         .iter()
         .map(|r| r.iter().map(|&v| logit(v)).collect())
         .collect();
-    let folds = mallard_eval::stratified_group_kfold(groups, y, k, seed)
-        .map_err(|e| ModelError::Invalid(e.to_string()))?;
     let mut cross_fitted = vec![0.0f32; y.len()];
     let mut fold_weights = Vec::new();
-    for test in &folds {
+    for test in folds {
         let train = mallard_eval::complement(y.len(), test);
         let xs: Vec<Vec<f32>> = train.iter().map(|&i| x[i].clone()).collect();
         let ys: Vec<usize> = train.iter().map(|&i| y[i]).collect();
@@ -288,7 +285,7 @@ pub fn fit_stack(
         weights,
         cross_fitted: chosen,
         weighted_cross_fitted: cross_fitted,
-        folds,
+        folds: folds.to_vec(),
         fold_weights,
         fallback: best.1,
     })
@@ -484,6 +481,10 @@ pub fn member_name(m: &dyn Model) -> String {
 mod tests {
     use super::*;
 
+    fn folds(groups: &[usize], y: &[usize]) -> Vec<Vec<usize>> {
+        mallard_eval::stratified_group_kfold(groups, y, 5, 1).unwrap()
+    }
+
     #[test]
     fn logistic_fit_recovers_known_weights() {
         // y drawn from sigmoid(-1 + 2 a - 0.5 b) on a grid: the fit must come back near.
@@ -519,7 +520,7 @@ mod tests {
             y.push(usize::from(mal));
         }
         let groups: Vec<usize> = (0..2000).collect();
-        let fit = fit_stack(&p, &y, &groups, 5, 1, false).unwrap();
+        let fit = fit_stack(&p, &y, &folds(&groups, &y), false).unwrap();
         assert_eq!(fit.fallback, None);
         let auc = |s: &[f32]| {
             let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
@@ -532,11 +533,11 @@ mod tests {
             auc(&fit.cross_fitted)
         );
         assert!(auc(&fit.cross_fitted) > auc(&col(1)) + 0.01);
-        let fit = fit_stack(&noisy, &y, &groups, 5, 1, false).unwrap();
+        let fit = fit_stack(&noisy, &y, &folds(&groups, &y), false).unwrap();
         assert_eq!(fit.fallback, Some(0));
         assert_eq!(fit.weights, vec![0.0, 1.0, 0.0]);
         // kept on request: the fitted weighting, the noise member weighted near 0
-        let kept = fit_stack(&noisy, &y, &groups, 5, 1, true).unwrap();
+        let kept = fit_stack(&noisy, &y, &folds(&groups, &y), true).unwrap();
         assert_eq!(kept.fallback, None);
         assert_eq!(kept.cross_fitted, kept.weighted_cross_fitted);
         assert!(
