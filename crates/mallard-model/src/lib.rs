@@ -531,7 +531,7 @@ mod scoring_load_tests {
         fn tensor<'a>(f: &'a mut ModelFile, name: &str) -> &'a mut Tensor {
             f.tensors.iter_mut().find(|t| t.name == name).unwrap()
         }
-        let edits: [(&str, Edit); 6] = [
+        let edits: [(&str, Edit); 7] = [
             ("child out of range", |f| {
                 tensor(f, "gbdt.nodes").data[3] = 1e6;
             }),
@@ -549,6 +549,12 @@ mod scoring_load_tests {
             }),
             ("means", |f| {
                 f.meta.config["means"].as_array_mut().unwrap().pop();
+            }),
+            ("schema", |f| {
+                f.meta.config["schema"]["columns"]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
             }),
         ];
         for (what, edit) in edits {

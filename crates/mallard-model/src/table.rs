@@ -17,6 +17,67 @@ struct Stored {
     mlp: Option<MlpMeta>,
 }
 
+/// [`Stored`] as scoring reads it: the schema and the means are kept as JSON text, with
+/// only their lengths checked (boosted trees never read either; a net's means are parsed
+/// at once). Parsing EMBER's 2381 columns and means was a tenth of a one-file scan.
+#[derive(Deserialize)]
+struct ScoringStored<'a> {
+    #[serde(borrow)]
+    schema: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    means: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    gbdt: Option<GbdtMeta>,
+    #[serde(default)]
+    mlp: Option<MlpMeta>,
+}
+
+/// A schema's columns, counted without reading them.
+#[derive(Deserialize)]
+struct ColumnCount {
+    columns: Vec<serde::de::IgnoredAny>,
+}
+
+/// A part of the config, parsed (trained or fully loaded models) or kept as JSON text
+/// and parsed when first asked for (models loaded for scoring).
+struct Deferred<T> {
+    value: std::sync::OnceLock<T>,
+    json: String,
+}
+
+impl<T: serde::de::DeserializeOwned + Default> Deferred<T> {
+    fn ready(value: T) -> Self {
+        Deferred {
+            value: std::sync::OnceLock::from(value),
+            json: String::new(),
+        }
+    }
+
+    fn later(json: &str) -> Self {
+        Deferred {
+            value: std::sync::OnceLock::new(),
+            json: json.to_string(),
+        }
+    }
+
+    /// The value; text whose length was checked on load but whose items do not parse
+    /// reads as empty (no scoring path reads it).
+    fn get(&self) -> &T {
+        self.value
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    }
+}
+
+/// A table model's config as [`TableModel::build`] takes it, whichever way it was read.
+struct Config {
+    n_columns: usize,
+    n_means: usize,
+    schema: Deferred<TableSchema>,
+    means: Deferred<Vec<f32>>,
+    gbdt: Option<GbdtMeta>,
+    mlp: Option<MlpMeta>,
+}
+
 /// Where a model's tensors come from.
 enum Parts<'a> {
     Decoded(&'a [(String, Vec<usize>, Vec<f32>)]),
@@ -31,8 +92,10 @@ enum Inner {
 /// Boosted trees (`gbdt`) or a feed-forward net (`dnn`) over named feature columns.
 pub struct TableModel {
     meta: Meta,
-    schema: TableSchema,
-    means: Vec<f32>,
+    schema: Deferred<TableSchema>,
+    /// Columns of the schema (checked equal to the names and the means on load).
+    n_columns: usize,
+    means: Deferred<Vec<f32>>,
     inner: Inner,
 }
 
@@ -198,8 +261,9 @@ impl TableModel {
         meta.training = training;
         Ok(TableModel {
             meta,
-            schema: table.schema.clone(),
-            means: column_means(table),
+            n_columns: table.schema.columns.len(),
+            schema: Deferred::ready(table.schema.clone()),
+            means: Deferred::ready(column_means(table)),
             inner,
         })
     }
@@ -246,8 +310,9 @@ impl TableModel {
         meta.feature_names = columns;
         Ok(TableModel {
             meta,
-            schema,
-            means,
+            n_columns: schema.columns.len(),
+            schema: Deferred::ready(schema),
+            means: Deferred::ready(means),
             inner: Inner::Gbdt(g),
         })
     }
@@ -262,7 +327,7 @@ impl TableModel {
     }
 
     pub fn schema(&self) -> &TableSchema {
-        &self.schema
+        self.schema.get()
     }
 
     pub(crate) fn from_file(file: ModelFile, caps: &crate::Caps) -> Result<Self, ModelError> {
@@ -275,7 +340,15 @@ impl TableModel {
             .into_iter()
             .map(|t| (t.name, t.shape, t.data))
             .collect();
-        Self::build(file.meta, stored, Parts::Decoded(&tensors), caps)
+        let config = Config {
+            n_columns: stored.schema.columns.len(),
+            n_means: stored.means.len(),
+            schema: Deferred::ready(stored.schema),
+            means: Deferred::ready(stored.means),
+            gbdt: stored.gbdt,
+            mlp: stored.mlp,
+        };
+        Self::build(file.meta, config, Parts::Decoded(&tensors), caps)
     }
 
     /// The model of a file read for scoring: the config from its JSON text, and boosted
@@ -286,22 +359,46 @@ impl TableModel {
         header: &crate::file::Header<'_>,
         caps: &crate::Caps,
     ) -> Result<Self, ModelError> {
-        let stored: Stored = serde_json::from_str(config)
-            .map_err(|e| ModelError::Corrupt(format!("{} config: {e}", meta.kind)))?;
-        Self::build(meta, stored, Parts::Raw(header), caps)
+        let corrupt =
+            |e: serde_json::Error| ModelError::Corrupt(format!("{} config: {e}", meta.kind));
+        let stored: ScoringStored<'_> = serde_json::from_str(config).map_err(corrupt)?;
+        let n_columns = serde_json::from_str::<ColumnCount>(stored.schema.get())
+            .map_err(corrupt)?
+            .columns
+            .len();
+        let means = if stored.mlp.is_some() {
+            Deferred::ready(serde_json::from_str::<Vec<f32>>(stored.means.get()).map_err(corrupt)?)
+        } else {
+            Deferred::later(stored.means.get())
+        };
+        let n_means = match means.value.get() {
+            Some(m) => m.len(),
+            None => serde_json::from_str::<Vec<serde::de::IgnoredAny>>(stored.means.get())
+                .map_err(corrupt)?
+                .len(),
+        };
+        let config = Config {
+            n_columns,
+            n_means,
+            schema: Deferred::later(stored.schema.get()),
+            means,
+            gbdt: stored.gbdt,
+            mlp: stored.mlp,
+        };
+        Self::build(meta, config, Parts::Raw(header), caps)
     }
 
     fn build(
         meta: Meta,
-        stored: Stored,
+        stored: Config,
         parts: Parts<'_>,
         caps: &crate::Caps,
     ) -> Result<Self, ModelError> {
-        let n = stored.schema.columns.len();
-        if stored.means.len() != n || meta.feature_names.len() != n {
+        let n = stored.n_columns;
+        if stored.n_means != n || meta.feature_names.len() != n {
             return Err(ModelError::Corrupt(format!(
                 "{n} schema columns, {} means, {} names",
-                stored.means.len(),
+                stored.n_means,
                 meta.feature_names.len()
             )));
         }
@@ -365,6 +462,7 @@ impl TableModel {
         Ok(TableModel {
             meta,
             schema: stored.schema,
+            n_columns: n,
             means: stored.means,
             inner,
         })
@@ -379,11 +477,11 @@ impl TableModel {
 
     fn row<'a>(&self, input: &Input<'a>) -> Result<&'a [f32], ModelError> {
         match input {
-            Input::Features(x) if x.len() == self.schema.columns.len() => Ok(x),
+            Input::Features(x) if x.len() == self.n_columns => Ok(x),
             Input::Features(x) => Err(ModelError::Invalid(format!(
                 "{} feature values, the model reads {}",
                 x.len(),
-                self.schema.columns.len()
+                self.n_columns
             ))),
             other => Err(ModelError::WrongInput {
                 expected: "feature vectors",
@@ -399,7 +497,7 @@ impl Model for TableModel {
     }
 
     fn predict_proba(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, ModelError> {
-        let mut x = Vec::with_capacity(inputs.len() * self.schema.columns.len());
+        let mut x = Vec::with_capacity(inputs.len() * self.n_columns);
         for i in inputs {
             x.extend_from_slice(self.row(i)?);
         }
@@ -449,7 +547,7 @@ impl Model for TableModel {
                     for j in start..(start + BATCH).min(x.len()) {
                         let at = rows.len();
                         rows.extend_from_slice(x);
-                        rows[at + j] = self.means.get(j).copied().unwrap_or(0.0);
+                        rows[at + j] = self.means.get().get(j).copied().unwrap_or(0.0);
                     }
                     q.extend(self.proba(&rows)?);
                 }
@@ -484,8 +582,8 @@ impl Model for TableModel {
             Inner::Mlp(m) => (None, Some(m.meta().clone()), m.to_tensors()),
         };
         meta.config = serde_json::to_value(Stored {
-            schema: self.schema.clone(),
-            means: self.means.clone(),
+            schema: self.schema.get().clone(),
+            means: self.means.get().clone(),
             gbdt,
             mlp,
         })
