@@ -11,8 +11,14 @@ use std::path::Path;
 
 /// Identifies a mallard model inside the safetensors metadata.
 pub const FORMAT: &str = "mallard-model";
-/// Bumped on any change old readers would misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any change old readers would misread. Version 2 moved the `Meta` JSON from
+/// the header metadata (an escaped string that every load unescaped and copied) into a
+/// `U8` tensor, [`META_TENSOR`]; version 1 files stay readable.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The `U8` tensor holding the `Meta` JSON (UTF-8) in files of version 2 and later. No
+/// other tensor or blob may take the name.
+pub const META_TENSOR: &str = "mallard.meta";
 
 /// A named f32 tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +50,9 @@ pub(crate) struct RawTensor<'a> {
 /// A model file's header, checked, with its tensors left in the file's bytes: scoring
 /// decodes the large ones straight into the model instead of through [`Tensor`]s.
 pub(crate) struct Header<'a> {
-    /// The `mallard` metadata, JSON text.
-    pub meta_json: String,
+    /// The `Meta`, JSON text: borrowed from the file (version 2), or unescaped from the
+    /// header metadata (version 1).
+    pub meta_json: std::borrow::Cow<'a, str>,
     /// In name order.
     pub tensors: Vec<RawTensor<'a>>,
 }
@@ -89,10 +96,6 @@ impl<'a> Header<'a> {
                 supported: FORMAT_VERSION,
             });
         }
-        let meta_json = info
-            .get("mallard")
-            .ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?
-            .clone();
         // read_metadata has validated the offsets against the buffer; take the data from it
         // directly instead of parsing the header a second time.
         let body = bytes
@@ -107,6 +110,7 @@ impl<'a> Header<'a> {
             )));
         }
         let mut tensors = Vec::with_capacity(infos.len());
+        let mut meta_json = None;
         for (name, info) in infos {
             // The data size was checked against the offsets; the shape must describe it.
             let elems = info
@@ -141,6 +145,15 @@ impl<'a> Header<'a> {
                     )))
                 }
             };
+            if version >= 2 && name == META_TENSOR {
+                if f32 {
+                    return Err(ModelError::Corrupt(format!("{META_TENSOR} is not U8")));
+                }
+                let text = std::str::from_utf8(data)
+                    .map_err(|_| ModelError::Corrupt(format!("{META_TENSOR} is not UTF-8")))?;
+                meta_json = Some(std::borrow::Cow::Borrowed(text));
+                continue;
+            }
             tensors.push(RawTensor {
                 name,
                 shape: info.shape.clone(),
@@ -148,6 +161,17 @@ impl<'a> Header<'a> {
                 data,
             });
         }
+        let meta_json = match meta_json {
+            Some(m) => m,
+            None if version >= 2 => {
+                return Err(ModelError::Corrupt(format!("no {META_TENSOR} tensor")))
+            }
+            None => std::borrow::Cow::Owned(
+                info.get("mallard")
+                    .ok_or_else(|| ModelError::Corrupt("no \"mallard\" metadata".into()))?
+                    .clone(),
+            ),
+        };
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Header { meta_json, tensors })
     }
@@ -298,7 +322,7 @@ impl ModelFile {
                 )));
             }
         }
-        let meta = serde_json::to_string(&self.meta)
+        let meta = serde_json::to_vec(&self.meta)
             .map_err(|e| ModelError::Invalid(format!("metadata: {e}")))?;
         // Written by hand rather than with safetensors::serialize so that the header's keys
         // come out sorted: the same model always gives the same bytes.
@@ -306,7 +330,6 @@ impl ModelFile {
         let mut info = serde_json::Map::new();
         info.insert("format".into(), FORMAT.into());
         info.insert("format_version".into(), FORMAT_VERSION.to_string().into());
-        info.insert("mallard".into(), meta.into());
         header.insert("__metadata__".into(), info.into());
         // Tensors and blobs in name order, each with its little-endian bytes.
         let mut parts: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -321,6 +344,8 @@ impl ModelFile {
         for (name, b) in &self.blobs {
             parts.push((name, "U8", vec![b.len()], b.clone()));
         }
+        // A tensor or blob of the reserved name is refused below as given twice.
+        parts.push((META_TENSOR, "U8", vec![meta.len()], meta));
         parts.sort_by(|a, b| a.0.cmp(b.0));
         let mut offset = 0usize;
         for (name, dtype, shape, data) in &parts {

@@ -17,7 +17,9 @@ mod table;
 pub mod train;
 
 pub use ensemble::Ensemble;
-pub use file::{pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION};
+pub use file::{
+    pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, META_TENSOR,
+};
 pub use mallard_apiseq::canon::NameCounts;
 pub use mallard_gbdt::GbdtParams;
 pub use mallard_io::Caps;
