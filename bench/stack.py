@@ -2,9 +2,11 @@
 """Out-of-fold stacking of the static detectors (issue 14): joins the out-of-fold
 predictions that `bash bench/static-detectors.sh` leaves in $WORK (cv-<set>.jsonl) on
 sha256, and scores each detector, their mean, and a logistic regression over their logits
-whose weights are *cross-fitted*: for each of 5 folds of whole groups (family hint, benign
-project, from malconv-groups.tsv), the weights are fitted on the other folds' rows and
-applied to this fold's. Then a per-kind table at each one's 1%-FPR threshold.
+whose weights are *cross-fitted*: for each fold, the weights are fitted on the other folds'
+rows and applied to this fold's. The folds are the detectors' own (`$WORK/folds.tsv`, the fold
+file every detector's cross-validation read) when it exists, else 5 folds of whole groups
+(family hint, benign project, from malconv-groups.tsv). Then a per-kind table at each one's
+1%-FPR threshold.
 
     python3 bench/stack.py [WORK] [SET...]     (default: ~/.cache/mallard/static-detectors,
                                                  every cv-*.jsonl there)
@@ -147,17 +149,29 @@ def main():
     for st in sets[1:]:
         assert all(preds[st][s][0] == t for s, t in zip(common, y)), f"labels differ in {st}"
     cols = {st: [preds[st][s][1] for s in common] for st in sets}
-    # Cross-fitted stacker over whole groups (a sample without a named group is its own).
+    # Cross-fitted stacker over the detectors' folds, else over whole groups (a sample
+    # without a named group is its own).
     keys = [groups.get(s, s) for s in common]
-    rng = random.Random(42)
     uniq = sorted(set(keys))
-    rng.shuffle(uniq)
-    fold_of_group = {g: i % 5 for i, g in enumerate(uniq)}
-    fold = [fold_of_group[k] for k in keys]
+    plan = {}
+    if os.path.exists(f"{WORK}/folds.tsv"):
+        with open(f"{WORK}/folds.tsv") as f:
+            for line in f:
+                sha, _, k = line.rstrip("\n").partition("\t")
+                if HEX64.match(sha):
+                    plan[sha] = int(k) - 1
+    if plan and all(s in plan for s in common):
+        fold = [plan[s] for s in common]
+        print(f"stacker folds: the detectors' own ({WORK}/folds.tsv)")
+    else:
+        rng = random.Random(42)
+        rng.shuffle(uniq)
+        fold_of_group = {g: i % 5 for i, g in enumerate(uniq)}
+        fold = [fold_of_group[k] for k in keys]
     X = [[1.0] + [logit(cols[st][i]) for st in sets] for i in range(len(common))]
     stacked = [0.0] * len(common)
     weights = []
-    for k in range(5):
+    for k in range(max(fold) + 1):
         tr = [i for i in range(len(common)) if fold[i] != k]
         w = fit_logreg([X[i] for i in tr], [y[i] for i in tr])
         weights.append(w)
