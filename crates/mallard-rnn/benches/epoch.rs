@@ -9,6 +9,11 @@ use std::time::Instant;
 
 use mallard_rnn::{train, Cell, Head, Loss, Net, NetConfig, Optimizer, Output, TrainConfig};
 
+/// The allocator of the `mallard` binary, whose `train` these epochs stand for (with the
+/// system allocator every batch's buffers came back as freshly zeroed pages).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn shared() -> PathBuf {
     match std::env::var_os("MALLARD_SHARED") {
         Some(p) => PathBuf::from(p),
