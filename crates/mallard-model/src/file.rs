@@ -1,4 +1,6 @@
-//! The model file: a plain safetensors file whose header metadata carries mallard's JSON.
+//! The model file: a plain safetensors file whose header metadata marks it as mallard's and
+//! whose `mallard.meta` tensor (version 2; the header metadata in version 1) carries
+//! mallard's JSON.
 //!
 //! Any safetensors reader can open it; mallard recognises its own files by the metadata keys
 //! `format = "mallard-model"` and `format_version`, and refuses newer versions instead of
