@@ -874,15 +874,15 @@ impl Gbdt {
             let mut trees = Vec::with_capacity(range.len());
             let mut depth = Vec::new();
             for t in range {
-                let mut tn = Vec::with_capacity(starts[t + 1] - starts[t]);
-                for i in starts[t]..starts[t + 1] {
-                    let r = row(i);
+                let start = starts[t];
+                let read = |i: usize| -> Result<Node, GbdtError> {
+                    let r = row(start + i);
                     let feature = if r[0] == -1.0 {
                         None
                     } else {
                         Some(int(r[0], "feature")?)
                     };
-                    tn.push(Node {
+                    Ok(Node {
                         feature,
                         threshold: r[1],
                         default_left: r[2] != 0.0,
@@ -891,10 +891,15 @@ impl Gbdt {
                         value: r[5],
                         count: r[6],
                         gain: r[7],
-                    });
-                }
-                let tree = Tree::checked(tn, n_features, max_depth, &mut depth)
-                    .map_err(|e| bad(format!("tree {t}: {e}")))?;
+                    })
+                };
+                let len = starts[t + 1] - start;
+                let tree = Tree::checked(len, n_features, max_depth, &mut depth, read).map_err(
+                    |e| match e {
+                        tree::Unchecked::Node(e) => e,
+                        tree::Unchecked::Tree(m) => bad(format!("tree {t}: {m}")),
+                    },
+                )?;
                 trees.push(tree);
             }
             Ok(trees)

@@ -148,67 +148,76 @@ impl Tree {
         }
     }
 
-    /// A tree of `nodes` read from a model file, checked: links, values and shape (children
-    /// come after their parent, every node has at most one parent, so a tree and not a
-    /// graph whose paths multiply, and no node is more than `max_depth` splits below the
-    /// root). The checks' pass also finds what [`Tree::new`] finds.
-    /// `depth` is a buffer the trees of one model share.
-    pub fn checked(
-        nodes: Vec<Node>,
+    /// A tree of `len` nodes read from a model file (node `i` from `node(i)`), checked as
+    /// each is read: links, values and shape (children come after their parent, every node
+    /// has at most one parent, so a tree and not a graph whose paths multiply, and no node is
+    /// more than `max_depth` splits below the root). The same pass finds what [`Tree::new`]
+    /// finds. `depth` is a buffer the trees of one model share.
+    pub fn checked<E>(
+        len: usize,
         n_features: usize,
         max_depth: usize,
         depth: &mut Vec<u32>,
-    ) -> Result<Tree, String> {
-        let Some(root) = nodes.first() else {
-            return Err("empty tree".into());
-        };
-        let root = root.count as f64;
+        mut node: impl FnMut(usize) -> Result<Node, E>,
+    ) -> Result<Tree, Unchecked<E>> {
+        let bad = |m: String| Unchecked::Tree(m);
+        if len == 0 {
+            return Err(bad("empty tree".into()));
+        }
+        let mut nodes = Vec::with_capacity(len);
+        let mut root = 0.0f64;
         let (mut deepest, mut expected) = (0u32, 0.0f64);
         // depth[i]: UNLINKED until a parent links to node i.
         const UNLINKED: u32 = u32::MAX;
         depth.clear();
-        depth.resize(nodes.len(), UNLINKED);
+        depth.resize(len, UNLINKED);
         depth[0] = 0;
-        for (i, n) in nodes.iter().enumerate() {
+        for i in 0..len {
+            let n = node(i).map_err(Unchecked::Node)?;
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
-                return Err(format!(
+                return Err(bad(format!(
                     "node {i}: count {} / value {} invalid",
                     n.count, n.value
-                ));
+                )));
+            }
+            if i == 0 {
+                root = n.count as f64;
             }
             let Some(f) = n.feature else {
                 // The same sum, in the same order, as Tree::new's.
                 expected += n.value as f64 * n.count as f64 / root;
+                nodes.push(n);
                 continue;
             };
             if f as usize >= n_features {
-                return Err(format!("node {i}: feature {f} out of range"));
+                return Err(bad(format!("node {i}: feature {f} out of range")));
             }
             for c in [n.left, n.right] {
-                if c as usize <= i || c as usize >= nodes.len() {
-                    return Err(format!("node {i}: child {c} out of range"));
+                if c as usize <= i || c as usize >= len {
+                    return Err(bad(format!("node {i}: child {c} out of range")));
                 }
             }
             if n.left == n.right {
-                return Err(format!("node {i}: both children are node {}", n.left));
+                return Err(bad(format!("node {i}: both children are node {}", n.left)));
             }
             // Children come after parents, so depth[i] is final when i is visited.
             let d = depth[i];
             if d != UNLINKED {
                 if d as usize >= max_depth {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "deeper than the cap of {max_depth} (max_tree_depth)"
-                    ));
+                    )));
                 }
                 deepest = deepest.max(d + 1);
                 for c in [n.left, n.right] {
                     let slot = &mut depth[c as usize];
                     if *slot != UNLINKED {
-                        return Err(format!("node {c} has two parents"));
+                        return Err(bad(format!("node {c} has two parents")));
                     }
                     *slot = d + 1;
                 }
             }
+            nodes.push(n);
         }
         Ok(Tree {
             nodes,
@@ -216,6 +225,13 @@ impl Tree {
             expected,
         })
     }
+}
+
+/// Why [`Tree::checked`] refused a tree: a node that could not be read, or a tree that is
+/// not one.
+pub(crate) enum Unchecked<E> {
+    Node(E),
+    Tree(String),
 }
 
 /// Gauss-Legendre quadrature with `m` points on [0, 1]: nodes and weights. Exact for
