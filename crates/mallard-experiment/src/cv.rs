@@ -193,18 +193,10 @@ fn files_sha256(
     paths: &[std::path::PathBuf],
     obs: &mut dyn Observer,
 ) -> Result<Vec<String>, Error> {
-    use sha2::{Digest, Sha256};
     obs.stage("hashing files for the fold file");
     paths
         .iter()
-        .map(|p| {
-            let io = |e: std::io::Error| Error::Invalid(format!("{}: {e}", p.display()));
-            let (mut f, _) =
-                mallard_io::open_regular(p).map_err(|e| Error::Invalid(e.to_string()))?;
-            let mut h = Sha256::new();
-            std::io::copy(&mut f, &mut h).map_err(io)?;
-            Ok(format!("{:x}", h.finalize()))
-        })
+        .map(|p| fit::file_sha256(p).map_err(|e| Error::Invalid(e.to_string())))
         .collect()
 }
 

@@ -463,6 +463,16 @@ fn run_folds(
     Ok(run)
 }
 
+/// The sha256 of a file's contents, lower-case hex. Regular files only: a FIFO or
+/// /dev/zero given as a dataset or manifest must not hang.
+pub fn file_sha256(p: &std::path::Path) -> Result<String, ModelError> {
+    use sha2::{Digest, Sha256};
+    let (mut f, _) = mallard_io::open_regular(p)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| ModelError::Io(p.display().to_string(), e))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
 /// What a model was trained from, for its file: the command, each dataset file and manifest
 /// with its sha256 (folders: none), and the rows (samples) per label.
 pub fn provenance<S: AsRef<str>>(
@@ -471,25 +481,19 @@ pub fn provenance<S: AsRef<str>>(
     manifests: &[std::path::PathBuf],
     labels: impl IntoIterator<Item = S>,
 ) -> Result<serde_json::Value, ModelError> {
-    use sha2::{Digest, Sha256};
-    let hash = |p: &std::path::Path| -> Result<String, ModelError> {
-        // Regular files only: a FIFO or /dev/zero given as a manifest must not hang training.
-        let (mut f, _) = mallard_io::open_regular(p)?;
-        let mut h = Sha256::new();
-        std::io::copy(&mut f, &mut h).map_err(|e| ModelError::Io(p.display().to_string(), e))?;
-        Ok(format!("{:x}", h.finalize()))
-    };
     let mut files = Vec::new();
     for d in datasets {
         let sha = if d.is_file() {
-            serde_json::Value::String(hash(d)?)
+            serde_json::Value::String(file_sha256(d)?)
         } else {
             serde_json::Value::Null
         };
         files.push(serde_json::json!({ "dataset": d.display().to_string(), "sha256": sha }));
     }
     for m in manifests {
-        files.push(serde_json::json!({ "manifest": m.display().to_string(), "sha256": hash(m)? }));
+        files.push(
+            serde_json::json!({ "manifest": m.display().to_string(), "sha256": file_sha256(m)? }),
+        );
     }
     // One pass, no copy of the labels: a table may have tens of millions of rows.
     let mut counts = std::collections::HashMap::<String, usize>::new();
