@@ -682,11 +682,12 @@ impl<'a> Grower<'a> {
             nodes.push(Node::leaf(self.leaf_value(&s.left, l_lo, l_hi), nl as f32));
             nodes.push(Node::leaf(self.leaf_value(&s.right, r_lo, r_hi), nr as f32));
             let nd = &mut nodes[node];
-            nd.feature = Some(s.feature as u32);
-            nd.threshold = threshold;
-            nd.default_left = default_left;
-            nd.left = il as u32;
-            nd.right = ir as u32;
+            nd.split(
+                s.feature as u32,
+                threshold,
+                default_left,
+                [il as u32, ir as u32],
+            );
             nd.gain = s.gain as f32;
 
             let mut large = std::mem::take(&mut leaves[li].hist);

@@ -26,7 +26,10 @@ mod tree;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tree::{Node, Tree};
+use tree::{Node, Nodes, Tree};
+
+/// The most leaves a tree may grow (see `GbdtParams::validate`).
+const MAX_LEAVES: usize = 1 << 23;
 
 /// Everything that can go wrong training, predicting or loading; never a panic.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -122,6 +125,11 @@ impl GbdtParams {
         if self.num_leaves < 2 {
             return bad("num_leaves must be at least 2");
         }
+        // A tree of num_leaves leaves has 2 * num_leaves - 1 nodes, whose indices a model
+        // file (and a tree in memory, laid out as the file) holds as exact f32 values.
+        if self.num_leaves > MAX_LEAVES {
+            return bad("num_leaves must be at most 8388608 (2^23)");
+        }
         if !(2..=255).contains(&self.max_bin) {
             return bad("max_bin must be in 2..=255");
         }
@@ -201,10 +209,10 @@ pub struct Dataset<'a> {
 
 /// A little-endian f32 tensor as a model file holds it (see [`Gbdt::from_le_tensors`]).
 #[derive(Debug, Clone, Copy)]
-pub struct LeTensor<'a> {
-    pub shape: &'a [usize],
+pub struct LeTensor<'s, 'd> {
+    pub shape: &'s [usize],
     /// `4 * shape.product()` bytes.
-    pub data: &'a [u8],
+    pub data: &'d [u8],
 }
 
 /// A trained boosted-tree classifier.
@@ -617,8 +625,8 @@ impl Gbdt {
     pub fn feature_importance(&self, kind: Importance) -> Vec<f64> {
         let mut imp = vec![0.0; self.meta.n_features];
         for t in &self.trees {
-            for n in &t.nodes {
-                if let Some(f) = n.feature {
+            for n in t.nodes.iter() {
+                if let Some(f) = n.feature() {
                     imp[f as usize] += match kind {
                         Importance::Split => 1.0,
                         Importance::Gain => n.gain as f64,
@@ -728,17 +736,8 @@ impl Gbdt {
         let total: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
         let mut nodes = Vec::with_capacity(total * 8);
         for t in &self.trees {
-            for n in &t.nodes {
-                nodes.extend([
-                    n.feature.map(|f| f as f32).unwrap_or(-1.0),
-                    n.threshold,
-                    n.default_left as u8 as f32,
-                    n.left as f32,
-                    n.right as f32,
-                    n.value,
-                    n.count,
-                    n.gain,
-                ]);
+            for n in t.nodes.iter() {
+                nodes.extend(n.to_row());
             }
         }
         vec![
@@ -780,26 +779,46 @@ impl Gbdt {
             get("gbdt.tree_sizes")?,
             get("gbdt.nodes")?,
         );
-        // A missing row reads as NaNs, which fail the checks (the count is checked first).
-        let row = |i: usize| match nodes.2.get(i * 8..i * 8 + 8) {
-            Some(r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]],
-            None => [f32::NAN; 8],
-        };
+        // Eight values a node; any other length fails the shape check.
+        let rows: &[Node] = bytemuck::try_cast_slice(&nodes.2).unwrap_or(&[]);
         Self::build(
             meta,
             (&init.1, init.2.clone()),
             (&sizes.1, &sizes.2),
-            (&nodes.1, nodes.2.len(), row),
+            (&nodes.1, nodes.2.len(), NodeSource::Copied(rows)),
             max_depth,
         )
     }
 
     /// [`Gbdt::from_parts_capped`] from the little-endian bytes of the tensors `gbdt.init`,
     /// `gbdt.tree_sizes` and `gbdt.nodes` (in that order; `None`: missing), as a model file
-    /// holds them: the nodes are decoded in one pass, without a copy as f32 values first.
+    /// holds them: the nodes are copied as they lie (decoded value by value only where the
+    /// bytes are not aligned for f32 or the machine is big-endian).
     pub fn from_le_tensors(
         meta: GbdtMeta,
-        [init, sizes, nodes]: [Option<LeTensor<'_>>; 3],
+        tensors: [Option<LeTensor<'_, '_>>; 3],
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
+        Self::from_le(meta, tensors, None, max_depth)
+    }
+
+    /// [`Gbdt::from_le_tensors`] from tensors that live as long as the program (a model
+    /// compiled into it): the trees read their nodes where they lie, without a copy, when
+    /// the bytes are aligned for f32 on a little-endian machine. Checked alike.
+    pub fn from_static_le_tensors(
+        meta: GbdtMeta,
+        tensors: [Option<LeTensor<'_, 'static>>; 3],
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
+        let nodes = tensors[2].as_ref().and_then(|t| in_place(t.data));
+        Self::from_le(meta, tensors, nodes, max_depth)
+    }
+
+    /// `in_place_nodes`: the nodes tensor's nodes, read where they lie (`None`: copied).
+    fn from_le(
+        meta: GbdtMeta,
+        [init, sizes, nodes]: [Option<LeTensor<'_, '_>>; 3],
+        in_place_nodes: Option<&'static [Node]>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let missing = |name: &str| GbdtError::Model(format!("missing tensor {name}"));
@@ -807,27 +826,36 @@ impl Gbdt {
         let sizes = sizes.ok_or_else(|| missing("gbdt.tree_sizes"))?;
         let nodes = nodes.ok_or_else(|| missing("gbdt.nodes"))?;
         let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let row = |i: usize| match nodes.data.get(i * 32..i * 32 + 32) {
-            Some(r) => std::array::from_fn(|j| f(&r[j * 4..j * 4 + 4])),
-            None => [f32::NAN; 8],
-        };
         let size_values: Vec<f32> = sizes.data.chunks_exact(4).map(f).collect();
+        let decoded: Vec<Node>;
+        let source = match (in_place_nodes, in_place(nodes.data)) {
+            (Some(s), _) => NodeSource::Static(s),
+            (None, Some(s)) => NodeSource::Copied(s),
+            (None, None) => {
+                decoded = nodes
+                    .data
+                    .chunks_exact(32)
+                    .map(|r| Node::from_row(std::array::from_fn(|j| f(&r[j * 4..j * 4 + 4]))))
+                    .collect();
+                NodeSource::Copied(&decoded)
+            }
+        };
         Self::build(
             meta,
             (init.shape, init.data.chunks_exact(4).map(f).collect()),
             (sizes.shape, &size_values),
-            (nodes.shape, nodes.data.len() / 4, row),
+            (nodes.shape, nodes.data.len() / 4, source),
             max_depth,
         )
     }
 
-    /// Checks every shape, index and link; `nodes` is (shape, number of values, node i's
-    /// row).
+    /// Checks every shape, index and link; `nodes` is (shape, number of values, the nodes
+    /// of all trees one after the other).
     fn build(
         meta: GbdtMeta,
         (init_shape, init): (&[usize], Vec<f32>),
         (sizes_shape, sizes): (&[usize], &[f32]),
-        (nodes_shape, nodes_len, row): (&[usize], usize, impl Fn(usize) -> [f32; 8] + Sync),
+        (nodes_shape, nodes_len, source): (&[usize], usize, NodeSource<'_>),
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
@@ -847,20 +875,12 @@ impl Gbdt {
                 meta.n_trees
             )));
         }
-        let int = |v: f32, what: &str| -> Result<u32, GbdtError> {
-            // A round trip through u32 tests for a whole number without `fract`, a libm
-            // call per value (three per node of the 43,000 the built-in model loads).
-            if (0.0..16_777_216.0).contains(&v) && (v as u32) as f32 == v {
-                Ok(v as u32)
-            } else {
-                Err(bad(format!("{what} {v} is not a valid index")))
-            }
-        };
+        let int = |v: f32, what: &str| tree::index(v, what).map_err(bad);
         let mut total = 0usize;
         for &s in sizes {
             total += int(s, "tree size")? as usize;
         }
-        if nodes_shape != [total, 8] || nodes_len != total * 8 {
+        if nodes_shape != [total, 8] || nodes_len != total * 8 || source.len() != total {
             return Err(bad(format!("gbdt.nodes must have shape [{total}, 8]")));
         }
         // Tree t's nodes start at starts[t].
@@ -874,29 +894,10 @@ impl Gbdt {
             let mut trees = Vec::with_capacity(range.len());
             let mut depth = Vec::new();
             for t in range {
-                let start = starts[t];
-                let read = |i: usize| -> Result<Node, GbdtError> {
-                    let r = row(start + i);
-                    let feature = if r[0] == -1.0 {
-                        None
-                    } else {
-                        Some(int(r[0], "feature")?)
-                    };
-                    Ok(Node {
-                        feature,
-                        threshold: r[1],
-                        default_left: r[2] != 0.0,
-                        left: int(r[3], "left child")?,
-                        right: int(r[4], "right child")?,
-                        value: r[5],
-                        count: r[6],
-                        gain: r[7],
-                    })
-                };
-                let len = starts[t + 1] - start;
-                let tree = Tree::checked(len, n_features, max_depth, &mut depth, read).map_err(
+                let nodes = source.tree(starts[t]..starts[t + 1]);
+                let tree = Tree::checked(nodes, n_features, max_depth, &mut depth).map_err(
                     |e| match e {
-                        tree::Unchecked::Node(e) => e,
+                        tree::Unchecked::Node(m) => bad(m),
                         tree::Unchecked::Tree(m) => bad(format!("tree {t}: {m}")),
                     },
                 )?;
@@ -927,6 +928,40 @@ impl Gbdt {
             first?
         };
         Ok(Gbdt { meta, init, trees })
+    }
+}
+
+/// Where a model's nodes come from as it loads: a file's bytes, copied into each tree, or
+/// a model compiled into the program, read in place.
+enum NodeSource<'a> {
+    Copied(&'a [Node]),
+    Static(&'static [Node]),
+}
+
+impl NodeSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            NodeSource::Copied(s) => s.len(),
+            NodeSource::Static(s) => s.len(),
+        }
+    }
+
+    /// One tree's nodes (`range` within [`NodeSource::len`]).
+    fn tree(&self, range: std::ops::Range<usize>) -> Nodes {
+        match self {
+            NodeSource::Copied(s) => Nodes::Owned(s[range].to_vec()),
+            NodeSource::Static(s) => Nodes::Static(&s[range]),
+        }
+    }
+}
+
+/// Little-endian f32 bytes as nodes, where they lie: only on a little-endian machine, and
+/// when the bytes are aligned for f32 and hold whole nodes.
+fn in_place(bytes: &[u8]) -> Option<&[Node]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(bytes).ok()
+    } else {
+        None
     }
 }
 
@@ -1016,9 +1051,9 @@ mod shared_shap_tests {
             let mut stack = vec![(0usize, 0u32)];
             while let Some((i, d)) = stack.pop() {
                 let n = &a.nodes[i];
-                if n.feature.is_some() {
-                    stack.push((n.left as usize, d + 1));
-                    stack.push((n.right as usize, d + 1));
+                if n.feature().is_some() {
+                    stack.push((n.left() as usize, d + 1));
+                    stack.push((n.right() as usize, d + 1));
                 } else {
                     deepest = deepest.max(d);
                 }
@@ -1028,10 +1063,149 @@ mod shared_shap_tests {
             let mean: f64 = a
                 .nodes
                 .iter()
-                .filter(|n| n.feature.is_none())
+                .filter(|n| n.feature().is_none())
                 .map(|n| n.value as f64 * n.count as f64 / root)
                 .sum();
             assert!((a.expected_value() - mean).abs() <= 1e-12 * mean.abs().max(1.0));
+        }
+    }
+
+    /// What `Tree::checked` makes of a tree: its depth and expected value's bits, or the
+    /// message.
+    fn outcome(r: Result<Tree, tree::Unchecked>) -> Result<(u32, u64, Vec<u32>), String> {
+        match r {
+            Ok(t) => Ok((
+                t.depth(),
+                t.expected_value().to_bits(),
+                bytemuck::cast_slice::<Node, u32>(&t.nodes).to_vec(),
+            )),
+            Err(tree::Unchecked::Node(m)) => Err(format!("node: {m}")),
+            Err(tree::Unchecked::Tree(m)) => Err(format!("tree: {m}")),
+        }
+    }
+
+    /// The fast checks accept exactly the trees the checks in order accept, with the same
+    /// depth and expected value, and give the same message: every tree of a model, then
+    /// thousands of copies with one value edited to something a hostile file could hold.
+    #[test]
+    fn fast_tree_checks_agree_with_the_checks_in_order() {
+        let (m, _) = toy(300, 5, 12, (0, 2));
+        let nf = m.meta().n_features;
+        let bad = [
+            -1.0,
+            -0.0,
+            0.5,
+            1.0,
+            2.0,
+            3.0,
+            5.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -2.0,
+            1e9,
+            8_388_607.0,
+            8_388_608.0,
+            8_388_609.0,
+            16_777_215.0,
+            16_777_216.0,
+            0.0,
+        ];
+        let mut depth = Vec::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for t in &m.trees {
+            let rows: Vec<[f32; 8]> = t.nodes.iter().map(|n| n.to_row()).collect();
+            let check = |rows: &[[f32; 8]], depth: &mut Vec<u32>, max_depth: usize| {
+                let nodes: Vec<Node> = rows.iter().map(|&r| Node::from_row(r)).collect();
+                let fast = Tree::checked(Nodes::Owned(nodes.clone()), nf, max_depth, depth);
+                let slow = Tree::checked_in_order(Nodes::Owned(nodes), nf, max_depth, depth);
+                (outcome(fast), outcome(slow))
+            };
+            let (fast, slow) = check(&rows, &mut depth, 64);
+            assert!(fast.is_ok());
+            assert_eq!(fast, slow);
+            for _ in 0..300 {
+                let mut edited = rows.clone();
+                let (i, j) = (next(rows.len()), next(8));
+                edited[i][j] = match next(3) {
+                    0 => bad[next(bad.len())],
+                    1 => next(rows.len() + 2) as f32,
+                    _ => rows[next(rows.len())][j],
+                };
+                let cap = [64, t.depth() as usize, 1][next(3)];
+                let (fast, slow) = check(&edited, &mut depth, cap);
+                assert_eq!(fast, slow, "node {i} value {j} = {}", edited[i][j]);
+                if fast.is_ok() {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // Both kinds of outcome were tried many times.
+        assert!(
+            accepted > 200 && refused > 200,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
+    /// Tensors that live as long as the program are read in place when aligned; a
+    /// misaligned copy and a file held for the load are copied. All score alike.
+    #[test]
+    fn static_tensors_are_read_in_place_and_score_alike() {
+        let (m, x) = toy(300, 5, 12, (0, 2));
+        let tensors = m.to_tensors();
+        let le = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|f| f.to_le_bytes()).collect() };
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| le(&t.2)).collect();
+        // The nodes as f32 values, leaked: aligned for f32, and alive for the program.
+        let aligned: &'static [f32] = Box::leak(tensors[2].2.clone().into_boxed_slice());
+        let aligned: &'static [u8] = bytemuck::cast_slice(aligned);
+        // One byte in: not aligned for f32.
+        let mut shifted = vec![0u8; aligned.len() + 1];
+        shifted[1..].copy_from_slice(aligned);
+        let shifted: &'static [u8] = &Box::leak(shifted.into_boxed_slice())[1..];
+        let lt = |i: usize, data: &'static [u8]| {
+            Some(LeTensor {
+                shape: &tensors[i].1,
+                data,
+            })
+        };
+        let head = |i: usize| -> &'static [u8] { Box::leak(bytes[i].clone().into_boxed_slice()) };
+        let (init, sizes) = (head(0), head(1));
+        let in_place = |g: &Gbdt| g.trees.iter().all(|t| matches!(t.nodes, Nodes::Static(_)));
+        let read = Gbdt::from_static_le_tensors(
+            m.meta().clone(),
+            [lt(0, init), lt(1, sizes), lt(2, aligned)],
+            64,
+        )
+        .unwrap();
+        assert!(in_place(&read));
+        let copied = Gbdt::from_static_le_tensors(
+            m.meta().clone(),
+            [lt(0, init), lt(1, sizes), lt(2, shifted)],
+            64,
+        )
+        .unwrap();
+        let held = Gbdt::from_le_tensors(
+            m.meta().clone(),
+            [lt(0, init), lt(1, sizes), lt(2, aligned)],
+            64,
+        )
+        .unwrap();
+        for g in [&copied, &held] {
+            assert!(g.trees.iter().all(|t| matches!(t.nodes, Nodes::Owned(_))));
+        }
+        let want = m.predict_raw(&x).unwrap();
+        for g in [&read, &copied, &held] {
+            assert_eq!(g, &m);
+            assert_eq!(g.predict_raw(&x).unwrap(), want);
         }
     }
 }

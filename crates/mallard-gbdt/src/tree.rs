@@ -1,16 +1,22 @@
 //! One regression tree as a flat node array (root at 0), stored exactly as it is serialized.
 
-/// A node. Leaves have `feature == None`; `value` is the (shrunken) Newton output the node
-/// would give as a leaf, which is what path contributions are made of.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A node, laid out as a model file stores it (`gbdt.nodes`: eight little-endian f32 per
+/// node), so that a model compiled into the binary is read where it lies instead of being
+/// decoded into a copy (most of a one-file scan's model load). Indices are whole numbers
+/// below 2^24, exact in an f32; a leaf's feature is -1. Read through the methods: the
+/// checks on load ([`Tree::checked`]) make them valid.
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 pub(crate) struct Node {
-    pub feature: Option<u32>,
+    feature: f32,
     /// Go left when `x[feature] <= threshold`.
     pub threshold: f32,
-    /// Where NaN goes.
-    pub default_left: bool,
-    pub left: u32,
-    pub right: u32,
+    /// Where NaN goes: left when not 0.
+    default_left: f32,
+    left: f32,
+    right: f32,
+    /// What the node would give as a leaf (the shrunken Newton output): what path
+    /// contributions are made of.
     pub value: f32,
     /// Training rows that reached the node.
     pub count: f32,
@@ -21,15 +27,112 @@ pub(crate) struct Node {
 impl Node {
     pub fn leaf(value: f32, count: f32) -> Self {
         Node {
-            feature: None,
+            feature: -1.0,
             threshold: 0.0,
-            default_left: false,
-            left: 0,
-            right: 0,
+            default_left: 0.0,
+            left: 0.0,
+            right: 0.0,
             value,
             count,
             gain: 0.0,
         }
+    }
+
+    /// Makes a leaf a split on `feature` into the nodes `left` and `right` (below 2^24).
+    pub fn split(&mut self, feature: u32, threshold: f32, default_left: bool, children: [u32; 2]) {
+        self.feature = feature as f32;
+        self.threshold = threshold;
+        self.default_left = default_left as u8 as f32;
+        self.left = children[0] as f32;
+        self.right = children[1] as f32;
+    }
+
+    /// The feature split on; `None` for a leaf.
+    #[inline]
+    pub fn feature(&self) -> Option<u32> {
+        if self.feature < 0.0 {
+            None
+        } else {
+            Some(self.feature as u32)
+        }
+    }
+
+    #[inline]
+    pub fn default_left(&self) -> bool {
+        self.default_left != 0.0
+    }
+
+    #[inline]
+    pub fn left(&self) -> u32 {
+        self.left as u32
+    }
+
+    #[inline]
+    pub fn right(&self) -> u32 {
+        self.right as u32
+    }
+
+    /// The node's eight values as a model file stores them (indices and flags written as
+    /// whole numbers, whatever spelling of them was read).
+    pub fn to_row(self) -> [f32; 8] {
+        [
+            self.feature().map_or(-1.0, |f| f as f32),
+            self.threshold,
+            self.default_left() as u8 as f32,
+            self.left() as f32,
+            self.right() as f32,
+            self.value,
+            self.count,
+            self.gain,
+        ]
+    }
+
+    /// A node from a model file's eight values (checked by [`Tree::checked`]).
+    pub fn from_row(r: [f32; 8]) -> Self {
+        Node {
+            feature: r[0],
+            threshold: r[1],
+            default_left: r[2],
+            left: r[3],
+            right: r[4],
+            value: r[5],
+            count: r[6],
+            gain: r[7],
+        }
+    }
+}
+
+/// A tree's nodes: its own, or a model compiled into the binary's, read in place.
+#[derive(Debug, Clone)]
+pub(crate) enum Nodes {
+    Owned(Vec<Node>),
+    Static(&'static [Node]),
+}
+
+impl std::ops::Deref for Nodes {
+    type Target = [Node];
+    #[inline]
+    fn deref(&self) -> &[Node] {
+        match self {
+            Nodes::Owned(v) => v,
+            Nodes::Static(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Nodes) -> bool {
+        **self == **other
+    }
+}
+
+/// A whole number below 2^24 (exact in an f32) as an index. A round trip through u32
+/// tests for a whole number without `fract`, a libm call per value.
+pub(crate) fn index(v: f32, what: &str) -> Result<u32, String> {
+    if (0.0..16_777_216.0).contains(&v) && (v as u32) as f32 == v {
+        Ok(v as u32)
+    } else {
+        Err(format!("{what} {v} is not a valid index"))
     }
 }
 
@@ -38,7 +141,7 @@ pub(crate) const GROUP: usize = 8;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Tree {
-    pub nodes: Vec<Node>,
+    pub nodes: Nodes,
     /// Splits on the longest root-to-leaf path, and [`Tree::expected_value`]: what each
     /// TreeSHAP explanation needs, kept so that it does not walk every node for them.
     depth: u32,
@@ -51,10 +154,10 @@ impl Tree {
         let mut depth = vec![0u32; nodes.len()];
         let mut max_depth = 0;
         for (i, n) in nodes.iter().enumerate() {
-            if n.feature.is_some() {
+            if n.feature().is_some() {
                 let d = depth[i] + 1;
                 max_depth = max_depth.max(d);
-                for c in [n.left, n.right] {
+                for c in [n.left(), n.right()] {
                     if let Some(slot) = depth.get_mut(c as usize) {
                         *slot = d;
                     }
@@ -65,7 +168,7 @@ impl Tree {
             Some(root) if root.count > 0.0 => {
                 let root = root.count as f64;
                 let mut e = 0.0;
-                for n in nodes.iter().filter(|n| n.feature.is_none()) {
+                for n in nodes.iter().filter(|n| n.feature().is_none()) {
                     e += n.value as f64 * n.count as f64 / root;
                 }
                 e
@@ -74,21 +177,31 @@ impl Tree {
             None => 0.0,
         };
         Tree {
-            nodes,
+            nodes: Nodes::Owned(nodes),
             depth: max_depth,
             expected,
         }
     }
 
+    /// Whether the row goes left at split `n` on feature `f`.
     #[inline]
-    fn next(&self, n: &Node, f: u32, x: &[f32]) -> usize {
+    fn goes_left(n: &Node, f: u32, x: &[f32]) -> bool {
         let v = x.get(f as usize).copied().unwrap_or(f32::NAN);
-        let left = if v.is_nan() {
-            n.default_left
+        if v.is_nan() {
+            n.default_left()
         } else {
             v <= n.threshold
-        };
-        (if left { n.left } else { n.right }) as usize
+        }
+    }
+
+    /// The child the row goes to (one index converted, not two).
+    #[inline]
+    fn next(&self, n: &Node, f: u32, x: &[f32]) -> usize {
+        (if Self::goes_left(n, f, x) {
+            n.left
+        } else {
+            n.right
+        }) as usize
     }
 
     /// The leaf values of `trees` (at most [`GROUP`]) for one row, in tree order, into
@@ -101,7 +214,7 @@ impl Tree {
             let mut moved = false;
             for (t, i) in trees.iter().zip(at.iter_mut()) {
                 let n = &t.nodes[*i];
-                if let Some(f) = n.feature {
+                if let Some(f) = n.feature() {
                     *i = t.next(n, f, x);
                     moved = true;
                 }
@@ -121,7 +234,7 @@ impl Tree {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
-            match n.feature {
+            match n.feature() {
                 None => return n.value,
                 Some(f) => i = self.next(n, f, x),
             }
@@ -135,7 +248,7 @@ impl Tree {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
-            match n.feature {
+            match n.feature() {
                 None => return self.nodes[0].value as f64,
                 Some(f) => {
                     let j = self.next(n, f, x);
@@ -148,23 +261,44 @@ impl Tree {
         }
     }
 
-    /// A tree of `len` nodes read from a model file (node `i` from `node(i)`), checked as
-    /// each is read: links, values and shape (children come after their parent, every node
-    /// has at most one parent, so a tree and not a graph whose paths multiply, and no node is
-    /// more than `max_depth` splits below the root). The same pass finds what [`Tree::new`]
-    /// finds. `depth` is a buffer the trees of one model share.
-    pub fn checked<E>(
-        len: usize,
+    /// A tree of `nodes` read from a model file, checked: indices, links, values and shape
+    /// (children come after their parent, every node has at most one parent, so a tree and
+    /// not a graph whose paths multiply, and no node is more than `max_depth` splits below
+    /// the root). The same pass finds what [`Tree::new`] finds. `depth` is a buffer the
+    /// trees of one model share.
+    ///
+    /// Two passes without messages first (what a one-file scan waits for: 45,056 nodes);
+    /// only a tree they doubt goes through [`Tree::checked_in_order`], which names the
+    /// first fault. Both accept the same trees (tested).
+    pub fn checked(
+        nodes: Nodes,
         n_features: usize,
         max_depth: usize,
         depth: &mut Vec<u32>,
-        mut node: impl FnMut(usize) -> Result<Node, E>,
-    ) -> Result<Tree, Unchecked<E>> {
+    ) -> Result<Tree, Unchecked> {
+        match shape_of(&nodes, n_features, max_depth, depth) {
+            Some((deepest, expected)) => Ok(Tree {
+                nodes,
+                depth: deepest,
+                expected,
+            }),
+            None => Self::checked_in_order(nodes, n_features, max_depth, depth),
+        }
+    }
+
+    /// [`Tree::checked`] node by node, each check in turn: the first fault found is the
+    /// one reported.
+    pub fn checked_in_order(
+        nodes: Nodes,
+        n_features: usize,
+        max_depth: usize,
+        depth: &mut Vec<u32>,
+    ) -> Result<Tree, Unchecked> {
         let bad = |m: String| Unchecked::Tree(m);
+        let len = nodes.len();
         if len == 0 {
             return Err(bad("empty tree".into()));
         }
-        let mut nodes = Vec::with_capacity(len);
         let mut root = 0.0f64;
         let (mut deepest, mut expected) = (0u32, 0.0f64);
         // depth[i]: UNLINKED until a parent links to node i.
@@ -172,8 +306,15 @@ impl Tree {
         depth.clear();
         depth.resize(len, UNLINKED);
         depth[0] = 0;
-        for i in 0..len {
-            let n = node(i).map_err(Unchecked::Node)?;
+        for (i, n) in nodes.iter().enumerate() {
+            // Every index a whole number, leaves' unused links too.
+            let feature = if n.feature == -1.0 {
+                None
+            } else {
+                Some(index(n.feature, "feature").map_err(Unchecked::Node)?)
+            };
+            let left = index(n.left, "left child").map_err(Unchecked::Node)?;
+            let right = index(n.right, "right child").map_err(Unchecked::Node)?;
             if !(n.count.is_finite() && n.count > 0.0 && n.value.is_finite()) {
                 return Err(bad(format!(
                     "node {i}: count {} / value {} invalid",
@@ -183,22 +324,21 @@ impl Tree {
             if i == 0 {
                 root = n.count as f64;
             }
-            let Some(f) = n.feature else {
+            let Some(f) = feature else {
                 // The same sum, in the same order, as Tree::new's.
                 expected += n.value as f64 * n.count as f64 / root;
-                nodes.push(n);
                 continue;
             };
             if f as usize >= n_features {
                 return Err(bad(format!("node {i}: feature {f} out of range")));
             }
-            for c in [n.left, n.right] {
+            for c in [left, right] {
                 if c as usize <= i || c as usize >= len {
                     return Err(bad(format!("node {i}: child {c} out of range")));
                 }
             }
-            if n.left == n.right {
-                return Err(bad(format!("node {i}: both children are node {}", n.left)));
+            if left == right {
+                return Err(bad(format!("node {i}: both children are node {left}")));
             }
             // Children come after parents, so depth[i] is final when i is visited.
             let d = depth[i];
@@ -209,7 +349,7 @@ impl Tree {
                     )));
                 }
                 deepest = deepest.max(d + 1);
-                for c in [n.left, n.right] {
+                for c in [left, right] {
                     let slot = &mut depth[c as usize];
                     if *slot != UNLINKED {
                         return Err(bad(format!("node {c} has two parents")));
@@ -217,7 +357,6 @@ impl Tree {
                     *slot = d + 1;
                 }
             }
-            nodes.push(n);
         }
         Ok(Tree {
             nodes,
@@ -227,10 +366,71 @@ impl Tree {
     }
 }
 
-/// Why [`Tree::checked`] refused a tree: a node that could not be read, or a tree that is
-/// not one.
-pub(crate) enum Unchecked<E> {
-    Node(E),
+/// Whether `v` is a whole number in [0, 2^24), without a branch or a conversion: below
+/// 2^23, adding 2^23 rounds to a whole number (the spacing of f32 there is 1) and taking it
+/// away again gives `v` back only if `v` was one; from 2^23 on every f32 is whole.
+#[inline]
+#[allow(clippy::manual_range_contains)] // `&`, not `contains`' `&&`: no branch
+fn whole(v: f32) -> bool {
+    const HALF: f32 = 8_388_608.0;
+    (v >= 0.0) & (v < 2.0 * HALF) & ((v >= HALF) | ((v + HALF) - HALF == v))
+}
+
+/// The fast passes of [`Tree::checked`]: the tree's depth and expected value, or `None`
+/// at the first doubt. Accepts exactly what [`Tree::checked_in_order`] accepts and finds
+/// the same values, bit for bit (the leaves' sum in the same order).
+fn shape_of(
+    nodes: &[Node],
+    n_features: usize,
+    max_depth: usize,
+    depth: &mut Vec<u32>,
+) -> Option<(u32, f64)> {
+    let len = nodes.len();
+    let root = nodes.first()?.count as f64;
+    // Every value, folded without branches so that the loop vectorizes.
+    let values = nodes.iter().fold(true, |ok, n| {
+        ok & ((n.feature == -1.0) | whole(n.feature))
+            & whole(n.left)
+            & whole(n.right)
+            & n.count.is_finite()
+            & (n.count > 0.0)
+            & n.value.is_finite()
+    });
+    if !values {
+        return None;
+    }
+    const UNLINKED: u32 = u32::MAX;
+    depth.clear();
+    depth.resize(len, UNLINKED);
+    depth[0] = 0;
+    let (mut deepest, mut expected) = (0u32, 0.0f64);
+    for (i, n) in nodes.iter().enumerate() {
+        if n.feature == -1.0 {
+            expected += n.value as f64 * n.count as f64 / root;
+            continue;
+        }
+        // Whole numbers below 2^24 (the first pass): the conversions are exact.
+        let (f, l, r) = (n.feature as usize, n.left as usize, n.right as usize);
+        if !((f < n_features) & (l > i) & (r > i) & (l < len) & (r < len) & (l != r)) {
+            return None;
+        }
+        let d = depth[i];
+        if d != UNLINKED {
+            if d as usize >= max_depth || depth[l] != UNLINKED || depth[r] != UNLINKED {
+                return None;
+            }
+            deepest = deepest.max(d + 1);
+            depth[l] = d + 1;
+            depth[r] = d + 1;
+        }
+    }
+    Some((deepest, expected))
+}
+
+/// Why [`Tree::checked`] refused a tree: a value that is no index, or a tree that is not
+/// one.
+pub(crate) enum Unchecked {
+    Node(String),
     Tree(String),
 }
 
@@ -351,15 +551,15 @@ impl Walk<'_> {
         let m = if M == 0 { self.m } else { M };
         let n = &self.tree.nodes[j];
         let (lo, mid, hi) = (d * m, (d + 1) * m, (d + 2) * m);
-        let Some(f) = n.feature else {
+        let Some(f) = n.feature() else {
             self.u[lo..mid].fill(n.value as f64);
             return;
         };
-        let hot = self.tree.next(n, f, self.x);
-        let cold = if hot == n.left as usize {
-            n.right as usize
+        let (l, r) = (n.left() as usize, n.right() as usize);
+        let (hot, cold) = if Tree::goes_left(n, f, self.x) {
+            (l, r)
         } else {
-            n.left as usize
+            (r, l)
         };
         let cover = n.count as f64;
         let frac = |c: usize| {
@@ -395,7 +595,7 @@ impl Walk<'_> {
             // A leaf child's sum below is its value at every point: credited here, without
             // a call that would write the value out only to have it read back at once.
             let leaf = match self.tree.nodes.get(c) {
-                Some(n) if n.feature.is_none() => Some(n.value as f64),
+                Some(n) if n.feature().is_none() => Some(n.value as f64),
                 _ => None,
             };
             {

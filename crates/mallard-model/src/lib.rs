@@ -433,7 +433,30 @@ struct ScoringMeta {
 /// `meta().config` is `Null` too (its settings are read into the model); use
 /// [`load_bytes_with`] for a model to inspect or save.
 pub fn load_bytes_for_scoring(bytes: &[u8], caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
-    let header = file::Header::read(bytes, caps)?;
+    scoring(Source::Borrowed(file::Header::read(bytes, caps)?), caps)
+}
+
+/// [`load_bytes_for_scoring`] of a model that lives as long as the program (one compiled
+/// into it): its trees read their nodes where they lie instead of a copy, which is most of
+/// what loading the built-in PE model cost a one-file scan. Checked alike.
+pub fn load_static_for_scoring(
+    bytes: &'static [u8],
+    caps: &Caps,
+) -> Result<Box<dyn Model>, ModelError> {
+    scoring(Source::Static(file::Header::read(bytes, caps)?), caps)
+}
+
+/// A checked header, of a file held for the load or for the program's life.
+enum Source<'a> {
+    Borrowed(file::Header<'a>),
+    Static(file::Header<'static>),
+}
+
+fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
+    let header = match &source {
+        Source::Borrowed(h) => h,
+        Source::Static(h) => h,
+    };
     let m: ScoringMeta = serde_json::from_str(&header.meta_json)
         .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
     let mut meta = Meta {
@@ -455,13 +478,21 @@ pub fn load_bytes_for_scoring(bytes: &[u8], caps: &Caps) -> Result<Box<dyn Model
     check_meta(&meta)?;
     let config = m.config.as_deref().map_or("null", |c| c.get());
     if matches!(meta.kind.as_str(), "gbdt" | "dnn") {
+        let parts = match &source {
+            Source::Borrowed(h) => table::Parts::Raw(h),
+            Source::Static(h) => table::Parts::Static(h),
+        };
         return Ok(Box::new(TableModel::for_scoring(
-            meta, config, &header, caps,
+            meta, config, parts, caps,
         )?));
     }
     meta.config =
         serde_json::from_str(config).map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
-    from_file_with(header.into_file(meta)?, caps)
+    let file = match source {
+        Source::Borrowed(h) => h.into_file(meta)?,
+        Source::Static(h) => h.into_file(meta)?,
+    };
+    from_file_with(file, caps)
 }
 
 /// [`load_bytes_for_scoring`] of a file on disk, read as [`ModelFile::read_with`] reads it.

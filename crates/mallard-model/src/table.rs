@@ -79,9 +79,11 @@ struct Config {
 }
 
 /// Where a model's tensors come from.
-enum Parts<'a> {
+pub(crate) enum Parts<'a> {
     Decoded(&'a [(String, Vec<usize>, Vec<f32>)]),
     Raw(&'a crate::file::Header<'a>),
+    /// A file that lives as long as the program: trees read their nodes in place.
+    Static(&'a crate::file::Header<'static>),
 }
 
 enum Inner {
@@ -356,7 +358,7 @@ impl TableModel {
     pub(crate) fn for_scoring(
         meta: Meta,
         config: &str,
-        header: &crate::file::Header<'_>,
+        parts: Parts<'_>,
         caps: &crate::Caps,
     ) -> Result<Self, ModelError> {
         let corrupt =
@@ -385,7 +387,7 @@ impl TableModel {
             gbdt: stored.gbdt,
             mlp: stored.mlp,
         };
-        Self::build(meta, config, Parts::Raw(header), caps)
+        Self::build(meta, config, parts, caps)
     }
 
     fn build(
@@ -418,21 +420,16 @@ impl TableModel {
                 sizes(m.n_features, m.n_classes)?;
                 let g = match parts {
                     Parts::Decoded(t) => Gbdt::from_parts_capped(m, t, caps.max_tree_depth),
-                    Parts::Raw(h) => {
-                        let get = |name: &str| {
-                            h.tensors.iter().find(|t| t.name == name && t.f32).map(|t| {
-                                mallard_gbdt::LeTensor {
-                                    shape: &t.shape,
-                                    data: t.data,
-                                }
-                            })
-                        };
-                        Gbdt::from_le_tensors(
-                            m,
-                            [get("gbdt.init"), get("gbdt.tree_sizes"), get("gbdt.nodes")],
-                            caps.max_tree_depth,
-                        )
-                    }
+                    Parts::Raw(h) => Gbdt::from_le_tensors(
+                        m,
+                        ["gbdt.init", "gbdt.tree_sizes", "gbdt.nodes"].map(|n| le_tensor(h, n)),
+                        caps.max_tree_depth,
+                    ),
+                    Parts::Static(h) => Gbdt::from_static_le_tensors(
+                        m,
+                        ["gbdt.init", "gbdt.tree_sizes", "gbdt.nodes"].map(|n| le_tensor(h, n)),
+                        caps.max_tree_depth,
+                    ),
                 };
                 Inner::Gbdt(g.map_err(|e| corrupt(&e))?)
             }
@@ -442,12 +439,11 @@ impl TableModel {
                 let t = match parts {
                     Parts::Decoded(t) => t,
                     Parts::Raw(h) => {
-                        decoded = h
-                            .tensors
-                            .iter()
-                            .filter(|t| t.f32)
-                            .map(|t| (t.name.clone(), t.shape.clone(), crate::file::f32s(t.data)))
-                            .collect::<Vec<_>>();
+                        decoded = mlp_tensors(h);
+                        &decoded
+                    }
+                    Parts::Static(h) => {
+                        decoded = mlp_tensors(h);
                         &decoded
                     }
                 };
@@ -598,4 +594,27 @@ impl Model for TableModel {
             blobs: Vec::new(),
         })
     }
+}
+
+/// A file's f32 tensor by name, as the trees read it.
+fn le_tensor<'s, 'd>(
+    h: &'s crate::file::Header<'d>,
+    name: &str,
+) -> Option<mallard_gbdt::LeTensor<'s, 'd>> {
+    h.tensors
+        .iter()
+        .find(|t| t.name == name && t.f32)
+        .map(|t| mallard_gbdt::LeTensor {
+            shape: &t.shape,
+            data: t.data,
+        })
+}
+
+/// A file's f32 tensors, decoded, as the network reads them.
+fn mlp_tensors(h: &crate::file::Header<'_>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    h.tensors
+        .iter()
+        .filter(|t| t.f32)
+        .map(|t| (t.name.clone(), t.shape.clone(), crate::file::f32s(t.data)))
+        .collect()
 }

@@ -314,3 +314,15 @@ fn hardened_view_cuts_the_overlay_and_zeroes_free_bytes() {
         let _ = extract(FeatureSet::EmberV2Hardened, &c);
     }
 }
+
+/// Every set names each column once: the scanner maps a model's columns to a set's by a
+/// walk along both that relies on it (`mallard_scan`'s `column_map`).
+#[test]
+fn every_set_names_its_columns_once() {
+    for set in FeatureSet::ALL {
+        let names = mallard_pefeatures::names(set);
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{set:?}");
+        assert!(!names.is_empty(), "{set:?}");
+    }
+}

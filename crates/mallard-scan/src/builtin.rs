@@ -3,14 +3,24 @@
 
 use mallard_model::{Model, ModelError};
 
+/// A file's bytes placed at an address aligned as f32 values need, so that trees can read
+/// their nodes where they lie (`mallard_model::load_static_for_scoring`; safetensors puts
+/// each tensor at a multiple of its element size from an 8-aligned start).
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+static API_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/default-api.mallard"));
+static PE_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/default-pe.mallard"));
+static CLAMP_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/clamp-pe.mallard"));
+
 /// Kernel SVM over the set of API names of a sandbox report (MalBehavD-V1).
-pub const API: &[u8] = include_bytes!("../../../models/default-api.mallard");
+pub static API: &[u8] = &API_FILE.0;
 
 /// Boosted trees on EMBER v2 features of real malware and benign software.
-pub const PE: &[u8] = include_bytes!("../../../models/default-pe.mallard");
+pub static PE: &[u8] = &PE_FILE.0;
 
 /// The earlier PE model on ClaMP's header columns (`--model builtin:clamp`).
-pub const CLAMP: &[u8] = include_bytes!("../../../models/clamp-pe.mallard");
+pub static CLAMP: &[u8] = &CLAMP_FILE.0;
 
 /// The names `--model builtin:NAME` takes.
 pub const NAMES: [&str; 3] = ["api", "pe", "clamp"];
@@ -28,4 +38,28 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
 /// Loads a built-in model by name (`None` for a name that is not one).
 pub fn load(name: &str) -> Option<Result<Box<dyn Model>, ModelError>> {
     bytes(name).map(mallard_model::load_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each built-in model lies 8-aligned, and its trees' nodes 4-aligned within it, so that
+    /// the trees read them in place (a model rebuilt with another layout would silently
+    /// lose that; `mallard_gbdt`'s tests show aligned nodes are read in place).
+    #[test]
+    fn built_in_models_lie_aligned_for_their_trees() {
+        for name in NAMES {
+            let b = bytes(name).unwrap();
+            assert_eq!(b.as_ptr() as usize % 8, 0, "{name}");
+            let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+            let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+            if let Some(nodes) = header.get("gbdt.nodes") {
+                let begin = nodes["data_offsets"][0].as_u64().unwrap() as usize;
+                assert_eq!((b.as_ptr() as usize + 8 + n + begin) % 4, 0, "{name}");
+            } else {
+                assert_eq!(name, "api", "only the report model has no trees");
+            }
+        }
+    }
 }
