@@ -88,20 +88,14 @@ fn tables_among(datasets: &[mallard_datasets::DatasetSpec]) -> bool {
     datasets.iter().any(|d| !matches!(d.format, DataFormat::Seq(_) | DataFormat::Opcodes))
 }
 
-fn purge_freed_memory_at_once() {
-    // mi_option_purge_delay (15 in mimalloc's v2 and v3 option enums): 0 = immediately.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// Sets mimalloc's purge delay (mi_option_purge_delay, 15 in its v2 and v3 option enums):
+/// 0 returns freed memory at once (training on tables, above); -1 never, which `main` sets
+/// as it returns, since the system takes the memory back at once while mimalloc's clean-up
+/// at exit returned it region by region: ~70 `madvise` calls after a one-file scan, 0.1-0.2
+/// ms of it (docs/decisions.md).
+fn purge_delay(ms: std::ffi::c_long) {
     // SAFETY: setting an option takes plain integers and is thread-safe.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-}
-
-/// The process is about to end and the system takes its memory back at once: mimalloc's
-/// clean-up at exit would otherwise return it region by region, about 70 `madvise` calls
-/// after a one-file scan (0.1-0.2 ms of its time; docs/decisions.md).
-fn keep_memory_at_exit() {
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: as in `purge_freed_memory_at_once`; -1 means never purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    unsafe { libmimalloc_sys::mi_option_set(15, ms) };
 }
 
 pub struct Global {
@@ -137,14 +131,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => {
             if tables_among(&a.dataset) {
-                purge_freed_memory_at_once();
+                purge_delay(0);
             }
             train_cmd::run(a, &g).map(|()| ExitCode::SUCCESS)
         }
         Command::Eval(a) => eval_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Cv(a) => {
             if tables_among(&a.dataset) {
-                purge_freed_memory_at_once();
+                purge_delay(0);
             }
             eval_cmd::run_cv(a, &g).map(|()| ExitCode::SUCCESS)
         }
@@ -157,7 +151,7 @@ fn main() -> ExitCode {
         Command::Attack(a) => attack_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
         Command::Mutate(a) => mutate_cmd::run(a, &g).map(|()| ExitCode::SUCCESS),
     };
-    keep_memory_at_exit();
+    purge_delay(-1);
     match result {
         Ok(code) => code,
         Err(e) => {
