@@ -3,9 +3,9 @@
 
 use mallard_model::{Model, ModelError};
 
-/// A file's bytes placed at an address aligned as f32 values need, so that trees can read
-/// their nodes where they lie (`mallard_model::load_static_for_scoring`; safetensors puts
-/// each tensor at a multiple of its element size from an 8-aligned start).
+/// A file's bytes placed 8-aligned, so that trees can read their nodes where they lie
+/// (`mallard_model::load_static_for_scoring`): inside the file the header is padded to 8
+/// bytes and the f32 tensors come first, which the test below checks for each model.
 #[repr(C, align(8))]
 struct Aligned<B: ?Sized>(B);
 
