@@ -786,6 +786,7 @@ impl Gbdt {
             (&init.1, init.2.clone()),
             (&sizes.1, &sizes.2),
             (&nodes.1, nodes.2.len(), NodeSource::Copied(rows)),
+            None,
             max_depth,
         )
     }
@@ -794,12 +795,16 @@ impl Gbdt {
     /// `gbdt.tree_sizes` and `gbdt.nodes` (in that order; `None`: missing), as a model file
     /// holds them: the nodes are copied as they lie (decoded value by value only where the
     /// bytes are not aligned for f32 or the machine is big-endian).
+    ///
+    /// `ahead`: the same nodes' trees, checked while the model's settings were read
+    /// ([`TreesAhead`]); used when they agree with the settings, else checked again here.
     pub fn from_le_tensors(
         meta: GbdtMeta,
         tensors: [Option<LeTensor<'_, '_>>; 3],
+        ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
-        Self::from_le(meta, tensors, None, max_depth)
+        Self::from_le(meta, tensors, None, ahead, max_depth)
     }
 
     /// [`Gbdt::from_le_tensors`] from tensors that live as long as the program (a model
@@ -808,10 +813,11 @@ impl Gbdt {
     pub fn from_static_le_tensors(
         meta: GbdtMeta,
         tensors: [Option<LeTensor<'_, 'static>>; 3],
+        ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let nodes = tensors[2].as_ref().and_then(|t| in_place(t.data));
-        Self::from_le(meta, tensors, nodes, max_depth)
+        Self::from_le(meta, tensors, nodes, ahead, max_depth)
     }
 
     /// `in_place_nodes`: the nodes tensor's nodes, read where they lie (`None`: copied).
@@ -819,6 +825,7 @@ impl Gbdt {
         meta: GbdtMeta,
         [init, sizes, nodes]: [Option<LeTensor<'_, '_>>; 3],
         in_place_nodes: Option<&'static [Node]>,
+        ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let missing = |name: &str| GbdtError::Model(format!("missing tensor {name}"));
@@ -845,6 +852,7 @@ impl Gbdt {
             (init.shape, init.data.chunks_exact(4).map(f).collect()),
             (sizes.shape, &size_values),
             (nodes.shape, nodes.data.len() / 4, source),
+            ahead,
             max_depth,
         )
     }
@@ -856,6 +864,7 @@ impl Gbdt {
         (init_shape, init): (&[usize], Vec<f32>),
         (sizes_shape, sizes): (&[usize], &[f32]),
         (nodes_shape, nodes_len, source): (&[usize], usize, NodeSource<'_>),
+        ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
@@ -890,6 +899,9 @@ impl Gbdt {
             starts.push(starts[starts.len() - 1] + s as usize);
         }
         let n_features = meta.n_features;
+        if let Some(trees) = ahead.and_then(|a| a.take(&source, &starts, n_features, max_depth)) {
+            return Ok(Gbdt { meta, init, trees });
+        }
         let make = |range: std::ops::Range<usize>| -> Result<Vec<Tree>, GbdtError> {
             let mut trees = Vec::with_capacity(range.len());
             let mut depth = Vec::new();
@@ -908,7 +920,7 @@ impl Gbdt {
         let n = sizes.len();
         // A big model's trees are built in two halves side by side: loading the built-in
         // PE model is most of a one-file scan's wait, and the second core is idle then.
-        let trees = if total < 20_000 {
+        let trees = if total < BIG_MODEL {
             make(0..n)?
         } else {
             let half = starts.partition_point(|&s| s < total / 2).min(n);
@@ -931,6 +943,156 @@ impl Gbdt {
     }
 }
 
+/// A model file's trees checked on threads of their own while the model's settings are read
+/// (for the built-in PE model the metadata JSON takes about as long as its 45,056 nodes):
+/// the checks need only the tensors and the depth cap, and the features the splits use are
+/// compared with the feature count once it is known. Any number of threads may call
+/// [`TreesAhead::work`]; [`Gbdt::from_static_le_tensors`] and [`Gbdt::from_le_tensors`]
+/// take the trees when everything agrees, and otherwise check them again in order, so that
+/// what is refused, and the message, are the same as without.
+pub struct TreesAhead<'a> {
+    source: NodeSource<'a>,
+    starts: Vec<usize>,
+    max_depth: usize,
+    next: std::sync::atomic::AtomicUsize,
+    state: std::sync::Mutex<AheadState>,
+    finished: std::sync::Condvar,
+}
+
+/// Per chunk of [`AHEAD_CHUNK`] trees: its trees and the features each needs (`None`: one
+/// was refused), once done.
+struct AheadState {
+    done: usize,
+    chunks: Vec<Option<Vec<(Tree, usize)>>>,
+}
+
+const AHEAD_CHUNK: usize = 25;
+
+/// Nodes from which a model's trees are worth checking on two threads (the built-in PE
+/// model has 45,056; the ClaMP one, a few thousand).
+const BIG_MODEL: usize = 20_000;
+
+impl<'a> TreesAhead<'a> {
+    /// The trees of `sizes` and `nodes`, read in place (`None` when the bytes are not
+    /// aligned, or the sizes are not whole, or the model is small: then the usual load).
+    pub fn new(sizes: LeTensor<'_, '_>, nodes: LeTensor<'_, 'a>, max_depth: usize) -> Option<Self> {
+        let nodes = NodeSource::Copied(in_place(nodes.data)?);
+        Self::with(sizes, nodes, max_depth, BIG_MODEL)
+    }
+
+    /// [`TreesAhead::new`] of a model compiled into the program: the trees borrow its nodes.
+    pub fn new_static(
+        sizes: LeTensor<'_, '_>,
+        nodes: LeTensor<'_, 'static>,
+        max_depth: usize,
+    ) -> Option<TreesAhead<'static>> {
+        let nodes = NodeSource::Static(in_place(nodes.data)?);
+        TreesAhead::with(sizes, nodes, max_depth, BIG_MODEL)
+    }
+
+    /// `big`: the fewest nodes worth a thread.
+    fn with(
+        sizes: LeTensor<'_, '_>,
+        source: NodeSource<'a>,
+        max_depth: usize,
+        big: usize,
+    ) -> Option<Self> {
+        let mut starts = vec![0usize];
+        for c in sizes.data.chunks_exact(4) {
+            let size = tree::index(f32::from_le_bytes([c[0], c[1], c[2], c[3]]), "").ok()?;
+            starts.push(starts[starts.len() - 1] + size as usize);
+        }
+        let total = starts[starts.len() - 1];
+        if total != source.len() || total < big {
+            return None;
+        }
+        let n_chunks = (starts.len() - 1).div_ceil(AHEAD_CHUNK);
+        Some(TreesAhead {
+            source,
+            starts,
+            max_depth,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            state: std::sync::Mutex::new(AheadState {
+                done: 0,
+                chunks: (0..n_chunks).map(|_| None).collect(),
+            }),
+            finished: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Checks chunks of trees until none is left.
+    pub fn work(&self) {
+        let n_trees = self.starts.len() - 1;
+        let n_chunks = n_trees.div_ceil(AHEAD_CHUNK);
+        let mut depth = Vec::new();
+        loop {
+            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n_chunks {
+                return;
+            }
+            let check = || -> Option<Vec<(Tree, usize)>> {
+                (i * AHEAD_CHUNK..((i + 1) * AHEAD_CHUNK).min(n_trees))
+                    .map(|t| {
+                        let nodes = self.source.tree(self.starts[t]..self.starts[t + 1]);
+                        Tree::checked_ahead(nodes, self.max_depth, &mut depth)
+                    })
+                    .collect()
+            };
+            // A panic would leave the chunk undone and `take` waiting: it counts as refused.
+            let chunk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+                .ok()
+                .flatten();
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            if let Some(slot) = state.chunks.get_mut(i) {
+                *slot = chunk;
+            }
+            state.done += 1;
+            self.finished.notify_all();
+        }
+    }
+
+    /// Hands out no more chunks (a thread finishes the one it holds).
+    pub fn cancel(&self) {
+        self.next
+            .store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The trees, once every chunk is done (checking those left here), if they are of the
+    /// same nodes and `starts` and cap, every tree was accepted and every split's feature is
+    /// below `n_features`; else `None`.
+    fn take(
+        &self,
+        source: &NodeSource<'_>,
+        starts: &[usize],
+        n_features: usize,
+        max_depth: usize,
+    ) -> Option<Vec<Tree>> {
+        if self.source.addr() != source.addr() || self.starts != starts {
+            return None;
+        }
+        if self.max_depth != max_depth {
+            return None;
+        }
+        self.work();
+        let mut state = self.state.lock().ok()?;
+        while state.done < state.chunks.len() {
+            state = self.finished.wait(state).ok()?;
+        }
+        let mut trees = Vec::with_capacity(starts.len() - 1);
+        for chunk in std::mem::take(&mut state.chunks) {
+            for (tree, features) in chunk? {
+                if features > n_features {
+                    return None;
+                }
+                trees.push(tree);
+            }
+        }
+        Some(trees)
+    }
+}
+
 /// Where a model's nodes come from as it loads: a file's bytes, copied into each tree, or
 /// a model compiled into the program, read in place.
 enum NodeSource<'a> {
@@ -943,6 +1105,14 @@ impl NodeSource<'_> {
         match self {
             NodeSource::Copied(s) => s.len(),
             NodeSource::Static(s) => s.len(),
+        }
+    }
+
+    /// Where the nodes lie, and how many.
+    fn addr(&self) -> (usize, usize) {
+        match self {
+            NodeSource::Copied(s) => (s.as_ptr() as usize, s.len()),
+            NodeSource::Static(s) => (s.as_ptr() as usize, s.len()),
         }
     }
 
@@ -1183,6 +1353,7 @@ mod shared_shap_tests {
         let read = Gbdt::from_static_le_tensors(
             m.meta().clone(),
             [lt(0, init), lt(1, sizes), lt(2, aligned)],
+            None,
             64,
         )
         .unwrap();
@@ -1190,12 +1361,14 @@ mod shared_shap_tests {
         let copied = Gbdt::from_static_le_tensors(
             m.meta().clone(),
             [lt(0, init), lt(1, sizes), lt(2, shifted)],
+            None,
             64,
         )
         .unwrap();
         let held = Gbdt::from_le_tensors(
             m.meta().clone(),
             [lt(0, init), lt(1, sizes), lt(2, aligned)],
+            None,
             64,
         )
         .unwrap();
@@ -1207,5 +1380,61 @@ mod shared_shap_tests {
             assert_eq!(g, &m);
             assert_eq!(g.predict_raw(&x).unwrap(), want);
         }
+    }
+
+    /// Trees checked ahead are what the load would make when the settings agree; when they
+    /// do not (too few features, a smaller depth cap, an edited tree) the load checks again
+    /// and says what it would have said without them.
+    #[test]
+    fn trees_checked_ahead_agree_with_the_load() {
+        let (m, _) = toy(300, 5, 12, (0, 2));
+        let t = m.to_tensors();
+        let leak = |v: Vec<f32>| -> &'static [u8] {
+            bytemuck::cast_slice(Box::leak(v.into_boxed_slice()))
+        };
+        let (init, sizes) = (leak(t[0].2.clone()), leak(t[1].2.clone()));
+        let mut edited = t[2].2.clone();
+        // Node 1 of tree 0 splits, and its left child becomes node 0: a loop.
+        assert_ne!(edited[8], -1.0);
+        edited[8 + 3] = 0.0;
+        let load = |nodes: &'static [u8], meta: GbdtMeta, cap: usize, ahead: bool| {
+            let lt = |i: usize, data: &'static [u8]| {
+                Some(LeTensor {
+                    shape: &t[i].1,
+                    data,
+                })
+            };
+            let early = TreesAhead::with(
+                lt(1, sizes).unwrap(),
+                NodeSource::Static(in_place(nodes).unwrap()),
+                64,
+                0,
+            )
+            .unwrap();
+            std::thread::scope(|s| {
+                if ahead {
+                    s.spawn(|| early.work());
+                }
+                let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
+                let g = Gbdt::from_static_le_tensors(meta, tensors, ahead.then_some(&early), cap);
+                g.map_err(|e| e.to_string())
+            })
+        };
+        let nodes = leak(t[2].2.clone());
+        let bad = leak(edited);
+        let mut narrow = m.meta().clone();
+        narrow.n_features = 2;
+        let cases = [
+            (nodes, m.meta().clone(), 64, true),
+            (nodes, narrow, 64, false),
+            (nodes, m.meta().clone(), 2, false),
+            (bad, m.meta().clone(), 64, false),
+        ];
+        for (nodes, meta, cap, ok) in cases {
+            let with = load(nodes, meta.clone(), cap, true);
+            assert_eq!(with, load(nodes, meta, cap, false));
+            assert_eq!(with.is_ok(), ok, "{with:?}");
+        }
+        assert_eq!(load(nodes, m.meta().clone(), 64, true).unwrap(), m);
     }
 }

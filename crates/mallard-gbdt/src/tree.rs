@@ -277,13 +277,30 @@ impl Tree {
         depth: &mut Vec<u32>,
     ) -> Result<Tree, Unchecked> {
         match shape_of(&nodes, n_features, max_depth, depth) {
-            Some((deepest, expected)) => Ok(Tree {
+            Some((deepest, expected, _)) => Ok(Tree {
                 nodes,
                 depth: deepest,
                 expected,
             }),
             None => Self::checked_in_order(nodes, n_features, max_depth, depth),
         }
+    }
+
+    /// [`Tree::checked`] before the model's feature count is known: the tree and the
+    /// features its splits need (one more than the highest), or `None` where
+    /// [`Tree::checked`] with any feature count could refuse it.
+    pub fn checked_ahead(
+        nodes: Nodes,
+        max_depth: usize,
+        depth: &mut Vec<u32>,
+    ) -> Option<(Tree, usize)> {
+        let (deepest, expected, features) = shape_of(&nodes, usize::MAX, max_depth, depth)?;
+        let tree = Tree {
+            nodes,
+            depth: deepest,
+            expected,
+        };
+        Some((tree, features))
     }
 
     /// [`Tree::checked`] node by node, each check in turn: the first fault found is the
@@ -376,15 +393,15 @@ fn whole(v: f32) -> bool {
     (v >= 0.0) & (v < 2.0 * HALF) & ((v >= HALF) | ((v + HALF) - HALF == v))
 }
 
-/// The fast passes of [`Tree::checked`]: the tree's depth and expected value, or `None`
-/// at the first doubt. Accepts exactly what [`Tree::checked_in_order`] accepts and finds
+/// The fast passes of [`Tree::checked`]: the tree's depth, expected value and the features
+/// its splits need, or `None` at the first doubt. Accepts exactly what [`Tree::checked_in_order`] accepts and finds
 /// the same values, bit for bit (the leaves' sum in the same order).
 fn shape_of(
     nodes: &[Node],
     n_features: usize,
     max_depth: usize,
     depth: &mut Vec<u32>,
-) -> Option<(u32, f64)> {
+) -> Option<(u32, f64, usize)> {
     let len = nodes.len();
     let root = nodes.first()?.count as f64;
     // Every value, folded without branches so that the loop vectorizes.
@@ -403,7 +420,7 @@ fn shape_of(
     depth.clear();
     depth.resize(len, UNLINKED);
     depth[0] = 0;
-    let (mut deepest, mut expected) = (0u32, 0.0f64);
+    let (mut deepest, mut expected, mut features) = (0u32, 0.0f64, 0usize);
     for (i, n) in nodes.iter().enumerate() {
         if n.feature == -1.0 {
             expected += n.value as f64 * n.count as f64 / root;
@@ -414,6 +431,7 @@ fn shape_of(
         if !((f < n_features) & (l > i) & (r > i) & (l < len) & (r < len) & (l != r)) {
             return None;
         }
+        features = features.max(f + 1);
         let d = depth[i];
         if d != UNLINKED {
             if d as usize >= max_depth || depth[l] != UNLINKED || depth[r] != UNLINKED {
@@ -424,7 +442,7 @@ fn shape_of(
             depth[r] = d + 1;
         }
     }
-    Some((deepest, expected))
+    Some((deepest, expected, features))
 }
 
 /// Why [`Tree::checked`] refused a tree: a value that is no index, or a tree that is not

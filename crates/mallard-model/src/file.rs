@@ -179,18 +179,18 @@ impl<'a> Header<'a> {
     }
 
     /// Every tensor decoded, beside `meta`.
-    pub fn into_file(self, meta: Meta) -> Result<ModelFile, ModelError> {
+    pub fn to_file(&self, meta: Meta) -> Result<ModelFile, ModelError> {
         let mut tensors = Vec::new();
         let mut blobs = Vec::new();
-        for t in self.tensors {
+        for t in &self.tensors {
             if t.f32 {
                 tensors.push(Tensor {
                     data: f32s(t.data),
-                    name: t.name,
-                    shape: t.shape,
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
                 });
             } else {
-                blobs.push((t.name, t.data.to_vec()));
+                blobs.push((t.name.clone(), t.data.to_vec()));
             }
         }
         Ok(ModelFile {
@@ -386,7 +386,7 @@ impl ModelFile {
         let header = Header::read(bytes, caps)?;
         let meta: Meta = serde_json::from_str(&header.meta_json)
             .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
-        header.into_file(meta)
+        header.to_file(meta)
     }
     /// Reads a model file with the default [`Caps`].
     pub fn read(path: &Path) -> Result<Self, ModelError> {

@@ -453,7 +453,37 @@ enum Source<'a> {
 }
 
 fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
-    let header = match &source {
+    // A big tree model's trees are checked on a thread of their own while this one reads
+    // the metadata (docs/decisions.md); the model takes them if they agree with it.
+    use table::le_tensor;
+    let depth = caps.max_tree_depth;
+    let ahead = match &source {
+        Source::Borrowed(h) => le_tensor(h, "gbdt.tree_sizes")
+            .zip(le_tensor(h, "gbdt.nodes"))
+            .and_then(|(s, n)| mallard_gbdt::TreesAhead::new(s, n, depth)),
+        Source::Static(h) => le_tensor(h, "gbdt.tree_sizes")
+            .zip(le_tensor(h, "gbdt.nodes"))
+            .and_then(|(s, n)| mallard_gbdt::TreesAhead::new_static(s, n, depth)),
+    };
+    std::thread::scope(|s| {
+        if let Some(a) = &ahead {
+            // Without the thread, the model checks every tree itself.
+            let _ = std::thread::Builder::new().spawn_scoped(s, || a.work());
+        }
+        let model = scoring_with(&source, ahead.as_ref(), caps);
+        if let Some(a) = &ahead {
+            a.cancel();
+        }
+        model
+    })
+}
+
+fn scoring_with(
+    source: &Source<'_>,
+    ahead: Option<&mallard_gbdt::TreesAhead<'_>>,
+    caps: &Caps,
+) -> Result<Box<dyn Model>, ModelError> {
+    let header = match source {
         Source::Borrowed(h) => h,
         Source::Static(h) => h,
     };
@@ -478,19 +508,19 @@ fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError
     check_meta(&meta)?;
     let config = m.config.as_deref().map_or("null", |c| c.get());
     if matches!(meta.kind.as_str(), "gbdt" | "dnn") {
-        let parts = match &source {
+        let parts = match source {
             Source::Borrowed(h) => table::Parts::Raw(h),
             Source::Static(h) => table::Parts::Static(h),
         };
         return Ok(Box::new(TableModel::for_scoring(
-            meta, config, parts, caps,
+            meta, config, parts, ahead, caps,
         )?));
     }
     meta.config =
         serde_json::from_str(config).map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
     let file = match source {
-        Source::Borrowed(h) => h.into_file(meta)?,
-        Source::Static(h) => h.into_file(meta)?,
+        Source::Borrowed(h) => h.to_file(meta)?,
+        Source::Static(h) => h.to_file(meta)?,
     };
     from_file_with(file, caps)
 }

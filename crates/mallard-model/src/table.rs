@@ -350,7 +350,7 @@ impl TableModel {
             gbdt: stored.gbdt,
             mlp: stored.mlp,
         };
-        Self::build(file.meta, config, Parts::Decoded(&tensors), caps)
+        Self::build(file.meta, config, Parts::Decoded(&tensors), None, caps)
     }
 
     /// The model of a file read for scoring: the config from its JSON text, and boosted
@@ -359,6 +359,7 @@ impl TableModel {
         meta: Meta,
         config: &str,
         parts: Parts<'_>,
+        ahead: Option<&mallard_gbdt::TreesAhead<'_>>,
         caps: &crate::Caps,
     ) -> Result<Self, ModelError> {
         let corrupt =
@@ -387,13 +388,14 @@ impl TableModel {
             gbdt: stored.gbdt,
             mlp: stored.mlp,
         };
-        Self::build(meta, config, parts, caps)
+        Self::build(meta, config, parts, ahead, caps)
     }
 
     fn build(
         meta: Meta,
         stored: Config,
         parts: Parts<'_>,
+        ahead: Option<&mallard_gbdt::TreesAhead<'_>>,
         caps: &crate::Caps,
     ) -> Result<Self, ModelError> {
         let n = stored.n_columns;
@@ -423,11 +425,13 @@ impl TableModel {
                     Parts::Raw(h) => Gbdt::from_le_tensors(
                         m,
                         ["gbdt.init", "gbdt.tree_sizes", "gbdt.nodes"].map(|n| le_tensor(h, n)),
+                        ahead,
                         caps.max_tree_depth,
                     ),
                     Parts::Static(h) => Gbdt::from_static_le_tensors(
                         m,
                         ["gbdt.init", "gbdt.tree_sizes", "gbdt.nodes"].map(|n| le_tensor(h, n)),
+                        ahead,
                         caps.max_tree_depth,
                     ),
                 };
@@ -597,7 +601,7 @@ impl Model for TableModel {
 }
 
 /// A file's f32 tensor by name, as the trees read it.
-fn le_tensor<'s, 'd>(
+pub(crate) fn le_tensor<'s, 'd>(
     h: &'s crate::file::Header<'d>,
     name: &str,
 ) -> Option<mallard_gbdt::LeTensor<'s, 'd>> {
