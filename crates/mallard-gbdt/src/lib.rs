@@ -968,6 +968,9 @@ struct AheadState {
 
 const AHEAD_CHUNK: usize = 25;
 
+/// [`TreesAhead::next`] once cancelled: past any chunk, far from overflowing.
+const CANCELLED: usize = usize::MAX / 2;
+
 /// Nodes from which a model's trees are worth checking on two threads (the built-in PE
 /// model has 45,056; the ClaMP one, a few thousand).
 const BIG_MODEL: usize = 20_000;
@@ -1042,9 +1045,8 @@ impl<'a> TreesAhead<'a> {
             let chunk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
                 .ok()
                 .flatten();
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
+            // Nothing panics while the lock is held; a poisoned one is used all the same.
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(slot) = state.chunks.get_mut(i) {
                 *slot = chunk;
             }
@@ -1053,10 +1055,11 @@ impl<'a> TreesAhead<'a> {
         }
     }
 
-    /// Hands out no more chunks (a thread finishes the one it holds).
+    /// Hands out no more chunks (a thread finishes the one it holds); the trees cannot be
+    /// taken after.
     pub fn cancel(&self) {
         self.next
-            .store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+            .store(CANCELLED, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The trees, once every chunk is done (checking those left here), if they are of the
@@ -1072,13 +1075,19 @@ impl<'a> TreesAhead<'a> {
         if self.source.addr() != source.addr() || self.starts != starts {
             return None;
         }
-        if self.max_depth != max_depth {
+        let n_chunks = (starts.len() - 1).div_ceil(AHEAD_CHUNK);
+        let cancelled = self.next.load(std::sync::atomic::Ordering::Relaxed) >= CANCELLED;
+        if self.max_depth != max_depth || cancelled {
             return None;
         }
         self.work();
-        let mut state = self.state.lock().ok()?;
-        while state.done < state.chunks.len() {
-            state = self.finished.wait(state).ok()?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.done < n_chunks {
+            state = self.finished.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        // Taken once: a second take finds no chunks.
+        if state.chunks.len() != n_chunks {
+            return None;
         }
         let mut trees = Vec::with_capacity(starts.len() - 1);
         for chunk in std::mem::take(&mut state.chunks) {
@@ -1436,5 +1445,26 @@ mod shared_shap_tests {
             assert_eq!(with.is_ok(), ok, "{with:?}");
         }
         assert_eq!(load(nodes, m.meta().clone(), 64, true).unwrap(), m);
+        // Taken twice, or after a cancel: the load checks the trees itself (and does not wait
+        // for chunks nobody will check).
+        let lt = |i: usize, data: &'static [u8]| {
+            Some(LeTensor {
+                shape: &t[i].1,
+                data,
+            })
+        };
+        let static_nodes = NodeSource::Static(in_place(nodes).unwrap());
+        let early = TreesAhead::with(lt(1, sizes).unwrap(), static_nodes, 64, 0).unwrap();
+        for _ in 0..2 {
+            let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
+            let g = Gbdt::from_static_le_tensors(m.meta().clone(), tensors, Some(&early), 64);
+            assert_eq!(g.unwrap(), m);
+        }
+        let static_nodes = NodeSource::Static(in_place(nodes).unwrap());
+        let early = TreesAhead::with(lt(1, sizes).unwrap(), static_nodes, 64, 0).unwrap();
+        early.cancel();
+        let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
+        let g = Gbdt::from_static_le_tensors(m.meta().clone(), tensors, Some(&early), 64);
+        assert_eq!(g.unwrap(), m);
     }
 }
