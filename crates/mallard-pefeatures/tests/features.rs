@@ -315,6 +315,66 @@ fn hardened_view_cuts_the_overlay_and_zeroes_free_bytes() {
     }
 }
 
+/// Each set's column names, pinned by the SHA-256 of their `\n`-joined list: models name
+/// their columns with them, so a changed name would silently unmap a trained model's column.
+/// (EMBER's names are built by hand, not with `format!`, for start-up time.)
+#[test]
+fn every_set_keeps_its_column_names() {
+    use sha2::{Digest, Sha256};
+    let pinned = [
+        (
+            FeatureSet::EmberV2,
+            2381,
+            "6a1a2b4ee6239a839303aa784af41dfdc7895cd7ea73fff2fe8ef47b1e812189",
+        ),
+        (
+            FeatureSet::EmberV2Hardened,
+            2381,
+            "6a1a2b4ee6239a839303aa784af41dfdc7895cd7ea73fff2fe8ef47b1e812189",
+        ),
+        (
+            FeatureSet::EmberV3,
+            2568,
+            "49decf9d0dec491a2233117a15e6bcc789db37e218b8219c62cc6efe6fc0a02b",
+        ),
+        (
+            FeatureSet::PeHeader,
+            55,
+            "0eae177b93b7942c7ea9941adeba3e2234926eec145ee73b924b6885c4a8529e",
+        ),
+        (
+            FeatureSet::Saxe1024,
+            1024,
+            "9d131eb70cef62a930470b59e9d05a8f80c8090c9e28a39222599f73dd1a19b9",
+        ),
+        (
+            FeatureSet::Opcodes,
+            3952,
+            "5dc2a48457a49cbe9cc77d60365b2d8ae41d3622ec11b26e2d2827e5378145bb",
+        ),
+        (
+            FeatureSet::Image,
+            340,
+            "2e32441b0e5aba86ddaabd7cd3daeb6d2776992fabb5cbc6f9fd1a01c02ae5e6",
+        ),
+    ];
+    assert_eq!(pinned.len(), FeatureSet::ALL.len());
+    for (set, len, sha) in pinned {
+        let n = names(set);
+        let got: String = Sha256::digest(n.join("\n").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!((n.len(), got.as_str()), (len, sha), "{set:?}");
+    }
+    // Spot checks by hand, numbers of one, two and four digits among them.
+    let ember = names(FeatureSet::EmberV2);
+    assert_eq!(ember[0], "histogram_0");
+    assert_eq!(ember[256 + 16 * 3 + 11], "byteentropy_h3_n11");
+    assert!(ember.contains(&"imports_function_hash1023".to_string()));
+    assert!(ember.contains(&"datadirectories_EXPORT_TABLE_size".to_string()));
+}
+
 /// Every set names each column once: the scanner maps a model's columns to a set's by a
 /// walk along both that relies on it (`mallard_scan`'s `column_map`).
 #[test]
