@@ -28,8 +28,8 @@ pub struct StackArgs {
     /// edits that reach one member's features but not another's.
     #[arg(long)]
     pub keep_weighting: bool,
-    /// Folds of the stacker's cross-fitting.
-    #[arg(long, default_value_t = 5, value_parser = check::at_least_two)]
+    /// Folds of the stacker's cross-fitting (not with --fold-file).
+    #[arg(long, default_value_t = 5, value_parser = check::at_least_two, conflicts_with = "fold_file")]
     pub folds: usize,
     /// Cross-fit over the folds of this file (`mallard cv --write-folds`), the ones the
     /// members' out-of-fold predictions came from, instead of making --folds folds

@@ -527,6 +527,21 @@ fn a_fold_file_gives_every_detector_the_same_folds() {
     assert!(err.contains("1 of 24 rows are not in the fold file"), "{err}");
     let out = mallard(&["cv", "--dataset", &ds, "--fold-file", &s(&plan_path), "--folds", "3"]);
     assert!(!out.status.success());
+    // The stack too: --folds beside a plan was silently ignored there.
+    let plan_s = s(&plan_path);
+    let out = mallard(&[
+        "stack",
+        "--member",
+        "m.mallard=p.jsonl",
+        "--fold-file",
+        &plan_s,
+        "--folds",
+        "3",
+        "--out",
+        "s.mallard",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
     // Sequences have no sha256 to key a fold by.
     let csv = d.join("seq.csv");
     std::fs::write(&csv, "sha256,labels,api\na,0,x\nb,1,y\n").unwrap();
