@@ -219,8 +219,8 @@ pub fn write_fold_plan(
     keys: &[String],
     folds: &[Vec<usize>],
 ) -> Result<(), Error> {
-    std::fs::write(path, FoldPlan::render(keys, folds)).map_err(|source| Error::Write {
+    std::fs::write(path, FoldPlan::render(keys, folds)).map_err(|error| Error::Write {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }

@@ -50,33 +50,31 @@ pub enum Error {
     Invalid(String),
     #[error(transparent)]
     Data(#[from] DatasetError),
-    /// `step` names what failed: training, scoring...
-    #[error("{step}: {source}")]
+    /// `step` names what failed: training, scoring... The message carries the cause's (not
+    /// also chained as a `source`, which printed it twice under `{:#}`).
+    #[error("{step}: {error}")]
     Model {
         step: &'static str,
-        source: ModelError,
+        error: ModelError,
     },
     #[error("computing metrics: {0}")]
     Metrics(#[from] EvalError),
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("writing {path}: {error}")]
+    Write { path: String, error: std::io::Error },
 }
 
 impl From<ModelError> for Error {
-    fn from(source: ModelError) -> Self {
+    fn from(error: ModelError) -> Self {
         Error::Model {
             step: "model",
-            source,
+            error,
         }
     }
 }
 
 /// Attaches the step that failed to a model error.
 pub(crate) fn during<T>(step: &'static str, r: Result<T, ModelError>) -> Result<T, Error> {
-    r.map_err(|source| Error::Model { step, source })
+    r.map_err(|error| Error::Model { step, error })
 }
 
 /// Hands a reader's warnings and notes to the observer.

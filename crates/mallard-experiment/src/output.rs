@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Write {
+    move |error| Error::Write {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

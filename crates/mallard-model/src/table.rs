@@ -185,11 +185,7 @@ impl TableModel {
         feature_set: Option<&str>,
     ) -> Result<Self, ModelError> {
         let names = crate::train::label_set(&table.labels);
-        if names.len() < 2 {
-            return Err(ModelError::Invalid(format!(
-                "training needs at least two classes; the data has {names:?}"
-            )));
-        }
+        crate::train::check_classes(&names)?;
         let y = table
             .label_indices(&names)
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
@@ -283,11 +279,7 @@ impl TableModel {
             return Self::train_weighted(&table, weights, None, learner, feature_set);
         };
         let names = crate::train::label_set(&table.labels);
-        if names.len() < 2 {
-            return Err(ModelError::Invalid(format!(
-                "training needs at least two classes; the data has {names:?}"
-            )));
-        }
+        crate::train::check_classes(&names)?;
         let means = column_means(&table);
         let (n_rows, n_cols) = (table.n_rows(), table.n_cols());
         let Table {

@@ -163,6 +163,28 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
+/// The most classes a model is trained for: a label column with more distinct values is most
+/// likely one of identifiers, and boosted trees grow a tree per class per round (200,000
+/// classes asked for gradients of terabytes). docs/limits.md.
+pub const MAX_CLASSES: usize = 1_000;
+
+/// Refuses label sets a model cannot be trained on: fewer than two classes, or more than
+/// [`MAX_CLASSES`].
+pub(crate) fn check_classes(names: &[String]) -> Result<(), ModelError> {
+    if names.len() < 2 {
+        return Err(ModelError::Invalid(format!(
+            "training needs at least two classes; the data has {names:?}"
+        )));
+    }
+    if names.len() > MAX_CLASSES {
+        return Err(ModelError::Invalid(format!(
+            "the labels have {} distinct values, over the cap of {MAX_CLASSES} classes (is the label column one of identifiers?)",
+            names.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Label names in model order: [`mallard_tables::label_set`]'s order (numeric when every
 /// label is a number, so "2" < "10"; else byte-wise), with a benign class first in two-class
 /// sets so that the sigmoid output is P(malicious).
@@ -197,12 +219,7 @@ pub fn train(
         )));
     }
     let names = label_set(labels);
-    if names.len() < 2 {
-        return Err(ModelError::Invalid(format!(
-            "training needs at least two classes; the data has {:?}",
-            names
-        )));
-    }
+    check_classes(&names)?;
     let y: Vec<usize> = labels
         .iter()
         .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
@@ -553,7 +570,23 @@ fn train_net(
 
 #[cfg(test)]
 mod label_order {
-    use super::label_set;
+    use super::{check_classes, label_set, MAX_CLASSES};
+
+    /// One class, or a column of identifiers (more than the cap), is refused by name; two
+    /// and the cap itself are not.
+    #[test]
+    fn a_label_set_needs_two_classes_and_at_most_the_cap() {
+        let names = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+        let err = |n: usize| check_classes(&names(n)).unwrap_err().to_string();
+        assert!(err(1).contains("at least two classes"), "{}", err(1));
+        assert!(
+            err(MAX_CLASSES + 1).contains("1001 distinct values"),
+            "{}",
+            err(1001)
+        );
+        assert!(check_classes(&names(2)).is_ok());
+        assert!(check_classes(&names(MAX_CLASSES)).is_ok());
+    }
 
     #[test]
     fn numbers_sort_as_numbers_and_benign_comes_first() {
