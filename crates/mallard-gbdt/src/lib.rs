@@ -1406,27 +1406,28 @@ mod shared_shap_tests {
         // Node 1 of tree 0 splits, and its left child becomes node 0: a loop.
         assert_ne!(edited[8], -1.0);
         edited[8 + 3] = 0.0;
+        let lt = |i: usize, data: &'static [u8]| {
+            Some(LeTensor {
+                shape: &t[i].1,
+                data,
+            })
+        };
+        // Trees of `nodes` to check ahead, and the model built from them with `ahead`.
+        let early = |nodes: &'static [u8]| {
+            let source = NodeSource::Static(in_place(nodes).unwrap());
+            TreesAhead::with(lt(1, sizes).unwrap(), source, 64, 0).unwrap()
+        };
+        let build = |nodes, meta, ahead: Option<&TreesAhead<'_>>, cap| {
+            let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
+            Gbdt::from_static_le_tensors(meta, tensors, ahead, cap).map_err(|e| e.to_string())
+        };
         let load = |nodes: &'static [u8], meta: GbdtMeta, cap: usize, ahead: bool| {
-            let lt = |i: usize, data: &'static [u8]| {
-                Some(LeTensor {
-                    shape: &t[i].1,
-                    data,
-                })
-            };
-            let early = TreesAhead::with(
-                lt(1, sizes).unwrap(),
-                NodeSource::Static(in_place(nodes).unwrap()),
-                64,
-                0,
-            )
-            .unwrap();
+            let early = early(nodes);
             std::thread::scope(|s| {
                 if ahead {
                     s.spawn(|| early.work());
                 }
-                let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
-                let g = Gbdt::from_static_le_tensors(meta, tensors, ahead.then_some(&early), cap);
-                g.map_err(|e| e.to_string())
+                build(nodes, meta, ahead.then_some(&early), cap)
             })
         };
         let nodes = leak(t[2].2.clone());
@@ -1447,24 +1448,15 @@ mod shared_shap_tests {
         assert_eq!(load(nodes, m.meta().clone(), 64, true).unwrap(), m);
         // Taken twice, or after a cancel: the load checks the trees itself (and does not wait
         // for chunks nobody will check).
-        let lt = |i: usize, data: &'static [u8]| {
-            Some(LeTensor {
-                shape: &t[i].1,
-                data,
-            })
-        };
-        let static_nodes = NodeSource::Static(in_place(nodes).unwrap());
-        let early = TreesAhead::with(lt(1, sizes).unwrap(), static_nodes, 64, 0).unwrap();
+        let twice = early(nodes);
         for _ in 0..2 {
-            let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
-            let g = Gbdt::from_static_le_tensors(m.meta().clone(), tensors, Some(&early), 64);
-            assert_eq!(g.unwrap(), m);
+            assert_eq!(build(nodes, m.meta().clone(), Some(&twice), 64).unwrap(), m);
         }
-        let static_nodes = NodeSource::Static(in_place(nodes).unwrap());
-        let early = TreesAhead::with(lt(1, sizes).unwrap(), static_nodes, 64, 0).unwrap();
-        early.cancel();
-        let tensors = [lt(0, init), lt(1, sizes), lt(2, nodes)];
-        let g = Gbdt::from_static_le_tensors(m.meta().clone(), tensors, Some(&early), 64);
-        assert_eq!(g.unwrap(), m);
+        let cancelled = early(nodes);
+        cancelled.cancel();
+        assert_eq!(
+            build(nodes, m.meta().clone(), Some(&cancelled), 64).unwrap(),
+            m
+        );
     }
 }
