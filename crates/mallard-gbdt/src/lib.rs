@@ -703,17 +703,27 @@ impl Gbdt {
         let mut chunks = if threads == 1 {
             work()
         } else {
-            std::thread::scope(|s| {
-                let helpers: Vec<_> = (1..threads)
-                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
-                    .collect();
-                let mut all = work();
-                for h in helpers {
-                    // A helper's panic is this explanation's, as it would be inline.
-                    all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            // Helpers hand their chunks over as they finish instead of being joined: a join
+            // waits for the thread's exit and its thread-local clean-up (~0.1 ms of a
+            // one-file scan), the scope only for the closures to return.
+            let handed = std::sync::Mutex::new(Vec::new());
+            let mut all = std::thread::scope(|s| {
+                for _ in 1..threads {
+                    let help = || {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                        if let Ok(mut h) = handed.lock() {
+                            h.push(r);
+                        }
+                    };
+                    let _ = std::thread::Builder::new().spawn_scoped(s, help);
                 }
-                all
-            })
+                work()
+            });
+            for r in handed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                // A helper's panic is this explanation's, as it would be inline.
+                all.extend(r.unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            all
         };
         chunks.sort_unstable_by_key(|c| c.0);
         for (_, sums) in chunks {

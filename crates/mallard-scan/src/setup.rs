@@ -312,14 +312,30 @@ pub fn prepare(
     // Their own thread only when there is work for it (user rules to compile, or a file to
     // read and check); the built-in rules alone are ready at once.
     let beside = !plan.rules.is_empty() || one_pe.is_some();
-    let (rules, models) = std::thread::scope(|s| {
-        let rules = (want_rules && beside).then(|| s.spawn(load_rules));
-        let models = models_for(&plan.models, inputs, &opts.reports, caps);
-        (rules.map(|h| h.join()), models)
+    // The thread hands its result over rather than being joined: a join waits for the
+    // thread's exit and its thread-local clean-up, the scope only for the closure.
+    let handed = std::sync::Mutex::new(None);
+    let (spawned, models) = std::thread::scope(|s| {
+        let hand = || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load_rules));
+            if let Ok(mut h) = handed.lock() {
+                *h = Some(r);
+            }
+        };
+        let spawned =
+            want_rules && beside && std::thread::Builder::new().spawn_scoped(s, hand).is_ok();
+        (
+            spawned,
+            models_for(&plan.models, inputs, &opts.reports, caps),
+        )
     });
-    let rules = match rules {
-        None if want_rules => Some(Ok(load_rules())),
-        other => other,
+    let rules = if spawned {
+        // No result at all cannot happen (the closure catches its panic); were it to, it
+        // would be the same error as a panic, never a scan without its rules.
+        let got = handed.into_inner().unwrap_or_else(|p| p.into_inner());
+        Some(got.unwrap_or_else(|| Err(Box::new("no result"))))
+    } else {
+        want_rules.then(|| Ok(load_rules()))
     };
     let (report_model, pe_model) = models?;
     let mut rule_errors = Vec::new();
