@@ -1202,6 +1202,71 @@ mod shared_shap_tests {
         }
     }
 
+    /// Trees of depth 26 or less are explained by a walk whose per-depth values are arrays
+    /// sized when compiling; every other tree by the walk over buffers. Both must give the
+    /// same bits, on trees from shallow to deep and on rows that take default branches.
+    #[test]
+    fn treeshap_fixed_and_any_depth_walks_give_the_same_bits() {
+        let mut points = std::collections::BTreeSet::new();
+        for (nf, leaves, rounds, max_depth) in [
+            (6usize, 4usize, 12usize, None),
+            (6, 31, 8, Some(6)),
+            (5, 31, 8, Some(10)),
+            (5, 31, 8, None),
+            (3, 90, 5, None),
+            (2, 200, 3, None),
+        ] {
+            let n = 1500;
+            let x: Vec<f32> = (0..n * nf)
+                .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
+                .collect();
+            let y: Vec<usize> = (0..n)
+                .map(|i| ((x[i * nf] * 3.0 + x[i * nf + 1]) as usize) % 2)
+                .collect();
+            let params = GbdtParams {
+                n_estimators: rounds,
+                num_leaves: leaves,
+                max_depth,
+                min_data_in_leaf: 2,
+                n_threads: Some(1),
+                ..Default::default()
+            };
+            let data = Dataset {
+                x: &x,
+                n_features: nf,
+                y: &y,
+            };
+            let m = Gbdt::fit(data, 2, &params, None).unwrap();
+            let mut scratch = tree::Scratch::new(nf);
+            for tree in &m.trees {
+                points.insert(tree.depth().div_ceil(2));
+                for r in 0..40 {
+                    let mut row = x[r * nf..(r + 1) * nf].to_vec();
+                    if r % 4 == 0 {
+                        row[r % nf] = f32::NAN;
+                    }
+                    let mut walks = [true, false].map(|fixed| {
+                        let mut got = Vec::new();
+                        tree.shap_sums_by(
+                            &row,
+                            &mut scratch,
+                            &mut |f, v| got.push((f, v.to_bits())),
+                            fixed,
+                        );
+                        got
+                    });
+                    walks[0].sort_unstable();
+                    walks[1].sort_unstable();
+                    assert!(!walks[0].is_empty());
+                    assert_eq!(walks[0], walks[1], "depth {} row {r}", tree.depth());
+                }
+            }
+        }
+        // Many sizes of the fixed walk were compared (1 to 13 points), and deeper trees too.
+        let fixed = points.range(1..=13).count();
+        assert!(fixed >= 7 && points.last() > Some(&13), "{points:?}");
+    }
+
     #[test]
     fn treeshap_on_several_threads_gives_the_same_bits() {
         // 3 classes, 60 rounds: 180 trees in 8 chunks, classes interleaved.

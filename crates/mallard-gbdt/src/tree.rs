@@ -562,11 +562,9 @@ impl Walk<'_> {
     /// share comes without dividing its factor out again: the only divisions are by the
     /// factor of an earlier split on the same feature, which a split lower down replaces.
     ///
-    /// `M` is the number of quadrature points when it is known when compiling (1 to 13: every
-    /// tree of depth 26 or less), so the loops over them unroll; 0 reads it from `self.m`.
-    /// Both do the same operations in the same order, so the values are the same bits.
-    fn node<const M: usize>(&mut self, j: usize, d: usize) {
-        let m = if M == 0 { self.m } else { M };
+    /// Trees of depth 26 or less take [`FixedWalk`] instead; this walk serves any depth.
+    fn node(&mut self, j: usize, d: usize) {
+        let m = self.m;
         let n = &self.tree.nodes[j];
         let (lo, mid, hi) = (d * m, (d + 1) * m, (d + 2) * m);
         let Some(f) = n.feature() else {
@@ -634,7 +632,7 @@ impl Walk<'_> {
                     *z = zc;
                     *o = if oc { ONE } else { ZERO };
                 }
-                self.node::<M>(c, d + 1);
+                self.node(c, d + 1);
                 if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
                     *z = za;
                     *o = state;
@@ -653,10 +651,10 @@ impl Walk<'_> {
                 ca,
             };
             let phi = match leaf {
-                Some(v) => parts.add::<M>(m, |_| v),
+                Some(v) => parts.add(m, |_| v),
                 None => {
                     let uc = &below[..m];
-                    parts.add::<M>(m, |q| uc[q])
+                    parts.add(m, |q| uc[q])
                 }
             };
             if let Some(o) = self.sums.get_mut(fi) {
@@ -666,6 +664,116 @@ impl Walk<'_> {
                 *o += phi;
             }
         }
+    }
+}
+
+/// [`Walk`] for a number of quadrature points known when compiling (1 to 13: every tree of
+/// depth 26 or less): the per-depth values live in arrays on the stack, passed down and
+/// returned, instead of slices of shared buffers, so the loops over the points have no
+/// bounds checks and stay in registers. The same operations in the same order as
+/// [`Walk::node`], so the same bits (tested).
+struct FixedWalk<'a, const M: usize> {
+    nodes: &'a [Node],
+    x: &'a [f32],
+    t: &'a [f64; M],
+    w: &'a [f64; M],
+    zero: &'a mut [f64],
+    on: &'a mut [u8],
+    sums: &'a mut [f64],
+    touched: &'a mut Vec<u32>,
+}
+
+impl<const M: usize> FixedWalk<'_, M> {
+    /// Split node `j` whose path polynomial at the points is `p`: returns the sum over the
+    /// leaves below of value times the factors below `j`, and adds to `sums` the
+    /// contributions of the feature split on at `j` (see [`Walk::node`]).
+    fn node(&mut self, j: usize, p: &[f64; M]) -> [f64; M] {
+        let Some(n) = self.nodes.get(j) else {
+            return [0.0; M];
+        };
+        let Some(f) = n.feature() else {
+            return [n.value as f64; M];
+        };
+        let (l, r) = (n.left() as usize, n.right() as usize);
+        let (hot, cold) = if Tree::goes_left(n, f, self.x) {
+            (l, r)
+        } else {
+            (r, l)
+        };
+        let cover = n.count as f64;
+        let count = |c: usize| self.nodes.get(c).map_or(0.0, |n| n.count as f64);
+        let frac = |c: usize| if cover > 0.0 { count(c) / cover } else { 0.5 };
+        let (fh, fc) = (frac(hot), frac(cold));
+        let t = self.t;
+        let fi = f as usize;
+        let state = self.on.get(fi).copied().unwrap_or(OFF);
+        let prev = state != OFF;
+        let (za, oa) = if prev {
+            (self.zero[fi], state == ONE)
+        } else {
+            (1.0, true)
+        };
+        let ca = if prev { oa as u8 as f64 - za } else { 0.0 };
+        let mut inv = [0.0; M];
+        if prev {
+            for q in 0..M {
+                let fa = factor(za, oa, t[q]);
+                inv[q] = if fa != 0.0 { 1.0 / fa } else { 0.0 };
+            }
+        }
+        let mut u = [0.0; M];
+        for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
+            let leaf = match self.nodes.get(c) {
+                Some(n) if n.feature().is_none() => Some(n.value as f64),
+                _ => None,
+            };
+            let mut g = [0.0; M];
+            for q in 0..M {
+                let fq = factor(zc, oc, t[q]);
+                g[q] = if prev { fq * inv[q] } else { fq };
+            }
+            let uc = match leaf {
+                Some(v) => [v; M],
+                None => {
+                    let mut pc = [0.0; M];
+                    for q in 0..M {
+                        pc[q] = p[q] * g[q];
+                    }
+                    if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
+                        *z = zc;
+                        *o = if oc { ONE } else { ZERO };
+                    }
+                    let uc = self.node(c, &pc);
+                    if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
+                        *z = za;
+                        *o = state;
+                    }
+                    uc
+                }
+            };
+            let cc = oc as u8 as f64 - zc;
+            let mut phi = 0.0;
+            for q in 0..M {
+                let base = p[q] * uc[q];
+                let r = if prev {
+                    let b = base * inv[q];
+                    cc * b - ca * b * g[q]
+                } else {
+                    cc * base
+                };
+                phi += self.w[q] * r;
+            }
+            for q in 0..M {
+                u[q] += g[q] * uc[q];
+            }
+            if let Some(o) = self.sums.get_mut(fi) {
+                if *o == 0.0 {
+                    self.touched.push(f);
+                }
+                *o += phi;
+            }
+        }
+        u
     }
 }
 
@@ -689,8 +797,7 @@ impl Credit<'_> {
     /// feature's contribution. Inlined for each kind of `uc`, so a leaf's constant stays in
     /// a register.
     #[inline(always)]
-    fn add<const M: usize>(self, m: usize, uc: impl Fn(usize) -> f64) -> f64 {
-        let m = if M == 0 { m } else { M };
+    fn add(self, m: usize, uc: impl Fn(usize) -> f64) -> f64 {
         let (p, u, g, inv, w) = (
             &self.p[..m],
             &mut self.u[..m],
@@ -745,6 +852,18 @@ impl Tree {
     /// summed on their own before they are added to a total, so that trees explained on
     /// several threads add up to the same bits.
     pub fn shap_sums(&self, x: &[f32], scratch: &mut Scratch, emit: &mut dyn FnMut(u32, f64)) {
+        self.shap_sums_by(x, scratch, emit, true);
+    }
+
+    /// [`Tree::shap_sums`]; `fixed`: whether a tree of depth 26 or less takes [`FixedWalk`]
+    /// (the tests compare both walks).
+    pub(crate) fn shap_sums_by(
+        &self,
+        x: &[f32],
+        scratch: &mut Scratch,
+        emit: &mut dyn FnMut(u32, f64),
+        fixed: bool,
+    ) {
         let max_depth = self.depth() as usize;
         if max_depth == 0 {
             return;
@@ -754,44 +873,72 @@ impl Tree {
             scratch.rules.resize_with(m + 1, || None);
         }
         let (t, w) = scratch.rules[m].get_or_insert_with(|| gauss_legendre(m));
-        let levels = (max_depth + 2) * m;
-        scratch.p.clear();
-        scratch.p.resize(levels, 0.0);
-        scratch.p[..m].fill(1.0);
-        for b in [&mut scratch.u, &mut scratch.g, &mut scratch.inv] {
-            b.clear();
-            b.resize(levels, 0.0);
+        macro_rules! fixed {
+            ($m:literal) => {{
+                let points = (
+                    <&[f64; $m]>::try_from(&t[..]),
+                    <&[f64; $m]>::try_from(&w[..]),
+                );
+                if let (Ok(t), Ok(w)) = points {
+                    let mut walk = FixedWalk::<$m> {
+                        nodes: &self.nodes,
+                        x,
+                        t,
+                        w,
+                        zero: &mut scratch.zero,
+                        on: &mut scratch.on,
+                        sums: &mut scratch.tree_sums,
+                        touched: &mut scratch.touched,
+                    };
+                    walk.node(0, &[1.0; $m]);
+                    true
+                } else {
+                    false
+                }
+            }};
         }
-        let mut walk = Walk {
-            tree: self,
-            x,
-            t,
-            w,
-            m,
-            p: &mut scratch.p,
-            u: &mut scratch.u,
-            g: &mut scratch.g,
-            inv: &mut scratch.inv,
-            zero: &mut scratch.zero,
-            on: &mut scratch.on,
-            sums: &mut scratch.tree_sums,
-            touched: &mut scratch.touched,
-        };
-        match m {
-            1 => walk.node::<1>(0, 0),
-            2 => walk.node::<2>(0, 0),
-            3 => walk.node::<3>(0, 0),
-            4 => walk.node::<4>(0, 0),
-            5 => walk.node::<5>(0, 0),
-            6 => walk.node::<6>(0, 0),
-            7 => walk.node::<7>(0, 0),
-            8 => walk.node::<8>(0, 0),
-            9 => walk.node::<9>(0, 0),
-            10 => walk.node::<10>(0, 0),
-            11 => walk.node::<11>(0, 0),
-            12 => walk.node::<12>(0, 0),
-            13 => walk.node::<13>(0, 0),
-            _ => walk.node::<0>(0, 0),
+        let walked = fixed
+            && match m {
+                1 => fixed!(1),
+                2 => fixed!(2),
+                3 => fixed!(3),
+                4 => fixed!(4),
+                5 => fixed!(5),
+                6 => fixed!(6),
+                7 => fixed!(7),
+                8 => fixed!(8),
+                9 => fixed!(9),
+                10 => fixed!(10),
+                11 => fixed!(11),
+                12 => fixed!(12),
+                13 => fixed!(13),
+                _ => false,
+            };
+        if !walked {
+            let levels = (max_depth + 2) * m;
+            scratch.p.clear();
+            scratch.p.resize(levels, 0.0);
+            scratch.p[..m].fill(1.0);
+            for b in [&mut scratch.u, &mut scratch.g, &mut scratch.inv] {
+                b.clear();
+                b.resize(levels, 0.0);
+            }
+            let mut walk = Walk {
+                tree: self,
+                x,
+                t,
+                w,
+                m,
+                p: &mut scratch.p,
+                u: &mut scratch.u,
+                g: &mut scratch.g,
+                inv: &mut scratch.inv,
+                zero: &mut scratch.zero,
+                on: &mut scratch.on,
+                sums: &mut scratch.tree_sums,
+                touched: &mut scratch.touched,
+            };
+            walk.node(0, 0);
         }
         // Every feature with a value was touched by the walk; taking it leaves zeros behind.
         // A zero adds nothing to a total that starts at +0 (which never becomes -0).
