@@ -1,6 +1,6 @@
 //! The model file: a plain safetensors file whose header metadata marks it as mallard's and
-//! whose `mallard.meta` tensor (version 2; the header metadata in version 1) carries
-//! mallard's JSON.
+//! whose `mallard.meta` tensor (version 2 on; the header metadata in version 1) carries
+//! mallard's JSON, with the training summary in `mallard.training` (version 3 on).
 //!
 //! Any safetensors reader can open it; mallard recognises its own files by the metadata keys
 //! `format = "mallard-model"` and `format_version`, and refuses newer versions instead of
@@ -15,12 +15,19 @@ use std::path::Path;
 pub const FORMAT: &str = "mallard-model";
 /// Bumped on any change old readers would misread. Version 2 moved the `Meta` JSON from
 /// the header metadata (an escaped string that every load unescaped and copied) into a
-/// `U8` tensor, [`META_TENSOR`]; version 1 files stay readable.
-pub const FORMAT_VERSION: u32 = 2;
+/// `U8` tensor, [`META_TENSOR`]. Version 3 moved `Meta::training` into a tensor of its own,
+/// [`TRAINING_TENSOR`], which a model loaded to score with never reads, and lets table
+/// models keep their column means as a tensor and an all-numeric schema as one word.
+/// Versions 1 and 2 stay readable.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The `U8` tensor holding the `Meta` JSON (UTF-8) in files of version 2 and later. No
 /// other tensor or blob may take the name.
 pub const META_TENSOR: &str = "mallard.meta";
+
+/// The `U8` tensor holding `Meta::training` as JSON in files of version 3 and later (absent
+/// when there is none); `training` in the [`META_TENSOR`] is then `null`. Reserved too.
+pub const TRAINING_TENSOR: &str = "mallard.training";
 
 /// A named f32 tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +62,8 @@ pub(crate) struct Header<'a> {
     /// The `Meta`, JSON text: borrowed from the file (version 2), or unescaped from the
     /// header metadata (version 1).
     pub meta_json: std::borrow::Cow<'a, str>,
+    /// `Meta::training` as JSON text, when kept apart (version 3).
+    pub training_json: Option<&'a str>,
     /// In name order.
     pub tensors: Vec<RawTensor<'a>>,
 }
@@ -113,6 +122,7 @@ impl<'a> Header<'a> {
         }
         let mut tensors = Vec::with_capacity(infos.len());
         let mut meta_json = None;
+        let mut training_json = None;
         for (name, info) in infos {
             // The data size was checked against the offsets; the shape must describe it.
             let elems = info
@@ -147,13 +157,19 @@ impl<'a> Header<'a> {
                     )))
                 }
             };
-            if version >= 2 && name == META_TENSOR {
+            let reserved =
+                (version >= 2 && name == META_TENSOR) || (version >= 3 && name == TRAINING_TENSOR);
+            if reserved {
                 if f32 {
-                    return Err(ModelError::Corrupt(format!("{META_TENSOR} is not U8")));
+                    return Err(ModelError::Corrupt(format!("{name} is not U8")));
                 }
                 let text = std::str::from_utf8(data)
-                    .map_err(|_| ModelError::Corrupt(format!("{META_TENSOR} is not UTF-8")))?;
-                meta_json = Some(std::borrow::Cow::Borrowed(text));
+                    .map_err(|_| ModelError::Corrupt(format!("{name} is not UTF-8")))?;
+                if name == META_TENSOR {
+                    meta_json = Some(std::borrow::Cow::Borrowed(text));
+                } else {
+                    training_json = Some(text);
+                }
                 continue;
             }
             tensors.push(RawTensor {
@@ -175,7 +191,11 @@ impl<'a> Header<'a> {
             ),
         };
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Header { meta_json, tensors })
+        Ok(Header {
+            meta_json,
+            training_json,
+            tensors,
+        })
     }
 
     /// Every tensor decoded, beside `meta`.
@@ -324,8 +344,14 @@ impl ModelFile {
                 )));
             }
         }
-        let meta = serde_json::to_vec(&self.meta)
-            .map_err(|e| ModelError::Invalid(format!("metadata: {e}")))?;
+        let invalid = |e: serde_json::Error| ModelError::Invalid(format!("metadata: {e}"));
+        // The training summary in a tensor of its own, which scoring never reads.
+        let mut head_meta = self.meta.clone();
+        let training = match std::mem::take(&mut head_meta.training) {
+            serde_json::Value::Null => None,
+            t => Some(serde_json::to_vec(&t).map_err(invalid)?),
+        };
+        let meta = serde_json::to_vec(&head_meta).map_err(invalid)?;
         // Written by hand rather than with safetensors::serialize so that the header's keys
         // come out sorted: the same model always gives the same bytes.
         let mut header = serde_json::Map::new();
@@ -346,8 +372,19 @@ impl ModelFile {
         for (name, b) in &self.blobs {
             parts.push((name, "U8", vec![b.len()], b.clone()));
         }
-        // A tensor or blob of the reserved name is refused below as given twice.
+        if let Some(p) = parts
+            .iter()
+            .find(|p| [META_TENSOR, TRAINING_TENSOR].contains(&p.0))
+        {
+            return Err(ModelError::Invalid(format!(
+                "tensor {:?}: the name is reserved",
+                p.0
+            )));
+        }
         parts.push((META_TENSOR, "U8", vec![meta.len()], meta));
+        if let Some(t) = training {
+            parts.push((TRAINING_TENSOR, "U8", vec![t.len()], t));
+        }
         parts.sort_by(|a, b| a.0.cmp(b.0));
         let mut offset = 0usize;
         for (name, dtype, shape, data) in &parts {
@@ -384,8 +421,17 @@ impl ModelFile {
     /// tensors or tensor dimensions that overflow.
     pub fn from_bytes_with(bytes: &[u8], caps: &Caps) -> Result<Self, ModelError> {
         let header = Header::read(bytes, caps)?;
-        let meta: Meta = serde_json::from_str(&header.meta_json)
+        let mut meta: Meta = serde_json::from_str(&header.meta_json)
             .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
+        if let Some(t) = header.training_json {
+            if !meta.training.is_null() {
+                return Err(ModelError::Corrupt(format!(
+                    "training given both in {META_TENSOR} and in {TRAINING_TENSOR}"
+                )));
+            }
+            meta.training = serde_json::from_str(t)
+                .map_err(|e| ModelError::Corrupt(format!("{TRAINING_TENSOR}: {e}")))?;
+        }
         header.to_file(meta)
     }
     /// Reads a model file with the default [`Caps`].

@@ -19,6 +19,7 @@ pub mod train;
 pub use ensemble::Ensemble;
 pub use file::{
     pack_strings, unpack_strings, ModelFile, Tensor, FORMAT, FORMAT_VERSION, META_TENSOR,
+    TRAINING_TENSOR,
 };
 pub use mallard_apiseq::canon::NameCounts;
 pub use mallard_gbdt::GbdtParams;
@@ -375,6 +376,9 @@ pub fn table_schema(meta: &Meta) -> Result<tables::TableSchema, ModelError> {
             expected: "feature vectors",
             got: "a table",
         })?;
+    if v.as_str() == Some(table::NUMERIC) {
+        return Ok(tables::TableSchema::numeric(&meta.feature_names));
+    }
     serde_json::from_value(v).map_err(|e| ModelError::Corrupt(format!("schema: {e}")))
 }
 
@@ -594,7 +598,7 @@ mod scoring_load_tests {
         fn tensor<'a>(f: &'a mut ModelFile, name: &str) -> &'a mut Tensor {
             f.tensors.iter_mut().find(|t| t.name == name).unwrap()
         }
-        let edits: [(&str, Edit); 7] = [
+        let edits: [(&str, Edit); 11] = [
             ("child out of range", |f| {
                 tensor(f, "gbdt.nodes").data[3] = 1e6;
             }),
@@ -611,13 +615,29 @@ mod scoring_load_tests {
                 f.tensors.retain(|t| t.name != "gbdt.init")
             }),
             ("means", |f| {
-                f.meta.config["means"].as_array_mut().unwrap().pop();
+                let t = tensor(f, "table.means");
+                t.data.pop();
+                t.shape = vec![t.data.len()];
+            }),
+            ("means of two dimensions", |f| {
+                let t = tensor(f, "table.means");
+                t.shape = vec![1, t.data.len()];
+            }),
+            ("means twice", |f| {
+                let n = f.meta.feature_names.len();
+                f.meta.config["means"] = serde_json::json!(vec![0.0; n]);
+            }),
+            ("no means", |f| {
+                f.tensors.retain(|t| t.name != "table.means")
             }),
             ("schema", |f| {
-                f.meta.config["schema"]["columns"]
-                    .as_array_mut()
-                    .unwrap()
-                    .pop();
+                let mut names = f.meta.feature_names.clone();
+                names.pop();
+                let columns = tables::TableSchema::numeric(&names);
+                f.meta.config["schema"] = serde_json::to_value(columns).unwrap();
+            }),
+            ("schema word", |f| {
+                f.meta.config["schema"] = "numbers".into();
             }),
         ];
         for (what, edit) in edits {

@@ -8,13 +8,59 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
-    schema: TableSchema,
-    /// Column means of the training data: the "absent" value for occlusion.
-    means: Vec<f32>,
+    schema: StoredSchema,
+    /// Column means of the training data: the "absent" value for occlusion. Files of format
+    /// version 3 on hold them in the tensor [`MEANS_TENSOR`] instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    means: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gbdt: Option<GbdtMeta>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mlp: Option<MlpMeta>,
+}
+
+/// The column means as a tensor `[columns]` (format version 3 on).
+pub(crate) const MEANS_TENSOR: &str = "table.means";
+
+/// What a file holds for the schema: [`NUMERIC`] when every column is a number named as in
+/// `feature_names` (every table a feature extractor makes: EMBER's 2381 column names
+/// twice over were a third of the built-in model's metadata), else every column.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredSchema {
+    Word(String),
+    Columns(TableSchema),
+}
+
+/// The word for an all-numeric schema named as the feature names.
+pub(crate) const NUMERIC: &str = "numeric";
+
+impl StoredSchema {
+    fn of(schema: &TableSchema, names: &[String]) -> StoredSchema {
+        let numeric = schema.columns.len() == names.len()
+            && schema
+                .columns
+                .iter()
+                .zip(names)
+                .all(|(c, n)| c.categories.is_none() && c.name == *n);
+        if numeric {
+            StoredSchema::Word(NUMERIC.into())
+        } else {
+            StoredSchema::Columns(schema.clone())
+        }
+    }
+
+    /// The schema, and whether it is the all-numeric one (then empty here: the model
+    /// makes it from its names when asked for).
+    fn read(self) -> Result<(TableSchema, bool), ModelError> {
+        match self {
+            StoredSchema::Word(w) if w == NUMERIC => Ok((TableSchema::default(), true)),
+            StoredSchema::Word(w) => Err(ModelError::Corrupt(format!(
+                "table schema {w:?}: neither {NUMERIC:?} nor a list of columns"
+            ))),
+            StoredSchema::Columns(s) => Ok((s, false)),
+        }
+    }
 }
 
 /// [`Stored`] as scoring reads it: the schema and the means are kept as JSON text, with
@@ -24,8 +70,8 @@ struct Stored {
 struct ScoringStored<'a> {
     #[serde(borrow)]
     schema: &'a serde_json::value::RawValue,
-    #[serde(borrow)]
-    means: &'a serde_json::value::RawValue,
+    #[serde(borrow, default)]
+    means: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     gbdt: Option<GbdtMeta>,
     #[serde(default)]
@@ -73,6 +119,8 @@ struct Config {
     n_columns: usize,
     n_means: usize,
     schema: Deferred<TableSchema>,
+    /// The schema is all-numeric, named as the feature names (made when asked for).
+    numeric: bool,
     means: Deferred<Vec<f32>>,
     gbdt: Option<GbdtMeta>,
     mlp: Option<MlpMeta>,
@@ -95,10 +143,31 @@ enum Inner {
 pub struct TableModel {
     meta: Meta,
     schema: Deferred<TableSchema>,
+    /// See [`Config::numeric`].
+    numeric: bool,
     /// Columns of the schema (checked equal to the names and the means on load).
     n_columns: usize,
     means: Deferred<Vec<f32>>,
     inner: Inner,
+}
+
+/// The column means from the config JSON (format version 2) or the [`MEANS_TENSOR`]
+/// (`shape`, values; version 3), never both.
+fn one_of_means(
+    stored: Option<Vec<f32>>,
+    kept: Option<(&[usize], Vec<f32>)>,
+) -> Result<Vec<f32>, ModelError> {
+    match (stored, kept) {
+        (Some(m), None) => Ok(m),
+        (None, Some((shape, m))) if shape == [m.len()] => Ok(m),
+        (None, Some((shape, _))) => Err(ModelError::Corrupt(format!(
+            "{MEANS_TENSOR}: shape {shape:?}, expected one dimension"
+        ))),
+        (Some(_), Some(_)) => Err(ModelError::Corrupt(format!(
+            "column means both in the config and in {MEANS_TENSOR}"
+        ))),
+        (None, None) => Err(ModelError::Corrupt("no column means".into())),
+    }
 }
 
 fn compute(e: impl std::fmt::Display) -> ModelError {
@@ -261,6 +330,7 @@ impl TableModel {
             meta,
             n_columns: table.schema.columns.len(),
             schema: Deferred::ready(table.schema.clone()),
+            numeric: false,
             means: Deferred::ready(column_means(table)),
             inner,
         })
@@ -306,6 +376,7 @@ impl TableModel {
             meta,
             n_columns: schema.columns.len(),
             schema: Deferred::ready(schema),
+            numeric: false,
             means: Deferred::ready(means),
             inner: Inner::Gbdt(g),
         })
@@ -321,6 +392,13 @@ impl TableModel {
     }
 
     pub fn schema(&self) -> &TableSchema {
+        if self.numeric {
+            let names = &self.meta.feature_names;
+            return self
+                .schema
+                .value
+                .get_or_init(|| TableSchema::numeric(names));
+        }
         self.schema.get()
     }
 
@@ -334,11 +412,24 @@ impl TableModel {
             .into_iter()
             .map(|t| (t.name, t.shape, t.data))
             .collect();
+        let kept = tensors.iter().find(|t| t.0 == MEANS_TENSOR);
+        let means = one_of_means(stored.means, kept.map(|t| (t.1.as_slice(), t.2.clone())))?;
+        let (schema, numeric) = stored.schema.read()?;
         let config = Config {
-            n_columns: stored.schema.columns.len(),
-            n_means: stored.means.len(),
-            schema: Deferred::ready(stored.schema),
-            means: Deferred::ready(stored.means),
+            n_columns: if numeric {
+                file.meta.feature_names.len()
+            } else {
+                schema.columns.len()
+            },
+            n_means: means.len(),
+            // The all-numeric schema is made from the names when first asked for.
+            schema: if numeric {
+                Deferred::later("")
+            } else {
+                Deferred::ready(schema)
+            },
+            numeric,
+            means: Deferred::ready(means),
             gbdt: stored.gbdt,
             mlp: stored.mlp,
         };
@@ -357,25 +448,56 @@ impl TableModel {
         let corrupt =
             |e: serde_json::Error| ModelError::Corrupt(format!("{} config: {e}", meta.kind));
         let stored: ScoringStored<'_> = serde_json::from_str(config).map_err(corrupt)?;
-        let n_columns = serde_json::from_str::<ColumnCount>(stored.schema.get())
-            .map_err(corrupt)?
-            .columns
-            .len();
-        let means = if stored.mlp.is_some() {
-            Deferred::ready(serde_json::from_str::<Vec<f32>>(stored.means.get()).map_err(corrupt)?)
+        // An all-numeric schema is a word: its columns are the names, nothing to count.
+        let schema_text = stored.schema.get();
+        let numeric = schema_text.starts_with('"');
+        let n_columns = if numeric {
+            let word = serde_json::from_str::<StoredSchema>(schema_text).map_err(corrupt)?;
+            word.read()?;
+            meta.feature_names.len()
         } else {
-            Deferred::later(stored.means.get())
-        };
-        let n_means = match means.value.get() {
-            Some(m) => m.len(),
-            None => serde_json::from_str::<Vec<serde::de::IgnoredAny>>(stored.means.get())
+            serde_json::from_str::<ColumnCount>(schema_text)
                 .map_err(corrupt)?
-                .len(),
+                .columns
+                .len()
+        };
+        let header = match &parts {
+            Parts::Raw(h) => Some(*h),
+            Parts::Static(h) => Some(*h as &crate::file::Header<'_>),
+            Parts::Decoded(_) => None,
+        };
+        let kept = header.and_then(|h| h.tensors.iter().find(|t| t.name == MEANS_TENSOR));
+        let (means, n_means) = match (stored.means, kept) {
+            (Some(text), None) => {
+                // Format version 2: means in the JSON, parsed only for a net.
+                let means = if stored.mlp.is_some() {
+                    Deferred::ready(serde_json::from_str::<Vec<f32>>(text.get()).map_err(corrupt)?)
+                } else {
+                    Deferred::later(text.get())
+                };
+                let n = match means.value.get() {
+                    Some(m) => m.len(),
+                    None => serde_json::from_str::<Vec<serde::de::IgnoredAny>>(text.get())
+                        .map_err(corrupt)?
+                        .len(),
+                };
+                (means, n)
+            }
+            (None, Some(t)) if !t.f32 => {
+                return Err(ModelError::Corrupt(format!("{MEANS_TENSOR} is not F32")))
+            }
+            (stored, t) => {
+                let kept = t.map(|t| (t.shape.as_slice(), crate::file::f32s(t.data)));
+                let means = one_of_means(stored.map(|_| Vec::new()), kept)?;
+                (Deferred::ready(means.clone()), means.len())
+            }
         };
         let config = Config {
             n_columns,
             n_means,
-            schema: Deferred::later(stored.schema.get()),
+            // The all-numeric schema is made from the names when first asked for.
+            schema: Deferred::later(if numeric { "" } else { schema_text }),
+            numeric,
             means,
             gbdt: stored.gbdt,
             mlp: stored.mlp,
@@ -454,6 +576,7 @@ impl TableModel {
         Ok(TableModel {
             meta,
             schema: stored.schema,
+            numeric: stored.numeric,
             n_columns: n,
             means: stored.means,
             inner,
@@ -574,16 +697,18 @@ impl Model for TableModel {
             Inner::Mlp(m) => (None, Some(m.meta().clone()), m.to_tensors()),
         };
         meta.config = serde_json::to_value(Stored {
-            schema: self.schema.get().clone(),
-            means: self.means.get().clone(),
+            schema: StoredSchema::of(self.schema(), &self.meta.feature_names),
+            means: None,
             gbdt,
             mlp,
         })
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        let tensors = tensors
+        let means = self.means.get().clone();
+        let mut tensors: Vec<Tensor> = tensors
             .into_iter()
             .map(|(n, s, d)| Tensor::new(n, s, d))
             .collect();
+        tensors.push(Tensor::new(MEANS_TENSOR, vec![means.len()], means));
         Ok(ModelFile {
             meta,
             tensors,

@@ -312,8 +312,9 @@ fn mlp_occlusion_in_batches_matches_one_by_one() {
         ..Default::default()
     };
     let m = TableModel::train(&table, &TableLearner::Dnn(params), None).unwrap();
-    let means: Vec<f32> =
-        serde_json::from_value(m.to_file().unwrap().meta.config["means"].clone()).unwrap();
+    let file = m.to_file().unwrap();
+    let means = file.tensor("table.means").unwrap().data.clone();
+    assert_eq!(means.len(), cols);
     let row = table.row(0).to_vec();
     let pos = m.meta().positive.unwrap();
     let p = m.predict_proba(&[Input::Features(&row)]).unwrap()[pos];
