@@ -461,25 +461,42 @@ fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError
     // the metadata (docs/decisions.md); the model takes them if they agree with it.
     use table::le_tensor;
     let depth = caps.max_tree_depth;
-    let ahead = match &source {
-        Source::Borrowed(h) => le_tensor(h, "gbdt.tree_sizes")
-            .zip(le_tensor(h, "gbdt.nodes"))
-            .and_then(|(s, n)| mallard_gbdt::TreesAhead::new(s, n, depth)),
-        Source::Static(h) => le_tensor(h, "gbdt.tree_sizes")
-            .zip(le_tensor(h, "gbdt.nodes"))
-            .and_then(|(s, n)| mallard_gbdt::TreesAhead::new_static(s, n, depth)),
-    };
-    std::thread::scope(|s| {
-        if let Some(a) = &ahead {
-            // Without the thread, the model checks every tree itself.
-            let _ = std::thread::Builder::new().spawn_scoped(s, || a.work());
+    match &source {
+        Source::Borrowed(h) => {
+            let ahead = le_tensor(h, "gbdt.tree_sizes")
+                .zip(le_tensor(h, "gbdt.nodes"))
+                .and_then(|(s, n)| mallard_gbdt::TreesAhead::new(s, n, depth));
+            std::thread::scope(|s| {
+                if let Some(a) = &ahead {
+                    // Without the thread, the model checks every tree itself.
+                    let _ = std::thread::Builder::new().spawn_scoped(s, || a.work());
+                }
+                let model = scoring_with(&source, ahead.as_ref(), caps);
+                if let Some(a) = &ahead {
+                    a.cancel();
+                }
+                model
+            })
         }
-        let model = scoring_with(&source, ahead.as_ref(), caps);
-        if let Some(a) = &ahead {
-            a.cancel();
+        Source::Static(h) => {
+            // Nodes that live as long as the program: the thread is not waited for. On a
+            // busy machine it may start only after this one has checked every tree; then
+            // it finds nothing left and ends.
+            let ahead = le_tensor(h, "gbdt.tree_sizes")
+                .zip(le_tensor(h, "gbdt.nodes"))
+                .and_then(|(s, n)| mallard_gbdt::TreesAhead::new_static(s, n, depth))
+                .map(std::sync::Arc::new);
+            if let Some(a) = &ahead {
+                let a = a.clone();
+                let _ = std::thread::Builder::new().spawn(move || a.work());
+            }
+            let model = scoring_with(&source, ahead.as_deref(), caps);
+            if let Some(a) = &ahead {
+                a.cancel();
+            }
+            model
         }
-        model
-    })
+    }
 }
 
 fn scoring_with(

@@ -300,42 +300,48 @@ pub fn prepare(
         _ => None,
     };
     let (max_bytes, timeout) = (opts.max_pe_bytes, opts.rule_timeout);
+    // Owned, so that the rules can run on a thread nobody waits to start (below).
+    let (rule_files, builtin, walk) = (plan.rules.clone(), plan.builtin_rules, plan.walk);
+    let beside = !plan.rules.is_empty() || one_pe.is_some();
+    let one_pe = one_pe.map(Path::to_path_buf);
     let load_rules = move || {
-        let (set, errors) =
-            mallard_rules::RuleSet::load_with(&plan.rules, plan.builtin_rules, &plan.walk);
-        let pre = match (&set, one_pe) {
+        let (set, errors) = mallard_rules::RuleSet::load_with(&rule_files, builtin, &walk);
+        let pre = match (&set, &one_pe) {
             (Some(rs), Some(path)) => prescan(rs, path, max_bytes, timeout),
             _ => None,
         };
         (set, errors, pre)
     };
     // Their own thread only when there is work for it (user rules to compile, or a file to
-    // read and check); the built-in rules alone are ready at once.
-    let beside = !plan.rules.is_empty() || one_pe.is_some();
-    // The thread hands its result over rather than being joined: a join waits for the
-    // thread's exit and its thread-local clean-up, the scope only for the closure.
-    let handed = std::sync::Mutex::new(None);
-    let (spawned, models) = std::thread::scope(|s| {
-        let hand = || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load_rules));
-            if let Ok(mut h) = handed.lock() {
-                *h = Some(r);
+    // read and check); the built-in rules alone are ready at once. Whichever thread comes
+    // to the job first does it: on a busy machine the new thread may start only after the
+    // models are loaded, and then this one does the rules rather than wait for it. The
+    // thread is not joined (a join waits for its exit and thread-local clean-up): it sends
+    // its result.
+    fn take<F>(job: &std::sync::Mutex<Option<F>>) -> Option<F> {
+        job.lock().ok().and_then(|mut j| j.take())
+    }
+    fn run<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+    }
+    let job = std::sync::Arc::new(std::sync::Mutex::new(Some(load_rules)));
+    let (tx, rx) = std::sync::mpsc::channel();
+    if want_rules && beside {
+        let (job, tx) = (job.clone(), tx.clone());
+        let _ = std::thread::Builder::new().spawn(move || {
+            if let Some(f) = take(&job) {
+                let _ = tx.send(run(f));
             }
-        };
-        let spawned =
-            want_rules && beside && std::thread::Builder::new().spawn_scoped(s, hand).is_ok();
-        (
-            spawned,
-            models_for(&plan.models, inputs, &opts.reports, caps),
-        )
-    });
-    let rules = if spawned {
-        // No result at all cannot happen (the closure catches its panic); were it to, it
-        // would be the same error as a panic, never a scan without its rules.
-        let got = handed.into_inner().unwrap_or_else(|p| p.into_inner());
-        Some(got.unwrap_or_else(|| Err(Box::new("no result"))))
-    } else {
-        want_rules.then(|| Ok(load_rules()))
+        });
+    }
+    drop(tx);
+    let models = models_for(&plan.models, inputs, &opts.reports, caps);
+    let rules = match take(&job) {
+        Some(f) if want_rules => Some(run(f)),
+        Some(_) => None,
+        // The thread has the job: its result, or (it cannot fail to send, the job's panic
+        // is caught) the same error as a panic, never a scan without its rules.
+        None => Some(rx.recv().unwrap_or_else(|_| Err(Box::new("no result")))),
     };
     let (report_model, pe_model) = models?;
     let mut rule_errors = Vec::new();
