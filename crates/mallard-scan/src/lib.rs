@@ -627,10 +627,7 @@ impl Scanner {
         warnings: &mut Vec<String>,
     ) -> Option<ScanResult> {
         let name = path.file_name()?.to_string_lossy().into_owned();
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = folder_of(path);
         let present = if on_disk {
             self.report_names_in(dir)
         } else {
@@ -984,21 +981,33 @@ fn is_sha256(h: &str) -> bool {
     h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Whether a file name could be a report's.
-fn report_like(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.ends_with(".json") || n.ends_with(".json.gz")
+/// Whether a file name could be a report's (`.json`, `.json.gz`, any case), without a
+/// copy of the name: a folder of thousands of files is listed for a one-file scan.
+fn report_like(name: &std::ffi::OsStr) -> bool {
+    let n = name.as_encoded_bytes();
+    let ends = |suffix: &[u8]| {
+        n.len() >= suffix.len() && n[n.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    ends(b".json") || ends(b".json.gz")
 }
 
 /// The names in `dir` that could be reports (empty when it cannot be read).
-fn report_names(dir: &Path) -> HashSet<OsString> {
+pub(crate) fn report_names(dir: &Path) -> HashSet<OsString> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return HashSet::new();
     };
     rd.flatten()
         .map(|e| e.file_name())
-        .filter(|n| report_like(&n.to_string_lossy()))
+        .filter(|n| report_like(n))
         .collect()
+}
+
+/// The folder a file is in, `.` for a bare name: where reports beside it are looked for.
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// Whether a file starts with the `MZ` magic of a PE file. Only regular files are opened
@@ -1036,9 +1045,7 @@ pub fn expand_paths_at_most(
     max_entries: usize,
 ) -> Option<Expanded> {
     let keep = |p: &Path| {
-        let named = p
-            .file_name()
-            .is_some_and(|n| report_like(&n.to_string_lossy()));
+        let named = p.file_name().is_some_and(report_like);
         named
             // unreadable files are kept, to get their error result
             || mallard_io::starts_like_pe(p).unwrap_or(true)
@@ -1246,6 +1253,29 @@ mod input_tests {
         assert!(is_pe(&d.join("a.exe")));
         assert!(!is_pe(&d.join("pipe.exe")));
         assert!(!is_pe(&d.join("notes.txt")));
+    }
+
+    #[test]
+    fn report_names_are_told_by_their_ending_in_any_case() {
+        use std::ffi::OsStr;
+        for (name, want) in [
+            ("a.json", true),
+            ("A.JSON", true),
+            ("r.Json.Gz", true),
+            (".json", true),
+            ("json", false),
+            ("a.jsonx", false),
+            ("a.gz", false),
+            ("a.json.gz.txt", false),
+        ] {
+            assert_eq!(report_like(OsStr::new(name)), want, "{name}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            assert!(report_like(OsStr::from_bytes(b"\xff\xfe.json")));
+            assert!(!report_like(OsStr::from_bytes(b"\xff.jso\xff")));
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn models_for(
     caps: &Caps,
 ) -> Result<(Option<Box<dyn Model>>, Option<Box<dyn Model>>), ScanSetupError> {
     // No hashing here: a one-file scan would pay a SHA-256 of the built-in model.
-    let (report, pe, _) = models_loaded(specs, inputs, reports, caps, false)?;
+    let (report, pe, _) = models_loaded(specs, inputs, reports, caps, false, &mut Listings::new())?;
     Ok((report, pe))
 }
 
@@ -85,16 +85,22 @@ pub fn models_hashed(
     reports: &[PathBuf],
     caps: &Caps,
 ) -> Result<HashedModels, ScanSetupError> {
-    models_loaded(specs, inputs, reports, caps, true)
+    models_loaded(specs, inputs, reports, caps, true, &mut Listings::new())
 }
 
-/// [`models_for`], with each model's SHA-256 when `hash` (else the list stays empty).
+/// Per folder of a PE input, the names in it that could be reports, as listed to decide
+/// whether the report model is needed; the scanner keeps them rather than list again.
+type Listings = std::collections::HashMap<PathBuf, std::sync::Arc<HashSet<std::ffi::OsString>>>;
+
+/// [`models_for`], with each model's SHA-256 when `hash` (else the list stays empty), and
+/// the folders listed for reports into `listings`.
 fn models_loaded(
     specs: &[PathBuf],
     inputs: &[PathBuf],
     reports: &[PathBuf],
     caps: &Caps,
     hash: bool,
+    listings: &mut Listings,
 ) -> Result<HashedModels, ScanSetupError> {
     let (mut report_model, mut pe_model) = (None, None);
     let mut digests = Vec::new();
@@ -118,8 +124,9 @@ fn models_loaded(
         *slot = Some(m);
     }
     let pe_files: Vec<&PathBuf> = inputs.iter().filter(|p| is_pe(p)).collect();
-    let reports_needed =
-        pe_files.len() < inputs.len() || !reports.is_empty() || any_report_beside(&pe_files);
+    let reports_needed = pe_files.len() < inputs.len()
+        || !reports.is_empty()
+        || any_report_beside(&pe_files, listings);
     if report_model.is_none() && reports_needed {
         let (m, digest) = load_maybe_hashed(Path::new("builtin:api"), caps, hash)?;
         report_model = Some(m);
@@ -168,26 +175,14 @@ fn load_maybe_hashed(
 
 /// Whether any PE file's folder holds a report that could pair with it; each folder is
 /// read once, however many files it holds.
-fn any_report_beside(pe_files: &[&PathBuf]) -> bool {
-    let dirs: HashSet<&Path> = pe_files
-        .iter()
-        .map(|p| p.parent().unwrap_or(Path::new(".")))
-        .map(|d| {
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            }
-        })
-        .collect();
-    dirs.into_iter().any(|dir| {
-        std::fs::read_dir(dir).is_ok_and(|rd| {
-            rd.flatten().any(|e| {
-                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-                n.ends_with(".json") || n.ends_with(".json.gz")
-            })
-        })
-    })
+fn any_report_beside(pe_files: &[&PathBuf], listings: &mut Listings) -> bool {
+    for p in pe_files {
+        let dir = crate::folder_of(p);
+        if !listings.contains_key(dir) {
+            listings.insert(dir.to_path_buf(), crate::report_names(dir).into());
+        }
+    }
+    listings.values().any(|names| !names.is_empty())
 }
 
 /// Reads a sha256 list: one 64-hex value per line, blank lines and `#` comments skipped.
@@ -335,7 +330,15 @@ pub fn prepare(
         });
     }
     drop(tx);
-    let models = models_for(&plan.models, inputs, &opts.reports, caps);
+    let mut listings = Listings::new();
+    let models = models_loaded(
+        &plan.models,
+        inputs,
+        &opts.reports,
+        caps,
+        false,
+        &mut listings,
+    );
     let rules = match take(&job) {
         Some(f) if want_rules => Some(run(f)),
         Some(_) => None,
@@ -343,7 +346,7 @@ pub fn prepare(
         // is caught) the same error as a panic, never a scan without its rules.
         None => Some(rx.recv().unwrap_or_else(|_| Err(Box::new("no result")))),
     };
-    let (report_model, pe_model) = models?;
+    let (report_model, pe_model, _) = models?;
     let mut rule_errors = Vec::new();
     let mut prescanned = None;
     if let Some(joined) = rules {
@@ -362,6 +365,9 @@ pub fn prepare(
     let scanner = crate::Scanner::new(report_model, pe_model, opts)?;
     if let Ok(mut slot) = scanner.prescan.lock() {
         *slot = prescanned;
+    }
+    if let Ok(mut names) = scanner.report_names.lock() {
+        names.extend(listings);
     }
     Ok((scanner, rule_errors))
 }
