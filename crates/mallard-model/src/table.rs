@@ -633,8 +633,12 @@ impl Model for TableModel {
         threads: usize,
     ) -> Result<Vec<Reason>, ModelError> {
         let x = self.row(input)?;
-        let p = self.proba(x)?;
-        let class = crate::sequence::explained_class(&self.meta, &p);
+        // A binary model explains its positive class: no need to score the row for it.
+        let probs = || self.proba(x);
+        let class = match self.meta.positive {
+            Some(c) => c,
+            None => crate::sequence::explained_class(&self.meta, &probs()?),
+        };
         // One weight per feature; only the `top` kept are named (cloning 2381 names to
         // drop all but a few was a measurable part of a one-file scan).
         let weights: Vec<f32> = match &self.inner {
@@ -653,6 +657,7 @@ impl Model for TableModel {
                 c.iter().map(|&v| (sign * v) as f32).collect()
             }
             Inner::Mlp(_) => {
+                let p = probs()?;
                 // Occluded rows in batches: all n at once would cost n squared values.
                 const BATCH: usize = 256;
                 let mut q = Vec::with_capacity(x.len() * self.meta.labels.len());
