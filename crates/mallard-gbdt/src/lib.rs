@@ -798,6 +798,7 @@ impl Gbdt {
             (&nodes.1, nodes.2.len(), NodeSource::Copied(rows)),
             None,
             max_depth,
+            false,
         )
     }
 
@@ -814,7 +815,7 @@ impl Gbdt {
         ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
-        Self::from_le(meta, tensors, None, ahead, max_depth)
+        Self::from_le(meta, tensors, None, ahead, max_depth, false)
     }
 
     /// [`Gbdt::from_le_tensors`] from tensors that live as long as the program (a model
@@ -827,7 +828,21 @@ impl Gbdt {
         max_depth: usize,
     ) -> Result<Gbdt, GbdtError> {
         let nodes = tensors[2].as_ref().and_then(|t| in_place(t.data));
-        Self::from_le(meta, tensors, nodes, ahead, max_depth)
+        Self::from_le(meta, tensors, nodes, ahead, max_depth, false)
+    }
+
+    /// [`Gbdt::from_static_le_tensors`] of a model compiled into the program and checked by
+    /// its test suite (mallard's built-in models): the tensors' shapes are checked, the trees
+    /// are taken without their node-by-node checks ([`Tree::trusted`]). Nodes that cannot be
+    /// read where they lie are checked as usual.
+    pub fn from_trusted_static_le_tensors(
+        meta: GbdtMeta,
+        tensors: [Option<LeTensor<'_, 'static>>; 3],
+        max_depth: usize,
+    ) -> Result<Gbdt, GbdtError> {
+        let nodes = tensors[2].as_ref().and_then(|t| in_place(t.data));
+        let trusted = nodes.is_some();
+        Self::from_le(meta, tensors, nodes, None, max_depth, trusted)
     }
 
     /// `in_place_nodes`: the nodes tensor's nodes, read where they lie (`None`: copied).
@@ -837,6 +852,7 @@ impl Gbdt {
         in_place_nodes: Option<&'static [Node]>,
         ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
+        trusted: bool,
     ) -> Result<Gbdt, GbdtError> {
         let missing = |name: &str| GbdtError::Model(format!("missing tensor {name}"));
         let init = init.ok_or_else(|| missing("gbdt.init"))?;
@@ -864,11 +880,13 @@ impl Gbdt {
             (nodes.shape, nodes.data.len() / 4, source),
             ahead,
             max_depth,
+            trusted,
         )
     }
 
     /// Checks every shape, index and link; `nodes` is (shape, number of values, the nodes
-    /// of all trees one after the other).
+    /// of all trees one after the other). `trusted`: the shapes only (see
+    /// [`Gbdt::from_trusted_static_le_tensors`]).
     fn build(
         meta: GbdtMeta,
         (init_shape, init): (&[usize], Vec<f32>),
@@ -876,6 +894,7 @@ impl Gbdt {
         (nodes_shape, nodes_len, source): (&[usize], usize, NodeSource<'_>),
         ahead: Option<&TreesAhead<'_>>,
         max_depth: usize,
+        trusted: bool,
     ) -> Result<Gbdt, GbdtError> {
         let bad = |m: String| GbdtError::Model(m);
         if meta.n_classes < 2 || meta.n_features == 0 {
@@ -907,6 +926,12 @@ impl Gbdt {
         starts.push(0usize);
         for &s in sizes {
             starts.push(starts[starts.len() - 1] + s as usize);
+        }
+        if trusted {
+            let trees = (0..sizes.len())
+                .map(|t| Tree::trusted(source.tree(starts[t]..starts[t + 1])))
+                .collect();
+            return Ok(Gbdt { meta, init, trees });
         }
         let n_features = meta.n_features;
         if let Some(trees) = ahead.and_then(|a| a.take(&source, &starts, n_features, max_depth)) {
@@ -1464,6 +1489,42 @@ mod shared_shap_tests {
             assert_eq!(g, &m);
             assert_eq!(g.predict_raw(&x).unwrap(), want);
         }
+        // Trusted (a built-in model): in place and unchecked, the trees' depth and expected
+        // value measured when first asked for, to the bit what the checks found; misaligned
+        // nodes are copied and checked as usual.
+        let trusted = |nodes| {
+            Gbdt::from_trusted_static_le_tensors(
+                m.meta().clone(),
+                [lt(0, init), lt(1, sizes), lt(2, nodes)],
+                64,
+            )
+            .unwrap()
+        };
+        let (taken, fallback) = (trusted(aligned), trusted(shifted));
+        assert!(in_place(&taken));
+        assert!(taken.trees.iter().all(|t| t.shape.get().is_none()));
+        assert!(fallback.trees.iter().all(|t| t.shape.get().is_some()));
+        let explain = |g: &Gbdt, r: &[f32]| g.contributions(r, Explain::TreeShap).unwrap();
+        for r in x.chunks(5).take(30) {
+            let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(explain(&taken, r)), bits(explain(&m, r)));
+        }
+        for g in [&taken, &fallback] {
+            for (a, b) in g.trees.iter().zip(&m.trees) {
+                assert_eq!(a.depth(), b.depth());
+                assert_eq!(a.expected_value().to_bits(), b.expected_value().to_bits());
+            }
+            assert_eq!(g, &m);
+            assert_eq!(g.predict_raw(&x).unwrap(), want);
+        }
+        // Only the shapes are checked: a tensor of the wrong size is still refused.
+        let short = &aligned[..aligned.len() - 32];
+        assert!(Gbdt::from_trusted_static_le_tensors(
+            m.meta().clone(),
+            [lt(0, init), lt(1, sizes), lt(2, short)],
+            64,
+        )
+        .is_err());
     }
 
     /// Trees checked ahead are what the load would make when the settings agree; when they

@@ -143,44 +143,35 @@ pub(crate) const GROUP: usize = 8;
 pub(crate) struct Tree {
     pub nodes: Nodes,
     /// Splits on the longest root-to-leaf path, and [`Tree::expected_value`]: what each
-    /// TreeSHAP explanation needs, kept so that it does not walk every node for them.
-    depth: u32,
-    expected: f64,
+    /// TreeSHAP explanation needs, kept so that it does not walk every node for them. Found
+    /// by the checks on load, or for a trusted tree ([`Tree::trusted`]) when first needed.
+    pub(crate) shape: std::sync::OnceLock<(u32, f64)>,
 }
 
 impl Tree {
     /// A tree of `nodes` (children after their parents, as grown).
     pub fn new(nodes: Vec<Node>) -> Tree {
-        let mut depth = vec![0u32; nodes.len()];
-        let mut max_depth = 0;
-        for (i, n) in nodes.iter().enumerate() {
-            if n.feature().is_some() {
-                let d = depth[i] + 1;
-                max_depth = max_depth.max(d);
-                for c in [n.left(), n.right()] {
-                    if let Some(slot) = depth.get_mut(c as usize) {
-                        *slot = d;
-                    }
-                }
-            }
-        }
-        let expected = match nodes.first() {
-            Some(root) if root.count > 0.0 => {
-                let root = root.count as f64;
-                let mut e = 0.0;
-                for n in nodes.iter().filter(|n| n.feature().is_none()) {
-                    e += n.value as f64 * n.count as f64 / root;
-                }
-                e
-            }
-            Some(root) => root.value as f64,
-            None => 0.0,
-        };
+        let shape = measure(&nodes);
         Tree {
             nodes: Nodes::Owned(nodes),
-            depth: max_depth,
-            expected,
+            shape: std::sync::OnceLock::from(shape),
         }
+    }
+
+    /// A tree of nodes compiled into the program, taken without the checks of
+    /// [`Tree::checked`]: for the built-in models only, which the test suite checks in full
+    /// (a one-file scan waited for 45,056 nodes to be checked). Its shape is measured when
+    /// an explanation first needs it. Nothing here is unsafe: a corrupt tree gives wrong
+    /// numbers or a panic, which a scan reports as that file's error.
+    pub fn trusted(nodes: Nodes) -> Tree {
+        Tree {
+            nodes,
+            shape: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn shape(&self) -> (u32, f64) {
+        *self.shape.get_or_init(|| measure(&self.nodes))
     }
 
     /// Whether the row goes left at split `n` on feature `f`.
@@ -279,8 +270,7 @@ impl Tree {
         match shape_of(&nodes, n_features, max_depth, depth) {
             Some((deepest, expected, _)) => Ok(Tree {
                 nodes,
-                depth: deepest,
-                expected,
+                shape: std::sync::OnceLock::from((deepest, expected)),
             }),
             None => Self::checked_in_order(nodes, n_features, max_depth, depth),
         }
@@ -297,8 +287,7 @@ impl Tree {
         let (deepest, expected, features) = shape_of(&nodes, usize::MAX, max_depth, depth)?;
         let tree = Tree {
             nodes,
-            depth: deepest,
-            expected,
+            shape: std::sync::OnceLock::from((deepest, expected)),
         };
         Some((tree, features))
     }
@@ -377,10 +366,40 @@ impl Tree {
         }
         Ok(Tree {
             nodes,
-            depth: deepest,
-            expected,
+            shape: std::sync::OnceLock::from((deepest, expected)),
         })
     }
+}
+
+/// A grown tree's depth and expected value (the cover-weighted mean of its leaves, summed in
+/// node order as the checks sum it): children come after their parents.
+fn measure(nodes: &[Node]) -> (u32, f64) {
+    let mut depth = vec![0u32; nodes.len()];
+    let mut max_depth = 0;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.feature().is_some() {
+            let d = depth[i] + 1;
+            max_depth = max_depth.max(d);
+            for c in [n.left(), n.right()] {
+                if let Some(slot) = depth.get_mut(c as usize) {
+                    *slot = d;
+                }
+            }
+        }
+    }
+    let expected = match nodes.first() {
+        Some(root) if root.count > 0.0 => {
+            let root = root.count as f64;
+            let mut e = 0.0;
+            for n in nodes.iter().filter(|n| n.feature().is_none()) {
+                e += n.value as f64 * n.count as f64 / root;
+            }
+            e
+        }
+        Some(root) => root.value as f64,
+        None => 0.0,
+    };
+    (max_depth, expected)
 }
 
 /// Whether `v` is a whole number in [0, 2^24), without a branch or a conversion: below
@@ -828,12 +847,12 @@ impl Credit<'_> {
 impl Tree {
     /// Cover-weighted mean output: what the tree predicts when no feature is known.
     pub fn expected_value(&self) -> f64 {
-        self.expected
+        self.shape().1
     }
 
     /// Splits on the longest root-to-leaf path.
     pub fn depth(&self) -> u32 {
-        self.depth
+        self.shape().0
     }
 
     /// Exact TreeSHAP values with training-row counts as cover (the values of Lundberg,

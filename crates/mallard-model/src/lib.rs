@@ -450,10 +450,24 @@ pub fn load_static_for_scoring(
     scoring(Source::Static(file::Header::read(bytes, caps)?), caps)
 }
 
+/// [`load_static_for_scoring`] of a built-in model: one compiled into the program whose
+/// every check runs in its test suite. The file's header, metadata and tensor shapes are
+/// checked as for any file; a tree model's nodes are not (their checks were most of a
+/// one-file scan's wait for the model), and each tree's depth and expected value are
+/// measured when an explanation first needs them. Never for bytes from outside.
+pub fn load_builtin_for_scoring(
+    bytes: &'static [u8],
+    caps: &Caps,
+) -> Result<Box<dyn Model>, ModelError> {
+    scoring(Source::Trusted(file::Header::read(bytes, caps)?), caps)
+}
+
 /// A checked header, of a file held for the load or for the program's life.
 enum Source<'a> {
     Borrowed(file::Header<'a>),
     Static(file::Header<'static>),
+    /// A built-in model's ([`load_builtin_for_scoring`]).
+    Trusted(file::Header<'static>),
 }
 
 fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
@@ -496,6 +510,7 @@ fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError
             }
             model
         }
+        Source::Trusted(_) => scoring_with(&source, None, caps),
     }
 }
 
@@ -506,7 +521,7 @@ fn scoring_with(
 ) -> Result<Box<dyn Model>, ModelError> {
     let header = match source {
         Source::Borrowed(h) => h,
-        Source::Static(h) => h,
+        Source::Static(h) | Source::Trusted(h) => h,
     };
     let m: ScoringMeta = serde_json::from_str(&header.meta_json)
         .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
@@ -532,6 +547,7 @@ fn scoring_with(
         let parts = match source {
             Source::Borrowed(h) => table::Parts::Raw(h),
             Source::Static(h) => table::Parts::Static(h),
+            Source::Trusted(h) => table::Parts::Trusted(h),
         };
         return Ok(Box::new(TableModel::for_scoring(
             meta, config, parts, ahead, caps,
@@ -541,7 +557,7 @@ fn scoring_with(
         serde_json::from_str(config).map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
     let file = match source {
         Source::Borrowed(h) => h.to_file(meta)?,
-        Source::Static(h) => h.to_file(meta)?,
+        Source::Static(h) | Source::Trusted(h) => h.to_file(meta)?,
     };
     from_file_with(file, caps)
 }

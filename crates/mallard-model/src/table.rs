@@ -132,6 +132,8 @@ pub(crate) enum Parts<'a> {
     Raw(&'a crate::file::Header<'a>),
     /// A file that lives as long as the program: trees read their nodes in place.
     Static(&'a crate::file::Header<'static>),
+    /// A built-in model's file: its trees are taken without their checks.
+    Trusted(&'a crate::file::Header<'static>),
 }
 
 enum Inner {
@@ -463,7 +465,7 @@ impl TableModel {
         };
         let header = match &parts {
             Parts::Raw(h) => Some(*h),
-            Parts::Static(h) => Some(*h as &crate::file::Header<'_>),
+            Parts::Static(h) | Parts::Trusted(h) => Some(*h as &crate::file::Header<'_>),
             Parts::Decoded(_) => None,
         };
         let kept = header.and_then(|h| h.tensors.iter().find(|t| t.name == MEANS_TENSOR));
@@ -548,6 +550,11 @@ impl TableModel {
                         ahead,
                         caps.max_tree_depth,
                     ),
+                    Parts::Trusted(h) => Gbdt::from_trusted_static_le_tensors(
+                        m,
+                        ["gbdt.init", "gbdt.tree_sizes", "gbdt.nodes"].map(|n| le_tensor(h, n)),
+                        caps.max_tree_depth,
+                    ),
                 };
                 Inner::Gbdt(g.map_err(|e| corrupt(&e))?)
             }
@@ -560,7 +567,7 @@ impl TableModel {
                         decoded = mlp_tensors(h);
                         &decoded
                     }
-                    Parts::Static(h) => {
+                    Parts::Static(h) | Parts::Trusted(h) => {
                         decoded = mlp_tensors(h);
                         &decoded
                     }

@@ -44,6 +44,56 @@ pub fn load(name: &str) -> Option<Result<Box<dyn Model>, ModelError>> {
 mod tests {
     use super::*;
 
+    /// A scan takes the built-in models' trees without their node-by-node checks
+    /// (`mallard_model::load_builtin_for_scoring`): every one of those checks passes here,
+    /// and the trusted model scores and explains rows to the bit as the checked one does.
+    #[test]
+    fn built_in_models_pass_every_check_and_score_alike_unchecked() {
+        use mallard_model::Input;
+        let caps = mallard_io::Caps::default();
+        for name in NAMES {
+            let b = bytes(name).unwrap();
+            let checked = mallard_model::load_static_for_scoring(b, &caps).unwrap();
+            let full = mallard_model::load_bytes_with(b, &caps).unwrap();
+            let trusted = mallard_model::load_builtin_for_scoring(b, &caps).unwrap();
+            let n = checked.meta().feature_names.len();
+            if n == 0 {
+                assert_eq!(name, "api", "only the report model reads no features");
+                continue;
+            }
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for r in 0..40 {
+                let row: Vec<f32> = (0..n)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let v = (x >> 40) as f32 / (1u64 << 24) as f32;
+                        // Mostly small counts and fractions, some large values, some missing.
+                        match r % 3 {
+                            0 => v,
+                            1 => (v * 1e5).floor(),
+                            _ if v < 0.1 => f32::NAN,
+                            _ => v * 300.0,
+                        }
+                    })
+                    .collect();
+                let input = [Input::Features(&row)];
+                let p = checked.predict_proba(&input).unwrap();
+                for m in [&full, &trusted] {
+                    assert_eq!(m.predict_proba(&input).unwrap(), p, "{name} row {r}");
+                    let (a, b) = (m.explain(&input[0], 10), checked.explain(&input[0], 10));
+                    let w = |v: Vec<mallard_model::Reason>| {
+                        v.into_iter()
+                            .map(|r| (r.name, r.weight.to_bits()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(w(a.unwrap()), w(b.unwrap()), "{name} row {r}");
+                }
+            }
+        }
+    }
+
     /// Each built-in model lies 8-aligned, and its trees' nodes 4-aligned within it, so that
     /// the trees read them in place (a model rebuilt with another layout would silently
     /// lose that; `mallard_gbdt`'s tests show aligned nodes are read in place).

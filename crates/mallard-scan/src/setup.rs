@@ -45,7 +45,7 @@ pub fn load_full_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanS
 /// (`builtin::load` gives the whole model).
 pub fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
     match builtin::bytes(name) {
-        Some(b) => mallard_model::load_static_for_scoring(b, &Caps::default())
+        Some(b) => mallard_model::load_builtin_for_scoring(b, &Caps::default())
             .map_err(|e| setup(format!("built-in model {name}: {e}"))),
         None => Err(setup(format!(
             "no built-in model {name:?} ({})",
