@@ -553,6 +553,62 @@ impl Scratch {
     }
 }
 
+/// What both TreeSHAP walks need of split `n` on feature `f`: the child the row goes to
+/// (`hot`) and the other, the shares of the training rows each got, and the feature's state
+/// on the path above. A feature split on above: its factor is replaced by the combined one
+/// below, and what the earlier split credited to the leaves below here is taken back. A
+/// feature the row carries is below n_features (checked on load); one beyond reads as
+/// absent and is never recorded.
+struct Split {
+    hot: usize,
+    cold: usize,
+    fh: f64,
+    fc: f64,
+    fi: usize,
+    state: u8,
+    prev: bool,
+    za: f64,
+    oa: bool,
+    ca: f64,
+}
+
+impl Split {
+    #[inline(always)]
+    fn of(nodes: &[Node], n: &Node, f: u32, x: &[f32], on: &[u8], zero: &[f64]) -> Split {
+        let (l, r) = (n.left() as usize, n.right() as usize);
+        let (hot, cold) = if Tree::goes_left(n, f, x) {
+            (l, r)
+        } else {
+            (r, l)
+        };
+        let cover = n.count as f64;
+        let count = |c: usize| nodes.get(c).map_or(0.0, |n| n.count as f64);
+        let frac = |c: usize| if cover > 0.0 { count(c) / cover } else { 0.5 };
+        let (fh, fc) = (frac(hot), frac(cold));
+        let fi = f as usize;
+        let state = on.get(fi).copied().unwrap_or(OFF);
+        let prev = state != OFF;
+        let (za, oa) = if prev {
+            (zero.get(fi).copied().unwrap_or(1.0), state == ONE)
+        } else {
+            (1.0, true)
+        };
+        let ca = if prev { oa as u8 as f64 - za } else { 0.0 };
+        Split {
+            hot,
+            cold,
+            fh,
+            fc,
+            fi,
+            state,
+            prev,
+            za,
+            oa,
+            ca,
+        }
+    }
+}
+
 /// One tree's Linear TreeSHAP walk (see [`Tree::shap_sums`]). Per depth, `m` values each:
 /// `p` the path's polynomial at the quadrature points, `u` the sum over the leaves below of
 /// value times the factors below the node, `g` a child's factor relative to its parent,
@@ -590,35 +646,19 @@ impl Walk<'_> {
             self.u[lo..mid].fill(n.value as f64);
             return;
         };
-        let (l, r) = (n.left() as usize, n.right() as usize);
-        let (hot, cold) = if Tree::goes_left(n, f, self.x) {
-            (l, r)
-        } else {
-            (r, l)
-        };
-        let cover = n.count as f64;
-        let frac = |c: usize| {
-            if cover > 0.0 {
-                self.tree.nodes[c].count as f64 / cover
-            } else {
-                0.5
-            }
-        };
-        let (fh, fc) = (frac(hot), frac(cold));
+        let Split {
+            hot,
+            cold,
+            fh,
+            fc,
+            fi,
+            state,
+            prev,
+            za,
+            oa,
+            ca,
+        } = Split::of(&self.tree.nodes, n, f, self.x, self.on, self.zero);
         let t = &self.t[..m];
-        // A feature split on above: its factor is replaced by the combined one below, and
-        // what the earlier split credited to the leaves below here is taken back.
-        // A feature the row carries is below n_features (checked on load); one beyond
-        // reads as absent and is never recorded.
-        let fi = f as usize;
-        let state = self.on.get(fi).copied().unwrap_or(OFF);
-        let prev = state != OFF;
-        let (za, oa) = if prev {
-            (self.zero[fi], state == ONE)
-        } else {
-            (1.0, true)
-        };
-        let ca = if prev { oa as u8 as f64 - za } else { 0.0 };
         if prev {
             for (inv, &t) in self.inv[lo..mid].iter_mut().zip(t) {
                 let fa = factor(za, oa, t);
@@ -713,26 +753,19 @@ impl<const M: usize> FixedWalk<'_, M> {
         let Some(f) = n.feature() else {
             return [n.value as f64; M];
         };
-        let (l, r) = (n.left() as usize, n.right() as usize);
-        let (hot, cold) = if Tree::goes_left(n, f, self.x) {
-            (l, r)
-        } else {
-            (r, l)
-        };
-        let cover = n.count as f64;
-        let count = |c: usize| self.nodes.get(c).map_or(0.0, |n| n.count as f64);
-        let frac = |c: usize| if cover > 0.0 { count(c) / cover } else { 0.5 };
-        let (fh, fc) = (frac(hot), frac(cold));
+        let Split {
+            hot,
+            cold,
+            fh,
+            fc,
+            fi,
+            state,
+            prev,
+            za,
+            oa,
+            ca,
+        } = Split::of(self.nodes, n, f, self.x, self.on, self.zero);
         let t = self.t;
-        let fi = f as usize;
-        let state = self.on.get(fi).copied().unwrap_or(OFF);
-        let prev = state != OFF;
-        let (za, oa) = if prev {
-            (self.zero[fi], state == ONE)
-        } else {
-            (1.0, true)
-        };
-        let ca = if prev { oa as u8 as f64 - za } else { 0.0 };
         let mut inv = [0.0; M];
         if prev {
             for q in 0..M {
