@@ -491,7 +491,8 @@ impl TableModel {
             (stored, t) => {
                 let kept = t.map(|t| (t.shape.as_slice(), crate::file::f32s(t.data)));
                 let means = one_of_means(stored.map(|_| Vec::new()), kept)?;
-                (Deferred::ready(means.clone()), means.len())
+                let n = means.len();
+                (Deferred::ready(means), n)
             }
         };
         let config = Config {
