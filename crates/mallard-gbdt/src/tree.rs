@@ -374,31 +374,43 @@ impl Tree {
 /// A grown tree's depth and expected value (the cover-weighted mean of its leaves, summed in
 /// node order as the checks sum it): children come after their parents.
 fn measure(nodes: &[Node]) -> (u32, f64) {
-    let mut depth = vec![0u32; nodes.len()];
-    let mut max_depth = 0;
+    let Some(root) = nodes.first() else {
+        return (0, 0.0);
+    };
+    if root.count > 0.0 {
+        measure_depth(nodes)
+    } else {
+        // No training rows at the root (not a tree the checks accept): its own value.
+        (measure_depth(nodes).0, root.value as f64)
+    }
+}
+
+/// [`measure`] in one pass: depths on the stack for a tree of up to 256 nodes (a grown
+/// tree's usual size; the buffer is allocated only beyond), and the leaves' sum.
+fn measure_depth(nodes: &[Node]) -> (u32, f64) {
+    let mut small = [0u32; 256];
+    let mut big = Vec::new();
+    let depth: &mut [u32] = if nodes.len() <= small.len() {
+        &mut small[..nodes.len()]
+    } else {
+        big.resize(nodes.len(), 0);
+        &mut big
+    };
+    let root = nodes.first().map_or(1.0, |n| n.count as f64);
+    let (mut max_depth, mut expected) = (0, 0.0);
     for (i, n) in nodes.iter().enumerate() {
-        if n.feature().is_some() {
-            let d = depth[i] + 1;
-            max_depth = max_depth.max(d);
-            for c in [n.left(), n.right()] {
-                if let Some(slot) = depth.get_mut(c as usize) {
-                    *slot = d;
-                }
+        if n.feature().is_none() {
+            expected += n.value as f64 * n.count as f64 / root;
+            continue;
+        }
+        let d = depth[i] + 1;
+        max_depth = max_depth.max(d);
+        for c in [n.left(), n.right()] {
+            if let Some(slot) = depth.get_mut(c as usize) {
+                *slot = d;
             }
         }
     }
-    let expected = match nodes.first() {
-        Some(root) if root.count > 0.0 => {
-            let root = root.count as f64;
-            let mut e = 0.0;
-            for n in nodes.iter().filter(|n| n.feature().is_none()) {
-                e += n.value as f64 * n.count as f64 / root;
-            }
-            e
-        }
-        Some(root) => root.value as f64,
-        None => 0.0,
-    };
     (max_depth, expected)
 }
 
