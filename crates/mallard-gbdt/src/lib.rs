@@ -1186,9 +1186,7 @@ mod shared_shap_tests {
     /// A 3-class model of `rounds` rounds on `n` rows of `nf` hashed features (the label
     /// from the features at `a` and `b`), and its rows.
     fn toy(n: usize, nf: usize, rounds: usize, (a, b): (usize, usize)) -> (Gbdt, Vec<f32>) {
-        let x: Vec<f32> = (0..n * nf)
-            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
-            .collect();
+        let x = hashed_rows(n, nf);
         let y: Vec<usize> = (0..n)
             .map(|i| ((x[i * nf + a] + x[i * nf + b] * 0.5) as usize) % 3)
             .collect();
@@ -1197,12 +1195,23 @@ mod shared_shap_tests {
             n_threads: Some(1),
             ..Default::default()
         };
+        (fitted(&x, nf, &y, 3, &params), x)
+    }
+
+    /// `n` rows of `nf` values in [0, 10), hashed from their position.
+    fn hashed_rows(n: usize, nf: usize) -> Vec<f32> {
+        (0..n * nf)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
+            .collect()
+    }
+
+    fn fitted(x: &[f32], nf: usize, y: &[usize], classes: usize, params: &GbdtParams) -> Gbdt {
         let data = Dataset {
-            x: &x,
+            x,
             n_features: nf,
-            y: &y,
+            y,
         };
-        (Gbdt::fit(data, 3, &params, None).unwrap(), x)
+        Gbdt::fit(data, classes, params, None).unwrap()
     }
 
     #[test]
@@ -1242,9 +1251,7 @@ mod shared_shap_tests {
             (2, 200, 3, None),
         ] {
             let n = 1500;
-            let x: Vec<f32> = (0..n * nf)
-                .map(|i| ((i as u32).wrapping_mul(2654435761) % 1000) as f32 / 100.0)
-                .collect();
+            let x = hashed_rows(n, nf);
             let y: Vec<usize> = (0..n)
                 .map(|i| ((x[i * nf] * 3.0 + x[i * nf + 1]) as usize) % 2)
                 .collect();
@@ -1256,12 +1263,7 @@ mod shared_shap_tests {
                 n_threads: Some(1),
                 ..Default::default()
             };
-            let data = Dataset {
-                x: &x,
-                n_features: nf,
-                y: &y,
-            };
-            let m = Gbdt::fit(data, 2, &params, None).unwrap();
+            let m = fitted(&x, nf, &y, 2, &params);
             let mut scratch = tree::Scratch::new(nf);
             for tree in &m.trees {
                 points.insert(tree.depth().div_ceil(2));

@@ -585,8 +585,43 @@ struct Split {
 }
 
 impl Split {
+    /// One over the factor of the earlier split on the same feature at point `t` (0 where
+    /// that factor is 0).
     #[inline(always)]
-    fn of(nodes: &[Node], n: &Node, f: u32, x: &[f32], on: &[u8], zero: &[f64]) -> Split {
+    fn inv(&self, t: f64) -> f64 {
+        let fa = factor(self.za, self.oa, t);
+        if fa != 0.0 {
+            1.0 / fa
+        } else {
+            0.0
+        }
+    }
+
+    /// A child's factor relative to this node at point `t`, given [`Split::inv`] there.
+    #[inline(always)]
+    fn child_factor(&self, zc: f64, oc: bool, t: f64, inv: f64) -> f64 {
+        let fq = factor(zc, oc, t);
+        if self.prev {
+            fq * inv
+        } else {
+            fq
+        }
+    }
+}
+
+/// What both walks keep per feature while it is on the path, and the tree's sums: the
+/// buffers of [`Scratch`] one walk borrows.
+struct Path<'a> {
+    zero: &'a mut [f64],
+    on: &'a mut [u8],
+    sums: &'a mut [f64],
+    touched: &'a mut Vec<u32>,
+}
+
+impl Path<'_> {
+    /// The [`Split`] of node `n` on feature `f` among `nodes`, for row `x`.
+    #[inline(always)]
+    fn split(&self, nodes: &[Node], n: &Node, f: u32, x: &[f32]) -> Split {
         let (l, r) = (n.left() as usize, n.right() as usize);
         let (hot, cold) = if Tree::goes_left(n, f, x) {
             (l, r)
@@ -598,10 +633,10 @@ impl Split {
         let frac = |c: usize| if cover > 0.0 { count(c) / cover } else { 0.5 };
         let (fh, fc) = (frac(hot), frac(cold));
         let fi = f as usize;
-        let state = on.get(fi).copied().unwrap_or(OFF);
+        let state = self.on.get(fi).copied().unwrap_or(OFF);
         let prev = state != OFF;
         let (za, oa) = if prev {
-            (zero.get(fi).copied().unwrap_or(1.0), state == ONE)
+            (self.zero.get(fi).copied().unwrap_or(1.0), state == ONE)
         } else {
             (1.0, true)
         };
@@ -619,6 +654,45 @@ impl Split {
             ca,
         }
     }
+
+    /// The split's feature as a child below it sees it (`zc`, `oc`): set while the walk is
+    /// below that child.
+    #[inline(always)]
+    fn enter(&mut self, s: &Split, zc: f64, oc: bool) {
+        if let (Some(z), Some(o)) = (self.zero.get_mut(s.fi), self.on.get_mut(s.fi)) {
+            *z = zc;
+            *o = if oc { ONE } else { ZERO };
+        }
+    }
+
+    /// The split's feature as it was above the split.
+    #[inline(always)]
+    fn leave(&mut self, s: &Split) {
+        if let (Some(z), Some(o)) = (self.zero.get_mut(s.fi), self.on.get_mut(s.fi)) {
+            *z = s.za;
+            *o = s.state;
+        }
+    }
+
+    /// Adds a child's contribution `phi` to feature `f`'s sum for the tree.
+    #[inline(always)]
+    fn credit(&mut self, f: u32, phi: f64) {
+        if let Some(o) = self.sums.get_mut(f as usize) {
+            if *o == 0.0 {
+                self.touched.push(f);
+            }
+            *o += phi;
+        }
+    }
+}
+
+/// The value of node `c` if it is a leaf.
+#[inline(always)]
+fn leaf_value(nodes: &[Node], c: usize) -> Option<f64> {
+    match nodes.get(c) {
+        Some(n) if n.feature().is_none() => Some(n.value as f64),
+        _ => None,
+    }
 }
 
 /// One tree's Linear TreeSHAP walk (see [`Tree::shap_sums`]). Per depth, `m` values each:
@@ -635,10 +709,7 @@ struct Walk<'a> {
     u: &'a mut [f64],
     g: &'a mut [f64],
     inv: &'a mut [f64],
-    zero: &'a mut [f64],
-    on: &'a mut [u8],
-    sums: &'a mut [f64],
-    touched: &'a mut Vec<u32>,
+    path: Path<'a>,
 }
 
 impl Walk<'_> {
@@ -658,40 +729,24 @@ impl Walk<'_> {
             self.u[lo..mid].fill(n.value as f64);
             return;
         };
-        let Split {
-            hot,
-            cold,
-            fh,
-            fc,
-            fi,
-            state,
-            prev,
-            za,
-            oa,
-            ca,
-        } = Split::of(&self.tree.nodes, n, f, self.x, self.on, self.zero);
+        let s = self.path.split(&self.tree.nodes, n, f, self.x);
         let t = &self.t[..m];
-        if prev {
+        if s.prev {
             for (inv, &t) in self.inv[lo..mid].iter_mut().zip(t) {
-                let fa = factor(za, oa, t);
-                *inv = if fa != 0.0 { 1.0 / fa } else { 0.0 };
+                *inv = s.inv(t);
             }
         }
         self.u[lo..mid].fill(0.0);
-        for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
+        for (c, zc, oc) in [(s.hot, s.za * s.fh, s.oa), (s.cold, s.za * s.fc, false)] {
             // A leaf child's sum below is its value at every point: credited here, without
             // a call that would write the value out only to have it read back at once.
-            let leaf = match self.tree.nodes.get(c) {
-                Some(n) if n.feature().is_none() => Some(n.value as f64),
-                _ => None,
-            };
+            let leaf = leaf_value(&self.tree.nodes, c);
             {
                 let inv = &self.inv[lo..mid];
                 let (above, below) = self.p.split_at_mut(mid);
                 let (p, pc, gc) = (&above[lo..mid], &mut below[..m], &mut self.g[mid..hi]);
                 for q in 0..m {
-                    let fq = factor(zc, oc, t[q]);
-                    let g = if prev { fq * inv[q] } else { fq };
+                    let g = s.child_factor(zc, oc, t[q], inv[q]);
                     gc[q] = g;
                     if leaf.is_none() {
                         pc[q] = p[q] * g;
@@ -699,15 +754,9 @@ impl Walk<'_> {
                 }
             }
             if leaf.is_none() {
-                if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
-                    *z = zc;
-                    *o = if oc { ONE } else { ZERO };
-                }
+                self.path.enter(&s, zc, oc);
                 self.node(c, d + 1);
-                if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
-                    *z = za;
-                    *o = state;
-                }
+                self.path.leave(&s);
             }
             let cc = oc as u8 as f64 - zc;
             let (at, below) = self.u.split_at_mut(mid);
@@ -717,9 +766,9 @@ impl Walk<'_> {
                 g: &self.g[mid..hi],
                 inv: &self.inv[lo..mid],
                 w: &self.w[..m],
-                prev,
+                prev: s.prev,
                 cc,
-                ca,
+                ca: s.ca,
             };
             let phi = match leaf {
                 Some(v) => parts.add(m, |_| v),
@@ -728,12 +777,7 @@ impl Walk<'_> {
                     parts.add(m, |q| uc[q])
                 }
             };
-            if let Some(o) = self.sums.get_mut(fi) {
-                if *o == 0.0 {
-                    self.touched.push(f);
-                }
-                *o += phi;
-            }
+            self.path.credit(f, phi);
         }
     }
 }
@@ -748,10 +792,7 @@ struct FixedWalk<'a, const M: usize> {
     x: &'a [f32],
     t: &'a [f64; M],
     w: &'a [f64; M],
-    zero: &'a mut [f64],
-    on: &'a mut [u8],
-    sums: &'a mut [f64],
-    touched: &'a mut Vec<u32>,
+    path: Path<'a>,
 }
 
 impl<const M: usize> FixedWalk<'_, M> {
@@ -765,53 +806,30 @@ impl<const M: usize> FixedWalk<'_, M> {
         let Some(f) = n.feature() else {
             return [n.value as f64; M];
         };
-        let Split {
-            hot,
-            cold,
-            fh,
-            fc,
-            fi,
-            state,
-            prev,
-            za,
-            oa,
-            ca,
-        } = Split::of(self.nodes, n, f, self.x, self.on, self.zero);
+        let s = self.path.split(self.nodes, n, f, self.x);
         let t = self.t;
         let mut inv = [0.0; M];
-        if prev {
+        if s.prev {
             for q in 0..M {
-                let fa = factor(za, oa, t[q]);
-                inv[q] = if fa != 0.0 { 1.0 / fa } else { 0.0 };
+                inv[q] = s.inv(t[q]);
             }
         }
         let mut u = [0.0; M];
-        for (c, zc, oc) in [(hot, za * fh, oa), (cold, za * fc, false)] {
-            let leaf = match self.nodes.get(c) {
-                Some(n) if n.feature().is_none() => Some(n.value as f64),
-                _ => None,
-            };
+        for (c, zc, oc) in [(s.hot, s.za * s.fh, s.oa), (s.cold, s.za * s.fc, false)] {
             let mut g = [0.0; M];
             for q in 0..M {
-                let fq = factor(zc, oc, t[q]);
-                g[q] = if prev { fq * inv[q] } else { fq };
+                g[q] = s.child_factor(zc, oc, t[q], inv[q]);
             }
-            let uc = match leaf {
+            let uc = match leaf_value(self.nodes, c) {
                 Some(v) => [v; M],
                 None => {
                     let mut pc = [0.0; M];
                     for q in 0..M {
                         pc[q] = p[q] * g[q];
                     }
-                    if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
-                        *z = zc;
-                        *o = if oc { ONE } else { ZERO };
-                    }
+                    self.path.enter(&s, zc, oc);
                     let uc = self.node(c, &pc);
-                    if let (Some(z), Some(o)) = (self.zero.get_mut(fi), self.on.get_mut(fi)) {
-                        *z = za;
-                        *o = state;
-                    }
+                    self.path.leave(&s);
                     uc
                 }
             };
@@ -819,9 +837,9 @@ impl<const M: usize> FixedWalk<'_, M> {
             let mut phi = 0.0;
             for q in 0..M {
                 let base = p[q] * uc[q];
-                let r = if prev {
+                let r = if s.prev {
                     let b = base * inv[q];
-                    cc * b - ca * b * g[q]
+                    cc * b - s.ca * b * g[q]
                 } else {
                     cc * base
                 };
@@ -830,12 +848,7 @@ impl<const M: usize> FixedWalk<'_, M> {
             for q in 0..M {
                 u[q] += g[q] * uc[q];
             }
-            if let Some(o) = self.sums.get_mut(fi) {
-                if *o == 0.0 {
-                    self.touched.push(f);
-                }
-                *o += phi;
-            }
+            self.path.credit(f, phi);
         }
         u
     }
@@ -937,22 +950,28 @@ impl Tree {
             scratch.rules.resize_with(m + 1, || None);
         }
         let (t, w) = scratch.rules[m].get_or_insert_with(|| gauss_legendre(m));
+        // Taken by whichever walk runs.
+        let mut path = Some(Path {
+            zero: &mut scratch.zero,
+            on: &mut scratch.on,
+            sums: &mut scratch.tree_sums,
+            touched: &mut scratch.touched,
+        });
         macro_rules! fixed {
             ($m:literal) => {{
                 let points = (
                     <&[f64; $m]>::try_from(&t[..]),
                     <&[f64; $m]>::try_from(&w[..]),
                 );
-                if let (Ok(t), Ok(w)) = points {
+                // The path is taken only by a walk that runs.
+                let ready = points.0.is_ok() && points.1.is_ok();
+                if let (Ok(t), Ok(w), Some(path)) = (points.0, points.1, path.take_if(|_| ready)) {
                     let mut walk = FixedWalk::<$m> {
                         nodes: &self.nodes,
                         x,
                         t,
                         w,
-                        zero: &mut scratch.zero,
-                        on: &mut scratch.on,
-                        sums: &mut scratch.tree_sums,
-                        touched: &mut scratch.touched,
+                        path,
                     };
                     walk.node(0, &[1.0; $m]);
                     true
@@ -978,7 +997,7 @@ impl Tree {
                 13 => fixed!(13),
                 _ => false,
             };
-        if !walked {
+        if let (false, Some(path)) = (walked, path) {
             let levels = (max_depth + 2) * m;
             scratch.p.clear();
             scratch.p.resize(levels, 0.0);
@@ -997,10 +1016,7 @@ impl Tree {
                 u: &mut scratch.u,
                 g: &mut scratch.g,
                 inv: &mut scratch.inv,
-                zero: &mut scratch.zero,
-                on: &mut scratch.on,
-                sums: &mut scratch.tree_sums,
-                touched: &mut scratch.touched,
+                path,
             };
             walk.node(0, 0);
         }
