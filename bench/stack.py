@@ -63,7 +63,7 @@ def load(path, name_to_sha):
             r = json.loads(line)
             sha = sha_of(r["id"], name_to_sha)
             if sha:
-                out[sha] = (1 if r["label"] == "malicious" else 0, r["probs"][1])
+                out[sha] = (1 if r["label"] == "malicious" else 0, r["probs"][1], r.get("domain", True))
     return out
 
 
@@ -100,15 +100,17 @@ def logit(p):
     return math.log(p / (1 - p))
 
 
-def fit_logreg(X, y, l2=1e-2, iters=50):
-    """Newton's method on the L2-regularised log loss; X rows carry a leading 1."""
+def fit_logreg(X, y, l2=1e-2, iters=50, offset=None):
+    """Newton's method on the L2-regularised log loss; X rows carry a leading 1 (or, with
+    `offset`, a fixed logit per row is added to x . w)."""
     d = len(X[0])
     w = [0.0] * d
+    offset = offset or [0.0] * len(X)
     for _ in range(iters):
         g = [l2 * w[j] for j in range(d)]
         H = [[l2 if a == b else 0.0 for b in range(d)] for a in range(d)]
-        for x, t in zip(X, y):
-            z = sum(wj * xj for wj, xj in zip(w, x))
+        for x, t, o in zip(X, y, offset):
+            z = o + sum(wj * xj for wj, xj in zip(w, x))
             p = 1 / (1 + math.exp(-max(min(z, 30), -30)))
             for a in range(d):
                 g[a] += (p - t) * x[a]
@@ -139,7 +141,8 @@ def main():
     if not common:
         sys.exit("no sample is in every prediction file")
     groups = {}
-    with open(f"{WORK}/malconv-groups.tsv") as f:
+    gpath = f"{WORK}/malconv-groups.tsv"
+    with open(gpath) if os.path.exists(gpath) else open(os.devnull) as f:
         for line in f:
             name, _, g = line.rstrip("\n").partition("\t")
             sha = sha_of(name, name_to_sha)
@@ -168,7 +171,14 @@ def main():
         rng.shuffle(uniq)
         fold_of_group = {g: i % 5 for i, g in enumerate(uniq)}
         fold = [fold_of_group[k] for k in keys]
-    X = [[1.0] + [logit(cols[st][i]) for st in sets] for i in range(len(common))]
+    # A detector whose predictions mark files outside its domain (`"domain": false`: the
+    # dotnet set on native files) is a specialist: it adds intercept + weight x logit to the
+    # others' stacked logit on its domain only, fitted with that logit as offset (L2 1, as
+    # `mallard stack`).
+    inside = {st: [preds[st][s][2] for s in common] for st in sets}
+    special = [st for st in sets if not all(inside[st])]
+    general = [st for st in sets if st not in special]
+    X = [[1.0] + [logit(cols[st][i]) for st in general] for i in range(len(common))]
     stacked = [0.0] * len(common)
     weights = []
     for k in range(max(fold) + 1):
@@ -178,13 +188,31 @@ def main():
         for i in range(len(common)):
             if fold[i] == k:
                 stacked[i] = 1 / (1 + math.exp(-max(min(sum(a * b for a, b in zip(w, X[i])), 30), -30)))
+    if len(general) == 1:
+        stacked = cols[general[0]][:]  # one general detector: its score as it is
+    with_special = None
+    if special:
+        base = [logit(v) for v in stacked]
+        S = [sum(([float(inside[st][i]), inside[st][i] * logit(cols[st][i])] for st in special), [])
+             for i in range(len(common))]
+        with_special = stacked[:]
+        for k in range(max(fold) + 1):
+            tr = [i for i in range(len(common)) if fold[i] != k and any(inside[st][i] for st in special)]
+            w = fit_logreg([S[i] for i in tr], [y[i] for i in tr], l2=1.0, iters=100, offset=[base[i] for i in tr])
+            print("specialist weights (intercept, weight per specialist), fold", k + 1, " ".join(f"{v:+.3f}" for v in w))
+            for i in range(len(common)):
+                if fold[i] == k:
+                    z = base[i] + sum(a * b for a, b in zip(w, S[i]))
+                    with_special[i] = 1 / (1 + math.exp(-max(min(z, 30), -30)))
     mean = [sum(cols[st][i] for st in sets) / len(sets) for i in range(len(common))]
     print(f"{len(common)} files in every prediction file ({sum(y)} malware, {len(y) - sum(y)} benign); "
           f"stacker folds over {len(uniq)} groups")
-    print("stacker weights (intercept, " + ", ".join(sets) + ") per fold:")
+    print("stacker weights (intercept, " + ", ".join(general) + ") per fold:")
     for w in weights:
         print("   " + "  ".join(f"{v:+.3f}" for v in w))
     rows = [(st, cols[st]) for st in sets] + [("mean of probabilities", mean), ("stacked (cross-fitted)", stacked)]
+    if with_special:
+        rows.append(("with specialists (cross-fitted)", with_special))
     print("\n| detector | ROC AUC | TPR at 1% FPR | TPR at 0.1% FPR |\n|---|---|---|---|")
     for name, s in rows:
         print(f"| {name} | {auc(y, s):.4f} | {tpr_at(y, s, 0.01):.3f} | {tpr_at(y, s, 0.001):.3f} |")

@@ -73,7 +73,7 @@ pub fn run(a: EvalArgs, g: &Global) -> Result<()> {
     drop(progress);
     if let Some(p) = &a.predictions {
         let ids: Vec<&str> = scored.ids.iter().map(String::as_str).collect();
-        write_predictions(p, &scored.labels, &ids, &scored.y, &scored.probs)?;
+        write_predictions(p, &scored.labels, &ids, &scored.y, &scored.probs, &[])?;
     }
     let ev = scored.evaluate(a.threshold)?;
     print!("{}", render_table(&ev));
@@ -184,9 +184,7 @@ pub fn run_cv(a: CvArgs, g: &Global) -> Result<()> {
     drop(progress);
     let (run, kind, secs) = (&out.run, &out.kind, t.elapsed().as_secs_f64());
     if let Some(p) = &a.predictions {
-        let (order, ys, ps) = run.pooled_rows();
-        let ids: Vec<&str> = order.iter().map(|&i| out.ids[i].as_str()).collect();
-        write_predictions(p, &run.names, &ids, &ys, &ps)?;
+        out.write_predictions(p)?;
     }
     if let (Some(p), Some(keys)) = (&a.write_folds, &out.keys) {
         write_fold_plan(p, keys, &run.folds)?;

@@ -18,7 +18,9 @@ pub struct FeaturesArgs {
     /// Feature set: ember-v2 (2,381 floats), ember-v2-hardened (the same columns of the file
     /// without overlay, DOS stub, slack and free header fields: what the built-in PE model
     /// reads), ember-v3 (EMBER2024's 2,568 floats), pe-header (ClaMP's columns), saxe-1024, opcodes (mnemonic n-grams of the x86/x64
-    /// code reached from the entry points) or image (byte-plot texture).
+    /// code reached from the entry points), image (byte-plot texture) or dotnet (a .NET
+    /// assembly's metadata: table sizes, hashed type and member references, P/Invoke imports
+    /// and user strings; zeros for other files).
     #[arg(long, value_name = "NAME")]
     pub set: String,
     /// With ember-v2, ember-v2-hardened or ember-v3: EMBER's raw feature objects (its JSON

@@ -47,7 +47,7 @@ enum Command {
     /// Serve verdicts over clamd's socket protocol (Unix and/or TCP) to clamdscan and
     /// other clamd clients, with models and rules loaded once.
     Serve(serve_cmd::ServeArgs),
-    /// Extract static features (EMBER v2, ClaMP PE header, Saxe-Berlin, opcodes, image) from PE files.
+    /// Extract static features (EMBER v2 and v3, ClaMP PE header, Saxe-Berlin, opcodes, image, .NET metadata) from PE files.
     Features(features_cmd::FeaturesArgs),
     /// Draw a file as a grayscale byte plot (Nataraj et al.), PE sections marked, to a PNG.
     Image(image_cmd::ImageArgs),

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct StackArgs {
     /// A member: its model file and the out-of-fold predictions of the same model kind and
-    /// settings on the same data (`mallard cv --predictions`). Give two or more.
+    /// settings on the same data (`mallard cv --predictions`). Give two or more. A member
+    /// whose predictions mark files outside its domain (a model on `dotnet` features: files
+    /// that are not .NET) is a specialist: it adds to the others' score on its domain only.
     #[arg(long = "member", value_name = "MODEL=OOF.jsonl", required = true)]
     pub members: Vec<String>,
     /// NAME<TAB>GROUP of the files (file name, name up to the first dot, or sha256): the
@@ -70,6 +72,9 @@ pub fn run(a: StackArgs, g: &Global) -> Result<()> {
     }
     let weights = out.file.meta.config["weights"].clone();
     println!("weights (intercept, then each member's logit): {weights}");
+    if let Some(sp) = out.file.meta.config.get("specialists") {
+        println!("specialists (inside their domain: intercept + weight x logit): {sp}");
+    }
     out.file.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
     if !g.quiet {
         eprintln!("wrote {}", a.out.display());

@@ -152,7 +152,7 @@ pub struct ReadOptions {
     #[cfg_attr(feature = "clap", arg(long, value_name = "COL", value_delimiter = ','))]
     pub drop_columns: Vec<String>,
     /// pe: the feature set to extract (ember-v2, ember-v2-hardened, ember-v3, pe-header,
-    /// saxe-1024, opcodes, image; default ember-v2).
+    /// saxe-1024, opcodes, image, dotnet; default ember-v2).
     #[cfg_attr(feature = "clap", arg(long, value_name = "NAME"))]
     pub feature_set: Option<String>,
     /// ember: the fields that group rows for every split (folds, early-stopping holdout,

@@ -34,6 +34,21 @@ pub struct CvOutcome {
     pub keys: Option<Vec<String>>,
     /// Settings and sizes for the JSON report.
     pub extra: serde_json::Value,
+    /// Rows outside the feature set's domain, in dataset order (empty: every row is in it):
+    /// written to the predictions so that a stack lets the model speak for its domain only.
+    pub outside: Vec<bool>,
+}
+
+impl CvOutcome {
+    /// Every row's out-of-fold prediction as a JSON line (`output::write_predictions`).
+    pub fn write_predictions(&self, path: &std::path::Path) -> Result<(), Error> {
+        let (order, ys, ps) = self.run.pooled_rows();
+        let ids: Vec<&str> = order.iter().map(|&i| self.ids[i].as_str()).collect();
+        let outside: Vec<bool> = (order.iter())
+            .map(|&i| self.outside.get(i).copied().unwrap_or(false))
+            .collect();
+        crate::output::write_predictions(path, &self.run.names, &ids, &ys, &ps, &outside)
+    }
 }
 
 /// Folds never split identical sequences, samples with the same sha256, identical feature
@@ -74,6 +89,7 @@ pub fn cross_validate(req: &CvRequest<'_>, obs: &mut dyn Observer) -> Result<CvO
                 .collect(),
             keys,
             extra: serde_json::json!({ "rows": files.paths.len(), "malconv": opts.settings }),
+            outside: Vec::new(),
         });
     }
     if first.is_table() {
@@ -114,6 +130,7 @@ pub fn cross_validate(req: &CvRequest<'_>, obs: &mut dyn Observer) -> Result<CvO
             ids,
             keys,
             extra,
+            outside: mallard_model::stack::outside_domain(&table),
         });
     }
     if req.train_fraction.is_some() {
@@ -155,6 +172,7 @@ pub fn cross_validate(req: &CvRequest<'_>, obs: &mut dyn Observer) -> Result<CvO
         ids: data.samples.into_iter().map(|s| s.id).collect(),
         keys: None,
         extra: serde_json::json!({}),
+        outside: Vec::new(),
     })
 }
 

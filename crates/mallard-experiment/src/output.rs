@@ -13,13 +13,15 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// One JSON line per row: id, true label, predicted label, class probabilities
-/// (`probs` row-major `[rows, labels]`).
+/// (`probs` row-major `[rows, labels]`), and `"domain": false` for a row that `outside`
+/// marks as outside the model's domain (rows past its end are inside).
 pub fn write_predictions(
     path: &Path,
     labels: &[String],
     ids: &[&str],
     y: &[usize],
     probs: &[f32],
+    outside: &[bool],
 ) -> Result<(), Error> {
     let k = labels.len();
     let f = std::fs::File::create(path).map_err(write_err(path))?;
@@ -27,7 +29,10 @@ pub fn write_predictions(
     for (i, (id, &t)) in ids.iter().zip(y).enumerate() {
         let p = probs.get(i * k..(i + 1) * k).unwrap_or(&[]);
         let best = (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b });
-        let row = serde_json::json!({ "id": id, "label": labels.get(t), "predicted": labels.get(best), "probs": p });
+        let mut row = serde_json::json!({ "id": id, "label": labels.get(t), "predicted": labels.get(best), "probs": p });
+        if outside.get(i) == Some(&true) {
+            row["domain"] = false.into();
+        }
         writeln!(w, "{row}").map_err(write_err(path))?;
     }
     w.flush().map_err(write_err(path))
@@ -105,7 +110,15 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join("p.jsonl");
         let labels = ["benign".to_string(), "malicious".to_string()];
-        write_predictions(&p, &labels, &["a", "b"], &[0, 1], &[0.3, 0.7, 0.9, 0.1]).unwrap();
+        write_predictions(
+            &p,
+            &labels,
+            &["a", "b"],
+            &[0, 1],
+            &[0.3, 0.7, 0.9, 0.1],
+            &[false, true],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let rows: Vec<serde_json::Value> = text
             .lines()
@@ -116,6 +129,9 @@ mod tests {
         assert_eq!(rows[0]["label"], "benign");
         assert_eq!(rows[0]["predicted"], "malicious");
         assert_eq!(rows[1]["predicted"], "benign");
+        // Only a row outside the model's domain says so.
+        assert!(rows[0].get("domain").is_none());
+        assert_eq!(rows[1]["domain"], false);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

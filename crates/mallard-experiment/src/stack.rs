@@ -3,7 +3,7 @@
 //! own training rows, and its own figure is cross-fitted over folds of whole groups.
 
 use crate::{during, Error, Observer};
-use mallard_model::stack::{fit_stack, member_name, StackModel};
+use mallard_model::stack::{fit_specialists, fit_stack, member_name, specialists_help, StackModel};
 use mallard_model::{Caps, Model, ModelFile};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -39,6 +39,8 @@ pub struct StackOutcome {
 struct Row {
     label: String,
     p: f32,
+    /// False where the member's predictions say the file is outside its domain.
+    inside: bool,
     names: Vec<String>,
 }
 
@@ -87,12 +89,19 @@ fn read_predictions(path: &Path, positive: usize) -> Result<HashMap<String, Row>
             .and_then(|p| p.as_f64())
             .filter(|p| (0.0..=1.0).contains(p))
             .ok_or_else(|| bad("no probability for the malicious class"))?;
+        let inside = match v.get("domain") {
+            None => true,
+            Some(d) => d
+                .as_bool()
+                .ok_or_else(|| bad("domain is not true or false"))?,
+        };
         let (key, names) = keys_of(id);
         out.insert(
             key,
             Row {
                 label: label.to_string(),
                 p: p as f32,
+                inside,
                 names,
             },
         );
@@ -186,35 +195,100 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         .iter()
         .map(|k| preds.iter().map(|m| m[*k].p).collect())
         .collect();
-    let fit = during(
-        "fitting the stack",
-        fit_stack(&p, &y, &folds, req.keep_weighting),
-    )?;
+    let inside: Vec<Vec<bool>> = keys
+        .iter()
+        .map(|k| preds.iter().map(|m| m[*k].inside).collect())
+        .collect();
+    // A member whose predictions mark files outside its domain is a specialist; the others
+    // read every file and make the stack's logit.
+    let special: Vec<usize> = (0..models.len())
+        .filter(|&j| inside.iter().any(|r| !r[j]))
+        .collect();
+    let general: Vec<usize> = (0..models.len()).filter(|j| !special.contains(j)).collect();
+    if general.is_empty() {
+        return Err(Error::Invalid(
+            "every member speaks for part of the files only: a stack needs one that reads every file".into(),
+        ));
+    }
+    let pg: Vec<Vec<f32>> = p
+        .iter()
+        .map(|r| general.iter().map(|&j| r[j]).collect())
+        .collect();
+    // One general member is the stack's logit as it is (no recalibration fitted per fold).
+    let fit = if general.len() == 1 {
+        let col: Vec<f32> = pg.iter().map(|r| r[0]).collect();
+        mallard_model::stack::StackFit {
+            weights: vec![0.0, 1.0],
+            cross_fitted: col.clone(),
+            weighted_cross_fitted: col,
+            folds: folds.clone(),
+            fold_weights: Vec::new(),
+            fallback: Some(0),
+        }
+    } else {
+        during(
+            "fitting the stack",
+            fit_stack(&pg, &y, &folds, req.keep_weighting),
+        )?
+    };
+    let mut weights = vec![0.0; models.len() + 1];
+    weights[0] = fit.weights[0];
+    for (k, &j) in general.iter().enumerate() {
+        weights[j + 1] = fit.weights[k + 1];
+    }
     let mut figs = Vec::new();
     for (j, m) in models.iter().enumerate() {
         let col: Vec<f32> = p.iter().map(|r| r[j]).collect();
-        figs.push(figures(member_name(m.as_ref()), &y, &col)?);
+        let mut name = member_name(m.as_ref());
+        if special.contains(&j) {
+            name.push_str(" (specialist)");
+        }
+        figs.push(figures(name, &y, &col)?);
     }
-    figs.push(figures(
-        "logistic weighting (cross-fitted)".into(),
-        &y,
-        &fit.weighted_cross_fitted,
-    )?);
-    figs.push(figures("stack as written".into(), &y, &fit.cross_fitted)?);
+    if general.len() > 1 {
+        figs.push(figures(
+            "logistic weighting (cross-fitted)".into(),
+            &y,
+            &fit.weighted_cross_fitted,
+        )?);
+    }
+    let mut written = fit.cross_fitted.clone();
+    let mut specialists = Vec::new();
+    let mut specialist_folds = Vec::new();
+    if !special.is_empty() {
+        let sf = during(
+            "fitting the specialists",
+            fit_specialists(&fit.cross_fitted, &p, &inside, &special, &y, &folds),
+        )?;
+        figs.push(figures(
+            "with specialists (cross-fitted)".into(),
+            &y,
+            &sf.cross_fitted,
+        )?);
+        if specialists_help(&y, &fit.cross_fitted, &sf.cross_fitted)? {
+            written = sf.cross_fitted;
+            specialists = sf.specialists;
+            specialist_folds = sf.fold_weights;
+        } else {
+            obs.info("the specialists did not beat the stack without them out of fold (TPR at 1% FPR, then ROC AUC): left out");
+        }
+    }
+    figs.push(figures("stack as written".into(), &y, &written)?);
     let n_groups = groups.iter().collect::<HashSet<_>>().len();
+    let fallback = fit.fallback.map(|k| general[k]);
     let mut stack = during(
         "building the stack",
-        StackModel::new(models, fit.weights.clone()),
+        StackModel::new(models, weights).and_then(|s| s.with_specialists(specialists)),
     )?;
     let meta = stack.meta_mut();
     if let Some(fpr) = req.calibrate_fpr {
         let neg: Vec<f32> = (0..y.len())
             .filter(|&i| y[i] == 0)
-            .map(|i| fit.cross_fitted[i])
+            .map(|i| written[i])
             .collect();
         let pos: Vec<f32> = (0..y.len())
             .filter(|&i| y[i] == 1)
-            .map(|i| fit.cross_fitted[i])
+            .map(|i| written[i])
             .collect();
         meta.threshold = mallard_eval::threshold_at_fpr(&neg, &pos, fpr).0;
     }
@@ -228,14 +302,15 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         "groups": n_groups,
         "folds": folds.len(),
     });
-    if let Some(j) = fit.fallback {
+    if let (Some(j), true) = (fallback, general.len() > 1) {
         obs.info(&format!(
-            "no weighting beat {} alone out of fold (TPR at 1% FPR, then ROC AUC): the stack is that member",
+            "no weighting beat {} alone out of fold (TPR at 1% FPR, then ROC AUC): the stack's logit is that member's",
             figs[j].0
         ));
     }
     meta.training = serde_json::json!({
-        "fallback_member": fit.fallback,
+        "fallback_member": fallback,
+        "specialist_fold_weights": specialist_folds,
         "members": req.members.iter().map(|(m, o)| serde_json::json!({"model": m.display().to_string(), "out_of_fold": o.display().to_string()})).collect::<Vec<_>>(),
         "fold_weights": fit.fold_weights,
         "seed": req.seed,

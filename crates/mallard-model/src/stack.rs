@@ -14,6 +14,9 @@ pub enum PeReader {
     Features {
         set: FeatureSet,
         columns: Vec<Option<usize>>,
+        /// The model column that says whether a file is in the set's domain
+        /// ([`mallard_pefeatures::domain_column`]).
+        domain: Option<usize>,
     },
     /// The mnemonics of the reachable code (`opcodes` sequence models).
     Opcodes,
@@ -56,18 +59,25 @@ impl PeReader {
             .iter()
             .map(|c| index.get(c.as_str()).copied())
             .collect();
-        Ok(PeReader::Features { set, columns })
+        let domain = mallard_pefeatures::domain_column(set)
+            .and_then(|d| meta.feature_names.iter().position(|c| c == d));
+        Ok(PeReader::Features {
+            set,
+            columns,
+            domain,
+        })
     }
 
-    /// Builds the member's input from a file's bytes and hands it to `f`.
+    /// Builds the member's input from a file's bytes and hands it to `f`, with whether the
+    /// file is in the reader's domain (always, but for sets with a domain column).
     fn with_input<T>(
         &self,
         bytes: &[u8],
-        f: impl FnOnce(&Input<'_>) -> Result<T, ModelError>,
+        f: impl FnOnce(&Input<'_>, bool) -> Result<T, ModelError>,
     ) -> Result<T, ModelError> {
         let fail = |e: mallard_pefeatures::FeatureError| ModelError::Invalid(e.to_string());
         match self {
-            PeReader::Bytes => f(&Input::Bytes(bytes)),
+            PeReader::Bytes => f(&Input::Bytes(bytes), true),
             PeReader::Opcodes => {
                 let caps = mallard_pefeatures::opcodes::Caps::default();
                 let seq: Vec<String> = mallard_pefeatures::opcodes::sequence(bytes, &caps)
@@ -75,32 +85,60 @@ impl PeReader {
                     .into_iter()
                     .map(String::from)
                     .collect();
-                f(&Input::Apis(&seq))
+                f(&Input::Apis(&seq), true)
             }
-            PeReader::Features { set, columns } => {
+            PeReader::Features {
+                set,
+                columns,
+                domain,
+            } => {
                 let v = mallard_pefeatures::extract(*set, bytes).map_err(fail)?;
                 let row: Vec<f32> = columns
                     .iter()
                     .map(|c| c.and_then(|i| v.get(i).copied()).unwrap_or(f32::NAN))
                     .collect();
-                f(&Input::Features(&row))
+                let inside = domain.is_none_or(|d| row.get(d).is_some_and(|&x| x != 0.0));
+                f(&Input::Features(&row), inside)
             }
         }
     }
 
     /// P(malicious) of `m` on a file, read this way.
     pub fn score(&self, m: &dyn Model, bytes: &[u8]) -> Result<f32, ModelError> {
-        let probs = self.with_input(bytes, |i| m.predict_proba(std::slice::from_ref(i)))?;
-        let pos = m.meta().positive.unwrap_or(1);
-        probs
-            .get(pos)
-            .copied()
-            .ok_or_else(|| ModelError::Compute("a member gave no probability".into()))
+        self.score_in_domain(m, bytes).map(|(p, _)| p)
     }
 
-    /// The member's reasons on a file, read this way.
+    /// P(malicious) of `m` on a file, and whether the file is in the reader's domain.
+    pub fn score_in_domain(&self, m: &dyn Model, bytes: &[u8]) -> Result<(f32, bool), ModelError> {
+        let (probs, inside) = self.with_input(bytes, |i, inside| {
+            Ok((m.predict_proba(std::slice::from_ref(i))?, inside))
+        })?;
+        let pos = m.meta().positive.unwrap_or(1);
+        let p = probs
+            .get(pos)
+            .copied()
+            .ok_or_else(|| ModelError::Compute("a member gave no probability".into()))?;
+        Ok((p, inside))
+    }
+
+    /// The member's reasons on a file, read this way, in words where the set can say more
+    /// than a column's name.
     fn explain(&self, m: &dyn Model, bytes: &[u8], top: usize) -> Result<Vec<Reason>, ModelError> {
-        self.with_input(bytes, |i| m.explain(i, top))
+        let mut reasons = self.with_input(bytes, |i, _| m.explain(i, top))?;
+        if let PeReader::Features { set, .. } = self {
+            describe_reasons(&mut reasons, *set, bytes);
+        }
+        Ok(reasons)
+    }
+}
+
+/// Feature reasons of a model on `set` in words ([`mallard_pefeatures::describe`]); the
+/// column's name moves to `feature`.
+pub fn describe_reasons(reasons: &mut [Reason], set: FeatureSet, bytes: &[u8]) {
+    for r in reasons.iter_mut().filter(|r| r.kind == "feature") {
+        if let Some(words) = mallard_pefeatures::describe(set, bytes, &r.name) {
+            r.feature = Some(std::mem::replace(&mut r.name, words));
+        }
     }
 }
 
@@ -154,6 +192,169 @@ pub fn fit_logistic(x: &[Vec<f32>], y: &[usize], l2: f64) -> Vec<f64> {
         }
     }
     w
+}
+
+#[allow(clippy::needless_range_loop)]
+/// L2-regularised logistic regression with a fixed offset per row (z = offset + x . w) and
+/// no intercept of its own (give a column of ones, penalised like the rest); Newton's method.
+/// Returns `None` when the fit does not stay finite.
+pub fn fit_logistic_offset(
+    x: &[Vec<f64>],
+    offset: &[f64],
+    y: &[usize],
+    l2: f64,
+) -> Option<Vec<f64>> {
+    let d = x.first().map_or(0, |r| r.len());
+    let mut w = vec![0.0f64; d];
+    for _ in 0..100 {
+        let mut g: Vec<f64> = w.iter().map(|v| l2 * v).collect();
+        let mut h = vec![vec![0.0f64; d]; d];
+        for (j, hj) in h.iter_mut().enumerate() {
+            hj[j] = l2;
+        }
+        for ((xi, &o), &t) in x.iter().zip(offset).zip(y) {
+            let p = sigmoid(o + xi.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>());
+            for a in 0..d {
+                g[a] += (p - t as f64) * xi[a];
+                for b in 0..d {
+                    h[a][b] += p * (1.0 - p) * xi[a] * xi[b];
+                }
+            }
+        }
+        let step = solve(h, g);
+        let mut biggest = 0.0f64;
+        for (wj, s) in w.iter_mut().zip(&step) {
+            *wj -= s;
+            biggest = biggest.max(s.abs());
+        }
+        if !biggest.is_finite() {
+            return None;
+        }
+        if biggest < 1e-10 {
+            break;
+        }
+    }
+    w.iter().all(|v| v.is_finite()).then_some(w)
+}
+
+/// A member that speaks only for the files of its domain (a model on .NET metadata, for
+/// .NET assemblies): on such a file it adds `intercept + weight * logit(p)` to the stack's
+/// logit, and on any other file nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Specialist {
+    pub member: usize,
+    pub intercept: f64,
+    pub weight: f64,
+}
+
+/// L2 penalty of the specialists' fit: a member that separates its domain perfectly must
+/// not drive its weight to infinity (checked on the folds of the static detectors: 1e-2
+/// and 1 give the same figures there, 1 never diverged).
+const SPECIALIST_L2: f64 = 1.0;
+
+/// Specialists fitted on top of a stack's logit, cross-fitted.
+pub struct SpecialistFit {
+    /// Fitted on every row.
+    pub specialists: Vec<Specialist>,
+    /// Each row's P(malicious) with the specialists fitted without the row's fold.
+    pub cross_fitted: Vec<f32>,
+    /// (intercept, weight) of each specialist, per fold.
+    pub fold_weights: Vec<Vec<f64>>,
+}
+
+/// Fits `members` (columns of `p`) as specialists on top of `base` (each row's
+/// P(malicious) from the rest of the stack, itself out of fold): for each fold, on the other
+/// folds' rows inside any specialist's domain, a logistic regression with the base's logit
+/// as offset and, per specialist, an intercept and a weight that apply inside its domain
+/// only. Rows outside every domain keep the base's score exactly.
+pub fn fit_specialists(
+    base: &[f32],
+    p: &[Vec<f32>],
+    inside: &[Vec<bool>],
+    members: &[usize],
+    y: &[usize],
+    folds: &[Vec<usize>],
+) -> Result<SpecialistFit, ModelError> {
+    let row = |i: usize| -> Vec<f64> {
+        members
+            .iter()
+            .flat_map(|&j| {
+                let d = f64::from(u8::from(inside[i][j]));
+                [d, d * logit(p[i][j]) as f64]
+            })
+            .collect()
+    };
+    let offset: Vec<f64> = base.iter().map(|&v| logit(v) as f64).collect();
+    let in_any = |i: usize| members.iter().any(|&j| inside[i][j]);
+    let fit = |rows: &[usize]| {
+        let rows: Vec<usize> = rows.iter().copied().filter(|&i| in_any(i)).collect();
+        let x: Vec<Vec<f64>> = rows.iter().map(|&i| row(i)).collect();
+        let o: Vec<f64> = rows.iter().map(|&i| offset[i]).collect();
+        let t: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
+        fit_logistic_offset(&x, &o, &t, SPECIALIST_L2)
+            .ok_or_else(|| ModelError::Compute("the specialists' fit did not converge".into()))
+    };
+    let score = |w: &[f64], i: usize| {
+        let z = offset[i] + row(i).iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
+        sigmoid(z) as f32
+    };
+    let mut cross_fitted = base.to_vec();
+    let mut fold_weights = Vec::new();
+    for test in folds {
+        let w = fit(&mallard_eval::complement(y.len(), test))?;
+        for &i in test {
+            if in_any(i) {
+                cross_fitted[i] = score(&w, i);
+            }
+        }
+        fold_weights.push(w);
+    }
+    let all: Vec<usize> = (0..y.len()).collect();
+    let w = fit(&all)?;
+    let specialists = members
+        .iter()
+        .enumerate()
+        .map(|(k, &member)| Specialist {
+            member,
+            intercept: w[2 * k],
+            weight: w[2 * k + 1],
+        })
+        .collect();
+    Ok(SpecialistFit {
+        specialists,
+        cross_fitted,
+        fold_weights,
+    })
+}
+
+/// Whether the stack with specialists beats it without them out of fold: better in TPR at
+/// 1% FPR or in ROC AUC, and worse in neither (a gain in one bought with a loss in the other
+/// is as likely noise as not; a tie keeps the simpler stack).
+pub fn specialists_help(y: &[usize], without: &[f32], with: &[f32]) -> Result<bool, ModelError> {
+    let (a, b) = (criterion(y, without)?, criterion(y, with)?);
+    Ok(b.0 >= a.0 && b.1 >= a.1 && b != a)
+}
+
+/// Rows of `table` outside its feature set's domain ([`mallard_pefeatures::domain_column`]
+/// is 0 or missing there); empty when the set has no domain.
+pub fn outside_domain(table: &mallard_tables::Table) -> Vec<bool> {
+    let set = table
+        .feature_set
+        .as_deref()
+        .and_then(|s| s.parse::<FeatureSet>().ok());
+    let col = set.and_then(mallard_pefeatures::domain_column);
+    let Some(j) = col.and_then(|c| table.columns.iter().position(|n| n == c)) else {
+        return Vec::new();
+    };
+    let k = table.columns.len();
+    (0..table.n_rows())
+        .map(|i| {
+            table
+                .values
+                .get(i * k + j)
+                .is_none_or(|&v| v == 0.0 || v.is_nan())
+        })
+        .collect()
 }
 
 #[allow(clippy::needless_range_loop)]
@@ -301,13 +502,18 @@ struct Stored {
     /// Intercept, then one weight per member logit.
     weights: Vec<f64>,
     members: Vec<StoredMember>,
+    /// Absent in stacks without specialists (their files read as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    specialists: Vec<Specialist>,
 }
 
-/// Members and the logistic regression over their logits.
+/// Members and the logistic regression over their logits, plus specialists that add to it
+/// on the files of their domain.
 pub struct StackModel {
     meta: Meta,
     weights: Vec<f64>,
     members: Vec<(Box<dyn Model>, PeReader)>,
+    specialists: Vec<Specialist>,
 }
 
 impl StackModel {
@@ -348,40 +554,83 @@ impl StackModel {
             meta,
             weights,
             members: with_readers,
+            specialists: Vec::new(),
         })
+    }
+
+    /// The stack with `specialists` (each member at most once, finite values).
+    pub fn with_specialists(mut self, specialists: Vec<Specialist>) -> Result<Self, ModelError> {
+        let mut seen = std::collections::HashSet::new();
+        for sp in &specialists {
+            if sp.member >= self.members.len() || !seen.insert(sp.member) {
+                return Err(ModelError::Invalid(format!(
+                    "specialist member {} of a stack of {}",
+                    sp.member,
+                    self.members.len()
+                )));
+            }
+            if !sp.intercept.is_finite() || !sp.weight.is_finite() {
+                return Err(ModelError::Invalid(
+                    "specialist weights must be numbers".into(),
+                ));
+            }
+        }
+        self.specialists = specialists;
+        Ok(self)
     }
 
     pub fn weights(&self) -> &[f64] {
         &self.weights
     }
 
+    pub fn specialists(&self) -> &[Specialist] {
+        &self.specialists
+    }
+
+    /// Whether member `j` takes part in a file's score.
+    fn used(&self, j: usize) -> bool {
+        self.weights[j + 1] != 0.0 || self.specialists.iter().any(|s| s.member == j)
+    }
+
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.meta
     }
 
-    /// Every member's P(malicious) on a file (0.5, not computed, for a member of weight
-    /// 0: a stack that fell back to one member runs only that one).
+    /// Every member's P(malicious) on a file (0.5, not computed, for a member that takes
+    /// no part: a stack that fell back to one member runs only that one).
     pub fn member_scores(&self, bytes: &[u8]) -> Result<Vec<f32>, ModelError> {
-        self.members
-            .iter()
-            .zip(&self.weights[1..])
-            .map(|((m, r), &w)| {
-                if w == 0.0 {
-                    Ok(0.5)
+        Ok(self
+            .scores_in_domain(bytes)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Every member's P(malicious) on a file and whether the file is in its domain.
+    fn scores_in_domain(&self, bytes: &[u8]) -> Result<Vec<(f32, bool)>, ModelError> {
+        (self.members.iter().enumerate())
+            .map(|(j, (m, r))| {
+                if self.used(j) {
+                    r.score_in_domain(m.as_ref(), bytes)
                 } else {
-                    r.score(m.as_ref(), bytes)
+                    Ok((0.5, false))
                 }
             })
             .collect()
     }
 
-    fn combine(&self, scores: &[f32]) -> f32 {
-        let z = self.weights[0]
+    fn combine(&self, scores: &[(f32, bool)]) -> f32 {
+        let mut z = self.weights[0]
             + scores
                 .iter()
                 .zip(&self.weights[1..])
-                .map(|(&p, w)| w * logit(p) as f64)
+                .map(|(&(p, _), w)| w * logit(p) as f64)
                 .sum::<f64>();
+        for sp in &self.specialists {
+            if let Some(&(p, true)) = scores.get(sp.member) {
+                z += sp.intercept + sp.weight * logit(p) as f64;
+            }
+        }
         sigmoid(z) as f32
     }
 
@@ -399,6 +648,7 @@ impl StackModel {
             members.push(crate::from_file_with(file.member(i, m.meta), caps)?);
         }
         let mut s = StackModel::new(members, stored.weights)
+            .and_then(|s| s.with_specialists(stored.specialists))
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         s.meta = file.meta;
         Ok(s)
@@ -414,23 +664,28 @@ impl Model for StackModel {
         let pos = self.meta.positive.unwrap_or(1);
         let mut out = Vec::with_capacity(inputs.len() * 2);
         for input in inputs {
-            let p = self.combine(&self.member_scores(input.bytes()?)?);
+            let p = self.combine(&self.scores_in_domain(input.bytes()?)?);
             out.extend(crate::binary_row(p, pos));
         }
         Ok(out)
     }
 
-    /// Every member's reasons, scaled by the member's weight in the stack and named
-    /// `[kind] reason`; the members' own scores come first.
+    /// Every member's reasons, scaled by the member's weight in the stack (a specialist's
+    /// inside its domain) and named `[kind] reason`; the members' own scores come first.
     fn explain(&self, input: &Input<'_>, top: usize) -> Result<Vec<Reason>, ModelError> {
         let bytes = input.bytes()?;
         let mut all = Vec::new();
         for (i, (m, r)) in self.members.iter().enumerate() {
-            let w = self.weights[i + 1] as f32;
+            if !self.used(i) {
+                continue;
+            }
+            let (p, inside) = r.score_in_domain(m.as_ref(), bytes)?;
+            let special = self.specialists.iter().find(|s| s.member == i);
+            let w = self.weights[i + 1] as f32
+                + special.filter(|_| inside).map_or(0.0, |s| s.weight as f32);
             if w == 0.0 {
                 continue;
             }
-            let p = r.score(m.as_ref(), bytes)?;
             all.push(Reason {
                 kind: "member".into(),
                 name: format!("{} scores {p:.3}", member_name(m.as_ref())),
@@ -463,6 +718,7 @@ impl Model for StackModel {
         out.meta.config = serde_json::to_value(Stored {
             weights: self.weights.clone(),
             members: stored,
+            specialists: self.specialists.clone(),
         })
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
         Ok(out)
@@ -544,6 +800,83 @@ mod tests {
             kept.weights[1] > 0.5 && kept.weights[2].abs() < 0.5,
             "{:?}",
             kept.weights
+        );
+    }
+
+    #[test]
+    fn logistic_fit_with_offset_recovers_known_weights() {
+        // y drawn from sigmoid(o + 0.7 - 1.5 a): the offset is taken as given.
+        let mut rng = mallard_rand::SplitMix64::new(11);
+        let (mut x, mut o, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..20000 {
+            let a = rng.range(-2.0, 2.0);
+            let off = rng.range(-3.0, 3.0);
+            y.push(usize::from(rng.next_f64() < sigmoid(off + 0.7 - 1.5 * a)));
+            x.push(vec![1.0, a]);
+            o.push(off);
+        }
+        let w = fit_logistic_offset(&x, &o, &y, 1e-3).unwrap();
+        assert!(
+            (w[0] - 0.7).abs() < 0.1 && (w[1] + 1.5).abs() < 0.1,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_specialist_lifts_its_domain_and_leaves_other_files_alone() {
+        // A base member that reads every file but under-rates the malware of one kind (its
+        // logit 2 lower there), and a specialist that separates that kind well and is a
+        // constant elsewhere. Cross-fitted, the specialist must lift the kind's malware past
+        // the base's 1%-FPR threshold, and every file outside the kind keep the base's score.
+        let mut rng = mallard_rand::SplitMix64::new(21);
+        let s = |z: f64| sigmoid(z) as f32;
+        let (mut p, mut inside, mut y, mut base) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..3000 {
+            let mal = i % 3 == 0;
+            let kind = i % 4 == 0;
+            let m = if mal { 2.5 } else { -2.5 };
+            let b = s(m - if kind && mal { 3.0 } else { 0.0 } + rng.normal());
+            let sp = if kind { s(m + 0.7 * rng.normal()) } else { 0.3 };
+            base.push(b);
+            p.push(vec![b, sp]);
+            inside.push(vec![true, kind]);
+            y.push(usize::from(mal));
+        }
+        let groups: Vec<usize> = (0..3000).collect();
+        let folds = folds(&groups, &y);
+        let fit = fit_specialists(&base, &p, &inside, &[1], &y, &folds).unwrap();
+        for i in 0..3000 {
+            if !inside[i][1] {
+                assert_eq!(fit.cross_fitted[i], base[i]);
+            }
+        }
+        assert!(fit.specialists[0].weight > 0.5, "{:?}", fit.specialists);
+        assert!(specialists_help(&y, &base, &fit.cross_fitted).unwrap());
+        let tpr = |sc: &[f32]| {
+            let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
+            mallard_eval::tpr_at_fpr(&mallard_eval::roc_curve(&pos, sc).unwrap(), 0.01)
+        };
+        assert!(
+            tpr(&fit.cross_fitted) > tpr(&base) + 0.1,
+            "{} vs {}",
+            tpr(&fit.cross_fitted),
+            tpr(&base)
+        );
+        // Where the base rates the kind as well as the rest, a specialist of pure noise
+        // does not help, and is left out.
+        let fair: Vec<f32> = y
+            .iter()
+            .map(|&t| s(if t == 1 { 2.5 } else { -2.5 } + rng.normal()))
+            .collect();
+        let noise: Vec<Vec<f32>> = (fair.iter().zip(&inside))
+            .map(|(&b, d)| vec![b, if d[1] { rng.next_f64() as f32 } else { 0.3 }])
+            .collect();
+        let fit = fit_specialists(&fair, &noise, &inside, &[1], &y, &folds).unwrap();
+        assert!(!specialists_help(&y, &fair, &fit.cross_fitted).unwrap());
+        assert!(
+            fit.specialists[0].weight.abs() < 0.3,
+            "{:?}",
+            fit.specialists
         );
     }
 

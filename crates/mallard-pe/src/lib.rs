@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clr;
 mod dirs;
 mod read;
 pub mod synth;

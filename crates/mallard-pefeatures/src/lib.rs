@@ -9,6 +9,8 @@
 //! * `image`: texture descriptors of the file's byte plot (`mallard-image`).
 //! * `opcodes`: mnemonic shares and hashed 2-/3-grams of the x86/x64 code reached from the
 //!   entry points (`mallard-disasm`).
+//! * `dotnet`: a .NET assembly's metadata: table sizes, hashed TypeRefs, MemberRefs, P/Invoke
+//!   imports, assembly references and user strings ([`dotnet`]).
 //!
 //! ```no_run
 //! use mallard_pefeatures::{extract, names, FeatureSet};
@@ -22,6 +24,7 @@
 
 pub mod bytes;
 pub mod clamp;
+pub mod dotnet;
 pub mod ember;
 pub mod ember3;
 pub mod hardened;
@@ -41,7 +44,7 @@ pub enum FeatureError {
     Pe(#[from] PeError),
     #[error("{0}")]
     Raw(String),
-    #[error("unknown feature set '{0}' (known: ember-v2, ember-v2-hardened, ember-v3, pe-header, saxe-1024, opcodes, image)")]
+    #[error("unknown feature set '{0}' (known: ember-v2, ember-v2-hardened, ember-v3, pe-header, saxe-1024, opcodes, image, dotnet)")]
     UnknownSet(String),
     #[error("{path}: {source}")]
     File {
@@ -71,10 +74,12 @@ pub enum FeatureSet {
     Saxe1024,
     Opcodes,
     Image,
+    /// A .NET assembly's metadata ([`dotnet`]).
+    Dotnet,
 }
 
 impl FeatureSet {
-    pub const ALL: [FeatureSet; 7] = [
+    pub const ALL: [FeatureSet; 8] = [
         FeatureSet::EmberV2,
         FeatureSet::EmberV2Hardened,
         FeatureSet::EmberV3,
@@ -82,6 +87,7 @@ impl FeatureSet {
         FeatureSet::Saxe1024,
         FeatureSet::Opcodes,
         FeatureSet::Image,
+        FeatureSet::Dotnet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +99,7 @@ impl FeatureSet {
             FeatureSet::Saxe1024 => "saxe-1024",
             FeatureSet::Opcodes => "opcodes",
             FeatureSet::Image => "image",
+            FeatureSet::Dotnet => "dotnet",
         }
     }
 
@@ -104,6 +111,7 @@ impl FeatureSet {
             FeatureSet::Saxe1024 => saxe::DIM,
             FeatureSet::Opcodes => opcodes::dim(),
             FeatureSet::Image => image::DIM,
+            FeatureSet::Dotnet => dotnet::DIM,
         }
     }
 }
@@ -141,6 +149,7 @@ impl std::str::FromStr for FeatureSet {
             "saxe-1024" | "saxe" => Ok(FeatureSet::Saxe1024),
             "opcodes" | "opcode" => Ok(FeatureSet::Opcodes),
             "image" | "byteplot" => Ok(FeatureSet::Image),
+            "dotnet" | ".net" | "clr" => Ok(FeatureSet::Dotnet),
             _ => Err(FeatureError::UnknownSet(s.to_string())),
         }
     }
@@ -155,6 +164,28 @@ pub fn names(set: FeatureSet) -> Vec<String> {
         FeatureSet::Saxe1024 => saxe::names(),
         FeatureSet::Opcodes => opcodes::names(),
         FeatureSet::Image => image::names(),
+        FeatureSet::Dotnet => dotnet::names(),
+    }
+}
+
+/// The column that says whether a file lies in the set's domain (non-zero: it does), for
+/// sets that describe only some files: `dotnet_metadata_read` of the .NET set. A model on
+/// such a set has nothing to say about other files (they are all-zero rows to it), so a
+/// stack lets it speak only for its domain ([`dotnet`]).
+pub fn domain_column(set: FeatureSet) -> Option<&'static str> {
+    match set {
+        FeatureSet::Dotnet => Some("dotnet_metadata_read"),
+        _ => None,
+    }
+}
+
+/// A column of `set` in words for the file `bytes` (the names behind a hashed .NET column),
+/// or `None` where the column name says it already. EMBER's columns are put in words from
+/// their raw object instead ([`ember_describe`]).
+pub fn describe(set: FeatureSet, bytes: &[u8], column: &str) -> Option<String> {
+    match set {
+        FeatureSet::Dotnet => dotnet::describe(bytes, column),
+        _ => None,
     }
 }
 
@@ -169,6 +200,7 @@ pub fn extract(set: FeatureSet, bytes: &[u8]) -> Result<Vec<f32>, FeatureError> 
         FeatureSet::Saxe1024 => saxe::extract(bytes),
         FeatureSet::Opcodes => opcodes::extract(bytes),
         FeatureSet::Image => Ok(image::texture(bytes)),
+        FeatureSet::Dotnet => dotnet::extract(bytes),
     }
 }
 

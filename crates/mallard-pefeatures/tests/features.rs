@@ -252,6 +252,64 @@ fn opcodes_on_tiny_pe() {
     assert!(v.iter().all(|&x| x == 0.0));
 }
 
+/// The .NET set on a real assembly against dnfile 0.18.0's reading of it (row counts, the
+/// assembly references, the P/Invoke imports), and zeros for a native file.
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn dotnet_set_counts_what_dnfile_reads() {
+    let dir = shared().join("data/pe-benign");
+    let b = std::fs::read(dir.join("pythonnet__Python.Runtime.dll")).unwrap();
+    let v = extract(FeatureSet::Dotnet, &b).unwrap();
+    let n = names(FeatureSet::Dotnet);
+    assert_eq!(v.len(), FeatureSet::Dotnet.dim());
+    let get = |name: &str| v[n.iter().position(|x| x == name).unwrap()];
+    let log2p = |x: f64| (x + 1.0).log2() as f32;
+    assert_eq!(get("dotnet_clr_header"), 1.0);
+    assert_eq!(get("dotnet_metadata_read"), 1.0);
+    assert_eq!(get("dotnet_tables_read"), 1.0);
+    assert_eq!(get("dotnet_metadata_version"), 4.0);
+    // dnfile: TypeRef 280, TypeDef 320, MethodDef 3920, MemberRef 1297, ImplMap 16,
+    // AssemblyRef 4 rows.
+    for (t, rows) in [
+        ("TypeRef", 280.0),
+        ("TypeDef", 320.0),
+        ("MethodDef", 3920.0),
+        ("MemberRef", 1297.0),
+        ("ImplMap", 16.0),
+        ("AssemblyRef", 4.0),
+    ] {
+        assert_eq!(get(&format!("dotnet_log2_rows_{t}")), log2p(rows), "{t}");
+    }
+    // The assembly references dnfile names, hashed as EMBER hashes imports.
+    let mut want = [0f32; 64];
+    for a in [
+        "netstandard",
+        "System.Reflection.Emit",
+        "System.Reflection.Emit.ILGeneration",
+        "Microsoft.CSharp",
+    ] {
+        let (i, sign) = bucket(a.as_bytes(), 64);
+        want[i] += sign as f32;
+    }
+    let at = n
+        .iter()
+        .position(|x| x == "dotnet_assemblyref_hash0")
+        .unwrap();
+    assert_eq!(&v[at..at + 64], &want[..]);
+    // 16 P/Invoke imports: each adds ±1 to one bucket.
+    let at = n.iter().position(|x| x == "dotnet_pinvoke_hash0").unwrap();
+    let total: f32 = v[at..at + 256].iter().map(|x| x.abs()).sum();
+    assert!(total <= 16.0 && total % 2.0 == 0.0, "{total}");
+    let (i, _) = bucket(b"psapi:EnumProcessModules", 256);
+    assert_ne!(v[at + i], 0.0);
+    // A native file: zeros.
+    let b = std::fs::read(dir.join("distlib__t32.exe")).unwrap();
+    assert!(extract(FeatureSet::Dotnet, &b)
+        .unwrap()
+        .iter()
+        .all(|&x| x == 0.0));
+}
+
 /// The hardened view by hand on the tiny PE with 100 bytes appended, a timestamp, a DOS
 /// stub byte and a slack byte: the overlay is cut, those bytes are zero, the code and
 /// import bytes are untouched; normalizing twice changes nothing; truncated and corrupted
@@ -356,6 +414,11 @@ fn every_set_keeps_its_column_names() {
             FeatureSet::Image,
             340,
             "2e32441b0e5aba86ddaabd7cd3daeb6d2776992fabb5cbc6f9fd1a01c02ae5e6",
+        ),
+        (
+            FeatureSet::Dotnet,
+            2443,
+            "ff73076b6fcd7c64090ebae234b3ceaa13e52a5b18de1e1cb2a3c8ad8f510889",
         ),
     ];
     assert_eq!(pinned.len(), FeatureSet::ALL.len());

@@ -162,3 +162,59 @@ fn malformed_pe_benign_files() {
         "slowest malformed variant: {worst:?}"
     );
 }
+
+/// The .NET set where a .NET reader is fragile: a real assembly's CLR header, metadata root,
+/// stream headers and `#~` header, flipped bit by bit and overwritten with extreme values
+/// (row counts of 2^32 - 1, heap offsets past the end, stream sizes of 4 GB).
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn malformed_dotnet_metadata() {
+    let dir = match std::env::var_os("MALLARD_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+    .join("data/pe-benign");
+    let b = std::fs::read(dir.join("pythonnet__Python.Runtime.dll")).unwrap();
+    let pe = mallard_pe::Pe::parse(&b).unwrap();
+    let md = pe.clr_metadata().unwrap();
+    let clr = pe
+        .rva_to_offset(pe.data_directory(14).unwrap().virtual_address)
+        .unwrap();
+    let meta = pe.rva_to_offset(md.cor20.metadata.virtual_address).unwrap();
+    let tables = meta + md.streams.iter().find(|s| s.name == "#~").unwrap().offset as usize;
+    let dotnet = |m: &[u8]| {
+        let t = Instant::now();
+        if let Ok(v) = extract(FeatureSet::Dotnet, m) {
+            assert_eq!(v.len(), FeatureSet::Dotnet.dim());
+        }
+        t.elapsed()
+    };
+    let mut worst = Duration::ZERO;
+    let mut rng = Rng(0x51ed_2701);
+    // Bit flips in the CLR header, the root and stream headers, and the #~ header with its
+    // row counts.
+    for k in 0..3000 {
+        let mut m = b.clone();
+        let pos = match k % 3 {
+            0 => clr + (rng.next() % 72) as usize,
+            1 => meta + (rng.next() % 128) as usize,
+            _ => tables + (rng.next() % 256) as usize,
+        };
+        m[pos] ^= 1 << (rng.next() % 8);
+        worst = worst.max(dotnet(&m));
+    }
+    // Extreme values over the same fields, four bytes at a time.
+    for base in [clr, meta, tables] {
+        for at in (base..base + 256).step_by(2) {
+            for val in [0xffff_ffff, 0x8000_0000, 0x0001_0000, 0] {
+                let mut m = b.clone();
+                set_u32(&mut m, at, val);
+                worst = worst.max(dotnet(&m));
+            }
+        }
+    }
+    assert!(
+        worst < Duration::from_millis(250),
+        "slowest malformed variant: {worst:?}"
+    );
+}

@@ -518,6 +518,7 @@ impl Scanner {
             if let Some(raw) = &raw {
                 describe_ember(&mut r.reasons, raw, &sm.model.meta().feature_names, &row);
             }
+            mallard_model::stack::describe_reasons(&mut r.reasons, sm.set, &bytes);
             Ok::<_, String>(r)
         };
         // Rules and the model run side by side when a core is free: on a one-file scan
