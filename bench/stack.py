@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Out-of-fold stacking of the static detectors (issue 14): joins the out-of-fold
 predictions that `bash bench/static-detectors.sh` leaves in $WORK (cv-<set>.jsonl) on
-sha256, and scores each detector, their mean, and a logistic regression over their logits
+sha256, and scores each detector, their mean, a logistic regression over their logits
 whose weights are *cross-fitted*: for each fold, the weights are fitted on the other folds'
 rows and applied to this fold's. The folds are the detectors' own (`$WORK/folds.tsv`, the fold
 file every detector's cross-validation read) when it exists, else 5 folds of whole groups
 (family hint, benign project, from malconv-groups.tsv). Then a per-kind table at each one's
-1%-FPR threshold.
+1%-FPR threshold. A detector whose predictions mark rows outside its domain (dotnet) is a
+specialist, as in `mallard stack`: it adds intercept + weight x logit to the stacked logit on
+its domain only, fitted with that logit as offset; printed as "with specialists".
 
     python3 bench/stack.py [WORK] [SET...]     (default: ~/.cache/mallard/static-detectors,
                                                  every cv-*.jsonl there)

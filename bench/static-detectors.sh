@@ -5,7 +5,10 @@
 # corpus's files of that size (corpus/benign/build.sh). Folds never split a malware family
 # hint or a benign project (the groups of the default PE model).
 #
-#   bash bench/static-detectors.sh [SET...]        (default: ember-v2 opcodes; also image, malconv)
+#   bash bench/static-detectors.sh [SET...]        (default: ember-v2 opcodes; also image, malconv, dotnet)
+#
+# A set with a domain (dotnet: .NET assemblies) writes `"domain": false` on the rows outside it,
+# which makes it a specialist in `mallard stack` and in bench/stack.py.
 #
 # Malware is unzipped into a temporary folder (password `infected`, never executed) and
 # deleted at the end; features, labels and out-of-fold predictions go to $WORK.
