@@ -9,9 +9,10 @@ pub struct InspectArgs {
     /// Model file; without it, the built-in model named by --builtin.
     #[arg(value_name = "MODEL")]
     pub model: Option<PathBuf>,
-    /// Built-in model to show when no file is given: api (reports), pe (PE files) or clamp
-    /// (the earlier PE model on ClaMP's header columns).
-    #[arg(long, default_value = "api", value_parser = ["api", "pe", "clamp"])]
+    /// Built-in model to show when no file is given: api (reports), pe (PE files), dotnet
+    /// (pe's specialist for .NET files) or clamp (the earlier PE model on ClaMP's header
+    /// columns).
+    #[arg(long, default_value = "api", value_parser = mallard_scan::builtin::NAMES)]
     pub builtin: String,
     /// Print the metadata as one JSON object (everything but the kind-specific config).
     #[arg(long)]

@@ -24,9 +24,10 @@ pub struct ScanArgs {
     #[arg(long)]
     pub json: bool,
     /// Model file, or a built-in model by name (`builtin:api`, `builtin:pe`, `builtin:clamp`
-    /// for the earlier PE model on ClaMP header columns); give it twice for a report model and
-    /// a PE model. Each input kind without one uses the built-in default (an SVM over API sets
-    /// for reports, boosted trees on EMBER v2 features for PE files).
+    /// for the earlier PE model on ClaMP header columns, `builtin:dotnet` for the .NET
+    /// metadata trees alone); give it twice for a report model and a PE model. Each input kind
+    /// without one uses the built-in default (an SVM over API sets for reports, boosted trees
+    /// on EMBER v2 features for PE files, with .NET metadata trees added on .NET files).
     #[arg(long, value_name = "MODEL")]
     pub model: Vec<PathBuf>,
     /// Decision threshold on P(malicious), in [0, 1] (default: the model's).

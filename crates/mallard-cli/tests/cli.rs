@@ -262,6 +262,38 @@ fn builtin_pe_model_rebuilds_byte_for_byte() {
     );
 }
 
+/// The shipped .NET specialist (trees and their intercept and weight) is what
+/// `models/build-default-dotnet.sh` gives: the same model bytes once paths are set aside, the
+/// same two numbers and figures. Needs the corpus, as the PE model's test.
+#[test]
+#[ignore = "corpus: needs ~/.cache/mallard/benign-corpus (bash corpus/benign/build.sh, 6 GB) and 20 minutes"]
+fn builtin_dotnet_model_rebuilds_byte_for_byte() {
+    let d = tmp("rebuild-dotnet");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("models/build-default-dotnet.sh"))
+        .arg(env!("CARGO_BIN_EXE_mallard"))
+        .env("OUT", d.join("dotnet"))
+        .env("WORK", d.join("work"))
+        .env("SHARED", shared())
+        .env_remove("REUSE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |p: PathBuf| std::fs::read(p).unwrap();
+    let models = root.join("models");
+    let same = [
+        without_paths(&read(d.join("dotnet.mallard")))
+            == without_paths(&read(models.join("default-dotnet.mallard"))),
+        read(d.join("dotnet.json")) == read(models.join("default-dotnet.json")),
+    ];
+    assert_eq!(
+        same,
+        [true, true],
+        "models/default-dotnet.* differ from a rebuild: run bash models/build-default-dotnet.sh"
+    );
+}
+
 /// The shipped default is what models/README.md's rebuild command gives: the same bytes
 /// once the paths in its provenance are set aside.
 #[test]

@@ -153,6 +153,10 @@ pub struct Meta {
     /// Held-out metrics measured at training time, if any.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// The built-in model's name (`pe`, `api`, ...) when it was loaded as one
+    /// ([`load_builtin_for_scoring`]); never written to a file.
+    #[serde(skip)]
+    pub builtin: Option<&'static str>,
 }
 
 impl Meta {
@@ -173,6 +177,7 @@ impl Meta {
             config: serde_json::Value::Null,
             training: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
+            builtin: None,
         }
     }
 }
@@ -456,18 +461,22 @@ pub fn load_static_for_scoring(
 /// one-file scan's wait for the model), and each tree's depth and expected value are
 /// measured when an explanation first needs them. Never for bytes from outside.
 pub fn load_builtin_for_scoring(
+    name: &'static str,
     bytes: &'static [u8],
     caps: &Caps,
 ) -> Result<Box<dyn Model>, ModelError> {
-    scoring(Source::Trusted(file::Header::read(bytes, caps)?), caps)
+    scoring(
+        Source::Trusted(file::Header::read(bytes, caps)?, name),
+        caps,
+    )
 }
 
 /// A checked header, of a file held for the load or for the program's life.
 enum Source<'a> {
     Borrowed(file::Header<'a>),
     Static(file::Header<'static>),
-    /// A built-in model's ([`load_builtin_for_scoring`]).
-    Trusted(file::Header<'static>),
+    /// A built-in model's, and its name ([`load_builtin_for_scoring`]).
+    Trusted(file::Header<'static>, &'static str),
 }
 
 fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError> {
@@ -510,7 +519,7 @@ fn scoring(source: Source<'_>, caps: &Caps) -> Result<Box<dyn Model>, ModelError
             }
             model
         }
-        Source::Trusted(_) => scoring_with(&source, None, caps),
+        Source::Trusted(..) => scoring_with(&source, None, caps),
     }
 }
 
@@ -519,9 +528,9 @@ fn scoring_with(
     ahead: Option<&mallard_gbdt::TreesAhead<'_>>,
     caps: &Caps,
 ) -> Result<Box<dyn Model>, ModelError> {
-    let header = match source {
-        Source::Borrowed(h) => h,
-        Source::Static(h) | Source::Trusted(h) => h,
+    let (header, builtin) = match source {
+        Source::Borrowed(h) | Source::Static(h) => (h, None),
+        Source::Trusted(h, name) => (h, Some(*name)),
     };
     let m: ScoringMeta = serde_json::from_str(&header.meta_json)
         .map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
@@ -540,6 +549,7 @@ fn scoring_with(
         config: serde_json::Value::Null,
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
+        builtin,
     };
     check_meta(&meta)?;
     let config = m.config.as_deref().map_or("null", |c| c.get());
@@ -547,7 +557,7 @@ fn scoring_with(
         let parts = match source {
             Source::Borrowed(h) => table::Parts::Raw(h),
             Source::Static(h) => table::Parts::Static(h),
-            Source::Trusted(h) => table::Parts::Trusted(h),
+            Source::Trusted(h, _) => table::Parts::Trusted(h),
         };
         return Ok(Box::new(TableModel::for_scoring(
             meta, config, parts, ahead, caps,
@@ -557,7 +567,7 @@ fn scoring_with(
         serde_json::from_str(config).map_err(|e| ModelError::Corrupt(format!("metadata: {e}")))?;
     let file = match source {
         Source::Borrowed(h) => h.to_file(meta)?,
-        Source::Static(h) | Source::Trusted(h) => h.to_file(meta)?,
+        Source::Static(h) | Source::Trusted(h, _) => h.to_file(meta)?,
     };
     from_file_with(file, caps)
 }

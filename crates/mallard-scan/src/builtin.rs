@@ -12,6 +12,8 @@ struct Aligned<B: ?Sized>(B);
 static API_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/default-api.mallard"));
 static PE_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/default-pe.mallard"));
 static CLAMP_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../models/clamp-pe.mallard"));
+static DOTNET_FILE: &Aligned<[u8]> =
+    &Aligned(*include_bytes!("../../../models/default-dotnet.mallard"));
 
 /// Kernel SVM over the set of API names of a sandbox report (MalBehavD-V1).
 pub static API: &[u8] = &API_FILE.0;
@@ -22,8 +24,16 @@ pub static PE: &[u8] = &PE_FILE.0;
 /// The earlier PE model on ClaMP's header columns (`--model builtin:clamp`).
 pub static CLAMP: &[u8] = &CLAMP_FILE.0;
 
+/// Boosted trees on .NET metadata: the built-in PE model's specialist for .NET files
+/// (`Scanner` adds it to `pe` on them; `--model builtin:dotnet` scores with it alone).
+pub static DOTNET: &[u8] = &DOTNET_FILE.0;
+
+/// The specialist's intercept and weight, fitted out of fold on `pe`'s own out-of-fold
+/// scores (`models/build-default-dotnet.sh`).
+pub static DOTNET_STACKING: &str = include_str!("../../../models/default-dotnet.json");
+
 /// The names `--model builtin:NAME` takes.
-pub const NAMES: [&str; 3] = ["api", "pe", "clamp"];
+pub const NAMES: [&str; 4] = ["api", "pe", "clamp", "dotnet"];
 
 /// The file bytes of a built-in model by name.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
@@ -31,6 +41,7 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
         "api" => Some(API),
         "pe" => Some(PE),
         "clamp" => Some(CLAMP),
+        "dotnet" => Some(DOTNET),
         _ => None,
     }
 }
@@ -55,7 +66,7 @@ mod tests {
             let b = bytes(name).unwrap();
             let checked = mallard_model::load_static_for_scoring(b, &caps).unwrap();
             let full = mallard_model::load_bytes_with(b, &caps).unwrap();
-            let trusted = mallard_model::load_builtin_for_scoring(b, &caps).unwrap();
+            let trusted = mallard_model::load_builtin_for_scoring(name, b, &caps).unwrap();
             let n = checked.meta().feature_names.len();
             if n == 0 {
                 assert_eq!(name, "api", "only the report model reads no features");

@@ -11,6 +11,7 @@
 
 mod batch;
 pub mod builtin;
+mod dotnet;
 pub mod setup;
 pub use batch::{
     scan_batch, scan_isolated, scan_pe_bytes_isolated, BatchEnd, BatchOptions, WORKER_THREAD_PREFIX,
@@ -199,6 +200,8 @@ fn column_map(columns: &[String], names: &[String]) -> Vec<Option<usize>> {
 pub struct Scanner {
     model: Option<Box<dyn Model>>,
     pe: Option<StaticModel>,
+    /// With the built-in PE model: its .NET specialist, added on .NET files.
+    dotnet: Option<dotnet::Specialist>,
     opts: ScanOptions,
     /// `opts.reports` by target sha256.
     reports_by_sha: HashMap<String, PathBuf>,
@@ -318,7 +321,13 @@ impl Scanner {
                 Err(e) => report_problems.push(ScanResult::error(p, e)),
             }
         }
+        // The built-in PE model comes with its .NET specialist (a user's model does not).
+        let dotnet = pe
+            .as_ref()
+            .filter(|p| p.model.meta().builtin == Some("pe"))
+            .and_then(|_| dotnet::Specialist::builtin());
         Ok(Scanner {
+            dotnet,
             model,
             pe,
             opts,
@@ -480,7 +489,7 @@ impl Scanner {
             let err = |e: mallard_pefeatures::FeatureError| format!("{}: {e}", path.display());
             if sm.reads == PeInput::Bytes {
                 let input = Input::Bytes(&bytes);
-                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
+                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1, None));
             }
             if sm.set.is_ember() {
                 mallard_pefeatures::check_pe(&bytes).map_err(err)?;
@@ -493,7 +502,7 @@ impl Scanner {
                     .map(String::from)
                     .collect();
                 let input = Input::Apis(&seq);
-                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1));
+                return Ok(self.decide(path, sm.model.as_ref(), input, Vec::new(), 1, None));
             }
             // EMBER reasons are put in words from the raw object the vector came from.
             let (raw, v) = if sm.set.is_ember() && self.opts.top > 0 {
@@ -514,7 +523,8 @@ impl Scanner {
             // A core would idle beside this file: TreeSHAP's trees go to two threads.
             let threads = if beside { 2 } else { 1 };
             let input = Input::Features(&row);
-            let mut r = self.decide(path, sm.model.as_ref(), input, Vec::new(), threads);
+            let added = (self.dotnet.as_ref()).and_then(|d| d.added(&bytes, self.opts.top));
+            let mut r = self.decide(path, sm.model.as_ref(), input, Vec::new(), threads, added);
             if let Some(raw) = &raw {
                 describe_ember(&mut r.reasons, raw, &sm.model.meta().feature_names, &row);
             }
@@ -762,7 +772,7 @@ impl Scanner {
                 warnings.push(w);
             }
         }
-        let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings, 1);
+        let mut r = self.decide(path, model.as_ref(), Input::Apis(apis), warnings, 1, None);
         r.calls = Some(apis.len());
         r.api_names = names;
         r
@@ -807,6 +817,7 @@ impl Scanner {
         input: Input<'_>,
         mut warnings: Vec<String>,
         threads: usize,
+        added: Option<dotnet::Added>,
     ) -> ScanResult {
         let meta = model.meta();
         let probs = match model.predict_proba(&[input]) {
@@ -815,7 +826,11 @@ impl Scanner {
         };
         let (verdict, score, family) = match meta.positive {
             Some(pos) => {
-                let s = probs.get(pos).copied().unwrap_or(f32::NAN);
+                let mut s = probs.get(pos).copied().unwrap_or(f32::NAN);
+                if let Some(a) = &added {
+                    let z = mallard_model::stack::logit(s) as f64 + a.shift;
+                    s = (1.0 / (1.0 + (-z).exp())) as f32;
+                }
                 let t = self.opts.threshold.unwrap_or(meta.threshold);
                 (
                     if s >= t {
@@ -844,6 +859,10 @@ impl Scanner {
             // malicious verdict, toward benign for a benign one.
             match model.explain_with(&input, self.opts.top.saturating_mul(4), threads) {
                 Ok(mut r) => {
+                    if let Some(a) = added {
+                        r.extend(a.reasons);
+                        r.sort_by(|x, y| y.weight.abs().total_cmp(&x.weight.abs()));
+                    }
                     r.retain(|x| {
                         if verdict == Verdict::Benign {
                             x.weight < 0.0

@@ -44,8 +44,9 @@ pub fn load_full_model(spec: &Path, caps: &Caps) -> Result<Box<dyn Model>, ScanS
 /// A built-in model by name (`api`, `pe`, `clamp`), loaded for scoring as in [`load_model`]
 /// (`builtin::load` gives the whole model).
 pub fn load_builtin(name: &str) -> Result<Box<dyn Model>, ScanSetupError> {
-    match builtin::bytes(name) {
-        Some(b) => mallard_model::load_builtin_for_scoring(b, &Caps::default())
+    let known = builtin::NAMES.iter().find(|n| **n == name);
+    match known.zip(builtin::bytes(name)) {
+        Some((n, b)) => mallard_model::load_builtin_for_scoring(n, b, &Caps::default())
             .map_err(|e| setup(format!("built-in model {name}: {e}"))),
         None => Err(setup(format!(
             "no built-in model {name:?} ({})",

@@ -339,3 +339,78 @@ fn a_one_file_scan_rules_its_file_early_with_the_same_result() {
     assert_ne!(json(&early), json(&again));
     assert_eq!(json(&again), json(&two.scan_path(&pe)));
 }
+
+/// The built-in PE model's .NET specialist: on a .NET assembly the scan's score is
+/// `sigmoid(logit(pe) + intercept + weight x logit(dotnet))` with each model's score taken
+/// from the built-in models themselves and the two numbers from `models/default-dotnet.json`;
+/// on a native file it is the PE model's score alone. A user's model gets no specialist.
+#[test]
+#[ignore = "data: reads ../shared/data"]
+fn the_builtin_dotnet_specialist_adds_to_the_pe_model_on_net_files_only() {
+    use mallard_model::stack::logit;
+    use mallard_pefeatures::{extract, FeatureSet};
+    let dir = shared().join("data/pe-benign");
+    let params: serde_json::Value = serde_json::from_str(builtin::DOTNET_STACKING).unwrap();
+    let (a, b) = (
+        params["intercept"].as_f64().unwrap(),
+        params["weight"].as_f64().unwrap(),
+    );
+    let score = |name: &str, set: FeatureSet, bytes: &[u8]| {
+        let m = builtin::load(name).unwrap().unwrap();
+        let names = mallard_pefeatures::names(set);
+        let v = extract(set, bytes).unwrap();
+        let row: Vec<f32> = (m.meta().feature_names.iter())
+            .map(|c| names.iter().position(|n| n == c).map_or(f32::NAN, |i| v[i]))
+            .collect();
+        m.predict_proba(&[mallard_model::Input::Features(&row)])
+            .unwrap()[1]
+    };
+    let scanner = Scanner::builtin(ScanOptions::default()).unwrap();
+    let (mut net, mut native) = (0, 0);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "dll" && x != "exe") {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        let pe = score("pe", FeatureSet::EmberV2Hardened, &bytes);
+        let r = scanner.scan_path(&p);
+        let inside = extract(FeatureSet::Dotnet, &bytes).unwrap()[1] != 0.0;
+        let want = if inside {
+            net += 1;
+            let d = score("dotnet", FeatureSet::Dotnet, &bytes);
+            let z = logit(pe) as f64 + a + b * logit(d) as f64;
+            let named = r
+                .reasons
+                .iter()
+                .any(|x| x.name.starts_with(".NET metadata model scores"))
+                || r.reasons.iter().any(|x| x.name.starts_with("[.NET]"));
+            assert!(named || r.reasons.len() == 5, "{r:?}");
+            (1.0 / (1.0 + (-z).exp())) as f32
+        } else {
+            native += 1;
+            pe
+        };
+        let got = r.score.unwrap();
+        assert!(
+            (got - want).abs() < 1e-5,
+            "{}: {got} vs {want}",
+            p.display()
+        );
+    }
+    assert!(net >= 5 && native >= 100, "{net} .NET, {native} native");
+    // The same model given as a file is a user's model: no specialist.
+    let user = Scanner::new(
+        None,
+        Some(builtin::load("pe").unwrap().unwrap()),
+        ScanOptions::default(),
+    )
+    .unwrap();
+    let p = dir.join("pythonnet__Python.Runtime.dll");
+    let pe = score(
+        "pe",
+        FeatureSet::EmberV2Hardened,
+        &std::fs::read(&p).unwrap(),
+    );
+    assert!((user.scan_path(&p).score.unwrap() - pe).abs() < 1e-6);
+}
