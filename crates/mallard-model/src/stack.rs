@@ -288,6 +288,10 @@ pub fn fit_specialists(
     let in_any = |i: usize| members.iter().any(|&j| inside[i][j]);
     let fit = |rows: &[usize]| {
         let rows: Vec<usize> = rows.iter().copied().filter(|&i| in_any(i)).collect();
+        if rows.is_empty() {
+            // No file of any specialist's domain to learn from: they add nothing.
+            return Ok(vec![0.0; 2 * members.len()]);
+        }
         let x: Vec<Vec<f64>> = rows.iter().map(|&i| row(i)).collect();
         let o: Vec<f64> = rows.iter().map(|&i| offset[i]).collect();
         let t: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
@@ -890,6 +894,11 @@ mod tests {
             "{:?}",
             fit.specialists
         );
+        // A specialist whose domain holds no file adds nothing (and does not fail).
+        let nowhere: Vec<Vec<bool>> = inside.iter().map(|d| vec![d[0], false]).collect();
+        let fit = fit_specialists(&fair, &noise, &nowhere, &[1], &y, &folds).unwrap();
+        assert_eq!(fit.cross_fitted, fair);
+        assert!(!specialists_help(&y, &fair, &fit.cross_fitted).unwrap());
     }
 
     #[test]
