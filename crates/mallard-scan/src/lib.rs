@@ -244,6 +244,13 @@ impl Scanner {
         Self::new(Some(load("api")?), Some(load("pe")?), opts)
     }
 
+    /// Whether PE files get the built-in .NET specialist beside the PE model (they do with
+    /// the built-in PE model; `builtin::DOTNET` and `builtin::DOTNET_STACKING` then take part
+    /// in .NET files' verdicts).
+    pub fn has_dotnet_specialist(&self) -> bool {
+        self.dotnet.is_some()
+    }
+
     pub fn new(
         model: Option<Box<dyn Model>>,
         pe_model: Option<Box<dyn Model>>,

@@ -176,6 +176,13 @@ fn scanner_with(
     let report_model = or_builtin(report_model, "builtin:api")?;
     let pe_model = or_builtin(pe_model, "builtin:pe")?;
     let s = Scanner::new(Some(report_model), Some(pe_model), opts).map_err(setup_err)?;
+    if s.has_dotnet_specialist() {
+        // The specialist decides .NET files too: the database digest names it.
+        let mut h = Sha256::new();
+        h.update(mallard_scan::builtin::DOTNET);
+        h.update(mallard_scan::builtin::DOTNET_STACKING.as_bytes());
+        digests.push(h.finalize().into());
+    }
     Ok((s, digests))
 }
 
