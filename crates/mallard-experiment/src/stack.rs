@@ -270,7 +270,7 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
             specialists = sf.specialists;
             specialist_folds = sf.fold_weights;
         } else {
-            obs.info("the specialists did not beat the stack without them out of fold (TPR at 1% FPR, then ROC AUC): left out");
+            obs.info("the specialists did not beat the stack without them out of fold (TPR at 1% and at 0.1% FPR): left out");
         }
     }
     figs.push(figures("stack as written".into(), &y, &written)?);
