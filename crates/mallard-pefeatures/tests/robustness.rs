@@ -21,6 +21,15 @@ fn run_all(b: &[u8]) -> Duration {
     t.elapsed()
 }
 
+/// `shared/data/pe-benign` (`MALLARD_SHARED` names the shared folder elsewhere).
+fn pe_benign() -> PathBuf {
+    match std::env::var_os("MALLARD_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+    .join("data/pe-benign")
+}
+
 /// Deterministic xorshift for reproducible corruption.
 struct Rng(u64);
 impl Rng {
@@ -139,11 +148,7 @@ fn malformed_tiny_pe() {
 #[test]
 #[ignore = "data: reads ../shared/data"]
 fn malformed_pe_benign_files() {
-    let dir = match std::env::var_os("MALLARD_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-    .join("data/pe-benign");
+    let dir = pe_benign();
     let mut worst = Duration::ZERO;
     for (i, name) in [
         "distlib__t64.exe",
@@ -169,11 +174,7 @@ fn malformed_pe_benign_files() {
 #[test]
 #[ignore = "data: reads ../shared/data"]
 fn malformed_dotnet_metadata() {
-    let dir = match std::env::var_os("MALLARD_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-    .join("data/pe-benign");
+    let dir = pe_benign();
     let b = std::fs::read(dir.join("pythonnet__Python.Runtime.dll")).unwrap();
     let pe = mallard_pe::Pe::parse(&b).unwrap();
     let md = pe.clr_metadata().unwrap();
