@@ -39,10 +39,18 @@ def main():
     ap.add_argument("--data", required=True, help="folder holding train.csv")
     ap.add_argument("--cells", default="lstm,gru,bilstm")
     ap.add_argument("--epochs", type=int, default=3, help="at least 2 (the first is left out)")
+    ap.add_argument("--intra-op", type=int, default=0,
+                    help="TensorFlow's threads within an op (0: TensorFlow's default, every core)")
+    ap.add_argument("--inter-op", type=int, default=0,
+                    help="TensorFlow's threads across ops (0: TensorFlow's default)")
     a = ap.parse_args()
     import numpy as np
     import tensorflow as tf
     from tensorflow import keras
+
+    # Set before any op runs; 0 leaves TensorFlow's choice.
+    tf.config.threading.set_intra_op_parallelism_threads(a.intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(a.inter_op)
 
     rows, labels = read(os.path.join(a.data, "train.csv"))
     # Indices by falling frequency from 1, as Keras' Tokenizer gives them; 0 pads.
@@ -55,7 +63,7 @@ def main():
             x[i, maxlen - len(r):] = [index[t] for t in r]
     y = np.asarray(labels, dtype="float32")
     out = {"tensorflow": tf.__version__, "rows": len(rows), "maxlen": maxlen,
-           "threads": os.cpu_count()}
+           "threads": os.cpu_count(), "intra_op": a.intra_op, "inter_op": a.inter_op}
     for cell in a.cells.split(","):
         keras.utils.set_random_seed(42)
         rnn = {"lstm": lambda: keras.layers.LSTM(100), "gru": lambda: keras.layers.GRU(100),
