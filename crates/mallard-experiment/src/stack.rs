@@ -214,23 +214,10 @@ pub fn build_stack(req: &StackRequest<'_>, obs: &mut dyn Observer) -> Result<Sta
         .iter()
         .map(|r| general.iter().map(|&j| r[j]).collect())
         .collect();
-    // One general member is the stack's logit as it is (no recalibration fitted per fold).
-    let fit = if general.len() == 1 {
-        let col: Vec<f32> = pg.iter().map(|r| r[0]).collect();
-        mallard_model::stack::StackFit {
-            weights: vec![0.0, 1.0],
-            cross_fitted: col.clone(),
-            weighted_cross_fitted: col,
-            folds: folds.clone(),
-            fold_weights: Vec::new(),
-            fallback: Some(0),
-        }
-    } else {
-        during(
-            "fitting the stack",
-            fit_stack(&pg, &y, &folds, req.keep_weighting),
-        )?
-    };
+    let fit = during(
+        "fitting the stack",
+        fit_stack(&pg, &y, &folds, req.keep_weighting),
+    )?;
     let mut weights = vec![0.0; models.len() + 1];
     weights[0] = fit.weights[0];
     for (k, &j) in general.iter().enumerate() {

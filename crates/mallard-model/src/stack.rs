@@ -135,8 +135,14 @@ impl PeReader {
 /// Feature reasons of a model on `set` in words ([`mallard_pefeatures::describe`]); the
 /// column's name moves to `feature`.
 pub fn describe_reasons(reasons: &mut [Reason], set: FeatureSet, bytes: &[u8]) {
-    for r in reasons.iter_mut().filter(|r| r.kind == "feature") {
-        if let Some(words) = mallard_pefeatures::describe(set, bytes, &r.name) {
+    let columns: Vec<&str> = (reasons.iter())
+        .filter(|r| r.kind == "feature")
+        .map(|r| r.name.as_str())
+        .collect();
+    let words = mallard_pefeatures::describe_many(set, bytes, &columns);
+    let features = reasons.iter_mut().filter(|r| r.kind == "feature");
+    for (r, words) in features.zip(words) {
+        if let Some(words) = words {
             r.feature = Some(std::mem::replace(&mut r.name, words));
         }
     }
@@ -338,15 +344,7 @@ pub fn fit_specialists(
 /// reorders the low-scoring files (the AUC of the built-in PE model's stack moved by 1e-4)
 /// without touching a detection at a usable threshold.
 pub fn specialists_help(y: &[usize], without: &[f32], with: &[f32]) -> Result<bool, ModelError> {
-    let at = |p: &[f32]| -> Result<(f64, f64), ModelError> {
-        let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
-        let curve =
-            mallard_eval::roc_curve(&pos, p).map_err(|e| ModelError::Invalid(e.to_string()))?;
-        Ok((
-            mallard_eval::tpr_at_fpr(&curve, 0.01),
-            mallard_eval::tpr_at_fpr(&curve, 0.001),
-        ))
-    };
+    let at = |p: &[f32]| operating(y, p).map(|(t1, t01, _)| (t1, t01));
     let (a, b) = (at(without)?, at(with)?);
     Ok(b.0 >= a.0 && b.1 >= a.1 && b != a)
 }
@@ -425,15 +423,21 @@ pub struct StackFit {
     pub fallback: Option<usize>,
 }
 
-/// How a score column is compared out of fold: TPR at 1% FPR, then ROC AUC.
-fn criterion(y: &[usize], p: &[f32]) -> Result<(f64, f64), ModelError> {
+/// A score column's TPR at 1% and at 0.1% FPR, and its ROC AUC.
+fn operating(y: &[usize], p: &[f32]) -> Result<(f64, f64, f64), ModelError> {
     let pos: Vec<bool> = y.iter().map(|&v| v == 1).collect();
     let err = |e: mallard_eval::EvalError| ModelError::Invalid(e.to_string());
     let curve = mallard_eval::roc_curve(&pos, p).map_err(err)?;
     Ok((
         mallard_eval::tpr_at_fpr(&curve, 0.01),
+        mallard_eval::tpr_at_fpr(&curve, 0.001),
         mallard_eval::roc_auc(&pos, p).map_err(err)?,
     ))
+}
+
+/// How a score column is compared out of fold: TPR at 1% FPR, then ROC AUC.
+fn criterion(y: &[usize], p: &[f32]) -> Result<(f64, f64), ModelError> {
+    operating(y, p).map(|(t1, _, auc)| (t1, auc))
 }
 
 /// Fits the stacker on member probabilities `p` (rows x members, themselves out of fold),
@@ -448,6 +452,19 @@ pub fn fit_stack(
     keep_weighting: bool,
 ) -> Result<StackFit, ModelError> {
     const L2: f64 = 1e-2;
+    if p.first().is_some_and(|r| r.len() == 1) {
+        // One member: the stack's logit is its own (nothing to weigh, no recalibration
+        // fitted per fold).
+        let col: Vec<f32> = p.iter().map(|r| r[0]).collect();
+        return Ok(StackFit {
+            weights: vec![0.0, 1.0],
+            cross_fitted: col.clone(),
+            weighted_cross_fitted: col,
+            folds: folds.to_vec(),
+            fold_weights: Vec::new(),
+            fallback: Some(0),
+        });
+    }
     let x: Vec<Vec<f32>> = p
         .iter()
         .map(|r| r.iter().map(|&v| logit(v)).collect())

@@ -303,61 +303,86 @@ fn each_name(md: &Metadata<'_>, tb: &Tables<'_>, f: &mut dyn FnMut(Block, &[u8])
 /// fall in its bucket (`calls System.Reflection.Assembly::Load`), or that none does. `None`
 /// for the other columns and for files whose metadata does not read.
 pub fn describe(bytes: &[u8], column: &str) -> Option<String> {
-    let rest = column.strip_prefix("dotnet_")?;
-    let (group, index) = rest.split_once("_hash")?;
-    let want: usize = index.parse().ok()?;
-    let (block, size, verb) = match group {
-        "typeref" => (Some(Block::TypeRef), TYPE_REFS, "uses type"),
-        "memberref" => (Some(Block::MemberRef), MEMBER_REFS, "calls"),
-        "pinvoke" => (Some(Block::Pinvoke), PINVOKES, "imports (P/Invoke)"),
-        "assemblyref" => (
-            Some(Block::AssemblyRef),
-            ASSEMBLY_REFS,
-            "references assembly",
-        ),
-        "userstring" => (None, USER_STRINGS, "holds the string"),
-        _ => return None,
+    describe_many(bytes, &[column]).pop().flatten()
+}
+
+/// A hashed column asked about: its group (`None`: user strings), the group's bucket count,
+/// the column's bucket, and the verb its names are told with.
+type Wanted = (Option<Block>, usize, usize, &'static str);
+
+/// [`describe`] for several columns of one file: the file is parsed once and its names
+/// walked once, whatever the number of columns.
+pub fn describe_many(bytes: &[u8], columns: &[&str]) -> Vec<Option<String>> {
+    let wanted: Vec<Option<Wanted>> = columns
+        .iter()
+        .map(|c| {
+            let (group, index) = c.strip_prefix("dotnet_")?.split_once("_hash")?;
+            let (block, size, verb) = match group {
+                "typeref" => (Some(Block::TypeRef), TYPE_REFS, "uses type"),
+                "memberref" => (Some(Block::MemberRef), MEMBER_REFS, "calls"),
+                "pinvoke" => (Some(Block::Pinvoke), PINVOKES, "imports (P/Invoke)"),
+                "assemblyref" => (
+                    Some(Block::AssemblyRef),
+                    ASSEMBLY_REFS,
+                    "references assembly",
+                ),
+                "userstring" => (None, USER_STRINGS, "holds the string"),
+                _ => return None,
+            };
+            Some((block, size, index.parse().ok()?, verb))
+        })
+        .collect();
+    let none = || vec![None; columns.len()];
+    if wanted.iter().all(Option::is_none) {
+        return none();
+    }
+    let Some(md) = Pe::parse(bytes).ok().and_then(|pe| pe.clr_metadata().ok()) else {
+        return none();
     };
-    let pe = Pe::parse(bytes).ok()?;
-    let md = pe.clr_metadata().ok()?;
-    let mut hits: Vec<String> = Vec::new();
-    let mut keep = |name: &[u8]| {
-        if bucket(name, size).0 == want && hits.len() < 4 {
-            let s = String::from_utf8_lossy(name).into_owned();
-            if !hits.contains(&s) {
-                hits.push(s);
+    let mut hits: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    let mut keep = |block: Option<Block>, name: &[u8]| {
+        for (w, h) in wanted.iter().zip(hits.iter_mut()) {
+            if let Some((b, size, want, _)) = w {
+                if *b == block && h.len() < 4 && bucket(name, *size).0 == *want {
+                    let s = String::from_utf8_lossy(name).into_owned();
+                    if !h.contains(&s) {
+                        h.push(s);
+                    }
+                }
             }
         }
     };
-    match (block, &md.tables) {
-        (Some(b), Some(tb)) => each_name(&md, tb, &mut |blk, name| {
-            if blk == b {
-                keep(name);
-            }
-        }),
-        (Some(_), None) => {}
-        (None, _) => {
-            for (_, units) in md.user_strings().take(MAX_ITEMS as usize) {
-                keep(user_string(units).as_bytes());
-            }
+    if let Some(tb) = &md.tables {
+        if wanted.iter().flatten().any(|w| w.0.is_some()) {
+            each_name(&md, tb, &mut |blk, name| keep(Some(blk), name));
         }
     }
-    Some(if hits.is_empty() {
-        format!("no .NET name in {column}")
-    } else {
-        let shown: Vec<String> = hits
-            .iter()
-            .map(|h| {
-                let h: String = h.chars().take(100).collect();
-                if block.is_none() {
-                    format!("{h:?}")
-                } else {
-                    h
-                }
+    if wanted.iter().flatten().any(|w| w.0.is_none()) {
+        for (_, units) in md.user_strings().take(MAX_ITEMS as usize) {
+            keep(None, user_string(units).as_bytes());
+        }
+    }
+    (wanted.iter().zip(columns).zip(hits))
+        .map(|((w, column), hits)| {
+            let (block, _, _, verb) = (*w)?;
+            Some(if hits.is_empty() {
+                format!("no .NET name in {column}")
+            } else {
+                let shown: Vec<String> = hits
+                    .iter()
+                    .map(|h| {
+                        let h: String = h.chars().take(100).collect();
+                        if block.is_none() {
+                            format!("{h:?}")
+                        } else {
+                            h
+                        }
+                    })
+                    .collect();
+                format!("{verb} {}", shown.join(", "))
             })
-            .collect();
-        format!("{verb} {}", shown.join(", "))
-    })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -183,9 +183,14 @@ pub fn domain_column(set: FeatureSet) -> Option<&'static str> {
 /// or `None` where the column name says it already. EMBER's columns are put in words from
 /// their raw object instead ([`ember_describe`]).
 pub fn describe(set: FeatureSet, bytes: &[u8], column: &str) -> Option<String> {
+    describe_many(set, bytes, &[column]).pop().flatten()
+}
+
+/// [`describe`] for several columns of one file, reading the file once.
+pub fn describe_many(set: FeatureSet, bytes: &[u8], columns: &[&str]) -> Vec<Option<String>> {
     match set {
-        FeatureSet::Dotnet => dotnet::describe(bytes, column),
-        _ => None,
+        FeatureSet::Dotnet => dotnet::describe_many(bytes, columns),
+        _ => vec![None; columns.len()],
     }
 }
 

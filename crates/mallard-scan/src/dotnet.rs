@@ -89,11 +89,10 @@ impl Specialist {
                 weight: shift as f32,
                 feature: None,
             });
-            for mut r in m.explain(&input, top.saturating_mul(4)).unwrap_or_default() {
+            let mut own = m.explain(&input, top.saturating_mul(4)).unwrap_or_default();
+            mallard_model::stack::describe_reasons(&mut own, FeatureSet::Dotnet, bytes);
+            for mut r in own {
                 r.weight *= self.params.weight as f32;
-                if let Some(words) = dotnet::describe(bytes, &r.name) {
-                    r.feature = Some(std::mem::replace(&mut r.name, words));
-                }
                 r.name = format!("[.NET] {}", r.name);
                 reasons.push(r);
             }
