@@ -19,6 +19,7 @@ mod packed;
 mod params;
 mod real;
 mod rng;
+mod scratch;
 mod train;
 
 #[cfg(test)]
@@ -253,6 +254,7 @@ impl Net {
             weights,
             loss,
             threads.max(1),
+            &scratch::Scratch::new(),
         );
         Ok((
             l as f32,

@@ -4,8 +4,22 @@
 use crate::kernel::{logits_impl, loss_grad_impl};
 use crate::optim::{OptState, Optimizer};
 use crate::params::Params;
+use crate::real::Real;
 use crate::rng::SplitMix64;
+use crate::scratch::Scratch;
 use crate::{Cell, Head, Loss, Net, NetConfig, Output};
+
+/// A pool whose free buffers are all NaN: a kernel that read a reused buffer before writing
+/// it would turn its outputs to NaN.
+fn poisoned<T: Real>() -> Scratch<T> {
+    let s = Scratch::new();
+    for len in [
+        8, 64, 300, 1000, 5000, 20000, 20000, 20000, 20000, 20000, 20000, 20000,
+    ] {
+        s.give(vec![T::from_f64(f64::NAN); len]);
+    }
+    s
+}
 
 fn perturbed(cfg: &NetConfig, seed: u64) -> Params<f64> {
     // Start from the Keras init and add noise so biases and the dense layer are non-trivial.
@@ -44,10 +58,23 @@ fn fd_check(cell: Cell, output: Output, loss: Loss, head: Head) {
         targets[i * k + (i * 7 + 1) % k] = 1.0;
     }
     let weights = [1.0, 0.5, 2.0, 1.5, 0.25];
-    let (_, g) = loss_grad_impl(&cfg, &p, &batch, &targets, Some(&weights), loss, 2);
-    let (_, g1) = loss_grad_impl(&cfg, &p, &batch, &targets, Some(&weights), loss, 1);
-    let eval =
-        |p: &Params<f64>| loss_grad_impl(&cfg, p, &batch, &targets, Some(&weights), loss, 1).0;
+    // Every call shares one pool of reused buffers, NaN to begin with.
+    let scratch = poisoned();
+    let run = |p: &Params<f64>, threads| {
+        loss_grad_impl(
+            &cfg,
+            p,
+            &batch,
+            &targets,
+            Some(&weights),
+            loss,
+            threads,
+            &scratch,
+        )
+    };
+    let (_, g) = run(&p, 2);
+    let (_, g1) = run(&p, 1);
+    let eval = |p: &Params<f64>| run(p, 1).0;
     let h = 1e-6;
     let names = cfg.tensor_specs();
     let grads: Vec<Vec<f64>> = g.slices().iter().map(|s| s.to_vec()).collect();
@@ -226,4 +253,58 @@ fn init_follows_keras_conventions() {
         Net::new(net.cfg.clone(), 10).unwrap().tensors(),
         net.tensors()
     );
+}
+
+#[test]
+fn reused_buffers_give_the_bits_of_fresh_ones() {
+    // A long batch, a short one, then the long one again through one pool (NaN to begin
+    // with): every gradient must be bit-identical to a run on fresh zeroed buffers. Run on
+    // the f32 path, so the SIMD kernels are the ones checked.
+    let mut rng = SplitMix64::new(5);
+    let mut rows_of = |n: usize, maxlen: u64| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|_| {
+                let len = rng.below(maxlen + 1) as usize;
+                (0..len).map(|_| rng.below(50) as u32).collect()
+            })
+            .collect()
+    };
+    let (long, short) = (rows_of(33, 60), rows_of(17, 25));
+    for cell in [Cell::Lstm, Cell::Gru, Cell::BiLstm] {
+        let cfg = NetConfig {
+            vocab: 50,
+            embed: 8,
+            hidden: 20,
+            cell,
+            output: Output::Sigmoid,
+            head: Head::Max,
+        };
+        let net = Net::new(cfg.clone(), 3).unwrap();
+        let shared = poisoned::<f32>();
+        for rows in [&long, &short, &long] {
+            let batch: Vec<&[u32]> = rows.iter().map(|r| r.as_slice()).collect();
+            let targets: Vec<f32> = (0..rows.len()).map(|i| (i % 2) as f32).collect();
+            let run = |s: &Scratch<f32>| {
+                let (l, g) = loss_grad_impl(
+                    &cfg,
+                    net.params(),
+                    &batch,
+                    &targets,
+                    None,
+                    Loss::CrossEntropy,
+                    2,
+                    s,
+                );
+                let bits: Vec<u32> = g
+                    .slices()
+                    .iter()
+                    .flat_map(|t| t.iter().map(|x| x.to_bits()))
+                    .collect();
+                (l.to_bits(), bits)
+            };
+            let (fresh, reused) = (run(&Scratch::new()), run(&shared));
+            assert!(fresh.1.iter().any(|&b| b != 0));
+            assert_eq!(fresh, reused, "{cell:?}, {} rows", rows.len());
+        }
+    }
 }

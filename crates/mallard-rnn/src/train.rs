@@ -7,6 +7,7 @@ use crate::kernel;
 use crate::optim::{OptState, Optimizer};
 use crate::params::{NetConfig, Output, Params};
 use crate::rng::{ShuffleHigh, SplitMix64};
+use crate::scratch::Scratch;
 use crate::{check_tokens, Loss, Net, RnnError};
 
 /// Training settings.
@@ -331,6 +332,7 @@ pub fn train(
     let mut summary = TrainSummary::default();
     let mut best: Option<Params<f32>> = None;
     let (mut batch, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+    let scratch = Scratch::new();
 
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
@@ -345,8 +347,16 @@ pub fn train(
                 weights.push(cfg.class_weights.as_ref().map_or(1.0, |cw| cw[labels[i]]));
             }
             let w = cfg.class_weights.as_ref().map(|_| weights.as_slice());
-            let (l, mut g) =
-                kernel::loss_grad_impl(&ncfg, net.params(), &batch, &targets, w, cfg.loss, threads);
+            let (l, mut g) = kernel::loss_grad_impl(
+                &ncfg,
+                net.params(),
+                &batch,
+                &targets,
+                w,
+                cfg.loss,
+                threads,
+                &scratch,
+            );
             if !l.is_finite() {
                 return Err(RnnError::NonFinite(l as f32));
             }
