@@ -308,3 +308,68 @@ fn reused_buffers_give_the_bits_of_fresh_ones() {
         }
     }
 }
+
+#[test]
+fn f32_kernels_give_the_f64_gradients() {
+    // The f32 path (panel kernels, SIMD activations, blocks of steps in the backward pass)
+    // against the f64 path that the finite differences check, on the same weights.
+    let mut rng = SplitMix64::new(9);
+    let rows: Vec<Vec<u32>> = (0..37)
+        .map(|_| {
+            let len = rng.below(41) as usize;
+            (0..len).map(|_| rng.below(30) as u32).collect()
+        })
+        .collect();
+    let batch: Vec<&[u32]> = rows.iter().map(|r| r.as_slice()).collect();
+    for cell in [Cell::Lstm, Cell::Gru, Cell::BiLstm] {
+        for head in [Head::Last, Head::Mean] {
+            let cfg = NetConfig {
+                vocab: 30,
+                embed: 6,
+                hidden: 37,
+                cell,
+                output: Output::Softmax(3),
+                head,
+            };
+            let p64 = perturbed(&cfg, 4);
+            let p32 = p64.map(|x| x as f32);
+            let t64: Vec<f64> = (0..rows.len() * 3)
+                .map(|i| f64::from(i % 3 == (i / 3) % 3))
+                .collect();
+            let t32: Vec<f32> = t64.iter().map(|&x| x as f32).collect();
+            let (l64, g64) = loss_grad_impl(
+                &cfg,
+                &p64,
+                &batch,
+                &t64,
+                None,
+                Loss::CrossEntropy,
+                2,
+                &Scratch::new(),
+            );
+            let (l32, g32) = loss_grad_impl(
+                &cfg,
+                &p32,
+                &batch,
+                &t32,
+                None,
+                Loss::CrossEntropy,
+                2,
+                &Scratch::new(),
+            );
+            assert!(
+                (l64 - l32).abs() < 1e-5 * l64.abs(),
+                "{cell:?} loss {l64} vs {l32}"
+            );
+            for (i, (a, b)) in g64.slices().iter().zip(g32.slices()).enumerate() {
+                let scale = a.iter().fold(0.0f64, |m, &x| m.max(x.abs()));
+                for (j, (&x, &y)) in a.iter().zip(b.iter()).enumerate() {
+                    assert!(
+                        (x - y as f64).abs() <= 1e-4 * scale + 1e-7,
+                        "{cell:?} {head:?} tensor {i}[{j}]: f64 {x} vs f32 {y}"
+                    );
+                }
+            }
+        }
+    }
+}
