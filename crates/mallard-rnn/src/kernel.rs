@@ -6,7 +6,7 @@
 //! a table `E·W + b` (one row per vocabulary entry), so a step gathers rows instead of
 //! multiplying, and the backward pass scatters gate gradients into that table's gradient.
 
-use crate::packed::Packed;
+use crate::packed::{Add, Packed};
 use crate::params::{Head, Kind, NetConfig, Output, Params};
 use crate::real::{gemm, rm, tr, Real};
 use crate::scratch::Scratch;
@@ -259,6 +259,7 @@ fn forward_dir_body<T: Real>(
         Vec::new()
     };
     let mut idx = Vec::with_capacity(if save { lay.ntok } else { 0 });
+    let mut step_idx: Vec<u32> = Vec::with_capacity(n0);
     let mut h = vec![T::ZERO; n0 * hd];
     let mut c = if kind == Kind::Lstm {
         vec![T::ZERO; n0 * hd]
@@ -279,19 +280,24 @@ fn forward_dir_body<T: Real>(
     for (t, &(off, n)) in lay.steps.iter().enumerate() {
         let base = if save { off } else { 0 };
         let a = &mut acts[base * g..(base + n) * g];
-        for r in 0..n {
-            let tok = token_at(batch[lay.rows[r]], lay.lens[r], t, reverse);
-            a[r * g..(r + 1) * g].copy_from_slice(&table[tok * g..(tok + 1) * g]);
-            if save {
-                idx.push(tok as u32);
-            }
+        step_idx.clear();
+        step_idx
+            .extend((0..n).map(|r| token_at(batch[lay.rows[r]], lay.lens[r], t, reverse) as u32));
+        if save {
+            idx.extend_from_slice(&step_idx);
         }
         let hpb = &mut hp[base * hd..(base + n) * hd];
         hpb.copy_from_slice(&h[..n * hd]);
         let auxb = &mut aux[base * hd..(base + n) * hd];
         match kind {
             Kind::Lstm => {
-                u.matmul(n, hpb, hd, true, a, g);
+                // Gates = h·U + the tokens' rows of the input table, gathered as stored.
+                let rows = Add::Rows {
+                    table,
+                    idx: &step_idx,
+                    ld: g,
+                };
+                u.matmul_add(n, hpb, hd, rows, a, g);
                 let tcb = &mut aux2[base * hd..(base + n) * hd];
                 for r in 0..n {
                     let s = r * hd..(r + 1) * hd;
@@ -305,6 +311,10 @@ fn forward_dir_body<T: Real>(
                 }
             }
             Kind::Gru => {
+                for (r, &tok) in step_idx.iter().enumerate() {
+                    let tok = tok as usize;
+                    a[r * g..(r + 1) * g].copy_from_slice(&table[tok * g..(tok + 1) * g]);
+                }
                 let rb = &mut rec[..n * g];
                 for r in 0..n {
                     rb[r * g..(r + 1) * g].copy_from_slice(brec);

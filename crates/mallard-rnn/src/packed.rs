@@ -13,6 +13,22 @@ const NR: usize = 16;
 /// Rows per micro-kernel call.
 const MR: usize = 6;
 
+/// What a product is added to as it is stored into C.
+#[derive(Clone, Copy)]
+pub(crate) enum Add<'a, T> {
+    /// `C = A·B`.
+    Nothing,
+    /// `C += A·B`.
+    C,
+    /// `C[r] = A[r]·B + table[idx[r]]` (rows of `ld` values): a gather of each row's input
+    /// projection fused into the store, so that it is not copied into C first.
+    Rows {
+        table: &'a [T],
+        idx: &'a [u32],
+        ld: usize,
+    },
+}
+
 /// B [k, n] prepared for repeated `C = A·B (+ C)`.
 pub(crate) struct Packed<T> {
     k: usize,
@@ -66,24 +82,57 @@ impl<T: Real> Packed<T> {
         c: &mut [T],
         ldc: usize,
     ) {
+        let add = if accumulate { Add::C } else { Add::Nothing };
+        self.matmul_add(m, a, lda, add, c, ldc)
+    }
+
+    /// `C[m, n] = A[m, k]·B + add`, A row-major with stride `lda`, C with `ldc`.
+    pub(crate) fn matmul_add(
+        &self,
+        m: usize,
+        a: &[T],
+        lda: usize,
+        add: Add<'_, T>,
+        c: &mut [T],
+        ldc: usize,
+    ) {
         let (k, n) = (self.k, self.n);
         if m == 0 || n == 0 {
             return;
+        }
+        assert!(
+            ldc >= n && c.len() >= (m - 1) * ldc + n,
+            "packed: C too small"
+        );
+        if let Add::Rows { table, idx, ld } = add {
+            assert!(idx.len() >= m && ld >= n, "packed: rows to add");
+            for &t in &idx[..m] {
+                assert!(
+                    t as usize * ld + n <= table.len(),
+                    "packed: row past the table"
+                );
+            }
         }
         if !self.panels.is_empty() && k > 0 {
             assert!(
                 lda >= k && a.len() >= (m - 1) * lda + k,
                 "packed: A too small"
             );
-            assert!(
-                ldc >= n && c.len() >= (m - 1) * ldc + n,
-                "packed: C too small"
-            );
-            if T::packed_matmul(m, k, n, a, lda, &self.panels, accumulate, c, ldc) {
+            if T::packed_matmul(m, k, n, a, lda, &self.panels, add, c, ldc) {
                 return;
             }
         }
-        let beta = if accumulate { T::ONE } else { T::ZERO };
+        let beta = match add {
+            Add::Nothing => T::ZERO,
+            Add::C => T::ONE,
+            Add::Rows { table, idx, ld } => {
+                for (r, &t) in idx[..m].iter().enumerate() {
+                    let src = &table[t as usize * ld..t as usize * ld + n];
+                    c[r * ldc..r * ldc + n].copy_from_slice(src);
+                }
+                T::ONE
+            }
+        };
         gemm(
             m,
             k,
@@ -162,7 +211,7 @@ pub(crate) fn matmul_f32(
     a: &[f32],
     lda: usize,
     panels: &[f32],
-    accumulate: bool,
+    add: Add<'_, f32>,
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
@@ -171,24 +220,74 @@ pub(crate) fn matmul_f32(
         let level = simd();
         if level >= Simd::Avx2 {
             assert_eq!(panels.len(), n.div_ceil(NR) * k * NR);
+            let src = Src::of(add);
             // SAFETY: features checked by `simd`; bounds asserted here and by the caller.
             unsafe {
                 if level == Simd::Avx512 {
-                    avx512::matmul(m, k, n, a, lda, panels, accumulate, c, ldc)
+                    avx512::matmul(m, k, n, a, lda, panels, src, c, ldc)
                 } else {
-                    avx::matmul(m, k, n, a, lda, panels, accumulate, c, ldc)
+                    avx::matmul(m, k, n, a, lda, panels, src, c, ldc)
                 }
             };
             return true;
         }
     }
-    let _ = (m, k, n, a, lda, panels, accumulate, c, ldc);
+    let _ = (m, k, n, a, lda, panels, add, c, ldc);
     false
+}
+
+/// [`Add`] as the micro-kernels read it: where row `r`'s addend starts, at column `j0`.
+#[derive(Clone, Copy)]
+struct Src {
+    /// 0: nothing, 1: C itself, 2: table rows.
+    kind: u8,
+    table: *const f32,
+    idx: *const u32,
+    ld: usize,
+}
+
+impl Src {
+    fn of(add: Add<'_, f32>) -> Src {
+        let (kind, table, idx, ld) = match add {
+            Add::Nothing => (0, std::ptr::null(), std::ptr::null(), 0),
+            Add::C => (1, std::ptr::null(), std::ptr::null(), 0),
+            Add::Rows { table, idx, ld } => (2, table.as_ptr(), idx.as_ptr(), ld),
+        };
+        Src {
+            kind,
+            table,
+            idx,
+            ld,
+        }
+    }
+
+    /// The same source for the rows from `i` on.
+    #[inline(always)]
+    unsafe fn from_row(self, i: usize) -> Src {
+        Src {
+            idx: if self.kind == 2 {
+                self.idx.add(i)
+            } else {
+                self.idx
+            },
+            ..self
+        }
+    }
+
+    /// Row `r`'s addend at column `j0` (`cr` is row r of C at that column), if any.
+    #[inline(always)]
+    unsafe fn row(self, r: usize, j0: usize, cr: *const f32) -> Option<*const f32> {
+        match self.kind {
+            0 => None,
+            1 => Some(cr),
+            _ => Some(self.table.add(*self.idx.add(r) as usize * self.ld + j0)),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx {
-    use super::{MR, NR};
+    use super::{Src, MR, NR};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
@@ -200,7 +299,7 @@ mod avx {
         a: &[f32],
         lda: usize,
         panels: &[f32],
-        accumulate: bool,
+        src: Src,
         c: &mut [f32],
         ldc: usize,
     ) {
@@ -218,12 +317,12 @@ mod avx {
                 // Few rows: split k over S accumulator sets so at least 8 independent FMA chains
                 // hide the FMA latency (the long-sequence tail runs with 1-2 live rows).
                 match rows {
-                    6 => tile::<6, 1>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
-                    5 => tile::<5, 1>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
-                    4 => tile::<4, 1>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
-                    3 => tile::<3, 2>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
-                    2 => tile::<2, 2>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
-                    _ => tile::<1, 4>(k, ap, lda, bp, cp, ldc, ncols, accumulate),
+                    6 => tile::<6, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    5 => tile::<5, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    4 => tile::<4, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    3 => tile::<3, 2>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    2 => tile::<2, 2>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    _ => tile::<1, 4>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
                 }
                 i += rows;
             }
@@ -241,7 +340,8 @@ mod avx {
         c: *mut f32,
         ldc: usize,
         ncols: usize,
-        accumulate: bool,
+        src: Src,
+        j0: usize,
     ) {
         let mut acc0 = [[_mm256_setzero_ps(); R]; S];
         let mut acc1 = [[_mm256_setzero_ps(); R]; S];
@@ -278,10 +378,11 @@ mod avx {
         let (acc0, acc1) = (&mut acc0[0], &mut acc1[0]);
         for r in 0..R {
             let cr = c.add(r * ldc);
+            let add = src.row(r, j0, cr);
             if ncols == NR {
-                if accumulate {
-                    acc0[r] = _mm256_add_ps(acc0[r], _mm256_loadu_ps(cr));
-                    acc1[r] = _mm256_add_ps(acc1[r], _mm256_loadu_ps(cr.add(8)));
+                if let Some(s) = add {
+                    acc0[r] = _mm256_add_ps(acc0[r], _mm256_loadu_ps(s));
+                    acc1[r] = _mm256_add_ps(acc1[r], _mm256_loadu_ps(s.add(8)));
                 }
                 _mm256_storeu_ps(cr, acc0[r]);
                 _mm256_storeu_ps(cr.add(8), acc1[r]);
@@ -291,7 +392,10 @@ mod avx {
                 _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc1[r]);
                 for (j, &t) in tmp.iter().enumerate().take(ncols) {
                     let dst = cr.add(j);
-                    *dst = if accumulate { *dst + t } else { t };
+                    *dst = match add {
+                        Some(s) => *s.add(j) + t,
+                        None => t,
+                    };
                 }
             }
         }
@@ -302,7 +406,7 @@ mod avx {
 /// and 32 registers, so up to 8 rows (x 1-8 accumulator sets) stay in registers.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::NR;
+    use super::{Src, NR};
     use std::arch::x86_64::*;
 
     /// Rows per micro-kernel call.
@@ -317,7 +421,7 @@ mod avx512 {
         a: &[f32],
         lda: usize,
         panels: &[f32],
-        accumulate: bool,
+        src: Src,
         c: &mut [f32],
         ldc: usize,
     ) {
@@ -344,14 +448,94 @@ mod avx512 {
                 let ap = a.as_ptr().add(i * lda);
                 let cp = c.as_mut_ptr().add(i * ldc + jp * NR);
                 match rows {
-                    8 => tile2::<8, 1>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    7 => tile2::<7, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    6 => tile2::<6, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    5 => tile2::<5, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    4 => tile2::<4, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    3 => tile2::<3, 3>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    2 => tile2::<2, 4>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
-                    _ => tile2::<1, 8>(k, ap, lda, [b0, b1], cp, ldc, mask, accumulate),
+                    8 => tile2::<8, 1>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    7 => tile2::<7, 2>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    6 => tile2::<6, 2>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    5 => tile2::<5, 2>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    4 => tile2::<4, 2>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    3 => tile2::<3, 3>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    2 => tile2::<2, 4>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
+                    _ => tile2::<1, 8>(
+                        k,
+                        ap,
+                        lda,
+                        [b0, b1],
+                        cp,
+                        ldc,
+                        mask,
+                        src.from_row(i),
+                        jp * NR,
+                    ),
                 }
                 i += rows;
             }
@@ -368,14 +552,14 @@ mod avx512 {
                 let cp = c.as_mut_ptr().add(i * ldc + j0);
                 // At least 8 independent FMA chains hide the FMA latency on two ports.
                 match rows {
-                    8 => tile::<8, 1>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    7 => tile::<7, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    6 => tile::<6, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    5 => tile::<5, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    4 => tile::<4, 2>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    3 => tile::<3, 3>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    2 => tile::<2, 4>(k, ap, lda, bp, cp, ldc, mask, accumulate),
-                    _ => tile::<1, 8>(k, ap, lda, bp, cp, ldc, mask, accumulate),
+                    8 => tile::<8, 1>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    7 => tile::<7, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    6 => tile::<6, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    5 => tile::<5, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    4 => tile::<4, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    3 => tile::<3, 3>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    2 => tile::<2, 4>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    _ => tile::<1, 8>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
                 }
                 i += rows;
             }
@@ -395,7 +579,8 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         mask: __mmask16,
-        accumulate: bool,
+        src: Src,
+        j0: usize,
     ) {
         let mut acc = [[[_mm512_setzero_ps(); 2]; R]; S];
         let kmain = k - k % S;
@@ -431,10 +616,10 @@ mod avx512 {
         }
         for (r, v) in sum.iter().enumerate() {
             let cr = c.add(r * ldc);
-            let (v0, v1) = if accumulate {
+            let (v0, v1) = if let Some(s) = src.row(r, j0, cr) {
                 (
-                    _mm512_add_ps(v[0], _mm512_loadu_ps(cr)),
-                    _mm512_add_ps(v[1], _mm512_maskz_loadu_ps(mask, cr.add(NR))),
+                    _mm512_add_ps(v[0], _mm512_loadu_ps(s)),
+                    _mm512_add_ps(v[1], _mm512_maskz_loadu_ps(mask, s.add(NR))),
                 )
             } else {
                 (v[0], v[1])
@@ -455,7 +640,8 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         mask: __mmask16,
-        accumulate: bool,
+        src: Src,
+        j0: usize,
     ) {
         let mut acc = [[_mm512_setzero_ps(); R]; S];
         let kmain = k - k % S;
@@ -487,8 +673,8 @@ mod avx512 {
         for (r, &v) in sum.iter().enumerate() {
             let cr = c.add(r * ldc);
             // Masked: the columns past C's edge are neither read nor written.
-            let v = if accumulate {
-                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cr))
+            let v = if let Some(s) = src.row(r, j0, cr) {
+                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, s))
             } else {
                 v
             };
@@ -501,6 +687,10 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::real::{rm, tr};
+
+    fn src_of(accumulate: bool) -> Src {
+        Src::of(if accumulate { Add::C } else { Add::Nothing })
+    }
 
     const T_LEVELS: [Simd; 2] = [Simd::Avx2, Simd::Avx512];
 
@@ -523,7 +713,9 @@ mod tests {
             for accumulate in [false, true] {
                 let mut full = c0.clone();
                 // SAFETY: `detect` says the CPU has AVX-512F; sizes as the caller checks them.
-                unsafe { avx512::matmul(m, k, n, &a, k, &p.panels, accumulate, &mut full, n) };
+                unsafe {
+                    avx512::matmul(m, k, n, &a, k, &p.panels, src_of(accumulate), &mut full, n)
+                };
                 for jp in 0..n.div_ceil(NR) {
                     let (j0, w) = (jp * NR, (n - jp * NR).min(NR));
                     let mut one: Vec<f32> = (0..m)
@@ -531,7 +723,9 @@ mod tests {
                         .collect();
                     let panel = &p.panels[jp * k * NR..(jp + 1) * k * NR];
                     // SAFETY: as above; one panel of w columns.
-                    unsafe { avx512::matmul(m, k, w, &a, k, panel, accumulate, &mut one, w) };
+                    unsafe {
+                        avx512::matmul(m, k, w, &a, k, panel, src_of(accumulate), &mut one, w)
+                    };
                     for i in 0..m {
                         for j in 0..w {
                             assert_eq!(
@@ -594,7 +788,7 @@ mod tests {
                                         &a,
                                         k + 3,
                                         &p.panels,
-                                        accumulate,
+                                        src_of(accumulate),
                                         &mut c2,
                                         n + 1,
                                     ),
@@ -605,7 +799,7 @@ mod tests {
                                         &a,
                                         k + 3,
                                         &p.panels,
-                                        accumulate,
+                                        src_of(accumulate),
                                         &mut c2,
                                         n + 1,
                                     ),
@@ -635,6 +829,36 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn rows_added_at_the_store_give_the_bits_of_copy_then_accumulate() {
+        // The fused gather must be the old copy-then-accumulate to the bit, on every path
+        // (`MALLARD_SIMD` runs this under each in CI); repeated and out-of-order rows.
+        let mut rng = crate::rng::SplitMix64::new(5);
+        for &(m, k, n) in &[(64, 100, 400), (13, 33, 40), (3, 7, 21), (1, 5, 16)] {
+            let b: Vec<f32> = (0..k * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let a: Vec<f32> = (0..m * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let ld = n + 2;
+            let table: Vec<f32> = (0..9 * ld).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let idx: Vec<u32> = (0..m).map(|_| rng.below(9) as u32).collect();
+            let p = Packed::new(rm(&b, n), k, n);
+            let mut want = vec![0.0f32; m * n];
+            for (r, &t) in idx.iter().enumerate() {
+                let t = t as usize;
+                want[r * n..(r + 1) * n].copy_from_slice(&table[t * ld..t * ld + n]);
+            }
+            p.matmul(m, &a, k, true, &mut want, n);
+            let mut got = vec![f32::NAN; m * n];
+            let rows = Add::Rows {
+                table: &table,
+                idx: &idx,
+                ld,
+            };
+            p.matmul_add(m, &a, k, rows, &mut got, n);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "m{m} k{k} n{n}");
         }
     }
 }

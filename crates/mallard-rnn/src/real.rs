@@ -42,7 +42,7 @@ pub(crate) trait Real:
         _a: &[Self],
         _lda: usize,
         _panels: &[f32],
-        _accumulate: bool,
+        _add: crate::packed::Add<'_, Self>,
         _c: &mut [Self],
         _ldc: usize,
     ) -> bool {
@@ -99,11 +99,11 @@ impl Real for f32 {
         a: &[f32],
         lda: usize,
         panels: &[f32],
-        accumulate: bool,
+        add: crate::packed::Add<'_, f32>,
         c: &mut [f32],
         ldc: usize,
     ) -> bool {
-        crate::packed::matmul_f32(m, k, n, a, lda, panels, accumulate, c, ldc)
+        crate::packed::matmul_f32(m, k, n, a, lda, panels, add, c, ldc)
     }
     fn tanh_slice(x: &mut [f32]) {
         crate::fastmath::tanh_slice_f32(x)
