@@ -263,7 +263,7 @@ impl Src {
 
     /// The same source for the rows from `i` on.
     #[inline(always)]
-    unsafe fn from_row(self, i: usize) -> Src {
+    unsafe fn at_row(self, i: usize) -> Src {
         Src {
             idx: if self.kind == 2 {
                 self.idx.add(i)
@@ -317,12 +317,12 @@ mod avx {
                 // Few rows: split k over S accumulator sets so at least 8 independent FMA chains
                 // hide the FMA latency (the long-sequence tail runs with 1-2 live rows).
                 match rows {
-                    6 => tile::<6, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
-                    5 => tile::<5, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
-                    4 => tile::<4, 1>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
-                    3 => tile::<3, 2>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
-                    2 => tile::<2, 2>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
-                    _ => tile::<1, 4>(k, ap, lda, bp, cp, ldc, ncols, src.from_row(i), j0),
+                    6 => tile::<6, 1>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
+                    5 => tile::<5, 1>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
+                    4 => tile::<4, 1>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
+                    3 => tile::<3, 2>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
+                    2 => tile::<2, 2>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
+                    _ => tile::<1, 4>(k, ap, lda, bp, cp, ldc, ncols, src.at_row(i), j0),
                 }
                 i += rows;
             }
@@ -448,94 +448,14 @@ mod avx512 {
                 let ap = a.as_ptr().add(i * lda);
                 let cp = c.as_mut_ptr().add(i * ldc + jp * NR);
                 match rows {
-                    8 => tile2::<8, 1>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    7 => tile2::<7, 2>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    6 => tile2::<6, 2>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    5 => tile2::<5, 2>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    4 => tile2::<4, 2>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    3 => tile2::<3, 3>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    2 => tile2::<2, 4>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
-                    _ => tile2::<1, 8>(
-                        k,
-                        ap,
-                        lda,
-                        [b0, b1],
-                        cp,
-                        ldc,
-                        mask,
-                        src.from_row(i),
-                        jp * NR,
-                    ),
+                    8 => tile2::<8, 1>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    7 => tile2::<7, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    6 => tile2::<6, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    5 => tile2::<5, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    4 => tile2::<4, 2>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    3 => tile2::<3, 3>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    2 => tile2::<2, 4>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
+                    _ => tile2::<1, 8>(k, ap, lda, [b0, b1], cp, ldc, mask, src.at_row(i), jp * NR),
                 }
                 i += rows;
             }
@@ -552,14 +472,14 @@ mod avx512 {
                 let cp = c.as_mut_ptr().add(i * ldc + j0);
                 // At least 8 independent FMA chains hide the FMA latency on two ports.
                 match rows {
-                    8 => tile::<8, 1>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    7 => tile::<7, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    6 => tile::<6, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    5 => tile::<5, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    4 => tile::<4, 2>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    3 => tile::<3, 3>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    2 => tile::<2, 4>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
-                    _ => tile::<1, 8>(k, ap, lda, bp, cp, ldc, mask, src.from_row(i), j0),
+                    8 => tile::<8, 1>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    7 => tile::<7, 2>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    6 => tile::<6, 2>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    5 => tile::<5, 2>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    4 => tile::<4, 2>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    3 => tile::<3, 3>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    2 => tile::<2, 4>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
+                    _ => tile::<1, 8>(k, ap, lda, bp, cp, ldc, mask, src.at_row(i), j0),
                 }
                 i += rows;
             }
