@@ -89,6 +89,27 @@ where
     })
 }
 
+/// `f(0), .., f(n - 1)` in order: with `par` and two of them, the second on its own thread
+/// (a bidirectional layer's directions are independent until the dense layer).
+pub(crate) fn each_dir<R, F>(par: bool, n: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize) -> R + Sync,
+{
+    if !par || n != 2 {
+        return (0..n).map(&f).collect();
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let second = s.spawn(move || f(1));
+        let first = f(0);
+        match second.join() {
+            Ok(r) => vec![first, r],
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
+}
+
 /// Saved activations of one direction over one chunk.
 pub(crate) struct DirCache<T> {
     /// Activated gates per packed token: LSTM [i, f, g, o]; GRU [z, r, n].
@@ -669,6 +690,7 @@ pub(crate) fn forward_chunk<T: Real>(
     batch: &[&[u32]],
     rows: Vec<usize>,
     save: bool,
+    par_dirs: bool,
     scratch: &Scratch<T>,
 ) -> ChunkForward<T> {
     let lay = BatchLayout::new(rows, batch);
@@ -677,17 +699,17 @@ pub(crate) fn forward_chunk<T: Real>(
     let kind = cfg.kind();
     let mut feat = vec![T::ZERO; nc * hout];
     let mut caches = Vec::new();
-    for (d, table) in prep.tables.iter().enumerate() {
+    let dir_caches = each_dir(par_dirs, prep.tables.len(), |d| {
         let brec: &[T] = if kind == Kind::Gru {
             &p.dirs[d].b[g..2 * g]
         } else {
             &[]
         };
-        let cache = forward_dir(
+        forward_dir(
             kind,
             cfg.head,
             hd,
-            table,
+            &prep.tables[d],
             &prep.u[d],
             brec,
             &lay,
@@ -695,7 +717,9 @@ pub(crate) fn forward_chunk<T: Real>(
             d == 1,
             save,
             scratch,
-        );
+        )
+    });
+    for (d, cache) in dir_caches.into_iter().enumerate() {
         for r in 0..nc {
             let dst = &mut feat[r * hout + d * hd..r * hout + (d + 1) * hd];
             match cfg.head {
@@ -850,9 +874,10 @@ fn chunk_grad<T: Real>(
     targets: &[T],
     weights: Option<&[T]>,
     loss: Loss,
+    par_dirs: bool,
     scratch: &Scratch<T>,
 ) -> ChunkGrads<T> {
-    let fwd = forward_chunk(cfg, p, prep, batch, rows.to_vec(), true, scratch);
+    let fwd = forward_chunk(cfg, p, prep, batch, rows.to_vec(), true, par_dirs, scratch);
     let (hd, g, hout, k, v) = (cfg.hidden, cfg.g(), cfg.hout(), cfg.n_out(), cfg.vocab);
     let nc = fwd.lay.rows.len();
     let inv_n = T::from_f64(1.0 / batch.len() as f64);
@@ -911,7 +936,7 @@ fn chunk_grad<T: Real>(
         dwd,
         dbd,
     };
-    for (d, cache) in fwd.caches.iter().enumerate() {
+    let grads = each_dir(par_dirs, fwd.caches.len(), |d| {
         let mut dfinal = vec![T::ZERO; nc * hd];
         for r in 0..nc {
             let src = &dfeat[r * hout + d * hd..r * hout + (d + 1) * hd];
@@ -933,13 +958,16 @@ fn chunk_grad<T: Real>(
             hd,
             &prep.ut[d],
             &fwd.lay,
-            cache,
+            &fwd.caches[d],
             &dfinal,
             &mut dtable,
             &mut du,
             &mut dbrec,
             scratch,
         );
+        (dtable, du, dbrec)
+    });
+    for (dtable, du, dbrec) in grads {
         out.dtables.push(dtable);
         out.du.push(du);
         out.dbrec.push(dbrec);
@@ -975,9 +1003,15 @@ pub(crate) fn loss_grad_impl<T: Real>(
         return (0.0, grads);
     }
     let prep = prepare(cfg, p, true);
-    let chunks = split_rows(batch, threads);
+    // A bidirectional layer's two directions run on two threads over the same rows (each
+    // direction sees every row: bigger products, and both halves of the work are equal);
+    // rows are split across what threads remain.
+    let par_dirs = cfg.dirs() == 2 && threads >= 2;
+    let chunks = split_rows(batch, if par_dirs { threads / 2 } else { threads });
     let mut outs = run_parallel(&chunks, |rows| {
-        chunk_grad(cfg, p, &prep, batch, rows, targets, weights, loss, scratch)
+        chunk_grad(
+            cfg, p, &prep, batch, rows, targets, weights, loss, par_dirs, scratch,
+        )
     });
     let mut total = outs.remove(0);
     for o in &outs {
@@ -1052,7 +1086,7 @@ pub(crate) fn logits_impl<T: Real>(
             .map(|c| block.iter().skip(c).step_by(parts).copied().collect())
             .collect();
         let res = run_parallel(&chunks, |rows| {
-            forward_chunk(cfg, p, prep, batch, rows.to_vec(), false, &scratch)
+            forward_chunk(cfg, p, prep, batch, rows.to_vec(), false, false, &scratch)
         });
         for f in res {
             for (r, &gi) in f.lay.rows.iter().enumerate() {
