@@ -683,6 +683,7 @@ pub(crate) struct ChunkForward<T> {
     pub logits: Vec<T>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_chunk<T: Real>(
     cfg: &NetConfig,
     p: &Params<T>,
