@@ -185,6 +185,87 @@ mod avx512 {
         }
     }
 
+    /// Lanes of the chunk at `j` of a row of `hd`: all 16, or the row's last few.
+    #[inline(always)]
+    fn lanes(hd: usize, j: usize) -> __mmask16 {
+        let w = (hd - j).min(16);
+        if w == 16 {
+            0xffff
+        } else {
+            (1u16 << w) - 1
+        }
+    }
+
+    /// One LSTM row in one pass (see `kernel::lstm_cell`, whose bits it gives: the same
+    /// activations lane by lane, the same products and sums without fused multiply-adds).
+    /// Callers have checked: a has 4·hd values, the others hd.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn lstm_cell(
+        hd: usize,
+        a: *mut f32,
+        c: *mut f32,
+        h: *mut f32,
+        cp: *mut f32,
+        tc: *mut f32,
+    ) {
+        let mut j = 0;
+        while j < hd {
+            let m = lanes(hd, j);
+            let ld = |p: *mut f32| _mm512_maskz_loadu_ps(m, p.add(j));
+            let i = sigmoid(ld(a));
+            let f = sigmoid(ld(a.add(hd)));
+            let g = tanh(ld(a.add(2 * hd)));
+            let o = sigmoid(ld(a.add(3 * hd)));
+            _mm512_mask_storeu_ps(a.add(j), m, i);
+            _mm512_mask_storeu_ps(a.add(hd + j), m, f);
+            _mm512_mask_storeu_ps(a.add(2 * hd + j), m, g);
+            _mm512_mask_storeu_ps(a.add(3 * hd + j), m, o);
+            let cprev = ld(c);
+            _mm512_mask_storeu_ps(cp.add(j), m, cprev);
+            let cn = _mm512_add_ps(_mm512_mul_ps(f, cprev), _mm512_mul_ps(i, g));
+            _mm512_mask_storeu_ps(c.add(j), m, cn);
+            let t = tanh(cn);
+            _mm512_mask_storeu_ps(tc.add(j), m, t);
+            _mm512_mask_storeu_ps(h.add(j), m, _mm512_mul_ps(o, t));
+            j += 16;
+        }
+    }
+
+    /// One LSTM row's backward step (see `kernel::lstm_cell_back`, whose bits it gives).
+    /// Callers have checked: acts and da have 4·hd values, the others hd.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn lstm_cell_back(
+        hd: usize,
+        acts: *const f32,
+        cp: *const f32,
+        tc: *const f32,
+        dh: *const f32,
+        dc: *mut f32,
+        da: *mut f32,
+    ) {
+        let one = _mm512_set1_ps(1.0);
+        let mul = |x, y| _mm512_mul_ps(x, y);
+        let mut j = 0;
+        while j < hd {
+            let m = lanes(hd, j);
+            let ld = |p: *const f32| _mm512_maskz_loadu_ps(m, p.add(j));
+            let i = ld(acts);
+            let f = ld(acts.add(hd));
+            let g = ld(acts.add(2 * hd));
+            let o = ld(acts.add(3 * hd));
+            let t = ld(tc);
+            let dhv = ld(dh);
+            let dcv = _mm512_add_ps(ld(dc), mul(mul(dhv, o), _mm512_sub_ps(one, mul(t, t))));
+            let st = |k: usize, v| _mm512_mask_storeu_ps(da.add(k * hd + j), m, v);
+            st(0, mul(mul(mul(dcv, g), i), _mm512_sub_ps(one, i)));
+            st(1, mul(mul(mul(dcv, ld(cp)), f), _mm512_sub_ps(one, f)));
+            st(2, mul(mul(dcv, i), _mm512_sub_ps(one, mul(g, g))));
+            st(3, mul(mul(mul(dhv, t), o), _mm512_sub_ps(one, o)));
+            _mm512_mask_storeu_ps(dc.add(j), m, mul(dcv, f));
+            j += 16;
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sigmoid_slice(x: &mut [f32]) {
         map::<false>(x)
@@ -206,6 +287,68 @@ unsafe fn sigmoid_avx512(x: &mut [f32]) {
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tanh_avx512(x: &mut [f32]) {
     avx512::tanh_slice(x)
+}
+
+/// One LSTM row with AVX-512 (see `kernel::lstm_cell`); false where that is not the path.
+pub(crate) fn lstm_cell_f32(
+    a: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    cp: &mut [f32],
+    tc: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::packed::simd() == crate::packed::Simd::Avx512 {
+        let hd = c.len();
+        assert!(a.len() == 4 * hd && h.len() == hd && cp.len() == hd && tc.len() == hd);
+        // SAFETY: the CPU has AVX-512F; every pointer covers the lengths checked above.
+        unsafe {
+            avx512::lstm_cell(
+                hd,
+                a.as_mut_ptr(),
+                c.as_mut_ptr(),
+                h.as_mut_ptr(),
+                cp.as_mut_ptr(),
+                tc.as_mut_ptr(),
+            )
+        };
+        return true;
+    }
+    let _ = (a, c, h, cp, tc);
+    false
+}
+
+/// One LSTM row's backward step with AVX-512 (see `kernel::lstm_cell_back`); false where
+/// that is not the path.
+pub(crate) fn lstm_cell_back_f32(
+    acts: &[f32],
+    cp: &[f32],
+    tc: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    da: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::packed::simd() == crate::packed::Simd::Avx512 {
+        let hd = dh.len();
+        assert!(acts.len() == 4 * hd && da.len() == 4 * hd);
+        assert!(cp.len() == hd && tc.len() == hd && dc.len() == hd);
+        // SAFETY: the CPU has AVX-512F; every pointer covers the lengths checked above.
+        unsafe {
+            avx512::lstm_cell_back(
+                hd,
+                acts.as_ptr(),
+                cp.as_ptr(),
+                tc.as_ptr(),
+                dh.as_ptr(),
+                dc.as_mut_ptr(),
+                da.as_mut_ptr(),
+            )
+        };
+        return true;
+    }
+    let _ = (acts, cp, tc, dh, dc, da);
+    false
 }
 
 pub(crate) fn sigmoid_slice_f32(x: &mut [f32]) {
@@ -278,5 +421,60 @@ mod tests {
         sigmoid_generic(&mut gs);
         tanh_generic(&mut gt);
         check(&gs, &gt, "portable");
+    }
+
+    /// The one-pass AVX-512 cell against the activations over slices plus the scalar
+    /// products, forward and backward, bit for bit; rows of whole and partial vectors.
+    /// `.ci/run` runs it where the CPU has AVX-512F and says "skipped" elsewhere.
+    #[test]
+    #[ignore = "needs a CPU with AVX-512F"]
+    fn fused_lstm_rows_give_the_bits_of_the_slice_path() {
+        assert_eq!(
+            crate::packed::simd(),
+            crate::packed::Simd::Avx512,
+            "AVX-512F absent or capped by MALLARD_SIMD"
+        );
+        let mut rng = crate::rng::SplitMix64::new(21);
+        let mut r = |s: f64| (rng.range(-s, s)) as f32;
+        for hd in [100, 37, 16, 5] {
+            let a0: Vec<f32> = (0..4 * hd).map(|_| r(6.0)).collect();
+            let c0: Vec<f32> = (0..hd).map(|_| r(3.0)).collect();
+            let (mut a, mut c) = (a0.clone(), c0.clone());
+            let (mut h, mut cp, mut tc) = (vec![0.0; hd], vec![0.0; hd], vec![0.0; hd]);
+            assert!(lstm_cell_f32(&mut a, &mut c, &mut h, &mut cp, &mut tc));
+            let mut wa = a0.clone();
+            sigmoid_slice_f32(&mut wa[..2 * hd]);
+            tanh_slice_f32(&mut wa[2 * hd..3 * hd]);
+            sigmoid_slice_f32(&mut wa[3 * hd..]);
+            let wc: Vec<f32> = (0..hd)
+                .map(|j| wa[hd + j] * c0[j] + wa[j] * wa[2 * hd + j])
+                .collect();
+            let mut wt = wc.clone();
+            tanh_slice_f32(&mut wt);
+            let wh: Vec<f32> = (0..hd).map(|j| wa[3 * hd + j] * wt[j]).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&wa), "acts, hd {hd}");
+            assert_eq!(bits(&c), bits(&wc), "c, hd {hd}");
+            assert_eq!(bits(&cp), bits(&c0), "c_prev, hd {hd}");
+            assert_eq!(bits(&tc), bits(&wt), "tanh c, hd {hd}");
+            assert_eq!(bits(&h), bits(&wh), "h, hd {hd}");
+
+            let dh: Vec<f32> = (0..hd).map(|_| r(1.0)).collect();
+            let dc0: Vec<f32> = (0..hd).map(|_| r(1.0)).collect();
+            let (mut dc, mut da) = (dc0.clone(), vec![f32::NAN; 4 * hd]);
+            assert!(lstm_cell_back_f32(&a, &cp, &tc, &dh, &mut dc, &mut da));
+            let (mut wdc, mut wda) = (dc0.clone(), vec![0.0f32; 4 * hd]);
+            for j in 0..hd {
+                let (i, f, g, o, t) = (a[j], a[hd + j], a[2 * hd + j], a[3 * hd + j], tc[j]);
+                let dcv = wdc[j] + dh[j] * o * (1.0 - t * t);
+                wda[j] = dcv * g * i * (1.0 - i);
+                wda[hd + j] = dcv * cp[j] * f * (1.0 - f);
+                wda[2 * hd + j] = dcv * i * (1.0 - g * g);
+                wda[3 * hd + j] = dh[j] * t * o * (1.0 - o);
+                wdc[j] = dcv * f;
+            }
+            assert_eq!(bits(&da), bits(&wda), "dgates, hd {hd}");
+            assert_eq!(bits(&dc), bits(&wdc), "dc, hd {hd}");
+        }
     }
 }

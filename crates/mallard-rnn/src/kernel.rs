@@ -387,6 +387,9 @@ fn forward_dir_body<T: Real>(
 // Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
 #[inline(always)]
 fn lstm_cell<T: Real>(a: &mut [T], c: &mut [T], h: &mut [T], cp: &mut [T], tc: &mut [T]) {
+    if T::lstm_cell_simd(a, c, h, cp, tc) {
+        return;
+    }
     let hd = c.len();
     T::sigmoid_slice(&mut a[..2 * hd]);
     T::tanh_slice(&mut a[2 * hd..3 * hd]);
@@ -625,6 +628,9 @@ fn backward_dir_body<T: Real>(
 // Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
 #[inline(always)]
 fn lstm_cell_back<T: Real>(acts: &[T], cp: &[T], tc: &[T], dh: &[T], dc: &mut [T], da: &mut [T]) {
+    if T::lstm_cell_back_simd(acts, cp, tc, dh, dc, da) {
+        return;
+    }
     let hd = dh.len();
     let one = T::ONE;
     for j in 0..hd {

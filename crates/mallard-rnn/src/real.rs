@@ -29,6 +29,28 @@ pub(crate) trait Real:
     fn sigmoid_slice(x: &mut [Self]);
     /// In-place tanh over a slice.
     fn tanh_slice(x: &mut [Self]);
+    /// One LSTM row in a single vector pass where the CPU has one for this type (see
+    /// `kernel::lstm_cell`); false: the caller runs the portable code.
+    fn lstm_cell_simd(
+        _a: &mut [Self],
+        _c: &mut [Self],
+        _h: &mut [Self],
+        _cp: &mut [Self],
+        _tc: &mut [Self],
+    ) -> bool {
+        false
+    }
+    /// The same for `kernel::lstm_cell_back`.
+    fn lstm_cell_back_simd(
+        _acts: &[Self],
+        _cp: &[Self],
+        _tc: &[Self],
+        _dh: &[Self],
+        _dc: &mut [Self],
+        _da: &mut [Self],
+    ) -> bool {
+        false
+    }
     /// Whether [`crate::packed::Packed`] should build SIMD panels for this type.
     fn packed_kernel() -> bool {
         false
@@ -108,6 +130,26 @@ impl Real for f32 {
     fn tanh_slice(x: &mut [f32]) {
         crate::fastmath::tanh_slice_f32(x)
     }
+    fn lstm_cell_simd(
+        a: &mut [f32],
+        c: &mut [f32],
+        h: &mut [f32],
+        cp: &mut [f32],
+        tc: &mut [f32],
+    ) -> bool {
+        crate::fastmath::lstm_cell_f32(a, c, h, cp, tc)
+    }
+    fn lstm_cell_back_simd(
+        acts: &[f32],
+        cp: &[f32],
+        tc: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        da: &mut [f32],
+    ) -> bool {
+        crate::fastmath::lstm_cell_back_f32(acts, cp, tc, dh, dc, da)
+    }
+
     unsafe fn gemm_raw(
         m: usize,
         k: usize,
