@@ -59,7 +59,7 @@ for r in range(1, rounds + 1):
     tf = k["tensorflow"]
 print(f"\n== side by side: {cpu}, {threads} threads each side, mallard kernels "
       f"{simd.group(1) if simd else '?'}, TensorFlow {tf}, {rounds} interleaved rounds")
-print("cell      Keras s/epoch (median)  mallard s/epoch (median)  ratio per round           median ratio")
+print("cell      Keras s/epoch (median)  mallard s/epoch (median)  ratio per round           median ratio  (Keras s/epoch per round)")
 for name, _ in cells:
     v = rows[name]
     if not v:
@@ -68,7 +68,8 @@ for name, _ in cells:
     ratios = [k / m for k, m, _ in v]
     print(f"{name:9s} {statistics.median(k for k, _, _ in v):10.3f}              "
           f"{statistics.median(m for _, m, _ in v):10.3f}               "
-          f"{', '.join(f'{x:.1f}x' for x in ratios):24s} {statistics.median(ratios):.1f}x")
+          f"{', '.join(f'{x:.1f}x' for x in ratios):24s} {statistics.median(ratios):.1f}x"
+          f"         ({', '.join(f'{k:.2f}' for k, _, _ in v)})")
 lstm = rows["LSTM"]
 if lstm:
     print(f"LSTM inference, batches of 256: mallard {statistics.median(p for _, _, p in lstm):.4f} ms/seq")
