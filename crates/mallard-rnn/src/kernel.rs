@@ -384,8 +384,7 @@ fn forward_dir_body<T: Real>(
 }
 
 /// One LSTM row: `a` holds pre-activations [i, f, g, o] and is overwritten with activations.
-// Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
-#[inline(always)]
+#[inline]
 fn lstm_cell<T: Real>(a: &mut [T], c: &mut [T], h: &mut [T], cp: &mut [T], tc: &mut [T]) {
     if T::lstm_cell_simd(a, c, h, cp, tc) {
         return;
@@ -411,8 +410,7 @@ fn lstm_cell<T: Real>(a: &mut [T], c: &mut [T], h: &mut [T], cp: &mut [T], tc: &
 
 /// One GRU row: `a` holds the input projections [x_z, x_r, x_h] (overwritten with [z, r, n]),
 /// `rec` the recurrent projections with bias; `h` is updated in place; `hh` saves rec_h.
-// Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
-#[inline(always)]
+#[inline]
 fn gru_cell<T: Real>(a: &mut [T], rec: &[T], h: &mut [T], hh: &mut [T]) {
     let hd = h.len();
     for j in 0..2 * hd {
@@ -625,8 +623,7 @@ fn backward_dir_body<T: Real>(
     scratch.give(drec);
 }
 
-// Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
-#[inline(always)]
+#[inline]
 fn lstm_cell_back<T: Real>(acts: &[T], cp: &[T], tc: &[T], dh: &[T], dc: &mut [T], da: &mut [T]) {
     if T::lstm_cell_back_simd(acts, cp, tc, dh, dc, da) {
         return;
@@ -648,8 +645,7 @@ fn lstm_cell_back<T: Real>(acts: &[T], cp: &[T], tc: &[T], dh: &[T], dc: &mut [T
     }
 }
 
-// Inlined so that the AVX2 (or AVX-512) step loop vectorises it for that unit.
-#[inline(always)]
+#[inline]
 fn gru_cell_back<T: Real>(
     acts: &[T],
     hh: &[T],

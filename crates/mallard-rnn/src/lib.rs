@@ -5,7 +5,8 @@
 //! graph per step. Here rows are sorted by length so each step runs one fused-gate GEMM over
 //! only the rows still running, the input projection is a per-batch lookup table
 //! (`E·W + b`, one row per vocabulary entry), the backward pass (BPTT) is hand-written and
-//! reuses saved gate activations, and minibatches are split across threads.
+//! reuses saved gate activations, and minibatches are split across threads (a bidirectional
+//! layer's two directions first).
 //!
 //! Semantics follow Keras (TF2) so published models can be reproduced: gate order, layouts and
 //! tensor names match, and a row's final state is its state after its own last token (Keras
