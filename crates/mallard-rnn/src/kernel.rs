@@ -66,19 +66,21 @@ pub(crate) fn split_rows(batch: &[&[u32]], parts: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Run `f` on every chunk, chunk 0 on the calling thread; results in chunk order.
-pub(crate) fn run_parallel<R, F>(chunks: &[Vec<usize>], f: F) -> Vec<R>
+/// Run `f` on every item (a chunk of rows, a direction), item 0 on the calling thread;
+/// results in item order.
+pub(crate) fn run_parallel<I, R, F>(items: &[I], f: F) -> Vec<R>
 where
+    I: Sync,
     R: Send,
-    F: Fn(&[usize]) -> R + Sync,
+    F: Fn(&I) -> R + Sync,
 {
-    if chunks.len() <= 1 {
-        return chunks.iter().map(|c| f(c)).collect();
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
     }
     std::thread::scope(|s| {
         let f = &f;
-        let handles: Vec<_> = chunks[1..].iter().map(|c| s.spawn(move || f(c))).collect();
-        let mut out = vec![f(&chunks[0])];
+        let handles: Vec<_> = items[1..].iter().map(|c| s.spawn(move || f(c))).collect();
+        let mut out = vec![f(&items[0])];
         for h in handles {
             match h.join() {
                 Ok(r) => out.push(r),
@@ -89,25 +91,19 @@ where
     })
 }
 
-/// `f(0), .., f(n - 1)` in order: with `par` and two of them, the second on its own thread
-/// (a bidirectional layer's directions are independent until the dense layer).
+/// `f(0), .., f(n - 1)` in order, on threads of their own with `par` (a bidirectional
+/// layer's directions are independent until the dense layer).
 pub(crate) fn each_dir<R, F>(par: bool, n: usize, f: F) -> Vec<R>
 where
     R: Send,
     F: Fn(usize) -> R + Sync,
 {
-    if !par || n != 2 {
-        return (0..n).map(&f).collect();
+    let dirs: Vec<usize> = (0..n).collect();
+    if par {
+        run_parallel(&dirs, |&d| f(d))
+    } else {
+        dirs.into_iter().map(f).collect()
     }
-    std::thread::scope(|s| {
-        let f = &f;
-        let second = s.spawn(move || f(1));
-        let first = f(0);
-        match second.join() {
-            Ok(r) => vec![first, r],
-            Err(e) => std::panic::resume_unwind(e),
-        }
-    })
 }
 
 /// Saved activations of one direction over one chunk.

@@ -238,49 +238,49 @@ pub(crate) fn matmul_f32(
 
 /// [`Add`] as the micro-kernels read it: where row `r`'s addend starts, at column `j0`.
 #[derive(Clone, Copy)]
-struct Src {
-    /// 0: nothing, 1: C itself, 2: table rows.
-    kind: u8,
-    table: *const f32,
-    idx: *const u32,
-    ld: usize,
+enum Src {
+    Nothing,
+    C,
+    Rows {
+        table: *const f32,
+        idx: *const u32,
+        ld: usize,
+    },
 }
 
 impl Src {
     fn of(add: Add<'_, f32>) -> Src {
-        let (kind, table, idx, ld) = match add {
-            Add::Nothing => (0, std::ptr::null(), std::ptr::null(), 0),
-            Add::C => (1, std::ptr::null(), std::ptr::null(), 0),
-            Add::Rows { table, idx, ld } => (2, table.as_ptr(), idx.as_ptr(), ld),
-        };
-        Src {
-            kind,
-            table,
-            idx,
-            ld,
+        match add {
+            Add::Nothing => Src::Nothing,
+            Add::C => Src::C,
+            Add::Rows { table, idx, ld } => Src::Rows {
+                table: table.as_ptr(),
+                idx: idx.as_ptr(),
+                ld,
+            },
         }
     }
 
     /// The same source for the rows from `i` on.
     #[inline(always)]
     unsafe fn at_row(self, i: usize) -> Src {
-        Src {
-            idx: if self.kind == 2 {
-                self.idx.add(i)
-            } else {
-                self.idx
+        match self {
+            Src::Rows { table, idx, ld } => Src::Rows {
+                table,
+                idx: idx.add(i),
+                ld,
             },
-            ..self
+            other => other,
         }
     }
 
     /// Row `r`'s addend at column `j0` (`cr` is row r of C at that column), if any.
     #[inline(always)]
     unsafe fn row(self, r: usize, j0: usize, cr: *const f32) -> Option<*const f32> {
-        match self.kind {
-            0 => None,
-            1 => Some(cr),
-            _ => Some(self.table.add(*self.idx.add(r) as usize * self.ld + j0)),
+        match self {
+            Src::Nothing => None,
+            Src::C => Some(cr),
+            Src::Rows { table, idx, ld } => Some(table.add(*idx.add(r) as usize * ld + j0)),
         }
     }
 }

@@ -10,8 +10,8 @@
 
 use std::sync::Mutex;
 
-/// Free buffers kept at most; more are dropped (a batch of a bidirectional GRU takes 7 per
-/// thread).
+/// Free buffers kept at most; more are dropped (a chunk of a bidirectional layer's batch
+/// holds up to 10 at once).
 const KEEP: usize = 64;
 
 /// A pool of buffers shared by a run's worker threads.
